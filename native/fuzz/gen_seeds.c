@@ -1,0 +1,69 @@
+/* gen_seeds.c — write a libFuzzer seed corpus from the shared test vectors:
+ *   <dir>/decode/vNNN    transport byte + vector bytes
+ *   <dir>/deframer/sNNN  split header + a stream of TCP re-encoded vectors */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "turbocoap.h"
+#include "vectors.h"
+
+static int write_file(const char *dir, const char *sub, const char *name, const uint8_t *a,
+                      size_t an, const uint8_t *b, size_t bn) {
+  char path[4096];
+  FILE *f;
+  snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+  f = fopen(path, "wb");
+  if (f == NULL) return -1;
+  if ((an && fwrite(a, 1, an, f) != an) || (bn && fwrite(b, 1, bn, f) != bn)) {
+    fclose(f);
+    return -1;
+  }
+  return fclose(f);
+}
+
+int main(int argc, char **argv) {
+  static uint8_t stream[1 << 16], tmp[1 << 16];
+  size_t slen = 0;
+  uint32_t i, files = 0;
+  char name[32];
+  if (argc != 2) {
+    fprintf(stderr, "usage: gen-seeds DIR\n");
+    return 2;
+  }
+  for (i = 0; i < TV_COUNT; i++) {
+    const tv_vector *v = &tv_vectors[i];
+    uint8_t sel = (uint8_t)((uint8_t)v->transport | (63u << 2)); /* full option table */
+    tc_msg m;
+    tc_opt o[64];
+    int r;
+    snprintf(name, sizeof name, "v%03u", i);
+    if (write_file(argv[1], "decode", name, &sel, 1, v->bytes, v->length) != 0) return 1;
+    files++;
+    if (v->error) continue;
+    if (tc_decode(v->bytes, v->length, v->transport, &m, o, 64) < 0) continue;
+    r = tc_encode(tmp, sizeof tmp, TC_TCP, &m, o, v->bytes);
+    if (r > 0 && slen + (size_t)r <= sizeof stream) {
+      memcpy(stream + slen, tmp, (size_t)r);
+      slen += (size_t)r;
+    }
+  }
+  /* deframer seeds: a few split patterns and limits over the same stream */
+  {
+    static const uint8_t heads[][6] = {
+        {0xF0, 0x00},                   /* no splits, max 200000, table 1 */
+        {0xA1, 0x00, 0x05},             /* one split size 1 (byte at a time), max 4096 */
+        {0xB3, 0x06, 0x1F, 0x02, 0x07}, /* sizes 7, 32, 3; max 4097; table 8 */
+        {0x62, 0x40, 0xFF, 0x0F},       /* sizes 65, 256; max 64 -> MESSAGE_TOO_LARGE */
+    };
+    static const uint8_t lens[] = {2, 3, 5, 4};
+    for (i = 0; i < sizeof lens; i++) {
+      size_t n = slen < 3000 ? slen : 3000;
+      snprintf(name, sizeof name, "s%03u", i);
+      if (write_file(argv[1], "deframer", name, heads[i], lens[i], stream, n) != 0) return 1;
+      files++;
+    }
+  }
+  printf("gen-seeds: %u files\n", files);
+  return 0;
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// Turn the shared codec test vectors (test/vectors/codec.json) into a C header
+// of static arrays for the C unit tests and the fuzz seed-corpus generator.
+//
+//   node scripts/gen-c-vectors.mjs [in.json] [out.h]
+//
+// Validates the JSON shape strictly and exits non-zero on anything unexpected,
+// so a malformed vector breaks the build instead of silently testing less.
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const inPath = process.argv[2] ?? resolve(root, 'test/vectors/codec.json');
+const outPath = process.argv[3] ?? resolve(root, 'native/out/vectors.h');
+
+const TRANSPORTS = { udp: 'TC_UDP', tcp: 'TC_TCP', ws: 'TC_WS' };
+const TYPES = { CON: 0, NON: 1, ACK: 2, RST: 3 };
+const ERRORS = new Set([
+  'TRUNCATED_HEADER', 'BAD_VERSION', 'RESERVED_TKL', 'TOKEN_PAST_END', 'RESERVED_NIBBLE',
+  'OPTION_PAST_END', 'OPTION_NUMBER_OVERFLOW', 'EMPTY_PAYLOAD', 'EMPTY_WITH_CONTENT',
+  'LENGTH_PAST_END', 'TRAILING_BYTES', 'TOO_MANY_OPTIONS', 'MESSAGE_TOO_LARGE', 'WS_LENGTH',
+  'BUFFER_TOO_SMALL', 'INVALID',
+]);
+
+function fail(msg) {
+  process.stderr.write(`gen-c-vectors: ${msg}\n`);
+  process.exit(1);
+}
+function hexOk(s) {
+  return typeof s === 'string' && s.length % 2 === 0 && /^[0-9a-f]*$/.test(s);
+}
+function cBytes(hex) {
+  const out = [];
+  for (let i = 0; i < hex.length; i += 2) out.push('0x' + hex.slice(i, i + 2));
+  return out;
+}
+function cString(s) {
+  return '"' + s.replace(/[\\"]/g, (c) => '\\' + c).replace(/[^\x20-\x7e]/g, '?') + '"';
+}
+
+let doc;
+try {
+  doc = JSON.parse(readFileSync(inPath, 'utf8'));
+} catch (e) {
+  fail(`cannot read ${inPath}: ${e.message}`);
+}
+if (!doc || !Array.isArray(doc.vectors) || doc.vectors.length === 0) fail('no "vectors" array');
+
+const arrays = [];
+const entries = [];
+const names = new Set();
+let blob = 0;
+function array(hex) {
+  if (hex.length === 0) return { ref: 'tv_empty', len: 0 };
+  const id = `tv_b${blob++}`;
+  const bytes = cBytes(hex);
+  const lines = [];
+  for (let i = 0; i < bytes.length; i += 16) lines.push('  ' + bytes.slice(i, i + 16).join(', '));
+  arrays.push(`static const uint8_t ${id}[${bytes.length}] = {\n${lines.join(',\n')}\n};`);
+  return { ref: id, len: bytes.length };
+}
+
+doc.vectors.forEach((v, i) => {
+  const where = `vector ${i} (${v && v.name})`;
+  if (!v || typeof v.name !== 'string' || v.name === '') fail(`${where}: missing name`);
+  if (names.has(v.name)) fail(`${where}: duplicate name`);
+  names.add(v.name);
+  if (!(v.transport in TRANSPORTS)) fail(`${where}: bad transport`);
+  if (!hexOk(v.hex)) fail(`${where}: hex must be lowercase, even length`);
+  const bytes = array(v.hex);
+  const hasMsg = 'message' in v, hasErr = 'error' in v;
+  if (hasMsg === hasErr) fail(`${where}: exactly one of message / error`);
+  if (hasErr) {
+    if (!ERRORS.has(v.error)) fail(`${where}: unknown error ${v.error}`);
+    entries.push(`  {${cString(v.name)}, ${TRANSPORTS[v.transport]}, ${bytes.ref}, ${bytes.len}u, ` +
+      `TC_E_${v.error}, 0, 0, 0, tv_empty, 0, NULL, 0, tv_empty, 0}`);
+    return;
+  }
+  const m = v.message;
+  const keys = Object.keys(m).sort().join(',');
+  const want = v.transport === 'udp' ? 'code,messageId,options,payload,token,type' : 'code,options,payload,token';
+  if (keys !== want) fail(`${where}: message keys ${keys}, want ${want}`);
+  let type = 0, mid = 0;
+  if (v.transport === 'udp') {
+    if (!(m.type in TYPES)) fail(`${where}: bad type`);
+    if (!Number.isInteger(m.messageId) || m.messageId < 0 || m.messageId > 65535) fail(`${where}: bad messageId`);
+    type = TYPES[m.type];
+    mid = m.messageId;
+  }
+  const cm = /^([0-7])\.([0-3][0-9])$/.exec(m.code);
+  if (!cm || +cm[2] > 31) fail(`${where}: bad code ${m.code}`);
+  const code = (+cm[1] << 5) | +cm[2];
+  if (!hexOk(m.token) || !hexOk(m.payload)) fail(`${where}: token/payload must be hex`);
+  if (!Array.isArray(m.options)) fail(`${where}: options must be an array`);
+  let prev = 0;
+  const opts = m.options.map((o, j) => {
+    if (!Array.isArray(o) || o.length !== 2 || !Number.isInteger(o[0]) || o[0] < 0 || o[0] > 65535 || !hexOk(o[1]))
+      fail(`${where}: option ${j} must be [number, hex]`);
+    if (o[0] < prev) fail(`${where}: options must be in wire (ascending) order`);
+    prev = o[0];
+    const val = array(o[1]);
+    return `{${o[0]}u, ${val.ref}, ${val.len}u}`;
+  });
+  let optRef = 'NULL';
+  if (opts.length) {
+    optRef = `tv_o${i}`;
+    arrays.push(`static const tv_opt ${optRef}[${opts.length}] = {\n  ${opts.join(',\n  ')}\n};`);
+  }
+  const tok = array(m.token), pay = array(m.payload);
+  entries.push(`  {${cString(v.name)}, ${TRANSPORTS[v.transport]}, ${bytes.ref}, ${bytes.len}u, 0, ` +
+    `${type}u, ${code}u, ${mid}u, ${tok.ref}, ${tok.len}u, ${optRef}, ${opts.length}u, ${pay.ref}, ${pay.len}u}`);
+});
+
+const out = `/* Generated by scripts/gen-c-vectors.mjs from test/vectors/codec.json. Do not edit. */
+#ifndef TC_TEST_VECTORS_H
+#define TC_TEST_VECTORS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "turbocoap.h"
+
+typedef struct tv_opt {
+  uint32_t number;
+  const uint8_t *value;
+  uint32_t length;
+} tv_opt;
+
+typedef struct tv_vector {
+  const char *name;
+  int transport;
+  const uint8_t *bytes;
+  uint32_t length;
+  int error; /* 0 for a valid message, else the TC_E_* code decoding must return */
+  uint32_t type, code, message_id;
+  const uint8_t *token;
+  uint32_t token_length;
+  const tv_opt *opts;
+  uint32_t option_count;
+  const uint8_t *payload;
+  uint32_t payload_length;
+} tv_vector;
+
+static const uint8_t tv_empty[1] = {0};
+
+${arrays.join('\n')}
+
+static const tv_vector tv_vectors[] = {
+${entries.join(',\n')}
+};
+
+#define TV_COUNT ((uint32_t)(sizeof tv_vectors / sizeof tv_vectors[0]))
+
+#endif /* TC_TEST_VECTORS_H */
+`;
+mkdirSync(dirname(outPath), { recursive: true });
+writeFileSync(outPath, out);
+process.stdout.write(`gen-c-vectors: ${doc.vectors.length} vectors -> ${outPath}\n`);
