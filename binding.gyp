@@ -1,0 +1,30 @@
+{
+  "targets": [
+    {
+      "target_name": "turbocoap",
+      "sources": [
+        "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
+        "native/binding/addon.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native/include"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED"
+      ],
+      "cflags": ["-Wall", "-Wextra"],
+      "cflags!": ["-Wno-unused-parameter"],
+      "cflags_c": ["-std=c11"],
+      "cflags_cc": ["-std=c++17"],
+      "xcode_settings": {
+        "GCC_C_LANGUAGE_STANDARD": "c11",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "OTHER_CFLAGS": ["-Wall", "-Wextra"],
+        "MACOSX_DEPLOYMENT_TARGET": "10.15"
+      }
+    }
+  ]
+}

@@ -1,0 +1,416 @@
+// addon.cc — Node-API glue for the turbocoap C core.
+//
+// Thin by design: every function converts its arguments, calls one core
+// function and returns a number. No protocol logic lives here.
+//
+// Data crosses the boundary through ONE scratch area that JS allocates and
+// registers once with setScratch(table, bytes):
+//   table: Uint32Array of TC_MSG_WORDS + TC_OPT_WORDS * cap words
+//          ([tc_msg][tc_opt x cap], or [consumed][.. ][tc_frame x cap] for the
+//          deframer, or the fields of one registry entry)
+//   bytes: Uint8Array; encoder sources and output, registry/error names.
+// The addon keeps references to both (so they stay alive) and raw pointers
+// into their backing stores, which never move.
+//
+// Every function is context-aware: each Node environment (main thread, each
+// worker) gets its own scratch state.
+
+#include <napi.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "turbocoap.h"
+
+namespace {
+
+struct Scratch {
+  napi_ref table_ref = nullptr;
+  napi_ref bytes_ref = nullptr;
+  uint32_t *table = nullptr;
+  size_t table_words = 0;
+  uint32_t opt_cap = 0;  // entries of TC_OPT_WORDS (or TC_FRAME_WORDS) after the tc_msg
+  uint8_t *bytes = nullptr;
+  size_t bytes_len = 0;
+};
+
+static_assert(sizeof(tc_msg) == TC_MSG_WORDS * 4, "tc_msg layout");
+static_assert(sizeof(tc_opt) == TC_OPT_WORDS * 4, "tc_opt layout");
+static_assert(sizeof(tc_frame) == TC_FRAME_WORDS * 4, "tc_frame layout");
+static_assert(TC_FRAME_WORDS == TC_OPT_WORDS, "frames share the option area");
+
+const uint8_t kEmpty[1] = {0};
+
+// ------------------------------------------------------------ conversions
+
+napi_value Int(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+napi_value Num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+// Fetches up to N arguments and the Scratch passed as callback data.
+template <size_t N>
+bool Args(napi_env env, napi_callback_info info, napi_value (&argv)[N], Scratch **s) {
+  size_t argc = N;
+  void *data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return false;
+  if (argc < N) {
+    napi_throw_type_error(env, nullptr, "turbocoap: missing arguments");
+    return false;
+  }
+  *s = static_cast<Scratch *>(data);
+  return true;
+}
+
+bool Bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  void *p = nullptr;
+  size_t n = 0;
+  if (napi_get_typedarray_info(env, v, &type, &n, &p, nullptr, nullptr) != napi_ok ||
+      (type != napi_uint8_array && type != napi_uint8_clamped_array)) {
+    napi_throw_type_error(env, nullptr, "turbocoap: expected a Uint8Array");
+    return false;
+  }
+  *data = p != nullptr ? static_cast<uint8_t *>(p) : const_cast<uint8_t *>(kEmpty);
+  *len = p != nullptr ? n : 0;
+  return true;
+}
+
+bool Words(napi_env env, napi_value v, uint32_t **data, size_t *words) {
+  napi_typedarray_type type;
+  void *p = nullptr;
+  size_t n = 0;
+  if (napi_get_typedarray_info(env, v, &type, &n, &p, nullptr, nullptr) != napi_ok ||
+      type != napi_uint32_array || p == nullptr) {
+    napi_throw_type_error(env, nullptr, "turbocoap: expected a Uint32Array");
+    return false;
+  }
+  *data = static_cast<uint32_t *>(p);
+  *words = n;
+  return true;
+}
+
+bool U32(napi_env env, napi_value v, uint32_t *out) {
+  if (napi_get_value_uint32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "turbocoap: expected a number");
+    return false;
+  }
+  return true;
+}
+
+bool HasScratch(napi_env env, Scratch *s) {
+  if (s->table == nullptr) {
+    napi_throw_error(env, nullptr, "turbocoap: setScratch() was not called");
+    return false;
+  }
+  return true;
+}
+
+// Option-table capacity of a table of `words` words (0 if too small).
+uint32_t CapOf(size_t words) {
+  if (words < TC_MSG_WORDS) return 0;
+  size_t cap = (words - TC_MSG_WORDS) / TC_OPT_WORDS;
+  return cap > 0x7fffffffu ? 0x7fffffffu : static_cast<uint32_t>(cap);
+}
+
+// Deframer memory: a Uint8Array, 4-byte aligned, at least sizeof(tc_deframer).
+bool Deframer(napi_env env, napi_value v, tc_deframer **d, size_t *len) {
+  uint8_t *p;
+  if (!Bytes(env, v, &p, len)) return false;
+  if (*len < sizeof(tc_deframer) || (reinterpret_cast<uintptr_t>(p) & 3u) != 0) {
+    napi_throw_range_error(env, nullptr, "turbocoap: bad deframer memory");
+    return false;
+  }
+  *d = reinterpret_cast<tc_deframer *>(p);
+  return true;
+}
+
+// --------------------------------------------------------------- scratch
+
+// setScratch(table: Uint32Array, bytes: Uint8Array): void
+napi_value SetScratch(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  uint32_t *table;
+  size_t words, len;
+  uint8_t *bytes;
+  if (!Args(env, info, argv, &s) || !Words(env, argv[0], &table, &words) ||
+      !Bytes(env, argv[1], &bytes, &len))
+    return nullptr;
+  if (CapOf(words) == 0 || len == 0) {
+    napi_throw_range_error(env, nullptr, "turbocoap: scratch area too small");
+    return nullptr;
+  }
+  if (s->table_ref != nullptr) napi_delete_reference(env, s->table_ref);
+  if (s->bytes_ref != nullptr) napi_delete_reference(env, s->bytes_ref);
+  napi_create_reference(env, argv[0], 1, &s->table_ref);
+  napi_create_reference(env, argv[1], 1, &s->bytes_ref);
+  s->table = table;
+  s->table_words = words;
+  s->opt_cap = CapOf(words);
+  s->bytes = bytes;
+  s->bytes_len = len;
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- codec
+
+// decode(input: Uint8Array, transport: number): number
+napi_value Decode(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  uint8_t *in;
+  size_t len;
+  uint32_t transport;
+  if (!Args(env, info, argv, &s) || !HasScratch(env, s) || !Bytes(env, argv[0], &in, &len) ||
+      !U32(env, argv[1], &transport))
+    return nullptr;
+  tc_msg *msg = reinterpret_cast<tc_msg *>(s->table);
+  tc_opt *opts = reinterpret_cast<tc_opt *>(s->table + TC_MSG_WORDS);
+  return Int(env, tc_decode(in, len, static_cast<int>(transport), msg, opts, s->opt_cap));
+}
+
+// decodeWith(input: Uint8Array, transport: number, table: Uint32Array): number
+// Same as decode with a caller-supplied (larger) table.
+napi_value DecodeWith(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Scratch *s;
+  uint8_t *in;
+  size_t len, words;
+  uint32_t transport, *table;
+  if (!Args(env, info, argv, &s) || !Bytes(env, argv[0], &in, &len) ||
+      !U32(env, argv[1], &transport) || !Words(env, argv[2], &table, &words))
+    return nullptr;
+  if (CapOf(words) == 0) {
+    napi_throw_range_error(env, nullptr, "turbocoap: table too small");
+    return nullptr;
+  }
+  return Int(env, tc_decode(in, len, static_cast<int>(transport), reinterpret_cast<tc_msg *>(table),
+                            reinterpret_cast<tc_opt *>(table + TC_MSG_WORDS), CapOf(words)));
+}
+
+// Shared by encode / encodeWith: sources at buf[0..), output at buf[out_offset..).
+napi_value EncodeIn(napi_env env, uint32_t transport, uint32_t *table, size_t words,
+                    uint8_t *buf, size_t len, uint32_t out_offset) {
+  tc_msg *msg = reinterpret_cast<tc_msg *>(table);
+  if (out_offset > len || msg->option_count > CapOf(words)) {
+    napi_throw_range_error(env, nullptr, "turbocoap: encode arguments out of range");
+    return nullptr;
+  }
+  return Int(env, tc_encode(buf + out_offset, len - out_offset, static_cast<int>(transport), msg,
+                            reinterpret_cast<tc_opt *>(table + TC_MSG_WORDS), buf));
+}
+
+// encode(transport: number, outOffset: number): number
+// The tc_msg and tc_opt entries are in the scratch table; token, option values
+// and payload in the scratch bytes (offsets into it). Output goes to
+// bytes[outOffset..].
+napi_value Encode(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  uint32_t transport, out_offset;
+  if (!Args(env, info, argv, &s) || !HasScratch(env, s) || !U32(env, argv[0], &transport) ||
+      !U32(env, argv[1], &out_offset))
+    return nullptr;
+  return EncodeIn(env, transport, s->table, s->table_words, s->bytes, s->bytes_len, out_offset);
+}
+
+// encodeWith(transport, table: Uint32Array, buf: Uint8Array, outOffset): number
+// Same as encode with caller-supplied (larger) table and byte area.
+napi_value EncodeWith(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  Scratch *s;
+  uint32_t transport, out_offset, *table;
+  size_t words, len;
+  uint8_t *buf;
+  if (!Args(env, info, argv, &s) || !U32(env, argv[0], &transport) ||
+      !Words(env, argv[1], &table, &words) || !Bytes(env, argv[2], &buf, &len) ||
+      !U32(env, argv[3], &out_offset))
+    return nullptr;
+  if (CapOf(words) == 0) {
+    napi_throw_range_error(env, nullptr, "turbocoap: table too small");
+    return nullptr;
+  }
+  return EncodeIn(env, transport, table, words, buf, len, out_offset);
+}
+
+// ------------------------------------------------------------- deframer
+
+// deframerSize(maxMessageSize: number): number (0 if not representable)
+napi_value DeframerSize(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Scratch *s;
+  uint32_t max;
+  if (!Args(env, info, argv, &s) || !U32(env, argv[0], &max)) return nullptr;
+  return Num(env, static_cast<double>(tc_deframer_size(max)));
+}
+
+// deframerInit(mem: Uint8Array, maxMessageSize: number): number
+napi_value DeframerInit(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  tc_deframer *d;
+  size_t len;
+  uint32_t max;
+  if (!Args(env, info, argv, &s) || !Deframer(env, argv[0], &d, &len) || !U32(env, argv[1], &max))
+    return nullptr;
+  return Int(env, tc_deframer_init(d, len, max));
+}
+
+// deframerFeed(mem: Uint8Array, chunk: Uint8Array, start: number): number
+// Feeds chunk[start..]. Writes bytes consumed to table[0] and the frames as
+// tc_frame triples from table[TC_MSG_WORDS]; frame offsets are relative to
+// chunk[start] (TC_FRAME_CHUNK) or to the deframer buffer (TC_FRAME_BUFFER).
+napi_value DeframerFeed(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Scratch *s;
+  tc_deframer *d;
+  size_t mem_len, len, consumed = 0;
+  uint8_t *chunk;
+  uint32_t start;
+  if (!Args(env, info, argv, &s) || !HasScratch(env, s) || !Deframer(env, argv[0], &d, &mem_len) ||
+      !Bytes(env, argv[1], &chunk, &len) || !U32(env, argv[2], &start))
+    return nullptr;
+  if (start > len) {
+    napi_throw_range_error(env, nullptr, "turbocoap: start past the chunk");
+    return nullptr;
+  }
+  int n = tc_deframer_feed(d, chunk + start, len - start, &consumed,
+                           reinterpret_cast<tc_frame *>(s->table + TC_MSG_WORDS), s->opt_cap);
+  s->table[0] = static_cast<uint32_t>(consumed);
+  return Int(env, n);
+}
+
+// deframerBufferOffset(mem: Uint8Array): number — where the buffer starts in mem
+napi_value DeframerBufferOffset(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Scratch *s;
+  tc_deframer *d;
+  size_t len;
+  if (!Args(env, info, argv, &s) || !Deframer(env, argv[0], &d, &len)) return nullptr;
+  return Num(env, static_cast<double>(tc_deframer_buffer(d) - reinterpret_cast<uint8_t *>(d)));
+}
+
+// deframerPending(mem: Uint8Array): number
+napi_value DeframerPending(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Scratch *s;
+  tc_deframer *d;
+  size_t len;
+  if (!Args(env, info, argv, &s) || !Deframer(env, argv[0], &d, &len)) return nullptr;
+  return Num(env, tc_deframer_pending(d));
+}
+
+// -------------------------------------------------------- registry, names
+
+// Copies a C string into the scratch bytes; returns its length or -1.
+napi_value PutName(napi_env env, Scratch *s, const char *name) {
+  size_t n = std::strlen(name);
+  if (n > s->bytes_len) return Int(env, -1);
+  std::memcpy(s->bytes, name, n);
+  return Int(env, static_cast<int64_t>(n));
+}
+
+// optionCount(): number
+napi_value OptionCount(napi_env env, napi_callback_info /*info*/) {
+  return Num(env, tc_option_registry_count());
+}
+
+// optionAt(i): name length (name in bytes[0..]) or -1; table[0..5] =
+// number, format, repeatable, min_length, max_length, signal_code.
+napi_value OptionAt(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Scratch *s;
+  uint32_t i;
+  if (!Args(env, info, argv, &s) || !HasScratch(env, s) || !U32(env, argv[0], &i)) return nullptr;
+  const tc_option_def *def = tc_option_registry_at(i);
+  if (def == nullptr) return Int(env, -1);
+  s->table[0] = def->number;
+  s->table[1] = def->format;
+  s->table[2] = def->repeatable;
+  s->table[3] = def->min_length;
+  s->table[4] = def->max_length;
+  s->table[5] = def->signal_code;
+  return PutName(env, s, def->name);
+}
+
+// optionFind(code, number): registry index of tc_option_find(code, number), or -1.
+napi_value OptionFind(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  uint32_t code, number;
+  if (!Args(env, info, argv, &s) || !U32(env, argv[0], &code) || !U32(env, argv[1], &number))
+    return nullptr;
+  const tc_option_def *def = tc_option_find(code, number);
+  if (def == nullptr) return Int(env, -1);
+  uint32_t count = tc_option_registry_count();
+  for (uint32_t i = 0; i < count; i++)
+    if (tc_option_registry_at(i) == def) return Int(env, i);
+  return Int(env, -1);
+}
+
+// errorName(err): name length, name in bytes[0..]
+napi_value ErrorName(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Scratch *s;
+  int32_t err;
+  if (!Args(env, info, argv, &s) || !HasScratch(env, s)) return nullptr;
+  if (napi_get_value_int32(env, argv[0], &err) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "turbocoap: expected a number");
+    return nullptr;
+  }
+  return PutName(env, s, tc_error_name(err));
+}
+
+// ------------------------------------------------------------------ init
+
+// Node frees an environment's references when it tears down; only the
+// struct itself is ours to delete.
+void FreeScratch(napi_env /*env*/, void *data, void * /*hint*/) { delete static_cast<Scratch *>(data); }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Scratch *s = new Scratch();
+  napi_set_instance_data(env, s, FreeScratch, nullptr);
+
+  struct Fn {
+    const char *name;
+    napi_callback cb;
+  };
+  static const Fn fns[] = {
+      {"setScratch", SetScratch},
+      {"decode", Decode},
+      {"decodeWith", DecodeWith},
+      {"encode", Encode},
+      {"encodeWith", EncodeWith},
+      {"deframerSize", DeframerSize},
+      {"deframerInit", DeframerInit},
+      {"deframerFeed", DeframerFeed},
+      {"deframerBufferOffset", DeframerBufferOffset},
+      {"deframerPending", DeframerPending},
+      {"optionCount", OptionCount},
+      {"optionAt", OptionAt},
+      {"optionFind", OptionFind},
+      {"errorName", ErrorName},
+  };
+  for (const Fn &f : fns) {
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, s, &fn);
+    exports.Set(f.name, Napi::Value(env, fn));
+  }
+  exports.Set("msgWords", Napi::Number::New(env, TC_MSG_WORDS));
+  exports.Set("optWords", Napi::Number::New(env, TC_OPT_WORDS));
+  exports.Set("frameWords", Napi::Number::New(env, TC_FRAME_WORDS));
+  exports.Set("errorCount", Napi::Number::New(env, TC_ERROR_COUNT));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(turbocoap, Init)

@@ -1,0 +1,185 @@
+/**
+ * The Node native addon backend (build/Release/turbocoap.node or a prebuild).
+ *
+ * @internal
+ */
+import * as path from 'path';
+import {
+  ERROR_COUNT,
+  MSG_WORDS,
+  OPT_WORDS,
+  ascii,
+  type Backend,
+  type DeframerHandle,
+  type RawOptionDef,
+} from './types';
+
+/** The raw exports of native/binding/addon.cc. */
+interface Addon {
+  setScratch(table: Uint32Array, bytes: Uint8Array): void;
+  decode(input: Uint8Array, transport: number): number;
+  decodeWith(input: Uint8Array, transport: number, table: Uint32Array): number;
+  encode(transport: number, outOffset: number): number;
+  encodeWith(transport: number, table: Uint32Array, buf: Uint8Array, outOffset: number): number;
+  deframerSize(max: number): number;
+  deframerInit(mem: Uint8Array, max: number): number;
+  deframerFeed(mem: Uint8Array, chunk: Uint8Array, start: number): number;
+  deframerBufferOffset(mem: Uint8Array): number;
+  deframerPending(mem: Uint8Array): number;
+  optionCount(): number;
+  optionAt(i: number): number;
+  optionFind(code: number, number: number): number;
+  errorName(err: number): number;
+  msgWords: number;
+  optWords: number;
+  frameWords: number;
+  errorCount: number;
+}
+
+/** Scratch sizes: 1024 options, 64 KiB of bytes. */
+const OPT_CAP = 1024;
+const SCRATCH_BYTES = 65536;
+
+interface NativeDeframer extends DeframerHandle {
+  mem: Uint8Array;
+  bufferOffset: number;
+}
+
+/** The package root: this file is ts/backend/native.ts or dist/backend/native.js. */
+export function packageRoot(): string {
+  return path.resolve(__dirname, '..', '..');
+}
+
+class NativeBackend implements Backend {
+  readonly kind = 'native' as const;
+  readonly table: Uint32Array;
+  readonly bytes: Uint8Array;
+  readonly optCap = OPT_CAP;
+  private readonly addon: Addon;
+  private staged: Uint8Array | undefined;
+
+  constructor(addon: Addon) {
+    if (
+      addon.msgWords !== MSG_WORDS ||
+      addon.optWords !== OPT_WORDS ||
+      addon.frameWords !== OPT_WORDS ||
+      addon.errorCount !== ERROR_COUNT
+    ) {
+      throw new Error('turbocoap: native addon ABI mismatch (rebuild it: npx node-gyp rebuild)');
+    }
+    this.addon = addon;
+    this.table = new Uint32Array(MSG_WORDS + OPT_WORDS * OPT_CAP);
+    this.bytes = new Uint8Array(SCRATCH_BYTES);
+    addon.setScratch(this.table, this.bytes);
+  }
+
+  sync(): void {
+    // JS-owned memory: views never go stale.
+  }
+
+  decode(input: Uint8Array, transport: number): number {
+    return this.addon.decode(input, transport);
+  }
+
+  decodeLarge(input: Uint8Array, transport: number, cap: number): { rc: number; table: Uint32Array } {
+    const table = new Uint32Array(MSG_WORDS + OPT_WORDS * cap);
+    return { rc: this.addon.decodeWith(input, transport, table), table };
+  }
+
+  encode(transport: number, outOffset: number): number {
+    return this.addon.encode(transport, outOffset);
+  }
+
+  encodeLarge(
+    transport: number,
+    tableWords: number,
+    byteLength: number,
+    outOffset: number,
+    fill: (table: Uint32Array, bytes: Uint8Array) => void,
+  ): Uint8Array | number {
+    const table = new Uint32Array(tableWords);
+    const buf = new Uint8Array(byteLength);
+    fill(table, buf);
+    const rc = this.addon.encodeWith(transport, table, buf, outOffset);
+    return rc < 0 ? rc : buf.slice(outOffset, outOffset + rc);
+  }
+
+  deframerCreate(maxMessageSize: number): NativeDeframer | number {
+    const size = this.addon.deframerSize(maxMessageSize);
+    if (size === 0) return -16; // TC_E_INVALID: not representable
+    const mem = new Uint8Array(size);
+    const rc = this.addon.deframerInit(mem, maxMessageSize);
+    if (rc < 0) return rc;
+    return { mem, bufferOffset: this.addon.deframerBufferOffset(mem) };
+  }
+
+  deframerFeed(h: DeframerHandle, chunk: Uint8Array, start: number, restage: boolean): number {
+    if (restage) this.staged = chunk;
+    return this.addon.deframerFeed((h as NativeDeframer).mem, this.staged as Uint8Array, start);
+  }
+
+  deframerUnstage(): void {
+    this.staged = undefined;
+  }
+
+  deframerCopy(h: DeframerHandle, offset: number, length: number): Uint8Array {
+    const d = h as NativeDeframer;
+    const at = d.bufferOffset + offset;
+    return d.mem.slice(at, at + length);
+  }
+
+  deframerPending(h: DeframerHandle): number {
+    return this.addon.deframerPending((h as NativeDeframer).mem);
+  }
+
+  deframerFree(): void {
+    // Garbage-collected.
+  }
+
+  optionRegistry(): RawOptionDef[] {
+    const out: RawOptionDef[] = [];
+    const n = this.addon.optionCount();
+    for (let i = 0; i < n; i++) {
+      const len = this.addon.optionAt(i);
+      if (len < 0) break;
+      const t = this.table;
+      out.push({
+        number: t[0],
+        format: t[1],
+        repeatable: t[2],
+        minLength: t[3],
+        maxLength: t[4],
+        signalCode: t[5],
+        name: ascii(this.bytes, len),
+      });
+    }
+    return out;
+  }
+
+  optionFind(code: number, number: number): number {
+    return this.addon.optionFind(code, number);
+  }
+
+  errorName(err: number): string {
+    return ascii(this.bytes, this.addon.errorName(err));
+  }
+}
+
+/**
+ * Loads the native addon. With `file`, loads exactly that .node file (tests
+ * use build/Release/turbocoap.node so that a broken build cannot hide behind
+ * the WASM fallback); otherwise node-gyp-build finds a prebuild or the local
+ * build under the package root. Throws if it cannot load.
+ */
+export function loadNativeBackend(file?: string): Backend {
+  let addon: Addon;
+  if (file !== undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require(path.resolve(file)) as Addon;
+  } else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    addon = load(packageRoot()) as Addon;
+  }
+  return new NativeBackend(addon);
+}

@@ -1,0 +1,14 @@
+/**
+ * turbocoap — the fastest and most complete CoAP stack for JavaScript.
+ *
+ * Node entry point: the backend is the native addon if it loads, else
+ * WebAssembly; set TURBOCOAP_BACKEND=native or =wasm to force one.
+ *
+ * @packageDocumentation
+ */
+import { pickNodeBackend } from './backend/select';
+import { setBackendProvider } from './state';
+
+setBackendProvider(pickNodeBackend);
+
+export * from './api';
