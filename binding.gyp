@@ -25,6 +25,22 @@
         "OTHER_CFLAGS": ["-Wall", "-Wextra"],
         "MACOSX_DEPLOYMENT_TARGET": "10.15"
       }
+    },
+    {
+      "target_name": "coap-bench",
+      "type": "executable",
+      "conditions": [
+        ["OS==\"linux\"", {
+          "sources": [
+            "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
+            "native/tools/coap-bench.c"
+          ]
+        }]
+      ],
+      "include_dirs": ["native/include"],
+      "cflags": ["-Wall", "-Wextra"],
+      "cflags!": ["-Wno-unused-parameter"],
+      "cflags_c": ["-std=gnu11"]
     }
   ]
 }
