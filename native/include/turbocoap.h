@@ -56,8 +56,9 @@ enum tc_error {
   TC_E_INVALID = -16               /**< an argument out of range (type, code, lengths, sizes) */
 };
 
-/** Number of error codes: errors are -1 .. -TC_ERROR_COUNT. */
-#define TC_ERROR_COUNT 16
+/** Number of error codes: errors are -1 .. -TC_ERROR_COUNT (-17 .. -21 are the messaging
+ *  layer's, see turbocoap_ep.h). */
+#define TC_ERROR_COUNT 21
 
 /** Name of an error code, e.g. "RESERVED_TKL"; "UNKNOWN" for anything else.
  *  Returns a static string (never freed). */
@@ -245,6 +246,10 @@ const tc_option_def *tc_option_find(uint32_t code, uint32_t number);
 static inline int tc_option_is_critical(uint32_t number) { return (int)(number & 1u); }
 static inline int tc_option_is_unsafe(uint32_t number) { return (int)((number & 2u) >> 1); }
 static inline int tc_option_is_no_cache_key(uint32_t number) { return (number & 0x1eu) == 0x1cu; }
+
+/* -------------------------------------------------- UDP messaging layer */
+
+#include "turbocoap_ep.h"
 
 #ifdef __cplusplus
 }

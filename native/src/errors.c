@@ -17,7 +17,12 @@ static const char *const tc_error_names[TC_ERROR_COUNT] = {
   "MESSAGE_TOO_LARGE",      /* -13 */
   "WS_LENGTH",              /* -14 */
   "BUFFER_TOO_SMALL",       /* -15 */
-  "INVALID"                 /* -16 */
+  "INVALID",                /* -16 */
+  "STALE",                  /* -17 */
+  "FULL",                   /* -18 */
+  "TIMEOUT",                /* -19 */
+  "RESET",                  /* -20 */
+  "BAD_OPTION"              /* -21 */
 };
 
 const char *tc_error_name(int err) {

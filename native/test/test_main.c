@@ -3,6 +3,8 @@
 
 #include "test.h"
 
+int test_ep_run(void); /* test_ep.c: prints its own summary, non-zero on failure */
+
 unsigned long tc_test_passed, tc_test_failed;
 
 int main(void) {
@@ -10,5 +12,6 @@ int main(void) {
   test_deframer();
   test_options();
   printf("c-tests: %lu passed, %lu failed\n", tc_test_passed, tc_test_failed);
-  return tc_test_failed == 0 ? 0 : 1;
+  int ep_failed = test_ep_run();
+  return tc_test_failed == 0 && ep_failed == 0 ? 0 : 1;
 }
