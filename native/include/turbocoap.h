@@ -251,6 +251,10 @@ static inline int tc_option_is_no_cache_key(uint32_t number) { return (number & 
 
 #include "turbocoap_ep.h"
 
+/* ------------------------------------ block-wise transfer and Observe (server) */
+
+#include "turbocoap_bw.h"
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,8 @@
 #include "test.h"
 
 int test_ep_run(void); /* test_ep.c: prints its own summary, non-zero on failure */
+void test_blockwise(void); /* test_blockwise.c */
+void test_observe(void);   /* test_observe.c */
 
 unsigned long tc_test_passed, tc_test_failed;
 
@@ -11,6 +13,8 @@ int main(void) {
   test_codec();
   test_deframer();
   test_options();
+  test_blockwise();
+  test_observe();
   printf("c-tests: %lu passed, %lu failed\n", tc_test_passed, tc_test_failed);
   int ep_failed = test_ep_run();
   return tc_test_failed == 0 && ep_failed == 0 ? 0 : 1;

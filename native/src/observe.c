@@ -1,0 +1,819 @@
+/*
+ * observe.c — the server side of Observe (RFC 7641): registrations and notification fan-out
+ * through a tc_ep, sans-IO. See turbocoap_bw.h for the contract.
+ *
+ * Everything lives in one caller-owned block laid out by tc_obs_init():
+ *
+ *   struct tc_obs       config, keys, counters, table offsets
+ *   obs [M]             observers: peer, token, resource, CON bookkeeping
+ *   key buckets         hash(peer, token) -> observer chain (registrations)
+ *   con buckets         ep notification id -> observer (a CON notification in flight)
+ *   mid buckets         hash(peer, MID of the last NON notification) -> observer (RST to NON)
+ *   res [R]             resources with observers: id, sequence counter, observer list
+ *   res buckets         hash(id) -> resource chain
+ *   jobs [J]            fan-outs in progress: the staged notification and a cursor
+ *   job opts [J * (O+1)], job data [J * S]
+ *
+ * Each resource keeps its observers on a doubly linked list; new registrations go to the head.
+ * A fan-out job walks the list from the head it saw when it started (its cursor), so
+ * registrations made while it is pending are not visited, and an observer removed while it is
+ * pending moves the cursor on. An observer served by a job is marked with the job's serial
+ * number, so the number still to serve is exact. Sequence numbers are 64-bit counters per
+ * resource (the low 24 bits go on the wire); a new resource record starts at the largest value
+ * any freed record reached, so values for one resource id never go back.
+ */
+#include <string.h>
+
+#include "turbocoap.h"
+
+#define NONE 0xFFFFFFFFu
+#define OBS_MAGIC 0x74634f62u /* "tcOb" */
+#define NOTIFY_ID_MASK 0xC0000000u
+#define NOTIFY_ID_BIT 0x40000000u
+
+/* observer flags */
+#define OF_USED 1u
+#define OF_INCON 2u
+#define OF_INMID 4u
+
+typedef struct obs_rec {
+  uint8_t addr[TC_ADDR_MAX];
+  uint8_t alen;
+  uint8_t tkl;
+  uint8_t flags;
+  uint8_t gen;
+  uint8_t token[TC_EP_TOKEN_MAX];
+  uint32_t res;        /* resource record */
+  uint32_t prev, next; /* resource list; free list (next) */
+  uint32_t hnext, hb;  /* (peer, token) index */
+  uint32_t cnext, cb;  /* con id index */
+  uint32_t mnext, mb;  /* (peer, mid) index */
+  uint32_t con_id;     /* CON notification in flight, or 0 */
+  uint32_t non_count;  /* notifications since the last CON */
+  uint32_t mark;       /* serial of the last job that served it */
+  uint16_t mid;        /* MID of the last NON notification */
+  uint16_t pad;
+  uint64_t last_con;   /* when the last CON was sent (or the registration) */
+} obs_rec;
+
+typedef struct res_rec {
+  uint32_t id;
+  uint32_t used;
+  uint32_t head;
+  uint32_t count;
+  uint32_t hnext, hb;
+  uint32_t job;
+  uint32_t pad;
+  uint64_t seq;
+} res_rec;
+
+typedef struct job {
+  uint32_t used;
+  uint32_t res;
+  uint32_t cursor;
+  uint32_t remaining;
+  uint32_t serial;
+  uint32_t flags;
+  uint32_t code;
+  uint32_t nopts;
+  uint32_t payload_offset, payload_length;
+  uint32_t base_len; /* encoded size without token */
+  uint32_t final;    /* non-2.xx: observers are removed once notified */
+  uint64_t order;
+} job;
+
+struct tc_obs {
+  uint32_t magic;
+  uint32_t pad;
+  tc_obs_config cfg;
+  uint64_t k0, k1;
+  uint64_t gseq;  /* largest sequence counter of a freed resource record */
+  uint64_t order; /* job FIFO counter */
+  uint64_t off_obs, off_kb, off_cb, off_mb, off_res, off_rb, off_jobs, off_jopts, off_jdata, size;
+  uint32_t omask, rmask;
+  uint32_t o_free, o_count;
+  uint32_t r_free, r_count;
+  uint32_t serial;
+  uint32_t pad2;
+  tc_obs_stats st;
+};
+
+typedef struct obs_layout {
+  uint64_t off_obs, off_kb, off_cb, off_mb, off_res, off_rb, off_jobs, off_jopts, off_jdata, size;
+  uint32_t obuckets, rbuckets;
+} obs_layout;
+
+static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
+
+static uint32_t pow2_at_least(uint32_t n) {
+  uint32_t p = 1;
+  while (p < n && p < 0x80000000u) p <<= 1;
+  return p;
+}
+
+static int config_ok(const tc_obs_config *c) {
+  return c != NULL && c->max_observers >= 1u && c->max_observers <= (1u << 24) &&
+         c->max_per_resource >= 1u && c->max_per_resource <= c->max_observers &&
+         c->max_resources >= 1u && c->max_resources <= (1u << 24) && c->con_interval_ms >= 1u &&
+         c->max_jobs >= 1u && c->max_jobs <= 256u && c->max_message_size >= 16u &&
+         c->max_message_size <= 65535u && c->max_opts >= 1u && c->max_opts <= 64u;
+}
+
+static int layout_of(const tc_obs_config *c, obs_layout *l) {
+  uint64_t o;
+  if (!config_ok(c)) return -1;
+  l->obuckets = pow2_at_least(c->max_observers);
+  l->rbuckets = pow2_at_least(c->max_resources);
+  o = up8(sizeof(struct tc_obs));
+  l->off_obs = o;
+  o = up8(o + (uint64_t)c->max_observers * sizeof(obs_rec));
+  l->off_kb = o;
+  o = up8(o + (uint64_t)l->obuckets * 4u);
+  l->off_cb = o;
+  o = up8(o + (uint64_t)l->obuckets * 4u);
+  l->off_mb = o;
+  o = up8(o + (uint64_t)l->obuckets * 4u);
+  l->off_res = o;
+  o = up8(o + (uint64_t)c->max_resources * sizeof(res_rec));
+  l->off_rb = o;
+  o = up8(o + (uint64_t)l->rbuckets * 4u);
+  l->off_jobs = o;
+  o = up8(o + (uint64_t)c->max_jobs * sizeof(job));
+  l->off_jopts = o;
+  o = up8(o + (uint64_t)c->max_jobs * (c->max_opts + 1u) * sizeof(tc_opt));
+  l->off_jdata = o;
+  o = up8(o + (uint64_t)c->max_jobs * c->max_message_size);
+  l->size = o;
+  if (o > (uint64_t)SIZE_MAX) return -1;
+  return 0;
+}
+
+void tc_obs_config_default(tc_obs_config *c) {
+  if (c == NULL) return;
+  c->max_observers = 16384;
+  c->max_per_resource = 16384;
+  c->max_resources = 1024;
+  c->con_every = 20;
+  c->con_interval_ms = 86400000u;
+  c->max_jobs = 8;
+  c->max_message_size = 1280;
+  c->max_opts = 16;
+}
+
+size_t tc_obs_size(const tc_obs_config *cfg) {
+  obs_layout l;
+  return layout_of(cfg, &l) < 0 ? 0 : (size_t)l.size;
+}
+
+#define OB(o) ((obs_rec *)(void *)((uint8_t *)(o) + (o)->off_obs))
+#define COB(o) ((const obs_rec *)(const void *)((const uint8_t *)(o) + (o)->off_obs))
+#define KB(o) ((uint32_t *)(void *)((uint8_t *)(o) + (o)->off_kb))
+#define CKB(o) ((const uint32_t *)(const void *)((const uint8_t *)(o) + (o)->off_kb))
+#define CB(o) ((uint32_t *)(void *)((uint8_t *)(o) + (o)->off_cb))
+#define MB(o) ((uint32_t *)(void *)((uint8_t *)(o) + (o)->off_mb))
+#define RS(o) ((res_rec *)(void *)((uint8_t *)(o) + (o)->off_res))
+#define CRS(o) ((const res_rec *)(const void *)((const uint8_t *)(o) + (o)->off_res))
+#define RB(o) ((uint32_t *)(void *)((uint8_t *)(o) + (o)->off_rb))
+#define CRB(o) ((const uint32_t *)(const void *)((const uint8_t *)(o) + (o)->off_rb))
+#define JOBS(o) ((job *)(void *)((uint8_t *)(o) + (o)->off_jobs))
+#define CJOBS(o) ((const job *)(const void *)((const uint8_t *)(o) + (o)->off_jobs))
+#define JOPTS(o, j) \
+  ((tc_opt *)(void *)((uint8_t *)(o) + (o)->off_jopts + \
+                      (uint64_t)(j) * ((o)->cfg.max_opts + 1u) * sizeof(tc_opt)))
+#define JDATA(o, j) ((uint8_t *)(o) + (o)->off_jdata + (uint64_t)(j) * (o)->cfg.max_message_size)
+
+int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8_t seed[16]) {
+  obs_layout l;
+  uint32_t i;
+  if (o == NULL || seed == NULL || layout_of(cfg, &l) < 0 || mem_len < l.size ||
+      ((uintptr_t)o & 7u) != 0u)
+    return TC_E_INVALID;
+  memset(o, 0, sizeof *o);
+  o->cfg = *cfg;
+  for (i = 0; i < 8u; i++) {
+    o->k0 = o->k0 << 8 | seed[7u - i];
+    o->k1 = o->k1 << 8 | seed[15u - i];
+  }
+  o->off_obs = l.off_obs;
+  o->off_kb = l.off_kb;
+  o->off_cb = l.off_cb;
+  o->off_mb = l.off_mb;
+  o->off_res = l.off_res;
+  o->off_rb = l.off_rb;
+  o->off_jobs = l.off_jobs;
+  o->off_jopts = l.off_jopts;
+  o->off_jdata = l.off_jdata;
+  o->size = l.size;
+  o->omask = l.obuckets - 1u;
+  o->rmask = l.rbuckets - 1u;
+  for (i = 0; i < cfg->max_observers; i++) {
+    obs_rec *r = &OB(o)[i];
+    memset(r, 0, sizeof *r);
+    r->gen = 1;
+    r->next = i + 1u < cfg->max_observers ? i + 1u : NONE;
+  }
+  for (i = 0; i < l.obuckets; i++) KB(o)[i] = CB(o)[i] = MB(o)[i] = NONE;
+  for (i = 0; i < cfg->max_resources; i++) {
+    res_rec *r = &RS(o)[i];
+    memset(r, 0, sizeof *r);
+    r->hnext = i + 1u < cfg->max_resources ? i + 1u : NONE; /* free list via hnext */
+    r->job = NONE;
+  }
+  for (i = 0; i < l.rbuckets; i++) RB(o)[i] = NONE;
+  for (i = 0; i < cfg->max_jobs; i++) memset(&JOBS(o)[i], 0, sizeof(job));
+  o->o_free = 0;
+  o->r_free = 0;
+  o->magic = OBS_MAGIC;
+  return 0;
+}
+
+static inline int obs_ok(const tc_obs *o) { return o != NULL && o->magic == OBS_MAGIC; }
+
+static inline int addr_ok(const uint8_t *a, uint32_t n) {
+  return a != NULL && n >= 1u && n <= TC_ADDR_MAX;
+}
+
+/* ---------------------------------------------------------- hashing (SipHash-1-3) */
+
+static inline uint64_t rotl(uint64_t x, unsigned b) { return (x << b) | (x >> (64u - b)); }
+
+#define SIPROUND                                                                             \
+  do {                                                                                       \
+    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                                 \
+    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                                   \
+    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                                   \
+    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                                \
+  } while (0)
+
+/* Keyed hash of (tag, a[0..an), b[0..bn)). */
+static uint64_t hash2(const tc_obs *o, uint8_t tag, const uint8_t *a, uint32_t an,
+                      const uint8_t *b, uint32_t bn) {
+  uint64_t v0 = o->k0 ^ 0x736f6d6570736575ull, v1 = o->k1 ^ 0x646f72616e646f6dull;
+  uint64_t v2 = o->k0 ^ 0x6c7967656e657261ull, v3 = o->k1 ^ 0x7465646279746573ull;
+  uint64_t m = 0;
+  uint32_t n = 0, i, total = 2u + an + bn;
+  uint8_t hdr[2];
+  hdr[0] = tag;
+  hdr[1] = (uint8_t)an;
+  for (i = 0; i < total; i++) {
+    uint8_t c = i < 2u ? hdr[i] : i < 2u + an ? a[i - 2u] : b[i - 2u - an];
+    m |= (uint64_t)c << (8u * n);
+    if (++n == 8u) {
+      v3 ^= m;
+      SIPROUND;
+      v0 ^= m;
+      m = 0;
+      n = 0;
+    }
+  }
+  m |= (uint64_t)(total & 0xFFu) << 56;
+  v3 ^= m;
+  SIPROUND;
+  v0 ^= m;
+  v2 ^= 0xFF;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint32_t key_bucket(const tc_obs *o, const uint8_t *a, uint32_t alen, const uint8_t *t,
+                           uint32_t tkl) {
+  return (uint32_t)(hash2(o, 0, a, alen, t, tkl) & o->omask);
+}
+
+static uint32_t mid_bucket(const tc_obs *o, const uint8_t *a, uint32_t alen, uint32_t mid) {
+  uint8_t m[2];
+  m[0] = (uint8_t)(mid >> 8);
+  m[1] = (uint8_t)mid;
+  return (uint32_t)(hash2(o, 1, a, alen, m, 2) & o->omask);
+}
+
+static uint32_t mix32(const tc_obs *o, uint32_t x) {
+  uint64_t h = (uint64_t)x ^ o->k0;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return (uint32_t)h;
+}
+
+/* ------------------------------------------------------------------ indexes */
+
+static void chain_remove(uint32_t *head, obs_rec *ob, uint32_t i, int which) {
+  uint32_t *p = head;
+  while (*p != NONE) {
+    obs_rec *r = &ob[*p];
+    if (*p == i) {
+      *p = which == 0 ? r->hnext : which == 1 ? r->cnext : r->mnext;
+      return;
+    }
+    p = which == 0 ? &r->hnext : which == 1 ? &r->cnext : &r->mnext;
+  }
+}
+
+static uint32_t obs_find(const tc_obs *o, const uint8_t *a, uint32_t alen, const uint8_t *t,
+                         uint32_t tkl) {
+  uint32_t i = CKB(o)[key_bucket(o, a, alen, t, tkl)];
+  while (i != NONE) {
+    const obs_rec *r = &COB(o)[i];
+    if (r->alen == alen && r->tkl == tkl && memcmp(r->addr, a, alen) == 0 &&
+        (tkl == 0u || memcmp(r->token, t, tkl) == 0))
+      return i;
+    i = r->hnext;
+  }
+  return NONE;
+}
+
+static void con_link(tc_obs *o, uint32_t i, uint32_t id) {
+  obs_rec *r = &OB(o)[i];
+  r->con_id = id;
+  r->cb = mix32(o, id) & o->omask;
+  r->cnext = CB(o)[r->cb];
+  CB(o)[r->cb] = i;
+  r->flags |= OF_INCON;
+}
+
+static void con_unlink(tc_obs *o, uint32_t i) {
+  obs_rec *r = &OB(o)[i];
+  if (!(r->flags & OF_INCON)) return;
+  chain_remove(&CB(o)[r->cb], OB(o), i, 1);
+  r->flags &= (uint8_t)~OF_INCON;
+  r->con_id = 0;
+}
+
+static uint32_t con_find(tc_obs *o, uint32_t id) {
+  uint32_t i = CB(o)[mix32(o, id) & o->omask];
+  while (i != NONE) {
+    if (OB(o)[i].con_id == id) return i;
+    i = OB(o)[i].cnext;
+  }
+  return NONE;
+}
+
+static void mid_unlink(tc_obs *o, uint32_t i) {
+  obs_rec *r = &OB(o)[i];
+  if (!(r->flags & OF_INMID)) return;
+  chain_remove(&MB(o)[r->mb], OB(o), i, 2);
+  r->flags &= (uint8_t)~OF_INMID;
+}
+
+static void mid_link(tc_obs *o, uint32_t i, uint32_t mid) {
+  obs_rec *r = &OB(o)[i];
+  mid_unlink(o, i);
+  r->mid = (uint16_t)mid;
+  r->mb = mid_bucket(o, r->addr, r->alen, mid);
+  r->mnext = MB(o)[r->mb];
+  MB(o)[r->mb] = i;
+  r->flags |= OF_INMID;
+}
+
+/* ---------------------------------------------------------------- resources */
+
+static uint32_t res_find(const tc_obs *o, uint32_t id) {
+  uint32_t i = CRB(o)[mix32(o, id ^ 0x9E3779B9u) & o->rmask];
+  while (i != NONE) {
+    const res_rec *r = &CRS(o)[i];
+    if (r->id == id) return i;
+    i = r->hnext;
+  }
+  return NONE;
+}
+
+static uint32_t res_new(tc_obs *o, uint32_t id) {
+  uint32_t i = o->r_free;
+  res_rec *r;
+  if (i == NONE) return NONE;
+  r = &RS(o)[i];
+  o->r_free = r->hnext;
+  r->id = id;
+  r->used = 1;
+  r->head = NONE;
+  r->count = 0;
+  r->job = NONE;
+  r->seq = o->gseq;
+  r->hb = mix32(o, id ^ 0x9E3779B9u) & o->rmask;
+  r->hnext = RB(o)[r->hb];
+  RB(o)[r->hb] = i;
+  o->r_count++;
+  return i;
+}
+
+static void res_free(tc_obs *o, uint32_t i) {
+  res_rec *r = &RS(o)[i];
+  uint32_t *p = &RB(o)[r->hb];
+  while (*p != NONE) {
+    if (*p == i) {
+      *p = r->hnext;
+      break;
+    }
+    p = &RS(o)[*p].hnext;
+  }
+  if (r->seq > o->gseq) o->gseq = r->seq;
+  r->used = 0;
+  r->hnext = o->r_free;
+  o->r_free = i;
+  o->r_count--;
+}
+
+/* Take observer i off its resource's list (fixing a pending job's cursor and count). */
+static void res_unlink_obs(tc_obs *o, uint32_t i) {
+  obs_rec *ob = &OB(o)[i];
+  res_rec *r = &RS(o)[ob->res];
+  if (r->job != NONE) {
+    job *jb = &JOBS(o)[r->job];
+    if (ob->mark != jb->serial && jb->remaining > 0u) jb->remaining--;
+    if (jb->cursor == i) jb->cursor = ob->next;
+  }
+  if (ob->prev != NONE) OB(o)[ob->prev].next = ob->next;
+  else r->head = ob->next;
+  if (ob->next != NONE) OB(o)[ob->next].prev = ob->prev;
+  ob->prev = ob->next = NONE;
+  r->count--;
+}
+
+static void res_link_obs(tc_obs *o, uint32_t ri, uint32_t i) {
+  obs_rec *ob = &OB(o)[i];
+  res_rec *r = &RS(o)[ri];
+  ob->res = ri;
+  ob->prev = NONE;
+  ob->next = r->head;
+  if (r->head != NONE) OB(o)[r->head].prev = i;
+  r->head = i;
+  r->count++;
+  /* not part of a fan-out already under way */
+  ob->mark = r->job != NONE ? JOBS(o)[r->job].serial : 0u;
+}
+
+static void job_free(tc_obs *o, uint32_t j) {
+  job *jb = &JOBS(o)[j];
+  res_rec *r = &RS(o)[jb->res];
+  r->job = NONE;
+  jb->used = 0;
+  if (r->count == 0u) res_free(o, jb->res);
+}
+
+/* After an observer left resource ri: a fan-out with nobody left to serve is finished, and a
+ * resource with no observers and no fan-out is forgotten. */
+static void res_settle(tc_obs *o, uint32_t ri) {
+  res_rec *r = &RS(o)[ri];
+  if (r->job != NONE && JOBS(o)[r->job].cursor == NONE) {
+    JOBS(o)[r->job].used = 0;
+    r->job = NONE;
+  }
+  if (r->count == 0u && r->job == NONE) res_free(o, ri);
+}
+
+/* ---------------------------------------------------------------- observers */
+
+static inline uint32_t obs_id(const tc_obs *o, uint32_t i) {
+  return (uint32_t)COB(o)[i].gen << 24 | i;
+}
+
+static int obs_lookup(const tc_obs *o, uint32_t id, uint32_t *slot) {
+  uint32_t i = id & 0xFFFFFFu;
+  const obs_rec *r;
+  if (i >= o->cfg.max_observers) return TC_E_STALE;
+  r = &COB(o)[i];
+  if (!(r->flags & OF_USED) || r->gen != (id >> 24)) return TC_E_STALE;
+  *slot = i;
+  return 0;
+}
+
+static void obs_del(tc_obs *o, uint32_t i) {
+  obs_rec *ob = &OB(o)[i];
+  uint32_t ri = ob->res;
+  res_unlink_obs(o, i);
+  chain_remove(&KB(o)[ob->hb], OB(o), i, 0);
+  con_unlink(o, i);
+  mid_unlink(o, i);
+  ob->flags = 0;
+  ob->gen = (uint8_t)(ob->gen + 1u);
+  if (ob->gen > 127u) ob->gen = 1; /* ids stay below 2^31: they are returned as int */
+  ob->next = o->o_free;
+  o->o_free = i;
+  o->o_count--;
+  res_settle(o, ri);
+}
+
+int tc_obs_register(tc_obs *o, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                    const uint8_t *token, uint32_t token_len, uint32_t resource, uint32_t *seq) {
+  uint32_t i, ri;
+  obs_rec *ob;
+  if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
+      (token == NULL && token_len != 0u))
+    return TC_E_INVALID;
+  i = obs_find(o, peer, peer_len, token, token_len);
+  ri = res_find(o, resource);
+  if (i != NONE && OB(o)[i].res == ri) { /* the same registration again: refresh it */
+    ob = &OB(o)[i];
+    ob->last_con = now;
+  } else {
+    /* room: a slot (unless re-registering), a resource record, a place on its list */
+    if ((i == NONE && o->o_free == NONE) || (ri == NONE && o->r_free == NONE) ||
+        (ri != NONE && RS(o)[ri].count >= o->cfg.max_per_resource)) {
+      o->st.rejected++;
+      return TC_E_FULL;
+    }
+    if (ri == NONE) ri = res_new(o, resource);
+    if (i != NONE) { /* moves to another resource */
+      uint32_t old = OB(o)[i].res;
+      res_unlink_obs(o, i);
+      res_settle(o, old);
+      ob = &OB(o)[i];
+    } else {
+      i = o->o_free;
+      ob = &OB(o)[i];
+      o->o_free = ob->next;
+      o->o_count++;
+      memcpy(ob->addr, peer, peer_len);
+      ob->alen = (uint8_t)peer_len;
+      ob->tkl = (uint8_t)token_len;
+      if (token_len) memcpy(ob->token, token, token_len);
+      ob->flags = OF_USED;
+      ob->con_id = 0;
+      ob->hb = key_bucket(o, peer, peer_len, token, token_len);
+      ob->hnext = KB(o)[ob->hb];
+      KB(o)[ob->hb] = i;
+    }
+    ob->non_count = 0;
+    ob->last_con = now;
+    res_link_obs(o, ri, i);
+  }
+  RS(o)[ri].seq++;
+  if (seq) *seq = (uint32_t)(RS(o)[ri].seq & 0xFFFFFFu);
+  return (int)obs_id(o, i);
+}
+
+int tc_obs_deregister(tc_obs *o, const uint8_t *peer, uint32_t peer_len, const uint8_t *token,
+                      uint32_t token_len) {
+  uint32_t i;
+  if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
+      (token == NULL && token_len != 0u))
+    return TC_E_INVALID;
+  i = obs_find(o, peer, peer_len, token, token_len);
+  if (i == NONE) return TC_E_STALE;
+  obs_del(o, i);
+  return 0;
+}
+
+int tc_obs_find(const tc_obs *o, const uint8_t *peer, uint32_t peer_len, const uint8_t *token,
+                uint32_t token_len) {
+  uint32_t i;
+  if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
+      (token == NULL && token_len != 0u))
+    return TC_E_INVALID;
+  i = obs_find(o, peer, peer_len, token, token_len);
+  return i == NONE ? TC_E_STALE : (int)obs_id(o, i);
+}
+
+int tc_obs_remove(tc_obs *o, uint32_t id) {
+  uint32_t i;
+  if (!obs_ok(o)) return TC_E_INVALID;
+  if (obs_lookup(o, id, &i) < 0) return TC_E_STALE;
+  obs_del(o, i);
+  return 0;
+}
+
+uint32_t tc_obs_count(const tc_obs *o, uint32_t resource) {
+  uint32_t ri;
+  if (!obs_ok(o)) return 0;
+  ri = res_find(o, resource);
+  return ri == NONE ? 0u : CRS(o)[ri].count;
+}
+
+/* ------------------------------------------------------------------ fan-out */
+
+static inline int tx_room(const tc_txq *tx, uint64_t need) {
+  return tx->count < tx->item_cap && tx->used <= tx->cap && (uint64_t)(tx->cap - tx->used) >= need;
+}
+
+/* Run pending jobs in FIFO order; returns 1 if stopped for want of tx room. */
+static int run_jobs(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t *sent) {
+  for (;;) {
+    uint32_t j, best = NONE;
+    job *jb;
+    tc_msg m;
+    for (j = 0; j < o->cfg.max_jobs; j++)
+      if (JOBS(o)[j].used && (best == NONE || JOBS(o)[j].order < JOBS(o)[best].order)) best = j;
+    if (best == NONE) return 0;
+    jb = &JOBS(o)[best];
+    memset(&m, 0, sizeof m);
+    m.code = jb->code;
+    m.option_count = jb->nopts;
+    m.payload_offset = jb->payload_offset;
+    m.payload_length = jb->payload_length;
+    while (jb->cursor != NONE) {
+      uint32_t oi = jb->cursor, nid = 0, before = tx->count, next;
+      obs_rec *ob = &OB(o)[oi];
+      int con, r;
+      if (!tx_room(tx, (uint64_t)ob->alen + jb->base_len + ob->tkl + (ob->tkl >= 13u ? 1u : 0u)))
+        return 1;
+      con = (jb->flags & TC_OBS_CON) != 0u ||
+            (o->cfg.con_every != 0u && ob->non_count + 1u >= o->cfg.con_every) ||
+            (now >= ob->last_con && now - ob->last_con >= o->cfg.con_interval_ms);
+      if (ob->con_id != 0u) con = 0; /* one CON in flight per observer */
+      r = tc_ep_notify(ep, now, ob->addr, ob->alen, con ? TC_REQ_CON : 0u, ob->token, ob->tkl,
+                       &m, JOPTS(o, best), JDATA(o, best), tx, &nid);
+      if (r == TC_E_FULL && con) { /* no CON slot: NON now, the CON stays due */
+        con = 0;
+        o->st.con_deferred++;
+        r = tc_ep_notify(ep, now, ob->addr, ob->alen, 0u, ob->token, ob->tkl, &m,
+                         JOPTS(o, best), JDATA(o, best), tx, &nid);
+      }
+      if (r == TC_E_FULL) return 1;
+      next = ob->next;
+      if (r < 0) {
+        o->st.errors++;
+      } else {
+        (*sent)++;
+        if (con) {
+          o->st.sent_con++;
+          ob->non_count = 0;
+          ob->last_con = now;
+          con_link(o, oi, nid);
+        } else {
+          o->st.sent_non++;
+          ob->non_count++;
+          if (tx->count == before + 1u) {
+            const uint8_t *d = tx->buf + tx->items[before].offset;
+            if (tx->items[before].length >= 4u) mid_link(o, oi, (uint32_t)d[2] << 8 | d[3]);
+          }
+        }
+      }
+      ob->mark = jb->serial;
+      if (jb->remaining > 0u) jb->remaining--;
+      jb->cursor = next;
+      if (r >= 0 && jb->final) {
+        obs_del(o, oi);
+        o->st.removed_final++;
+      }
+    }
+    if (jb->used) job_free(o, best); /* (a final notification may have ended it already) */
+  }
+}
+
+int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
+                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx) {
+  uint32_t ri, cls, i, nopts = 0, j, sent = 0, w;
+  uint64_t bytes = 3;
+  job *jb;
+  tc_opt *jo;
+  uint8_t *jd;
+  res_rec *r;
+  int final, enc;
+  if (!obs_ok(o) || ep == NULL || resp == NULL || tx == NULL || tx->buf == NULL ||
+      tx->items == NULL || (opts == NULL && resp->option_count != 0u) ||
+      (flags & ~TC_OBS_CON) != 0u)
+    return TC_E_INVALID;
+  cls = resp->code >> 5;
+  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  final = cls != 2u;
+  for (i = 0; i < resp->option_count; i++) {
+    if (opts[i].number == TC_OPT_OBSERVE) continue;
+    if (opts[i].number > 65535u || opts[i].length > 65535u) return TC_E_INVALID;
+    if (src == NULL && opts[i].length != 0u) return TC_E_INVALID;
+    nopts++;
+    bytes += opts[i].length;
+  }
+  if (resp->payload_length != 0u && src == NULL) return TC_E_INVALID;
+  bytes += resp->payload_length;
+  if (nopts > o->cfg.max_opts || bytes > o->cfg.max_message_size) return TC_E_MESSAGE_TOO_LARGE;
+  ri = res_find(o, resource);
+  if (ri == NONE || RS(o)[ri].count == 0u) return 0;
+  r = &RS(o)[ri];
+  if (r->job != NONE) {
+    j = r->job; /* a newer state replaces the pending one */
+  } else {
+    for (j = 0; j < o->cfg.max_jobs; j++)
+      if (!JOBS(o)[j].used) break;
+    if (j == o->cfg.max_jobs) return TC_E_FULL;
+    JOBS(o)[j].order = ++o->order;
+  }
+  jb = &JOBS(o)[j];
+  jo = JOPTS(o, j);
+  jd = JDATA(o, j);
+  w = 0;
+  nopts = 0;
+  if (!final) {
+    uint8_t t[4];
+    int l;
+    r->seq++;
+    l = tc_uint_encode((uint32_t)(r->seq & 0xFFFFFFu), t);
+    memcpy(jd, t, (size_t)l);
+    jo[0].number = TC_OPT_OBSERVE;
+    jo[0].offset = 0;
+    jo[0].length = (uint32_t)l;
+    w = (uint32_t)l;
+    nopts = 1;
+  }
+  for (i = 0; i < resp->option_count; i++) {
+    if (opts[i].number == TC_OPT_OBSERVE) continue;
+    jo[nopts].number = opts[i].number;
+    jo[nopts].offset = w;
+    jo[nopts].length = opts[i].length;
+    if (opts[i].length) memcpy(jd + w, src + opts[i].offset, opts[i].length);
+    w += opts[i].length;
+    nopts++;
+  }
+  if (resp->payload_length) memcpy(jd + w, src + resp->payload_offset, resp->payload_length);
+  jb->used = 1;
+  jb->res = ri;
+  jb->code = resp->code;
+  jb->nopts = nopts;
+  jb->payload_offset = w;
+  jb->payload_length = resp->payload_length;
+  jb->flags = flags;
+  jb->final = (uint32_t)final;
+  jb->cursor = r->head;
+  jb->remaining = r->count;
+  jb->serial = ++o->serial;
+  if (jb->serial == 0u) jb->serial = ++o->serial;
+  r->job = j;
+  {
+    tc_msg m;
+    memset(&m, 0, sizeof m);
+    m.code = jb->code;
+    m.option_count = nopts;
+    m.payload_offset = w;
+    m.payload_length = resp->payload_length;
+    enc = tc_encode(NULL, 0, TC_UDP, &m, jo, jd);
+  }
+  if (enc < 0) {
+    job_free(o, j);
+    return enc;
+  }
+  jb->base_len = (uint32_t)enc;
+  (void)run_jobs(o, ep, now, tx, &sent);
+  return (int)sent;
+}
+
+int tc_obs_resume(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx) {
+  uint32_t sent = 0;
+  if (!obs_ok(o) || ep == NULL || tx == NULL || tx->buf == NULL || tx->items == NULL)
+    return TC_E_INVALID;
+  (void)run_jobs(o, ep, now, tx, &sent);
+  return (int)sent;
+}
+
+uint32_t tc_obs_pending(const tc_obs *o) {
+  uint32_t j, n = 0;
+  if (!obs_ok(o)) return 0;
+  for (j = 0; j < o->cfg.max_jobs; j++)
+    if (CJOBS(o)[j].used) n += CJOBS(o)[j].remaining;
+  return n;
+}
+
+/* ------------------------------------------------------------------- events */
+
+int tc_obs_on_event(tc_obs *o, uint64_t now, const tc_ep_event *ev) {
+  uint32_t i;
+  (void)now;
+  if (!obs_ok(o) || ev == NULL) return 0;
+  if ((ev->kind != TC_EV_ACKED && ev->kind != TC_EV_FAILED) ||
+      (ev->id & NOTIFY_ID_MASK) != NOTIFY_ID_BIT)
+    return 0;
+  i = con_find(o, ev->id);
+  if (i == NONE) return 0;
+  if (ev->kind == TC_EV_ACKED) {
+    con_unlink(o, i);
+    return 1;
+  }
+  if (ev->status == TC_E_RESET) o->st.removed_reset++;
+  else o->st.removed_timeout++;
+  obs_del(o, i);
+  return 1;
+}
+
+int tc_obs_on_reset(tc_obs *o, const uint8_t *peer, uint32_t peer_len, uint32_t mid) {
+  uint32_t i;
+  if (!obs_ok(o) || !addr_ok(peer, peer_len) || mid > 0xFFFFu) return 0;
+  i = MB(o)[mid_bucket(o, peer, peer_len, mid)];
+  while (i != NONE) {
+    obs_rec *r = &OB(o)[i];
+    if (r->mid == mid && r->alen == peer_len && memcmp(r->addr, peer, peer_len) == 0) {
+      obs_del(o, i);
+      o->st.removed_reset++;
+      return 1;
+    }
+    i = r->mnext;
+  }
+  return 0;
+}
+
+void tc_obs_get_stats(const tc_obs *o, tc_obs_stats *out) {
+  uint32_t j;
+  if (out == NULL) return;
+  if (!obs_ok(o)) {
+    memset(out, 0, sizeof *out);
+    return;
+  }
+  *out = o->st;
+  out->observers = o->o_count;
+  out->resources = o->r_count;
+  out->pending = tc_obs_pending(o);
+  out->jobs = 0;
+  for (j = 0; j < o->cfg.max_jobs; j++)
+    if (CJOBS(o)[j].used) out->jobs++;
+}
