@@ -4,11 +4,13 @@
       "target_name": "turbocoap",
       "sources": [
         "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
-        "native/binding/addon.cc"
+        "native/binding/addon.cc",
+        "native/binding/udp.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native/include"
+        "native/include",
+        "native/binding"
       ],
       "defines": [
         "NAPI_VERSION=8",

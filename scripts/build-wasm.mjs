@@ -47,6 +47,7 @@ function build(out) {
     '-Wextra',
     '-Werror',
     '-Inative/include',
+    '-Inative/binding',
     `-ffile-prefix-map=${root}/=`,
     '--no-entry',
     '-sSTANDALONE_WASM=1',

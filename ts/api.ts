@@ -9,7 +9,16 @@ import { defaultBackend } from './state';
 export type { CoapMessage, CoapOption, CodecOptions, DeframerOptions } from './codec';
 export type { MessageType, Transport } from './codes';
 export { codeToString, parseCode } from './codes';
-export { CoapError, CoapParseError, CoapFrameError, CoapEncodeError } from './errors';
+export {
+  CoapError,
+  CoapParseError,
+  CoapFrameError,
+  CoapEncodeError,
+  CoapTimeoutError,
+  CoapResetError,
+  CoapNetworkError,
+  CoapAbortError,
+} from './errors';
 export {
   OptionNumber,
   SignalingOptionNumber,

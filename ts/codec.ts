@@ -8,7 +8,7 @@
  * out.
  */
 import type { Backend, DeframerHandle } from './backend/types';
-import { MSG_WORDS, OPT_WORDS } from './backend/types';
+import { ERROR_COUNT, MSG_WORDS, OPT_WORDS } from './backend/types';
 import { CODE_STRINGS, TYPE_NAMES, codeNumberOrInvalid, transportNumber } from './codes';
 import type { MessageType, Transport } from './codes';
 import { CoapEncodeError, CoapFrameError, CoapParseError } from './errors';
@@ -85,7 +85,7 @@ export class Codec {
   constructor(backend: Backend) {
     this.backend = backend;
     this.errorNames = [];
-    for (let i = 1; i <= 16; i++) this.errorNames.push(backend.errorName(-i));
+    for (let i = 1; i <= ERROR_COUNT; i++) this.errorNames.push(backend.errorName(-i));
   }
 
   /** Stable name of a negative core error code. */

@@ -29,6 +29,11 @@ const DESCRIPTIONS: Record<string, string> = {
   WS_LENGTH: 'WebSocket framing with a non-zero Len nibble',
   BUFFER_TOO_SMALL: 'output buffer too small',
   INVALID: 'an argument is out of range',
+  STALE: 'unknown or finished exchange',
+  FULL: 'a bounded table is full',
+  TIMEOUT: 'no answer in time',
+  RESET: 'the peer answered with a Reset (RST)',
+  BAD_OPTION: 'the response has an unrecognized critical option',
 };
 
 /** Describes a core error code for messages. */
@@ -74,5 +79,64 @@ export class CoapEncodeError extends CoapError {
   constructor(code: string, message?: string) {
     super(message ?? `${code}: ${describe(code)}`);
     this.code = code;
+  }
+}
+
+/**
+ * A request got no response in time: the CON request was retransmitted
+ * MAX_RETRANSMIT times without an acknowledgement, the (separate or NON)
+ * response did not come within the response timeout, or the `timeout` given
+ * to `request()` elapsed.
+ */
+export class CoapTimeoutError extends CoapError {
+  /** Stable upper-case error name: `'TIMEOUT'`. */
+  readonly code = 'TIMEOUT';
+  constructor(message = 'CoAP request timed out') {
+    super(message);
+  }
+}
+
+/** The peer answered a request with a Reset (RST) message (RFC 7252 §4.2). */
+export class CoapResetError extends CoapError {
+  /** Stable upper-case error name: `'RESET'`. */
+  readonly code = 'RESET';
+  constructor(message = 'the peer answered with a Reset (RST)') {
+    super(message);
+  }
+}
+
+/**
+ * The request could not be sent or answered for a reason below CoAP: the
+ * host name did not resolve, the socket could not be opened or bound, the
+ * endpoint's tables are full, the agent was closed, or the response carried
+ * an unrecognized critical option. `code` is a stable upper-case name
+ * (`'FULL'`, `'BAD_OPTION'`, `'CLOSED'`, or a Node/libuv error code such as
+ * `'ENOTFOUND'` or `'EADDRINUSE'`).
+ */
+export class CoapNetworkError extends CoapError {
+  /** Stable upper-case error name. */
+  readonly code: string;
+  constructor(code: string, message?: string, options?: { cause?: unknown }) {
+    super(message ?? `${code}: ${describe(code)}`);
+    this.code = code;
+    if (options !== undefined && 'cause' in options) {
+      Object.defineProperty(this, 'cause', { value: options.cause, writable: true, configurable: true });
+    }
+  }
+}
+
+/**
+ * The request was cancelled through its AbortSignal. Like DOM aborts, its
+ * `name` is `'AbortError'`; `cause` is the signal's reason.
+ */
+export class CoapAbortError extends CoapError {
+  /** Stable upper-case error name: `'ABORTED'`. */
+  readonly code = 'ABORTED';
+  constructor(message = 'the request was aborted', options?: { cause?: unknown }) {
+    super(message);
+    this.name = 'AbortError';
+    if (options !== undefined && 'cause' in options) {
+      Object.defineProperty(this, 'cause', { value: options.cause, writable: true, configurable: true });
+    }
   }
 }

@@ -12,3 +12,4 @@ import { setBackendProvider } from './state';
 setBackendProvider(pickNodeBackend);
 
 export * from './api';
+export * from './udp';

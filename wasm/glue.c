@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "turbocoap.h"
+#include "ep_batch.h"
 
 /* Exported to JS; scripts/build-wasm.mjs lists every TCW_API function. */
 #define TCW_API __attribute__((used, visibility("default")))
@@ -146,3 +147,199 @@ TCW_API int tcw_option_find(uint32_t code, uint32_t number) {
 
 /** Name of an error code into tcw_bytes; returns its length. */
 TCW_API int tcw_error_name(int err) { return put_name(tc_error_name(err)); }
+
+/* ------------------------------------------------------- CoAP/UDP endpoint */
+/*
+ * The WebAssembly UDP driver's half (ts/transport/udp-wasm.ts owns the node:dgram socket):
+ * a tc_ep with its tx queue and a batch of records (ep_batch.h, the same records the
+ * native driver hands JS). JS stages each datagram in the handle's input area, calls
+ * tcw_udp_recv, sends the tx queue, and hands the batch to the server/client code; replies
+ * come back as tx records staged in the handle's tx areas and run by tcw_udp_flush.
+ *
+ * A handle starts with TCW_UDP_INFO words that JS reads after every call (pointers are
+ * offsets into linear memory):
+ *   [0] record table  [1] words used  [2] byte area  [3] bytes used  [4] records
+ *   [5] tx queue bytes  [6] tx queue items (tc_tx)  [7] tx queue count
+ *   [8] next deadline, low word  [9] high word (0xFFFFFFFF: none)
+ *   [10] input area  [11] its size  [12] tx record table  [13] its words
+ *   [14] tx byte area  [15] its size  [16] flush position  [17] records failed
+ */
+#define TCW_UDP_INFO 18u
+#define TCW_RX_WORDS (1u << 15)
+#define TCW_RX_DATA (256u * 1024u)
+#define TCW_TXQ_ITEMS 256u
+#define TCW_TXQ_BYTES (512u * 1024u)
+#define TCW_IN_ADDR 32u /* the datagram starts here in the input area */
+#define TCW_IN_CAP (TCW_IN_ADDR + 65536u)
+#define TCW_TIMER_EVENTS 64u
+
+/* tcw_udp_recv / tcw_udp_timer outcomes */
+#define TCW_OK 0
+#define TCW_BATCH_FULL 1 /* hand the batch to JS, reset it (tcw_udp_rx_reset), call again */
+#define TCW_TX_FULL 2    /* send the tx queue, reset it (tcw_udp_tx_reset), call again */
+
+typedef struct tcw_udp {
+  uint32_t info[TCW_UDP_INFO];
+  tc_ep *ep;
+  tc_txq txq;
+  tcb_rx rx;
+  uint8_t *in;
+  uint32_t *txw;
+  uint32_t txw_cap;
+  uint8_t *txb;
+  uint32_t txb_cap;
+  tc_msg msg;
+  tc_opt opts[TCB_OPT_CAP];
+  tc_ep_event evs[TCW_TIMER_EVENTS];
+} tcw_udp;
+
+_Static_assert(sizeof(tc_ep_config) == 16 * 4, "tc_ep_config is 16 words");
+
+static void udp_info(tcw_udp *u) {
+  uint64_t dl = tc_ep_next_deadline(u->ep);
+  u->info[0] = (uint32_t)(uintptr_t)u->rx.words;
+  u->info[1] = u->rx.word_used;
+  u->info[2] = (uint32_t)(uintptr_t)u->rx.data;
+  u->info[3] = u->rx.data_used;
+  u->info[4] = u->rx.count;
+  u->info[5] = (uint32_t)(uintptr_t)u->txq.buf;
+  u->info[6] = (uint32_t)(uintptr_t)u->txq.items;
+  u->info[7] = u->txq.count;
+  u->info[8] = (uint32_t)dl;
+  u->info[9] = (uint32_t)(dl >> 32);
+  u->info[10] = (uint32_t)(uintptr_t)u->in;
+  u->info[11] = TCW_IN_CAP;
+  u->info[12] = (uint32_t)(uintptr_t)u->txw;
+  u->info[13] = u->txw_cap;
+  u->info[14] = (uint32_t)(uintptr_t)u->txb;
+  u->info[15] = u->txb_cap;
+}
+
+static void udp_free(tcw_udp *u) {
+  if (u == NULL) return;
+  free(u->ep);
+  free(u->txq.buf);
+  free(u->txq.items);
+  free(u->rx.words);
+  free(u->rx.data);
+  free(u->in);
+  free(u->txw);
+  free(u->txb);
+  free(u);
+}
+
+/** Bytes of layout the JS side expects: TCB_ABI | TCW_UDP_INFO << 8. */
+TCW_API uint32_t tcw_udp_abi(void) { return TCB_ABI | TCW_UDP_INFO << 8; }
+
+/**
+ * A new endpoint: cfg is a tc_ep_config (16 words), seed 32 bytes of entropy (both
+ * borrowed, e.g. staged in tcw_table / tcw_bytes); txw_words / txb_bytes size the tx record
+ * areas. Returns the handle (its info words), or 0 for an invalid config or no memory.
+ */
+TCW_API tcw_udp *tcw_udp_create(const uint32_t *cfg_words, const uint8_t *seed,
+                                uint32_t txw_words, uint32_t txb_bytes) {
+  tc_ep_config cfg;
+  size_t size;
+  tcw_udp *u;
+  memcpy(&cfg, cfg_words, sizeof cfg);
+  size = tc_ep_size(&cfg);
+  if (size == 0 || txw_words == 0 || txb_bytes == 0 || txw_words > (1u << 26)) return NULL;
+  u = (tcw_udp *)calloc(1, sizeof *u);
+  if (u == NULL) return NULL;
+  u->ep = (tc_ep *)aligned_alloc(8, (size + 7u) & ~(size_t)7u);
+  u->txq.buf = (uint8_t *)malloc(TCW_TXQ_BYTES);
+  u->txq.items = (tc_tx *)malloc(TCW_TXQ_ITEMS * sizeof(tc_tx));
+  u->txq.cap = TCW_TXQ_BYTES;
+  u->txq.item_cap = TCW_TXQ_ITEMS;
+  u->rx.words = (uint32_t *)malloc(TCW_RX_WORDS * 4u);
+  u->rx.word_cap = TCW_RX_WORDS;
+  u->rx.data = (uint8_t *)malloc(TCW_RX_DATA);
+  u->rx.data_cap = TCW_RX_DATA;
+  u->in = (uint8_t *)malloc(TCW_IN_CAP);
+  u->txw = (uint32_t *)malloc((size_t)txw_words * 4u);
+  u->txw_cap = txw_words;
+  u->txb = (uint8_t *)malloc(txb_bytes);
+  u->txb_cap = txb_bytes;
+  if (u->ep == NULL || u->txq.buf == NULL || u->txq.items == NULL || u->rx.words == NULL ||
+      u->rx.data == NULL || u->in == NULL || u->txw == NULL || u->txb == NULL ||
+      tc_ep_init(u->ep, size, &cfg, seed) != 0) {
+    udp_free(u);
+    return NULL;
+  }
+  udp_info(u);
+  return u;
+}
+
+TCW_API void tcw_udp_free(tcw_udp *u) { udp_free(u); }
+
+/**
+ * One received datagram: the canonical address (ep_batch.h) in in[0..alen), the datagram in
+ * in[TCW_IN_ADDR..+len). Returns TCW_OK, TCW_BATCH_FULL or TCW_TX_FULL (nothing was done:
+ * make room and call again), or a negative TC_E_* for bad arguments.
+ */
+TCW_API int tcw_udp_recv(tcw_udp *u, double now, uint32_t alen, uint32_t len) {
+  tc_ep_event ev;
+  int rc;
+  if (alen < 1u || alen > TC_ADDR_MAX || len > TCW_IN_CAP - TCW_IN_ADDR) return TC_E_INVALID;
+  if (!tcb_rx_room(&u->rx, len)) return TCW_BATCH_FULL;
+  rc = tc_ep_recv(u->ep, (uint64_t)now, u->in, alen, u->in + TCW_IN_ADDR, len, &u->txq, &u->msg,
+                  u->opts, TCB_OPT_CAP, &ev);
+  if (rc == TC_E_FULL) return TCW_TX_FULL;
+  if (rc < 0) return rc;
+  if (ev.kind != TC_EV_NONE)
+    tcb_rx_put(&u->rx, &ev, u->in, alen, u->in + TCW_IN_ADDR, len, &u->msg, u->opts);
+  udp_info(u);
+  return TCW_OK;
+}
+
+/** Run what is due at now. TCW_OK, or TCW_TX_FULL / TCW_BATCH_FULL: work is left (drain, reset,
+ *  call again). */
+TCW_API int tcw_udp_timer(tcw_udp *u, double now) {
+  uint32_t room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS, i;
+  int n;
+  if (room == 0) return TCW_BATCH_FULL;
+  n = tc_ep_timer(u->ep, (uint64_t)now, &u->txq, u->evs,
+                  room < TCW_TIMER_EVENTS ? room : TCW_TIMER_EVENTS);
+  for (i = 0; i < (uint32_t)(n > 0 ? n : 0); i++)
+    tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL);
+  udp_info(u);
+  if (tc_ep_next_deadline(u->ep) > (uint64_t)now) return TCW_OK;
+  return u->txq.count > 0 ? TCW_TX_FULL : TCW_BATCH_FULL;
+}
+
+/**
+ * Run the tx records staged in the handle's tx areas, words [pos, nwords) (bytes [0, nbytes)).
+ * Returns TCB_TX_DONE, TCB_TX_DRAIN (send and reset the tx queue, then call again with
+ * pos = info[16]) or a negative TC_E_* for a malformed table. info[17] counts failed records
+ * since the call with pos 0.
+ */
+TCW_API int tcw_udp_flush(tcw_udp *u, double now, uint32_t pos, uint32_t nwords,
+                          uint32_t nbytes) {
+  int rc;
+  if (nwords > u->txw_cap || nbytes > u->txb_cap || pos > nwords) return TC_E_INVALID;
+  if (pos == 0) u->info[17] = 0;
+  rc = tcb_tx_run(u->ep, (uint64_t)now, u->txw, nwords, u->txb, nbytes, &u->txq, &pos,
+                  &u->info[17]);
+  u->info[16] = pos;
+  udp_info(u);
+  return rc;
+}
+
+TCW_API void tcw_udp_tx_reset(tcw_udp *u) {
+  u->txq.count = 0;
+  u->txq.used = 0;
+  u->info[7] = 0;
+}
+
+TCW_API void tcw_udp_rx_reset(tcw_udp *u) {
+  tcb_rx_reset(&u->rx);
+  udp_info(u);
+}
+
+static tc_ep_stats tcw_stats_;
+
+/** tc_ep_get_stats into a static struct; returns it. */
+TCW_API tc_ep_stats *tcw_udp_stats(tcw_udp *u) {
+  tc_ep_get_stats(u->ep, &tcw_stats_);
+  return &tcw_stats_;
+}

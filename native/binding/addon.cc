@@ -22,6 +22,9 @@
 
 #include "turbocoap.h"
 
+// The CoAP/UDP driver (udp.c): registers udpCreate, udpBind, ... on exports.
+extern "C" napi_value tc_udp_register(napi_env env, napi_value exports);
+
 namespace {
 
 struct Scratch {
@@ -408,6 +411,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("optWords", Napi::Number::New(env, TC_OPT_WORDS));
   exports.Set("frameWords", Napi::Number::New(env, TC_FRAME_WORDS));
   exports.Set("errorCount", Napi::Number::New(env, TC_ERROR_COUNT));
+  tc_udp_register(env, exports);
   return exports;
 }
 

@@ -55,7 +55,8 @@ class NativeBackend implements Backend {
   readonly table: Uint32Array;
   readonly bytes: Uint8Array;
   readonly optCap = OPT_CAP;
-  private readonly addon: Addon;
+  /** @internal */
+  readonly addon: Addon;
   private staged: Uint8Array | undefined;
 
   constructor(addon: Addon) {
@@ -165,21 +166,36 @@ class NativeBackend implements Backend {
   }
 }
 
+/** The raw addon of a backend made by {@link loadNativeBackend} (for the UDP driver). */
+export function nativeAddon(backend: Backend): unknown {
+  return backend instanceof NativeBackend ? backend.addon : undefined;
+}
+
+/**
+ * Requires the raw addon module (no scratch set up): exactly `file` when given, else what
+ * node-gyp-build finds under the package root. Node caches the module, so every caller gets
+ * the same instance. Throws if it cannot load.
+ */
+export function loadNativeAddon(file?: string): unknown {
+  if (file !== undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(path.resolve(file));
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const load = require('node-gyp-build') as (dir: string) => unknown;
+  return load(packageRoot());
+}
+
 /**
  * Loads the native addon. With `file`, loads exactly that .node file (tests
  * use build/Release/turbocoap.node so that a broken build cannot hide behind
  * the WASM fallback); otherwise node-gyp-build finds a prebuild or the local
  * build under the package root. Throws if it cannot load.
+ *
+ * The addon has one scratch area per Node environment: a second backend made here
+ * takes it over from the first, so make one per process (the UDP driver uses
+ * {@link loadNativeAddon}, which leaves the scratch alone).
  */
 export function loadNativeBackend(file?: string): Backend {
-  let addon: Addon;
-  if (file !== undefined) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = require(path.resolve(file)) as Addon;
-  } else {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    addon = load(packageRoot()) as Addon;
-  }
-  return new NativeBackend(addon);
+  return new NativeBackend(loadNativeAddon(file) as Addon);
 }

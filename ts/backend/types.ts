@@ -13,7 +13,7 @@ export const MSG_WORDS = 9;
 /** Words in a tc_opt / tc_frame. */
 export const OPT_WORDS = 3;
 /** Number of TC_E_* error codes. */
-export const ERROR_COUNT = 16;
+export const ERROR_COUNT = 21;
 
 /** One option registry entry as read from the core. */
 export interface RawOptionDef {

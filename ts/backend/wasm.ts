@@ -67,6 +67,20 @@ function put(dst: Uint8Array, src: Uint8Array): void {
   else for (let i = 0; i < n; i++) dst[i] = src[i];
 }
 
+/**
+ * The raw module behind a WASM backend, for the UDP driver (ts/transport/udp-wasm.ts),
+ * which calls the tcw_udp_* exports itself. Views of `memory.buffer` must be re-created
+ * whenever the buffer changes (growth detaches them).
+ */
+export interface WasmRaw {
+  readonly exports: Record<string, unknown>;
+  readonly memory: WebAssembly.Memory;
+  /** The scratch table and byte area (pointers into memory). */
+  readonly tablePtr: number;
+  readonly bytesPtr: number;
+  readonly bytesSize: number;
+}
+
 class WasmBackend implements Backend {
   readonly kind = 'wasm' as const;
   table!: Uint32Array;
@@ -125,6 +139,17 @@ class WasmBackend implements Backend {
       typeof FinalizationRegistry === 'function'
         ? new FinalizationRegistry<number>((ptr) => this.ex.tcw_free(ptr))
         : undefined;
+  }
+
+  /** The raw module (see {@link WasmRaw}). */
+  raw(): WasmRaw {
+    return {
+      exports: this.ex as unknown as Record<string, unknown>,
+      memory: this.memory,
+      tablePtr: this.tablePtr,
+      bytesPtr: this.bytesPtr,
+      bytesSize: this.bytesSize,
+    };
   }
 
   /**
@@ -304,4 +329,9 @@ class WasmBackend implements Backend {
  */
 export function loadWasmBackend(moduleBytes?: Uint8Array): Backend {
   return new WasmBackend(moduleBytes ?? fromBase64(WASM_BASE64));
+}
+
+/** The raw module of a backend made by {@link loadWasmBackend}, else undefined. */
+export function wasmRaw(backend: Backend): WasmRaw | undefined {
+  return backend instanceof WasmBackend ? backend.raw() : undefined;
 }

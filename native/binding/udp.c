@@ -1,0 +1,936 @@
+/*
+ * udp.c — the native CoAP/UDP driver: one UDP socket on Node's libuv loop, run by tc_ep.
+ *
+ * Receive: libuv reads datagrams in recvmmsg batches into one big buffer (UV_UDP_RECVMMSG);
+ * recv_cb passes each to tc_ep_recv and turns what the core reports into records of a batch
+ * (ep_batch.h). The batch goes to JS once, from a uv_check handle after the poll phase (or
+ * earlier when it is nearly full, or right after a timer run), through napi_make_callback so
+ * that microtasks run before control returns. Replies the core makes at once (RST, ACK,
+ * replays, 4.02, ...) wait in the tx queue and leave with the same sendmmsg flush.
+ *
+ * Send: JS writes RESPOND / REQUEST / CANCEL / ... records into a table and byte area it
+ * registered at creation and calls flush() once per batch; tc_ep runs each and the tx queue
+ * goes out with sendmmsg on the socket's fd (the rest via uv_udp_send on EAGAIN). Runs of
+ * same-size datagrams to one peer leave as one UDP GSO message (UDP_SEGMENT, Linux >= 4.18;
+ * off for the socket if the kernel refuses it, or with TURBOCOAP_NO_GSO set).
+ *
+ * Time: a uv_timer armed to tc_ep_next_deadline drives tc_ep_timer; now = uv_now (ms).
+ *
+ * No allocation per datagram: every buffer is allocated at creation (the only per-batch
+ * allocation is the JS ArrayBuffer handed to the callback). Glue only: protocol decisions
+ * are the core's.
+ *
+ * Lifetime: the JS driver object holds an external wrapping the state. While the socket is
+ * ref'd (a listening server, a client with requests in flight) the state holds strong
+ * references to the JS object and callback; otherwise weak ones, so an idle, unreachable
+ * client can be collected (its finalizer closes the socket).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "ep_batch.h"
+#include "turbocoap.h"
+
+#define RX_WORDS (1u << 16)          /* record table: 256 KiB */
+#define RX_DATA (1u << 20)           /* datagram bytes per batch */
+#define RECV_CHUNK (64u * 1024u)     /* libuv's per-datagram chunk in recvmmsg mode */
+#define RECV_CHUNKS 20u              /* libuv's recvmmsg width */
+#define TXQ_ITEMS 1024u
+#define TXQ_BYTES (2u * 1024u * 1024u)
+#define MMSG 256u                    /* datagrams per sendmmsg */
+#define TIMER_EVENTS 64u
+#define FALLBACK_MAX 4096u           /* uv_udp_send requests queued at most */
+#define SOCK_BUF (4 * 1024 * 1024)
+#define NEVER UINT64_MAX
+#define GSO_SEGS 64u
+#define GSO_BYTES 60000u
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* Linux >= 4.18; older libc headers lack it */
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+enum { ST_DISPATCHES, ST_DISPATCHED, ST_SENDMMSG, ST_SENT, ST_SEND_ERRORS, ST_FALLBACK,
+       ST_DROPPED, ST_RECV_ERRORS, ST_TIMER_RUNS, ST_GSO, ST_COUNT };
+
+typedef struct tcu {
+  napi_env env;
+  uv_loop_t *loop;
+  uv_udp_t udp;
+  uv_timer_t timer;
+  uv_check_t check;
+  int family;
+  int handles;        /* handles not yet closed */
+  int closing;        /* close requested */
+  int ext_gone;       /* the JS external was finalized: the last one out frees the state */
+  int env_gone;       /* the environment is being torn down: no more JS */
+  int refd;
+  int check_on;
+  int in_dispatch;
+  napi_ref self_ref, cb_ref, close_cb_ref, txw_ref, txb_ref;
+  napi_async_context actx;
+  int64_t ext_mem;    /* bytes reported to V8 as external memory */
+  uint32_t *txw;
+  uint32_t txw_cap;
+  uint8_t *txb;
+  uint32_t txb_cap;
+  void *ep_mem;
+  tc_ep *ep;
+  tc_txq txq;
+  tcb_rx rx;
+  uint8_t *recvbuf;
+  uint64_t armed;
+  tc_msg msg;
+  tc_opt opts[TCB_OPT_CAP];
+  tc_ep_event evs[TIMER_EVENTS];
+  uint64_t st[ST_COUNT];
+  int gso;            /* UDP GSO allowed on this socket */
+  struct mmsghdr mm[MMSG];
+  struct sockaddr_in6 sa[MMSG];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[MMSG];
+  uint32_t msg_iov0[MMSG + 1];   /* first iovec of each message */
+  struct iovec iov[TXQ_ITEMS];
+  uint32_t iov_item[TXQ_ITEMS];  /* tx item of each iovec */
+  uint8_t taken[TXQ_ITEMS];
+} tcu;
+
+typedef struct fallback_req {
+  uv_udp_send_t req;
+  uint8_t data[];
+} fallback_req;
+
+/* ------------------------------------------------------------------ helpers */
+
+static napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+static void throw_err(napi_env env, const char *msg) { napi_throw_error(env, NULL, msg); }
+
+/* Canonical address (ep_batch.h) of a received sockaddr; its length or 0. */
+static uint32_t canon(const struct sockaddr *sa, uint8_t *a) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+    a[0] = 4;
+    memcpy(a + 1, &s->sin_port, 2);
+    memcpy(a + 3, &s->sin_addr, 4);
+    return TCB_ADDR4_LEN;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+    uint32_t sc = s->sin6_scope_id;
+    a[0] = 6;
+    memcpy(a + 1, &s->sin6_port, 2);
+    memcpy(a + 3, &s->sin6_addr, 16);
+    a[19] = (uint8_t)sc;
+    a[20] = (uint8_t)(sc >> 8);
+    a[21] = (uint8_t)(sc >> 16);
+    a[22] = (uint8_t)(sc >> 24);
+    return TCB_ADDR6_LEN;
+  }
+  return 0;
+}
+
+/* Canonical address -> sockaddr; its length or 0. */
+static socklen_t to_sockaddr(const uint8_t *a, uint32_t alen, struct sockaddr_in6 *out) {
+  memset(out, 0, sizeof *out);
+  if (alen == TCB_ADDR4_LEN && a[0] == 4) {
+    struct sockaddr_in *s = (struct sockaddr_in *)out;
+    s->sin_family = AF_INET;
+    memcpy(&s->sin_port, a + 1, 2);
+    memcpy(&s->sin_addr, a + 3, 4);
+    return sizeof(struct sockaddr_in);
+  }
+  if (alen == TCB_ADDR6_LEN && a[0] == 6) {
+    out->sin6_family = AF_INET6;
+    memcpy(&out->sin6_port, a + 1, 2);
+    memcpy(&out->sin6_addr, a + 3, 16);
+    out->sin6_scope_id = (uint32_t)a[19] | (uint32_t)a[20] << 8 | (uint32_t)a[21] << 16 |
+                         (uint32_t)a[22] << 24;
+    return sizeof(struct sockaddr_in6);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------- sending */
+
+static void fallback_done(uv_udp_send_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+static void fallback_send(tcu *u, const tc_tx *t) {
+  struct sockaddr_in6 sa;
+  fallback_req *f;
+  uv_buf_t b;
+  const uint8_t *buf = u->txq.buf;
+  if (u->udp.send_queue_count >= FALLBACK_MAX ||
+      to_sockaddr(buf + t->addr_offset, t->addr_length, &sa) == 0) {
+    u->st[ST_DROPPED]++;
+    return;
+  }
+  f = (fallback_req *)malloc(sizeof(fallback_req) + t->length);
+  if (f == NULL) {
+    u->st[ST_DROPPED]++;
+    return;
+  }
+  memcpy(f->data, buf + t->offset, t->length);
+  b = uv_buf_init((char *)f->data, t->length);
+  if (uv_udp_send(&f->req, &u->udp, &b, 1, (const struct sockaddr *)&sa, fallback_done) != 0) {
+    free(f);
+    u->st[ST_DROPPED]++;
+    return;
+  }
+  u->st[ST_FALLBACK]++;
+}
+
+/* The destination of tx item i equals that of item j. */
+static int same_dest(const tc_txq *q, uint32_t i, uint32_t j) {
+  const tc_tx *a = &q->items[i], *b = &q->items[j];
+  return a->addr_length == b->addr_length &&
+         memcmp(q->buf + a->addr_offset, q->buf + b->addr_offset, a->addr_length) == 0;
+}
+
+/*
+ * Send and empty the tx queue: sendmmsg batches of messages, where consecutive datagrams to
+ * one destination of one size (the last may be shorter) travel as a single UDP GSO message
+ * (UDP_SEGMENT): the kernel cuts it up, saving a stack traversal per datagram. Order per
+ * destination is kept. If the kernel refuses GSO, it is turned off for this socket.
+ */
+static void send_txq(tcu *u) {
+  tc_txq *q = &u->txq;
+  uint32_t n = q->count, first = 0, i;
+  uv_os_fd_t fd;
+  if (n == 0) return;
+  if (u->closing || uv_fileno((const uv_handle_t *)&u->udp, &fd) != 0) goto done;
+  memset(u->taken, 0, n);
+  while (first < n) {
+    uint32_t nmsg = 0, niov = 0, k;
+    int r;
+    if (u->udp.send_queue_count > 0) break; /* keep order behind queued fallback sends */
+    /* build up to MMSG messages from the untaken items, in order */
+    for (i = first; i < n && nmsg < MMSG; i++) {
+      const tc_tx *t = &q->items[i];
+      struct msghdr *h = &u->mm[nmsg].msg_hdr;
+      uint32_t seg = t->length, bytes = t->length, nseg = 1, j;
+      if (u->taken[i]) continue;
+      u->taken[i] = 1;
+      u->msg_iov0[nmsg] = niov;
+      u->iov_item[niov] = i;
+      u->iov[niov].iov_base = q->buf + t->offset;
+      u->iov[niov].iov_len = t->length;
+      niov++;
+      if (u->gso && seg > 0) {
+        for (j = i + 1; j < n && j < i + 4 * GSO_SEGS && nseg < GSO_SEGS; j++) {
+          const tc_tx *x = &q->items[j];
+          if (u->taken[j] || !same_dest(q, i, j)) continue;
+          if (x->length > seg || x->length == 0 || bytes + x->length > GSO_BYTES) break;
+          u->taken[j] = 1;
+          u->iov_item[niov] = j;
+          u->iov[niov].iov_base = q->buf + x->offset;
+          u->iov[niov].iov_len = x->length;
+          niov++;
+          nseg++;
+          bytes += x->length;
+          if (x->length < seg) break; /* a shorter segment ends the group */
+        }
+      }
+      h->msg_name = &u->sa[nmsg];
+      h->msg_namelen = to_sockaddr(q->buf + t->addr_offset, t->addr_length, &u->sa[nmsg]);
+      h->msg_iov = &u->iov[u->msg_iov0[nmsg]];
+      h->msg_iovlen = nseg;
+      h->msg_flags = 0;
+      if (nseg > 1) {
+        struct cmsghdr *c = (struct cmsghdr *)u->ctl[nmsg].buf;
+        uint16_t sz = (uint16_t)seg;
+        h->msg_control = u->ctl[nmsg].buf;
+        h->msg_controllen = CMSG_SPACE(sizeof sz);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof sz);
+        memcpy(CMSG_DATA(c), &sz, sizeof sz);
+      } else {
+        h->msg_control = NULL;
+        h->msg_controllen = 0;
+      }
+      nmsg++;
+    }
+    u->msg_iov0[nmsg] = niov;
+    /* advance first past the items taken */
+    while (first < n && u->taken[first]) first++;
+    if (nmsg == 0) break;
+    k = 0;
+    while (k < nmsg) {
+      do {
+        r = sendmmsg(fd, u->mm + k, nmsg - k, MSG_DONTWAIT);
+      } while (r < 0 && errno == EINTR);
+      u->st[ST_SENDMMSG]++;
+      if (r > 0) {
+        uint32_t m;
+        for (m = k; m < k + (uint32_t)r; m++) {
+          u->st[ST_SENT] += u->mm[m].msg_hdr.msg_iovlen;
+          if (u->mm[m].msg_hdr.msg_iovlen > 1) u->st[ST_GSO]++;
+        }
+        k += (uint32_t)r;
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+      /* message k cannot go: a GSO message the kernel refuses turns GSO off and its
+       * datagrams go one by one; a plain one is skipped (bad address, unreachable, ...) */
+      if (u->mm[k].msg_hdr.msg_iovlen > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP ||
+                                              errno == ENOPROTOOPT || errno == EMSGSIZE)) {
+        uint32_t v;
+        u->gso = 0;
+        for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, &q->items[u->iov_item[v]]);
+      } else {
+        u->st[ST_SEND_ERRORS]++;
+      }
+      k++;
+    }
+    /* messages the socket would not take now: their datagrams via libuv's queue */
+    for (; k < nmsg; k++) {
+      uint32_t v;
+      for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, &q->items[u->iov_item[v]]);
+    }
+  }
+  /* whatever is left (behind queued fallback sends) keeps its order through libuv */
+  for (i = first; i < n; i++)
+    if (!u->taken[i]) fallback_send(u, &q->items[i]);
+done:
+  q->count = 0;
+  q->used = 0;
+}
+
+/* ------------------------------------------------------------------- to JS */
+
+static void make_callback(tcu *u, napi_value fn, size_t argc, const napi_value *argv) {
+  napi_env env = u->env;
+  napi_value self = NULL, result;
+  napi_status s;
+  if (u->self_ref == NULL || napi_get_reference_value(env, u->self_ref, &self) != napi_ok ||
+      self == NULL)
+    napi_get_undefined(env, &self);
+  u->in_dispatch++;
+  s = napi_make_callback(env, u->actx, self, fn, argc, argv, &result);
+  u->in_dispatch--;
+  if (s == napi_pending_exception) {
+    napi_value e;
+    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
+  }
+}
+
+/* Hand the pending records to JS: callback(arrayBuffer, count, dataBase). */
+static void dispatch(tcu *u) {
+  napi_env env = u->env;
+  napi_handle_scope scope;
+  napi_value ab, fn = NULL, argv[3];
+  void *p;
+  size_t wbytes = (size_t)u->rx.word_used * 4u, total = wbytes + u->rx.data_used;
+  uint32_t count = u->rx.count;
+  if (count == 0) return;
+  if (u->closing || u->cb_ref == NULL) {
+    tcb_rx_reset(&u->rx);
+    return;
+  }
+  napi_open_handle_scope(env, &scope);
+  if (napi_create_arraybuffer(env, total, &p, &ab) != napi_ok ||
+      napi_get_reference_value(env, u->cb_ref, &fn) != napi_ok || fn == NULL) {
+    tcb_rx_reset(&u->rx);
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  memcpy(p, u->rx.words, wbytes);
+  memcpy((uint8_t *)p + wbytes, u->rx.data, u->rx.data_used);
+  tcb_rx_reset(&u->rx);
+  argv[0] = ab;
+  napi_create_uint32(env, count, &argv[1]);
+  napi_create_uint32(env, (uint32_t)wbytes, &argv[2]);
+  u->st[ST_DISPATCHES]++;
+  u->st[ST_DISPATCHED] += count;
+  make_callback(u, fn, 3, argv);
+  napi_close_handle_scope(env, scope);
+}
+
+/* ------------------------------------------------------------------- timing */
+
+static void timer_cb(uv_timer_t *t);
+
+static void rearm(tcu *u) {
+  uint64_t dl, now;
+  if (u->closing) return;
+  dl = tc_ep_next_deadline(u->ep);
+  if (dl == NEVER) {
+    if (u->armed != NEVER) uv_timer_stop(&u->timer);
+    u->armed = NEVER;
+    return;
+  }
+  if (dl >= u->armed) return; /* the armed timer fires first; it re-arms */
+  now = uv_now(u->loop);
+  u->armed = dl;
+  uv_timer_start(&u->timer, timer_cb, dl > now ? dl - now : 0, 0);
+}
+
+static void run_timer(tcu *u) {
+  uint64_t now = uv_now(u->loop);
+  int round;
+  for (round = 0; round < 16 && !u->closing; round++) {
+    uint32_t room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS, cap, i;
+    int n;
+    if (room < 4) {
+      dispatch(u);
+      if (u->closing) return;
+      room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS;
+    }
+    cap = room < TIMER_EVENTS ? room : TIMER_EVENTS;
+    n = tc_ep_timer(u->ep, now, &u->txq, u->evs, cap);
+    u->st[ST_TIMER_RUNS]++;
+    for (i = 0; i < (uint32_t)(n > 0 ? n : 0); i++)
+      tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL);
+    if (tc_ep_next_deadline(u->ep) > now) break;
+    /* work left over (tx queue or event room ran out): drain and go again */
+    send_txq(u);
+  }
+}
+
+static void timer_cb(uv_timer_t *t) {
+  tcu *u = (tcu *)t->data;
+  u->armed = NEVER;
+  if (u->closing) return;
+  run_timer(u);
+  dispatch(u);
+  if (u->closing) return;
+  send_txq(u);
+  if (tc_ep_next_deadline(u->ep) <= uv_now(u->loop)) {
+    /* still due after bounded rounds: retry soon rather than spin */
+    u->armed = uv_now(u->loop) + 1;
+    uv_timer_start(&u->timer, timer_cb, 1, 0);
+    return;
+  }
+  rearm(u);
+}
+
+static void check_cb(uv_check_t *c) {
+  tcu *u = (tcu *)c->data;
+  uv_check_stop(c);
+  u->check_on = 0;
+  if (u->closing) return;
+  dispatch(u);
+  if (u->closing) return;
+  send_txq(u);
+  rearm(u);
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  tcu *u = (tcu *)h->data;
+  (void)suggested;
+  buf->base = (char *)u->recvbuf;
+  buf->len = RECV_CHUNK * RECV_CHUNKS;
+}
+
+static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *sa,
+                    unsigned flags) {
+  tcu *u = (tcu *)h->data;
+  uint8_t addr[TC_ADDR_MAX];
+  uint32_t alen, len;
+  tc_ep_event ev;
+  uint64_t now;
+  int rc, tries;
+  if (u->closing || (flags & UV_UDP_MMSG_FREE)) return;
+  if (nread < 0) {
+    u->st[ST_RECV_ERRORS]++;
+    return;
+  }
+  if (sa == NULL || (flags & UV_UDP_PARTIAL)) return;
+  alen = canon(sa, addr);
+  if (alen == 0) return;
+  len = (uint32_t)nread;
+  if (!tcb_rx_room(&u->rx, len)) {
+    dispatch(u);
+    if (u->closing) return;
+  }
+  now = uv_now(u->loop);
+  for (tries = 0;; tries++) {
+    rc = tc_ep_recv(u->ep, now, addr, alen, (const uint8_t *)buf->base, len, &u->txq, &u->msg,
+                    u->opts, TCB_OPT_CAP, &ev);
+    if (rc != TC_E_FULL || tries > 0) break;
+    send_txq(u);
+  }
+  if (rc < 0) return;
+  if (ev.kind != TC_EV_NONE)
+    tcb_rx_put(&u->rx, &ev, addr, alen, (const uint8_t *)buf->base, len, &u->msg, u->opts);
+  if ((ev.kind != TC_EV_NONE || u->txq.count > 0) && !u->check_on) {
+    u->check_on = 1;
+    uv_check_start(&u->check, check_cb);
+  }
+}
+
+/* ------------------------------------------------------------------ lifetime */
+
+static void free_state(tcu *u) {
+  free(u->ep_mem);
+  free(u->txq.buf);
+  free(u->txq.items);
+  free(u->rx.words);
+  free(u->rx.data);
+  free(u->recvbuf);
+  u->ep_mem = NULL;
+  u->ep = NULL;
+  u->txq.buf = NULL;
+  u->txq.items = NULL;
+  u->rx.words = NULL;
+  u->rx.data = NULL;
+  u->recvbuf = NULL;
+}
+
+static void drop_refs(tcu *u) {
+  napi_env env = u->env;
+  napi_ref *refs[] = {&u->self_ref, &u->cb_ref, &u->txw_ref, &u->txb_ref, &u->close_cb_ref};
+  size_t i;
+  for (i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
+    *refs[i] = NULL;
+  }
+  if (u->actx != NULL) napi_async_destroy(env, u->actx);
+  u->actx = NULL;
+}
+
+static void env_cleanup(void *arg);
+
+static void closed_cb(uv_handle_t *h) {
+  tcu *u = (tcu *)h->data;
+  if (--u->handles > 0) return;
+  free_state(u);
+  if (!u->env_gone && u->ext_mem != 0) {
+    int64_t left;
+    napi_adjust_external_memory(u->env, -u->ext_mem, &left);
+  }
+  u->ext_mem = 0;
+  if (u->ext_gone) { /* nobody else points at u */
+    free(u);
+    return;
+  }
+  if (u->env_gone) return; /* the external's finalizer (if it ever runs) frees u */
+  napi_remove_env_cleanup_hook(u->env, env_cleanup, u);
+  if (u->close_cb_ref != NULL) {
+    napi_handle_scope scope;
+    napi_value fn = NULL;
+    napi_open_handle_scope(u->env, &scope);
+    if (napi_get_reference_value(u->env, u->close_cb_ref, &fn) == napi_ok && fn != NULL)
+      make_callback(u, fn, 0, NULL);
+    napi_close_handle_scope(u->env, scope);
+  }
+  drop_refs(u);
+}
+
+static void start_close(tcu *u) {
+  if (u->closing) return;
+  u->closing = 1;
+  uv_udp_recv_stop(&u->udp);
+  uv_close((uv_handle_t *)&u->udp, closed_cb);
+  uv_close((uv_handle_t *)&u->timer, closed_cb);
+  uv_close((uv_handle_t *)&u->check, closed_cb);
+}
+
+/* The environment is going away (worker exit, process exit) without close(). */
+static void env_cleanup(void *arg) {
+  tcu *u = (tcu *)arg;
+  u->env_gone = 1; /* no JS from now on */
+  drop_refs(u);
+  start_close(u);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  tcu *u = (tcu *)data;
+  (void)hint;
+  (void)env;
+  u->ext_gone = 1;
+  if (u->handles == 0) { /* closed already */
+    free(u);
+    return;
+  }
+  /* collected while open (only possible when unref'd) or while closing: the last close
+   * callback frees u */
+  if (!u->env_gone) {
+    napi_remove_env_cleanup_hook(u->env, env_cleanup, u);
+    drop_refs(u);
+    u->env_gone = 1; /* no JS callbacks for an object nobody can see */
+  }
+  start_close(u);
+}
+
+/* ------------------------------------------------------------------ JS API */
+
+static int get_state(napi_env env, napi_value v, tcu **out) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    napi_throw_type_error(env, NULL, "turbocoap: expected a UDP driver handle");
+    return 0;
+  }
+  *out = (tcu *)p;
+  return 1;
+}
+
+static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n) {
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, n, data, NULL, NULL) != napi_ok || type != want ||
+      *data == NULL) {
+    napi_throw_type_error(env, NULL, "turbocoap: bad typed array argument");
+    return 0;
+  }
+  return 1;
+}
+
+static int u32arg(napi_env env, napi_value v, uint32_t *out) {
+  if (napi_get_value_uint32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "turbocoap: expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+/* udpCreate(family 4|6, config: Uint32Array(16), seed: Uint8Array(32), self: object,
+ *           onBatch: function, txWords: Uint32Array, txBytes: Uint8Array): external */
+static napi_value udp_create(napi_env env, napi_callback_info info) {
+  napi_value argv[7], ext, name;
+  size_t argc = 7, n;
+  uint32_t family, *cfgw;
+  uint8_t *seed;
+  void *p;
+  tc_ep_config cfg;
+  size_t size;
+  tcu *u;
+  napi_valuetype t;
+  int err;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) {
+    napi_throw_type_error(env, NULL, "turbocoap: udpCreate: missing arguments");
+    return NULL;
+  }
+  if (!u32arg(env, argv[0], &family)) return NULL;
+  if (family != 4 && family != 6) {
+    napi_throw_range_error(env, NULL, "turbocoap: family must be 4 or 6");
+    return NULL;
+  }
+  if (!typed(env, argv[1], napi_uint32_array, &p, &n)) return NULL;
+  cfgw = (uint32_t *)p;
+  if (n * 4 != sizeof cfg) {
+    napi_throw_range_error(env, NULL, "turbocoap: bad endpoint config size");
+    return NULL;
+  }
+  memcpy(&cfg, cfgw, sizeof cfg);
+  if (!typed(env, argv[2], napi_uint8_array, &p, &n)) return NULL;
+  seed = (uint8_t *)p;
+  if (n != 32) {
+    napi_throw_range_error(env, NULL, "turbocoap: seed must be 32 bytes");
+    return NULL;
+  }
+  napi_typeof(env, argv[4], &t);
+  if (t != napi_function) {
+    napi_throw_type_error(env, NULL, "turbocoap: onBatch must be a function");
+    return NULL;
+  }
+  size = tc_ep_size(&cfg);
+  if (size == 0) {
+    napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
+    return NULL;
+  }
+  u = (tcu *)calloc(1, sizeof *u);
+  if (u == NULL) {
+    throw_err(env, "turbocoap: out of memory");
+    return NULL;
+  }
+  u->env = env;
+  u->family = (int)family;
+  u->armed = NEVER;
+  u->gso = getenv("TURBOCOAP_NO_GSO") == NULL;
+  if (!typed(env, argv[5], napi_uint32_array, &p, &n)) goto fail_js;
+  u->txw = (uint32_t *)p;
+  u->txw_cap = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)n;
+  if (!typed(env, argv[6], napi_uint8_array, &p, &n)) goto fail_js;
+  u->txb = (uint8_t *)p;
+  u->txb_cap = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)n;
+  u->ep_mem = aligned_alloc(8, (size + 7u) & ~(size_t)7u);
+  u->txq.buf = (uint8_t *)malloc(TXQ_BYTES);
+  u->txq.items = (tc_tx *)malloc(TXQ_ITEMS * sizeof(tc_tx));
+  u->txq.cap = TXQ_BYTES;
+  u->txq.item_cap = TXQ_ITEMS;
+  u->rx.words = (uint32_t *)malloc(RX_WORDS * 4u);
+  u->rx.word_cap = RX_WORDS;
+  u->rx.data = (uint8_t *)malloc(RX_DATA);
+  u->rx.data_cap = RX_DATA;
+  u->recvbuf = (uint8_t *)malloc(RECV_CHUNK * RECV_CHUNKS);
+  if (u->ep_mem == NULL || u->txq.buf == NULL || u->txq.items == NULL || u->rx.words == NULL ||
+      u->rx.data == NULL || u->recvbuf == NULL) {
+    throw_err(env, "turbocoap: out of memory");
+    goto fail_js;
+  }
+  u->ep = (tc_ep *)u->ep_mem;
+  if (tc_ep_init(u->ep, size, &cfg, seed) != 0) {
+    napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
+    goto fail_js;
+  }
+  if (napi_get_uv_event_loop(env, &u->loop) != napi_ok) {
+    throw_err(env, "turbocoap: no event loop");
+    goto fail_js;
+  }
+  err = uv_udp_init_ex(u->loop, &u->udp, (family == 4 ? AF_INET : AF_INET6) | UV_UDP_RECVMMSG);
+  if (err != 0) {
+    throw_err(env, uv_strerror(err));
+    goto fail_js;
+  }
+  u->udp.data = u;
+  uv_timer_init(u->loop, &u->timer);
+  u->timer.data = u;
+  uv_check_init(u->loop, &u->check);
+  u->check.data = u;
+  uv_unref((uv_handle_t *)&u->timer);
+  uv_unref((uv_handle_t *)&u->check);
+  uv_unref((uv_handle_t *)&u->udp); /* JS refs it while it has a reason to live */
+  u->handles = 3;
+  napi_create_reference(env, argv[3], 0, &u->self_ref);
+  napi_create_reference(env, argv[4], 0, &u->cb_ref);
+  napi_create_reference(env, argv[5], 0, &u->txw_ref);
+  napi_create_reference(env, argv[6], 0, &u->txb_ref);
+  napi_create_string_utf8(env, "turbocoap:udp", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &u->actx);
+  napi_add_env_cleanup_hook(env, env_cleanup, u);
+  {
+    /* tell V8 what an endpoint costs, so that unreachable idle ones are collected soon */
+    int64_t total;
+    u->ext_mem = (int64_t)size + TXQ_BYTES + RX_WORDS * 4 + RX_DATA;
+    napi_adjust_external_memory(env, u->ext_mem, &total);
+  }
+  if (napi_create_external(env, u, finalize, NULL, &ext) != napi_ok) {
+    throw_err(env, "turbocoap: cannot create handle");
+    return NULL; /* u stays with the loop; closed at env cleanup */
+  }
+  return ext;
+fail_js:
+  free_state(u);
+  free(u);
+  return NULL;
+}
+
+/* udpBind(h, host: string, port, flags: 1 ipv6Only | 2 reuseAddr): 0 or a negative errno */
+static napi_value udp_bind(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  size_t argc = 4, hl;
+  tcu *u;
+  char host[128];
+  uint32_t port, flags, uvf = 0;
+  struct sockaddr_storage ss;
+  int err, size;
+  uv_os_fd_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      !get_state(env, argv[0], &u) || !u32arg(env, argv[2], &port) ||
+      !u32arg(env, argv[3], &flags))
+    return NULL;
+  if (napi_get_value_string_utf8(env, argv[1], host, sizeof host, &hl) != napi_ok) {
+    napi_throw_type_error(env, NULL, "turbocoap: host must be a string");
+    return NULL;
+  }
+  if (u->closing) return num(env, UV_EBADF);
+  if (port > 65535) return num(env, UV_EINVAL);
+  if (u->family == 4) err = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
+  else err = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss);
+  if (err != 0) return num(env, err);
+  if (flags & 1u) uvf |= UV_UDP_IPV6ONLY;
+  if (flags & 2u) uvf |= UV_UDP_REUSEADDR;
+  err = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, uvf);
+  if (err != 0) return num(env, err);
+  if (uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0) {
+    size = SOCK_BUF;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    size = SOCK_BUF;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
+  err = uv_udp_recv_start(&u->udp, alloc_cb, recv_cb);
+  if (err == 0 && !u->refd) uv_unref((uv_handle_t *)&u->udp);
+  return num(env, err);
+}
+
+/* udpAddress(h): [family, port, address] or a negative errno */
+static napi_value udp_address(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out, v;
+  size_t argc = 1;
+  tcu *u;
+  struct sockaddr_storage ss;
+  int len = sizeof ss, err, port;
+  char name[64];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      !get_state(env, argv[0], &u))
+    return NULL;
+  if (u->closing) return num(env, UV_EBADF);
+  err = uv_udp_getsockname(&u->udp, (struct sockaddr *)&ss, &len);
+  if (err != 0) return num(env, err);
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
+    uv_ip4_name(s, name, sizeof name);
+    port = ntohs(s->sin_port);
+  } else {
+    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
+    uv_ip6_name(s, name, sizeof name);
+    port = ntohs(s->sin6_port);
+  }
+  napi_create_array_with_length(env, 3, &out);
+  napi_set_element(env, out, 0, num(env, ss.ss_family == AF_INET ? 4 : 6));
+  napi_set_element(env, out, 1, num(env, port));
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
+  napi_set_element(env, out, 2, v);
+  return out;
+}
+
+/* udpFlush(h, nwords, nbytes): number of records that failed (rc != 0), or a negative
+ * TC_E_* for a malformed table, or TC_E_STALE once closed. */
+static napi_value udp_flush(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  tcu *u;
+  uint32_t nwords, nbytes, pos = 0, failed = 0;
+  uint64_t now;
+  int rc;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      !get_state(env, argv[0], &u) || !u32arg(env, argv[1], &nwords) ||
+      !u32arg(env, argv[2], &nbytes))
+    return NULL;
+  if (u->closing || u->ep == NULL) return num(env, TC_E_STALE);
+  if (nwords > u->txw_cap || nbytes > u->txb_cap) {
+    napi_throw_range_error(env, NULL, "turbocoap: flush past the tx areas");
+    return NULL;
+  }
+  uv_update_time(u->loop);
+  now = uv_now(u->loop);
+  for (;;) {
+    rc = tcb_tx_run(u->ep, now, u->txw, nwords, u->txb, nbytes, &u->txq, &pos, &failed);
+    if (rc != TCB_TX_DRAIN) break;
+    send_txq(u);
+  }
+  send_txq(u);
+  rearm(u);
+  return num(env, rc < 0 ? rc : (double)failed);
+}
+
+/* udpRef(h, on: boolean) */
+static napi_value udp_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  tcu *u;
+  bool on;
+  uint32_t rc;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !get_state(env, argv[0], &u))
+    return NULL;
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "turbocoap: expected a boolean");
+    return NULL;
+  }
+  if (u->closing || (on ? 1 : 0) == u->refd) return NULL;
+  u->refd = on ? 1 : 0;
+  if (on) {
+    uv_ref((uv_handle_t *)&u->udp);
+    napi_reference_ref(env, u->self_ref, &rc);
+    napi_reference_ref(env, u->cb_ref, &rc);
+  } else {
+    uv_unref((uv_handle_t *)&u->udp);
+    napi_reference_unref(env, u->self_ref, &rc);
+    napi_reference_unref(env, u->cb_ref, &rc);
+  }
+  return NULL;
+}
+
+/* udpClose(h, done: function): closes the socket; done() once every handle is closed. */
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  tcu *u;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !get_state(env, argv[0], &u))
+    return NULL;
+  if (u->closing) return NULL;
+  napi_create_reference(env, argv[1], 1, &u->close_cb_ref);
+  if (u->refd) { /* the close callback keeps what it needs alive */
+    uint32_t rc;
+    u->refd = 0;
+    napi_reference_unref(env, u->self_ref, &rc);
+    napi_reference_unref(env, u->cb_ref, &rc);
+  }
+  start_close(u);
+  return NULL;
+}
+
+/* udpStats(h, out: Float64Array(32)): tc_ep_stats then driver counters. */
+static napi_value udp_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2, n, i;
+  tcu *u;
+  void *p;
+  double *o;
+  tc_ep_stats s;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !get_state(env, argv[0], &u) || !typed(env, argv[1], napi_float64_array, &p, &n))
+    return NULL;
+  o = (double *)p;
+  if (n < 32) {
+    napi_throw_range_error(env, NULL, "turbocoap: stats array too small");
+    return NULL;
+  }
+  memset(o, 0, 32 * sizeof(double));
+  if (u->ep == NULL) return NULL;
+  tc_ep_get_stats(u->ep, &s);
+  o[0] = (double)s.rx;
+  o[1] = (double)s.tx;
+  o[2] = (double)s.duplicates;
+  o[3] = (double)s.replays;
+  o[4] = (double)s.retransmits;
+  o[5] = (double)s.resets_sent;
+  o[6] = (double)s.format_errors;
+  o[7] = (double)s.overloads;
+  o[8] = (double)s.bad_options;
+  o[9] = (double)s.dedup_evictions;
+  o[10] = (double)s.timeouts;
+  o[11] = (double)s.unmatched;
+  o[12] = s.in_progress;
+  o[13] = s.client_requests;
+  o[14] = s.con_slots_used;
+  o[15] = s.dedup_used;
+  o[16] = s.peers;
+  for (i = 0; i < ST_COUNT; i++) o[17 + i] = (double)u->st[i];
+  return NULL;
+}
+
+/* Registers the driver functions on exports (called by addon.cc). */
+napi_value tc_udp_register(napi_env env, napi_value exports);
+napi_value tc_udp_register(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    napi_callback cb;
+  } fns[] = {
+      {"udpCreate", udp_create}, {"udpBind", udp_bind},   {"udpAddress", udp_address},
+      {"udpFlush", udp_flush},   {"udpRef", udp_ref},     {"udpClose", udp_close},
+      {"udpStats", udp_stats},
+  };
+  size_t i;
+  napi_value v;
+  for (i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &v);
+    napi_set_named_property(env, exports, fns[i].name, v);
+  }
+  napi_create_uint32(env, TCB_ABI, &v);
+  napi_set_named_property(env, exports, "udpAbi", v);
+  return exports;
+}

@@ -1,0 +1,310 @@
+/**
+ * One UDP endpoint as the server and client code see it: a driver (native or WASM), the
+ * dispatch of delivered batches to a listener, and the writer of TX records with its
+ * once-per-microtask flush.
+ *
+ * @internal
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  Batch,
+  EV_FAILED,
+  EV_REQUEST,
+  EV_RESPONSE,
+  RX_OPT_COUNT,
+  RX_WORDS,
+  TX_CANCEL,
+  TX_DROP,
+  TX_PING,
+  TX_PING_WORDS,
+  TX_REQUEST,
+  TX_REQUEST_WORDS,
+  TX_RESPOND,
+  TX_RESPOND_WORDS,
+  TX_SMALL_WORDS,
+  endpointConfig,
+  type EndpointOptions,
+  type UdpDriver,
+} from './udp-records';
+import { udpFactory, type UdpBackendKind } from './udp-select';
+
+/** What an endpoint delivers. Implementations must not throw. */
+export interface EndpointListener {
+  /** A new request (record r of the batch): answer with {@link Endpoint.respond...}. */
+  onRequest(b: Batch, r: number): void;
+  /** A response to client request id (record r). */
+  onResponse(b: Batch, r: number): void;
+  /** Client request id failed with a core status (TIMEOUT, RESET, BAD_OPTION). */
+  onFailed(id: number, status: number): void;
+  /** A RESPOND record failed (rc): the exchange is still open unless rc is STALE / FULL. */
+  onRespondFailed(id: number, rc: number): void;
+}
+
+/** Called after a flush with the id the core gave a REQUEST / PING record (0 and rc < 0 on failure). */
+export type IdCallback = (id: number, rc: number) => void;
+
+const utf8 = new TextEncoder();
+
+export class Endpoint {
+  readonly driver: UdpDriver;
+  readonly kind: UdpBackendKind;
+  /** TX record table, and the same memory as bytes (for address words). */
+  readonly w: Uint32Array;
+  readonly w8: Uint8Array;
+  /** TX byte area. */
+  readonly b: Uint8Array;
+  /** Words / bytes written since the last flush. */
+  wpos = 0;
+  bpos = 0;
+  closed = false;
+  private scheduled = false;
+  private readonly idPos: number[] = [];
+  private readonly idCbs: IdCallback[] = [];
+
+  constructor(
+    family: 4 | 6,
+    kind: UdpBackendKind | undefined,
+    opts: EndpointOptions | undefined,
+    private readonly listener: EndpointListener,
+  ) {
+    const f = udpFactory(kind);
+    this.kind = f.kind;
+    this.driver = f.create(family, endpointConfig(opts), new Uint8Array(randomBytes(32)), this.onBatch);
+    this.w = this.driver.txWords;
+    this.w8 = new Uint8Array(this.w.buffer, this.w.byteOffset, this.w.byteLength);
+    this.b = this.driver.txBytes;
+  }
+
+  private readonly onBatch = (u32: Uint32Array, u8: Uint8Array, count: number, base: number): void => {
+    const batch = new Batch(u32, u8, base);
+    const l = this.listener;
+    let r = 0;
+    for (let i = 0; i < count; i++) {
+      const kind = u32[r];
+      if (kind === EV_REQUEST) l.onRequest(batch, r);
+      else if (kind === EV_RESPONSE) l.onResponse(batch, r);
+      else if (kind === EV_FAILED) l.onFailed(u32[r + 1] as number, (u32[r + 2] as number) | 0);
+      r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
+    }
+  };
+
+  private readonly flushTask = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  /**
+   * Makes room for a record of `words` words and `bytes` bytes (flushing first if the
+   * areas are too full) and schedules the flush. Returns false if it can never fit.
+   */
+  reserve(words: number, bytes: number): boolean {
+    if (this.wpos + words > this.w.length || this.bpos + bytes > this.b.length) {
+      if (words > this.w.length || bytes > this.b.length) return false;
+      this.flush();
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.flushTask);
+    }
+    return true;
+  }
+
+  /** Copies bytes into the byte area (room reserved); returns their offset. */
+  putBytes(v: Uint8Array): number {
+    const at = this.bpos;
+    const n = v.length;
+    const b = this.b;
+    if (n > 32) b.set(v, at);
+    else for (let i = 0; i < n; i++) b[at + i] = v[i] as number;
+    this.bpos = at + n;
+    return at;
+  }
+
+  /** Encodes a string as UTF-8 into the byte area (3 bytes per code unit reserved); returns its length. */
+  putString(s: string): number {
+    const at = this.bpos;
+    const n = s.length;
+    const b = this.b;
+    if (n <= 64) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[at + i] = c;
+      }
+      if (i === n) {
+        this.bpos = at + n;
+        return n;
+      }
+    }
+    const len = utf8.encodeInto(s, b.subarray(at)).written;
+    this.bpos = at + len;
+    return len;
+  }
+
+  /** Writes an unsigned integer option value (minimal big-endian); returns its length. */
+  putUint(v: number): number {
+    const at = this.bpos;
+    const b = this.b;
+    let n = 0;
+    if (v > 0xffffff) {
+      b[at] = (v / 0x1000000) & 0xff;
+      n = 1;
+    }
+    if (v > 0xffff) b[at + n++] = (v >>> 16) & 0xff;
+    if (v > 0xff) b[at + n++] = (v >>> 8) & 0xff;
+    if (v > 0) b[at + n++] = v & 0xff;
+    this.bpos = at + n;
+    return n;
+  }
+
+  /** RESPOND record header at wpos (options follow at wpos + 7); returns the record position. */
+  respondHeader(id: number, code: number, payloadOff: number, payloadLen: number, optCount: number): number {
+    const w = this.w;
+    const p = this.wpos;
+    w[p] = TX_RESPOND;
+    w[p + 1] = id;
+    w[p + 2] = 0;
+    w[p + 3] = code;
+    w[p + 4] = payloadOff;
+    w[p + 5] = payloadLen;
+    w[p + 6] = optCount;
+    this.wpos = p + TX_RESPOND_WORDS + 3 * optCount;
+    return p;
+  }
+
+  /**
+   * REQUEST record header at wpos (options at wpos + 16). Address: family 4/6, port,
+   * 16 bytes (IPv4 in the first 4), scope. `cb` gets the id after the flush.
+   */
+  requestHeader(
+    flags: number,
+    code: number,
+    family: number,
+    port: number,
+    ip: Uint8Array,
+    scope: number,
+    tokenLength: number,
+    payloadOff: number,
+    payloadLen: number,
+    optCount: number,
+    cb: IdCallback,
+  ): number {
+    const w = this.w;
+    const p = this.wpos;
+    w[p] = TX_REQUEST;
+    w[p + 1] = 0;
+    w[p + 2] = 0;
+    w[p + 3] = flags;
+    w[p + 4] = code;
+    w[p + 5] = family;
+    w[p + 6] = port;
+    const w8 = this.w8;
+    const at = (p + 7) * 4;
+    for (let i = 0; i < 16; i++) w8[at + i] = ip[i] as number;
+    w[p + 11] = scope;
+    w[p + 12] = tokenLength;
+    w[p + 13] = payloadOff;
+    w[p + 14] = payloadLen;
+    w[p + 15] = optCount;
+    this.wpos = p + TX_REQUEST_WORDS + 3 * optCount;
+    this.idPos.push(p);
+    this.idCbs.push(cb);
+    return p;
+  }
+
+  /** Writes option triple k of the record at p (header of `hdr` words). */
+  opt(p: number, hdr: number, k: number, number: number, off: number, len: number): void {
+    const w = this.w;
+    const q = p + hdr + 3 * k;
+    w[q] = number;
+    w[q + 1] = off;
+    w[q + 2] = len;
+  }
+
+  /** Queues CANCEL (client request id) or DROP (server exchange id). */
+  small(kind: typeof TX_CANCEL | typeof TX_DROP, id: number): void {
+    if (this.closed || !this.reserve(TX_SMALL_WORDS, 0)) return;
+    const w = this.w;
+    const p = this.wpos;
+    w[p] = kind;
+    w[p + 1] = id;
+    w[p + 2] = 0;
+    this.wpos = p + TX_SMALL_WORDS;
+  }
+
+  /** Queues a CoAP ping to an address; cb gets the id. */
+  ping(family: number, port: number, ip: Uint8Array, scope: number, cb: IdCallback): void {
+    if (!this.reserve(TX_PING_WORDS, 0)) return;
+    const w = this.w;
+    const p = this.wpos;
+    w[p] = TX_PING;
+    w[p + 1] = 0;
+    w[p + 2] = 0;
+    w[p + 3] = family;
+    w[p + 4] = port;
+    const at = (p + 5) * 4;
+    for (let i = 0; i < 16; i++) this.w8[at + i] = ip[i] as number;
+    w[p + 9] = scope;
+    this.wpos = p + TX_PING_WORDS;
+    this.idPos.push(p);
+    this.idCbs.push(cb);
+  }
+
+  /** Runs the records written so far. */
+  flush(): void {
+    const nw = this.wpos;
+    if (nw === 0) return;
+    const nb = this.bpos;
+    const rc = this.closed ? -17 : this.driver.flush(nw, nb);
+    const w = this.w;
+    // Collect what callbacks need before the areas are reused.
+    const n = this.idPos.length;
+    let ids: number[] | undefined;
+    let rcs: number[] | undefined;
+    let cbs: IdCallback[] | undefined;
+    if (n > 0) {
+      ids = new Array<number>(n);
+      rcs = new Array<number>(n);
+      cbs = this.idCbs.slice();
+      for (let k = 0; k < n; k++) {
+        const p = this.idPos[k] as number;
+        ids[k] = rc < 0 ? 0 : (w[p + 1] as number);
+        rcs[k] = rc < 0 ? rc : (w[p + 2] as number) | 0;
+      }
+      this.idPos.length = 0;
+      this.idCbs.length = 0;
+    }
+    let failedResponds: number[] | undefined;
+    if (rc > 0) {
+      // rare: find RESPOND records that failed
+      for (let p = 0; p < nw; ) {
+        const kind = w[p];
+        if (kind === TX_RESPOND) {
+          const r = (w[p + 2] as number) | 0;
+          if (r !== 0) (failedResponds ??= []).push(w[p + 1] as number, r);
+          p += TX_RESPOND_WORDS + 3 * (w[p + 6] as number);
+        } else if (kind === TX_REQUEST) p += TX_REQUEST_WORDS + 3 * (w[p + 15] as number);
+        else if (kind === TX_PING) p += TX_PING_WORDS;
+        else p += TX_SMALL_WORDS;
+      }
+    }
+    this.wpos = 0;
+    this.bpos = 0;
+    if (cbs !== undefined) for (let k = 0; k < n; k++) (cbs[k] as IdCallback)(ids![k] as number, rcs![k] as number);
+    if (failedResponds !== undefined) {
+      for (let k = 0; k < failedResponds.length; k += 2) {
+        this.listener.onRespondFailed(failedResponds[k] as number, failedResponds[k + 1] as number);
+      }
+    }
+  }
+
+  /** Flushes, then closes the socket. */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.flush();
+      this.closed = true;
+    }
+    await this.driver.close();
+  }
+}

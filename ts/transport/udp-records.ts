@@ -1,0 +1,460 @@
+/**
+ * The UDP driver contract shared by the native driver (native/binding/udp.c) and the
+ * WebAssembly one (./udp-wasm.ts): the batch record layout of native/binding/ep_batch.h,
+ * the driver interface the server and client are written against, endpoint configuration
+ * (tc_ep_config) and address helpers.
+ *
+ * @internal
+ */
+import { networkInterfaces } from 'node:os';
+import { CoapError } from '../errors';
+
+/** ep_batch.h TCB_ABI: bump together. */
+export const BATCH_ABI = 1;
+
+// ---------------------------------------------------------------------- RX records
+/** Words of an RX record before its options. */
+export const RX_WORDS = 22;
+export const RX_KIND = 0;
+export const RX_ID = 1;
+export const RX_STATUS = 2;
+export const RX_FLAGS = 3;
+export const RX_FAMILY = 4;
+export const RX_PORT = 5;
+export const RX_IP = 6;
+export const RX_SCOPE = 10;
+export const RX_DATA = 11;
+export const RX_LEN = 12;
+/** tc_msg words start here: type, code, message_id, token off, token len, option count,
+ *  payload off, payload len, length. Offsets are into the batch's byte area. */
+export const RX_MSG = 13;
+export const RX_TYPE = RX_MSG;
+export const RX_CODE = RX_MSG + 1;
+export const RX_MID = RX_MSG + 2;
+export const RX_TOKEN_OFF = RX_MSG + 3;
+export const RX_TOKEN_LEN = RX_MSG + 4;
+export const RX_OPT_COUNT = RX_MSG + 5;
+export const RX_PAYLOAD_OFF = RX_MSG + 6;
+export const RX_PAYLOAD_LEN = RX_MSG + 7;
+/** First tc_opt triple (number, offset, length). */
+export const RX_OPTS = 22;
+
+/** tc_ep_kind */
+export const EV_REQUEST = 1;
+export const EV_RESPONSE = 2;
+export const EV_FAILED = 3;
+export const EV_ACKED = 4;
+/** tc_ep_event flags */
+export const EVF_CONFIRMABLE = 1;
+export const EVF_LAST = 2;
+
+// ---------------------------------------------------------------------- TX records
+export const TX_RESPOND = 1;
+export const TX_REQUEST = 2;
+export const TX_CANCEL = 3;
+export const TX_DROP = 4;
+export const TX_PING = 5;
+export const TX_RESPOND_WORDS = 7;
+export const TX_REQUEST_WORDS = 16;
+export const TX_SMALL_WORDS = 3;
+export const TX_PING_WORDS = 10;
+/** tc_ep_request flags */
+export const REQ_CON = 1;
+export const REQ_KEEP = 2;
+
+/** Size of the tx areas every driver gets: 64 Ki words of records, 512 KiB of bytes. */
+export const TX_TABLE_WORDS = 1 << 16;
+export const TX_AREA_BYTES = 512 * 1024;
+
+// Core error codes the transport layer looks at.
+export const E_MESSAGE_TOO_LARGE = -13;
+export const E_INVALID = -16;
+export const E_STALE = -17;
+export const E_FULL = -18;
+export const E_TIMEOUT = -19;
+export const E_RESET = -20;
+export const E_BAD_OPTION = -21;
+
+/**
+ * A view of one delivered batch: record words and the byte area (offsets in records are
+ * relative to `base` in `u8`).
+ */
+export class Batch {
+  constructor(
+    readonly u32: Uint32Array,
+    readonly u8: Uint8Array,
+    readonly base: number,
+  ) {}
+}
+
+/** Receives batches from a driver: `count` records in `u32`, bytes in `u8` at `base`. */
+export type BatchHandler = (u32: Uint32Array, u8: Uint8Array, count: number, base: number) => void;
+
+/** Where a socket is bound. */
+export interface SocketAddress {
+  /** IP address, e.g. `'127.0.0.1'` or `'::'`. */
+  readonly address: string;
+  /** `'IPv4'` or `'IPv6'`. */
+  readonly family: 'IPv4' | 'IPv6';
+  /** UDP port. */
+  readonly port: number;
+}
+
+/** Messaging-layer counters of an endpoint (tc_ep_stats plus driver counters). */
+export interface EndpointStats {
+  /** Datagrams received and looked at. */
+  rx: number;
+  /** Datagrams queued for sending. */
+  tx: number;
+  /** Duplicate CON/NON messages detected. */
+  duplicates: number;
+  /** Cached responses replayed to duplicates. */
+  replays: number;
+  /** CON retransmissions. */
+  retransmits: number;
+  /** RST messages sent. */
+  resetsSent: number;
+  /** Messages rejected as malformed. */
+  formatErrors: number;
+  /** Requests answered 5.03 because a table was full. */
+  overloads: number;
+  /** Requests or responses with unrecognized critical options. */
+  badOptions: number;
+  /** Dedup records evicted before their lifetime ended. */
+  dedupEvictions: number;
+  /** Client requests given up. */
+  timeouts: number;
+  /** ACK/RST/responses matching nothing outstanding. */
+  unmatched: number;
+  /** Requests handed to the application and not yet answered. */
+  inProgress: number;
+  /** Outstanding client requests. */
+  clientRequests: number;
+  /** CON slots in use. */
+  conSlotsUsed: number;
+  /** Live dedup records. */
+  dedupUsed: number;
+  /** Entries in the per-peer table. */
+  peers: number;
+  /** Driver: batches handed to JS, and records in them. */
+  batches: number;
+  records: number;
+  /** Driver: datagrams sent, and send calls (sendmmsg on native). */
+  sent: number;
+  sendCalls: number;
+  /** Driver: datagrams that could not be sent (errors, or dropped under overload). */
+  sendErrors: number;
+  /** Driver: UDP GSO messages sent, each carrying several datagrams to one peer (native only). */
+  gsoSends: number;
+}
+
+/**
+ * A UDP socket run by tc_ep. Implemented by the native driver and the WASM driver;
+ * the server and client code is written once against it.
+ */
+export interface UdpDriver {
+  readonly kind: 'native' | 'wasm';
+  /** Address family of the socket. */
+  readonly family: 4 | 6;
+  /** TX record table and byte area (JS writes records, then calls flush). */
+  readonly txWords: Uint32Array;
+  readonly txBytes: Uint8Array;
+  /** Binds and starts receiving. flags: 1 = IPv6 only, 2 = reuse address. */
+  bind(host: string, port: number, flags: number): Promise<void>;
+  /** Bound address. */
+  address(): SocketAddress;
+  /**
+   * Runs the tx records in txWords[0, nwords) / txBytes[0, nbytes) and sends what they
+   * produce. Returns how many records failed (their rc word is not 0), or a negative core
+   * error for a malformed table (or STALE once closed).
+   */
+  flush(nwords: number, nbytes: number): number;
+  /** Whether the socket keeps the event loop (and this driver) alive. */
+  setRef(on: boolean): void;
+  /** Closes the socket; resolves once closed. Records written later are ignored. */
+  close(): Promise<void>;
+  /** Counters. */
+  stats(): EndpointStats;
+}
+
+/** Creates a driver of one kind. */
+export type UdpDriverFactory = (family: 4 | 6, config: Uint32Array, seed: Uint8Array, onBatch: BatchHandler) => UdpDriver;
+
+/** Fills EndpointStats from tc_ep_stats words (in order) and driver counters. */
+export function statsFrom(
+  s: ArrayLike<number>,
+  batches: number,
+  records: number,
+  sent: number,
+  sendCalls: number,
+  sendErrors: number,
+  gsoSends = 0,
+): EndpointStats {
+  return {
+    rx: s[0] as number,
+    tx: s[1] as number,
+    duplicates: s[2] as number,
+    replays: s[3] as number,
+    retransmits: s[4] as number,
+    resetsSent: s[5] as number,
+    formatErrors: s[6] as number,
+    overloads: s[7] as number,
+    badOptions: s[8] as number,
+    dedupEvictions: s[9] as number,
+    timeouts: s[10] as number,
+    unmatched: s[11] as number,
+    inProgress: s[12] as number,
+    clientRequests: s[13] as number,
+    conSlotsUsed: s[14] as number,
+    dedupUsed: s[15] as number,
+    peers: s[16] as number,
+    batches,
+    records,
+    sent,
+    sendCalls,
+    sendErrors,
+    gsoSends,
+  };
+}
+
+// ------------------------------------------------------------------- configuration
+
+/**
+ * Messaging-layer settings of an endpoint (RFC 7252 §4.8 transmission parameters and
+ * the bounds of every table). Every field is optional; the defaults are the RFC's.
+ */
+export interface EndpointOptions {
+  /** ACK_TIMEOUT in ms: first retransmission timeout of a CON message. Default 2000. */
+  readonly ackTimeout?: number;
+  /** ACK_RANDOM_FACTOR (1..10): the timeout is random in [ackTimeout, ackTimeout × this]. Default 1.5. */
+  readonly ackRandomFactor?: number;
+  /** MAX_RETRANSMIT (0..20). Default 4. */
+  readonly maxRetransmit?: number;
+  /** NSTART: outstanding CON requests per peer; more are held until one completes. Default 1. */
+  readonly nstart?: number;
+  /** MAX_LATENCY in ms (for EXCHANGE_LIFETIME / NON_LIFETIME). Default 100000. */
+  readonly maxLatency?: number;
+  /** PROCESSING_DELAY in ms. Default: ackTimeout. */
+  readonly processingDelay?: number;
+  /**
+   * Server: a CON request not answered within this many ms gets an empty ACK, and the
+   * response then follows as a separate CON message. Default 1000.
+   */
+  readonly separateResponseDelay?: number;
+  /** Max-Age (s) of the 5.03 sent when a request cannot be taken. Default 2. */
+  readonly overloadMaxAge?: number;
+  /** Remembered (peer, Message ID) pairs for deduplication (oldest evicted first). Default 16384. */
+  readonly dedupEntries?: number;
+  /** Bytes of responses cached to replay to duplicates; 0 disables replay. Default 2 MiB. */
+  readonly responseCacheBytes?: number;
+  /** Server: requests handed to handlers and not yet answered (more get 5.03). Default 4096, at most 65535. */
+  readonly maxInProgress?: number;
+  /** Server: the same, per client endpoint. Default 256. */
+  readonly maxInProgressPerPeer?: number;
+  /** Client: outstanding requests (CON or NON). Default 1024, at most 65535. */
+  readonly maxClientRequests?: number;
+  /** CON messages awaiting ACK (client requests, separate responses). Default 256, at most 65535. */
+  readonly conSlots?: number;
+  /** Largest message sent, in bytes (96..65507). Default 1280. */
+  readonly maxMessageSize?: number;
+  /**
+   * Client: give up waiting for a separate or NON response after this many ms.
+   * Default MAX_TRANSMIT_WAIT (93000 with the default transmission parameters).
+   */
+  readonly responseTimeout?: number;
+}
+
+function uint(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new RangeError(`${name} must be an integer in ${min}..${max}, not ${String(v)}`);
+  }
+  return v;
+}
+
+/** tc_ep_config words (in struct order) for the options; throws RangeError for bad values. */
+export function endpointConfig(o: EndpointOptions = {}): Uint32Array {
+  const ackTimeout = uint('ackTimeout', o.ackTimeout, 2000, 1, 600000);
+  let factor = 1500;
+  if (o.ackRandomFactor !== undefined) {
+    const f = o.ackRandomFactor;
+    if (typeof f !== 'number' || !(f >= 1 && f <= 10)) throw new RangeError(`ackRandomFactor must be in 1..10, not ${String(f)}`);
+    factor = Math.round(f * 1000);
+  }
+  const maxRetransmit = uint('maxRetransmit', o.maxRetransmit, 4, 0, 20);
+  const maxInProgress = uint('maxInProgress', o.maxInProgress, 4096, 1, 65535);
+  const dedupEntries = uint('dedupEntries', o.dedupEntries, Math.max(16384, maxInProgress + 1), maxInProgress + 1, 1 << 26);
+  // MAX_TRANSMIT_WAIT = ACK_TIMEOUT * (2^(MAX_RETRANSMIT+1) - 1) * ACK_RANDOM_FACTOR
+  const wait = Math.floor((ackTimeout * (2 ** (maxRetransmit + 1) - 1) * factor) / 1000);
+  const cfg = new Uint32Array(16);
+  cfg[0] = ackTimeout;
+  cfg[1] = factor;
+  cfg[2] = maxRetransmit;
+  cfg[3] = uint('nstart', o.nstart, 1, 1, 65535);
+  cfg[4] = uint('maxLatency', o.maxLatency, 100000, 0, 0xffffffff);
+  cfg[5] = uint('processingDelay', o.processingDelay, ackTimeout, 0, 0xffffffff);
+  cfg[6] = uint('separateResponseDelay', o.separateResponseDelay, 1000, 0, 0xffffffff);
+  cfg[7] = uint('overloadMaxAge', o.overloadMaxAge, 2, 0, 0xffffffff);
+  cfg[8] = dedupEntries;
+  cfg[9] = uint('responseCacheBytes', o.responseCacheBytes, 2 * 1024 * 1024, 0, 2 ** 31);
+  cfg[10] = maxInProgress;
+  cfg[11] = uint('maxInProgressPerPeer', o.maxInProgressPerPeer, 256, 1, 0xffffffff);
+  cfg[12] = uint('maxClientRequests', o.maxClientRequests, 1024, 1, 65535);
+  cfg[13] = uint('conSlots', o.conSlots, 256, 1, 65535);
+  cfg[14] = uint('maxMessageSize', o.maxMessageSize, 1280, 96, 65507);
+  cfg[15] = uint('responseTimeout', o.responseTimeout, Math.min(wait, 0xffffffff) || 1, 1, 0xffffffff);
+  return cfg;
+}
+
+// ---------------------------------------------------------------------- addresses
+
+/** An IP address parsed for records: family, 16 bytes (IPv4 in the first 4), scope id. */
+export interface IpBytes {
+  family: 4 | 6;
+  bytes: Uint8Array;
+  scope: number;
+}
+
+/** Parses a dotted IPv4 address into out[0..4); false if it is not one. */
+export function parseIPv4(s: string, out: Uint8Array, at: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let k = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      if (digits === 0 || k > 3) return false;
+      out[at + k++] = part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && part === 0) return false; // leading zero
+      part = part * 10 + (c - 0x30);
+      if (++digits > 3 || part > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  return k === 4;
+}
+
+/** Parses an IPv6 address (no brackets; optional `%zone`) into out[0..16); false if not one. */
+export function parseIPv6(s: string, out: Uint8Array): boolean {
+  const pct = s.indexOf('%');
+  const addr = pct >= 0 ? s.slice(0, pct) : s;
+  const dbl = addr.indexOf('::');
+  if (dbl >= 0 && addr.indexOf('::', dbl + 1) >= 0) return false;
+  const head = dbl >= 0 ? addr.slice(0, dbl) : addr;
+  const tail = dbl >= 0 ? addr.slice(dbl + 2) : '';
+  const groups = (part: string, into: number[]): boolean => {
+    if (part === '') return true;
+    const ps = part.split(':');
+    for (let i = 0; i < ps.length; i++) {
+      const p = ps[i] as string;
+      if (i === ps.length - 1 && p.indexOf('.') >= 0) {
+        const v4 = new Uint8Array(4);
+        if (!parseIPv4(p, v4, 0)) return false;
+        into.push((v4[0] as number) << 8 | (v4[1] as number), (v4[2] as number) << 8 | (v4[3] as number));
+        continue;
+      }
+      if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return false;
+      into.push(parseInt(p, 16));
+    }
+    return true;
+  };
+  const h: number[] = [];
+  const t: number[] = [];
+  if (!groups(head, h) || !groups(tail, t)) return false;
+  if (dbl < 0 ? h.length !== 8 : h.length + t.length > 7) return false;
+  const all = h.concat(new Array<number>(8 - h.length - t.length).fill(0), t);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = (all[i] as number) >> 8;
+    out[2 * i + 1] = (all[i] as number) & 0xff;
+  }
+  return true;
+}
+
+/** IPv4 text of the address words of a record (IPv4 in the first word, little-endian memory). */
+export function formatIPv4Word(w: number): string {
+  return `${w & 0xff}.${(w >>> 8) & 0xff}.${(w >>> 16) & 0xff}.${w >>> 24}`;
+}
+
+/** RFC 5952 text of 16 address bytes given as 4 little-endian words. */
+export function formatIPv6Words(w0: number, w1: number, w2: number, w3: number): string {
+  const g = new Array<number>(8);
+  const ws = [w0, w1, w2, w3];
+  for (let i = 0; i < 4; i++) {
+    const w = ws[i] as number;
+    g[2 * i] = ((w & 0xff) << 8) | ((w >>> 8) & 0xff);
+    g[2 * i + 1] = (((w >>> 16) & 0xff) << 8) | (w >>> 24);
+  }
+  // ::ffff:a.b.c.d (IPv4-mapped)
+  if (w0 === 0 && w1 === 0 && w2 === 0xffff0000) return `::ffff:${formatIPv4Word(w3)}`;
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (a: number, b: number): string => {
+    let s = '';
+    for (let i = a; i < b; i++) s += (i > a ? ':' : '') + (g[i] as number).toString(16);
+    return s;
+  };
+  if (best < 0) return hex(0, 8);
+  return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
+}
+
+// IPv6 zones
+
+/** IPv6 zone names that are not interface names, interned: scope = 0x80000000 | index. */
+const zones: string[] = [];
+const zoneIds = new Map<string, number>();
+
+/** The scope id a zone (interface name or number) stands for, for records. */
+export function zoneScope(zone: string): number {
+  if (/^\d+$/.test(zone)) return Number(zone) >>> 0;
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name !== zone) continue;
+    for (const a of addrs ?? []) if (a.family === 'IPv6' && a.scopeid !== undefined && a.scopeid !== 0) return a.scopeid;
+  }
+  let id = zoneIds.get(zone);
+  if (id === undefined) {
+    id = (0x80000000 | zones.length) >>> 0;
+    zones.push(zone);
+    zoneIds.set(zone, id);
+  }
+  return id;
+}
+
+/** The zone text of a scope id (inverse of {@link zoneScope}). */
+export function scopeZone(scope: number): string {
+  if (scope === 0) return '';
+  if (scope & 0x80000000) return zones[scope & 0x7fffffff] ?? String(scope);
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv6' && a.scopeid === scope) return name;
+  }
+  return String(scope);
+}
+
+
+/** Formats record address words (for both drivers' records). */
+export function formatRecordAddress(family: number, w0: number, w1: number, w2: number, w3: number, scope: number): string {
+  if (family === 4) return formatIPv4Word(w0);
+  const s = formatIPv6Words(w0, w1, w2, w3);
+  return scope === 0 ? s : `${s}%${scopeZone(scope)}`;
+}
+
+/** Thrown-error helper: a CoapError for a closed endpoint. */
+export function closedError(): CoapError {
+  return new CoapError('the endpoint is closed');
+}
