@@ -1,0 +1,655 @@
+#!/usr/bin/env node
+/**
+ * The `turbocoap` command line:
+ *
+ * ```
+ * turbocoap get|post|put|delete|fetch|patch|ipatch <uri> [options]
+ * turbocoap serve [--port 5683] [--host ::]
+ * turbocoap bench <uri> [coap-bench options...]
+ * ```
+ *
+ * Exit status: 0 for a 2.xx response, 1 for 4.xx / 5.xx, 2 for a usage
+ * error, 3 for a timeout, reset or network error.
+ *
+ * @packageDocumentation
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  ContentFormat,
+  contentFormatName,
+  contentFormatNumber,
+  codeName,
+  codeToString,
+  decodeUint,
+  encode,
+  encodeUint,
+  optionInfo,
+  optionNumber,
+  parseUri,
+  request,
+  uriToOptions,
+  CoapTimeoutError,
+  CoapResetError,
+  CoapNetworkError,
+  CoapAbortError,
+  CoapUriError,
+  CoapEncodeError,
+  METHOD_CODES,
+} from './index';
+import type { CoapMessage, CoapOption, CoapResponse, Method, RequestOptions } from './index';
+import { createDemoServer } from './demo';
+
+/** Exit status: success (a 2.xx response). */
+export const EXIT_OK = 0;
+/** Exit status: the server answered 4.xx or 5.xx. */
+export const EXIT_ERROR_RESPONSE = 1;
+/** Exit status: bad command line. */
+export const EXIT_USAGE = 2;
+/** Exit status: timeout, reset or network error. */
+export const EXIT_NETWORK = 3;
+
+/** A command-line error: printed with a hint to `--help`, exit status 2. */
+class UsageError extends Error {}
+
+const METHOD_NAMES: Readonly<Record<string, Method>> = {
+  get: 'GET',
+  post: 'POST',
+  put: 'PUT',
+  delete: 'DELETE',
+  fetch: 'FETCH',
+  patch: 'PATCH',
+  ipatch: 'iPATCH',
+};
+
+const MAIN_HELP = `usage: turbocoap <command> [options]
+
+commands:
+  get|post|put|delete|fetch|patch|ipatch <uri>   send one request and print the response
+  serve [--port 5683] [--host ::]                 run the demo server
+  bench <uri> [coap-bench options...]             load-test a CoAP/UDP server with coap-bench
+  help [command]                                  help for a command
+
+Run 'turbocoap <command> --help' for a command's options.
+Exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
+`;
+
+const REQUEST_HELP = `usage: turbocoap <get|post|put|delete|fetch|patch|ipatch> <uri> [options]
+
+Sends one request to a coap:// URI and prints the payload of a 2.xx response
+on stdout, or the code and its name (e.g. "4.04 Not Found") on stderr.
+
+options:
+  -p, --payload TEXT          request payload
+  -f, --file FILE             request payload read from FILE ('-' = stdin)
+  -t, --content-format FMT    Content-Format of the payload: a number or a media type
+                              (e.g. 0, 50, text/plain, application/json)
+  -A, --accept FMT            Accept option: a number or a media type
+  -N, --non                   send a NON request (default CON)
+  -O, --option NUM,VALUE      add an option (repeatable); NUM is a number or a name
+                              (e.g. Uri-Host); VALUE is read per the option's format:
+                              uint: decimal; string: text; opaque: text, or hex with 0x;
+                              empty options take no value ("-O 5" or "-O If-None-Match")
+      --timeout MS            give up after MS milliseconds (default: the RFC 7252
+                              transmission limits)
+  -v, --verbose               dump the request and the response on stderr: type, MID,
+                              code, token, options by name, payload (the request's
+                              MID shows when the response is piggybacked; a separate
+                              or NON response has its own MID)
+  -o, --output FILE           save the response body to FILE instead of printing it
+  -h, --help                  this help
+
+exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
+`;
+
+const SERVE_HELP = `usage: turbocoap serve [--port PORT] [--host HOST]
+
+Runs the demo server until SIGINT or SIGTERM.
+
+options:
+  --port PORT   UDP port (default 5683; 0 picks a free one)
+  --host HOST   address to bind (default ::, all IPv6 and IPv4 addresses)
+  -h, --help    this help
+
+resources:
+  GET  /hello                      a greeting (text/plain)
+  GET  /time                       the current time, ISO 8601 (Max-Age 1)
+  GET  /store                      the stored keys (link-format)
+  GET|PUT|POST|DELETE /store/KEY   an in-memory store with ETags; PUT replaces,
+                                   POST appends; bounded (4.13 for a value too large,
+                                   5.03 when full)
+  GET  /.well-known/core           resource discovery (RFC 6690)
+`;
+
+const BENCH_HELP = `usage: turbocoap bench <uri> [coap-bench options...]
+
+Runs the coap-bench load generator built with this package
+(build/Release/coap-bench) and passes every argument to it unchanged.
+Its options:
+`;
+
+// ---------------------------------------------------------------------------
+// argument parsing
+
+interface FlagSpec {
+  readonly key: string;
+  /** Takes a value. */
+  readonly value: boolean;
+  readonly repeat?: boolean;
+}
+
+type Parsed = { flags: Map<string, string[]>; positionals: string[] };
+
+function parseArgs(argv: readonly string[], spec: Readonly<Record<string, FlagSpec>>): Parsed {
+  const flags = new Map<string, string[]>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.length < 2 || !a.startsWith('-')) {
+      positionals.push(a);
+      continue;
+    }
+    let name = a;
+    let inline: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      name = a.slice(0, eq);
+      inline = a.slice(eq + 1);
+    } else if (!a.startsWith('--') && a.length > 2) {
+      // -pTEXT
+      name = a.slice(0, 2);
+      inline = a.slice(2);
+    }
+    const s = spec[name];
+    if (s === undefined) throw new UsageError(`unknown option ${JSON.stringify(name)}`);
+    let v = '';
+    if (s.value) {
+      if (inline !== undefined) v = inline;
+      else {
+        if (i + 1 >= argv.length) throw new UsageError(`option ${name} needs a value`);
+        v = argv[++i] as string;
+      }
+    } else if (inline !== undefined) {
+      throw new UsageError(`option ${name} takes no value`);
+    }
+    const list = flags.get(s.key);
+    if (list !== undefined && !s.repeat) throw new UsageError(`option ${name} given twice`);
+    if (list === undefined) flags.set(s.key, [v]);
+    else list.push(v);
+  }
+  return { flags, positionals };
+}
+
+function flag(p: Parsed, key: string): string | undefined {
+  return p.flags.get(key)?.[0];
+}
+
+const HELP_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  '-h': { key: 'help', value: false },
+  '--help': { key: 'help', value: false },
+};
+
+const REQUEST_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  ...HELP_FLAGS,
+  '-p': { key: 'payload', value: true },
+  '--payload': { key: 'payload', value: true },
+  '-f': { key: 'file', value: true },
+  '--file': { key: 'file', value: true },
+  '-t': { key: 'ct', value: true },
+  '--content-format': { key: 'ct', value: true },
+  '-A': { key: 'accept', value: true },
+  '--accept': { key: 'accept', value: true },
+  '-N': { key: 'non', value: false },
+  '--non': { key: 'non', value: false },
+  '-O': { key: 'option', value: true, repeat: true },
+  '--option': { key: 'option', value: true, repeat: true },
+  '--timeout': { key: 'timeout', value: true },
+  '-v': { key: 'verbose', value: false },
+  '--verbose': { key: 'verbose', value: false },
+  '-o': { key: 'output', value: true },
+  '--output': { key: 'output', value: true },
+};
+
+const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  ...HELP_FLAGS,
+  '--port': { key: 'port', value: true },
+  '-P': { key: 'port', value: true },
+  '--host': { key: 'host', value: true },
+  '-H': { key: 'host', value: true },
+};
+
+/** A Content-Format argument: a number 0..65535 or a media type (`text/plain`, `application/json`, ...). */
+export function parseContentFormat(s: string, what = 'content format'): number {
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n > 65535) throw new UsageError(`${what} ${s} is out of range (0..65535)`);
+    return n;
+  }
+  const n = contentFormatNumber(s);
+  if (n !== undefined) return n;
+  // Also accept the ContentFormat constant names: json, Cbor, LinkFormat, ...
+  const key = Object.keys(ContentFormat).find((k) => k.toLowerCase() === s.toLowerCase().replace(/[-_]/g, ''));
+  if (key !== undefined) return ContentFormat[key as keyof typeof ContentFormat];
+  throw new UsageError(`unknown ${what} ${JSON.stringify(s)} (use a number or a media type such as application/json)`);
+}
+
+/** `-O NUM,VALUE`: the option number (or name) and its value encoded per the registry's format. */
+export function parseOptionArg(s: string): CoapOption {
+  const comma = s.indexOf(',');
+  const head = comma < 0 ? s : s.slice(0, comma);
+  const text = comma < 0 ? undefined : s.slice(comma + 1);
+  let number: number;
+  if (/^\d+$/.test(head)) {
+    number = Number(head);
+    if (number < 1 || number > 65535) throw new UsageError(`option number ${head} is out of range (1..65535)`);
+  } else {
+    const n = optionNumber(head);
+    if (n === undefined) throw new UsageError(`unknown option name ${JSON.stringify(head)}`);
+    number = n;
+  }
+  const info = optionInfo(number);
+  const format = info?.format ?? 'opaque';
+  let value: Uint8Array;
+  if (text === undefined || text === '') {
+    value = new Uint8Array(0);
+  } else if (format === 'empty') {
+    throw new UsageError(`option ${info?.name ?? number} is empty: give no value`);
+  } else if (format === 'uint') {
+    if (!/^\d+$/.test(text)) throw new UsageError(`option ${info?.name ?? number} takes an unsigned integer, not ${JSON.stringify(text)}`);
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n > 0xffffffff) throw new UsageError(`option ${info?.name ?? number} value ${text} is too large`);
+    value = encodeUint(n);
+  } else if (format === 'opaque' && /^0x([0-9a-fA-F]{2})*$/.test(text)) {
+    value = new Uint8Array(Buffer.from(text.slice(2), 'hex'));
+  } else {
+    value = new TextEncoder().encode(text);
+  }
+  if (info !== undefined && (value.length < info.minLength || value.length > info.maxLength)) {
+    throw new UsageError(`option ${info.name} must be ${info.minLength}..${info.maxLength} bytes, not ${value.length}`);
+  }
+  return { number, value };
+}
+
+// ---------------------------------------------------------------------------
+// message formatting (-v)
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+const BLOCK_OPTIONS = new Set([23, 27, 19, 31]);
+
+/** An option value for humans, per its registered format (and a few well-known meanings). */
+export function formatOptionValue(number: number, value: Uint8Array): string {
+  const info = optionInfo(number);
+  const format = info?.format ?? 'opaque';
+  if (format === 'empty') return value.length === 0 ? '(empty)' : `0x${hex(value)}`;
+  if (format === 'uint') {
+    if (value.length > 6) return `0x${hex(value)}`;
+    const n = decodeUint(value);
+    if (number === 12 || number === 17) {
+      const name = contentFormatName(n);
+      return name === undefined ? String(n) : `${n} (${name})`;
+    }
+    if (BLOCK_OPTIONS.has(number)) return `${n} (block ${Math.floor(n / 16)}, ${(n & 8) !== 0 ? 'more' : 'last'}, size ${1 << ((n & 7) + 4)})`;
+    return String(n);
+  }
+  if (format === 'string') {
+    try {
+      return JSON.stringify(new TextDecoder('utf-8', { fatal: true }).decode(value));
+    } catch {
+      return `0x${hex(value)} (not UTF-8)`;
+    }
+  }
+  return value.length === 0 ? '0x (empty)' : `0x${hex(value)}`;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function isPrintable(b: Uint8Array): boolean {
+  try {
+    const s = new TextDecoder('utf-8', { fatal: true }).decode(b);
+    // eslint-disable-next-line no-control-regex
+    return !/[\u0000-\u0008\u000e-\u001f\u007f]/.test(s);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A multi-line dump of one message: `prefix` then type, MID, code and name,
+ * token in hex, then one line per option (name, number, value) and the
+ * payload (text, or hex when binary).
+ */
+export function formatMessage(prefix: string, msg: CoapMessage, size?: number, peer?: string, tokenUnknown = false): string {
+  const name = codeName(msg.code);
+  const lines: string[] = [];
+  const mid = msg.messageId === undefined ? '  MID ?' : `  MID ${msg.messageId} (0x${msg.messageId.toString(16).padStart(4, '0')})`;
+  const token = tokenUnknown ? '?' : msg.token.length === 0 ? '(none)' : `0x${hex(msg.token)}`;
+  lines.push(
+    `${prefix} ${msg.type ?? '   '} ${msg.code}${name === undefined ? '' : ` ${name}`}${mid}  token ${token}` +
+      `${size === undefined ? '' : `  ${size} bytes`}${peer === undefined ? '' : `  ${peer}`}`,
+  );
+  for (const o of msg.options) {
+    const info = optionInfo(o.number);
+    lines.push(`${prefix}   ${info?.name ?? 'Unknown'} (${o.number}): ${formatOptionValue(o.number, o.value)}`);
+  }
+  if (msg.payload.length > 0) {
+    if (isPrintable(msg.payload)) {
+      const text = new TextDecoder().decode(msg.payload);
+      const shown = text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+      lines.push(`${prefix}   payload (${msg.payload.length} bytes): ${JSON.stringify(shown)}`);
+    } else {
+      const shown = msg.payload.length > 512 ? `${hex(msg.payload.subarray(0, 512))}…` : hex(msg.payload);
+      lines.push(`${prefix}   payload (${msg.payload.length} bytes): 0x${shown}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------
+// commands
+
+interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function parsePositiveInt(s: string, what: string, max = 0x7fffffff): number {
+  if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > max) throw new UsageError(`${what} must be an integer in 1..${max}, not ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
+async function requestCommand(method: Method, argv: readonly string[], io: Io): Promise<number> {
+  const p = parseArgs(argv, REQUEST_FLAGS);
+  if (p.flags.has('help')) {
+    io.stdout.write(REQUEST_HELP);
+    return EXIT_OK;
+  }
+  if (p.positionals.length !== 1) throw new UsageError(p.positionals.length === 0 ? 'missing <uri>' : `unexpected argument ${JSON.stringify(p.positionals[1])}`);
+  const uri = p.positionals[0] as string;
+  if (!/^coap:\/\//i.test(uri)) throw new UsageError(`only coap:// URIs are supported, not ${JSON.stringify(uri)}`);
+
+  let payload: Uint8Array | undefined;
+  const text = flag(p, 'payload');
+  const file = flag(p, 'file');
+  if (text !== undefined && file !== undefined) throw new UsageError('give -p or -f, not both');
+  if (text !== undefined) payload = new TextEncoder().encode(text);
+  if (file !== undefined) {
+    try {
+      payload = file === '-' ? await readStdin() : new Uint8Array(readFileSync(file));
+    } catch (e) {
+      throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+  }
+  const ct = flag(p, 'ct');
+  const accept = flag(p, 'accept');
+  const timeout = flag(p, 'timeout');
+  const options = (p.flags.get('option') ?? []).map(parseOptionArg);
+  const verbose = p.flags.has('verbose');
+  const output = flag(p, 'output');
+
+  const confirmable = !p.flags.has('non');
+  const contentFormat = ct === undefined ? undefined : parseContentFormat(ct);
+  const acceptFormat = accept === undefined ? undefined : parseContentFormat(accept, 'accept format');
+  let target;
+  try {
+    target = parseUri(uri);
+  } catch (e) {
+    if (e instanceof CoapUriError) throw new UsageError(e.message);
+    throw e;
+  }
+  const reqOpts: RequestOptions = {
+    method,
+    confirmable,
+    ...(payload === undefined ? {} : { payload }),
+    ...(contentFormat === undefined ? {} : { contentFormat }),
+    ...(acceptFormat === undefined ? {} : { accept: acceptFormat }),
+    ...(options.length === 0 ? {} : { options }),
+    ...(timeout === undefined ? {} : { timeout: parsePositiveInt(timeout, '--timeout') }),
+  };
+
+  const t0 = Date.now();
+  let res: CoapResponse | undefined;
+  let failure: unknown;
+  try {
+    res = await request(uri, reqOpts);
+  } catch (e) {
+    failure = e;
+  }
+
+  if (verbose) {
+    // The request as it went out: the client sends the URI's options (RFC 7252 §6.4),
+    // Content-Format, Accept and the -O options, sorted by number; the core assigns the
+    // Message ID and the token. The token comes back in the response, and so does the
+    // Message ID when the response is piggybacked in the ACK.
+    const reqOptions: CoapOption[] = uriToOptions(target).map((o) => ({ number: o.number, value: o.value }));
+    if (contentFormat !== undefined) reqOptions.push({ number: 12, value: encodeUint(contentFormat) });
+    if (acceptFormat !== undefined) reqOptions.push({ number: 17, value: encodeUint(acceptFormat) });
+    reqOptions.push(...options);
+    reqOptions.sort((a, b) => a.number - b.number);
+    const sent: CoapMessage = {
+      type: confirmable ? 'CON' : 'NON',
+      code: codeToString(METHOD_CODES[method]),
+      token: res?.token ?? new Uint8Array(8),
+      options: reqOptions,
+      payload: payload ?? new Uint8Array(0),
+    };
+    const mid = res !== undefined && res.type === 'ACK' ? res.messageId : undefined;
+    const size = encode({ ...sent, messageId: mid ?? 0 }).length;
+    const to = `to ${hostPort(target.host, target.port)}`;
+    io.stderr.write(formatMessage('>', { ...sent, ...(mid === undefined ? {} : { messageId: mid }) }, size, to, res === undefined));
+    if (res !== undefined) {
+      const got: CoapMessage = { type: res.type, messageId: res.messageId, code: res.code, token: res.token, options: res.options, payload: res.payload };
+      const note = confirmable && res.type !== 'ACK' ? '  (separate response)' : '';
+      io.stderr.write(formatMessage('<', got, encode(got).length, `from ${hostPort(res.remote.address, res.remote.port)}  after ${Date.now() - t0} ms${note}`));
+    }
+  }
+
+  if (res === undefined) {
+    const e = failure;
+    if (e instanceof CoapTimeoutError) {
+      io.stderr.write(`turbocoap: timeout: no response from ${uri}${timeout === undefined ? '' : ` within ${timeout} ms`}\n`);
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapResetError) {
+      io.stderr.write('turbocoap: the server answered with a Reset (RST)\n');
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapNetworkError) {
+      io.stderr.write(`turbocoap: network error: ${e.message}\n`);
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapAbortError) {
+      io.stderr.write('turbocoap: aborted\n');
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapUriError) throw new UsageError(e.message);
+    if (e instanceof CoapEncodeError) throw new UsageError(`the request cannot be sent: ${e.message}`);
+    throw e;
+  }
+
+  const ok = res.code.startsWith('2.');
+  const body = res.payload;
+  if (ok) {
+    if (output !== undefined) {
+      try {
+        writeFileSync(output, body);
+      } catch (e) {
+        io.stderr.write(`turbocoap: cannot write ${output}: ${(e as Error).message}\n`);
+        return EXIT_USAGE;
+      }
+    } else if (body.length > 0) {
+      io.stdout.write(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      if (io.stdout.isTTY === true && body[body.length - 1] !== 0x0a) io.stdout.write('\n');
+    }
+    return EXIT_OK;
+  }
+  const name = codeName(res.code);
+  let line = `${res.code}${name === undefined ? '' : ` ${name}`}`;
+  if (body.length > 0 && isPrintable(body)) {
+    // A diagnostic payload (RFC 7252 §5.5.2), unless it only repeats the name.
+    const diag = new TextDecoder().decode(body).trim();
+    if (diag !== '' && diag.toLowerCase() !== (name ?? '').toLowerCase()) line += `: ${diag}`;
+  }
+  io.stderr.write(`${line}\n`);
+  if (output !== undefined && body.length > 0) {
+    try {
+      writeFileSync(output, body);
+    } catch {
+      /* the exit status already says it failed */
+    }
+  }
+  return EXIT_ERROR_RESPONSE;
+}
+
+async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
+  const p = parseArgs(argv, SERVE_FLAGS);
+  if (p.flags.has('help')) {
+    io.stdout.write(SERVE_HELP);
+    return EXIT_OK;
+  }
+  if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
+  const portArg = flag(p, 'port') ?? '5683';
+  if (!/^\d+$/.test(portArg) || Number(portArg) > 65535) throw new UsageError(`--port must be 0..65535, not ${JSON.stringify(portArg)}`);
+  const host = flag(p, 'host') ?? '::';
+  const server = createDemoServer();
+  try {
+    await server.listen({ port: Number(portArg), host });
+  } catch (e) {
+    io.stderr.write(`turbocoap: cannot listen on ${host} port ${portArg}: ${(e as Error).message}\n`);
+    return EXIT_NETWORK;
+  }
+  const a = server.address();
+  io.stdout.write(`turbocoap demo server listening on coap://${hostPort(a.address, a.port)}/ (${server.backend ?? 'unknown'} backend)\n`);
+  return new Promise<number>((resolveExit) => {
+    let closing = false;
+    const stop = (sig: NodeJS.Signals): void => {
+      if (closing) return;
+      closing = true;
+      io.stdout.write(`turbocoap: ${sig}, closing\n`);
+      const force = setTimeout(() => resolveExit(EXIT_OK), 2000);
+      force.unref();
+      Promise.resolve(server.close()).then(
+        () => {
+          clearTimeout(force);
+          resolveExit(EXIT_OK);
+        },
+        (e: unknown) => {
+          clearTimeout(force);
+          io.stderr.write(`turbocoap: close failed: ${(e as Error).message}\n`);
+          resolveExit(EXIT_NETWORK);
+        },
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+/** Where `coap-bench` is: build/Release (or build/Debug) under the package root. */
+export function coapBenchPath(): string | undefined {
+  const root = resolve(__dirname, '..');
+  for (const dir of ['Release', 'Debug']) {
+    const p = join(root, 'build', dir, 'coap-bench');
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+async function benchCommand(argv: readonly string[], io: Io): Promise<number> {
+  const bin = coapBenchPath();
+  const help = argv.length === 0 || argv[0] === '-h' || argv[0] === '--help';
+  if (bin === undefined) {
+    if (help) io.stdout.write(BENCH_HELP);
+    io.stderr.write('turbocoap: coap-bench is not built (build/Release/coap-bench is missing; run `npm install` or `npx node-gyp rebuild` on Linux)\n');
+    return EXIT_USAGE;
+  }
+  if (help) io.stdout.write(BENCH_HELP);
+  const args = help ? ['--help'] : [...argv];
+  return new Promise<number>((resolveExit) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(io.stdout, { end: false });
+    child.stderr.pipe(io.stderr, { end: false });
+    const forward = (sig: NodeJS.Signals): void => {
+      child.kill(sig);
+    };
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.on('error', (e) => {
+      io.stderr.write(`turbocoap: cannot run ${bin}: ${e.message}\n`);
+      resolveExit(EXIT_USAGE);
+    });
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolveExit(code ?? (signal === null ? 1 : 128 + (signalNumber(signal) ?? 0)));
+    });
+  });
+}
+
+function signalNumber(sig: NodeJS.Signals): number | undefined {
+  return osConstants.signals[sig];
+}
+
+/**
+ * Runs the CLI on `argv` (without `node` and the script) and returns the exit
+ * status. Output goes to `io` (default: the process streams).
+ */
+export async function main(argv: readonly string[], io: Io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === undefined || cmd === '-h' || cmd === '--help') {
+      (cmd === undefined ? io.stderr : io.stdout).write(MAIN_HELP);
+      return cmd === undefined ? EXIT_USAGE : EXIT_OK;
+    }
+    if (cmd === 'help') {
+      const topic = rest[0];
+      if (topic === undefined) io.stdout.write(MAIN_HELP);
+      else if (topic === 'serve') io.stdout.write(SERVE_HELP);
+      else if (topic === 'bench') return await benchCommand(['--help'], io);
+      else if (METHOD_NAMES[topic.toLowerCase()] !== undefined) io.stdout.write(REQUEST_HELP);
+      else throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
+      return EXIT_OK;
+    }
+    if (cmd === '-V' || cmd === '--version') {
+      const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+      io.stdout.write(`turbocoap ${pkg.version}\n`);
+      return EXIT_OK;
+    }
+    const method = METHOD_NAMES[cmd.toLowerCase()];
+    if (method !== undefined) return await requestCommand(method, rest, io);
+    if (cmd === 'serve') return await serveCommand(rest, io);
+    if (cmd === 'bench') return await benchCommand(rest, io);
+    throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`turbocoap: ${e.message}\nRun 'turbocoap --help' for usage.\n`);
+      return EXIT_USAGE;
+    }
+    io.stderr.write(`turbocoap: ${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT_NETWORK;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+    // Let stdout drain, then leave even if a handle lingers.
+    setTimeout(() => process.exit(code), 50).unref();
+  });
+}
