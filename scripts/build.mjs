@@ -2,12 +2,12 @@
 // `npm run build`: everything under dist/ from ts/ and the committed
 // wasm/turbocoap.wasm (no emcc needed; see build-wasm.mjs for that).
 //   1. ts/generated/wasm-bytes.ts  (base64 of wasm/turbocoap.wasm)
-//   2. tsc → dist/*.js + .d.ts (CommonJS)
+//   2. tsc → dist/*.js + .d.ts (CommonJS), dist/cli.js executable
 //   3. dist/index.mjs               (ESM wrapper re-exporting the CJS exports:
 //                                    one module instance, no dual-package hazard)
 //   4. dist/turbocoap.browser.mjs  (esbuild ESM bundle of ts/browser.ts: WASM only)
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,8 @@ step(`ts/generated/wasm-bytes.ts (${wasm.length} bytes of wasm)`);
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 const tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+// The CLI (package.json "bin") must be executable for npx and npm's bin links.
+chmodSync(join(root, 'dist', 'cli.js'), 0o755);
 step('tsc → dist/');
 
 // 3. ESM wrapper over the CJS build. The names come from the built module;

@@ -2,6 +2,7 @@
  * The `turbocoap` CLI (dist/cli.js), run as a child process against the demo
  * server (`turbocoap serve`) on a random loopback port.
  */
+import { execFileSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,11 @@ afterAll(async () => {
 });
 
 describe('help and usage', () => {
+  it('dist/cli.js runs on its own as the package bin (shebang, executable bit)', () => {
+    const out = execFileSync(cliPath, ['--help'], { encoding: 'utf8' });
+    expect(out).toContain('usage: turbocoap');
+  });
+
   it('--help lists the commands and exits 0', async () => {
     const r = await runCli(['--help']);
     expect(r.code).toBe(0);
