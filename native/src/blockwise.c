@@ -26,6 +26,7 @@
  * `next`), each listing C/4 data chunk numbers, so block k is found in k / (C/4) hops (4 for
  * 1 MiB with 1 KiB chunks), whatever the access pattern of many clients.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "turbocoap.h"
@@ -315,25 +316,192 @@ static void pool_put(pool *pl, uint32_t *next, uint32_t c) {
   pl->used--;
 }
 
+/* The chunk-pool and key bounds both stores' configurations share. */
+static int pool_config_ok(uint32_t chunk_size, uint32_t pool_bytes, uint32_t max_key) {
+  return is_pow2(chunk_size) && chunk_size >= 16u && chunk_size <= 65536u &&
+         pool_bytes >= chunk_size && pool_bytes <= MAX_POOL &&
+         pool_bytes / chunk_size <= MAX_CHUNKS && max_key >= 1u && max_key <= 65535u;
+}
+
+/* Lays out a store's next [N] and data [N * C] from offset o (N = pool_bytes / C); returns
+ * the store's size, or 0 if it does not fit in a size_t. */
+static uint64_t layout_chunks(uint64_t o, uint32_t chunk_size, uint32_t pool_bytes,
+                              uint64_t *off_next, uint64_t *off_data, uint32_t *nchunks,
+                              uint32_t *shift) {
+  *nchunks = pool_bytes / chunk_size;
+  *shift = log2u(chunk_size);
+  *off_next = o;
+  o = up8(o + (uint64_t)*nchunks * 4u);
+  *off_data = o;
+  o = up8(o + (uint64_t)*nchunks * chunk_size);
+  return o > (uint64_t)SIZE_MAX ? 0u : o;
+}
+
+/* ------------------------------------------------------------ keyed slots */
+
+/* Both stores keep a fixed array of slots (xfer, rep), each beginning with this header: the
+ * peer and key length it is keyed by, its key-bucket chain, its place on the LRU list (in use)
+ * or on the free list, and a generation that makes the ids handed out stale once it is reused.
+ * A slot's key is kept at keys + i * max_key. */
+typedef struct slot {
+  uint8_t addr[TC_ADDR_MAX];
+  uint8_t alen;
+  uint8_t state; /* 0: free */
+  uint16_t pad;
+  uint32_t klen;
+  uint32_t hnext, hb;  /* key index: chain, bucket */
+  uint32_t prev, next; /* LRU list (in use) or free list (next) */
+  uint16_t gen;
+  uint16_t pad2;
+} slot;
+
+/* A store's slot lists: free list; LRU list, least recently used first; slots in use. */
+typedef struct slot_lists {
+  uint32_t free, lru_head, lru_tail, count;
+} slot_lists;
+
+/* A store's slot array, keys and key buckets, made afresh for each call (no pointer is stored). */
+typedef struct table {
+  uint8_t *base;   /* slot 0 */
+  size_t stride;   /* bytes per slot */
+  uint8_t *keys;   /* max_key bytes per slot */
+  uint32_t max_key;
+  uint32_t *buckets;
+  uint32_t bmask;
+  slot_lists *sl;
+} table;
+
+#define SLOT(t, i) ((slot *)(void *)((t)->base + (size_t)(i) * (t)->stride))
+#define CSLOT(base, stride, i) ((const slot *)(const void *)((base) + (size_t)(i) * (stride)))
+#define LINK(t, i, off) ((uint32_t *)(void *)((t)->base + (size_t)(i) * (t)->stride + (off)))
+
+static uint64_t key_hash(uint64_t k0, uint64_t k1, const uint8_t *a, uint32_t alen,
+                         const uint8_t *k, uint32_t klen) {
+  sip h;
+  uint8_t n = (uint8_t)alen;
+  sip_init(&h, k0, k1);
+  sip_add(&h, &n, 1);
+  if (alen) sip_add(&h, a, alen);
+  if (klen) sip_add(&h, k, klen);
+  return sip_end(&h);
+}
+
+static void table_init(const table *t, uint32_t nslots, uint32_t nbuckets) {
+  uint32_t i;
+  for (i = 0; i < nslots; i++) {
+    slot *x = SLOT(t, i);
+    memset(x, 0, t->stride);
+    x->gen = 1;
+    x->next = i + 1u < nslots ? i + 1u : NONE;
+  }
+  t->sl->free = 0;
+  t->sl->lru_head = t->sl->lru_tail = NONE;
+  for (i = 0; i < nbuckets; i++) t->buckets[i] = NONE;
+}
+
+/* The slot keyed by (a, alen) and (k, klen) in the bucket of hash h, or NONE. */
+static uint32_t table_find(const table *t, uint64_t h, const uint8_t *a, uint32_t alen,
+                           const uint8_t *k, uint32_t klen) {
+  uint32_t i = t->buckets[h & t->bmask];
+  while (i != NONE) {
+    const slot *x = SLOT(t, i);
+    if (x->alen == alen && x->klen == klen && (alen == 0u || memcmp(x->addr, a, alen) == 0) &&
+        (klen == 0u || memcmp(t->keys + (uint64_t)i * t->max_key, k, klen) == 0))
+      return i;
+    i = x->hnext;
+  }
+  return NONE;
+}
+
+/* Removes slot i from the chain at *head, linked by the uint32_t at offset off in each slot. */
+static void chain_unlink(const table *t, uint32_t *head, size_t off, uint32_t i) {
+  uint32_t *p = head;
+  while (*p != NONE) {
+    if (*p == i) {
+      *p = *LINK(t, i, off);
+      return;
+    }
+    p = LINK(t, *p, off);
+  }
+}
+
+static void lru_unlink(const table *t, uint32_t i) {
+  slot *x = SLOT(t, i);
+  if (x->prev != NONE) SLOT(t, x->prev)->next = x->next;
+  else t->sl->lru_head = x->next;
+  if (x->next != NONE) SLOT(t, x->next)->prev = x->prev;
+  else t->sl->lru_tail = x->prev;
+  x->prev = x->next = NONE;
+}
+
+static void lru_push(const table *t, uint32_t i) {
+  slot *x = SLOT(t, i);
+  x->next = NONE;
+  x->prev = t->sl->lru_tail;
+  if (t->sl->lru_tail != NONE) SLOT(t, t->sl->lru_tail)->next = i;
+  else t->sl->lru_head = i;
+  t->sl->lru_tail = i;
+}
+
+/* Takes a slot off the free list (the caller saw it is not empty), keys it by (a, alen) and
+ * (k, klen) and puts it in the bucket of hash h; the caller sets its state and LRU place. */
+static uint32_t table_take(const table *t, uint64_t h, const uint8_t *a, uint32_t alen,
+                           const uint8_t *k, uint32_t klen) {
+  uint32_t i = t->sl->free;
+  slot *x = SLOT(t, i);
+  t->sl->free = x->next;
+  t->sl->count++;
+  x->alen = (uint8_t)alen;
+  if (alen) memcpy(x->addr, a, alen);
+  x->klen = klen;
+  if (klen) memcpy(t->keys + (uint64_t)i * t->max_key, k, klen);
+  x->hb = (uint32_t)(h & t->bmask);
+  x->hnext = t->buckets[x->hb];
+  t->buckets[x->hb] = i;
+  return i;
+}
+
+/* Unlinks slot i from its key bucket and the LRU list and frees it under a new generation. */
+static void table_release(const table *t, uint32_t i) {
+  slot *x = SLOT(t, i);
+  chain_unlink(t, &t->buckets[x->hb], offsetof(slot, hnext), i);
+  lru_unlink(t, i);
+  x->state = 0;
+  x->gen = (uint16_t)(x->gen + 1u);
+  if (x->gen == 0) x->gen = 1;
+  x->next = t->sl->free;
+  t->sl->free = i;
+  t->sl->count--;
+}
+
+static inline uint32_t slot_id(const uint8_t *base, size_t stride, uint32_t i) {
+  return (uint32_t)CSLOT(base, stride, i)->gen << 16 | i;
+}
+
+/* The slot of a live id among n slots, or TC_E_STALE. */
+static int slot_lookup(const uint8_t *base, size_t stride, uint32_t n, uint32_t id,
+                       uint32_t *out) {
+  uint32_t i = id & 0xFFFFu;
+  const slot *x;
+  if (i >= n) return TC_E_STALE;
+  x = CSLOT(base, stride, i);
+  if (x->state == 0u || x->gen != (id >> 16)) return TC_E_STALE;
+  *out = i;
+  return 0;
+}
+
 /* ============================================================ Block1 store */
 
 enum { X_FREE = 0, X_OPEN = 1, X_DONE = 2 };
 
 typedef struct xfer {
-  uint8_t addr[TC_ADDR_MAX];
-  uint8_t alen;
-  uint8_t state;
-  uint8_t last_more;
-  uint8_t pad;
-  uint32_t klen;
-  uint32_t hnext, hb; /* key index: chain, bucket */
+  slot h;             /* state: X_FREE, X_OPEN or X_DONE */
   uint32_t pnext, pb; /* peer index */
-  uint32_t prev, next; /* LRU list (in use) or free list (next) */
   uint32_t head, tail; /* chunk chain */
   uint32_t received;
   uint32_t last_off, last_len, last_num, last_szx;
-  uint16_t gen;
-  uint16_t pad2;
+  uint8_t last_more;
+  uint8_t pad[3];
   uint64_t active;
 } xfer;
 
@@ -342,7 +510,7 @@ struct tc_bw1 {
   uint32_t pad;
   tc_bw1_config cfg;
   uint32_t kmask, pmask;
-  uint32_t x_free, lru_head, lru_tail, x_count;
+  slot_lists sl;
   uint32_t pad2;
   pool pl;
   uint64_t k0, k1;
@@ -358,19 +526,14 @@ typedef struct bw1_layout {
 static int bw1_config_ok(const tc_bw1_config *c) {
   return c != NULL && c->max_transfers >= 1u && c->max_transfers <= 65535u &&
          c->max_per_peer >= 1u && c->max_per_peer <= c->max_transfers && c->max_body >= 1u &&
-         c->max_body <= (1u << 30) && is_pow2(c->chunk_size) && c->chunk_size >= 16u &&
-         c->chunk_size <= 65536u && c->pool_bytes >= c->chunk_size &&
-         c->pool_bytes <= MAX_POOL && c->pool_bytes / c->chunk_size <= MAX_CHUNKS &&
-         c->max_key >= 1u && c->max_key <= 65535u && c->idle_timeout_ms >= 1u &&
-         c->preferred_szx <= 6u;
+         c->max_body <= (1u << 30) && pool_config_ok(c->chunk_size, c->pool_bytes, c->max_key) &&
+         c->idle_timeout_ms >= 1u && c->preferred_szx <= 6u;
 }
 
 static int bw1_layout_of(const tc_bw1_config *c, bw1_layout *l) {
   uint64_t o;
   if (!bw1_config_ok(c)) return -1;
   l->kbuckets = pow2_at_least(c->max_transfers);
-  l->nchunks = c->pool_bytes / c->chunk_size;
-  l->shift = log2u(c->chunk_size);
   o = up8(sizeof(struct tc_bw1));
   l->off_x = o;
   o = up8(o + (uint64_t)c->max_transfers * sizeof(xfer));
@@ -380,13 +543,9 @@ static int bw1_layout_of(const tc_bw1_config *c, bw1_layout *l) {
   o = up8(o + (uint64_t)l->kbuckets * 4u);
   l->off_keys = o;
   o = up8(o + (uint64_t)c->max_transfers * c->max_key);
-  l->off_next = o;
-  o = up8(o + (uint64_t)l->nchunks * 4u);
-  l->off_data = o;
-  o = up8(o + (uint64_t)l->nchunks * c->chunk_size);
-  l->size = o;
-  if (o > (uint64_t)SIZE_MAX) return -1;
-  return 0;
+  l->size = layout_chunks(o, c->chunk_size, c->pool_bytes, &l->off_next, &l->off_data,
+                          &l->nchunks, &l->shift);
+  return l->size == 0u ? -1 : 0;
 }
 
 void tc_bw1_config_default(tc_bw1_config *c) {
@@ -414,8 +573,15 @@ size_t tc_bw1_size(const tc_bw1_config *cfg) {
 #define NX(s) ((uint32_t *)(void *)((uint8_t *)(s) + (s)->off_next))
 #define DATA(s, c) ((uint8_t *)(s) + (s)->off_data + ((uint64_t)(c) << (s)->pl.shift))
 
+static table bw1_table(tc_bw1 *s) {
+  table t = {.base = (uint8_t *)XS(s), .stride = sizeof(xfer), .keys = XKEY(s, 0),
+             .max_key = s->cfg.max_key, .buckets = KB(s), .bmask = s->kmask, .sl = &s->sl};
+  return t;
+}
+
 int tc_bw1_init(tc_bw1 *s, size_t mem_len, const tc_bw1_config *cfg, const uint8_t seed[16]) {
   bw1_layout l;
+  table t;
   uint32_t i;
   if (s == NULL || seed == NULL || bw1_layout_of(cfg, &l) < 0 || mem_len < l.size ||
       ((uintptr_t)s & 7u) != 0u)
@@ -433,15 +599,9 @@ int tc_bw1_init(tc_bw1 *s, size_t mem_len, const tc_bw1_config *cfg, const uint8
   s->size = l.size;
   s->kmask = l.kbuckets - 1u;
   s->pmask = l.kbuckets - 1u;
-  for (i = 0; i < cfg->max_transfers; i++) {
-    xfer *x = &XS(s)[i];
-    memset(x, 0, sizeof *x);
-    x->gen = 1;
-    x->next = i + 1u < cfg->max_transfers ? i + 1u : NONE;
-  }
-  s->x_free = 0;
-  s->lru_head = s->lru_tail = NONE;
-  for (i = 0; i < l.kbuckets; i++) KB(s)[i] = PB(s)[i] = NONE;
+  t = bw1_table(s);
+  table_init(&t, cfg->max_transfers, l.kbuckets);
+  for (i = 0; i < l.kbuckets; i++) PB(s)[i] = NONE;
   pool_init(&s->pl, NX(s), l.nchunks, l.shift);
   s->magic = BW1_MAGIC;
   return 0;
@@ -449,73 +609,21 @@ int tc_bw1_init(tc_bw1 *s, size_t mem_len, const tc_bw1_config *cfg, const uint8
 
 static inline int bw1_ok(const tc_bw1 *s) { return s != NULL && s->magic == BW1_MAGIC; }
 
-static uint64_t bw1_hash(const tc_bw1 *s, const uint8_t *a, uint32_t alen, const uint8_t *k,
-                         uint32_t klen) {
-  sip h;
-  uint8_t n = (uint8_t)alen;
-  sip_init(&h, s->k0, s->k1);
-  sip_add(&h, &n, 1);
-  sip_add(&h, a, alen);
-  if (k != NULL) sip_add(&h, k, klen);
-  return sip_end(&h);
-}
-
-static uint32_t bw1_find(tc_bw1 *s, uint64_t h, const uint8_t *a, uint32_t alen,
-                         const uint8_t *k, uint32_t klen) {
-  uint32_t i = KB(s)[h & s->kmask];
-  while (i != NONE) {
-    xfer *x = &XS(s)[i];
-    if (x->alen == alen && x->klen == klen && memcmp(x->addr, a, alen) == 0 &&
-        (klen == 0u || memcmp(XKEY(s, i), k, klen) == 0))
-      return i;
-    i = x->hnext;
-  }
-  return NONE;
-}
-
 static uint32_t bw1_peer_count(tc_bw1 *s, uint32_t pb, const uint8_t *a, uint32_t alen) {
   uint32_t i = PB(s)[pb], n = 0;
   while (i != NONE) {
     xfer *x = &XS(s)[i];
-    if (x->alen == alen && memcmp(x->addr, a, alen) == 0) n++;
+    if (x->h.alen == alen && memcmp(x->h.addr, a, alen) == 0) n++;
     i = x->pnext;
   }
   return n;
 }
 
-static void chain_unlink(uint32_t *head, xfer *xs, uint32_t i, int peer) {
-  uint32_t *p = head;
-  while (*p != NONE) {
-    if (*p == i) {
-      *p = peer ? xs[i].pnext : xs[i].hnext;
-      return;
-    }
-    p = peer ? &xs[*p].pnext : &xs[*p].hnext;
-  }
-}
-
-static void lru_unlink(tc_bw1 *s, uint32_t i) {
-  xfer *x = &XS(s)[i];
-  if (x->prev != NONE) XS(s)[x->prev].next = x->next;
-  else s->lru_head = x->next;
-  if (x->next != NONE) XS(s)[x->next].prev = x->prev;
-  else s->lru_tail = x->prev;
-  x->prev = x->next = NONE;
-}
-
-static void lru_push(tc_bw1 *s, uint32_t i, uint64_t now) {
-  xfer *x = &XS(s)[i];
-  x->active = now;
-  x->next = NONE;
-  x->prev = s->lru_tail;
-  if (s->lru_tail != NONE) XS(s)[s->lru_tail].next = i;
-  else s->lru_head = i;
-  s->lru_tail = i;
-}
-
 static void bw1_touch(tc_bw1 *s, uint32_t i, uint64_t now) {
-  lru_unlink(s, i);
-  lru_push(s, i, now);
+  table t = bw1_table(s);
+  lru_unlink(&t, i);
+  XS(s)[i].active = now;
+  lru_push(&t, i);
 }
 
 static void bw1_free_chunks(tc_bw1 *s, uint32_t i) {
@@ -531,17 +639,10 @@ static void bw1_free_chunks(tc_bw1 *s, uint32_t i) {
 }
 
 static void bw1_release(tc_bw1 *s, uint32_t i) {
-  xfer *x = &XS(s)[i];
+  table t = bw1_table(s);
   bw1_free_chunks(s, i);
-  chain_unlink(&KB(s)[x->hb], XS(s), i, 0);
-  chain_unlink(&PB(s)[x->pb], XS(s), i, 1);
-  lru_unlink(s, i);
-  x->state = X_FREE;
-  x->gen = (uint16_t)(x->gen + 1u);
-  if (x->gen == 0) x->gen = 1;
-  x->next = s->x_free;
-  s->x_free = i;
-  s->x_count--;
+  chain_unlink(&t, &PB(s)[XS(s)[i].pb], offsetof(xfer, pnext), i);
+  table_release(&t, i); /* state X_FREE */
 }
 
 /* Chunks needed to append len bytes to an upload holding `received` bytes in chunks of C. */
@@ -571,18 +672,14 @@ static void bw1_append(tc_bw1 *s, uint32_t i, const uint8_t *p, uint32_t len) {
   }
 }
 
-static inline uint32_t bw1_id(tc_bw1 *s, uint32_t i) {
-  return (uint32_t)XS(s)[i].gen << 16 | i;
+#define CXS(s) ((const uint8_t *)(s) + (s)->off_x)
+
+static inline uint32_t bw1_id(const tc_bw1 *s, uint32_t i) {
+  return slot_id(CXS(s), sizeof(xfer), i);
 }
 
-static int bw1_lookup(const tc_bw1 *s, uint32_t id, uint32_t *slot) {
-  uint32_t i = id & 0xFFFFu;
-  const xfer *x;
-  if (i >= s->cfg.max_transfers) return TC_E_STALE;
-  x = &((const xfer *)(const void *)((const uint8_t *)s + s->off_x))[i];
-  if (x->state == X_FREE || x->gen != (id >> 16)) return TC_E_STALE;
-  *slot = i;
-  return 0;
+static int bw1_lookup(const tc_bw1 *s, uint32_t id, uint32_t *i) {
+  return slot_lookup(CXS(s), sizeof(xfer), s->cfg.max_transfers, id, i);
 }
 
 static uint32_t bw1_resp_szx(const tc_bw1 *s, uint32_t szx) {
@@ -617,6 +714,7 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   tc_block b;
   uint32_t bsize, off, i, rszx, need;
   uint64_t h, ph;
+  table t;
   if (r != NULL) memset(r, 0, sizeof *r);
   if (!bw1_ok(s) || r == NULL || !addr_ok(peer, peer_len) || (key == NULL && key_len != 0u) ||
       tc_block_from_value(block1, &b) < 0 ||
@@ -639,9 +737,10 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   }
   off = b.num * bsize; /* < 2^30 */
   rszx = bw1_resp_szx(s, b.szx);
-  h = bw1_hash(s, peer, peer_len, key, key_len);
-  ph = bw1_hash(s, peer, peer_len, NULL, 0);
-  i = bw1_find(s, h, peer, peer_len, key, key_len);
+  t = bw1_table(s);
+  h = key_hash(s->k0, s->k1, peer, peer_len, key, key_len);
+  ph = key_hash(s->k0, s->k1, peer, peer_len, NULL, 0);
+  i = table_find(&t, h, peer, peer_len, key, key_len);
 
   if ((flags & TC_BW_HAS_SIZE1) && size1 > s->cfg.max_body) {
     if (i != NONE) bw1_release(s, i);
@@ -651,7 +750,7 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
     xfer *x = &XS(s)[i];
     if (x->received != 0u && off == x->last_off && payload_len == x->last_len &&
         b.more == x->last_more && x->received == off + payload_len &&
-        (b.more ? x->state == X_OPEN : x->state == X_DONE)) {
+        (b.more ? x->h.state == X_OPEN : x->h.state == X_DONE)) {
       /* a repetition of the last block: answer as before */
       s->st.duplicates++;
       bw1_touch(s, i, now);
@@ -673,11 +772,11 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
         i = NONE;
       } else {
         bw1_free_chunks(s, i); /* the client starts over */
-        x->state = X_OPEN;
+        x->h.state = X_OPEN;
         x->last_len = x->last_off = x->last_num = 0;
       }
-    } else if (x->state != X_OPEN || off != x->received) {
-      if (!b.more || x->state != X_OPEN) bw1_release(s, i); /* the transfer failed */
+    } else if (x->h.state != X_OPEN || off != x->received) {
+      if (!b.more || x->h.state != X_OPEN) bw1_release(s, i); /* the transfer failed */
       return bw1_reject(s, r, TC_CODE_INCOMPLETE);
     }
   } else if (b.num != 0u) {
@@ -701,27 +800,18 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   if (i == NONE) {
     xfer *x;
     uint32_t pb = (uint32_t)(ph & s->pmask);
-    if (s->x_free == NONE || bw1_peer_count(s, pb, peer, peer_len) >= s->cfg.max_per_peer)
+    if (s->sl.free == NONE || bw1_peer_count(s, pb, peer, peer_len) >= s->cfg.max_per_peer)
       return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
-    i = s->x_free;
+    i = table_take(&t, h, peer, peer_len, key, key_len);
     x = &XS(s)[i];
-    s->x_free = x->next;
-    s->x_count++;
-    memcpy(x->addr, peer, peer_len);
-    x->alen = (uint8_t)peer_len;
-    x->klen = key_len;
-    if (key_len) memcpy(XKEY(s, i), key, key_len);
-    x->state = X_OPEN;
+    x->h.state = X_OPEN;
     x->head = x->tail = NONE;
     x->received = 0;
-    x->hb = (uint32_t)(h & s->kmask);
-    x->hnext = KB(s)[x->hb];
-    KB(s)[x->hb] = i;
     x->pb = pb;
     x->pnext = PB(s)[pb];
     PB(s)[pb] = i;
-    x->prev = x->next = NONE;
-    lru_push(s, i, now);
+    x->active = now;
+    lru_push(&t, i);
   }
   bw1_append(s, i, payload, payload_len);
   {
@@ -739,7 +829,7 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
       r->code = TC_CODE_CONTINUE;
       return TC_BW1_CONTINUE;
     }
-    x->state = X_DONE;
+    x->h.state = X_DONE;
     s->st.completed++;
     r->status = TC_BW1_COMPLETE;
     r->id = bw1_id(s, i);
@@ -811,7 +901,7 @@ int tc_bw1_read(tc_bw1 *s, uint32_t id, uint8_t *out, uint32_t cap) {
   if (!bw1_ok(s) || (out == NULL && cap != 0u)) return TC_E_INVALID;
   if (bw1_lookup(s, id, &i) < 0) return TC_E_STALE;
   x = &XS(s)[i];
-  if (x->state != X_DONE) return TC_E_STALE;
+  if (x->h.state != X_DONE) return TC_E_STALE;
   if (x->received > cap) return TC_E_BUFFER_TOO_SMALL;
   if (x->received > 0x7FFFFFFFu) return TC_E_INVALID;
   left = x->received;
@@ -836,9 +926,9 @@ int tc_bw1_release(tc_bw1 *s, uint32_t id) {
 int tc_bw1_timer(tc_bw1 *s, uint64_t now) {
   int n = 0;
   if (!bw1_ok(s)) return TC_E_INVALID;
-  while (s->lru_head != NONE &&
-         add_sat(XS(s)[s->lru_head].active, s->cfg.idle_timeout_ms) <= now) {
-    bw1_release(s, s->lru_head);
+  while (s->sl.lru_head != NONE &&
+         add_sat(XS(s)[s->sl.lru_head].active, s->cfg.idle_timeout_ms) <= now) {
+    bw1_release(s, s->sl.lru_head);
     s->st.expired++;
     n++;
   }
@@ -847,8 +937,8 @@ int tc_bw1_timer(tc_bw1 *s, uint64_t now) {
 
 uint64_t tc_bw1_next_deadline(const tc_bw1 *s) {
   const xfer *x;
-  if (!bw1_ok(s) || s->lru_head == NONE) return NEVER;
-  x = &((const xfer *)(const void *)((const uint8_t *)s + s->off_x))[s->lru_head];
+  if (!bw1_ok(s) || s->sl.lru_head == NONE) return NEVER;
+  x = &((const xfer *)(const void *)CXS(s))[s->sl.lru_head];
   return add_sat(x->active, s->cfg.idle_timeout_ms);
 }
 
@@ -859,7 +949,7 @@ void tc_bw1_get_stats(const tc_bw1 *s, tc_bw1_stats *out) {
     return;
   }
   *out = s->st;
-  out->transfers = s->x_count;
+  out->transfers = s->sl.count;
   out->chunks_used = s->pl.used;
   out->chunks_total = s->pl.nchunks;
 }
@@ -867,23 +957,16 @@ void tc_bw1_get_stats(const tc_bw1 *s, tc_bw1_stats *out) {
 /* ============================================================ Block2 store */
 
 typedef struct rep {
-  uint8_t addr[TC_ADDR_MAX];
-  uint8_t alen; /* 0: shared */
-  uint8_t used;
+  slot h; /* alen 0: shared; state 1: in use */
+  uint8_t etag[8];
   uint8_t etag_len;
   uint8_t nopts;
-  uint8_t etag[8];
+  uint16_t pad;
   uint32_t code;
-  uint32_t klen;
   uint32_t optlen;
   uint32_t length;
   uint32_t first;   /* one data chunk, or the first index chunk; NONE for an empty body */
   uint32_t nchunks; /* data + index */
-  uint32_t hnext, hb;
-  uint32_t prev, next; /* LRU (in use) or free list */
-  uint16_t gen;
-  uint16_t pad;
-  uint32_t pad2;
   uint64_t expires;
 } rep;
 
@@ -892,7 +975,7 @@ struct tc_bw2 {
   uint32_t pad;
   tc_bw2_config cfg;
   uint32_t bmask;
-  uint32_t r_free, lru_head, lru_tail, r_count;
+  slot_lists sl;
   uint32_t per_index; /* chunk numbers per index chunk: C / 4 */
   pool pl;
   uint64_t k0, k1;
@@ -908,19 +991,16 @@ typedef struct bw2_layout {
 } bw2_layout;
 
 static int bw2_config_ok(const tc_bw2_config *c) {
-  return c != NULL && c->max_reps >= 1u && c->max_reps <= 65535u && is_pow2(c->chunk_size) &&
-         c->chunk_size >= 16u && c->chunk_size <= 65536u && c->pool_bytes >= c->chunk_size &&
-         c->pool_bytes <= MAX_POOL && c->pool_bytes / c->chunk_size <= MAX_CHUNKS &&
-         c->max_key >= 1u && c->max_key <= 65535u && c->max_opt_bytes <= 65535u &&
-         c->max_opts <= 64u && c->preferred_szx <= 6u && c->default_lifetime_ms >= 1u;
+  return c != NULL && c->max_reps >= 1u && c->max_reps <= 65535u &&
+         pool_config_ok(c->chunk_size, c->pool_bytes, c->max_key) &&
+         c->max_opt_bytes <= 65535u && c->max_opts <= 64u && c->preferred_szx <= 6u &&
+         c->default_lifetime_ms >= 1u;
 }
 
 static int bw2_layout_of(const tc_bw2_config *c, bw2_layout *l) {
   uint64_t o;
   if (!bw2_config_ok(c)) return -1;
   l->buckets = pow2_at_least(c->max_reps);
-  l->nchunks = c->pool_bytes / c->chunk_size;
-  l->shift = log2u(c->chunk_size);
   o = up8(sizeof(struct tc_bw2));
   l->off_r = o;
   o = up8(o + (uint64_t)c->max_reps * sizeof(rep));
@@ -930,13 +1010,9 @@ static int bw2_layout_of(const tc_bw2_config *c, bw2_layout *l) {
   o = up8(o + (uint64_t)c->max_reps * c->max_key);
   l->off_opts = o;
   o = up8(o + (uint64_t)c->max_reps * c->max_opt_bytes);
-  l->off_next = o;
-  o = up8(o + (uint64_t)l->nchunks * 4u);
-  l->off_data = o;
-  o = up8(o + (uint64_t)l->nchunks * c->chunk_size);
-  l->size = o;
-  if (o > (uint64_t)SIZE_MAX) return -1;
-  return 0;
+  l->size = layout_chunks(o, c->chunk_size, c->pool_bytes, &l->off_next, &l->off_data,
+                          &l->nchunks, &l->shift);
+  return l->size == 0u ? -1 : 0;
 }
 
 void tc_bw2_config_default(tc_bw2_config *c) {
@@ -962,9 +1038,15 @@ size_t tc_bw2_size(const tc_bw2_config *cfg) {
 #define RKEY(s, i) ((uint8_t *)(s) + (s)->off_keys + (uint64_t)(i) * (s)->cfg.max_key)
 #define ROPT(s, i) ((uint8_t *)(s) + (s)->off_opts + (uint64_t)(i) * (s)->cfg.max_opt_bytes)
 
+static table bw2_table(tc_bw2 *s) {
+  table t = {.base = (uint8_t *)RS(s), .stride = sizeof(rep), .keys = RKEY(s, 0),
+             .max_key = s->cfg.max_key, .buckets = RB(s), .bmask = s->bmask, .sl = &s->sl};
+  return t;
+}
+
 int tc_bw2_init(tc_bw2 *s, size_t mem_len, const tc_bw2_config *cfg, const uint8_t seed[16]) {
   bw2_layout l;
-  uint32_t i;
+  table t;
   if (s == NULL || seed == NULL || bw2_layout_of(cfg, &l) < 0 || mem_len < l.size ||
       ((uintptr_t)s & 7u) != 0u)
     return TC_E_INVALID;
@@ -982,15 +1064,8 @@ int tc_bw2_init(tc_bw2 *s, size_t mem_len, const tc_bw2_config *cfg, const uint8
   s->bmask = l.buckets - 1u;
   s->per_index = cfg->chunk_size / 4u;
   s->next_expiry = NEVER;
-  for (i = 0; i < cfg->max_reps; i++) {
-    rep *r = &RS(s)[i];
-    memset(r, 0, sizeof *r);
-    r->gen = 1;
-    r->next = i + 1u < cfg->max_reps ? i + 1u : NONE;
-  }
-  s->r_free = 0;
-  s->lru_head = s->lru_tail = NONE;
-  for (i = 0; i < l.buckets; i++) RB(s)[i] = NONE;
+  t = bw2_table(s);
+  table_init(&t, cfg->max_reps, l.buckets);
   pool_init(&s->pl, NX(s), l.nchunks, l.shift);
   s->magic = BW2_MAGIC;
   return 0;
@@ -998,46 +1073,17 @@ int tc_bw2_init(tc_bw2 *s, size_t mem_len, const tc_bw2_config *cfg, const uint8
 
 static inline int bw2_ok(const tc_bw2 *s) { return s != NULL && s->magic == BW2_MAGIC; }
 
-static uint64_t bw2_hash(const tc_bw2 *s, const uint8_t *a, uint32_t alen, const uint8_t *k,
-                         uint32_t klen) {
-  sip h;
-  uint8_t n = (uint8_t)alen;
-  sip_init(&h, s->k0, s->k1);
-  sip_add(&h, &n, 1);
-  if (alen) sip_add(&h, a, alen);
-  sip_add(&h, k, klen);
-  return sip_end(&h);
+static uint32_t bw2_find_exact(tc_bw2 *s, const uint8_t *a, uint32_t alen, const uint8_t *k,
+                               uint32_t klen, uint64_t *h) {
+  table t = bw2_table(s);
+  *h = key_hash(s->k0, s->k1, a, alen, k, klen);
+  return table_find(&t, *h, a, alen, k, klen);
 }
 
-static uint32_t bw2_find_exact(tc_bw2 *s, uint64_t h, const uint8_t *a, uint32_t alen,
-                               const uint8_t *k, uint32_t klen) {
-  uint32_t i = RB(s)[h & s->bmask];
-  while (i != NONE) {
-    rep *r = &RS(s)[i];
-    if (r->alen == alen && r->klen == klen && (alen == 0u || memcmp(r->addr, a, alen) == 0) &&
-        (klen == 0u || memcmp(RKEY(s, i), k, klen) == 0))
-      return i;
-    i = r->hnext;
-  }
-  return NONE;
-}
-
-static void bw2_lru_unlink(tc_bw2 *s, uint32_t i) {
-  rep *r = &RS(s)[i];
-  if (r->prev != NONE) RS(s)[r->prev].next = r->next;
-  else s->lru_head = r->next;
-  if (r->next != NONE) RS(s)[r->next].prev = r->prev;
-  else s->lru_tail = r->prev;
-  r->prev = r->next = NONE;
-}
-
-static void bw2_lru_push(tc_bw2 *s, uint32_t i) {
-  rep *r = &RS(s)[i];
-  r->next = NONE;
-  r->prev = s->lru_tail;
-  if (s->lru_tail != NONE) RS(s)[s->lru_tail].next = i;
-  else s->lru_head = i;
-  s->lru_tail = i;
+static void bw2_touch(tc_bw2 *s, uint32_t i) {
+  table t = bw2_table(s);
+  lru_unlink(&t, i);
+  lru_push(&t, i);
 }
 
 static inline uint32_t idx_get(tc_bw2 *s, uint32_t ic, uint32_t j) {
@@ -1079,37 +1125,17 @@ static void bw2_free_body(tc_bw2 *s, rep *r) {
 }
 
 static void bw2_release(tc_bw2 *s, uint32_t i) {
-  rep *r = &RS(s)[i];
-  uint32_t *p = &RB(s)[r->hb];
-  bw2_free_body(s, r);
-  while (*p != NONE) {
-    if (*p == i) {
-      *p = r->hnext;
-      break;
-    }
-    p = &RS(s)[*p].hnext;
-  }
-  bw2_lru_unlink(s, i);
-  r->used = 0;
-  r->gen = (uint16_t)(r->gen + 1u);
-  if (r->gen == 0) r->gen = 1;
-  r->next = s->r_free;
-  s->r_free = i;
-  s->r_count--;
+  table t = bw2_table(s);
+  bw2_free_body(s, &RS(s)[i]);
+  table_release(&t, i);
 }
 
 static inline uint32_t bw2_id(const tc_bw2 *s, uint32_t i) {
-  return (uint32_t)CRS(s)[i].gen << 16 | i;
+  return slot_id((const uint8_t *)CRS(s), sizeof(rep), i);
 }
 
-static int bw2_lookup(const tc_bw2 *s, uint32_t id, uint32_t *slot) {
-  uint32_t i = id & 0xFFFFu;
-  const rep *r;
-  if (i >= s->cfg.max_reps) return TC_E_STALE;
-  r = &CRS(s)[i];
-  if (!r->used || r->gen != (id >> 16)) return TC_E_STALE;
-  *slot = i;
-  return 0;
+static int bw2_lookup(const tc_bw2 *s, uint32_t id, uint32_t *i) {
+  return slot_lookup((const uint8_t *)CRS(s), sizeof(rep), s->cfg.max_reps, id, i);
 }
 
 /* Options a representation stores: all but ETag, Observe, Block1/2, Size1/2. */
@@ -1202,7 +1228,7 @@ static void bw2_sweep(tc_bw2 *s, uint64_t now) {
   uint64_t t = NEVER;
   for (i = 0; i < s->cfg.max_reps; i++) {
     rep *r = &RS(s)[i];
-    if (!r->used) continue;
+    if (!r->h.state) continue;
     if (r->expires <= now) {
       bw2_release(s, i);
       s->st.expired++;
@@ -1222,6 +1248,7 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   uint64_t h, need, expires;
   const uint8_t *body;
   rep *r;
+  table t;
   if (!bw2_ok(s) || resp == NULL || (opts == NULL && resp->option_count != 0u) ||
       (peer_len != 0u && !addr_ok(peer, peer_len)) || (key == NULL && key_len != 0u) ||
       (src == NULL && (resp->payload_length != 0u || resp->option_count != 0u)))
@@ -1241,8 +1268,7 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
     }
   body = resp->payload_length ? src + resp->payload_offset : NULL;
   expires = add_sat(now, lifetime_ms ? lifetime_ms : s->cfg.default_lifetime_ms);
-  h = bw2_hash(s, peer, peer_len, key, key_len);
-  i = bw2_find_exact(s, h, peer, peer_len, key, key_len);
+  i = bw2_find_exact(s, peer, peer_len, key, key_len, &h);
   if (i != NONE) {
     r = &RS(s)[i];
     if (r->expires > now && r->code == resp->code && r->nopts == nopts &&
@@ -1251,8 +1277,7 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
       int same = opts_same(resp, opts, src, ROPT(s, i), r->optlen);
       if (same && bw2_same_body(s, r, body, resp->payload_length)) {
         if (expires > r->expires) r->expires = expires;
-        bw2_lru_unlink(s, i);
-        bw2_lru_push(s, i);
+        bw2_touch(s, i);
         s->st.kept++;
         if (id) *id = bw2_id(s, i);
         return 0;
@@ -1260,20 +1285,15 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
     }
     bw2_release(s, i);
   }
-  if (pool_free_count(&s->pl) < need || s->r_free == NONE) bw2_sweep(s, now);
-  while (pool_free_count(&s->pl) < need || s->r_free == NONE) {
-    bw2_release(s, s->lru_head); /* need <= nchunks, so this ends */
+  if (pool_free_count(&s->pl) < need || s->sl.free == NONE) bw2_sweep(s, now);
+  while (pool_free_count(&s->pl) < need || s->sl.free == NONE) {
+    bw2_release(s, s->sl.lru_head); /* need <= nchunks, so this ends */
     s->st.evicted++;
   }
-  i = s->r_free;
+  t = bw2_table(s);
+  i = table_take(&t, h, peer, peer_len, key, key_len);
   r = &RS(s)[i];
-  s->r_free = r->next;
-  s->r_count++;
-  r->used = 1;
-  r->alen = (uint8_t)peer_len;
-  if (peer_len) memcpy(r->addr, peer, peer_len);
-  r->klen = key_len;
-  if (key_len) memcpy(RKEY(s, i), key, key_len);
+  r->h.state = 1;
   r->code = resp->code;
   (void)ser_opts(resp, opts, src, ROPT(s, i), s->cfg.max_opt_bytes, s->cfg.max_opts, &nopts);
   r->nopts = (uint8_t)nopts;
@@ -1297,10 +1317,7 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   r->nchunks = (uint32_t)need;
   r->expires = expires;
   if (expires < s->next_expiry) s->next_expiry = expires;
-  r->hb = (uint32_t)(h & s->bmask);
-  r->hnext = RB(s)[r->hb];
-  RB(s)[r->hb] = i;
-  bw2_lru_push(s, i);
+  lru_push(&t, i);
   s->st.puts++;
   if (id) *id = bw2_id(s, i);
   return 0;
@@ -1315,8 +1332,8 @@ int tc_bw2_find(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   if (key_len > s->cfg.max_key) return TC_E_STALE;
   for (pass = peer_len ? 0 : 1; pass < 2; pass++) {
     uint32_t al = pass == 0 ? peer_len : 0u;
-    uint64_t h = bw2_hash(s, peer, al, key, key_len);
-    uint32_t i = bw2_find_exact(s, h, peer, al, key, key_len);
+    uint64_t h;
+    uint32_t i = bw2_find_exact(s, peer, al, key, key_len, &h);
     if (i == NONE) continue;
     if (RS(s)[i].expires <= now) {
       bw2_release(s, i);
@@ -1468,8 +1485,7 @@ int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t
     }
   }
   w += len;
-  bw2_lru_unlink(s, i);
-  bw2_lru_push(s, i);
+  bw2_touch(s, i);
   s->st.served++;
   return (int)w;
 }
@@ -1507,7 +1523,7 @@ int tc_bw2_timer(tc_bw2 *s, uint64_t now) {
 }
 
 uint64_t tc_bw2_next_deadline(const tc_bw2 *s) {
-  if (!bw2_ok(s) || s->r_count == 0u) return NEVER;
+  if (!bw2_ok(s) || s->sl.count == 0u) return NEVER;
   return s->next_expiry;
 }
 
@@ -1518,7 +1534,7 @@ void tc_bw2_get_stats(const tc_bw2 *s, tc_bw2_stats *out) {
     return;
   }
   *out = s->st;
-  out->reps = s->r_count;
+  out->reps = s->sl.count;
   out->chunks_used = s->pl.used;
   out->chunks_total = s->pl.nchunks;
 }
