@@ -9,6 +9,7 @@ import {
   MSG_WORDS,
   OPT_WORDS,
   ascii,
+  readOptionRegistry,
   type Backend,
   type DeframerHandle,
   type RawOptionDef,
@@ -138,23 +139,7 @@ class NativeBackend implements Backend {
   }
 
   optionRegistry(): RawOptionDef[] {
-    const out: RawOptionDef[] = [];
-    const n = this.addon.optionCount();
-    for (let i = 0; i < n; i++) {
-      const len = this.addon.optionAt(i);
-      if (len < 0) break;
-      const t = this.table;
-      out.push({
-        number: t[0],
-        format: t[1],
-        repeatable: t[2],
-        minLength: t[3],
-        maxLength: t[4],
-        signalCode: t[5],
-        name: ascii(this.bytes, len),
-      });
-    }
-    return out;
+    return readOptionRegistry(this, this.addon.optionCount(), (i) => this.addon.optionAt(i));
   }
 
   optionFind(code: number, number: number): number {

@@ -96,6 +96,35 @@ export interface Backend {
   errorName(err: number): string;
 }
 
+/**
+ * Reads the whole option registry through a backend's scratch: `count` entries, each
+ * written into the scratch by `load(i)` (which returns the name's length, negative when
+ * there is no entry i) and read after `sync()`: six words from `table`, the name from `bytes`.
+ */
+export function readOptionRegistry(
+  scratch: Pick<Backend, 'table' | 'bytes' | 'sync'>,
+  count: number,
+  load: (i: number) => number,
+): RawOptionDef[] {
+  const out: RawOptionDef[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = load(i);
+    if (len < 0) break;
+    scratch.sync();
+    const t = scratch.table;
+    out.push({
+      number: t[0],
+      format: t[1],
+      repeatable: t[2],
+      minLength: t[3],
+      maxLength: t[4],
+      signalCode: t[5],
+      name: ascii(scratch.bytes, len),
+    });
+  }
+  return out;
+}
+
 /** Decodes ASCII bytes (names from the core) to a string. */
 export function ascii(bytes: Uint8Array, length: number): string {
   let s = '';

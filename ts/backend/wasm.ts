@@ -16,6 +16,7 @@ import {
   MSG_WORDS,
   OPT_WORDS,
   ascii,
+  readOptionRegistry,
   type Backend,
   type DeframerHandle,
   type RawOptionDef,
@@ -292,24 +293,7 @@ class WasmBackend implements Backend {
   }
 
   optionRegistry(): RawOptionDef[] {
-    const out: RawOptionDef[] = [];
-    const n = this.ex.tcw_option_count();
-    for (let i = 0; i < n; i++) {
-      const len = this.ex.tcw_option_at(i);
-      if (len < 0) break;
-      this.sync();
-      const t = this.table;
-      out.push({
-        number: t[0],
-        format: t[1],
-        repeatable: t[2],
-        minLength: t[3],
-        maxLength: t[4],
-        signalCode: t[5],
-        name: ascii(this.bytes, len),
-      });
-    }
-    return out;
+    return readOptionRegistry(this, this.ex.tcw_option_count(), (i) => this.ex.tcw_option_at(i));
   }
 
   optionFind(code: number, number: number): number {
