@@ -62,13 +62,13 @@ const log = (s) => process.stderr.write(`${s}\n`);
 async function coapBenchRun(port, concurrency, sockets, seconds) {
   const args = ['--json', '-c', String(concurrency), '-k', String(sockets), '-d', String(seconds), '-w', String(WARMUP), `coap://${HOST}:${port}/${PATH}`];
   const c = await runToEnd('coap-bench', coapBench, args, (seconds + WARMUP + 40) * 1000);
-  if (c.timedOut) throw new Error(`coap-bench ${args.join(' ')} did not finish in time\n${c.out()}`);
+  if (c.timedOut) throw new Error(`coap-bench ${args.join(' ')} did not finish in time\n${c.output()}`);
   const line = c.stdout.trim().split('\n').pop() ?? '';
   let r;
   try {
     r = JSON.parse(line);
   } catch {
-    throw new Error(`coap-bench ${args.join(' ')} printed no JSON (exit ${c.code})\n${c.out()}`);
+    throw new Error(`coap-bench ${args.join(' ')} printed no JSON (exit ${c.exitCode})\n${c.output()}`);
   }
   return r;
 }
@@ -125,7 +125,7 @@ for (const s of servers) {
       log(`     ${r.rssRun.rps.toFixed(0)} req/s`);
     }
     r.rss = peakRssMB(child.pid);
-    if (child.exited) throw new Error(`${s.label} died during the runs\n${child.out()}`);
+    if (child.exited) throw new Error(`${s.label} died during the runs\n${child.output()}`);
     results.set(s.key, r);
   } catch (e) {
     log(`!! ${s.label}: ${e?.message ?? e}`);
@@ -161,7 +161,7 @@ if (want('clients')) {
         try {
           r = JSON.parse(c.stdout.trim().split('\n').pop() ?? '');
         } catch {
-          r = { error: `no result (exit ${c.code}${c.timedOut ? ', timed out' : ''}): ${c.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+          r = { error: `no result (exit ${c.exitCode}${c.timedOut ? ', timed out' : ''}): ${c.stderr.trim().split('\n').slice(-3).join(' | ')}` };
         }
         r.label = label;
         clientResults.push(r);
