@@ -131,6 +131,38 @@ describe.each(udpBackends)('client (%s)', (backend) => {
     expect(a.stats().ipv4!.clientRequests).toBe(0);
   });
 
+  it('ping(): an empty CON that our own server answers with RST resolves with the round-trip time', async () => {
+    const server = createServer(() => ({ code: '2.05' }), { backend });
+    await server.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const rtt = await within(agent().ping(`coap://127.0.0.1:${server.address().port}`), 2000);
+      expect(typeof rtt).toBe('number');
+      expect(rtt).toBeGreaterThanOrEqual(0);
+      expect(rtt).toBeLessThan(2000);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('ping(): sends an empty CON, and times out against a silent peer', async () => {
+    const p = await peer();
+    const copies: RawMessage[] = [];
+    p.onMessage = (m) => {
+      copies.push(m);
+      return true;
+    };
+    const a = agent({ ackTimeout: 20, ackRandomFactor: 1, maxRetransmit: 1 });
+    const err = await within(a.ping(`coap://127.0.0.1:${p.port}`), 5000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CoapTimeoutError);
+    expect(copies.length).toBe(2);
+    for (const c of copies) {
+      expect(c.msg).toMatchObject({ type: 'CON', code: '0.00' });
+      expect(c.msg!.token.length).toBe(0);
+      expect(c.msg!.options.length).toBe(0);
+    }
+    expect(copies[0]!.msg!.messageId).toBe(copies[1]!.msg!.messageId);
+  });
+
   it('rejects with CoapResetError when the server answers RST', async () => {
     const p = await peer();
     p.onMessage = (m, self) => {

@@ -186,6 +186,21 @@ class Pending {
   }
 }
 
+/** Cancels `pending` when `signal` aborts (CoapAbortError) or after `timeout` ms (CoapTimeoutError). */
+function arm(pending: Pending, signal: AbortSignal | undefined, timeout: number | undefined): void {
+  if (signal !== undefined) {
+    pending.onAbort = () => pending.cancel(new CoapAbortError(undefined, { cause: signal.reason }));
+    signal.addEventListener('abort', pending.onAbort, { once: true });
+  }
+  if (timeout !== undefined) {
+    if (!(timeout >= 0 && timeout <= 2147483647)) {
+      pending.cancel(new RangeError(`timeout must be 0..2147483647 ms, not ${String(timeout)}`));
+      return;
+    }
+    pending.timer = setTimeout(() => pending.cancel(new CoapTimeoutError(`no response within ${timeout} ms`)), timeout);
+  }
+}
+
 /** One socket of an agent, with the requests outstanding on it. */
 class AgentSocket implements EndpointListener {
   readonly ep: Endpoint;
@@ -298,37 +313,73 @@ export class Agent {
    */
   request(url: string | URL, options: RequestOptions = {}): Promise<IncomingResponse> {
     return new Promise<IncomingResponse>((resolve, reject) => {
-      if (this.closed) throw new CoapNetworkError('CLOSED', 'the agent is closed');
-      const signal = options.signal;
-      if (signal?.aborted) throw new CoapAbortError(undefined, { cause: signal.reason });
-      const t = target(url);
-      if (t.family !== 0) {
-        const s = this.socket(t.family);
-        if (s.bound) this.send(s, t, t.family, t.ip, t.scope, options, resolve, reject);
-        else {
-          (s.ready as Promise<void>).then(
-            () => this.send(s, t, t.family as 4 | 6, t.ip, t.scope, options, resolve, reject),
-            (e: unknown) => reject(e),
-          );
-        }
-        return;
-      }
-      lookup(t.uri.host).then(
-        (a) => {
-          const ip = new Uint8Array(16);
-          const family = a.family === 6 ? 6 : 4;
-          if (family === 4 ? !parseIPv4(a.address, ip, 0) : !parseIPv6(a.address, ip)) {
-            reject(new CoapNetworkError('EINVAL', `unusable address ${a.address} for ${t.uri.host}`));
-            return;
-          }
-          const pct = a.address.indexOf('%');
-          const scope = pct >= 0 ? zoneScope(a.address.slice(pct + 1)) : 0;
-          const s = this.socket(family);
-          return (s.ready as Promise<void>).then(() => this.send(s, t, family, ip, scope, options, resolve, reject));
-        },
-        (e: NodeJS.ErrnoException) => reject(new CoapNetworkError(e.code ?? 'ENOTFOUND', `cannot resolve ${t.uri.host}: ${e.code ?? e.message}`, { cause: e })),
-      ).catch(reject);
+      this.route(url, options.signal, reject, (s, t, family, ip, scope) =>
+        this.send(s, t, family, ip, scope, options, resolve, reject),
+      );
     });
+  }
+
+  /**
+   * Sends a CoAP ping (an empty CON, RFC 7252 §4.3) to the endpoint of `url` (its path is
+   * ignored) and resolves with the round-trip time in ms once the peer answers with RST.
+   * @throws (rejects) CoapTimeoutError when nothing answers within the retransmission span
+   *   (MAX_TRANSMIT_SPAN) or `timeout`, CoapAbortError, CoapNetworkError, CoapUriError.
+   */
+  ping(url: string | URL, options: { readonly signal?: AbortSignal; readonly timeout?: number } = {}): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.route(url, options.signal, reject, (s, t, family, ip, scope) => {
+        if (this.closed) {
+          reject(new CoapNetworkError('CLOSED', 'the agent is closed'));
+          return;
+        }
+        const start = performance.now();
+        const pending = new Pending(s, () => resolve(performance.now() - start), reject, options.signal);
+        s.ep.ping(family, t.uri.port, ip, scope, pending.onId);
+        arm(pending, options.signal, options.timeout);
+      });
+    });
+  }
+
+  /**
+   * Resolves the URL's host (IP literals directly, names with dns.lookup), makes sure the
+   * agent's socket for that family is bound, then calls `go`. Failures go to `reject`.
+   */
+  private route(
+    url: string | URL,
+    signal: AbortSignal | undefined,
+    reject: (e: unknown) => void,
+    go: (s: AgentSocket, t: Target, family: 4 | 6, ip: Uint8Array, scope: number) => void,
+  ): void {
+    if (this.closed) throw new CoapNetworkError('CLOSED', 'the agent is closed');
+    if (signal?.aborted) throw new CoapAbortError(undefined, { cause: signal.reason });
+    const t = target(url);
+    if (t.family !== 0) {
+      const family = t.family;
+      const s = this.socket(family);
+      if (s.bound) go(s, t, family, t.ip, t.scope);
+      else {
+        (s.ready as Promise<void>).then(
+          () => go(s, t, family, t.ip, t.scope),
+          (e: unknown) => reject(e),
+        );
+      }
+      return;
+    }
+    lookup(t.uri.host).then(
+      (a) => {
+        const ip = new Uint8Array(16);
+        const family = a.family === 6 ? 6 : 4;
+        if (family === 4 ? !parseIPv4(a.address, ip, 0) : !parseIPv6(a.address, ip)) {
+          reject(new CoapNetworkError('EINVAL', `unusable address ${a.address} for ${t.uri.host}`));
+          return;
+        }
+        const pct = a.address.indexOf('%');
+        const scope = pct >= 0 ? zoneScope(a.address.slice(pct + 1)) : 0;
+        const s = this.socket(family);
+        return (s.ready as Promise<void>).then(() => go(s, t, family, ip, scope));
+      },
+      (e: NodeJS.ErrnoException) => reject(new CoapNetworkError(e.code ?? 'ENOTFOUND', `cannot resolve ${t.uri.host}: ${e.code ?? e.message}`, { cause: e })),
+    ).catch(reject);
   }
 
   private send(
@@ -438,18 +489,7 @@ export class Agent {
     }
     const pending = new Pending(s, resolve, reject, signal);
     ep.requestHeader(o.confirmable === false ? 0 : REQ_CON, mi + 1, family, t.uri.port, ip, scope, this.tokenLength, poff, plen, n, pending.onId);
-    if (signal !== undefined) {
-      pending.onAbort = () => pending.cancel(new CoapAbortError(undefined, { cause: signal.reason }));
-      signal.addEventListener('abort', pending.onAbort, { once: true });
-    }
-    const timeout = o.timeout;
-    if (timeout !== undefined) {
-      if (!(timeout >= 0 && timeout <= 2147483647)) {
-        pending.cancel(new RangeError(`timeout must be 0..2147483647 ms, not ${String(timeout)}`));
-        return;
-      }
-      pending.timer = setTimeout(() => pending.cancel(new CoapTimeoutError(`no response within ${timeout} ms`)), timeout);
-    }
+    arm(pending, signal, o.timeout);
   }
 
   /** Messaging-layer counters of the agent's IPv4 and IPv6 sockets (undefined: not created). */
