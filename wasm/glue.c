@@ -76,9 +76,11 @@ TCW_API int tcw_decode_with(const uint8_t *in, uint32_t len, int transport, uint
 TCW_API int tcw_encode_with(int transport, uint32_t *table, uint32_t words, uint8_t *buf,
                                 uint32_t len, uint32_t out_offset) {
   const tc_msg *msg = (const tc_msg *)table;
-  if (out_offset > len || msg->option_count > cap_of(words)) return TC_E_INVALID;
-  return tc_encode(buf + out_offset, len - out_offset, transport, msg,
-                   (tc_opt *)(table + TC_MSG_WORDS), buf);
+  tc_opt *opts = (tc_opt *)(table + TC_MSG_WORDS);
+  if (out_offset > len || msg->option_count > cap_of(words) ||
+      !tcb_msg_sources_ok(msg, opts, len)) /* tc_encode reads the sources unchecked */
+    return TC_E_INVALID;
+  return tc_encode(buf + out_offset, len - out_offset, transport, msg, opts, buf);
 }
 
 /** Encode from the static scratch; output at tcw_bytes + out_offset. */

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ep_batch.h"
 #include "turbocoap.h"
 
 // The CoAP/UDP driver (udp.c): registers udpCreate, udpBind, ... on exports.
@@ -203,12 +204,15 @@ napi_value DecodeWith(napi_env env, napi_callback_info info) {
 napi_value EncodeIn(napi_env env, uint32_t transport, uint32_t *table, size_t words,
                     uint8_t *buf, size_t len, uint32_t out_offset) {
   tc_msg *msg = reinterpret_cast<tc_msg *>(table);
+  tc_opt *opts = reinterpret_cast<tc_opt *>(table + TC_MSG_WORDS);
   if (out_offset > len || msg->option_count > CapOf(words)) {
     napi_throw_range_error(env, nullptr, "turbocoap: encode arguments out of range");
     return nullptr;
   }
+  // tc_encode reads token, option values and payload at these offsets: keep them in buf
+  if (!tcb_msg_sources_ok(msg, opts, len)) return Int(env, TC_E_INVALID);
   return Int(env, tc_encode(buf + out_offset, len - out_offset, static_cast<int>(transport), msg,
-                            reinterpret_cast<tc_opt *>(table + TC_MSG_WORDS), buf));
+                            opts, buf));
 }
 
 // encode(transport: number, outOffset: number): number

@@ -29,9 +29,10 @@
  *   CANCEL   [0]=3 [1] id [2] rc out                          (tc_ep_cancel)
  *   DROP     [0]=4 [1] id [2] rc out                          (tc_ep_drop)
  *   PING     [0]=5 [1] id out [2] rc out [3] family [4] port [5..8] address [9] scope
- * rc out: 0 or a TC_E_* code. A RESPOND that fails with TC_E_FULL even with an empty tx
- * queue (every CON slot busy) drops the exchange (rc reports TC_E_FULL); other failures
- * leave it open for JS to answer again (e.g. 5.00 after TC_E_MESSAGE_TOO_LARGE).
+ * rc out: 0 or a TC_E_* code; id out: 0 unless rc is 0. A RESPOND that fails with TC_E_FULL
+ * even with an empty tx queue (every CON slot busy) drops the exchange (rc reports
+ * TC_E_FULL); other failures leave it open for JS to answer again (e.g. 5.00 after
+ * TC_E_MESSAGE_TOO_LARGE).
  */
 #ifndef TURBOCOAP_EP_BATCH_H
 #define TURBOCOAP_EP_BATCH_H
@@ -184,6 +185,25 @@ static inline int tcb_span_ok(uint32_t off, uint32_t len, uint32_t nbytes) {
   return off <= nbytes && len <= nbytes - off;
 }
 
+/**
+ * Whether the sources tc_encode reads for m (token, payload, the values of its option_count
+ * options at o) lie inside a byte area of nbytes bytes. tc_encode takes no source length, so
+ * the glues check JS-written tables with this first. Empty spans are not checked.
+ */
+static inline int tcb_msg_sources_ok(const tc_msg *m, const tc_opt *o, uint64_t nbytes) {
+  uint32_t i;
+  if (m->token_length != 0u &&
+      (m->token_offset > nbytes || m->token_length > nbytes - m->token_offset))
+    return 0;
+  if (m->payload_length != 0u &&
+      (m->payload_offset > nbytes || m->payload_length > nbytes - m->payload_offset))
+    return 0;
+  for (i = 0; i < m->option_count; i++)
+    if (o[i].length != 0u && (o[i].offset > nbytes || o[i].length > nbytes - o[i].offset))
+      return 0;
+  return 1;
+}
+
 /** Outcome of tcb_tx_run. */
 #define TCB_TX_DONE 0
 #define TCB_TX_DRAIN 1 /**< the tx queue is full: send it, reset it, call again at *pos */
@@ -230,6 +250,7 @@ static inline int tcb_tx_run(tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwor
       if (left < TCB_TX_REQUEST_WORDS || r[15] > (left - TCB_TX_REQUEST_WORDS) / 3u)
         return TC_E_INVALID;
       size = TCB_TX_REQUEST_WORDS + 3u * r[15];
+      r[1] = 0; /* the id out is 0 unless the request went out */
       alen = tcb_words_to_addr(r + 5, addr);
       if (alen == 0 || r[12] > TC_EP_TOKEN_MAX || !tcb_span_ok(r[13], r[14], nbytes) ||
           !tcb_opts_ok(r + 16, r[15], nbytes)) {
@@ -258,6 +279,7 @@ static inline int tcb_tx_run(tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwor
       uint32_t alen, id = 0;
       if (left < TCB_TX_PING_WORDS) return TC_E_INVALID;
       size = TCB_TX_PING_WORDS;
+      r[1] = 0;
       alen = tcb_words_to_addr(r + 3, addr);
       if (alen == 0) {
         rc = TC_E_INVALID;

@@ -79,10 +79,6 @@ typedef struct tcu {
   napi_ref self_ref, cb_ref, close_cb_ref, txw_ref, txb_ref;
   napi_async_context actx;
   int64_t ext_mem;    /* bytes reported to V8 as external memory */
-  uint32_t *txw;
-  uint32_t txw_cap;
-  uint8_t *txb;
-  uint32_t txb_cap;
   void *ep_mem;
   tc_ep *ep;
   tc_txq txq;
@@ -658,12 +654,9 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   u->family = (int)family;
   u->armed = NEVER;
   u->gso = getenv("TURBOCOAP_NO_GSO") == NULL;
+  /* the tx areas are only checked here; udp_flush looks them up again on every call */
   if (!typed(env, argv[5], napi_uint32_array, &p, &n)) goto fail_js;
-  u->txw = (uint32_t *)p;
-  u->txw_cap = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)n;
   if (!typed(env, argv[6], napi_uint8_array, &p, &n)) goto fail_js;
-  u->txb = (uint8_t *)p;
-  u->txb_cap = n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)n;
   u->ep_mem = aligned_alloc(8, (size + 7u) & ~(size_t)7u);
   u->txq.buf = (uint8_t *)malloc(TXQ_BYTES);
   u->txq.items = (tc_tx *)malloc(TXQ_ITEMS * sizeof(tc_tx));
@@ -704,8 +697,8 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   u->handles = 3;
   napi_create_reference(env, argv[3], 0, &u->self_ref);
   napi_create_reference(env, argv[4], 0, &u->cb_ref);
-  napi_create_reference(env, argv[5], 0, &u->txw_ref);
-  napi_create_reference(env, argv[6], 0, &u->txb_ref);
+  napi_create_reference(env, argv[5], 1, &u->txw_ref);
+  napi_create_reference(env, argv[6], 1, &u->txb_ref);
   napi_create_string_utf8(env, "turbocoap:udp", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &u->actx);
   napi_add_env_cleanup_hook(env, env_cleanup, u);
@@ -795,13 +788,38 @@ static napi_value udp_address(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * The current data and element count of the typed array behind ref. Looked up on every
+ * flush, never cached: JS can detach the buffer (structuredClone / postMessage with
+ * transfer), which leaves a cached pointer dangling. A detached array reports length 0.
+ */
+static int tx_area(napi_env env, napi_ref ref, napi_typedarray_type want, void **data,
+                   uint32_t *n) { /* 1, or 0 with *data NULL and *n 0 */
+  napi_value v = NULL;
+  napi_typedarray_type type;
+  size_t len = 0;
+  *data = NULL;
+  *n = 0;
+  if (ref == NULL || napi_get_reference_value(env, ref, &v) != napi_ok || v == NULL ||
+      napi_get_typedarray_info(env, v, &type, &len, data, NULL, NULL) != napi_ok ||
+      type != want || *data == NULL) {
+    *data = NULL;
+    return 0;
+  }
+  *n = len > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)len;
+  return 1;
+}
+
 /* udpFlush(h, nwords, nbytes): number of records that failed (rc != 0), or a negative
  * TC_E_* for a malformed table, or TC_E_STALE once closed. */
 static napi_value udp_flush(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   size_t argc = 3;
   tcu *u;
-  uint32_t nwords, nbytes, pos = 0, failed = 0;
+  uint32_t nwords, nbytes, pos = 0, failed = 0, txw_cap = 0, txb_cap = 0;
+  uint32_t *txw;
+  uint8_t *txb;
+  void *p;
   uint64_t now;
   int rc;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
@@ -809,14 +827,22 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
       !u32arg(env, argv[2], &nbytes))
     return NULL;
   if (u->closing || u->ep == NULL) return num(env, TC_E_STALE);
-  if (nwords > u->txw_cap || nbytes > u->txb_cap) {
+  (void)tx_area(env, u->txw_ref, napi_uint32_array, &p, &txw_cap);
+  txw = (uint32_t *)p;
+  (void)tx_area(env, u->txb_ref, napi_uint8_array, &p, &txb_cap);
+  txb = (uint8_t *)p;
+  if (nwords > 0 && (txw == NULL || txb == NULL)) {
+    napi_throw_type_error(env, NULL, "turbocoap: the tx areas are detached");
+    return NULL;
+  }
+  if (nwords > txw_cap || nbytes > txb_cap) {
     napi_throw_range_error(env, NULL, "turbocoap: flush past the tx areas");
     return NULL;
   }
   uv_update_time(u->loop);
   now = uv_now(u->loop);
   for (;;) {
-    rc = tcb_tx_run(u->ep, now, u->txw, nwords, u->txb, nbytes, &u->txq, &pos, &failed);
+    rc = tcb_tx_run(u->ep, now, txw, nwords, txb, nbytes, &u->txq, &pos, &failed);
     if (rc != TCB_TX_DRAIN) break;
     send_txq(u);
   }

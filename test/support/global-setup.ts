@@ -23,6 +23,8 @@ export default function setup(): void {
     ...JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8')).core,
     'native/include/turbocoap.h',
     'native/binding/addon.cc',
+    'native/binding/udp.c',
+    'native/binding/ep_batch.h',
     'binding.gyp',
     'native/sources.json',
   ];
