@@ -5,7 +5,8 @@
  * BERT on or off, Size1, right or wrong payload lengths), reads, releases and timer steps;
  * Block2 puts (shared or peer-scoped, with options), finds, serves of any Block2 value, flags
  * and message limit, drops and expiry; Observe registrations, notifications fanned out through
- * a real tc_ep into a small tx queue, resumes, ACK/RST/timeouts fed back as ep events; and
+ * a real tc_ep into a small tx queue, resumes, ACK/RST/timeouts fed back as ep events (through
+ * tc_obs_on_recv, RSTs to NON notifications matched by the ep as TC_EV_NOTIFY_RESET); and
  * tc_bw_parse / tc_bw_key on fuzzer bytes decoded as a message.
  *
  * Block payloads are always the pattern byte of their offset, so every completed Block1 body
@@ -453,8 +454,17 @@ static void op_obs(input *in) {
     dg[3] = (uint8_t)sent_mids[k];
     TX.used = TX.count = 0;
     REQUIRE(tc_ep_recv(EP, NOW, PEERS[p], PEER_LEN[p], dg, 4, &TX, &m, o, 8, &ev) == 0);
-    feed_event(&ev);
-    if (rst) (void)tc_obs_on_reset(OB, PEERS[p], PEER_LEN[p], sent_mids[k]);
+    if (ev.kind == TC_EV_NOTIFY_RESET) { /* the ep matched a RST to a NON notification */
+      int r;
+      REQUIRE(rst && TC_EP_NON_NOTIFY_MID(ev.id) == sent_mids[k] && ev.status == TC_E_RESET);
+      r = tc_obs_on_recv(OB, NOW, PEERS[p], PEER_LEN[p], &ev);
+      REQUIRE(r == 0 || r == 1);
+      REQUIRE(tc_obs_on_event(OB, NOW, &ev) == 0);
+    } else {
+      int r = tc_obs_on_recv(OB, NOW, PEERS[p], PEER_LEN[p], &ev);
+      REQUIRE(r == 0 || r == 1);
+      if (rst) (void)tc_obs_on_reset(OB, PEERS[p], PEER_LEN[p], sent_mids[k]);
+    }
     sent_mids[k] = sent_mids[--n_sent];
     sent_peer[k] = sent_peer[n_sent];
   } else if (what == 4) { /* time passes: the ep retransmits and gives up */

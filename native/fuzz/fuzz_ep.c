@@ -167,6 +167,11 @@ static void on_event(node *n, const tc_ep_event *ev) {
     REQUIRE(ev->id & 0x40000000u);
     REQUIRE(tc_ep_cancel(n->ep, ev->id) == TC_E_STALE);
     break;
+  case TC_EV_NOTIFY_RESET: /* a RST to a NON notification: id carries its MID, nothing tracked */
+    REQUIRE(ev->id == TC_EP_NON_NOTIFY_ID(TC_EP_NON_NOTIFY_MID(ev->id)));
+    REQUIRE(ev->status == TC_E_RESET && ev->flags == TC_EVF_LAST);
+    REQUIRE(tc_ep_cancel(n->ep, ev->id) == TC_E_STALE);
+    break;
   default:
     REQUIRE(0);
   }

@@ -124,8 +124,27 @@ enum tc_ep_kind {
   TC_EV_REQUEST = 1,  /**< a new request: answer it with tc_ep_respond(id) */
   TC_EV_RESPONSE = 2, /**< a response to client request id */
   TC_EV_FAILED = 3,   /**< client request (or CON notification) id failed; status says why */
-  TC_EV_ACKED = 4     /**< CON notification id (tc_ep_notify) was acknowledged */
+  TC_EV_ACKED = 4,    /**< CON notification id (tc_ep_notify) was acknowledged */
+  TC_EV_NOTIFY_RESET = 5 /**< a RST answered a recent NON notification (RFC 7641 §3.6: the
+                              client cancelled the Observe relation): id is
+                              TC_EP_NON_NOTIFY_ID(its Message ID), status TC_E_RESET, flags
+                              TC_EVF_LAST; the RST came from the addr given to tc_ep_recv.
+                              Hand it to tc_obs_on_recv(o, now, addr, addr_len, &ev). */
 };
+
+/** NON notifications remembered per ep for matching a RST (TC_EV_NOTIFY_RESET): a table
+ *  direct-mapped by Message ID, so it holds the NON notifications among the last 1024 Message
+ *  IDs the ep allocated (requests, CON and NON notifications share one MID sequence), each for
+ *  NON_LIFETIME after it was sent; 40 bytes an entry (40 KiB of tc_ep_size). A RST to an
+ *  older NON notification is only counted (stats.unmatched); the next notification to that
+ *  client (every con_every-th one is CON) ends the relation. Each entry is reported once. */
+#define TC_EP_NON_NOTIFY_RING 1024u
+/** The id of a TC_EV_NOTIFY_RESET event for the NON notification with Message ID mid (bit 30
+ *  set like CON notification ids, but the generation bits 16..29 are 0, which no CON
+ *  notification id has). */
+#define TC_EP_NON_NOTIFY_ID(mid) (0x40000000u | ((uint32_t)(mid) & 0xFFFFu))
+/** The Message ID in a TC_EV_NOTIFY_RESET id. */
+#define TC_EP_NON_NOTIFY_MID(id) ((uint32_t)(id) & 0xFFFFu)
 
 /** What a call tells the application.
  *  Ids are never 0. Server exchange ids have bits 31 and 30 clear, client request (and ping)
@@ -135,12 +154,14 @@ enum tc_ep_kind {
 typedef struct tc_ep_event {
   uint32_t kind;   /**< tc_ep_kind */
   uint32_t id;     /**< exchange id (REQUEST) or client request id (RESPONSE, FAILED) */
-  int32_t status;  /**< FAILED: TC_E_TIMEOUT, TC_E_RESET or TC_E_BAD_OPTION; else 0. A CON
+  int32_t status;  /**< FAILED: TC_E_TIMEOUT, TC_E_RESET or TC_E_BAD_OPTION; NOTIFY_RESET:
+                        TC_E_RESET; else 0. A CON
                         notification fails with TC_E_RESET (the client cancelled the Observe
                         relation, RFC 7641 §3.6) or TC_E_TIMEOUT */
   uint32_t flags;  /**< REQUEST: TC_EVF_CONFIRMABLE; RESPONSE: TC_EVF_CONFIRMABLE (the
                         response came as a CON, already ACKed by the core), TC_EVF_LAST (the
-                        request is finished; absent for kept requests); FAILED: TC_EVF_LAST */
+                        request is finished; absent for kept requests); FAILED, NOTIFY_RESET:
+                        TC_EVF_LAST */
 } tc_ep_event;
 
 #define TC_EVF_CONFIRMABLE 1u
@@ -178,6 +199,9 @@ typedef struct tc_ep_event {
  *    with Proxy-Uri or Proxy-Scheme -> 5.05 (we are not a proxy); table full -> 5.03 with
  *    Max-Age overload_max_age. Checked in that order. These responses are piggybacked for a
  *    CON, NON for a NON, cached for duplicates, and subject to No-Response.
+ *  - RST (Empty) matching a NON notification sent to addr (tc_ep_notify) among the last
+ *    TC_EP_NON_NOTIFY_RING Message IDs, within NON_LIFETIME: ev->kind = TC_EV_NOTIFY_RESET
+ *    (once per notification); any other unmatched ACK/RST is only counted (stats.unmatched).
  *  - response (CON/NON) matching no outstanding request by (peer, token): RST (CON and NON:
  *    the latter tells an Observe server to stop, RFC 7641 §3.6).
  *  - CON response matched: empty ACK; a duplicate of it gets the empty ACK again.
@@ -257,7 +281,9 @@ int tc_ep_cancel(tc_ep *ep, uint32_t id);
  *
  * flags: TC_REQ_CON for a confirmable notification (uses a CON slot, retransmitted until
  *        ACKed: then TC_EV_ACKED; a RST or MAX_RETRANSMIT exhaustion gives TC_EV_FAILED with
- *        TC_E_RESET / TC_E_TIMEOUT, all with *id), else 0 for NON (not tracked, *id = 0).
+ *        TC_E_RESET / TC_E_TIMEOUT, all with *id), else 0 for NON (no retransmission,
+ *        *id = 0; its Message ID is remembered so that a RST answering it gives
+ *        TC_EV_NOTIFY_RESET, see TC_EP_NON_NOTIFY_RING).
  * token: borrowed, token_len <= TC_EP_TOKEN_MAX.
  * resp:  code (class 2, 4, 5), options and payload from src as in tc_ep_respond.
  * Returns 0, TC_E_FULL (tx queue or CON slots; nothing changed), TC_E_MESSAGE_TOO_LARGE or

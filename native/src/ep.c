@@ -130,6 +130,18 @@ typedef struct client_rec {
   uint64_t deadline;  /* C_WAIT: give up at */
 } client_rec;
 
+/* A NON notification recently sent (tc_ep_notify without TC_REQ_CON), so that a RST answering
+ * it can be reported (RFC 7641 §3.6). Direct-mapped by Message ID: MIDs are allocated
+ * sequentially per ep, so the table holds the NON notifications among the last NN_SLOTS MIDs. */
+typedef struct nn_rec {
+  uint64_t expires; /* sent + NON_LIFETIME; 0 = empty */
+  uint16_t mid;
+  uint8_t alen;
+  uint8_t pad;
+  uint8_t addr[TC_ADDR_MAX];
+} nn_rec;
+#define NN_SLOTS TC_EP_NON_NOTIFY_RING
+
 typedef struct con_rec {
   uint8_t addr[TC_ADDR_MAX];
   uint8_t alen;
@@ -155,7 +167,7 @@ struct tc_ep {
   uint64_t cache_w; /* absolute write position of the response cache */
   uint64_t size;
   uint64_t off_dedup, off_dbuck, off_ip, off_peer, off_pbuck, off_client, off_tbuck, off_mbuck,
-      off_con, off_condata, off_cache;
+      off_con, off_condata, off_cache, off_nn;
   uint32_t dmask, pmask, tmask, mmask;
   uint32_t dwpos, dsweep, dlive;
   uint32_t cache_p; /* physical write position */
@@ -257,6 +269,7 @@ static uint32_t token_bucket(const tc_ep *ep, const uint8_t *a, uint32_t alen, c
 #define CDATA(ep, i) \
   ((uint8_t *)(ep) + (ep)->off_condata + (uint64_t)(i) * (ep)->cfg.max_message_size)
 #define CACHE(ep) ((uint8_t *)(ep) + (ep)->off_cache)
+#define NN(ep) ((nn_rec *)((uint8_t *)(ep) + (ep)->off_nn))
 /* read-only views for const callers */
 #define CDD(ep) ((const dedup_rec *)((const uint8_t *)(ep) + (ep)->off_dedup))
 #define CIP(ep) ((const ip_rec *)((const uint8_t *)(ep) + (ep)->off_ip))
@@ -264,7 +277,7 @@ static uint32_t token_bucket(const tc_ep *ep, const uint8_t *a, uint32_t alen, c
 #define CCS(ep) ((const con_rec *)((const uint8_t *)(ep) + (ep)->off_con))
 
 typedef struct layout {
-  uint64_t dedup, dbuck, ip, peer, pbuck, client, tbuck, mbuck, con, condata, cache, total;
+  uint64_t dedup, dbuck, ip, peer, pbuck, client, tbuck, mbuck, con, condata, cache, nn, total;
   uint32_t dbn, pbn, tbn, mbn;
 } layout;
 
@@ -314,6 +327,7 @@ static int make_layout(const tc_ep_config *c, layout *l) {
   l->con = o; o = up8(o + (uint64_t)c->con_slots * sizeof(con_rec));
   l->condata = o; o = up8(o + (uint64_t)c->con_slots * c->max_message_size);
   l->cache = o; o = up8(o + c->response_cache_bytes);
+  l->nn = o; o = up8(o + (uint64_t)NN_SLOTS * sizeof(nn_rec));
   l->total = o;
   if (o > (uint64_t)SIZE_MAX) return 0;
   return 1;
@@ -388,6 +402,7 @@ int tc_ep_init(tc_ep *ep, size_t mem_len, const tc_ep_config *cfg, const uint8_t
   ep->off_con = l.con;
   ep->off_condata = l.condata;
   ep->off_cache = l.cache;
+  ep->off_nn = l.nn;
   ep->dmask = l.dbn - 1u;
   ep->pmask = l.pbn - 1u;
   ep->tmask = l.tbn - 1u;
@@ -1239,6 +1254,18 @@ static void on_ack_rst(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t al
     return;
   }
   if (ref == NONE) {
+    if (msg->type == TC_RST) { /* a Reset to one of our recent NON notifications? */
+      nn_rec *n = &NN(ep)[msg->message_id & (NN_SLOTS - 1u)];
+      if (n->expires != 0u && now < n->expires && n->mid == msg->message_id &&
+          n->alen == alen && memcmp(n->addr, addr, alen) == 0) {
+        n->expires = 0; /* reported once */
+        ev->kind = TC_EV_NOTIFY_RESET;
+        ev->id = TC_EP_NON_NOTIFY_ID(msg->message_id);
+        ev->status = TC_E_RESET;
+        ev->flags = TC_EVF_LAST;
+        return;
+      }
+    }
     ep->st.unmatched++;
     return;
   }
@@ -1586,6 +1613,14 @@ int tc_ep_notify(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len
   len = enc(tx_data(tx, addr_len), n, TC_NON, resp->code, ep->next_mid, token, token_len, resp,
             opts, src);
   if (len < 0) return len;
+  {
+    nn_rec *nr = &NN(ep)[ep->next_mid & (NN_SLOTS - 1u)];
+    nr->expires = add_sat(now, ep->non_lifetime);
+    if (nr->expires == 0u) nr->expires = 1u;
+    nr->mid = (uint16_t)ep->next_mid;
+    nr->alen = (uint8_t)addr_len;
+    memcpy(nr->addr, addr, addr_len);
+  }
   ep->next_mid = (ep->next_mid + 1u) & 0xFFFFu;
   tx_commit(ep, tx, addr, addr_len, (uint32_t)len);
   if (id) *id = 0;

@@ -361,9 +361,20 @@ static void mid_unlink(tc_obs *o, uint32_t i) {
 
 static void mid_link(tc_obs *o, uint32_t i, uint32_t mid) {
   obs_rec *r = &OB(o)[i];
+  uint32_t b, j;
   mid_unlink(o, i);
+  b = mid_bucket(o, r->addr, r->alen, mid);
+  /* a stale record of the same (peer, MID) (the ep's MIDs wrapped) no longer names it */
+  j = MB(o)[b];
+  while (j != NONE) {
+    obs_rec *q = &OB(o)[j];
+    uint32_t nx = q->mnext;
+    if (q->mid == mid && q->alen == r->alen && memcmp(q->addr, r->addr, r->alen) == 0)
+      mid_unlink(o, j);
+    j = nx;
+  }
   r->mid = (uint16_t)mid;
-  r->mb = mid_bucket(o, r->addr, r->alen, mid);
+  r->mb = b;
   r->mnext = MB(o)[r->mb];
   MB(o)[r->mb] = i;
   r->flags |= OF_INMID;
@@ -800,6 +811,14 @@ int tc_obs_on_reset(tc_obs *o, const uint8_t *peer, uint32_t peer_len, uint32_t 
     i = r->mnext;
   }
   return 0;
+}
+
+int tc_obs_on_recv(tc_obs *o, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                   const tc_ep_event *ev) {
+  if (!obs_ok(o) || ev == NULL) return 0;
+  if (ev->kind == TC_EV_NOTIFY_RESET)
+    return tc_obs_on_reset(o, peer, peer_len, TC_EP_NON_NOTIFY_MID(ev->id));
+  return tc_obs_on_event(o, now, ev);
 }
 
 void tc_obs_get_stats(const tc_obs *o, tc_obs_stats *out) {

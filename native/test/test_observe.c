@@ -654,6 +654,108 @@ static void t_con_by_time_and_slots(void) {
   rig_free(&r);
 }
 
+/* RFC 7641 §3.6: a RST answering a NON notification, matched by the ep itself
+ * (TC_EV_NOTIFY_RESET) and fed to the registry with tc_obs_on_recv. */
+static void t_non_reset_via_ep(void) {
+  tc_obs_config cfg;
+  rig r;
+  note n;
+  tc_ep_event ev;
+  tc_ep_stats es0, es1;
+  uint32_t mids[10], i, j, seq, nonl;
+  uint64_t now = 1000;
+  tc_obs_config_default(&cfg);
+  cfg.con_every = 0; /* all NON */
+  if (rig_new(&r, &cfg, 8, 64, 64 * 1400) != 0) {
+    CHECK(0, "rig");
+    return;
+  }
+  {
+    tc_ep_config ec;
+    tc_ep_config_default(&ec);
+    nonl = (uint32_t)tc_ep_non_lifetime(&ec);
+  }
+  for (i = 0; i < 10; i++) CHECK(reg(&r, now, i, 1, &seq) > 0, "register");
+  note_make(&n, 0x45, "v1", 0);
+  CHECK_EQ(tc_obs_notify(r.obs, r.ep, now, 1, 0, &n.m, n.o, n.src, &r.tx), 10, "fan-out");
+  for (i = 0; i < 10; i++) mids[i] = 0xFFFFFFFFu;
+  for (j = 0; j < r.tx.count; j++) {
+    dgi d;
+    dg_info(&r, j, &d);
+    CHECK(d.ok && d.type == TC_NON && d.observer < 10, "NON notification");
+    if (d.ok && d.observer < 10) mids[d.observer] = d.mid;
+  }
+  tx_reset(&r);
+  /* observer 3 resets: the ep reports it, the registry drops it */
+  feed_ack_rst(&r, now + 10, 3, mids[3], 1, &ev);
+  CHECK_EQ(ev.kind, TC_EV_NOTIFY_RESET, "RST to a NON notification reported");
+  CHECK_EQ(ev.id, TC_EP_NON_NOTIFY_ID(mids[3]), "its id");
+  CHECK_EQ(ev.status, TC_E_RESET, "status");
+  CHECK_EQ(ev.flags, TC_EVF_LAST, "flags");
+  CHECK_EQ(TC_EP_NON_NOTIFY_MID(ev.id), mids[3], "MID back");
+  CHECK_EQ(tc_obs_on_event(r.obs, now + 10, &ev), 0, "on_event lacks the peer");
+  CHECK_EQ(tc_obs_count(r.obs, 1), 10, "not yet removed");
+  {
+    uint8_t a[4];
+    peer_of(3, a);
+    CHECK_EQ(tc_obs_on_recv(r.obs, now + 10, a, 4, &ev), 1, "on_recv removes");
+    CHECK_EQ(tc_obs_on_recv(r.obs, now + 10, a, 4, &ev), 0, "only once");
+  }
+  CHECK_EQ(tc_obs_count(r.obs, 1), 9, "observer 3 gone");
+  /* the same RST again: reported once only */
+  tc_ep_get_stats(r.ep, &es0);
+  feed_ack_rst(&r, now + 11, 3, mids[3], 1, &ev);
+  CHECK_EQ(ev.kind, TC_EV_NONE, "duplicate RST not reported again");
+  /* a RST with observer 4's MID but from observer 5's address: not matched */
+  feed_ack_rst(&r, now + 12, 5, mids[4], 1, &ev);
+  CHECK_EQ(ev.kind, TC_EV_NONE, "other peer");
+  /* an empty ACK with that MID is not a Reset */
+  feed_ack_rst(&r, now + 12, 4, mids[4], 0, &ev);
+  CHECK_EQ(ev.kind, TC_EV_NONE, "ACK to a NON");
+  tc_ep_get_stats(r.ep, &es1);
+  CHECK_EQ(es1.unmatched - es0.unmatched, 3, "unmatched counted");
+  /* observer 4 after NON_LIFETIME: forgotten */
+  feed_ack_rst(&r, now + nonl, 4, mids[4], 1, &ev);
+  CHECK_EQ(ev.kind, TC_EV_NONE, "after NON_LIFETIME");
+  feed_ack_rst(&r, now + nonl - 1, 5, mids[5], 1, &ev);
+  CHECK_EQ(ev.kind, TC_EV_NOTIFY_RESET, "just before NON_LIFETIME");
+  /* the ring bound: TC_EP_NON_NOTIFY_RING newer MIDs push observer 6's out */
+  {
+    uint8_t a[4] = {99, 0, 0, 1};
+    uint8_t tok[1] = {1};
+    uint32_t k, last = 0;
+    for (k = 0; k < TC_EP_NON_NOTIFY_RING; k++) {
+      uint32_t id = 7;
+      CHECK_EQ(tc_ep_notify(r.ep, now + 20, a, 4, 0, tok, 1, &n.m, n.o, n.src, &r.tx, &id), 0,
+               "notify");
+      CHECK_EQ(id, 0, "NON id 0");
+      last = (uint32_t)r.tx.buf[r.tx.items[0].offset + 2] << 8 | r.tx.buf[r.tx.items[0].offset + 3];
+      tx_reset(&r);
+    }
+    feed_ack_rst(&r, now + 21, 6, mids[6], 1, &ev);
+    CHECK_EQ(ev.kind, TC_EV_NONE, "evicted by the ring bound");
+    {
+      uint8_t d[4] = {0x70, 0, (uint8_t)(last >> 8), (uint8_t)last};
+      tc_msg m;
+      tc_opt o[8];
+      CHECK_EQ(tc_ep_recv(r.ep, now + 22, a, 4, d, 4, &r.tx, &m, o, 8, &ev), 0, "recv");
+      CHECK(ev.kind == TC_EV_NOTIFY_RESET && ev.id == TC_EP_NON_NOTIFY_ID(last),
+            "newest kept (kind %u)", ev.kind);
+      CHECK_EQ(tc_obs_on_recv(r.obs, now + 22, a, 4, &ev), 0, "not an observer");
+    }
+    /* the oldest of the last TC_EP_NON_NOTIFY_RING MIDs still matches: the bound is a full ring */
+    {
+      uint32_t m1 = (last + 0x10000u - (TC_EP_NON_NOTIFY_RING - 1u)) & 0xFFFFu;
+      uint8_t d[4] = {0x70, 0, (uint8_t)(m1 >> 8), (uint8_t)m1};
+      tc_msg m;
+      tc_opt o[8];
+      CHECK_EQ(tc_ep_recv(r.ep, now + 23, a, 4, d, 4, &r.tx, &m, o, 8, &ev), 0, "recv");
+      CHECK_EQ(ev.kind, TC_EV_NOTIFY_RESET, "oldest entry of the ring kept");
+    }
+  }
+  rig_free(&r);
+}
+
 void test_observe(void);
 void test_observe(void) {
   unsigned long p0 = tc_test_passed, f0 = tc_test_failed;
@@ -661,5 +763,6 @@ void test_observe(void) {
   t_fanout_10000();
   t_con_rules();
   t_con_by_time_and_slots();
+  t_non_reset_via_ep();
   printf("observe-tests: %lu passed, %lu failed\n", tc_test_passed - p0, tc_test_failed - f0);
 }
