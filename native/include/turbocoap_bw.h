@@ -504,17 +504,29 @@ uint32_t tc_obs_pending(const tc_obs *o);
 /**
  * Feed an ep event. TC_EV_ACKED for a CON notification of ours: the observer is alive.
  * TC_EV_FAILED (TC_E_RESET or TC_E_TIMEOUT) for one: the observer is removed (RFC 7641 §3.6,
- * §4.5). Returns 1 if the event was about one of our notifications, else 0.
+ * §4.5). Returns 1 if the event was about one of our notifications, else 0 (also for
+ * TC_EV_NOTIFY_RESET: use tc_obs_on_recv, which knows the peer).
  */
 int tc_obs_on_event(tc_obs *o, uint64_t now, const tc_ep_event *ev);
 
 /**
  * A Reset from peer with Message ID mid: if it answers the last NON notification sent to one of
  * peer's observers, that observer is removed (RFC 7641 §3.6). (The ep reports RSTs to CON
- * notifications as TC_EV_FAILED itself; a RST to a NON one it cannot match.)
+ * notifications as TC_EV_FAILED, and RSTs to recent NON ones as TC_EV_NOTIFY_RESET: feed both
+ * with tc_obs_on_recv, which calls this.)
  * Returns 1 if an observer was removed, else 0.
  */
 int tc_obs_on_reset(tc_obs *o, const uint8_t *peer, uint32_t peer_len, uint32_t mid);
+
+/**
+ * Feed the event of a tc_ep_recv(ep, now, peer, peer_len, ...) call: TC_EV_NOTIFY_RESET removes
+ * the observer whose last NON notification (to peer) had that Message ID (tc_obs_on_reset);
+ * every other event goes to tc_obs_on_event (which alone cannot handle TC_EV_NOTIFY_RESET: it
+ * lacks the peer, and returns 0 for it). Returns 1 if the event was about one of our
+ * notifications and was acted on, else 0.
+ */
+int tc_obs_on_recv(tc_obs *o, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                   const tc_ep_event *ev);
 
 /** Counters of a registry. */
 typedef struct tc_obs_stats {
@@ -534,6 +546,182 @@ typedef struct tc_obs_stats {
 
 /** Copy the counters into *out. */
 void tc_obs_get_stats(const tc_obs *o, tc_obs_stats *out);
+
+/* ============================================================================================
+ * CLIENT SIDE (blockwise_client.c): one block-wise transfer driven by a client, and the
+ * client's Observe freshness rules. Sans-IO like the rest: the caller builds and sends the
+ * requests (with the Block1/Block2 values, offsets and Request-Tag these functions give) and
+ * feeds each response in. The state is ONE caller-owned block of tc_bwc_size(cfg) bytes, no
+ * pointers; body memory is the caller's, passed in on each call (never kept).
+ * ========================================================================================== */
+
+/** Bounds and behaviour of a client transfer. Defaults from tc_bwc_config_default(). */
+typedef struct tc_bwc_config {
+  uint32_t max_body;      /**< download: largest body accepted (also capped by the caller's
+                               body memory), default 1 MiB, 1..2^30 */
+  uint32_t preferred_szx; /**< block size asked for: 0..6 (16..1024 bytes), or 7 = BERT (needs
+                               TC_BWC_BERT), default 6. Downloads ask it in the first request
+                               (early negotiation, RFC 7959 §2.4) and adopt a smaller SZX the
+                               server picks; uploads start with it and adopt the server's
+                               smaller SZX from 2.31 (RFC 7959 §2.3) */
+  uint32_t max_restarts;  /**< downloads restarted from block 0 after the representation changed
+                               (ETag or code differs between blocks), default 3, 0..255; one
+                               more change fails the transfer with TC_E_STALE. Also bounds
+                               4.13-with-smaller-SZX upload restarts */
+  uint32_t flags;         /**< TC_BWC_BERT: a reliable transport whose peer offered BERT (RFC
+                               8323 §6): SZX 7 allowed */
+  uint32_t bert_bytes;    /**< BERT uploads: payload bytes per request, a multiple of 1024,
+                               default 1024, 1024..2^24 */
+} tc_bwc_config;
+#define TC_BWC_CONFIG_WORDS 5
+
+#define TC_BWC_BERT 1u /**< tc_bwc_config.flags */
+
+/** A client transfer: opaque, tc_bwc_size() bytes (8-byte aligned), no pointers. */
+typedef struct tc_bwc tc_bwc;
+
+/** Fill cfg with the defaults above. */
+void tc_bwc_config_default(tc_bwc_config *cfg);
+
+/** Bytes a transfer needs for cfg (a small constant), or 0 if cfg is invalid. */
+size_t tc_bwc_size(const tc_bwc_config *cfg);
+
+/** Initialise a transfer in mem (mem_len >= tc_bwc_size(cfg), 8-byte aligned); cfg is copied.
+ *  It is idle until tc_bwc_get_begin / tc_bwc_put_begin. Returns 0 or TC_E_INVALID. */
+int tc_bwc_init(tc_bwc *c, size_t mem_len, const tc_bwc_config *cfg);
+
+/** What a client call decided. */
+enum tc_bwc_status {
+  TC_BWC_NEXT = 1,    /**< send the next request: res.block is its Block2 (download) or Block1
+                           (upload, with body bytes [res.offset, +res.length)) value */
+  TC_BWC_DONE = 2,    /**< the transfer is over: res.code is the final response's code.
+                           Download: the body holds res.length bytes (the reassembled body, or
+                           the payload of a response without Block2, which is a whole body:
+                           also for a 4.xx/5.xx). Upload: the server answered the last block
+                           (or, TC_BWCF_EARLY, answered finally before it); see TC_BWCF_BLOCK2 */
+  TC_BWC_RESTART = 3, /**< start again from block 0: res.block (download: Block2 NUM 0 after the
+                           representation changed, the body so far is discarded; upload: Block1
+                           NUM 0 at the smaller SZX a 4.13 asked for, with res.offset/length) */
+  TC_BWC_IGNORED = 4, /**< the response is not for the block outstanding (duplicate, late or
+                           out of order, TC_BWCF_DUPLICATE when it is for an earlier block), or
+                           the transfer is over: nothing changed. res.block is the value still
+                           wanted (resend it if the real answer does not come) */
+  TC_BWC_FAILED = 5   /**< the transfer failed, res.error says why: TC_E_MESSAGE_TOO_LARGE
+                           (download: body or Size2 over max_body / the body memory, or past
+                           block NUM 2^20 - 1; upload: 4.13, the server's limit in res.size
+                           with TC_BWCF_SIZE when it sent Size1), TC_E_STALE (download: the
+                           representation changed more than max_restarts times; upload: 4.08
+                           Request Entity Incomplete, the server lost the upload),
+                           TC_E_BAD_OPTION (the server broke RFC 7959: a Block option longer
+                           than 3 bytes, SZX 7 without BERT, a block of the wrong size, 2.31 to
+                           the last block, an ETag over 8 bytes). Later calls return it again */
+};
+
+/** tc_bwc_result.flags */
+#define TC_BWCF_SIZE 1u      /**< res.size holds Size2 (download: the total, for progress) or
+                                  Size1 (upload 4.13: the largest body the server accepts) */
+#define TC_BWCF_DUPLICATE 2u /**< IGNORED: the response was for an earlier block */
+#define TC_BWCF_BLOCK2 4u    /**< upload DONE: the response carries Block2, its body comes
+                                  block-wise. Hand-over: call tc_bwc_get_begin(c) then feed
+                                  this same response to tc_bwc_get_response; send the further
+                                  requests (same method, options and Request-Tag, no payload,
+                                  no Block1) with the Block2 values it gives (RFC 7959 §2.7) */
+#define TC_BWCF_EARLY 8u     /**< upload DONE: the final response came before the last block */
+#define TC_BWCF_LAST 16u     /**< NEXT/RESTART (upload): the block to send is the last (M = 0) */
+
+/** Result of a client call, a flat uint32 table. */
+typedef struct tc_bwc_result {
+  uint32_t status; /**< enum tc_bwc_status */
+  int32_t error;   /**< FAILED: a negative TC_E_* (see TC_BWC_FAILED); else 0 */
+  uint32_t code;   /**< the response's code (0 from *_begin) */
+  uint32_t block;  /**< NEXT, RESTART, IGNORED: the Block1/Block2 option value to send */
+  uint32_t offset; /**< upload NEXT/RESTART: body offset of the block to send; else 0 */
+  uint32_t length; /**< upload NEXT/RESTART: bytes of that block; download DONE: body length */
+  uint32_t size;   /**< TC_BWCF_SIZE: Size2 / Size1 */
+  uint32_t flags;  /**< TC_BWCF_* */
+} tc_bwc_result;
+#define TC_BWC_RESULT_WORDS 8
+
+/**
+ * Start (or, after an upload's TC_BWCF_BLOCK2, continue with) a Block2 download. res: NEXT with
+ * res.block = Block2 NUM 0 at preferred_szx: put it in the first request for early negotiation
+ * (or send the request without Block2: the server then picks the size). The Request-Tag of a
+ * preceding upload is kept. Returns TC_BWC_NEXT or TC_E_INVALID.
+ */
+int tc_bwc_get_begin(tc_bwc *c, tc_bwc_result *res);
+
+/**
+ * Feed a response of the download. msg/opts/src: the decoded response (borrowed; offsets into
+ * src). body: caller-owned memory of body_cap bytes, the same on every call of one download;
+ * block payloads are appended at their offset (the transfer's size is bounded by
+ * min(max_body, body_cap)).
+ * Rules: a block is accepted when its byte offset (NUM * block size) is what was received so
+ * far; a non-final block carries exactly one block (BERT: a non-zero multiple of 1024 bytes),
+ * a final one at most one (BERT: any length). The next request asks NUM for the received byte
+ * count at the smaller of the SZX asked and the SZX the server answered with. Block 0 fixes
+ * the ETag (absent counts as a value) and the code; a later block with another one means the
+ * representation changed: RESTART (up to max_restarts). Size2 over the bound fails early.
+ * A response without Block2 is a whole body (DONE). Earlier blocks again: IGNORED with
+ * TC_BWCF_DUPLICATE; later ones (a gap): IGNORED.
+ * Returns res->status (> 0), or TC_E_INVALID (NULL arguments, no download begun).
+ */
+int tc_bwc_get_response(tc_bwc *c, const tc_msg *msg, const tc_opt *opts, const uint8_t *src,
+                        uint8_t *body, uint32_t body_cap, tc_bwc_result *res);
+
+/**
+ * Start a Block1 upload of body_length bytes (0..2^30). tag: tag_len (0..8) bytes of the
+ * caller's randomness, used as the Request-Tag (RFC 9175) of every request of the transfer so
+ * that concurrent uploads of the same resource are told apart (tag_len 0: no Request-Tag);
+ * read it back with tc_bwc_request_tag. res: NEXT with the first block (offset 0, length,
+ * Block1 value with M; TC_BWCF_LAST when it is the only one). Put Size1 = body_length in the
+ * first request if the server should refuse early (RFC 7959 §4).
+ * Returns TC_BWC_NEXT, TC_BWC_FAILED (TC_E_MESSAGE_TOO_LARGE: more than 2^20 blocks at that
+ * SZX) or TC_E_INVALID.
+ */
+int tc_bwc_put_begin(tc_bwc *c, uint32_t body_length, const uint8_t *tag, uint32_t tag_len,
+                     tc_bwc_result *res);
+
+/**
+ * Feed the response to the block sent last. 2.31 Continue whose Block1 NUM is that block's:
+ * the block is acknowledged, the server's smaller SZX adopted (NUM recomputed from the byte
+ * offset), NEXT gives the next block (2.31 without Block1 or to the last block: FAILED
+ * TC_E_BAD_OPTION; with another NUM: IGNORED). 4.13: FAILED TC_E_MESSAGE_TOO_LARGE with Size1
+ * (res.size), unless its Block1 asks a smaller SZX than used: RESTART from offset 0 at that
+ * size (up to max_restarts). 4.08: FAILED TC_E_STALE. Any other response (2.xx with a Block1
+ * NUM other than the block sent: IGNORED): DONE, the final response (TC_BWCF_EARLY if blocks
+ * were still to come; TC_BWCF_BLOCK2: a Block2 download of its body follows, see there).
+ * Returns res->status (> 0) or TC_E_INVALID (NULL arguments, no upload begun).
+ */
+int tc_bwc_put_response(tc_bwc *c, const tc_msg *msg, const tc_opt *opts, const uint8_t *src,
+                        tc_bwc_result *res);
+
+/** Copy the transfer's Request-Tag into out (8 bytes); returns its length 0..8, or
+ *  TC_E_INVALID. */
+int tc_bwc_request_tag(const tc_bwc *c, uint8_t out[8]);
+
+/** Progress, readable at any time: *done = body bytes received (download) or acknowledged by
+ *  the server (upload); *total = the body length (upload), the download's Size2 (0 while
+ *  unknown), or *done once a download is DONE. Returns the status of the last call
+ *  (enum tc_bwc_status; 0 when idle) or TC_E_INVALID. */
+int tc_bwc_progress(const tc_bwc *c, uint32_t *done, uint32_t *total);
+
+/* --------------------------------------------------------- client Observe (RFC 7641 §3) */
+
+/**
+ * RFC 7641 §3.4: is a notification with Observe value v2 (24 bits used) that arrived at t2_ms
+ * newer than the freshest one so far (v1, arriving at t1_ms)? 1 if
+ *   (v1 < v2 and v2 - v1 < 2^23) or (v1 > v2 and v1 - v2 > 2^23) or t2_ms > t1_ms + 128000,
+ * else 0 (stale: ignore it, or use it only if it is not older than what the app has).
+ * Equal values within 128 s are not fresh (a duplicate).
+ */
+int tc_obs_fresh(uint32_t v1, uint64_t t1_ms, uint32_t v2, uint64_t t2_ms);
+
+/** The RFC 7641 §3.3.1 re-registration deadline of an observation: the latest notification
+ *  arrived at arrival_ms with Max-Age max_age_s (pass TC_OBS_NO_MAX_AGE when absent: the
+ *  default 60 s applies); the client re-registers (GET with Observe 0, same token) lead_ms
+ *  before it goes stale (lead_ms is capped at the Max-Age). Saturates at UINT64_MAX. */
+uint64_t tc_obs_reregister_at(uint64_t arrival_ms, uint32_t max_age_s, uint32_t lead_ms);
+#define TC_OBS_NO_MAX_AGE 0xFFFFFFFFu
 
 #ifdef __cplusplus
 }
