@@ -13,40 +13,6 @@ static const uint8_t SEED[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 
 
 /* ------------------------------------------------------------ message building */
 
-typedef struct req {
-  tc_msg msg;
-  tc_opt opts[OPTCAP];
-  uint8_t src[4096];
-  uint32_t w;
-} req;
-
-static void req_init(req *r, uint32_t code) {
-  memset(r, 0, sizeof *r);
-  r->msg.code = code;
-}
-
-static void req_opt(req *r, uint32_t number, const void *val, uint32_t len) {
-  tc_opt *o = &r->opts[r->msg.option_count++];
-  o->number = number;
-  o->offset = r->w;
-  o->length = len;
-  if (len) memcpy(r->src + r->w, val, len);
-  r->w += len;
-}
-
-static void req_uint(req *r, uint32_t number, uint32_t v) {
-  uint8_t b[4];
-  int n = tc_uint_encode(v, b);
-  req_opt(r, number, b, (uint32_t)n);
-}
-
-static void req_payload(req *r, const void *p, uint32_t len) {
-  r->msg.payload_offset = r->w;
-  r->msg.payload_length = len;
-  if (len) memcpy(r->src + r->w, p, len);
-  r->w += len;
-}
-
 /* Find option number in a decoded message; returns its index or -1. */
 static int find_opt(const tc_msg *m, const tc_opt *o, uint32_t number) {
   uint32_t i;
@@ -124,22 +90,22 @@ static void t_block_values(void) {
 }
 
 static void t_parse_and_key(void) {
-  req a, b;
+  tc_tmsg a, b;
   tc_bw_info info;
   uint8_t ka[KEYCAP], kb[KEYCAP];
   int la, lb;
   static const uint8_t tag1[] = {1, 2}, tag2[] = {1, 3};
 
-  req_init(&a, 0x02); /* POST */
-  req_opt(&a, 3, "example", 7);
-  req_opt(&a, 11, "up", 2);
-  req_opt(&a, 11, "load", 4);
-  req_uint(&a, 12, 42);
-  req_uint(&a, 27, tc_block_value(3, 1, 4));
-  req_uint(&a, 60, 5000);
-  req_uint(&a, 6, 0);
-  req_opt(&a, 292, tag1, 2);
-  req_payload(&a, "xyz", 3);
+  tmsg_init(&a, 0x02); /* POST */
+  tmsg_opt(&a, 3, "example", 7);
+  tmsg_opt(&a, 11, "up", 2);
+  tmsg_opt(&a, 11, "load", 4);
+  tmsg_uint(&a, 12, 42);
+  tmsg_uint(&a, 27, tc_block_value(3, 1, 4));
+  tmsg_uint(&a, 60, 5000);
+  tmsg_uint(&a, 6, 0);
+  tmsg_opt(&a, 292, tag1, 2);
+  tmsg_payload(&a, "xyz", 3);
   CHECK_EQ(tc_bw_parse(&a.msg, a.opts, a.src, &info), 0, "parse");
   CHECK_EQ(info.flags, TC_BWI_BLOCK1 | TC_BWI_SIZE1 | TC_BWI_OBSERVE | TC_BWI_REQUEST_TAG,
            "parse flags");
@@ -147,14 +113,14 @@ static void t_parse_and_key(void) {
   CHECK_EQ(info.size1, 5000, "parse size1");
   CHECK_EQ(info.observe, 0, "parse observe");
   {
-    req c;
-    req_init(&c, 1);
-    req_opt(&c, 23, "\x01\x02\x03\x04", 4);
+    tc_tmsg c;
+    tmsg_init(&c, 1);
+    tmsg_opt(&c, 23, "\x01\x02\x03\x04", 4);
     CHECK_EQ(tc_bw_parse(&c.msg, c.opts, c.src, &info), TC_E_INVALID, "4-byte Block2");
-    req_init(&c, 1);
-    req_opt(&c, 28, "\x01\x02\x03\x04\x05", 5); /* elective of bad length: ignored */
-    req_uint(&c, 23, tc_block_value(7, 0, 2));
-    req_uint(&c, 23, tc_block_value(9, 0, 2)); /* a repetition: the first counts */
+    tmsg_init(&c, 1);
+    tmsg_opt(&c, 28, "\x01\x02\x03\x04\x05", 5); /* elective of bad length: ignored */
+    tmsg_uint(&c, 23, tc_block_value(7, 0, 2));
+    tmsg_uint(&c, 23, tc_block_value(9, 0, 2)); /* a repetition: the first counts */
     CHECK_EQ(tc_bw_parse(&c.msg, c.opts, c.src, &info), 0, "parse c");
     CHECK_EQ(info.flags, TC_BWI_BLOCK2, "bad Size2 ignored");
     CHECK_EQ(info.block2, tc_block_value(7, 0, 2), "first Block2");
@@ -166,15 +132,15 @@ static void t_parse_and_key(void) {
   CHECK_EQ(tc_bw_key(&a.msg, a.opts, a.src, 0, ka, (uint32_t)la - 1), TC_E_BUFFER_TOO_SMALL,
            "key small buffer");
   /* same operation, another block: Block1, Size1, Observe, payload differ -> same key */
-  req_init(&b, 0x02);
-  req_opt(&b, 3, "example", 7);
-  req_opt(&b, 11, "up", 2);
-  req_opt(&b, 11, "load", 4);
-  req_uint(&b, 12, 42);
-  req_uint(&b, 27, tc_block_value(4, 0, 4));
-  req_opt(&b, 4, "\x09", 1); /* ETag: not in the key */
-  req_opt(&b, 292, tag1, 2);
-  req_payload(&b, "other", 5);
+  tmsg_init(&b, 0x02);
+  tmsg_opt(&b, 3, "example", 7);
+  tmsg_opt(&b, 11, "up", 2);
+  tmsg_opt(&b, 11, "load", 4);
+  tmsg_uint(&b, 12, 42);
+  tmsg_uint(&b, 27, tc_block_value(4, 0, 4));
+  tmsg_opt(&b, 4, "\x09", 1); /* ETag: not in the key */
+  tmsg_opt(&b, 292, tag1, 2);
+  tmsg_payload(&b, "other", 5);
   lb = tc_bw_key(&b.msg, b.opts, b.src, 0, kb, sizeof kb);
   CHECK(la == lb && memcmp(ka, kb, (size_t)la) == 0, "same operation, same key");
   /* different Request-Tag -> different key */
@@ -183,14 +149,14 @@ static void t_parse_and_key(void) {
   CHECK(la == lb && memcmp(ka, kb, (size_t)la) != 0, "Request-Tag separates");
   /* absent vs empty Request-Tag */
   {
-    req c, d;
+    tc_tmsg c, d;
     uint8_t kc[KEYCAP], kd[KEYCAP];
     int lc, ld;
-    req_init(&c, 0x03);
-    req_opt(&c, 11, "x", 1);
-    req_init(&d, 0x03);
-    req_opt(&d, 11, "x", 1);
-    req_opt(&d, 292, NULL, 0);
+    tmsg_init(&c, 0x03);
+    tmsg_opt(&c, 11, "x", 1);
+    tmsg_init(&d, 0x03);
+    tmsg_opt(&d, 11, "x", 1);
+    tmsg_opt(&d, 292, NULL, 0);
     lc = tc_bw_key(&c.msg, c.opts, c.src, 0, kc, sizeof kc);
     ld = tc_bw_key(&d.msg, d.opts, d.src, 0, kd, sizeof kd);
     CHECK(lc > 0 && ld > 0 && (lc != ld || memcmp(kc, kd, (size_t)lc) != 0),
@@ -200,24 +166,24 @@ static void t_parse_and_key(void) {
     ld = tc_bw_key(&d.msg, d.opts, d.src, 0, kd, sizeof kd);
     CHECK(lc == ld && memcmp(kc, kd, (size_t)lc) != 0, "method in the key");
     /* Uri-Path order matters */
-    req_init(&c, 1);
-    req_opt(&c, 11, "a", 1);
-    req_opt(&c, 11, "b", 1);
-    req_init(&d, 1);
-    req_opt(&d, 11, "b", 1);
-    req_opt(&d, 11, "a", 1);
+    tmsg_init(&c, 1);
+    tmsg_opt(&c, 11, "a", 1);
+    tmsg_opt(&c, 11, "b", 1);
+    tmsg_init(&d, 1);
+    tmsg_opt(&d, 11, "b", 1);
+    tmsg_opt(&d, 11, "a", 1);
     lc = tc_bw_key(&c.msg, c.opts, c.src, 0, kc, sizeof kc);
     ld = tc_bw_key(&d.msg, d.opts, d.src, 0, kd, sizeof kd);
     CHECK(lc == ld && memcmp(kc, kd, (size_t)lc) != 0, "path order");
     /* Accept is in the key; Block2 and Size2 are not */
-    req_init(&c, 1);
-    req_opt(&c, 11, "a", 1);
-    req_uint(&c, 17, 50);
-    req_init(&d, 1);
-    req_opt(&d, 11, "a", 1);
-    req_uint(&d, 17, 60);
-    req_uint(&d, 23, tc_block_value(5, 0, 6));
-    req_uint(&d, 28, 0);
+    tmsg_init(&c, 1);
+    tmsg_opt(&c, 11, "a", 1);
+    tmsg_uint(&c, 17, 50);
+    tmsg_init(&d, 1);
+    tmsg_opt(&d, 11, "a", 1);
+    tmsg_uint(&d, 17, 60);
+    tmsg_uint(&d, 23, tc_block_value(5, 0, 6));
+    tmsg_uint(&d, 28, 0);
     lc = tc_bw_key(&c.msg, c.opts, c.src, 0, kc, sizeof kc);
     ld = tc_bw_key(&d.msg, d.opts, d.src, 0, kd, sizeof kd);
     CHECK(lc == ld && memcmp(kc, kd, (size_t)lc) != 0, "Accept in the key");
@@ -225,12 +191,12 @@ static void t_parse_and_key(void) {
     ld = tc_bw_key(&d.msg, d.opts, d.src, 0, kd, sizeof kd);
     CHECK(lc == ld && memcmp(kc, kd, (size_t)lc) == 0, "Block2/Size2 not in the key");
     /* FETCH: payload in the key on request */
-    req_init(&c, 5);
-    req_opt(&c, 11, "q", 1);
-    req_payload(&c, "sel1", 4);
-    req_init(&d, 5);
-    req_opt(&d, 11, "q", 1);
-    req_payload(&d, "sel2", 4);
+    tmsg_init(&c, 5);
+    tmsg_opt(&c, 11, "q", 1);
+    tmsg_payload(&c, "sel1", 4);
+    tmsg_init(&d, 5);
+    tmsg_opt(&d, 11, "q", 1);
+    tmsg_payload(&d, "sel2", 4);
     lc = tc_bw_key(&c.msg, c.opts, c.src, TC_BW_KEY_PAYLOAD, kc, sizeof kc);
     ld = tc_bw_key(&d.msg, d.opts, d.src, TC_BW_KEY_PAYLOAD, kd, sizeof kd);
     CHECK(lc == ld && memcmp(kc, kd, (size_t)lc) != 0, "FETCH payload in the key");

@@ -19,38 +19,6 @@ static uint8_t *g_src2; /* a different body of the same length */
 static uint8_t *g_body; /* the client's body memory */
 static uint8_t g_buf[70000];
 
-/* A response being built by hand. */
-typedef struct rsp {
-  tc_msg m;
-  tc_opt o[OPTN];
-  uint8_t src[2048];
-  uint32_t w;
-} rsp;
-
-static void rsp_init(rsp *r, uint32_t code) {
-  memset(r, 0, sizeof *r);
-  r->m.code = code;
-}
-static void rsp_opt(rsp *r, uint32_t number, const void *val, uint32_t len) {
-  tc_opt *o = &r->o[r->m.option_count++];
-  o->number = number;
-  o->offset = r->w;
-  o->length = len;
-  if (len) memcpy(r->src + r->w, val, len);
-  r->w += len;
-}
-static void rsp_uint(rsp *r, uint32_t number, uint32_t v) {
-  uint8_t b[4];
-  int n = tc_uint_encode(v, b);
-  rsp_opt(r, number, b, (uint32_t)n);
-}
-static void rsp_payload(rsp *r, const void *p, uint32_t len) {
-  r->m.payload_offset = r->w;
-  r->m.payload_length = len;
-  memcpy(r->src + r->w, p, len);
-  r->w += len;
-}
-
 static tc_bwc *bwc_new(const tc_bwc_config *cfg) {
   size_t n = tc_bwc_size(cfg);
   tc_bwc *c = n ? malloc(n) : NULL;
@@ -417,7 +385,7 @@ static void t_download_edges(void) {
   tc_bwc_config cfg;
   tc_bwc *c;
   tc_bwc_result res;
-  rsp r;
+  tc_tmsg r;
   uint8_t pl[64];
   uint32_t done, total;
   tc_bwc_config_default(&cfg);
@@ -428,71 +396,71 @@ static void t_download_edges(void) {
     return;
   }
   memset(pl, 'x', sizeof pl);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_E_INVALID,
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_E_INVALID,
            "not begun");
   /* a whole body without Block2 */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_payload(&r, "hello", 5);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_DONE, "whole");
+  tmsg_init(&r, 0x45);
+  tmsg_payload(&r, "hello", 5);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_DONE, "whole");
   CHECK(res.length == 5 && memcmp(g_body, "hello", 5) == 0, "whole body");
   tc_bwc_progress(c, &done, &total);
   CHECK(done == 5 && total == 5, "progress");
   /* a 4.04 without Block2: DONE with its code */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x84);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_DONE, "4.04");
+  tmsg_init(&r, 0x84);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_DONE, "4.04");
   CHECK(res.code == 0x84 && res.length == 0, "4.04 code");
   /* a whole body over the bound */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_payload(&r, pl, 64);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, 63, &res), TC_BWC_FAILED, "whole>");
+  tmsg_init(&r, 0x45);
+  tmsg_payload(&r, pl, 64);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, 63, &res), TC_BWC_FAILED, "whole>");
   CHECK_EQ(res.error, TC_E_MESSAGE_TOO_LARGE, "too large");
   /* M=1 with a short block */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 1, 2));
-  rsp_payload(&r, pl, 63);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_FAILED, "short");
+  tmsg_init(&r, 0x45);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 1, 2));
+  tmsg_payload(&r, pl, 63);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_FAILED, "short");
   CHECK_EQ(res.error, TC_E_BAD_OPTION, "bad");
   /* last block larger than the size */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 0, 1));
-  rsp_payload(&r, pl, 33);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_FAILED, "long");
+  tmsg_init(&r, 0x45);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 0, 1));
+  tmsg_payload(&r, pl, 33);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_FAILED, "long");
   /* Block2 of 4 bytes */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_opt(&r, TC_OPT_BLOCK2, "\0\0\0\x0a", 4);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_FAILED, "4B");
+  tmsg_init(&r, 0x45);
+  tmsg_opt(&r, TC_OPT_BLOCK2, "\0\0\0\x0a", 4);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_FAILED, "4B");
   CHECK_EQ(res.error, TC_E_BAD_OPTION, "bad");
   /* ETag of 9 bytes */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_opt(&r, TC_OPT_ETAG, "123456789", 9);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 0, 2));
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_FAILED, "etag9");
+  tmsg_init(&r, 0x45);
+  tmsg_opt(&r, TC_OPT_ETAG, "123456789", 9);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 0, 2));
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_FAILED, "etag9");
   /* an ETag appearing on block 1 (none on block 0) is a change; so is a code change */
   tc_bwc_get_begin(c, &res);
-  rsp_init(&r, 0x45);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 1, 2));
-  rsp_payload(&r, pl, 64);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_NEXT, "b0");
-  rsp_init(&r, 0x45);
-  rsp_opt(&r, TC_OPT_ETAG, "e", 1);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(1, 1, 2));
-  rsp_payload(&r, pl, 64);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_RESTART, "etag+");
-  rsp_init(&r, 0x45);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 1, 2));
-  rsp_payload(&r, pl, 64);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_NEXT, "b0 again");
-  rsp_init(&r, 0x44);
-  rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(1, 0, 2));
-  rsp_payload(&r, pl, 10);
-  CHECK_EQ(tc_bwc_get_response(c, &r.m, r.o, r.src, g_body, MIB, &res), TC_BWC_RESTART, "code");
+  tmsg_init(&r, 0x45);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 1, 2));
+  tmsg_payload(&r, pl, 64);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_NEXT, "b0");
+  tmsg_init(&r, 0x45);
+  tmsg_opt(&r, TC_OPT_ETAG, "e", 1);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(1, 1, 2));
+  tmsg_payload(&r, pl, 64);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_RESTART, "etag+");
+  tmsg_init(&r, 0x45);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(0, 1, 2));
+  tmsg_payload(&r, pl, 64);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_NEXT, "b0 again");
+  tmsg_init(&r, 0x44);
+  tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(1, 0, 2));
+  tmsg_payload(&r, pl, 10);
+  CHECK_EQ(tc_bwc_get_response(c, &r.msg, r.opts, r.src, g_body, MIB, &res), TC_BWC_RESTART, "code");
   /* config bounds */
   {
     tc_bwc_config b;
@@ -524,7 +492,7 @@ static void t_download_num_bound(void) {
   tc_bwc_config cfg;
   tc_bwc *c;
   tc_bwc_result res;
-  rsp r;
+  tc_tmsg r;
   uint8_t *big = malloc((16u << 20) + 1024u);
   uint32_t k;
   int st = 0;
@@ -541,10 +509,10 @@ static void t_download_num_bound(void) {
   tc_bwc_get_begin(c, &res);
   /* the server answers with 1024-byte blocks the client keeps asking at 16 */
   for (k = 0; k < 16384u; k++) {
-    rsp_init(&r, 0x45);
-    rsp_uint(&r, TC_OPT_BLOCK2, tc_block_value(k, 1, 6));
-    rsp_payload(&r, g_src, 1024);
-    st = tc_bwc_get_response(c, &r.m, r.o, r.src, big, (16u << 20) + 1024u, &res);
+    tmsg_init(&r, 0x45);
+    tmsg_uint(&r, TC_OPT_BLOCK2, tc_block_value(k, 1, 6));
+    tmsg_payload(&r, g_src, 1024);
+    st = tc_bwc_get_response(c, &r.msg, r.opts, r.src, big, (16u << 20) + 1024u, &res);
     if (st != TC_BWC_NEXT) break;
     if (res.block != tc_block_value((k + 1u) * 64u, 0, 0)) {
       CHECK(0, "asks at SZX 0");
@@ -580,17 +548,17 @@ static tc_bw1 *bw1_new(uint32_t szx, uint32_t max_body) {
 /* The server's answer to one block; for COMPLETE a 2.04 with Block1 (and the body read into
  * out when out != NULL). */
 static int server_answer(tc_bw1 *s, const uint8_t *key, uint32_t klen, const tc_bwc_result *blk,
-                         const uint8_t *body, rsp *r, uint8_t *out, uint32_t *out_len) {
+                         const uint8_t *body, tc_tmsg *r, uint8_t *out, uint32_t *out_len) {
   tc_bw1_result br;
   int st = tc_bw1_feed(s, 0, PEER, 4, key, klen, blk->block, 0, 0, body + blk->offset,
                        blk->length, &br);
-  rsp_init(r, 0);
+  tmsg_init(r, 0);
   if (st == TC_BW1_CONTINUE || st == TC_BW1_REJECT) {
-    int n = tc_bw1_response(&br, &r->m, r->o, OPTN, r->src, sizeof r->src);
+    int n = tc_bw1_response(&br, &r->msg, r->opts, OPTN, r->src, sizeof r->src);
     CHECK(n >= 0, "bw1 response %d", n);
   } else if (st == TC_BW1_COMPLETE || st == TC_BW1_WHOLE) {
-    r->m.code = 0x44;
-    rsp_uint(r, TC_OPT_BLOCK1, br.block1);
+    r->msg.code = 0x44;
+    tmsg_uint(r, TC_OPT_BLOCK1, br.block1);
     if (st == TC_BW1_COMPLETE && out) {
       int n = tc_bw1_read(s, br.id, out, MIB);
       if (out_len) *out_len = (uint32_t)n;
@@ -606,7 +574,7 @@ static void t_upload_one(uint32_t client_szx, uint32_t server_szx) {
   tc_bwc *c;
   tc_bw1 *s = bw1_new(server_szx, 2u * MIB);
   tc_bwc_result res;
-  rsp r;
+  tc_tmsg r;
   uint32_t steps = 0, got = 0, done, total, eff;
   int st = 0, sst = 0;
   char what[64];
@@ -629,7 +597,7 @@ static void t_upload_one(uint32_t client_szx, uint32_t server_szx) {
   while (steps < (1u << 17) + 8u) {
     steps++;
     sst = server_answer(s, KEY, sizeof KEY, &res, g_src, &r, g_body, &got);
-    st = tc_bwc_put_response(c, &r.m, r.o, r.src, &res);
+    st = tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res);
     if (st != TC_BWC_NEXT) break;
     if (steps == 1) {
       tc_block b;
@@ -672,7 +640,7 @@ static void t_upload_errors(void) {
   tc_bwc *c;
   tc_bw1 *s = bw1_new(6, 3000), *s2 = bw1_new(6, MIB);
   tc_bwc_result res, first;
-  rsp r;
+  tc_tmsg r;
   uint32_t steps = 0;
   int st = 0;
   tc_bwc_config_default(&cfg);
@@ -681,13 +649,13 @@ static void t_upload_errors(void) {
     CHECK(0, "upload errors setup");
     goto out;
   }
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_E_INVALID, "not begun");
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_E_INVALID, "not begun");
   /* 4.13 with Size1: the server's limit */
   tc_bwc_put_begin(c, 5000, NULL, 0, &res);
   while (steps < 10u) {
     steps++;
     server_answer(s, KEY, sizeof KEY, &res, g_src, &r, NULL, NULL);
-    st = tc_bwc_put_response(c, &r.m, r.o, r.src, &res);
+    st = tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res);
     if (st != TC_BWC_NEXT) break;
   }
   CHECK_EQ(st, TC_BWC_FAILED, "4.13");
@@ -696,17 +664,17 @@ static void t_upload_errors(void) {
   CHECK(res.flags & TC_BWCF_SIZE, "Size1");
   CHECK_EQ(res.size, 3000, "the server's limit");
   CHECK_EQ(steps, 3, "on the block passing it");
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_FAILED, "stays failed");
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_FAILED, "stays failed");
   /* 4.13 whose Block1 asks smaller blocks: restart at that size */
   tc_bwc_put_begin(c, 5000, NULL, 0, &res);
-  rsp_init(&r, TC_CODE_TOO_LARGE);
-  rsp_uint(&r, TC_OPT_BLOCK1, tc_block_value(0, 0, 2));
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_RESTART, "4.13 smaller");
+  tmsg_init(&r, TC_CODE_TOO_LARGE);
+  tmsg_uint(&r, TC_OPT_BLOCK1, tc_block_value(0, 0, 2));
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_RESTART, "4.13 smaller");
   CHECK(res.offset == 0 && res.length == 64 && res.block == tc_block_value(0, 1, 2), "at 64");
   /* 4.08: the server lost the upload (block 1 goes to a store that never saw block 0) */
   tc_bwc_put_begin(c, 5000, NULL, 0, &res);
   server_answer(s2, KEY, sizeof KEY, &res, g_src, &r, NULL, NULL);
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_NEXT, "block 0 taken");
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_NEXT, "block 0 taken");
   first = res;
   {
     tc_bw1 *s3 = bw1_new(6, MIB);
@@ -715,39 +683,39 @@ static void t_upload_errors(void) {
       free(s3);
     }
   }
-  CHECK_EQ(r.m.code, TC_CODE_INCOMPLETE, "server says 4.08");
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_FAILED, "4.08");
+  CHECK_EQ(r.msg.code, TC_CODE_INCOMPLETE, "server says 4.08");
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_FAILED, "4.08");
   CHECK_EQ(res.error, TC_E_STALE, "stale");
   (void)first;
   /* a duplicate 2.31 (for block 0 again) is ignored; 2.31 to the last block is an error */
   tc_bwc_put_begin(c, 2048, NULL, 0, &res);
-  rsp_init(&r, TC_CODE_CONTINUE);
-  rsp_uint(&r, TC_OPT_BLOCK1, tc_block_value(0, 1, 6));
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_NEXT, "2.31");
+  tmsg_init(&r, TC_CODE_CONTINUE);
+  tmsg_uint(&r, TC_OPT_BLOCK1, tc_block_value(0, 1, 6));
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_NEXT, "2.31");
   CHECK(res.flags & TC_BWCF_LAST, "last block next");
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_IGNORED, "dup 2.31");
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_IGNORED, "dup 2.31");
   CHECK(res.flags & TC_BWCF_DUPLICATE, "dup flag");
   CHECK(res.offset == 1024 && res.length == 1024 && res.block == tc_block_value(1, 0, 6),
         "still block 1");
-  rsp_init(&r, TC_CODE_CONTINUE);
-  rsp_uint(&r, TC_OPT_BLOCK1, tc_block_value(1, 1, 6));
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_FAILED, "2.31 to last");
+  tmsg_init(&r, TC_CODE_CONTINUE);
+  tmsg_uint(&r, TC_OPT_BLOCK1, tc_block_value(1, 1, 6));
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_FAILED, "2.31 to last");
   CHECK_EQ(res.error, TC_E_BAD_OPTION, "bad");
   /* 2.31 without Block1 */
   tc_bwc_put_begin(c, 2048, NULL, 0, &res);
-  rsp_init(&r, TC_CODE_CONTINUE);
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_FAILED, "2.31 no Block1");
+  tmsg_init(&r, TC_CODE_CONTINUE);
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_FAILED, "2.31 no Block1");
   /* a final response before the last block */
   tc_bwc_put_begin(c, 2048, NULL, 0, &res);
-  rsp_init(&r, 0x44);
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_DONE, "early final");
+  tmsg_init(&r, 0x44);
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_DONE, "early final");
   CHECK(res.flags & TC_BWCF_EARLY, "early flag");
   /* 5.00: final, code says */
   tc_bwc_put_begin(c, 10, NULL, 0, &res);
   CHECK(res.flags & TC_BWCF_LAST, "one block");
   CHECK(res.block == tc_block_value(0, 0, 6) && res.length == 10, "single");
-  rsp_init(&r, 0xA0);
-  CHECK_EQ(tc_bwc_put_response(c, &r.m, r.o, r.src, &res), TC_BWC_DONE, "5.00");
+  tmsg_init(&r, 0xA0);
+  CHECK_EQ(tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res), TC_BWC_DONE, "5.00");
   CHECK_EQ(res.code, 0xA0, "code");
   /* empty body, bad arguments */
   CHECK_EQ(tc_bwc_put_begin(c, 0, NULL, 0, &res), TC_BWC_NEXT, "empty body");
@@ -782,7 +750,7 @@ static void t_upload_request_tag(void) {
   tc_bwc *a, *b;
   tc_bw1 *s = bw1_new(4, MIB);
   tc_bwc_result ra, rb;
-  rsp r;
+  tc_tmsg r;
   uint8_t ka[64], kb[64], tag[8];
   uint8_t *outa = malloc(70000), *outb = malloc(70000);
   uint32_t la = 0, lb = 0, steps = 0;
@@ -802,18 +770,18 @@ static void t_upload_request_tag(void) {
   CHECK(memcmp(tag, "\x11\x22\x33\x44", 4) == 0, "tag a bytes");
   /* request keys: POST /up with the Request-Tag */
   {
-    rsp q;
+    tc_tmsg q;
     uint8_t t[8];
     int n = tc_bwc_request_tag(a, t);
-    rsp_init(&q, 0x02);
-    rsp_opt(&q, 11, "up", 2);
-    rsp_opt(&q, TC_OPT_REQUEST_TAG, t, (uint32_t)n);
-    ka_len = tc_bw_key(&q.m, q.o, q.src, 0, ka, sizeof ka);
+    tmsg_init(&q, 0x02);
+    tmsg_opt(&q, 11, "up", 2);
+    tmsg_opt(&q, TC_OPT_REQUEST_TAG, t, (uint32_t)n);
+    ka_len = tc_bw_key(&q.msg, q.opts, q.src, 0, ka, sizeof ka);
     n = tc_bwc_request_tag(b, t);
-    rsp_init(&q, 0x02);
-    rsp_opt(&q, 11, "up", 2);
-    rsp_opt(&q, TC_OPT_REQUEST_TAG, t, (uint32_t)n);
-    kb_len = tc_bw_key(&q.m, q.o, q.src, 0, kb, sizeof kb);
+    tmsg_init(&q, 0x02);
+    tmsg_opt(&q, 11, "up", 2);
+    tmsg_opt(&q, TC_OPT_REQUEST_TAG, t, (uint32_t)n);
+    kb_len = tc_bw_key(&q.msg, q.opts, q.src, 0, kb, sizeof kb);
   }
   CHECK(ka_len > 0 && kb_len > 0 && (ka_len != kb_len || memcmp(ka, kb, (size_t)ka_len) != 0),
         "keys differ");
@@ -821,11 +789,11 @@ static void t_upload_request_tag(void) {
     steps++;
     if (sa == TC_BWC_NEXT) {
       server_answer(s, ka, (uint32_t)ka_len, &ra, g_src, &r, outa, &la);
-      sa = tc_bwc_put_response(a, &r.m, r.o, r.src, &ra);
+      sa = tc_bwc_put_response(a, &r.msg, r.opts, r.src, &ra);
     }
     if (sb == TC_BWC_NEXT) {
       server_answer(s, kb, (uint32_t)kb_len, &rb, g_src2, &r, outb, &lb);
-      sb = tc_bwc_put_response(b, &r.m, r.o, r.src, &rb);
+      sb = tc_bwc_put_response(b, &r.msg, r.opts, r.src, &rb);
     }
   }
   CHECK(sa == TC_BWC_DONE && sb == TC_BWC_DONE, "both done");
@@ -847,7 +815,7 @@ static void t_upload_then_download(void) {
   tc_bw2 *s2 = bw2_new(5);
   tc_bwc_result res;
   served sv;
-  rsp r;
+  tc_tmsg r;
   uint32_t steps = 0, rid, tl;
   uint8_t tag[8];
   int st = 0;
@@ -866,9 +834,9 @@ static void t_upload_then_download(void) {
     bst = tc_bw1_feed(s1, 0, PEER, 4, KEY, sizeof KEY, res.block, 0, 0, g_src + res.offset,
                       res.length, &br);
     if (bst == TC_BW1_CONTINUE) {
-      rsp_init(&r, 0);
-      tc_bw1_response(&br, &r.m, r.o, OPTN, r.src, sizeof r.src);
-      st = tc_bwc_put_response(c, &r.m, r.o, r.src, &res);
+      tmsg_init(&r, 0);
+      tc_bw1_response(&br, &r.msg, r.opts, OPTN, r.src, sizeof r.src);
+      st = tc_bwc_put_response(c, &r.msg, r.opts, r.src, &res);
       continue;
     }
     CHECK_EQ(bst, TC_BW1_COMPLETE, "complete");
