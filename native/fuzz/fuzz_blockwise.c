@@ -17,25 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "turbocoap.h"
-
-#define REQUIRE(c)              \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
-typedef struct input {
-  const uint8_t *p;
-  size_t n;
-} input;
-
-static uint32_t take(input *in) {
-  if (in->n == 0) return 0;
-  in->n--;
-  return *in->p++;
-}
-
-static uint32_t take16(input *in) { return take(in) | take(in) << 8; }
 
 static const uint8_t PEERS[3][TC_ADDR_MAX] = {{10, 0, 0, 1},
                                               {0x20, 0x01, 0x0d, 0xb8, 1, 2, 3, 4},

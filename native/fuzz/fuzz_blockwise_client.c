@@ -11,25 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "turbocoap.h"
 
-#define REQUIRE(c)              \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
-typedef struct input {
-  const uint8_t *p;
-  size_t n;
-} input;
-
-static uint32_t take(input *in) {
-  if (in->n == 0) return 0;
-  in->n--;
-  return *in->p++;
-}
-static uint32_t take16(input *in) { return take(in) | take(in) << 8; }
-static uint32_t take24(input *in) { return take16(in) | take(in) << 16; }
 
 static uint8_t pat(uint32_t i) { return (uint8_t)(i % 251u); }
 

@@ -8,14 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "turbocoap.h"
 
 #define MAX_OPTS 300
-#define REQUIRE(c)                 \
-  do {                             \
-    if (!(c)) __builtin_trap();    \
-  } while (0)
-
 static void same(const uint8_t *a, const tc_msg *ma, const tc_opt *oa, const uint8_t *b,
                  const tc_msg *mb, const tc_opt *ob, int compare_udp) {
   uint32_t i;

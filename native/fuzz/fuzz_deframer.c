@@ -10,12 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "turbocoap.h"
-
-#define REQUIRE(c)                 \
-  do {                             \
-    if (!(c)) __builtin_trap();    \
-  } while (0)
 
 static const uint32_t max_sizes[16] = {2,   3,    7,    8,    9,    16,    64,    100,
                                        256, 1000, 4096, 4097, 65536, 65805, 70000, 200000};

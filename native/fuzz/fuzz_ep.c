@@ -11,12 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "turbocoap.h"
-
-#define REQUIRE(c)              \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 #define OPT_CAP 32
 #define MAX_OPEN 16
@@ -40,17 +36,6 @@ static const uint8_t OTHER[3][TC_ADDR_MAX] = {{10, 9, 9, 9},
                                               {0x20, 0x01, 0x0d, 0xb8, 1, 2, 3, 4},
                                               {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}};
 static const uint32_t OTHER_LEN[3] = {4, 16, 28};
-
-typedef struct input {
-  const uint8_t *p;
-  size_t n;
-} input;
-
-static uint32_t take(input *in) {
-  if (in->n == 0) return 0;
-  in->n--;
-  return *in->p++;
-}
 
 static void setup(node *n, const uint8_t *addr, uint32_t alen, uint8_t seedb, uint32_t knobs) {
   uint8_t seed[32];

@@ -20,13 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "turbocoap.h"
 #include "../binding/ep_batch.h"
-
-#define REQUIRE(c)              \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 #define MAX_LIVE 16
 #define RX_WORD_CAP (TCB_RX_MAX_WORDS + 4u * TCB_RX_WORDS + 7u)
@@ -50,24 +46,6 @@ typedef struct node {
 static node S, C;
 static tcb_rx RX;
 static uint64_t now;
-
-typedef struct input {
-  const uint8_t *p;
-  size_t n;
-} input;
-
-static uint32_t take(input *in) {
-  if (in->n == 0) return 0;
-  in->n--;
-  return *in->p++;
-}
-
-static uint32_t take32(input *in) {
-  uint32_t v = take(in);
-  v |= take(in) << 8;
-  v |= take(in) << 16;
-  return v | take(in) << 24;
-}
 
 static void setup(node *n, uint8_t last, uint32_t knobs) {
   tc_ep_config cfg;
