@@ -255,6 +255,9 @@ static inline int tc_option_is_no_cache_key(uint32_t number) { return (number & 
 
 #include "turbocoap_bw.h"
 
+/* The server pipeline: ep + block-wise stores + Observe registry (srv.c). */
+#include "turbocoap_srv.h"
+
 #ifdef __cplusplus
 }
 #endif
