@@ -153,16 +153,18 @@ TCW_API int tcw_error_name(int err) { return put_name(tc_error_name(err)); }
 /* ------------------------------------------------------- CoAP/UDP endpoint */
 /*
  * The WebAssembly UDP driver's half (ts/transport/udp-wasm.ts owns the node:dgram socket):
- * a tc_ep with its tx queue and a batch of records (ep_batch.h, the same records the
- * native driver hands JS). JS stages each datagram in the handle's input area, calls
- * tcw_udp_recv, sends the tx queue, and hands the batch to the server/client code; replies
- * come back as tx records staged in the handle's tx areas and run by tcw_udp_flush.
+ * a server pipeline (tc_srv: a tc_ep with the block-wise stores and the Observe registry)
+ * with its tx queue and a batch of records (ep_batch.h, the same records the native driver
+ * hands JS). JS stages each datagram in the handle's input area, calls tcw_udp_recv, sends
+ * the tx queue, and hands the batch to the server/client code; replies come back as tx
+ * records staged in the handle's tx areas and run by tcw_udp_flush. Block1 bodies stay in
+ * the pipeline until JS copies them out (tcw_udp_read_body into a tcw_malloc block).
  *
  * A handle starts with TCW_UDP_INFO words that JS reads after every call (pointers are
  * offsets into linear memory):
  *   [0] record table  [1] words used  [2] byte area  [3] bytes used  [4] records
  *   [5] tx queue bytes  [6] tx queue items (tc_tx)  [7] tx queue count
- *   [8] next deadline, low word  [9] high word (0xFFFFFFFF: none)
+ *   [8] next deadline (tc_ep and tc_srv), low word  [9] high word (0xFFFFFFFF: none)
  *   [10] input area  [11] its size  [12] tx record table  [13] its words
  *   [14] tx byte area  [15] its size  [16] flush position  [17] records failed
  */
@@ -174,6 +176,8 @@ TCW_API int tcw_error_name(int err) { return put_name(tc_error_name(err)); }
 #define TCW_IN_ADDR 32u /* the datagram starts here in the input area */
 #define TCW_IN_CAP (TCW_IN_ADDR + 65536u)
 #define TCW_TIMER_EVENTS 64u
+#define TCW_EP_CONFIG_WORDS 16u
+#define TCW_SEED_BYTES 48u /* 32 for the ep, 16 for the pipeline */
 
 /* tcw_udp_recv / tcw_udp_timer outcomes */
 #define TCW_OK 0
@@ -183,6 +187,7 @@ TCW_API int tcw_error_name(int err) { return put_name(tc_error_name(err)); }
 typedef struct tcw_udp {
   uint32_t info[TCW_UDP_INFO];
   tc_ep *ep;
+  tc_srv *srv;
   tc_txq txq;
   tcb_rx rx;
   uint8_t *in;
@@ -192,13 +197,19 @@ typedef struct tcw_udp {
   uint32_t txb_cap;
   tc_msg msg;
   tc_opt opts[TCB_OPT_CAP];
+  tc_srv_req req;
   tc_ep_event evs[TCW_TIMER_EVENTS];
 } tcw_udp;
 
-_Static_assert(sizeof(tc_ep_config) == 16 * 4, "tc_ep_config is 16 words");
+_Static_assert(sizeof(tc_ep_config) == TCW_EP_CONFIG_WORDS * 4, "tc_ep_config is 16 words");
+_Static_assert(sizeof(tc_srv_config) == TC_SRV_CONFIG_WORDS * 4, "tc_srv_config layout");
+_Static_assert(sizeof(tc_srv_stats) == TC_SRV_STATS_WORDS * 4, "tc_srv_stats layout");
+_Static_assert(2u * (TC_ADDR_MAX + 65535u) <= TCW_TXQ_BYTES && TCW_TXQ_ITEMS >= 2u,
+               "an empty tx queue takes the two datagrams tc_srv_recv may queue");
 
 static void udp_info(tcw_udp *u) {
-  uint64_t dl = tc_ep_next_deadline(u->ep);
+  uint64_t dl = tc_ep_next_deadline(u->ep), sdl = tc_srv_next_deadline(u->srv);
+  if (sdl < dl) dl = sdl;
   u->info[0] = (uint32_t)(uintptr_t)u->rx.words;
   u->info[1] = u->rx.word_used;
   u->info[2] = (uint32_t)(uintptr_t)u->rx.data;
@@ -220,6 +231,7 @@ static void udp_info(tcw_udp *u) {
 static void udp_free(tcw_udp *u) {
   if (u == NULL) return;
   free(u->ep);
+  free(u->srv);
   free(u->txq.buf);
   free(u->txq.items);
   free(u->rx.words);
@@ -234,21 +246,30 @@ static void udp_free(tcw_udp *u) {
 TCW_API uint32_t tcw_udp_abi(void) { return TCB_ABI | TCW_UDP_INFO << 8; }
 
 /**
- * A new endpoint: cfg is a tc_ep_config (16 words), seed 32 bytes of entropy (both
- * borrowed, e.g. staged in tcw_table / tcw_bytes); txw_words / txb_bytes size the tx record
- * areas. Returns the handle (its info words), or 0 for an invalid config or no memory.
+ * A new endpoint: cfg_words is a tc_ep_config (16 words) then a tc_srv_config
+ * (TC_SRV_CONFIG_WORDS; its max_in_progress and max_message_size equal the ep's), seed 48
+ * bytes of entropy (32 for the ep, 16 for the pipeline; both borrowed, e.g. staged in
+ * tcw_table / tcw_bytes); txw_words / txb_bytes size the tx record areas. Returns the handle
+ * (its info words), or 0 for an invalid config or no memory.
  */
 TCW_API tcw_udp *tcw_udp_create(const uint32_t *cfg_words, const uint8_t *seed,
                                 uint32_t txw_words, uint32_t txb_bytes) {
   tc_ep_config cfg;
-  size_t size;
+  tc_srv_config scfg;
+  size_t size, ssize;
   tcw_udp *u;
   memcpy(&cfg, cfg_words, sizeof cfg);
+  memcpy(&scfg, cfg_words + TCW_EP_CONFIG_WORDS, sizeof scfg);
   size = tc_ep_size(&cfg);
-  if (size == 0 || txw_words == 0 || txb_bytes == 0 || txw_words > (1u << 26)) return NULL;
+  ssize = tc_srv_size(&scfg);
+  if (size == 0 || ssize == 0 || scfg.max_in_progress != cfg.max_in_progress ||
+      scfg.max_message_size != cfg.max_message_size || txw_words == 0 || txb_bytes == 0 ||
+      txw_words > (1u << 26))
+    return NULL;
   u = (tcw_udp *)calloc(1, sizeof *u);
   if (u == NULL) return NULL;
   u->ep = (tc_ep *)aligned_alloc(8, (size + 7u) & ~(size_t)7u);
+  u->srv = (tc_srv *)aligned_alloc(8, (ssize + 7u) & ~(size_t)7u);
   u->txq.buf = (uint8_t *)malloc(TCW_TXQ_BYTES);
   u->txq.items = (tc_tx *)malloc(TCW_TXQ_ITEMS * sizeof(tc_tx));
   u->txq.cap = TCW_TXQ_BYTES;
@@ -262,9 +283,10 @@ TCW_API tcw_udp *tcw_udp_create(const uint32_t *cfg_words, const uint8_t *seed,
   u->txw_cap = txw_words;
   u->txb = (uint8_t *)malloc(txb_bytes);
   u->txb_cap = txb_bytes;
-  if (u->ep == NULL || u->txq.buf == NULL || u->txq.items == NULL || u->rx.words == NULL ||
-      u->rx.data == NULL || u->in == NULL || u->txw == NULL || u->txb == NULL ||
-      tc_ep_init(u->ep, size, &cfg, seed) != 0) {
+  if (u->ep == NULL || u->srv == NULL || u->txq.buf == NULL || u->txq.items == NULL ||
+      u->rx.words == NULL || u->rx.data == NULL || u->in == NULL || u->txw == NULL ||
+      u->txb == NULL || tc_ep_init(u->ep, size, &cfg, seed) != 0 ||
+      tc_srv_init(u->srv, ssize, &scfg, seed + 32) != 0) {
     udp_free(u);
     return NULL;
   }
@@ -284,26 +306,29 @@ TCW_API int tcw_udp_recv(tcw_udp *u, double now, uint32_t alen, uint32_t len) {
   int rc;
   if (alen < 1u || alen > TC_ADDR_MAX || len > TCW_IN_CAP - TCW_IN_ADDR) return TC_E_INVALID;
   if (!tcb_rx_room(&u->rx, len)) return TCW_BATCH_FULL;
-  rc = tc_ep_recv(u->ep, (uint64_t)now, u->in, alen, u->in + TCW_IN_ADDR, len, &u->txq, &u->msg,
-                  u->opts, TCB_OPT_CAP, &ev);
-  if (rc == TC_E_FULL) return TCW_TX_FULL;
+  rc = tc_srv_recv(u->srv, u->ep, (uint64_t)now, u->in, alen, u->in + TCW_IN_ADDR, len, &u->txq,
+                   &u->msg, u->opts, TCB_OPT_CAP, &ev, &u->req);
+  if (rc == TC_E_FULL) return TCW_TX_FULL; /* it wants room for two datagrams */
   if (rc < 0) return rc;
   if (ev.kind != TC_EV_NONE)
-    tcb_rx_put(&u->rx, &ev, u->in, alen, u->in + TCW_IN_ADDR, len, &u->msg, u->opts);
+    tcb_rx_put(&u->rx, &ev, u->in, alen, u->in + TCW_IN_ADDR, len, &u->msg, u->opts, &u->req);
   udp_info(u);
   return TCW_OK;
 }
 
-/** Run what is due at now. TCW_OK, or TCW_TX_FULL / TCW_BATCH_FULL: work is left (drain, reset,
- *  call again). */
+/** Run what is due at now (tc_srv_timer, tc_ep_timer; events about notifications are the
+ *  pipeline's). TCW_OK, or TCW_TX_FULL / TCW_BATCH_FULL: work is left (drain, reset, call
+ *  again). */
 TCW_API int tcw_udp_timer(tcw_udp *u, double now) {
   uint32_t room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS, i;
   int n;
+  if (tc_srv_next_deadline(u->srv) <= (uint64_t)now) (void)tc_srv_timer(u->srv, (uint64_t)now);
   if (room == 0) return TCW_BATCH_FULL;
   n = tc_ep_timer(u->ep, (uint64_t)now, &u->txq, u->evs,
                   room < TCW_TIMER_EVENTS ? room : TCW_TIMER_EVENTS);
   for (i = 0; i < (uint32_t)(n > 0 ? n : 0); i++)
-    tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL);
+    if (!tc_srv_on_timer_event(u->srv, (uint64_t)now, &u->evs[i]))
+      tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL, NULL);
   udp_info(u);
   if (tc_ep_next_deadline(u->ep) > (uint64_t)now) return TCW_OK;
   return u->txq.count > 0 ? TCW_TX_FULL : TCW_BATCH_FULL;
@@ -312,15 +337,15 @@ TCW_API int tcw_udp_timer(tcw_udp *u, double now) {
 /**
  * Run the tx records staged in the handle's tx areas, words [pos, nwords) (bytes [0, nbytes)).
  * Returns TCB_TX_DONE, TCB_TX_DRAIN (send and reset the tx queue, then call again with
- * pos = info[16]) or a negative TC_E_* for a malformed table. info[17] counts failed records
- * since the call with pos 0.
+ * pos = info[16]; also while an Observe fan-out is pending) or a negative TC_E_* for a
+ * malformed table. info[17] counts failed records since the call with pos 0.
  */
 TCW_API int tcw_udp_flush(tcw_udp *u, double now, uint32_t pos, uint32_t nwords,
                           uint32_t nbytes) {
   int rc;
   if (nwords > u->txw_cap || nbytes > u->txb_cap || pos > nwords) return TC_E_INVALID;
   if (pos == 0) u->info[17] = 0;
-  rc = tcb_tx_run(u->ep, (uint64_t)now, u->txw, nwords, u->txb, nbytes, &u->txq, &pos,
+  rc = tcb_tx_run(u->srv, u->ep, (uint64_t)now, u->txw, nwords, u->txb, nbytes, &u->txq, &pos,
                   &u->info[17]);
   u->info[16] = pos;
   udp_info(u);
@@ -338,10 +363,24 @@ TCW_API void tcw_udp_rx_reset(tcw_udp *u) {
   udp_info(u);
 }
 
+/** The Block1 body id of a delivered request (TC_SRVF_BODY) into out (cap bytes, e.g. a
+ *  tcw_malloc block), released from the pipeline: its length, or TC_E_STALE /
+ *  TC_E_BUFFER_TOO_SMALL (tc_srv_read_body). */
+TCW_API int tcw_udp_read_body(tcw_udp *u, uint32_t id, uint8_t *out, uint32_t cap) {
+  return tc_srv_read_body(u->srv, id, out, cap);
+}
+
 static tc_ep_stats tcw_stats_;
+static tc_srv_stats tcw_srv_stats_;
 
 /** tc_ep_get_stats into a static struct; returns it. */
 TCW_API tc_ep_stats *tcw_udp_stats(tcw_udp *u) {
   tc_ep_get_stats(u->ep, &tcw_stats_);
   return &tcw_stats_;
+}
+
+/** tc_srv_get_stats into a static struct (TC_SRV_STATS_WORDS words); returns it. */
+TCW_API tc_srv_stats *tcw_udp_srv_stats(tcw_udp *u) {
+  tc_srv_get_stats(u->srv, &tcw_srv_stats_);
+  return &tcw_srv_stats_;
 }

@@ -1,11 +1,11 @@
 /*
- * ep_batch.h — the batch records that carry tc_ep traffic between a UDP driver and
- * JavaScript. Shared (header-only, static functions) by the native driver
- * (native/binding/udp.c) and the WebAssembly glue (wasm/glue.c), so that both backends
- * hand JS byte-identical records and run JS's replies through the same code. Glue only:
- * every protocol decision is tc_ep's.
+ * ep_batch.h — the batch records that carry server-pipeline (tc_srv: tc_ep + block-wise +
+ * Observe) traffic between a UDP driver and JavaScript. Shared (header-only, static
+ * functions) by the native driver (native/binding/udp.c) and the WebAssembly glue
+ * (wasm/glue.c), so that both backends hand JS byte-identical records and run JS's replies
+ * through the same code. Glue only: every protocol decision is tc_ep's / tc_srv's.
  *
- * Addresses given to tc_ep are canonical byte strings (opaque to the core):
+ * Addresses given to the core are canonical byte strings (opaque to it):
  *   IPv4: 4, port_hi, port_lo, a, b, c, d                        (7 bytes)
  *   IPv6: 6, port_hi, port_lo, 16 address bytes, scope id (LE)  (23 bytes)
  *
@@ -15,24 +15,39 @@
  *   [0] kind (tc_ep_kind)  [1] id  [2] status (int32)  [3] flags (TC_EVF_*)
  *   [4] family (4, 6; 0 = no address)  [5] port  [6..9] address bytes (network order;
  *   IPv4 in the first word)  [10] IPv6 scope id  [11] datagram offset in the byte area
- *   [12] datagram length  [13..21] tc_msg  [22..] tc_opt x option_count
+ *   [12] datagram length  [13..21] tc_msg  [22] srv flags (TC_SRVF_*)  [23] body id
+ *   [24] body length (tc_srv_req; 0 for everything but a REQUEST)  [25..] tc_opt x option_count
  * The tc_msg / tc_opt offsets are rewritten to be offsets into the byte area (not into
- * the datagram), so JS reads values without adding anything.
+ * the datagram), so JS reads values without adding anything. A REQUEST with TC_SRVF_BODY
+ * has its Block1 body waiting in the pipeline (read with tc_srv_read_body: the datagram's
+ * payload is then only the last block).
  *
  * TX (JS -> driver). JS writes records into a uint32 table and their bytes (payloads,
  * option values) into a byte area; the driver runs them in order:
  *   RESPOND  [0]=1 [1] id [2] rc out [3] code [4] payload off [5] payload len
- *            [6] option count [7..] tc_opt x count      (offsets into the byte area)
- *   REQUEST  [0]=2 [1] id out [2] rc out [3] TC_REQ_* flags [4] code [5] family [6] port
- *            [7..10] address bytes [11] scope id [12] token length to generate
+ *            [6] option count [7] resource (0 = none) [8..] tc_opt x count  (tc_srv_respond)
+ *   REQUEST  [0]=2 [1] id out [2] rc out [3] TC_REQ_* flags | TCB_REQ_TOKEN [4] code
+ *            [5] family [6] port [7..10] address bytes [11] scope id [12] token
  *            [13] payload off [14] payload len [15] option count [16..] tc_opt x count
+ *            (tc_ep_request). Token word: without TCB_REQ_TOKEN the length of a token the
+ *            core generates (0..TC_EP_TOKEN_MAX); with it the caller's token in the byte
+ *            area, offset << 6 | length (0..TC_EP_TOKEN_MAX): e.g. an Observe re-registration
+ *            or deregistration (RFC 7641 §3.3.1, §3.6), which fails with TC_E_INVALID while
+ *            another outstanding request to the peer has that token (records run in order:
+ *            CANCEL the old one first).
  *   CANCEL   [0]=3 [1] id [2] rc out                          (tc_ep_cancel)
- *   DROP     [0]=4 [1] id [2] rc out                          (tc_ep_drop)
+ *   DROP     [0]=4 [1] id [2] rc out                          (tc_srv_drop)
  *   PING     [0]=5 [1] id out [2] rc out [3] family [4] port [5..8] address [9] scope
- * rc out: 0 or a TC_E_* code; id out: 0 unless rc is 0. A RESPOND that fails with TC_E_FULL
- * even with an empty tx queue (every CON slot busy) drops the exchange (rc reports
- * TC_E_FULL); other failures leave it open for JS to answer again (e.g. 5.00 after
- * TC_E_MESSAGE_TOO_LARGE).
+ *   NOTIFY   [0]=6 [1] resource [2] rc out [3] flags (TC_OBS_CON) [4] code [5] payload off
+ *            [6] payload len [7] option count [8..] tc_opt x count  (tc_srv_notify)
+ * Offsets are into the byte area. rc out: 0 or a TC_E_* code; id out: 0 unless rc is 0.
+ * A RESPOND that fails with TC_E_FULL even with an empty tx queue (every CON slot busy)
+ * drops the exchange (rc reports TC_E_FULL); other failures leave it open for JS to answer
+ * again (e.g. 5.00 after TC_E_MESSAGE_TOO_LARGE).
+ * Observe fan-outs larger than the tx queue: tcb_tx_run resumes pending fan-outs
+ * (tc_srv_resume) before it runs any record, and stops with TCB_TX_DRAIN while observers
+ * remain; a NOTIFY that leaves observers pending stops it the same way (*pos past the NOTIFY).
+ * The driver sends the queue, resets it and calls again, until TCB_TX_DONE.
  */
 #ifndef TURBOCOAP_EP_BATCH_H
 #define TURBOCOAP_EP_BATCH_H
@@ -43,13 +58,14 @@
 #include "turbocoap.h"
 
 /** Layout version: bump on any change; TS checks it (ts/transport/udp-records.ts). */
-#define TCB_ABI 1u
+#define TCB_ABI 2u
 
 #define TCB_ADDR4_LEN 7u
 #define TCB_ADDR6_LEN 23u
 
-#define TCB_RX_WORDS 22u
+#define TCB_RX_WORDS 25u
 #define TCB_RX_MSG 13u
+#define TCB_RX_SRV 22u
 /** Options per received message the drivers decode (more: a format error for the core). */
 #define TCB_OPT_CAP 128u
 /** Worst-case words one received message needs. */
@@ -60,10 +76,16 @@
 #define TCB_TX_CANCEL 3u
 #define TCB_TX_DROP 4u
 #define TCB_TX_PING 5u
-#define TCB_TX_RESPOND_WORDS 7u
+#define TCB_TX_NOTIFY 6u
+#define TCB_TX_RESPOND_WORDS 8u
+#define TCB_TX_NOTIFY_WORDS 8u
 #define TCB_TX_REQUEST_WORDS 16u
 #define TCB_TX_SMALL_WORDS 3u
 #define TCB_TX_PING_WORDS 10u
+/** REQUEST flag (with the TC_REQ_* flags in word 3): word 12 is the caller's token,
+ *  offset << 6 | length, in the byte area. */
+#define TCB_REQ_TOKEN 0x100u
+#define TCB_REQ_TOKEN_SHIFT 6u
 
 /** A batch under construction. */
 typedef struct tcb_rx {
@@ -124,12 +146,13 @@ static inline uint32_t tcb_words_to_addr(const uint32_t *w, uint8_t *a) {
 
 /**
  * Append a record for ev (kind != NONE). For REQUEST / RESPONSE, data[0..len) is copied
- * and msg/opts (offsets into data) are rewritten to offsets into the byte area. The caller
- * checked tcb_rx_room(b, len) before tc_ep_recv.
+ * and msg/opts (offsets into data) are rewritten to offsets into the byte area; req (from
+ * tc_srv_recv; NULL for timer events) fills the srv words. The caller checked
+ * tcb_rx_room(b, len) before tc_srv_recv.
  */
 static inline void tcb_rx_put(tcb_rx *b, const tc_ep_event *ev, const uint8_t *addr,
                               uint32_t alen, const uint8_t *data, uint32_t len,
-                              const tc_msg *msg, const tc_opt *opts) {
+                              const tc_msg *msg, const tc_opt *opts, const tc_srv_req *req) {
   uint32_t *w = b->words + b->word_used;
   uint32_t n = TCB_RX_WORDS, i;
   w[0] = ev->kind;
@@ -163,7 +186,14 @@ static inline void tcb_rx_put(tcb_rx *b, const tc_ep_event *ev, const uint8_t *a
       n += 3;
     }
   } else {
-    memset(w + 11, 0, (TCB_RX_WORDS - 11) * 4);
+    memset(w + 11, 0, (TCB_RX_SRV - 11) * 4);
+  }
+  if (req != NULL) {
+    w[TCB_RX_SRV] = req->flags;
+    w[TCB_RX_SRV + 1] = req->body_id;
+    w[TCB_RX_SRV + 2] = req->body_length;
+  } else {
+    w[TCB_RX_SRV] = w[TCB_RX_SRV + 1] = w[TCB_RX_SRV + 2] = 0;
   }
   b->word_used += n;
   b->count++;
@@ -208,15 +238,38 @@ static inline int tcb_msg_sources_ok(const tc_msg *m, const tc_opt *o, uint64_t 
 #define TCB_TX_DONE 0
 #define TCB_TX_DRAIN 1 /**< the tx queue is full: send it, reset it, call again at *pos */
 
+/** A response-shaped record (RESPOND, NOTIFY): code, payload and count words at r[c],
+ *  r[c+1], r[c+2], r[c+3]; options at r + hdr. 0 with *m filled, or TC_E_INVALID for spans
+ *  outside the byte area. The caller checked that the option table lies in the record table. */
+static inline int tcb_resp_msg(const uint32_t *r, uint32_t c, uint32_t hdr, uint32_t nbytes,
+                               tc_msg *m) {
+  if (!tcb_span_ok(r[c + 1], r[c + 2], nbytes) || !tcb_opts_ok(r + hdr, r[c + 3], nbytes))
+    return TC_E_INVALID;
+  memset(m, 0, sizeof *m);
+  m->code = r[c];
+  m->payload_offset = r[c + 1];
+  m->payload_length = r[c + 2];
+  m->option_count = r[c + 3];
+  return 0;
+}
+
 /**
- * Run the JS records w[*pos .. nwords) against ep. Stops with TCB_TX_DRAIN (and *pos at
- * the record to retry) when a call found the tx queue full while it held datagrams;
- * returns TCB_TX_DONE when every record ran, or TC_E_INVALID for a malformed table
- * (records before it ran). *failed counts records whose rc is not 0.
+ * Run the JS records w[*pos .. nwords) against s and ep. First resumes pending Observe
+ * fan-outs (tc_srv_resume) while tc_srv_pending(s) > 0. Stops with TCB_TX_DRAIN when the tx
+ * queue is full while it holds datagrams: observers remain, a call found the queue full (*pos
+ * at the record to retry), or a NOTIFY left observers pending (*pos past it). Returns
+ * TCB_TX_DONE when every record ran, or TC_E_INVALID for a malformed table (records before it
+ * ran). *failed counts records whose rc is not 0. Every TCB_TX_DRAIN comes with a non-empty
+ * queue, so a driver that sends it between calls always makes progress.
  */
-static inline int tcb_tx_run(tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwords,
+static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwords,
                              const uint8_t *bytes, uint32_t nbytes, tc_txq *tx, uint32_t *pos,
                              uint32_t *failed) {
+  if (tc_srv_pending(s) > 0) {
+    (void)tc_srv_resume(s, ep, now, tx);
+    /* with an empty queue and nothing queued the rest stays pending for the next flush */
+    if (tc_srv_pending(s) > 0 && tx->count > 0) return TCB_TX_DRAIN;
+  }
   while (*pos < nwords) {
     uint32_t *r = w + *pos;
     uint32_t left = nwords - *pos, size;
@@ -227,43 +280,49 @@ static inline int tcb_tx_run(tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwor
       if (left < TCB_TX_RESPOND_WORDS || r[6] > (left - TCB_TX_RESPOND_WORDS) / 3u)
         return TC_E_INVALID;
       size = TCB_TX_RESPOND_WORDS + 3u * r[6];
-      if (!tcb_span_ok(r[4], r[5], nbytes) || !tcb_opts_ok(r + 7, r[6], nbytes)) {
-        rc = TC_E_INVALID;
-        break;
-      }
-      memset(&m, 0, sizeof m);
-      m.code = r[3];
-      m.payload_offset = r[4];
-      m.payload_length = r[5];
-      m.option_count = r[6];
-      rc = tc_ep_respond(ep, now, r[1], &m, (tc_opt *)(r + 7), bytes, tx);
+      rc = tcb_resp_msg(r, 3, TCB_TX_RESPOND_WORDS, nbytes, &m);
+      if (rc != 0) break;
+      rc = tc_srv_respond(s, ep, now, r[1], &m, (tc_opt *)(r + TCB_TX_RESPOND_WORDS), bytes, r[7],
+                          tx);
       if (rc == TC_E_FULL) {
         if (tx->count > 0) return TCB_TX_DRAIN;
-        (void)tc_ep_drop(ep, r[1]); /* every CON slot is busy: give the exchange up */
+        (void)tc_srv_drop(s, ep, r[1]); /* every CON slot is busy: give the exchange up */
       }
       break;
     }
     case TCB_TX_REQUEST: {
       tc_msg m;
       uint8_t addr[TC_ADDR_MAX];
-      uint32_t alen, id = 0;
+      uint32_t alen, id = 0, caller, tok_off = 0, tok_len;
       if (left < TCB_TX_REQUEST_WORDS || r[15] > (left - TCB_TX_REQUEST_WORDS) / 3u)
         return TC_E_INVALID;
       size = TCB_TX_REQUEST_WORDS + 3u * r[15];
       r[1] = 0; /* the id out is 0 unless the request went out */
+      /* the caller's token (offset << 6 | length in the byte area), or a length to generate */
+      caller = r[3] & TCB_REQ_TOKEN;
+      tok_len = r[12];
+      if (caller) {
+        tok_off = r[12] >> TCB_REQ_TOKEN_SHIFT;
+        tok_len = r[12] & ((1u << TCB_REQ_TOKEN_SHIFT) - 1u);
+      }
       alen = tcb_words_to_addr(r + 5, addr);
-      if (alen == 0 || r[12] > TC_EP_TOKEN_MAX || !tcb_span_ok(r[13], r[14], nbytes) ||
-          !tcb_opts_ok(r + 16, r[15], nbytes)) {
+      if (alen == 0 || tok_len > TC_EP_TOKEN_MAX ||
+          (caller && !tcb_span_ok(tok_off, tok_len, nbytes)) ||
+          !tcb_span_ok(r[13], r[14], nbytes) || !tcb_opts_ok(r + 16, r[15], nbytes)) {
         rc = TC_E_INVALID;
         break;
       }
       memset(&m, 0, sizeof m);
       m.code = r[4];
+      if (caller) {
+        m.token_offset = tok_off;
+        m.token_length = tok_len;
+      }
       m.payload_offset = r[13];
       m.payload_length = r[14];
       m.option_count = r[15];
-      rc = tc_ep_request(ep, now, addr, alen, r[3], &m, (tc_opt *)(r + 16), bytes, (int)r[12],
-                         tx, &id, NULL, NULL);
+      rc = tc_ep_request(ep, now, addr, alen, r[3] & ~TCB_REQ_TOKEN, &m, (tc_opt *)(r + 16), bytes,
+                         caller ? -1 : (int)tok_len, tx, &id, NULL, NULL);
       if (rc == TC_E_FULL && tx->count > 0) return TCB_TX_DRAIN; /* maybe only the queue */
       r[1] = rc == 0 ? id : 0;
       break;
@@ -272,7 +331,7 @@ static inline int tcb_tx_run(tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwor
     case TCB_TX_DROP:
       if (left < TCB_TX_SMALL_WORDS) return TC_E_INVALID;
       size = TCB_TX_SMALL_WORDS;
-      rc = r[0] == TCB_TX_CANCEL ? tc_ep_cancel(ep, r[1]) : tc_ep_drop(ep, r[1]);
+      rc = r[0] == TCB_TX_CANCEL ? tc_ep_cancel(ep, r[1]) : tc_srv_drop(s, ep, r[1]);
       break;
     case TCB_TX_PING: {
       uint8_t addr[TC_ADDR_MAX];
@@ -288,6 +347,23 @@ static inline int tcb_tx_run(tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwor
       rc = tc_ep_ping(ep, now, addr, alen, tx, &id);
       if (rc == TC_E_FULL && tx->count > 0) return TCB_TX_DRAIN;
       r[1] = rc == 0 ? id : 0;
+      break;
+    }
+    case TCB_TX_NOTIFY: {
+      tc_msg m;
+      if (left < TCB_TX_NOTIFY_WORDS || r[7] > (left - TCB_TX_NOTIFY_WORDS) / 3u)
+        return TC_E_INVALID;
+      size = TCB_TX_NOTIFY_WORDS + 3u * r[7];
+      rc = tcb_resp_msg(r, 4, TCB_TX_NOTIFY_WORDS, nbytes, &m);
+      if (rc != 0) break;
+      rc = tc_srv_notify(s, ep, now, r[1], r[3], &m, (tc_opt *)(r + TCB_TX_NOTIFY_WORDS), bytes,
+                         tx);
+      if (rc > 0) rc = 0; /* datagrams queued */
+      if (rc == 0 && tc_srv_pending(s) > 0 && tx->count > 0) {
+        r[2] = 0;
+        *pos += size;
+        return TCB_TX_DRAIN; /* the fan-out filled the queue: the next call resumes it */
+      }
       break;
     }
     default:

@@ -1,20 +1,27 @@
 /*
- * udp.c — the native CoAP/UDP driver: one UDP socket on Node's libuv loop, run by tc_ep.
+ * udp.c — the native CoAP/UDP driver: one UDP socket on Node's libuv loop, run by the server
+ * pipeline (tc_srv: a tc_ep with the block-wise stores and the Observe registry).
  *
  * Receive: libuv reads datagrams in recvmmsg batches into one big buffer (UV_UDP_RECVMMSG);
- * recv_cb passes each to tc_ep_recv and turns what the core reports into records of a batch
+ * recv_cb passes each to tc_srv_recv and turns what the core reports into records of a batch
  * (ep_batch.h). The batch goes to JS once, from a uv_check handle after the poll phase (or
  * earlier when it is nearly full, or right after a timer run), through napi_make_callback so
  * that microtasks run before control returns. Replies the core makes at once (RST, ACK,
- * replays, 4.02, ...) wait in the tx queue and leave with the same sendmmsg flush.
+ * replays, 4.02, Block1 continuations, cached Block2 blocks, ...) wait in the tx queue and
+ * leave with the same sendmmsg flush. Block1 bodies stay in the pipeline until JS reads them
+ * (udpReadBody).
  *
- * Send: JS writes RESPOND / REQUEST / CANCEL / ... records into a table and byte area it
- * registered at creation and calls flush() once per batch; tc_ep runs each and the tx queue
- * goes out with sendmmsg on the socket's fd (the rest via uv_udp_send on EAGAIN). Runs of
+ * Send: JS writes RESPOND / REQUEST / NOTIFY / ... records into a table and byte area it
+ * registered at creation and calls flush() once per batch; the core runs each and the tx
+ * queue goes out with sendmmsg on the socket's fd (the rest via uv_udp_send on EAGAIN). Runs of
  * same-size datagrams to one peer leave as one UDP GSO message (UDP_SEGMENT, Linux >= 4.18;
  * off for the socket if the kernel refuses it, or with TURBOCOAP_NO_GSO set).
  *
- * Time: a uv_timer armed to tc_ep_next_deadline drives tc_ep_timer; now = uv_now (ms).
+ * An Observe fan-out larger than the tx queue goes out in rounds within the same flush.
+ *
+ * Time: a uv_timer armed to the earlier of tc_ep_next_deadline and tc_srv_next_deadline
+ * drives tc_ep_timer (its events pass tc_srv_on_timer_event) and tc_srv_timer; now = uv_now
+ * (ms).
  *
  * No allocation per datagram: every buffer is allocated at creation (the only per-batch
  * allocation is the JS ArrayBuffer handed to the callback). Glue only: protocol decisions
@@ -81,12 +88,16 @@ typedef struct tcu {
   int64_t ext_mem;    /* bytes reported to V8 as external memory */
   void *ep_mem;
   tc_ep *ep;
+  void *srv_mem;
+  tc_srv *srv;
+  uint32_t max_body;  /* bw1 max_body: the largest body udpReadBody reads */
   tc_txq txq;
   tcb_rx rx;
   uint8_t *recvbuf;
   uint64_t armed;
   tc_msg msg;
   tc_opt opts[TCB_OPT_CAP];
+  tc_srv_req req;
   tc_ep_event evs[TIMER_EVENTS];
   uint64_t st[ST_COUNT];
   int gso;            /* UDP GSO allowed on this socket */
@@ -365,10 +376,16 @@ static void dispatch(tcu *u) {
 
 static void timer_cb(uv_timer_t *t);
 
+/* When the core next needs tc_ep_timer or tc_srv_timer. */
+static uint64_t next_deadline(const tcu *u) {
+  uint64_t a = tc_ep_next_deadline(u->ep), b = tc_srv_next_deadline(u->srv);
+  return a < b ? a : b;
+}
+
 static void rearm(tcu *u) {
   uint64_t dl, now;
   if (u->closing) return;
-  dl = tc_ep_next_deadline(u->ep);
+  dl = next_deadline(u);
   if (dl == NEVER) {
     if (u->armed != NEVER) uv_timer_stop(&u->timer);
     u->armed = NEVER;
@@ -383,6 +400,7 @@ static void rearm(tcu *u) {
 static void run_timer(tcu *u) {
   uint64_t now = uv_now(u->loop);
   int round;
+  if (tc_srv_next_deadline(u->srv) <= now) (void)tc_srv_timer(u->srv, now);
   for (round = 0; round < 16 && !u->closing; round++) {
     uint32_t room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS, cap, i;
     int n;
@@ -395,7 +413,8 @@ static void run_timer(tcu *u) {
     n = tc_ep_timer(u->ep, now, &u->txq, u->evs, cap);
     u->st[ST_TIMER_RUNS]++;
     for (i = 0; i < (uint32_t)(n > 0 ? n : 0); i++)
-      tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL);
+      if (!tc_srv_on_timer_event(u->srv, now, &u->evs[i])) /* else about a notification */
+        tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL, NULL);
     if (tc_ep_next_deadline(u->ep) > now) break;
     /* work left over (tx queue or event room ran out): drain and go again */
     send_txq(u);
@@ -410,7 +429,7 @@ static void timer_cb(uv_timer_t *t) {
   dispatch(u);
   if (u->closing) return;
   send_txq(u);
-  if (tc_ep_next_deadline(u->ep) <= uv_now(u->loop)) {
+  if (next_deadline(u) <= uv_now(u->loop)) {
     /* still due after bounded rounds: retry soon rather than spin */
     u->armed = uv_now(u->loop) + 1;
     uv_timer_start(&u->timer, timer_cb, 1, 0);
@@ -461,15 +480,18 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     if (u->closing) return;
   }
   now = uv_now(u->loop);
+  /* the pipeline wants room for two datagrams in the tx queue (else TC_E_FULL, nothing
+   * done): an emptied queue always has it */
   for (tries = 0;; tries++) {
-    rc = tc_ep_recv(u->ep, now, addr, alen, (const uint8_t *)buf->base, len, &u->txq, &u->msg,
-                    u->opts, TCB_OPT_CAP, &ev);
+    rc = tc_srv_recv(u->srv, u->ep, now, addr, alen, (const uint8_t *)buf->base, len, &u->txq,
+                     &u->msg, u->opts, TCB_OPT_CAP, &ev, &u->req);
     if (rc != TC_E_FULL || tries > 0) break;
     send_txq(u);
   }
   if (rc < 0) return;
   if (ev.kind != TC_EV_NONE)
-    tcb_rx_put(&u->rx, &ev, addr, alen, (const uint8_t *)buf->base, len, &u->msg, u->opts);
+    tcb_rx_put(&u->rx, &ev, addr, alen, (const uint8_t *)buf->base, len, &u->msg, u->opts,
+               &u->req);
   if ((ev.kind != TC_EV_NONE || u->txq.count > 0) && !u->check_on) {
     u->check_on = 1;
     uv_check_start(&u->check, check_cb);
@@ -480,6 +502,9 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 
 static void free_state(tcu *u) {
   free(u->ep_mem);
+  free(u->srv_mem);
+  u->srv_mem = NULL;
+  u->srv = NULL;
   free(u->txq.buf);
   free(u->txq.items);
   free(u->rx.words);
@@ -600,7 +625,15 @@ static int u32arg(napi_env env, napi_value v, uint32_t *out) {
   return 1;
 }
 
-/* udpCreate(family 4|6, config: Uint32Array(16), seed: Uint8Array(32), self: object,
+/* The config words: tc_ep_config, then tc_srv_config. */
+#define EP_CONFIG_WORDS 16u
+#define CONFIG_WORDS (EP_CONFIG_WORDS + TC_SRV_CONFIG_WORDS)
+#define SEED_BYTES 48u /* 32 for the ep, 16 for the pipeline */
+_Static_assert(sizeof(tc_ep_config) == EP_CONFIG_WORDS * 4, "tc_ep_config is 16 words");
+_Static_assert(sizeof(tc_srv_config) == TC_SRV_CONFIG_WORDS * 4, "tc_srv_config layout");
+_Static_assert(sizeof(tc_srv_stats) == TC_SRV_STATS_WORDS * 4, "tc_srv_stats layout");
+
+/* udpCreate(family 4|6, config: Uint32Array(44), seed: Uint8Array(48), self: object,
  *           onBatch: function, txWords: Uint32Array, txBytes: Uint8Array): external */
 static napi_value udp_create(napi_env env, napi_callback_info info) {
   napi_value argv[7], ext, name;
@@ -609,7 +642,8 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   uint8_t *seed;
   void *p;
   tc_ep_config cfg;
-  size_t size;
+  tc_srv_config scfg;
+  size_t size, ssize;
   tcu *u;
   napi_valuetype t;
   int err;
@@ -624,15 +658,16 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   }
   if (!typed(env, argv[1], napi_uint32_array, &p, &n)) return NULL;
   cfgw = (uint32_t *)p;
-  if (n * 4 != sizeof cfg) {
+  if (n != CONFIG_WORDS) {
     napi_throw_range_error(env, NULL, "turbocoap: bad endpoint config size");
     return NULL;
   }
   memcpy(&cfg, cfgw, sizeof cfg);
+  memcpy(&scfg, cfgw + EP_CONFIG_WORDS, sizeof scfg);
   if (!typed(env, argv[2], napi_uint8_array, &p, &n)) return NULL;
   seed = (uint8_t *)p;
-  if (n != 32) {
-    napi_throw_range_error(env, NULL, "turbocoap: seed must be 32 bytes");
+  if (n != SEED_BYTES) {
+    napi_throw_range_error(env, NULL, "turbocoap: seed must be 48 bytes");
     return NULL;
   }
   napi_typeof(env, argv[4], &t);
@@ -641,7 +676,9 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   size = tc_ep_size(&cfg);
-  if (size == 0) {
+  ssize = tc_srv_size(&scfg);
+  if (size == 0 || ssize == 0 || scfg.max_in_progress != cfg.max_in_progress ||
+      scfg.max_message_size != cfg.max_message_size) {
     napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
     return NULL;
   }
@@ -653,11 +690,13 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   u->env = env;
   u->family = (int)family;
   u->armed = NEVER;
+  u->max_body = scfg.bw1.max_body;
   u->gso = getenv("TURBOCOAP_NO_GSO") == NULL;
   /* the tx areas are only checked here; udp_flush looks them up again on every call */
   if (!typed(env, argv[5], napi_uint32_array, &p, &n)) goto fail_js;
   if (!typed(env, argv[6], napi_uint8_array, &p, &n)) goto fail_js;
   u->ep_mem = aligned_alloc(8, (size + 7u) & ~(size_t)7u);
+  u->srv_mem = aligned_alloc(8, (ssize + 7u) & ~(size_t)7u);
   u->txq.buf = (uint8_t *)malloc(TXQ_BYTES);
   u->txq.items = (tc_tx *)malloc(TXQ_ITEMS * sizeof(tc_tx));
   u->txq.cap = TXQ_BYTES;
@@ -667,13 +706,15 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   u->rx.data = (uint8_t *)malloc(RX_DATA);
   u->rx.data_cap = RX_DATA;
   u->recvbuf = (uint8_t *)malloc(RECV_CHUNK * RECV_CHUNKS);
-  if (u->ep_mem == NULL || u->txq.buf == NULL || u->txq.items == NULL || u->rx.words == NULL ||
-      u->rx.data == NULL || u->recvbuf == NULL) {
+  if (u->ep_mem == NULL || u->srv_mem == NULL || u->txq.buf == NULL || u->txq.items == NULL ||
+      u->rx.words == NULL || u->rx.data == NULL || u->recvbuf == NULL) {
     throw_err(env, "turbocoap: out of memory");
     goto fail_js;
   }
   u->ep = (tc_ep *)u->ep_mem;
-  if (tc_ep_init(u->ep, size, &cfg, seed) != 0) {
+  u->srv = (tc_srv *)u->srv_mem;
+  if (tc_ep_init(u->ep, size, &cfg, seed) != 0 ||
+      tc_srv_init(u->srv, ssize, &scfg, seed + 32) != 0) {
     napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
     goto fail_js;
   }
@@ -705,7 +746,7 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   {
     /* tell V8 what an endpoint costs, so that unreachable idle ones are collected soon */
     int64_t total;
-    u->ext_mem = (int64_t)size + TXQ_BYTES + RX_WORDS * 4 + RX_DATA;
+    u->ext_mem = (int64_t)size + (int64_t)ssize + TXQ_BYTES + RX_WORDS * 4 + RX_DATA;
     napi_adjust_external_memory(env, u->ext_mem, &total);
   }
   if (napi_create_external(env, u, finalize, NULL, &ext) != napi_ok) {
@@ -811,7 +852,10 @@ static int tx_area(napi_env env, napi_ref ref, napi_typedarray_type want, void *
 }
 
 /* udpFlush(h, nwords, nbytes): number of records that failed (rc != 0), or a negative
- * TC_E_* for a malformed table, or TC_E_STALE once closed. */
+ * TC_E_* for a malformed table, or TC_E_STALE once closed. Runs in rounds: whenever the tx
+ * queue fills (a long run of records, an Observe fan-out to many observers) it is sent and
+ * reset and the run goes on. Bounded: every TCB_TX_DRAIN comes with datagrams queued, and
+ * the records and pending observers produce finitely many. */
 static napi_value udp_flush(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   size_t argc = 3;
@@ -842,13 +886,42 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
   uv_update_time(u->loop);
   now = uv_now(u->loop);
   for (;;) {
-    rc = tcb_tx_run(u->ep, now, txw, nwords, txb, nbytes, &u->txq, &pos, &failed);
+    rc = tcb_tx_run(u->srv, u->ep, now, txw, nwords, txb, nbytes, &u->txq, &pos, &failed);
     if (rc != TCB_TX_DRAIN) break;
     send_txq(u);
   }
   send_txq(u);
   rearm(u);
   return num(env, rc < 0 ? rc : (double)failed);
+}
+
+/* udpReadBody(h, id, length): the Block1 body id of a delivered request (TC_SRVF_BODY,
+ * length from its record) as a Uint8Array, released from the pipeline; or a negative TC_E_*
+ * (TC_E_STALE: unknown, expired or already read). */
+static napi_value udp_read_body(napi_env env, napi_callback_info info) {
+  napi_value argv[3], ab, out;
+  size_t argc = 3;
+  tcu *u;
+  uint32_t id, length;
+  void *p = NULL;
+  int rc;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      !get_state(env, argv[0], &u) || !u32arg(env, argv[1], &id) ||
+      !u32arg(env, argv[2], &length))
+    return NULL;
+  if (u->closing || u->srv == NULL) return num(env, TC_E_STALE);
+  if (length > u->max_body) length = u->max_body; /* no body is longer */
+  if (napi_create_arraybuffer(env, length > 0 ? length : 1, &p, &ab) != napi_ok || p == NULL) {
+    throw_err(env, "turbocoap: out of memory");
+    return NULL;
+  }
+  rc = tc_srv_read_body(u->srv, id, (uint8_t *)p, length);
+  if (rc < 0) return num(env, rc);
+  if (napi_create_typedarray(env, napi_uint8_array, (size_t)rc, ab, 0, &out) != napi_ok) {
+    throw_err(env, "turbocoap: cannot create the body array");
+    return NULL;
+  }
+  return out;
 }
 
 /* udpRef(h, on: boolean) */
@@ -899,7 +972,10 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* udpStats(h, out: Float64Array(32)): tc_ep_stats then driver counters. */
+/* udpStats(h, out: Float64Array(>= STATS_WORDS)): tc_ep_stats [0..16], driver counters
+ * [17..26], tc_srv_stats [27..34]. */
+#define STATS_SRV (17u + ST_COUNT)
+#define STATS_WORDS (STATS_SRV + TC_SRV_STATS_WORDS)
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   size_t argc = 2, n, i;
@@ -907,15 +983,16 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   void *p;
   double *o;
   tc_ep_stats s;
+  tc_srv_stats ss;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
       !get_state(env, argv[0], &u) || !typed(env, argv[1], napi_float64_array, &p, &n))
     return NULL;
   o = (double *)p;
-  if (n < 32) {
+  if (n < STATS_WORDS) {
     napi_throw_range_error(env, NULL, "turbocoap: stats array too small");
     return NULL;
   }
-  memset(o, 0, 32 * sizeof(double));
+  memset(o, 0, STATS_WORDS * sizeof(double));
   if (u->ep == NULL) return NULL;
   tc_ep_get_stats(u->ep, &s);
   o[0] = (double)s.rx;
@@ -936,6 +1013,15 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   o[15] = s.dedup_used;
   o[16] = s.peers;
   for (i = 0; i < ST_COUNT; i++) o[17 + i] = (double)u->st[i];
+  tc_srv_get_stats(u->srv, &ss);
+  o[STATS_SRV + 0] = ss.uploads;
+  o[STATS_SRV + 1] = ss.uploads_done;
+  o[STATS_SRV + 2] = ss.blocks_in;
+  o[STATS_SRV + 3] = ss.reps;
+  o[STATS_SRV + 4] = ss.blocks_out;
+  o[STATS_SRV + 5] = ss.observers;
+  o[STATS_SRV + 6] = ss.notifications;
+  o[STATS_SRV + 7] = ss.observers_removed;
   return NULL;
 }
 
@@ -948,7 +1034,7 @@ napi_value tc_udp_register(napi_env env, napi_value exports) {
   } fns[] = {
       {"udpCreate", udp_create}, {"udpBind", udp_bind},   {"udpAddress", udp_address},
       {"udpFlush", udp_flush},   {"udpRef", udp_ref},     {"udpClose", udp_close},
-      {"udpStats", udp_stats},
+      {"udpStats", udp_stats},   {"udpReadBody", udp_read_body},
   };
   size_t i;
   napi_value v;

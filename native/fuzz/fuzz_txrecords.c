@@ -3,19 +3,23 @@
  * table and byte area JavaScript writes, and the RX record writer (tcb_rx_put), which fills
  * the batches JavaScript reads.
  *
- * A server endpoint S and a client endpoint C (small bounds, a small tx queue so that
- * TCB_TX_DRAIN happens) are driven by a program read from the input:
+ * A server endpoint S and a client endpoint C, each a tc_ep with its server pipeline (tc_srv,
+ * as in the drivers; small bounds, a small tx queue so that TCB_TX_DRAIN happens, also in
+ * Observe fan-outs) are driven by a program read from the input:
  *   op 0  a flush: target endpoint, then a record table of n words and a byte area of m bytes
  *         copied from the input into blocks of exactly that size (so ASan sees any access
  *         past them), optionally steered towards well-formed records (kinds, counts, live
  *         ids, loopback addresses); run like udp.c's udpFlush: TCB_TX_DRAIN -> deliver the
  *         queue to the other endpoint, reset it, call again.
- *   op 1  a raw datagram from the input to S or C (through the RX writer).
- *   op 2  advance time and run tc_ep_timer on both (events through the RX writer).
+ *   op 1  a raw datagram from the input to S or C (tc_srv_recv, through the RX writer; an
+ *         upload body it reports is read back or left in the store).
+ *   op 2  advance time and run tc_srv_timer / tc_ep_timer on both (events not consumed by
+ *         tc_srv_on_timer_event through the RX writer).
  * Checked: the runner stops at a record boundary inside the table, returns DONE or
- * TC_E_INVALID, needs a bounded number of DRAIN rounds and counts failures correctly; queued
- * datagrams lie inside the queue and decode; every RX batch record lies inside the batch and
- * its message / option offsets inside the batch byte area. */
+ * TC_E_INVALID, needs a bounded number of DRAIN rounds (each with datagrams queued) and
+ * counts failures correctly; queued datagrams lie inside the queue and decode; every RX batch
+ * record lies inside the batch, its message / option offsets inside the batch byte area, and
+ * its srv words are zero unless it is a request (a body id only with TC_SRVF_BODY). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +32,21 @@
 #define RX_WORD_CAP (TCB_RX_MAX_WORDS + 4u * TCB_RX_WORDS + 7u)
 #define RX_DATA_CAP 3000u
 
+#define BODY_MAX 4096u
+
 typedef struct node {
   tc_ep *ep;
   size_t ep_size;
+  tc_srv *srv;
+  size_t srv_size;
   uint8_t addr[TC_ADDR_MAX];
   uint32_t alen;
-  uint8_t buf[1536];
+  uint8_t buf[2 * (TCB_ADDR4_LEN + 1024) + 64];
   tc_tx items[6];
   tc_txq tx;
   tc_msg msg;
   tc_opt opts[TCB_OPT_CAP];
+  tc_srv_req req;
   tc_ep_event evs[8];
   uint32_t live[MAX_LIVE]; /* ids seen in events: exchange ids (S), request ids (C) */
   uint32_t nlive;
@@ -49,7 +58,8 @@ static uint64_t now;
 
 static void setup(node *n, uint8_t last, uint32_t knobs) {
   tc_ep_config cfg;
-  uint8_t seed[32];
+  tc_srv_config scfg;
+  uint8_t seed[48];
   size_t sz;
   int i;
   tc_ep_config_default(&cfg);
@@ -74,8 +84,46 @@ static void setup(node *n, uint8_t last, uint32_t knobs) {
     n->ep_size = sz;
   }
   REQUIRE(n->ep != NULL);
-  for (i = 0; i < 32; i++) seed[i] = (uint8_t)(last + i * 11);
+  for (i = 0; i < 48; i++) seed[i] = (uint8_t)(last + i * 11);
   REQUIRE(tc_ep_init(n->ep, sz, &cfg, seed) == 0);
+  /* the pipeline: small stores and registry, so that bounds and fan-out rounds are hit */
+  tc_srv_config_default(&scfg);
+  scfg.bw1.max_transfers = 2;
+  scfg.bw1.max_per_peer = 2;
+  scfg.bw1.max_body = BODY_MAX;
+  scfg.bw1.pool_bytes = 4096;
+  scfg.bw1.chunk_size = 64;
+  scfg.bw1.max_key = 64;
+  scfg.bw1.idle_timeout_ms = 3000;
+  scfg.bw1.preferred_szx = (knobs >> 8) % 7u;
+  scfg.bw2.max_reps = 2;
+  scfg.bw2.pool_bytes = 4096;
+  scfg.bw2.chunk_size = 64;
+  scfg.bw2.max_key = 64;
+  scfg.bw2.max_opt_bytes = 128;
+  scfg.bw2.max_opts = 8;
+  scfg.bw2.preferred_szx = scfg.bw1.preferred_szx;
+  scfg.bw2.default_lifetime_ms = 5000;
+  scfg.obs.max_observers = 4;
+  scfg.obs.max_per_resource = 4;
+  scfg.obs.max_resources = 2;
+  scfg.obs.con_every = (knobs >> 4) & 3u;
+  scfg.obs.con_interval_ms = 10000;
+  scfg.obs.max_jobs = 2;
+  scfg.obs.max_message_size = cfg.max_message_size;
+  scfg.obs.max_opts = 8;
+  scfg.max_in_progress = cfg.max_in_progress;
+  scfg.max_message_size = cfg.max_message_size;
+  scfg.max_resource_keys = 2;
+  sz = tc_srv_size(&scfg);
+  REQUIRE(sz > 0);
+  if (n->srv_size != sz) {
+    free(n->srv);
+    n->srv = aligned_alloc(8, (sz + 7u) & ~(size_t)7u);
+    n->srv_size = sz;
+  }
+  REQUIRE(n->srv != NULL);
+  REQUIRE(tc_srv_init(n->srv, sz, &scfg, seed + 32) == 0);
   /* 127.0.0.last:5683 in the canonical form of ep_batch.h */
   n->alen = TCB_ADDR4_LEN;
   n->addr[0] = 4;
@@ -86,7 +134,8 @@ static void setup(node *n, uint8_t last, uint32_t knobs) {
   n->addr[5] = 0;
   n->addr[6] = last;
   n->tx.buf = n->buf;
-  n->tx.cap = (knobs & 64u) ? 200u : (uint32_t)sizeof n->buf;
+  /* tc_srv_recv wants room for two datagrams: the small queue holds just that */
+  n->tx.cap = (knobs & 64u) ? 2u * (TCB_ADDR4_LEN + cfg.max_message_size) : (uint32_t)sizeof n->buf;
   n->tx.used = 0;
   n->tx.items = n->items;
   n->tx.item_cap = (knobs & 128u) ? 2u : 6u;
@@ -109,6 +158,10 @@ static void check_rx(void) {
     REQUIRE(pos + TCB_RX_WORDS <= RX.word_used);
     w = RX.words + pos;
     REQUIRE(w[0] >= TC_EV_REQUEST && w[0] <= TC_EV_NOTIFY_RESET);
+    if (w[0] != TC_EV_REQUEST) REQUIRE(w[TCB_RX_SRV] == 0 && w[TCB_RX_SRV + 1] == 0 && w[TCB_RX_SRV + 2] == 0);
+    REQUIRE((w[TCB_RX_SRV] & ~(uint32_t)(TC_SRVF_OBSERVE | TC_SRVF_BODY | TC_SRVF_BLOCK2)) == 0);
+    if (w[TCB_RX_SRV] & TC_SRVF_BODY) REQUIRE(w[TCB_RX_SRV + 1] != 0 && w[TCB_RX_SRV + 2] <= BODY_MAX);
+    else REQUIRE(w[TCB_RX_SRV + 1] == 0 && w[TCB_RX_SRV + 2] == 0);
     if (w[0] == TC_EV_REQUEST || w[0] == TC_EV_RESPONSE) {
       const uint32_t *m = w + TCB_RX_MSG;
       uint32_t base = w[11], len = w[12], i;
@@ -152,7 +205,8 @@ static void check_txq(const node *n) {
   }
 }
 
-/* A datagram from addr to n, as udp.c's recv_cb: make room, receive, record the event. */
+/* A datagram from addr to n, as udp.c's recv_cb: make room, receive, record the event; then
+ * what JS may do with an upload body: read it (every other one) or leave it to the store. */
 static void recv_one(node *n, const uint8_t *addr, uint32_t alen, const uint8_t *data,
                      uint32_t len) {
   tc_ep_event ev;
@@ -160,17 +214,28 @@ static void recv_one(node *n, const uint8_t *addr, uint32_t alen, const uint8_t 
   if (!tcb_rx_room(&RX, len)) hand_over();
   REQUIRE(tcb_rx_room(&RX, len));
   for (tries = 0;; tries++) {
-    rc = tc_ep_recv(n->ep, now, addr, alen, data, len, &n->tx, &n->msg, n->opts, TCB_OPT_CAP,
-                    &ev);
+    rc = tc_srv_recv(n->srv, n->ep, now, addr, alen, data, len, &n->tx, &n->msg, n->opts,
+                     TCB_OPT_CAP, &ev, &n->req);
     if (rc != TC_E_FULL || tries > 0) break;
     n->tx.count = 0; /* "sent" */
     n->tx.used = 0;
   }
+  REQUIRE(rc != TC_E_FULL); /* an empty queue has room for the two datagrams */
   check_txq(n);
   if (rc < 0) return;
   if (ev.kind != TC_EV_NONE) {
-    tcb_rx_put(&RX, &ev, addr, alen, data, len, &n->msg, n->opts);
+    tcb_rx_put(&RX, &ev, addr, alen, data, len, &n->msg, n->opts, &n->req);
     if (ev.kind == TC_EV_REQUEST) remember(n, ev.id);
+    if (ev.kind == TC_EV_REQUEST && (n->req.flags & TC_SRVF_BODY) && (ev.id & 2u)) {
+      static uint8_t body[BODY_MAX];
+      REQUIRE(n->req.body_length <= BODY_MAX);
+      if (n->req.body_length > 0)
+        REQUIRE(tc_srv_read_body(n->srv, n->req.body_id, body, n->req.body_length - 1u) ==
+                TC_E_BUFFER_TOO_SMALL);
+      REQUIRE(tc_srv_read_body(n->srv, n->req.body_id, body, BODY_MAX) ==
+              (int)n->req.body_length);
+      REQUIRE(tc_srv_read_body(n->srv, n->req.body_id, body, BODY_MAX) == TC_E_STALE);
+    }
   }
 }
 
@@ -200,29 +265,42 @@ static void addr_words(const node *n, uint32_t *w) {
 static void steer(uint32_t *w, uint32_t nwords, uint32_t nbytes, node *self, node *peer,
                   input *in) {
   uint32_t pos = 0;
+  static const uint32_t codes[] = {65, 68, 69, 132, 160, 163, 0, 1};
   while (pos < nwords) {
-    uint32_t *r = w + pos, left = nwords - pos, kind = 1u + r[0] % 5u, size, i;
+    uint32_t *r = w + pos, left = nwords - pos, kind = 1u + r[0] % 6u, size, i;
     uint32_t cnt_at = 0, opt_at = 0, cap;
     r[0] = kind;
     switch (kind) {
-    case TCB_TX_RESPOND: size = TCB_TX_RESPOND_WORDS; cnt_at = 6; opt_at = 7; break;
+    case TCB_TX_RESPOND: size = TCB_TX_RESPOND_WORDS; cnt_at = 6; opt_at = 8; break;
     case TCB_TX_REQUEST: size = TCB_TX_REQUEST_WORDS; cnt_at = 15; opt_at = 16; break;
+    case TCB_TX_NOTIFY: size = TCB_TX_NOTIFY_WORDS; cnt_at = 7; opt_at = 8; break;
     case TCB_TX_PING: size = TCB_TX_PING_WORDS; break;
     default: size = TCB_TX_SMALL_WORDS; break;
     }
     if (left < size) return;
-    if (kind != TCB_TX_REQUEST && kind != TCB_TX_PING && self->nlive > 0 && (take(in) & 1u))
+    if (kind != TCB_TX_REQUEST && kind != TCB_TX_PING && kind != TCB_TX_NOTIFY &&
+        self->nlive > 0 && (take(in) & 1u))
       r[1] = self->live[r[1] % self->nlive];
     if (kind == TCB_TX_REQUEST) {
       addr_words(peer, r + 5);
-      r[3] &= 3u;
+      r[3] &= 3u | TCB_REQ_TOKEN;
       r[4] = 1u + r[4] % 7u;
-      r[12] %= 9u;
+      if (!(r[3] & TCB_REQ_TOKEN)) {
+        r[12] %= 9u;
+      } else if (nbytes > 0) { /* a caller token, mostly inside the byte area */
+        uint32_t off = (r[12] >> TCB_REQ_TOKEN_SHIFT) % (nbytes + 1u);
+        uint32_t len = (r[12] & 63u) % (nbytes - off < 9u ? nbytes - off + 1u : 10u);
+        r[12] = off << TCB_REQ_TOKEN_SHIFT | len;
+      }
     } else if (kind == TCB_TX_PING) {
       addr_words(peer, r + 3);
     } else if (kind == TCB_TX_RESPOND) {
-      static const uint32_t codes[] = {65, 68, 69, 132, 160, 163, 0, 1};
       r[3] = codes[r[3] % 8u];
+      r[7] %= 3u; /* resource: none, 1 or 2 */
+    } else if (kind == TCB_TX_NOTIFY) {
+      r[1] %= 3u;
+      r[3] &= TC_OBS_CON;
+      r[4] = codes[r[4] % 8u];
     }
     if (cnt_at != 0) {
       cap = (left - size) / 3u;
@@ -257,13 +335,15 @@ static void flush(node *self, node *peer, input *in) {
   if (ctl & 4u) steer(w, nwords, nbytes, self, peer, in);
   for (;;) {
     uint32_t before = pos;
-    rc = tcb_tx_run(self->ep, now, w, nwords, b, nbytes, &self->tx, &pos, &failed);
+    rc = tcb_tx_run(self->srv, self->ep, now, w, nwords, b, nbytes, &self->tx, &pos, &failed);
     REQUIRE(pos <= nwords);
     REQUIRE(pos >= before);
     check_txq(self);
     if (rc != TCB_TX_DRAIN) break;
     REQUIRE(self->tx.count > 0);
-    REQUIRE(++rounds <= nwords + 1u); /* every DRAIN frees the queue for progress */
+    /* every DRAIN frees the queue for progress: a record, or a fan-out's next datagram (at
+     * most 8 observers pending, 4 more per NOTIFY) */
+    REQUIRE(++rounds <= 2u * nwords + 16u);
     deliver(self, peer);
   }
   REQUIRE(rc == TCB_TX_DONE || rc == TC_E_INVALID);
@@ -276,6 +356,7 @@ static void flush(node *self, node *peer, input *in) {
       switch (r[0]) {
       case TCB_TX_RESPOND: size = TCB_TX_RESPOND_WORDS + 3u * r[6]; break;
       case TCB_TX_REQUEST: size = TCB_TX_REQUEST_WORDS + 3u * r[15]; break;
+      case TCB_TX_NOTIFY: size = TCB_TX_NOTIFY_WORDS + 3u * r[7]; break;
       case TCB_TX_CANCEL:
       case TCB_TX_DROP: size = TCB_TX_SMALL_WORDS; break;
       case TCB_TX_PING: size = TCB_TX_PING_WORDS; break;
@@ -283,6 +364,7 @@ static void flush(node *self, node *peer, input *in) {
       }
       REQUIRE(size <= pos - p);
       if (r[2] != 0u) bad++;
+      REQUIRE((int32_t)r[2] <= 0);
       if (r[0] == TCB_TX_REQUEST || r[0] == TCB_TX_PING) {
         REQUIRE((r[2] == 0u) == (r[1] != 0u));
         if (r[2] == 0u) remember(self, r[1]);
@@ -306,6 +388,7 @@ static void timers(input *in) {
   for (k = 0; k < 2; k++) {
     node *n = ns[k];
     int round;
+    if (tc_srv_next_deadline(n->srv) <= now) REQUIRE(tc_srv_timer(n->srv, now) >= 0);
     for (round = 0; round < 8; round++) {
       uint32_t room = (RX.word_cap - RX.word_used) / TCB_RX_WORDS, cap, i;
       int ne;
@@ -316,7 +399,9 @@ static void timers(input *in) {
       cap = room < 8u ? room : 8u;
       ne = tc_ep_timer(n->ep, now, &n->tx, n->evs, cap);
       REQUIRE(ne >= 0 && (uint32_t)ne <= cap);
-      for (i = 0; i < (uint32_t)ne; i++) tcb_rx_put(&RX, &n->evs[i], NULL, 0, NULL, 0, NULL, NULL);
+      for (i = 0; i < (uint32_t)ne; i++)
+        if (!tc_srv_on_timer_event(n->srv, now, &n->evs[i]))
+          tcb_rx_put(&RX, &n->evs[i], NULL, 0, NULL, 0, NULL, NULL, NULL);
       check_rx();
       deliver(n, n == &S ? &C : &S);
       if (tc_ep_next_deadline(n->ep) > now) break;

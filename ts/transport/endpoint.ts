@@ -1,7 +1,7 @@
 /**
  * One UDP endpoint as the server and client code see it: a driver (native or WASM), the
- * dispatch of delivered batches to a listener, and the writer of TX records with its
- * once-per-microtask flush.
+ * dispatch of delivered batches to a listener, and the writer of TX records (RESPOND,
+ * REQUEST, NOTIFY, ...) with its once-per-microtask flush.
  *
  * @internal
  */
@@ -11,10 +11,16 @@ import {
   EV_FAILED,
   EV_REQUEST,
   EV_RESPONSE,
+  E_STALE,
+  REQ_TOKEN,
+  REQ_TOKEN_SHIFT,
   RX_OPT_COUNT,
   RX_WORDS,
+  SEED_BYTES,
   TX_CANCEL,
   TX_DROP,
+  TX_NOTIFY,
+  TX_NOTIFY_WORDS,
   TX_PING,
   TX_PING_WORDS,
   TX_REQUEST,
@@ -40,7 +46,11 @@ export interface EndpointListener {
   onRespondFailed(id: number, rc: number): void;
 }
 
-/** Called after a flush with the id the core gave a REQUEST / PING record (0 and rc < 0 on failure). */
+/**
+ * Called after a flush with the id the core gave a REQUEST / PING record (0 and rc < 0 on
+ * failure), or with the resource of a NOTIFY record and its rc (0, or a negative core error:
+ * E_FULL too many fan-outs pending, E_MESSAGE_TOO_LARGE, E_INVALID).
+ */
 export type IdCallback = (id: number, rc: number) => void;
 
 const utf8 = new TextEncoder();
@@ -66,10 +76,11 @@ export class Endpoint {
     kind: UdpBackendKind | undefined,
     opts: EndpointOptions | undefined,
     private readonly listener: EndpointListener,
+    role: 'server' | 'client' = 'server',
   ) {
     const f = udpFactory(kind);
     this.kind = f.kind;
-    this.driver = f.create(family, endpointConfig(opts), new Uint8Array(randomBytes(32)), this.onBatch);
+    this.driver = f.create(family, endpointConfig(opts, role), new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch);
     this.w = this.driver.txWords;
     this.w8 = new Uint8Array(this.w.buffer, this.w.byteOffset, this.w.byteLength);
     this.b = this.driver.txBytes;
@@ -158,8 +169,12 @@ export class Endpoint {
     return n;
   }
 
-  /** RESPOND record header at wpos (options follow at wpos + 7); returns the record position. */
-  respondHeader(id: number, code: number, payloadOff: number, payloadLen: number, optCount: number): number {
+  /**
+   * RESPOND record header at wpos (options at wpos + TX_RESPOND_WORDS); returns the record
+   * position. `resource` (> 0) registers the client as an observer of that resource when the
+   * request asked to observe (SRVF_OBSERVE) and the code is 2.xx; 0 = none.
+   */
+  respondHeader(id: number, code: number, payloadOff: number, payloadLen: number, optCount: number, resource = 0): number {
     const w = this.w;
     const p = this.wpos;
     w[p] = TX_RESPOND;
@@ -169,13 +184,59 @@ export class Endpoint {
     w[p + 4] = payloadOff;
     w[p + 5] = payloadLen;
     w[p + 6] = optCount;
+    w[p + 7] = resource;
     this.wpos = p + TX_RESPOND_WORDS + 3 * optCount;
     return p;
   }
 
   /**
+   * NOTIFY record header at wpos (options at wpos + TX_NOTIFY_WORDS): notify every observer
+   * of `resource` (flags: OBS_CON to send it confirmable to all). `cb` gets (resource, rc)
+   * after the flush. Returns the record position.
+   */
+  notifyHeader(
+    resource: number,
+    flags: number,
+    code: number,
+    payloadOff: number,
+    payloadLen: number,
+    optCount: number,
+    cb?: IdCallback,
+  ): number {
+    const w = this.w;
+    const p = this.wpos;
+    w[p] = TX_NOTIFY;
+    w[p + 1] = resource;
+    w[p + 2] = 0;
+    w[p + 3] = flags;
+    w[p + 4] = code;
+    w[p + 5] = payloadOff;
+    w[p + 6] = payloadLen;
+    w[p + 7] = optCount;
+    this.wpos = p + TX_NOTIFY_WORDS + 3 * optCount;
+    if (cb !== undefined) {
+      this.idPos.push(p);
+      this.idCbs.push(cb);
+    }
+    return p;
+  }
+
+  /**
+   * The Block1 body of a delivered request (SRVF_BODY: id and length from its record,
+   * RX_BODY_ID / RX_BODY_LEN), copied out and released; or a negative core error (E_STALE:
+   * unknown, expired, already read, or closed).
+   */
+  readBody(id: number, length: number): Uint8Array | number {
+    if (this.closed) return E_STALE;
+    return this.driver.readBody(id, length);
+  }
+
+  /**
    * REQUEST record header at wpos (options at wpos + 16). Address: family 4/6, port,
-   * 16 bytes (IPv4 in the first 4), scope. `cb` gets the id after the flush.
+   * 16 bytes (IPv4 in the first 4), scope. The core generates a token of `tokenLength`
+   * bytes, unless `token` is given (up to 32 bytes, copied into the byte area: its room
+   * reserved by the caller): then that token is used (REQ_TOKEN; rc E_INVALID while another
+   * outstanding request to the peer has it). `cb` gets the id after the flush.
    */
   requestHeader(
     flags: number,
@@ -189,13 +250,14 @@ export class Endpoint {
     payloadLen: number,
     optCount: number,
     cb: IdCallback,
+    token?: Uint8Array,
   ): number {
     const w = this.w;
     const p = this.wpos;
     w[p] = TX_REQUEST;
     w[p + 1] = 0;
     w[p + 2] = 0;
-    w[p + 3] = flags;
+    w[p + 3] = token === undefined ? flags : flags | REQ_TOKEN;
     w[p + 4] = code;
     w[p + 5] = family;
     w[p + 6] = port;
@@ -203,7 +265,7 @@ export class Endpoint {
     const at = (p + 7) * 4;
     for (let i = 0; i < 16; i++) w8[at + i] = ip[i] as number;
     w[p + 11] = scope;
-    w[p + 12] = tokenLength;
+    w[p + 12] = token === undefined ? tokenLength : ((this.putBytes(token) << REQ_TOKEN_SHIFT) | token.length) >>> 0;
     w[p + 13] = payloadOff;
     w[p + 14] = payloadLen;
     w[p + 15] = optCount;
@@ -256,7 +318,7 @@ export class Endpoint {
     const nw = this.wpos;
     if (nw === 0) return;
     const nb = this.bpos;
-    const rc = this.closed ? -17 : this.driver.flush(nw, nb);
+    const rc = this.closed ? E_STALE : this.driver.flush(nw, nb);
     const w = this.w;
     // Collect what callbacks need before the areas are reused.
     const n = this.idPos.length;
@@ -269,7 +331,8 @@ export class Endpoint {
       cbs = this.idCbs.slice();
       for (let k = 0; k < n; k++) {
         const p = this.idPos[k] as number;
-        ids[k] = rc < 0 ? 0 : (w[p + 1] as number);
+        // NOTIFY: word 1 is the resource (in); REQUEST / PING: the id (out)
+        ids[k] = w[p] === TX_NOTIFY || rc >= 0 ? (w[p + 1] as number) : 0;
         rcs[k] = rc < 0 ? rc : (w[p + 2] as number) | 0;
       }
       this.idPos.length = 0;
@@ -285,6 +348,7 @@ export class Endpoint {
           if (r !== 0) (failedResponds ??= []).push(w[p + 1] as number, r);
           p += TX_RESPOND_WORDS + 3 * (w[p + 6] as number);
         } else if (kind === TX_REQUEST) p += TX_REQUEST_WORDS + 3 * (w[p + 15] as number);
+        else if (kind === TX_NOTIFY) p += TX_NOTIFY_WORDS + 3 * (w[p + 7] as number);
         else if (kind === TX_PING) p += TX_PING_WORDS;
         else p += TX_SMALL_WORDS;
       }

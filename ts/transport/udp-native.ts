@@ -1,7 +1,8 @@
 /**
  * The native UDP driver: a thin wrapper over the addon's udp* functions
- * (native/binding/udp.c). The socket lives on Node's libuv loop; tc_ep runs in C;
- * batches arrive through one callback per event-loop turn.
+ * (native/binding/udp.c). The socket lives on Node's libuv loop; the server pipeline
+ * (tc_srv: tc_ep, block-wise, Observe) runs in C; batches arrive through one callback per
+ * event-loop turn.
  *
  * @internal
  */
@@ -9,6 +10,7 @@ import { getSystemErrorName } from 'node:util';
 import { CoapNetworkError } from '../errors';
 import {
   BATCH_ABI,
+  SRV_STATS_WORDS,
   TX_AREA_BYTES,
   TX_TABLE_WORDS,
   statsFrom,
@@ -36,7 +38,11 @@ export interface UdpAddon {
   udpRef(h: unknown, on: boolean): void;
   udpClose(h: unknown, done: () => void): void;
   udpStats(h: unknown, out: Float64Array): void;
+  udpReadBody(h: unknown, id: number, length: number): Uint8Array | number;
 }
+
+/** udpStats layout: tc_ep_stats [0, 17), driver counters [17, 27), tc_srv_stats from 27. */
+const STATS_SRV = 27;
 
 /** An Error for a negative libuv / errno code. */
 export function sysError(rc: number, what: string): CoapNetworkError {
@@ -55,7 +61,7 @@ class NativeUdpDriver implements UdpDriver {
   readonly txBytes = new Uint8Array(TX_AREA_BYTES);
   private readonly h: unknown;
   private closed: Promise<void> | undefined;
-  private readonly statsBuf = new Float64Array(32);
+  private readonly statsBuf = new Float64Array(STATS_SRV + SRV_STATS_WORDS);
   private readonly onNative: (ab: ArrayBuffer, count: number, base: number) => void;
 
   constructor(
@@ -87,6 +93,10 @@ class NativeUdpDriver implements UdpDriver {
     return this.addon.udpFlush(this.h, nwords, nbytes);
   }
 
+  readBody(id: number, length: number): Uint8Array | number {
+    return this.addon.udpReadBody(this.h, id, length);
+  }
+
   setRef(on: boolean): void {
     this.addon.udpRef(this.h, on);
   }
@@ -102,6 +112,8 @@ class NativeUdpDriver implements UdpDriver {
     // send errors, fallback sends, dropped, recv errors, timer runs, GSO messages
     return statsFrom(
       s,
+      s,
+      STATS_SRV,
       s[17] as number,
       s[18] as number,
       (s[20] as number) + (s[22] as number),

@@ -2,7 +2,7 @@
  * The UDP driver contract shared by the native driver (native/binding/udp.c) and the
  * WebAssembly one (./udp-wasm.ts): the batch record layout of native/binding/ep_batch.h,
  * the driver interface the server and client are written against, endpoint configuration
- * (tc_ep_config) and address helpers.
+ * (tc_ep_config + tc_srv_config) and address helpers.
  *
  * @internal
  */
@@ -10,11 +10,11 @@ import { networkInterfaces } from 'node:os';
 import { CoapError } from '../errors';
 
 /** ep_batch.h TCB_ABI: bump together. */
-export const BATCH_ABI = 1;
+export const BATCH_ABI = 2;
 
 // ---------------------------------------------------------------------- RX records
 /** Words of an RX record before its options. */
-export const RX_WORDS = 22;
+export const RX_WORDS = 25;
 export const RX_KIND = 0;
 export const RX_ID = 1;
 export const RX_STATUS = 2;
@@ -36,8 +36,21 @@ export const RX_TOKEN_LEN = RX_MSG + 4;
 export const RX_OPT_COUNT = RX_MSG + 5;
 export const RX_PAYLOAD_OFF = RX_MSG + 6;
 export const RX_PAYLOAD_LEN = RX_MSG + 7;
+/** tc_srv_req: TC_SRVF_* flags (0 for everything but a request). */
+export const RX_SRV_FLAGS = 22;
+/** tc_srv_req: id of a Block1 body waiting in the pipeline (SRVF_BODY); read with readBody. */
+export const RX_BODY_ID = 23;
+/** tc_srv_req: length of that body (the datagram's payload is then only its last block). */
+export const RX_BODY_LEN = 24;
 /** First tc_opt triple (number, offset, length). */
-export const RX_OPTS = 22;
+export const RX_OPTS = 25;
+
+/** TC_SRVF_*: a GET/FETCH with Observe 0 (answer with a resource id to register it). */
+export const SRVF_OBSERVE = 1;
+/** TC_SRVF_*: the request's Block1 body waits in the pipeline (RX_BODY_ID, RX_BODY_LEN). */
+export const SRVF_BODY = 2;
+/** TC_SRVF_*: the request carried Block2 (the response will be served block-wise). */
+export const SRVF_BLOCK2 = 4;
 
 /** tc_ep_kind */
 export const EV_REQUEST = 1;
@@ -54,20 +67,34 @@ export const TX_REQUEST = 2;
 export const TX_CANCEL = 3;
 export const TX_DROP = 4;
 export const TX_PING = 5;
-export const TX_RESPOND_WORDS = 7;
+export const TX_NOTIFY = 6;
+/** RESPOND: [1] id [2] rc [3] code [4] payload off [5] len [6] option count [7] resource. */
+export const TX_RESPOND_WORDS = 8;
+/** NOTIFY: [1] resource [2] rc [3] flags (OBS_CON) [4] code [5] payload off [6] len [7] option count. */
+export const TX_NOTIFY_WORDS = 8;
 export const TX_REQUEST_WORDS = 16;
 export const TX_SMALL_WORDS = 3;
 export const TX_PING_WORDS = 10;
 /** tc_ep_request flags */
 export const REQ_CON = 1;
 export const REQ_KEEP = 2;
+/**
+ * REQUEST flag of the record (not the core's): word 12 is the caller's token in the byte
+ * area, offset << REQ_TOKEN_SHIFT | length (0..32), instead of a length to generate.
+ */
+export const REQ_TOKEN = 0x100;
+export const REQ_TOKEN_SHIFT = 6;
+/** tc_srv_notify flags: send the notification as CON to every observer. */
+export const OBS_CON = 1;
 
-/** Size of the tx areas every driver gets: 64 Ki words of records, 512 KiB of bytes. */
+/** Size of the tx areas every driver gets: 64 Ki words of records, 2 MiB + 64 KiB of bytes
+ *  (a 1 MiB response, served block-wise by the pipeline, fits with room to spare). */
 export const TX_TABLE_WORDS = 1 << 16;
-export const TX_AREA_BYTES = 512 * 1024;
+export const TX_AREA_BYTES = 2 * 1024 * 1024 + 64 * 1024;
 
 // Core error codes the transport layer looks at.
 export const E_MESSAGE_TOO_LARGE = -13;
+export const E_BUFFER_TOO_SMALL = -15;
 export const E_INVALID = -16;
 export const E_STALE = -17;
 export const E_FULL = -18;
@@ -100,7 +127,8 @@ export interface SocketAddress {
   readonly port: number;
 }
 
-/** Messaging-layer counters of an endpoint (tc_ep_stats plus driver counters). */
+/** Counters of an endpoint: messaging (tc_ep_stats), the server pipeline (tc_srv_stats) and
+ *  the driver. */
 export interface EndpointStats {
   /** Datagrams received and looked at. */
   rx: number;
@@ -146,7 +174,27 @@ export interface EndpointStats {
   sendErrors: number;
   /** Driver: UDP GSO messages sent, each carrying several datagrams to one peer (native only). */
   gsoSends: number;
+  /** Block1 uploads being reassembled now. */
+  uploads: number;
+  /** Block1 uploads completed (handed to the application). */
+  uploadsDone: number;
+  /** Block1 requests the pipeline answered itself (2.31 Continue and errors). */
+  blocksIn: number;
+  /** Block2 representations cached now. */
+  representations: number;
+  /** Block2 blocks served (from the cache, or the first of a large response). */
+  blocksOut: number;
+  /** Observe registrations now. */
+  observers: number;
+  /** Notification datagrams queued. */
+  notifications: number;
+  /** Observers removed (RST, CON timeout, or a final notification). */
+  observersRemoved: number;
 }
+
+/** Words of tc_srv_stats (uploads, uploads done, blocks in, representations, blocks out,
+ *  observers, notifications, observers removed). */
+export const SRV_STATS_WORDS = 8;
 
 /**
  * A UDP socket run by tc_ep. Implemented by the native driver and the WASM driver;
@@ -171,18 +219,33 @@ export interface UdpDriver {
   flush(nwords: number, nbytes: number): number;
   /** Whether the socket keeps the event loop (and this driver) alive. */
   setRef(on: boolean): void;
+  /**
+   * Copies out the Block1 body `id` of a delivered request (SRVF_BODY; `length` from its
+   * record) and releases it from the pipeline. Returns the bytes, or a negative core error
+   * (E_STALE: unknown, expired, already read, or the driver is closed).
+   */
+  readBody(id: number, length: number): Uint8Array | number;
   /** Closes the socket; resolves once closed. Records written later are ignored. */
   close(): Promise<void>;
   /** Counters. */
   stats(): EndpointStats;
 }
 
-/** Creates a driver of one kind. */
+/** Bytes of the seed a driver takes: 32 for tc_ep, 16 for tc_srv. */
+export const SEED_BYTES = 48;
+
+/**
+ * Creates a driver of one kind. config: {@link CONFIG_WORDS} words (tc_ep_config then
+ * tc_srv_config, see {@link endpointConfig}); seed: {@link SEED_BYTES} random bytes.
+ */
 export type UdpDriverFactory = (family: 4 | 6, config: Uint32Array, seed: Uint8Array, onBatch: BatchHandler) => UdpDriver;
 
-/** Fills EndpointStats from tc_ep_stats words (in order) and driver counters. */
+/** Fills EndpointStats from tc_ep_stats words (in order), tc_srv_stats words (`srv`, in
+ *  order, from `at`) and driver counters. */
 export function statsFrom(
   s: ArrayLike<number>,
+  srv: ArrayLike<number>,
+  at: number,
   batches: number,
   records: number,
   sent: number,
@@ -214,14 +277,71 @@ export function statsFrom(
     sendCalls,
     sendErrors,
     gsoSends,
+    uploads: srv[at] as number,
+    uploadsDone: srv[at + 1] as number,
+    blocksIn: srv[at + 2] as number,
+    representations: srv[at + 3] as number,
+    blocksOut: srv[at + 4] as number,
+    observers: srv[at + 5] as number,
+    notifications: srv[at + 6] as number,
+    observersRemoved: srv[at + 7] as number,
   };
 }
 
 // ------------------------------------------------------------------- configuration
 
 /**
+ * Block-wise transfer (RFC 7959) settings of a server endpoint. The core reassembles Block1
+ * uploads before the handler runs and serves large responses block by block from a cache.
+ */
+export interface BlockwiseOptions {
+  /** Largest request body accepted through Block1, in bytes (larger: 4.13). Default 1 MiB, 1..2^30. */
+  readonly maxBodySize?: number;
+  /**
+   * Block size the server asks clients for (Block1) and serves (Block2) when the client
+   * names none or a larger one: 16, 32, ..., 1024. A response larger than this is served
+   * block-wise. Default 1024.
+   */
+  readonly preferredBlockSize?: number;
+  /** Block1 uploads being reassembled at once (more: 5.03). Default 64, 1..65535. */
+  readonly maxUploads?: number;
+  /** The same, per client endpoint. Default min(4, maxUploads), 1..maxUploads. */
+  readonly maxUploadsPerPeer?: number;
+  /** Bytes of upload bodies stored at once over all uploads. Default 4 MiB, 1024..2^31. */
+  readonly uploadMemory?: number;
+  /** An upload that gets no block for this many ms is dropped. Default 120000, >= 1. */
+  readonly uploadTimeout?: number;
+  /** Large responses (representations) cached for Block2 at once. Default 64, 1..65535. */
+  readonly maxRepresentations?: number;
+  /** Bytes of cached representations over all of them. Default 8 MiB, 1024..2^31. */
+  readonly cacheMemory?: number;
+  /** How long (ms) a cached representation serves further blocks. Default 60000, >= 1. */
+  readonly representationLifetime?: number;
+}
+
+/** Observe (RFC 7641) settings of a server endpoint: the registry of observers. */
+export interface ObserveOptions {
+  /** Observe registrations in total (more: the response goes without Observe). Default 16384, 1..2^24. */
+  readonly maxObservers?: number;
+  /** Registrations per resource. Default min(16384, maxObservers), 1..maxObservers. */
+  readonly maxObserversPerResource?: number;
+  /** Resources with observers at once. Default 1024, 1..2^24. */
+  readonly maxResources?: number;
+  /**
+   * Every conEvery-th notification to an observer is sent confirmable (1 = all), to find
+   * out whether it is still there; 0 = only by time (conInterval). Default 20.
+   */
+  readonly conEvery?: number;
+  /** An observer not sent a CON notification for this many ms gets the next one as CON (RFC 7641 §4.5). Default 86400000 (24 h), >= 1. */
+  readonly conInterval?: number;
+}
+
+/**
  * Messaging-layer settings of an endpoint (RFC 7252 §4.8 transmission parameters and
- * the bounds of every table). Every field is optional; the defaults are the RFC's.
+ * the bounds of every table), with the server pipeline's block-wise and Observe bounds.
+ * Every field is optional; the defaults are the RFC's. On a client (an `Agent`) the
+ * server-side tables default to their minimum (maxInProgress 16, one upload, one cached
+ * representation, one observer): a client serves nothing.
  */
 export interface EndpointOptions {
   /** ACK_TIMEOUT in ms: first retransmission timeout of a CON message. Default 2000. */
@@ -262,6 +382,10 @@ export interface EndpointOptions {
    * Default MAX_TRANSMIT_WAIT (93000 with the default transmission parameters).
    */
   readonly responseTimeout?: number;
+  /** Block-wise transfers (RFC 7959): upload and response-cache bounds, block size. */
+  readonly blockwise?: BlockwiseOptions;
+  /** Observe (RFC 7641): observer registry bounds and CON pacing of notifications. */
+  readonly observe?: ObserveOptions;
 }
 
 function uint(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
@@ -272,8 +396,27 @@ function uint(name: string, v: number | undefined, dflt: number, min: number, ma
   return v;
 }
 
-/** tc_ep_config words (in struct order) for the options; throws RangeError for bad values. */
-export function endpointConfig(o: EndpointOptions = {}): Uint32Array {
+/** Words of tc_ep_config, of tc_srv_config, and of the config a driver takes (both). */
+export const EP_CONFIG_WORDS = 16;
+export const SRV_CONFIG_WORDS = 28;
+export const CONFIG_WORDS = EP_CONFIG_WORDS + SRV_CONFIG_WORDS;
+
+function group<T extends object>(name: string, v: T | undefined): Partial<T> {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object') throw new TypeError(`${name} must be an object, not ${String(v)}`);
+  return v;
+}
+
+/**
+ * The driver config for the options: tc_ep_config words, then tc_srv_config words (Block1
+ * store, Block2 store, Observe registry, then max_in_progress, max_message_size,
+ * max_resource_keys; all in struct order). Throws RangeError for bad values (TypeError for a
+ * group that is not an object).
+ */
+export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client' = 'server'): Uint32Array {
+  // A client endpoint serves no uploads, downloads or observers of its own: its server-side
+  // tables default to their minimum (a few KiB instead of megabytes); options still apply.
+  const client = role === 'client';
   const ackTimeout = uint('ackTimeout', o.ackTimeout, 2000, 1, 600000);
   let factor = 1500;
   if (o.ackRandomFactor !== undefined) {
@@ -282,11 +425,11 @@ export function endpointConfig(o: EndpointOptions = {}): Uint32Array {
     factor = Math.round(f * 1000);
   }
   const maxRetransmit = uint('maxRetransmit', o.maxRetransmit, 4, 0, 20);
-  const maxInProgress = uint('maxInProgress', o.maxInProgress, 4096, 1, 65535);
+  const maxInProgress = uint('maxInProgress', o.maxInProgress, client ? 16 : 4096, 1, 65535);
   const dedupEntries = uint('dedupEntries', o.dedupEntries, Math.max(16384, maxInProgress + 1), maxInProgress + 1, 1 << 26);
   // MAX_TRANSMIT_WAIT = ACK_TIMEOUT * (2^(MAX_RETRANSMIT+1) - 1) * ACK_RANDOM_FACTOR
   const wait = Math.floor((ackTimeout * (2 ** (maxRetransmit + 1) - 1) * factor) / 1000);
-  const cfg = new Uint32Array(16);
+  const cfg = new Uint32Array(CONFIG_WORDS);
   cfg[0] = ackTimeout;
   cfg[1] = factor;
   cfg[2] = maxRetransmit;
@@ -303,6 +446,53 @@ export function endpointConfig(o: EndpointOptions = {}): Uint32Array {
   cfg[13] = uint('conSlots', o.conSlots, 256, 1, 65535);
   cfg[14] = uint('maxMessageSize', o.maxMessageSize, 1280, 96, 65507);
   cfg[15] = uint('responseTimeout', o.responseTimeout, Math.min(wait, 0xffffffff) || 1, 1, 0xffffffff);
+
+  // tc_srv_config; the fields not exposed keep the core's defaults (tc_*_config_default)
+  const bw = group('blockwise', o.blockwise);
+  const ob = group('observe', o.observe);
+  const block = uint('blockwise.preferredBlockSize', bw.preferredBlockSize, 1024, 16, 1024);
+  if ((block & (block - 1)) !== 0) {
+    throw new RangeError(`blockwise.preferredBlockSize must be a power of two in 16..1024, not ${block}`);
+  }
+  const szx = Math.log2(block) - 4;
+  const maxUploads = uint('blockwise.maxUploads', bw.maxUploads, client ? 1 : 64, 1, 65535);
+  const maxObservers = uint('observe.maxObservers', ob.maxObservers, client ? 1 : 16384, 1, 1 << 24);
+  const chunk = 1024;
+  const srv = [
+    // Block1 store (tc_bw1_config)
+    maxUploads,
+    uint('blockwise.maxUploadsPerPeer', bw.maxUploadsPerPeer, Math.min(4, maxUploads), 1, maxUploads),
+    uint('blockwise.maxBodySize', bw.maxBodySize, 1 << 20, 1, 1 << 30),
+    uint('blockwise.uploadMemory', bw.uploadMemory, client ? chunk : 4 << 20, chunk, 2 ** 31),
+    chunk,
+    256, // max_key
+    uint('blockwise.uploadTimeout', bw.uploadTimeout, 120000, 1, 0xffffffff),
+    szx,
+    cfg[7] as number, // busy_max_age: the ep's overloadMaxAge
+    // Block2 store (tc_bw2_config)
+    uint('blockwise.maxRepresentations', bw.maxRepresentations, client ? 1 : 64, 1, 65535),
+    uint('blockwise.cacheMemory', bw.cacheMemory, client ? 4 * chunk : 8 << 20, chunk, 2 ** 31),
+    chunk,
+    256, // max_key
+    256, // max_opt_bytes
+    16, // max_opts
+    szx,
+    uint('blockwise.representationLifetime', bw.representationLifetime, 60000, 1, 0xffffffff),
+    // Observe registry (tc_obs_config)
+    maxObservers,
+    uint('observe.maxObserversPerResource', ob.maxObserversPerResource, Math.min(16384, maxObservers), 1, maxObservers),
+    uint('observe.maxResources', ob.maxResources, client ? 1 : 1024, 1, 1 << 24),
+    uint('observe.conEvery', ob.conEvery, 20, 0, 0xffffffff),
+    uint('observe.conInterval', ob.conInterval, 86400000, 1, 0xffffffff),
+    8, // max_jobs
+    cfg[14] as number, // max_message_size: the ep's
+    16, // max_opts
+    // the pipeline
+    maxInProgress,
+    cfg[14] as number,
+    client ? 1 : 256, // max_resource_keys
+  ];
+  cfg.set(srv, EP_CONFIG_WORDS);
   return cfg;
 }
 

@@ -1,12 +1,14 @@
 /**
- * The WebAssembly UDP driver: the same tc_ep (and the same batch records, see
- * native/binding/ep_batch.h) in WebAssembly, with node:dgram for I/O.
+ * The WebAssembly UDP driver: the same server pipeline (tc_srv: tc_ep, block-wise, Observe;
+ * the same batch records, see native/binding/ep_batch.h) in WebAssembly, with node:dgram
+ * for I/O.
  *
  * Each datagram is copied into the handle's input area and run by tcw_udp_recv; records
  * collect in WASM memory and are handed to JS once per event-loop turn (setImmediate), as
  * copies, so nothing keeps a view of WASM memory across calls. Replies: JS's tx records are
- * copied in and run by tcw_udp_flush; the tx queue goes out with socket.send. Timers are
- * setTimeout, unref'd (the socket's ref state keeps the loop alive).
+ * copied in and run by tcw_udp_flush (in rounds while an Observe fan-out fills the tx queue);
+ * the tx queue goes out with socket.send. Block1 bodies are copied out of WASM memory
+ * (readBody). Timers are setTimeout, unref'd (the socket's ref state keeps the loop alive).
  *
  * @internal
  */
@@ -15,7 +17,11 @@ import type { WasmRaw } from '../backend/wasm';
 import { CoapNetworkError } from '../errors';
 import {
   BATCH_ABI,
+  CONFIG_WORDS,
   E_STALE,
+  EP_CONFIG_WORDS,
+  SEED_BYTES,
+  SRV_STATS_WORDS,
   TX_AREA_BYTES,
   TX_TABLE_WORDS,
   formatIPv6Words,
@@ -40,6 +46,10 @@ interface UdpExports {
   tcw_udp_tx_reset(h: number): void;
   tcw_udp_rx_reset(h: number): void;
   tcw_udp_stats(h: number): number;
+  tcw_udp_srv_stats(h: number): number;
+  tcw_udp_read_body(h: number, id: number, out: number, cap: number): number;
+  tcw_malloc(n: number): number;
+  tcw_free(p: number): void;
 }
 
 const TCW_BATCH_FULL = 1;
@@ -62,6 +72,8 @@ class WasmUdpDriver implements UdpDriver {
   private u8!: Uint8Array;
   private u32!: Uint32Array;
   private h: number;
+  /** tc_bw1_config.max_body: no body is longer */
+  private readonly maxBody: number;
   private sock: dgram.Socket | undefined;
   private refd = false;
   private closed = false;
@@ -117,12 +129,15 @@ class WasmUdpDriver implements UdpDriver {
     if (this.ex.tcw_udp_abi() !== (BATCH_ABI | (INFO_WORDS << 8))) {
       throw new Error('turbocoap.wasm: UDP ABI mismatch (rebuild it: npm run build:wasm)');
     }
+    if (config.length !== CONFIG_WORDS) throw new RangeError('turbocoap: bad endpoint config size');
+    if (seed.length !== SEED_BYTES) throw new RangeError(`turbocoap: seed must be ${SEED_BYTES} bytes`);
+    this.maxBody = config[EP_CONFIG_WORDS + 2] as number;
     this.sync();
     this.u32.set(config, raw.tablePtr >>> 2);
     this.u8.set(seed, raw.bytesPtr);
     this.h = this.ex.tcw_udp_create(raw.tablePtr, raw.bytesPtr, TX_TABLE_WORDS, TX_AREA_BYTES);
     this.sync(); // creation allocates: memory may have grown
-    this.u8.fill(0, raw.bytesPtr, raw.bytesPtr + 32);
+    this.u8.fill(0, raw.bytesPtr, raw.bytesPtr + SEED_BYTES);
     if (this.h === 0) throw new RangeError('turbocoap: invalid endpoint configuration (or out of WASM memory)');
     this.sync();
   }
@@ -324,6 +339,21 @@ class WasmUdpDriver implements UdpDriver {
     return rc < 0 ? rc : failed;
   }
 
+  readBody(id: number, length: number): Uint8Array | number {
+    if (this.closed || this.h === 0) return E_STALE;
+    const cap = Math.min(length >>> 0, this.maxBody);
+    const p = this.ex.tcw_malloc(cap);
+    if (p === 0) throw new RangeError('turbocoap: out of WASM memory');
+    try {
+      const rc = this.ex.tcw_udp_read_body(this.h, id >>> 0, p, cap);
+      if (rc < 0) return rc;
+      this.sync();
+      return this.u8.slice(p, p + rc);
+    } finally {
+      this.ex.tcw_free(p);
+    }
+  }
+
   setRef(on: boolean): void {
     if (this.refd === on) return;
     this.refd = on;
@@ -369,14 +399,17 @@ class WasmUdpDriver implements UdpDriver {
   }
 
   stats(): EndpointStats {
-    if (this.h === 0) return statsFrom(new Array<number>(17).fill(0), this.batches, this.records, this.sent, this.sent, this.sendErrors);
+    if (this.h === 0) {
+      return statsFrom(new Array<number>(17).fill(0), new Array<number>(SRV_STATS_WORDS).fill(0), 0, this.batches, this.records, this.sent, this.sent, this.sendErrors);
+    }
     const p = this.ex.tcw_udp_stats(this.h) >>> 2;
+    const q = this.ex.tcw_udp_srv_stats(this.h) >>> 2;
     this.sync();
     const u32 = this.u32;
     const s: number[] = [];
     for (let i = 0; i < 12; i++) s.push((u32[p + 2 * i] as number) + (u32[p + 2 * i + 1] as number) * 4294967296);
     for (let i = 0; i < 5; i++) s.push(u32[p + 24 + i] as number);
-    return statsFrom(s, this.batches, this.records, this.sent, this.sent, this.sendErrors);
+    return statsFrom(s, u32, q, this.batches, this.records, this.sent, this.sent, this.sendErrors);
   }
 }
 
