@@ -12,16 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLinks } from '../ts/linkformat';
 import { Agent, request, type RequestOptions } from '../ts/client';
-import {
-  killAll,
-  libcoap,
-  run,
-  runCli,
-  startDemoServer,
-  startLibcoapServer,
-  waitForOutput,
-  type Peer,
-} from './support/peers';
+import { killAll, libcoap, runCli, runCoapClient, startDemoServerOn, startLibcoapServer, type Peer } from './support/peers';
 
 const peers = libcoap();
 const tools = 'missing' in peers ? undefined : peers;
@@ -36,25 +27,15 @@ afterAll(async () => {
   await killAll();
 });
 
-/**
- * coap-client-notls with a bounded wait (-B) and a process timeout. `body` is
- * stdout without the newline coap-client adds after a body; `dump` is the
- * whole output (with `-v 7` the exchange dump goes to stdout too).
- */
-async function coapClient(args: readonly string[]) {
-  const r = await run((tools as { client: string }).client, ['-B', '5', ...args], { timeoutMs: 15_000 });
-  return { ...r, body: r.stdout.replace(/\n$/, ''), dump: r.stdout + r.stderr };
-}
+/** coap-client-notls, waiting 5 s for a response (-B), 15 s in all. */
+const coapClient = (args: readonly string[]) => runCoapClient((tools as { client: string }).client, args, 5, 15_000);
 
 describe.skipIf(tools === undefined).each(BACKENDS)('libcoap coap-client → turbocoap server (%s)', (backend) => {
   let server: Peer;
   let base: string;
 
   beforeAll(async () => {
-    const s = await startDemoServer(backend);
-    server = s.peer;
-    base = `coap://127.0.0.1:${s.port}`;
-    await waitForOutput(server, new RegExp(`\\(${backend} backend\\)`));
+    ({ peer: server, base } = await startDemoServerOn(backend));
   });
 
   afterAll(async () => {
@@ -135,8 +116,8 @@ describe.skipIf(tools === undefined).each(BACKENDS)('libcoap coap-client → tur
     const r = await coapClient([`${base}/.well-known/core`]);
     const links = parseLinks(r.body);
     const byHref = new Map(links.map((l) => [l.href, l.attributes ?? {}]));
-    expect([...byHref.keys()].sort()).toEqual(['/hello', '/store', '/time']);
-    expect(byHref.get('/time')).toMatchObject({ rt: 'demo.time', if: 'core.s', ct: 0 });
+    expect([...byHref.keys()].sort()).toEqual(['/hello', '/large', '/store', '/time']);
+    expect(byHref.get('/time')).toMatchObject({ rt: 'demo.time', if: 'core.s', ct: 0, obs: true });
     expect(byHref.get('/hello')).toMatchObject({ rt: 'demo.hello', if: 'core.rp', ct: [0, 50] });
     expect(byHref.get('/store')).toMatchObject({ rt: 'demo.store', if: 'core.ll', ct: 40 });
   });

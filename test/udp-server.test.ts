@@ -281,11 +281,17 @@ describe.each(udpBackends)('server (%s)', (backend) => {
     expect(errors.map((e) => (e as Error).message)).toEqual(['boom sync', 'boom async']);
   });
 
-  it('answers 5.00 for a response larger than maxMessageSize', async () => {
-    const { url } = await serve(() => ({ code: '2.05', payload: 'x'.repeat(400) }), { maxMessageSize: 256 });
+  it('serves a response larger than maxMessageSize block-wise; 5.00 when even the Block2 cache cannot hold it', async () => {
+    const { url } = await serve(
+      (req) => ({ code: '2.05', payload: (req.path === '/big' ? 'x' : 'y').repeat(req.path === '/big' ? 400 : 20000) }),
+      { maxMessageSize: 256, blockwise: { cacheMemory: 8192 } },
+    );
     const res = await agent.request(`${url}/big`);
-    expect(res.code).toBe('5.00');
-    expect(res.text()).toBe('response too large');
+    expect(res.code).toBe('2.05');
+    expect(res.text()).toBe('x'.repeat(400));
+    const huge = await agent.request(`${url}/huge`);
+    expect(huge.code).toBe('5.00');
+    expect(huge.text()).toBe('response too large');
   });
 
   it('routes with a Router and serves /.well-known/core', async () => {

@@ -3,11 +3,15 @@
  * that show the server API, the router and discovery.
  *
  * - `GET /hello` — a greeting (text/plain; `Accept: application/json` gets JSON).
- * - `GET /time` — the current time, ISO 8601, Max-Age 1.
+ * - `GET /time` — the current time, ISO 8601, Max-Age 1; observable (RFC 7641): the
+ *   server notifies its observers every second.
+ * - `GET /large` — 1,048,576 bytes where byte i is `i % 251`, served block-wise (RFC 7959)
+ *   from the C core's Block2 cache.
  * - `GET /store` — the stored keys, as link-format.
  * - `GET|PUT|POST|DELETE /store/:key` — an in-memory key/value store with
  *   ETags (If-Match, If-None-Match and ETag validation are honoured). PUT
- *   replaces, POST appends. Bounded: a value above `maxValueBytes` gets 4.13
+ *   replaces, POST appends; bodies of any size up to the bound arrive block-wise
+ *   (Block1, reassembled by the core). Bounded: a value above `maxValueBytes` gets 4.13
  *   (with Size1); a store at `maxEntries` or `maxBytes` gets 5.03 (Max-Age).
  * - `GET /.well-known/core` — discovery: the server generates it from the
  *   routes' link attributes (rt, if, ct, title).
@@ -22,10 +26,12 @@ import type { IncomingRequest } from './incoming';
 export interface DemoServerOptions {
   /** Most keys in the store (default 1024). */
   readonly maxEntries?: number;
-  /** Most bytes in the store, keys plus values (default 1 MiB). */
+  /** Most bytes in the store, keys plus values (default 8 MiB). */
   readonly maxBytes?: number;
-  /** Largest single value in bytes (default 1024: one unfragmented UDP payload). */
+  /** Largest single value in bytes (default 1 MiB, the block-wise upload bound of the server). */
   readonly maxValueBytes?: number;
+  /** Period of the `/time` notifications in ms (default 1000). */
+  readonly timeInterval?: number;
   /** Longest key in bytes (default 64). */
   readonly maxKeyBytes?: number;
   /** Max-Age (s) sent with 5.03 when the store is full (default 30). */
@@ -80,8 +86,8 @@ export class DemoStore {
 
   constructor(opts: DemoServerOptions = {}) {
     this.maxEntries = opts.maxEntries ?? 1024;
-    this.maxBytes = opts.maxBytes ?? 1024 * 1024;
-    this.maxValueBytes = opts.maxValueBytes ?? 1024;
+    this.maxBytes = opts.maxBytes ?? 8 * 1024 * 1024;
+    this.maxValueBytes = opts.maxValueBytes ?? 1024 * 1024;
     this.maxKeyBytes = opts.maxKeyBytes ?? 64;
   }
 
@@ -125,6 +131,19 @@ export class DemoStore {
   }
 }
 
+/** Size of `/large`. */
+export const LARGE_SIZE = 1024 * 1024;
+let large: Uint8Array | undefined;
+
+/** The body of `/large`: LARGE_SIZE bytes, byte i = i % 251 (built once). */
+export function largeBody(): Uint8Array {
+  if (large === undefined) {
+    large = new Uint8Array(LARGE_SIZE);
+    for (let i = 0; i < LARGE_SIZE; i++) large[i] = i % 251;
+  }
+  return large;
+}
+
 /** The demo server's router (exposed for tests and embedding). */
 export function createDemoRouter(opts: DemoServerOptions = {}, store = new DemoStore(opts)): ServerRouter {
   const fullMaxAge = opts.fullMaxAge ?? 30;
@@ -147,8 +166,15 @@ export function createDemoRouter(opts: DemoServerOptions = {}, store = new DemoS
   router.get(
     '/time',
     () => ({ code: '2.05', payload: new Date().toISOString(), contentFormat: ContentFormat.TextPlain, maxAge: 1 }),
-    { rt: 'demo.time', if: 'core.s', ct: 0, title: 'Current time (ISO 8601)' },
+    { rt: 'demo.time', if: 'core.s', ct: 0, obs: true, title: 'Current time (ISO 8601)' },
   );
+
+  router.get('/large', () => ({ code: '2.05', payload: largeBody(), contentFormat: ContentFormat.OctetStream }), {
+    rt: 'demo.large',
+    ct: 42,
+    sz: LARGE_SIZE,
+    title: 'A 1 MiB body, byte i = i % 251',
+  });
 
   router.get(
     '/store',
@@ -243,5 +269,17 @@ export function createDemoRouter(opts: DemoServerOptions = {}, store = new DemoS
  * `await server.listen({ port, host })`.
  */
 export function createDemoServer(opts: DemoServerOptions = {}): CoapServer {
-  return createServer(createDemoRouter(opts), opts.server);
+  const server = createServer(createDemoRouter(opts), opts.server);
+  const time = server.resource('/time');
+  let started = false;
+  // Notify /time's observers every period while the server listens (the timer does not keep
+  // the process alive; the socket does).
+  const timer = setInterval(() => {
+    if (server.listening) {
+      started = true;
+      time.notify();
+    } else if (started) clearInterval(timer);
+  }, opts.timeInterval ?? 1000);
+  timer.unref();
+  return server;
 }

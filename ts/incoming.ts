@@ -47,6 +47,7 @@ const OPT_URI_PATH = 11;
 const OPT_CONTENT_FORMAT = 12;
 const OPT_URI_QUERY = 15;
 const OPT_ACCEPT = 17;
+const OPT_OBSERVE = 6;
 
 /** UTF-8 text of u8[off, off+len); throws CoapUriError for invalid UTF-8 (what names the option). */
 function text(u8: Uint8Array, off: number, len: number, what: string): string {
@@ -145,7 +146,18 @@ abstract class IncomingMessage {
     return undefined;
   }
 
-  /** The payload (empty when there is none): a view of the received datagram. */
+  /**
+   * Replaces the payload with a body assembled from several messages (block-wise transfer,
+   * RFC 7959): `payload`, `text()` and `json()` then read it. @internal
+   */
+  _setBody(body: Uint8Array): void {
+    this._payload = body;
+  }
+
+  /**
+   * The payload (empty when there is none): a view of the received datagram, or the whole
+   * body when it came block-wise (RFC 7959).
+   */
   get payload(): Uint8Array {
     if (this._payload !== undefined) return this._payload;
     const { u32, u8, base } = this._b;
@@ -156,6 +168,7 @@ abstract class IncomingMessage {
 
   /** The payload as UTF-8 text. @throws CoapUriError (`invalid-utf8`) if it is not UTF-8. */
   text(): string {
+    if (this._payload !== undefined) return text(this._payload, 0, this._payload.length, 'payload');
     const { u32, u8, base } = this._b;
     return text(u8, base + (u32[this._r + RX_PAYLOAD_OFF] as number), u32[this._r + RX_PAYLOAD_LEN] as number, 'payload');
   }
@@ -278,6 +291,20 @@ export class IncomingRequest extends IncomingMessage {
   get accept(): number | undefined {
     return this.uintOption(OPT_ACCEPT);
   }
+
+  /**
+   * Observe (6, RFC 7641): 0 when the client asks to observe the resource (answer it with
+   * `observe: true`, or let the route's `obs` attribute decide), 1 when it cancelled its
+   * observation (already done by the core: answer it as a plain GET), else undefined.
+   */
+  get observe(): number | undefined {
+    return this.uintOption(OPT_OBSERVE);
+  }
+
+  /** @internal the core flagged a registration request (GET/FETCH with Observe 0) */
+  _observeAsked = false;
+  /** @internal the matched route is observable */
+  _observable = false;
 }
 
 /** A response received by a client. */

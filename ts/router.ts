@@ -465,6 +465,16 @@ export class Router<Req extends { method: string; path: string }, Res> {
     return mask;
   }
 
+  /**
+   * Whether the resource of a normalized pattern (as {@link RouteMatch.pattern} gives it) is
+   * observable: its discovery attributes carry `obs` (RFC 6690 / RFC 7641 §6), e.g.
+   * `router.get('/time', handler, { obs: true })`.
+   */
+  observable(pattern: string): boolean {
+    const a = this.records.get(pattern)?.attributes.obs;
+    return a !== undefined && a !== false;
+  }
+
   /** The registered resources, one per distinct normalized pattern, in registration order. */
   resources(): RouteResource[] {
     const out: RouteResource[] = [];

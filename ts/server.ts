@@ -18,11 +18,23 @@ import { Router } from './router';
 import { CoapUriError } from './uri';
 import { Endpoint, type EndpointListener } from './transport/endpoint';
 import {
+  Batch,
   E_INVALID,
   E_MESSAGE_TOO_LARGE,
+  OBS_CON,
+  RX_BODY_ID,
+  RX_BODY_LEN,
+  RX_CODE,
+  RX_KIND,
+  RX_OPT_COUNT,
+  RX_OPTS,
+  RX_SRV_FLAGS,
+  RX_WORDS,
+  SRVF_BODY,
+  SRVF_OBSERVE,
   TX_DROP,
+  TX_NOTIFY_WORDS,
   TX_RESPOND_WORDS,
-  type Batch,
   type EndpointOptions,
   type EndpointStats,
   type SocketAddress,
@@ -45,6 +57,22 @@ export interface ResponseInit {
   readonly location?: string;
   /** More options, in any order (sent sorted, repeated options keep their order). */
   readonly options?: readonly OptionInit[];
+  /**
+   * Observe (RFC 7641): when the request asked to observe ({@link IncomingRequest.observe} is
+   * 0) and the code is 2.xx, `true` registers the client for notifications of the request's
+   * path ({@link CoapServer.resource}), `false` declines. Default: `true` for routes whose
+   * attributes carry `obs` (`router.get('/t', h, { obs: true })`), else `false`.
+   */
+  readonly observe?: boolean;
+}
+
+/** A notification: a response, and whether it goes as a CON to every observer. */
+export interface NotifyInit extends ResponseInit {
+  /**
+   * Send it confirmable to every observer (default false: NON, with a CON every
+   * `observe.conEvery` notifications per observer and at least once a day to check liveness).
+   */
+  readonly confirmable?: boolean;
 }
 
 /** A request handler: returns (or resolves to) the response. A thrown error becomes 5.00. */
@@ -68,8 +96,12 @@ export interface ServerOptions extends EndpointOptions {
   readonly wellKnownCore?: boolean;
   /** How long close() waits for handlers in flight, in ms (default 1000); then their exchanges are dropped. */
   readonly closeTimeout?: number;
-  /** Called with errors thrown by handlers (they are answered 5.00 either way). */
-  readonly onError?: (err: unknown, req: IncomingRequest) => void;
+  /**
+   * Called with errors thrown by handlers (they are answered 5.00 either way), and with errors
+   * of notifications ({@link ObservableResource.notify}; `req` is then the synthetic GET that
+   * re-ran the handler, or undefined).
+   */
+  readonly onError?: (err: unknown, req: IncomingRequest | undefined) => void;
 }
 
 /** Where to listen. */
@@ -86,6 +118,8 @@ const CODE_UNAVAILABLE = 0xa3; // 5.03
 const NOT_FOUND: ResponseInit = Object.freeze({ code: 0x84 });
 const NOT_ALLOWED: ResponseInit = Object.freeze({ code: 0x85 });
 const OPT_ETAG = 4;
+const OPT_URI_PATH = 11;
+const CODE_INCOMPLETE = 0x88; // 4.08
 const OPT_CONTENT_FORMAT = 12;
 const OPT_MAX_AGE = 14;
 const CT_LINK_FORMAT = 40;
@@ -97,6 +131,66 @@ function isThenable(v: unknown): v is PromiseLike<ResponseInit> {
 function message(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
   return m.length > 512 ? m.slice(0, 512) : m;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * A synthetic GET for `path` (used to re-run the handler for a notification): one REQUEST
+ * record with the path's Uri-Path options.
+ */
+function syntheticGet(path: string): IncomingRequest {
+  const segs = path === '/' || path === '' ? [] : path.slice(1).split('/').map((x) => utf8.encode(decodeSegment(x)));
+  let bytes = 0;
+  for (const g of segs) bytes += g.length;
+  const u8 = new Uint8Array(bytes);
+  const u32 = new Uint32Array(RX_WORDS + 3 * segs.length);
+  u32[RX_KIND] = 1; // REQUEST
+  u32[RX_CODE] = 1; // GET
+  u32[RX_OPT_COUNT] = segs.length;
+  let off = 0;
+  for (let k = 0; k < segs.length; k++) {
+    const g = segs[k] as Uint8Array;
+    u8.set(g, off);
+    u32[RX_OPTS + 3 * k] = OPT_URI_PATH;
+    u32[RX_OPTS + 3 * k + 1] = off;
+    u32[RX_OPTS + 3 * k + 2] = g.length;
+    off += g.length;
+  }
+  return new IncomingRequest(new Batch(u32, u8, 0), 0);
+}
+
+/** Undoes the `%25` / `%2F` escaping of a request path segment. */
+function decodeSegment(s: string): string {
+  return s.indexOf('%') < 0 ? s : s.replace(/%2F/gi, '/').replace(/%25/g, '%');
+}
+
+/**
+ * An observable resource of a {@link CoapServer} (RFC 7641): clients register with a GET
+ * carrying Observe 0 on a route that allows it; {@link ObservableResource.notify} sends the
+ * new state to all of them in one call (the fan-out runs in C).
+ */
+export class ObservableResource {
+  /** @internal */
+  constructor(
+    private readonly server: CoapServer,
+    /** The request path observers registered for (e.g. `'/time'`). */
+    readonly path: string,
+    /** @internal the core's resource id */
+    readonly _id: number,
+  ) {}
+
+  /**
+   * Notifies every observer. With `init`, that response is sent (a string or bytes is a
+   * 2.05 payload); without, the GET handler of the path runs again (with a synthetic request)
+   * and its response is sent. A 2.xx notification carries a fresh Observe sequence number;
+   * any other code ends every registration of the resource (RFC 7641 §3.2). Payloads larger
+   * than a block go block-wise (the notification carries the first block, RFC 7959 §2.6).
+   * Errors (handler failures, a response that cannot be sent) go to the server's `onError`.
+   */
+  notify(init?: NotifyInit | string | Uint8Array): void {
+    this.server._notify(this, init);
+  }
 }
 
 /**
@@ -112,6 +206,8 @@ export class CoapServer implements EndpointListener {
   private inflight = 0;
   private idle: (() => void) | undefined;
   private closing: Promise<void> | undefined;
+  private readonly resources = new Map<string, ObservableResource>();
+  private nextResource = 1;
 
   /** @internal use {@link createServer} */
   constructor(handler: RequestHandler | ServerRouter, options: ServerOptions = {}) {
@@ -184,6 +280,21 @@ export class CoapServer implements EndpointListener {
     return this.ep.driver.address();
   }
 
+  /**
+   * The observable resource of a request path (created on first use; the same object for
+   * the same path). Observers register for it through GETs with Observe 0 on a route that
+   * allows it (the route's `obs` attribute, or {@link ResponseInit.observe}).
+   */
+  resource(path: string): ObservableResource {
+    let r = this.resources.get(path);
+    if (r === undefined) {
+      if (this.nextResource > 0x7fffffff) throw new CoapError('resource: too many observable paths');
+      r = new ObservableResource(this, path, this.nextResource++);
+      this.resources.set(path, r);
+    }
+    return r;
+  }
+
   /** Messaging-layer counters. */
   stats(): EndpointStats | undefined {
     return this.ep?.driver.stats();
@@ -228,6 +339,19 @@ export class CoapServer implements EndpointListener {
       this.writeResponse(id, CODE_UNAVAILABLE, 'server closing', 0);
       return;
     }
+    const sf = b.u32[r + RX_SRV_FLAGS] as number;
+    if (sf !== 0) {
+      if ((sf & SRVF_BODY) !== 0) {
+        // A block-wise upload (RFC 7959 Block1): the core reassembled the body.
+        const body = (this.ep as Endpoint).readBody(b.u32[r + RX_BODY_ID] as number, b.u32[r + RX_BODY_LEN] as number);
+        if (typeof body === 'number') {
+          this.writeResponse(id, CODE_INCOMPLETE, 'upload no longer available', 0);
+          return;
+        }
+        req._setBody(body);
+      }
+      if ((sf & SRVF_OBSERVE) !== 0) req._observeAsked = true;
+    }
     this.inflight++;
     let res: ResponseInit | Promise<ResponseInit>;
     try {
@@ -238,11 +362,11 @@ export class CoapServer implements EndpointListener {
     }
     if (isThenable(res)) {
       res.then(
-        (v) => this.finish(id, v),
+        (v) => this.finish(id, v, req),
         (e: unknown) => this.fail(id, e, req),
       );
     } else {
-      this.finish(id, res);
+      this.finish(id, res, req);
     }
   }
 
@@ -251,6 +375,7 @@ export class CoapServer implements EndpointListener {
     const m = router.route(req);
     if (m.status === undefined) {
       req.params = m.params;
+      if (req._observeAsked && router.observable(m.pattern)) req._observable = true;
       return m.handler(req, m.params);
     }
     if (m.status === '4.04') {
@@ -284,20 +409,13 @@ export class CoapServer implements EndpointListener {
 
   private fail(id: number, err: unknown, req: IncomingRequest): void {
     this.done();
-    const onError = this.options.onError;
-    if (onError !== undefined) {
-      try {
-        onError(err, req);
-      } catch {
-        /* the 5.00 goes out regardless */
-      }
-    }
+    this.reportError(err, req);
     if (err instanceof CoapUriError) this.writeResponse(id, CODE_BAD_REQUEST, message(err), 0);
     else this.writeResponse(id, CODE_INTERNAL, message(err), 0);
   }
 
   /** A handler's result: write it (or a 5.00 saying why it cannot be sent). */
-  private finish(id: number, res: ResponseInit): void {
+  private finish(id: number, res: ResponseInit, req: IncomingRequest): void {
     this.done();
     const ep = this.ep;
     if (ep === undefined || ep.closed) return;
@@ -311,6 +429,66 @@ export class CoapServer implements EndpointListener {
       this.writeResponse(id, CODE_INTERNAL, `invalid response code ${JSON.stringify(res.code)}`, 0);
       return;
     }
+    let resource = 0;
+    if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) resource = this.resource(req.path)._id;
+    const bad = this.writeInit(ep, id, code, res, resource, -1);
+    if (bad !== undefined) this.writeResponse(id, CODE_INTERNAL, bad, 0);
+  }
+
+  /** @internal ObservableResource.notify */
+  _notify(r: ObservableResource, init: NotifyInit | string | Uint8Array | undefined): void {
+    if (init === undefined) {
+      if (this.state !== 'listening') return;
+      let res: ResponseInit | Promise<ResponseInit>;
+      const req = syntheticGet(r.path);
+      try {
+        res = this.router !== undefined ? this.route(req) : (this.handler as RequestHandler)(req);
+      } catch (e) {
+        this.reportError(e, req);
+        return;
+      }
+      if (isThenable(res)) {
+        res.then(
+          (v) => this._notify(r, v),
+          (e: unknown) => this.reportError(e, req),
+        );
+      } else this._notify(r, res);
+      return;
+    }
+    const ep = this.ep;
+    if (ep === undefined || ep.closed || this.state !== 'listening') return;
+    const res: NotifyInit = typeof init === 'string' || init instanceof Uint8Array ? { code: 0x45, payload: init } : init;
+    if (res === null || typeof res !== 'object') {
+      this.reportError(new TypeError('notify: expected a response, a string or bytes'), undefined);
+      return;
+    }
+    const code = codeOf(res.code);
+    const cls = code >> 5;
+    if (cls !== 2 && cls !== 4 && cls !== 5) {
+      this.reportError(new RangeError(`notify: invalid response code ${JSON.stringify(res.code)}`), undefined);
+      return;
+    }
+    const bad = this.writeInit(ep, 0, code, res, r._id, res.confirmable === true ? OBS_CON : 0);
+    if (bad !== undefined) this.reportError(new CoapError(`notify ${r.path}: ${bad}`), undefined);
+  }
+
+  private reportError(err: unknown, req: IncomingRequest | undefined): void {
+    const onError = this.options.onError;
+    if (onError === undefined) return;
+    try {
+      onError(err, req);
+    } catch {
+      /* nothing more to do */
+    }
+  }
+
+  /**
+   * Writes a RESPOND record for exchange `id` (notifyFlags < 0) or a NOTIFY record for
+   * `resource`; returns why it cannot (nothing written), or undefined.
+   */
+  private writeInit(ep: Endpoint, id: number, code: number, res: ResponseInit, resource: number, notifyFlags: number): string | undefined {
+    const notify = notifyFlags >= 0;
+    const hdr = notify ? TX_NOTIFY_WORDS : TX_RESPOND_WORDS;
     const payload = res.payload;
     const options = res.options;
     const cf = res.contentFormat;
@@ -318,10 +496,10 @@ export class CoapServer implements EndpointListener {
     const etag = res.etag;
     const location = res.location;
     // Fast path: code and payload only.
-    if (options === undefined && cf === undefined && maxAge === undefined && etag === undefined && location === undefined) {
+    if (!notify && options === undefined && cf === undefined && maxAge === undefined && etag === undefined && location === undefined) {
       if (payload === undefined || typeof payload === 'string') {
-        this.writeResponse(id, code, payload, 0);
-        return;
+        this.writeResponse(id, code, payload, 0, resource);
+        return undefined;
       }
     }
     let n = 0;
@@ -334,32 +512,22 @@ export class CoapServer implements EndpointListener {
       try {
         loc = locationOptions(location);
       } catch (e) {
-        this.writeResponse(id, CODE_INTERNAL, `invalid location: ${message(e)}`, 0);
-        return;
+        return `invalid location: ${message(e)}`;
       }
       n += loc.length;
       for (const o of loc) bound += o.value.length;
     }
     if (options !== undefined) {
-      if (!Array.isArray(options)) {
-        this.writeResponse(id, CODE_INTERNAL, 'options must be an array', 0);
-        return;
-      }
+      if (!Array.isArray(options)) return 'options must be an array';
       n += options.length;
       for (let i = 0; i < options.length; i++) {
         const o = options[i] as OptionInit;
-        if (o === null || typeof o !== 'object') {
-          this.writeResponse(id, CODE_INTERNAL, `option ${i} is not an object`, 0);
-          return;
-        }
+        if (o === null || typeof o !== 'object') return `option ${i} is not an object`;
         bound += valueBound(o.value);
       }
     }
     if (payload !== undefined) bound += valueBound(payload);
-    if (!ep.reserve(TX_RESPOND_WORDS + 3 * n, bound)) {
-      this.writeResponse(id, CODE_INTERNAL, 'response too large', 0);
-      return;
-    }
+    if (!ep.reserve(hdr + 3 * n, bound)) return 'response too large';
     const p = ep.wpos;
     const b0 = ep.bpos;
     let k = 0;
@@ -367,17 +535,17 @@ export class CoapServer implements EndpointListener {
     if (cf !== undefined) {
       const f = formatOf(cf);
       if (f < 0) bad = `invalid contentFormat ${JSON.stringify(cf)}`;
-      else putOption(ep, p, TX_RESPOND_WORDS, k++, OPT_CONTENT_FORMAT, f);
+      else putOption(ep, p, hdr, k++, OPT_CONTENT_FORMAT, f);
     }
-    if (bad === undefined && maxAge !== undefined && !putOption(ep, p, TX_RESPOND_WORDS, k++, OPT_MAX_AGE, maxAge)) {
+    if (bad === undefined && maxAge !== undefined && !putOption(ep, p, hdr, k++, OPT_MAX_AGE, maxAge)) {
       bad = `invalid maxAge ${JSON.stringify(maxAge)}`;
     }
-    if (bad === undefined && etag !== undefined && !putOption(ep, p, TX_RESPOND_WORDS, k++, OPT_ETAG, etag)) bad = 'invalid etag';
-    if (bad === undefined && loc !== undefined) for (const o of loc) putOption(ep, p, TX_RESPOND_WORDS, k++, o.number, o.value);
+    if (bad === undefined && etag !== undefined && !putOption(ep, p, hdr, k++, OPT_ETAG, etag)) bad = 'invalid etag';
+    if (bad === undefined && loc !== undefined) for (const o of loc) putOption(ep, p, hdr, k++, o.number, o.value);
     if (bad === undefined && options !== undefined) {
       for (let i = 0; i < options.length; i++) {
         const o = options[i] as OptionInit;
-        if (!putOption(ep, p, TX_RESPOND_WORDS, k++, o.number, o.value)) {
+        if (!putOption(ep, p, hdr, k++, o.number, o.value)) {
           bad = `invalid option ${i} (number ${JSON.stringify(o.number)})`;
           break;
         }
@@ -394,14 +562,15 @@ export class CoapServer implements EndpointListener {
     }
     if (bad !== undefined) {
       ep.bpos = b0; // discard the partial record
-      this.writeResponse(id, CODE_INTERNAL, bad, 0);
-      return;
+      return bad;
     }
-    ep.respondHeader(id, code, poff, plen, n);
+    if (notify) ep.notifyHeader(resource, notifyFlags, code, poff, plen, n);
+    else ep.respondHeader(id, code, poff, plen, n, resource);
+    return undefined;
   }
 
   /** Writes a response with a code, an optional string payload and an optional Max-Age (when > 0). */
-  private writeResponse(id: number, code: number, payload: string | undefined, maxAge: number): void {
+  private writeResponse(id: number, code: number, payload: string | undefined, maxAge: number, resource = 0): void {
     const ep = this.ep;
     if (ep === undefined || ep.closed) return;
     const nopt = maxAge > 0 ? 1 : 0;
@@ -413,7 +582,7 @@ export class CoapServer implements EndpointListener {
     if (nopt) putOption(ep, p, TX_RESPOND_WORDS, 0, OPT_MAX_AGE, maxAge);
     const poff = ep.bpos;
     const plen = payload === undefined ? 0 : ep.putString(payload);
-    ep.respondHeader(id, code, poff, plen, nopt);
+    ep.respondHeader(id, code, poff, plen, nopt, resource);
   }
 }
 

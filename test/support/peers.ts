@@ -124,6 +124,21 @@ export async function startDemoServer(backend?: 'native' | 'wasm', host = '127.0
   throw lastErr;
 }
 
+/**
+ * {@link startDemoServer} on `backend`, once it printed that it runs on it; `base` is its
+ * coap:// URL. (Killed again if it does not say so.)
+ */
+export async function startDemoServerOn(backend: 'native' | 'wasm'): Promise<{ peer: Peer; base: string }> {
+  const { peer, port } = await startDemoServer(backend);
+  try {
+    await waitForOutput(peer, new RegExp(`\\(${backend} backend\\)`));
+  } catch (e) {
+    await peer.kill();
+    throw e;
+  }
+  return { peer, base: `coap://127.0.0.1:${port}` };
+}
+
 /** What {@link run} returns. */
 export interface RunResult {
   code: number | null;
@@ -151,6 +166,23 @@ export function run(cmd: string, args: readonly string[], opts: SpawnOptions & {
       res({ code: p.exitCode, signal: p.signal, stdout: p.stdout, stderr: p.stderr, timedOut });
     });
   });
+}
+
+/** What {@link runCoapClient} returns. */
+export interface CoapClientResult extends RunResult {
+  /** stdout without the newline coap-client adds after a body. */
+  body: string;
+  /** stdout and stderr (with `-v 7` the exchange dump goes to stdout too). */
+  dump: string;
+}
+
+/**
+ * Runs libcoap's coap-client (the binary `client`) with a bounded wait for
+ * the response (`-B waitSeconds`) and a process timeout.
+ */
+export async function runCoapClient(client: string, args: readonly string[], waitSeconds: number, timeoutMs: number): Promise<CoapClientResult> {
+  const r = await run(client, ['-B', String(waitSeconds), ...args], { timeoutMs });
+  return { ...r, body: r.stdout.replace(/\n$/, ''), dump: r.stdout + r.stderr };
 }
 
 /** Runs `node dist/cli.js ARGS`. */

@@ -140,3 +140,40 @@ export function uintOf(b: Uint8Array | undefined): number | undefined {
   for (const x of b) v = v * 256 + x;
   return v;
 }
+
+/** Minimal big-endian bytes of an unsigned option value (empty for 0; RFC 7252 §3.2). */
+export function uintBytes(v: number): Uint8Array {
+  const out: number[] = [];
+  while (v > 0) {
+    out.unshift(v & 0xff);
+    v = Math.floor(v / 256);
+  }
+  return Uint8Array.from(out);
+}
+
+/** A Block1/Block2 option value (RFC 7959 §2.2): block number, more flag, block size 16..1024. */
+export function blockValue(num: number, more: boolean, size: number): Uint8Array {
+  return uintBytes((num << 4) | (more ? 8 : 0) | (Math.log2(size) - 4));
+}
+
+/** The Block1/Block2 option `number` of a received message, decoded, or undefined if absent. */
+export function blockOf(m: RawMessage, number: number): { num: number; more: boolean; size: number } | undefined {
+  const v = uintOf(opt(m.msg, number));
+  return v === undefined ? undefined : { num: v >> 4, more: (v & 8) !== 0, size: 16 << (v & 7) };
+}
+
+/** What the tests of a suite open (agents, servers, raw peers), closed together after each test. */
+export class Tracked<T extends { close(): unknown }> {
+  private readonly items: T[] = [];
+
+  /** Keeps x for {@link closeAll}; returns it. */
+  add(x: T): T {
+    this.items.push(x);
+    return x;
+  }
+
+  /** Closes every item kept (in parallel) and forgets them. */
+  async closeAll(): Promise<void> {
+    await Promise.all(this.items.splice(0).map((x) => x.close()));
+  }
+}
