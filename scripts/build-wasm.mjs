@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds wasm/turbocoap.wasm: the C core (native/sources.json) + wasm/glue.c as
+// Builds wasm/turbocoap.wasm: the C core (native/sources.json) + wasm/glue*.c as
 // a standalone WebAssembly module (no emscripten JS glue; ts/backend/wasm.ts
 // is the loader).
 //
@@ -22,12 +22,17 @@ const check = args.includes('--check');
 const outIdx = args.indexOf('--out');
 
 const core = JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8')).core;
-const glue = 'wasm/glue.c';
-// Every function the glue marks TCW_API is exported.
-const exported = [...readFileSync(join(root, glue), 'utf8').matchAll(/^TCW_API\b[^(]*?\b(tcw_\w+)\(/gm)].map(
-  (m) => '_' + m[1],
-);
-if (exported.length === 0) throw new Error('build-wasm: no TCW_API functions found in ' + glue);
+// The glue: the codec, deframer and UDP driver half (glue.c) and the client transfers
+// (glue_client.c).
+const glue = ['wasm/glue.c', 'wasm/glue_client.c'];
+// Every function a glue file marks TCW_API is exported.
+const exported = glue.flatMap((file) => {
+  const names = [...readFileSync(join(root, file), 'utf8').matchAll(/^TCW_API\b[^(]*?\b(tcw_\w+)\(/gm)].map(
+    (m) => '_' + m[1],
+  );
+  if (names.length === 0) throw new Error('build-wasm: no TCW_API functions found in ' + file);
+  return names;
+});
 
 function emccVersion() {
   try {
@@ -59,7 +64,7 @@ function build(out) {
     '-sSUPPORT_ERRNO=0',
     '-sEXPORTED_FUNCTIONS=' + exported.join(','),
     ...core,
-    glue,
+    ...glue,
     '-o',
     out,
   ];
@@ -81,7 +86,7 @@ if (check) {
     if (!a.equals(b)) {
       console.error(
         `check:wasm: MISMATCH — wasm/turbocoap.wasm (${b.length} bytes) differs from a fresh build ` +
-          `(${a.length} bytes) of native/src + wasm/glue.c. Run \`npm run build:wasm\` and commit the result.`,
+          `(${a.length} bytes) of native/src + ${glue.join(' + ')}. Run \`npm run build:wasm\` and commit the result.`,
       );
       process.exit(1);
     }

@@ -30,7 +30,10 @@ import {
   optionNumber,
   parseUri,
   request,
+  observe,
   uriToOptions,
+  CoapBlockwiseError,
+  CoapObserveError,
   CoapTimeoutError,
   CoapResetError,
   CoapNetworkError,
@@ -39,7 +42,7 @@ import {
   CoapEncodeError,
   METHOD_CODES,
 } from './index';
-import type { CoapMessage, CoapOption, CoapResponse, Method, RequestOptions } from './index';
+import type { CoapMessage, CoapOption, CoapResponse, Method, RequestOptions, TransferProgress } from './index';
 import { createDemoServer } from './demo';
 
 /** Exit status: success (a 2.xx response). */
@@ -99,6 +102,14 @@ options:
                               MID shows when the response is piggybacked; a separate
                               or NON response has its own MID)
   -o, --output FILE           save the response body to FILE instead of printing it
+  -s, --observe SECONDS       get/fetch: observe the resource (RFC 7641) for SECONDS,
+                              printing every notification's payload on a line of its
+                              own (exit 0 when the time is up)
+  -b, --block-size SIZE       block size of block-wise transfers (RFC 7959): 16, 32,
+                              64, 128, 256, 512 or 1024 (default 1024); payloads and
+                              bodies of any size move block by block
+      --max-body BYTES        largest response body accepted (default 1048576)
+      --progress              report the progress of block-wise transfers on stderr
   -h, --help                  this help
 
 exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
@@ -214,6 +225,12 @@ const REQUEST_FLAGS: Readonly<Record<string, FlagSpec>> = {
   '--verbose': { key: 'verbose', value: false },
   '-o': { key: 'output', value: true },
   '--output': { key: 'output', value: true },
+  '-s': { key: 'observe', value: true },
+  '--observe': { key: 'observe', value: true },
+  '-b': { key: 'blocksize', value: true },
+  '--block-size': { key: 'blocksize', value: true },
+  '--max-body': { key: 'maxbody', value: true },
+  '--progress': { key: 'progress', value: false },
 };
 
 const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
@@ -413,6 +430,19 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     if (e instanceof CoapUriError) throw new UsageError(e.message);
     throw e;
   }
+  const blockSize = flag(p, 'blocksize');
+  const maxBody = flag(p, 'maxbody');
+  const observeFor = flag(p, 'observe');
+  let blockSizeN: number | undefined;
+  if (blockSize !== undefined) {
+    blockSizeN = parsePositiveInt(blockSize, '--block-size', 1024);
+    if ((blockSizeN & (blockSizeN - 1)) !== 0 || blockSizeN < 16) throw new UsageError(`--block-size must be 16, 32, 64, 128, 256, 512 or 1024, not ${blockSize}`);
+  }
+  const onProgress = p.flags.has('progress')
+    ? (pr: TransferProgress): void => {
+        io.stderr.write(`${pr.direction} ${pr.bytes}${pr.total === undefined ? '' : `/${pr.total}`} bytes\n`);
+      }
+    : undefined;
   const reqOpts: RequestOptions = {
     method,
     confirmable,
@@ -421,7 +451,14 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     ...(acceptFormat === undefined ? {} : { accept: acceptFormat }),
     ...(options.length === 0 ? {} : { options }),
     ...(timeout === undefined ? {} : { timeout: parsePositiveInt(timeout, '--timeout') }),
+    ...(blockSizeN === undefined ? {} : { blockSize: blockSizeN }),
+    ...(maxBody === undefined ? {} : { maxBodySize: parsePositiveInt(maxBody, '--max-body', 2 ** 30) }),
+    ...(onProgress === undefined ? {} : { onProgress }),
   };
+  if (observeFor !== undefined) {
+    if (method !== 'GET' && method !== 'FETCH') throw new UsageError('--observe works with get and fetch only');
+    return observeCommand(uri, reqOpts, parsePositiveInt(observeFor, '--observe', 2147483), io);
+  }
 
   const t0 = Date.now();
   let res: CoapResponse | undefined;
@@ -453,10 +490,15 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     const size = encode({ ...sent, messageId: mid ?? 0 }).length;
     const to = `to ${hostPort(target.host, target.port)}`;
     io.stderr.write(formatMessage('>', { ...sent, ...(mid === undefined ? {} : { messageId: mid }) }, size, to, res === undefined));
+    const bs = blockSizeN ?? 1024;
+    if (payload !== undefined && payload.length > bs) {
+      io.stderr.write(`>   (sent block-wise, RFC 7959: Block1 blocks of ${bs} bytes or the smaller size the server asked for; shown as one message)\n`);
+    }
     if (res !== undefined) {
       const got: CoapMessage = { type: res.type, messageId: res.messageId, code: res.code, token: res.token, options: res.options, payload: res.payload };
       const note = confirmable && res.type !== 'ACK' ? '  (separate response)' : '';
       io.stderr.write(formatMessage('<', got, encode(got).length, `from ${hostPort(res.remote.address, res.remote.port)}  after ${Date.now() - t0} ms${note}`));
+      if (res.option(23) !== undefined) io.stderr.write('<   (received block-wise, RFC 7959: the first block\'s message with the whole body)\n');
     }
   }
 
@@ -477,6 +519,10 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     if (e instanceof CoapAbortError) {
       io.stderr.write('turbocoap: aborted\n');
       return EXIT_NETWORK;
+    }
+    if (e instanceof CoapBlockwiseError) {
+      io.stderr.write(`turbocoap: block-wise transfer failed: ${e.message}\n`);
+      return e.responseCode === undefined ? EXIT_NETWORK : EXIT_ERROR_RESPONSE;
     }
     if (e instanceof CoapUriError) throw new UsageError(e.message);
     if (e instanceof CoapEncodeError) throw new UsageError(`the request cannot be sent: ${e.message}`);
@@ -515,6 +561,51 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     }
   }
   return EXIT_ERROR_RESPONSE;
+}
+
+/**
+ * `get -s SECONDS`: observes the resource, printing each notification's payload (or the
+ * code of an error response) until the time is up.
+ */
+async function observeCommand(uri: string, o: RequestOptions, seconds: number, io: Io): Promise<number> {
+  const signal = AbortSignal.timeout(seconds * 1000);
+  const obs = observe(uri, {
+    method: o.method === 'FETCH' ? 'FETCH' : 'GET',
+    ...(o.confirmable === undefined ? {} : { confirmable: o.confirmable }),
+    ...(o.payload === undefined ? {} : { payload: o.payload }),
+    ...(o.contentFormat === undefined ? {} : { contentFormat: o.contentFormat }),
+    ...(o.accept === undefined ? {} : { accept: o.accept }),
+    ...(o.options === undefined ? {} : { options: o.options }),
+    ...(o.timeout === undefined ? {} : { timeout: o.timeout }),
+    ...(o.blockSize === undefined ? {} : { blockSize: o.blockSize }),
+    ...(o.maxBodySize === undefined ? {} : { maxBodySize: o.maxBodySize }),
+    signal,
+  });
+  try {
+    for await (const n of obs) {
+      const body = n.payload;
+      io.stdout.write(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      if (body.length === 0 || body[body.length - 1] !== 0x0a) io.stdout.write('\n');
+    }
+  } catch (e) {
+    if (e instanceof CoapAbortError && signal.aborted) return EXIT_OK; // the time is up
+    if (e instanceof CoapObserveError) {
+      const name = codeName(e.response.code);
+      io.stderr.write(`${e.response.code}${name === undefined ? '' : ` ${name}`}\n`);
+      return EXIT_ERROR_RESPONSE;
+    }
+    if (e instanceof CoapTimeoutError) {
+      io.stderr.write(`turbocoap: timeout: no response from ${uri}\n`);
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapResetError || e instanceof CoapNetworkError || e instanceof CoapBlockwiseError) {
+      io.stderr.write(`turbocoap: ${e.message}\n`);
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapUriError) throw new UsageError(e.message);
+    throw e;
+  }
+  return EXIT_OK;
 }
 
 async function serveCommand(argv: readonly string[], io: Io): Promise<number> {

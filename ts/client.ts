@@ -6,14 +6,35 @@
  * CON retransmission, NSTART, response matching and timeouts are the core's. A request is
  * a REQUEST record written into the socket's TX area and flushed with the other records of
  * the same microtask; its response arrives in a batch and resolves the promise.
+ *
+ * Bodies of any size move block-wise (RFC 7959): a payload larger than the block size is
+ * uploaded with Block1, a response that carries Block2 is completed with further requests.
+ * Every protocol decision of such a transfer (the next block, restarts, failures) is the C
+ * core's (tc_bwc, native/include/turbocoap_bw.h), fed one received datagram at a time; this
+ * file only sends the requests it asks for.
  */
+import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { CoapAbortError, CoapEncodeError, CoapError, CoapNetworkError, CoapResetError, CoapTimeoutError } from './errors';
+import { loadNativeTransfers } from './backend/native';
+import { BWC_CONFIG_WORDS, type BwcHandle, type ClientTransfers } from './backend/types';
+import { loadWasmBackend } from './backend/wasm';
+import {
+  CoapAbortError,
+  CoapBlockwiseError,
+  CoapEncodeError,
+  CoapError,
+  CoapNetworkError,
+  CoapResetError,
+  CoapTimeoutError,
+  type BlockwiseFailure,
+} from './errors';
+import { CODE_STRINGS } from './codes';
 import { IncomingResponse } from './incoming';
+import { defaultBackend } from './state';
 import { methodIndex, type Method } from './methods';
 import { formatOf, putOption, valueBound, type ContentFormatInit, type OptionInit } from './outgoing';
 import { parseUri, uriToOptions, type CoapUri } from './uri';
-import { Endpoint, type EndpointListener } from './transport/endpoint';
+import { Endpoint, type EndpointListener, type IdCallback } from './transport/endpoint';
 import {
   E_BAD_OPTION,
   E_FULL,
@@ -23,7 +44,11 @@ import {
   E_TIMEOUT,
   EVF_LAST,
   REQ_CON,
+  RX_DATA,
   RX_FLAGS,
+  RX_LEN,
+  RX_OPTS,
+  RX_OPT_COUNT,
   TX_CANCEL,
   TX_DROP,
   TX_REQUEST_WORDS,
@@ -36,30 +61,71 @@ import {
 } from './transport/udp-records';
 import type { UdpBackendKind } from './transport/udp-select';
 
+/** Progress of a block-wise transfer (RFC 7959), for {@link RequestOptions.onProgress}. */
+export interface TransferProgress {
+  /** `'upload'`: the request body (Block1); `'download'`: the response body (Block2). */
+  readonly direction: 'upload' | 'download';
+  /** Body bytes the server acknowledged (upload) or received so far (download). */
+  readonly bytes: number;
+  /** The body's length: the payload's (upload), the server's Size2 (download; undefined while unknown). */
+  readonly total?: number;
+}
+
 /** Options of one request. */
 export interface RequestOptions {
   /** Method (default `'GET'`). */
   readonly method?: Method;
-  /** Payload: bytes, or a string sent as UTF-8. */
+  /**
+   * Payload: bytes, or a string sent as UTF-8. One larger than `blockSize` is uploaded
+   * block-wise (RFC 7959 Block1, with Size1 and a Request-Tag), up to 2^30 bytes.
+   */
   readonly payload?: string | Uint8Array;
-  /** Send as CON (default true) or NON. */
+  /** Send as CON (default true) or NON; every request of a block-wise transfer alike. */
   readonly confirmable?: boolean;
-  /** More options (Uri-* options come from the URL). */
+  /**
+   * More options (Uri-* options come from the URL). Giving Block1 (27) or Block2 (23) here
+   * turns the automatic block-wise transfer off: the request is sent as given and its
+   * response resolved as it comes.
+   */
   readonly options?: readonly OptionInit[];
   /** Content-Format (12) of the payload: a number or a registered media type. */
   readonly contentFormat?: ContentFormatInit;
   /** Accept (17): a number or a registered media type. */
   readonly accept?: ContentFormatInit;
-  /** Cancels the request: the promise rejects with CoapAbortError and the core forgets the exchange. */
+  /**
+   * Cancels the request (every request of a block-wise transfer): the promise rejects with
+   * CoapAbortError and the core forgets the exchange; no further block is sent.
+   */
   readonly signal?: AbortSignal;
   /**
-   * Overall timeout in ms: rejects with CoapTimeoutError and cancels the exchange.
-   * Without it, the RFC's limits apply (MAX_TRANSMIT_SPAN for the ACK of a CON request,
-   * then the agent's responseTimeout).
+   * Overall timeout in ms (of the whole transfer when it goes block-wise): rejects with
+   * CoapTimeoutError and cancels the exchange. Without it, the RFC's limits apply to each
+   * exchange (MAX_TRANSMIT_SPAN for the ACK of a CON request, then the agent's
+   * responseTimeout).
    */
   readonly timeout?: number;
   /** The agent to send through (default {@link globalAgent}). */
   readonly agent?: Agent;
+  /**
+   * Block size of block-wise transfers (RFC 7959): 16, 32, 64, 128, 256, 512 or 1024
+   * (default 1024). Uploads use it (or the smaller size the server asks for); downloads the
+   * smaller of it and the server's. Given explicitly, a GET or FETCH also asks for it in its
+   * first request (early negotiation, RFC 7959 §2.4). A block and the request's options
+   * must fit the agent's `maxMessageSize` (default 1280): with a smaller one, pick a smaller size.
+   */
+  readonly blockSize?: number;
+  /**
+   * Largest response body accepted, in bytes: default 1 MiB, at most 2^30. A larger body
+   * (or a larger Size2 announced up front) rejects with CoapBlockwiseError `'TOO_LARGE'`.
+   */
+  readonly maxBodySize?: number;
+  /**
+   * Called as a block-wise transfer progresses: after each block the server acknowledged
+   * (upload) or sent (download), `bytes` never decreasing. Not called for a request and
+   * response that each fit one message. An exception thrown here cancels the transfer
+   * (the promise rejects with it).
+   */
+  readonly onProgress?: (progress: TransferProgress) => void;
 }
 
 /**
@@ -86,10 +152,47 @@ interface Target {
   readonly family: 0 | 4 | 6;
   readonly ip: Uint8Array;
   readonly scope: number;
+  /** The route made last for an IP literal (reused while its socket and token length fit). */
+  route?: Route;
 }
 
 const OPT_CONTENT_FORMAT = 12;
 const OPT_ACCEPT = 17;
+const OPT_BLOCK2 = 23;
+const OPT_BLOCK1 = 27;
+const OPT_SIZE2 = 28;
+const OPT_SIZE1 = 60;
+const OPT_REQUEST_TAG = 292;
+const CODE_GET = 1;
+const CODE_FETCH = 5;
+
+/** tc_bwc_status */
+const BWC_NEXT = 1;
+const BWC_DONE = 2;
+const BWC_RESTART = 3;
+const BWC_IGNORED = 4;
+/** tc_bwc_result.flags */
+const BWCF_SIZE = 1;
+const BWCF_BLOCK2 = 4;
+/** Words of a transfer's result (BwcHandle.res). */
+const R_ERROR = 1;
+const R_CODE = 2;
+const R_BLOCK = 3;
+const R_OFFSET = 4;
+const R_LENGTH = 5;
+const R_SIZE = 6;
+const R_FLAGS = 7;
+const R_DONE = 8;
+const R_TOTAL = 9;
+/** Downloads restarted after the representation changed (tc_bwc_config.max_restarts). */
+const MAX_RESTARTS = 3;
+/** Answers for blocks not asked for, in a row, before a transfer gives up. */
+const MAX_IGNORED = 3;
+/** Random bytes of a Request-Tag (RFC 9175). */
+const REQUEST_TAG_BYTES = 4;
+const MAX_BODY = 2 ** 30;
+const DEFAULT_MAX_BODY = 1 << 20;
+
 const targets = new Map<string, Target>();
 
 function target(url: string | URL): Target {
@@ -112,8 +215,8 @@ function target(url: string | URL): Target {
   return t;
 }
 
-/** The error for a core status / rc. */
-function failure(rc: number): Error {
+/** The error for a core status / rc. @internal */
+export function failure(rc: number): Error {
   switch (rc) {
     case E_TIMEOUT:
       return new CoapTimeoutError();
@@ -132,77 +235,621 @@ function failure(rc: number): Error {
   }
 }
 
-/** One request in flight. */
-class Pending {
-  id = 0;
+// ------------------------------------------------------------------ record helpers
+
+/** Unsigned value of the first option `number` of response record r, or -1. @internal */
+export function recordUint(b: Batch, r: number, number: number): number {
+  const { u32, u8, base } = b;
+  const n = u32[r + RX_OPT_COUNT] as number;
+  for (let k = 0, q = r + RX_OPTS; k < n; k++, q += 3) {
+    const num = u32[q] as number;
+    if (num === number) {
+      const off = base + (u32[q + 1] as number);
+      const len = u32[q + 2] as number;
+      let v = 0;
+      for (let i = 0; i < len; i++) v = v * 256 + (u8[off + i] as number);
+      return v;
+    }
+    if (num > number) break;
+  }
+  return -1;
+}
+
+/** The received datagram of record r (a view of the batch). @internal */
+export function recordDatagram(b: Batch, r: number): Uint8Array {
+  const off = b.base + (b.u32[r + RX_DATA] as number);
+  return b.u8.subarray(off, off + (b.u32[r + RX_LEN] as number));
+}
+
+// --------------------------------------------------------- client transfers (tc_bwc)
+
+const transferImpls: { native?: ClientTransfers; wasm?: ClientTransfers } = {};
+
+/**
+ * The core's client-transfer functions on the backend of the socket's kind: the process
+ * backend when it is of that kind, else that kind loaded on its own. @internal
+ */
+export function transfers(kind: UdpBackendKind): ClientTransfers {
+  let t = transferImpls[kind];
+  if (t !== undefined) return t;
+  try {
+    const be = defaultBackend();
+    if (be.kind === kind) t = be;
+  } catch {
+    /* no provider registered (internal use) */
+  }
+  t ??= kind === 'native' ? loadNativeTransfers() : loadWasmBackend();
+  return (transferImpls[kind] = t);
+}
+
+// -------------------------------------------------------------------- requests
+
+/** Where requests go: the agent's socket for the family and the resolved address. @internal */
+export interface Route {
+  readonly s: AgentSocket;
+  readonly t: Target;
+  readonly family: 4 | 6;
+  readonly ip: Uint8Array;
+  readonly scope: number;
+  readonly tokenLength: number;
+}
+
+/** A validated request, written again for every request of a transfer. @internal */
+export interface RequestSpec {
+  /** Method code (0.01 ...). */
+  readonly code: number;
+  /** REQ_CON or 0. */
+  readonly flags: number;
+  readonly uriOpts: readonly { number: number; value: Uint8Array }[];
+  /** Content-Format / Accept numbers, -1 when absent. */
+  readonly cf: number;
+  readonly accept: number;
+  readonly user: readonly OptionInit[] | undefined;
+  /** Options above, and an upper bound of their bytes. */
+  readonly count: number;
+  readonly bound: number;
+  /** The payload (bytes whenever it may need more than one block). */
+  readonly payload: Uint8Array | string | undefined;
+  /** Block-wise transfers handled here (no Block1 / Block2 among the user's options). */
+  readonly auto: boolean;
+  /** SZX of the block size, and whether the caller chose it (early negotiation). */
+  readonly szx: number;
+  readonly early: boolean;
+  readonly maxBody: number;
+}
+
+/** An extra option of one request of a transfer. @internal */
+export interface ExtraOption {
+  readonly number: number;
+  readonly value: number | Uint8Array;
+}
+
+/** Validates request options; returns the spec, or the error to reject with. @internal */
+export function prepare(t: Target, o: RequestOptions): RequestSpec | Error {
+  const method = o.method ?? 'GET';
+  const mi = methodIndex(method);
+  if (mi < 0) return new TypeError(`unknown method ${JSON.stringify(method)}`);
+  const uriOpts = t.uriOpts;
+  const user = o.options;
+  let payload = o.payload;
+  let count = uriOpts.length;
+  let bound = 0;
+  for (let i = 0; i < uriOpts.length; i++) bound += (uriOpts[i] as { value: Uint8Array }).value.length;
+  let cf = -1;
+  let accept = -1;
+  if (o.contentFormat !== undefined) {
+    cf = formatOf(o.contentFormat);
+    if (cf < 0) return new CoapEncodeError('INVALID', `INVALID: contentFormat ${JSON.stringify(o.contentFormat)}`);
+    count++;
+    bound += 2;
+  }
+  if (o.accept !== undefined) {
+    accept = formatOf(o.accept);
+    if (accept < 0) return new CoapEncodeError('INVALID', `INVALID: accept ${JSON.stringify(o.accept)}`);
+    count++;
+    bound += 2;
+  }
+  let auto = true;
+  if (user !== undefined) {
+    if (!Array.isArray(user)) return new CoapEncodeError('INVALID', 'INVALID: options must be an array');
+    count += user.length;
+    for (const u of user as readonly OptionInit[]) {
+      if (u === null || typeof u !== 'object') return new CoapEncodeError('INVALID', 'INVALID: an option is not an object');
+      if (u.number === OPT_BLOCK1 || u.number === OPT_BLOCK2) auto = false;
+      bound += valueBound(u.value);
+    }
+  }
+  let szx = 6;
+  const early = o.blockSize !== undefined;
+  if (early) {
+    const bs = o.blockSize as number;
+    szx = Math.log2(bs) - 4;
+    if (!Number.isInteger(szx) || szx < 0 || szx > 6) return new RangeError(`blockSize must be 16, 32, 64, 128, 256, 512 or 1024, not ${String(bs)}`);
+  }
+  let maxBody = DEFAULT_MAX_BODY;
+  if (o.maxBodySize !== undefined) {
+    maxBody = o.maxBodySize;
+    if (!Number.isInteger(maxBody) || maxBody < 1 || maxBody > MAX_BODY) return new RangeError(`maxBodySize must be an integer in 1..${MAX_BODY}, not ${String(maxBody)}`);
+  }
+  if (payload !== undefined) {
+    if (typeof payload === 'string') {
+      // Surely one block as a string (3 bytes per code unit at most); else measure it.
+      if (auto && 3 * payload.length > 16 << szx) payload = utf8.encode(payload);
+    } else if (!(payload instanceof Uint8Array)) {
+      return new CoapEncodeError('INVALID', 'INVALID: payload must be a string or a Uint8Array');
+    }
+    if (payload.length > MAX_BODY) return new CoapEncodeError('MESSAGE_TOO_LARGE', `MESSAGE_TOO_LARGE: a payload of ${payload.length} bytes (at most ${MAX_BODY})`);
+  }
+  return {
+    code: mi + 1,
+    flags: o.confirmable === false ? 0 : REQ_CON,
+    uriOpts,
+    cf,
+    accept,
+    user,
+    count,
+    bound,
+    payload,
+    auto,
+    szx,
+    early,
+    maxBody,
+  };
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Writes a REQUEST record: the spec's options, `extra`, `payload`; `cb` gets the id after the
+ * flush. The core generates the token, unless `token` is given (an observation's, RFC 7641
+ * §3.3.1 / §3.6). Returns the error to fail with when it cannot be written. @internal
+ */
+export function writeRequest(
+  route: Route,
+  spec: RequestSpec,
+  extra: readonly ExtraOption[] | undefined,
+  payload: Uint8Array | string | undefined,
+  flags: number,
+  cb: IdCallback,
+  token?: Uint8Array,
+): Error | undefined {
+  const ep = route.s.ep;
+  let n = spec.count;
+  let bound = token === undefined ? spec.bound : spec.bound + token.length;
+  if (extra !== undefined) {
+    n += extra.length;
+    for (let i = 0; i < extra.length; i++) bound += valueBound((extra[i] as ExtraOption).value);
+  }
+  if (payload !== undefined) bound += valueBound(payload);
+  if (!ep.reserve(TX_REQUEST_WORDS + 3 * n, bound)) return new CoapEncodeError('MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE: the request is too large');
+  const p = ep.wpos;
+  const b0 = ep.bpos;
+  let k = 0;
+  const uriOpts = spec.uriOpts;
+  for (let i = 0; i < uriOpts.length; i++) {
+    const u = uriOpts[i] as { number: number; value: Uint8Array };
+    ep.opt(p, TX_REQUEST_WORDS, k++, u.number, ep.putBytes(u.value), u.value.length);
+  }
+  if (spec.cf >= 0) putOption(ep, p, TX_REQUEST_WORDS, k++, OPT_CONTENT_FORMAT, spec.cf);
+  if (spec.accept >= 0) putOption(ep, p, TX_REQUEST_WORDS, k++, OPT_ACCEPT, spec.accept);
+  const user = spec.user;
+  if (user !== undefined) {
+    for (let i = 0; i < user.length; i++) {
+      const u = user[i] as OptionInit;
+      if (!putOption(ep, p, TX_REQUEST_WORDS, k++, u.number, u.value)) {
+        ep.bpos = b0;
+        return new CoapEncodeError('INVALID', `INVALID: option ${i} (number ${JSON.stringify(u.number)})`);
+      }
+    }
+  }
+  if (extra !== undefined) {
+    for (let i = 0; i < extra.length; i++) {
+      const e = extra[i] as ExtraOption;
+      putOption(ep, p, TX_REQUEST_WORDS, k++, e.number, e.value);
+    }
+  }
+  let poff = ep.bpos;
+  let plen = 0;
+  if (payload !== undefined) {
+    if (typeof payload === 'string') plen = ep.putString(payload);
+    else {
+      poff = ep.putBytes(payload);
+      plen = payload.length;
+    }
+  }
+  ep.requestHeader(flags, spec.code, route.family, route.t.uri.port, route.ip, route.scope, route.tokenLength, poff, plen, n, cb, token);
+  return undefined;
+}
+
+/** What a socket delivers for one client request id. @internal */
+export interface Exchange {
+  /** A response record (`last`: the core finished the request; else it is kept, Observe). */
+  onRecord(b: Batch, r: number, last: boolean): void;
+  /** The request failed (timeout, RST, bad option, agent closed); the socket forgot it. */
+  onFailure(e: unknown): void;
+}
+
+/** Something in flight with one exchange outstanding at a time, a signal and a timeout. */
+abstract class Op implements Exchange {
+  /** The outstanding exchange (0: none, or its id not known yet). */
+  protected id = 0;
   settled = false;
-  aborted = false;
-  timer: NodeJS.Timeout | undefined;
-  onAbort: (() => void) | undefined;
-  readonly onId: (id: number, rc: number) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private onAbort: (() => void) | undefined;
+  /** For REQUEST / PING records: registers the exchange once the flush gave it an id. */
+  protected readonly onId: IdCallback;
 
   constructor(
-    readonly owner: AgentSocket,
-    readonly resolve: (r: IncomingResponse) => void,
-    readonly reject: (e: unknown) => void,
-    readonly signal: AbortSignal | undefined,
+    protected readonly s: AgentSocket,
+    private readonly signal: AbortSignal | undefined,
+    private readonly rejectFn: (e: unknown) => void,
   ) {
     this.onId = (id, rc) => {
       if (rc < 0) this.fail(failure(rc));
-      else if (this.settled) owner.ep.small(TX_CANCEL, id);
+      else if (this.settled) s.ep.small(TX_CANCEL, id);
       else {
         this.id = id;
-        owner.add(this);
+        s.add(id, this);
       }
     };
   }
 
-  private cleanup(): void {
+  /** Cancels when `signal` aborts (CoapAbortError) or after `timeout` ms (CoapTimeoutError). */
+  arm(timeout: number | undefined): void {
+    const signal = this.signal;
+    if (signal !== undefined) {
+      this.onAbort = () => this.cancel(new CoapAbortError(undefined, { cause: signal.reason }));
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+    if (timeout !== undefined) {
+      if (!(timeout >= 0 && timeout <= 2147483647)) {
+        this.cancel(new RangeError(`timeout must be 0..2147483647 ms, not ${String(timeout)}`));
+        return;
+      }
+      this.timer = setTimeout(() => this.cancel(new CoapTimeoutError(`no response within ${timeout} ms`)), timeout);
+    }
+  }
+
+  /** Frees what the operation holds (called once, when it settles). */
+  protected release(): void {}
+
+  protected settle(): boolean {
+    if (this.settled) return false;
     this.settled = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    this.release();
+    return true;
   }
 
   fail(e: unknown): void {
-    if (this.settled) return;
-    this.cleanup();
-    this.reject(e);
+    if (this.settle()) this.rejectFn(e);
   }
 
-  succeed(r: IncomingResponse): void {
-    if (this.settled) return;
-    this.cleanup();
-    this.resolve(r);
-  }
-
-  /** Gives up locally (abort, timeout): the core forgets the exchange. */
+  /** Gives up locally (abort, timeout): the core forgets the outstanding exchange. */
   cancel(e: unknown): void {
     if (this.settled) return;
     if (this.id !== 0) {
-      this.owner.remove(this);
-      this.owner.ep.small(TX_CANCEL, this.id);
+      this.s.remove(this.id);
+      this.s.ep.small(TX_CANCEL, this.id);
+      this.id = 0;
     }
+    this.fail(e);
+  }
+
+  abstract onRecord(b: Batch, r: number, last: boolean): void;
+
+  onFailure(e: unknown): void {
+    this.id = 0;
     this.fail(e);
   }
 }
 
-/** Cancels `pending` when `signal` aborts (CoapAbortError) or after `timeout` ms (CoapTimeoutError). */
-function arm(pending: Pending, signal: AbortSignal | undefined, timeout: number | undefined): void {
-  if (signal !== undefined) {
-    pending.onAbort = () => pending.cancel(new CoapAbortError(undefined, { cause: signal.reason }));
-    signal.addEventListener('abort', pending.onAbort, { once: true });
+/** A CoAP ping. */
+class Ping extends Op {
+  private readonly start = performance.now();
+
+  constructor(
+    s: AgentSocket,
+    signal: AbortSignal | undefined,
+    private readonly resolve: (rtt: number) => void,
+    reject: (e: unknown) => void,
+  ) {
+    super(s, signal, reject);
   }
-  if (timeout !== undefined) {
-    if (!(timeout >= 0 && timeout <= 2147483647)) {
-      pending.cancel(new RangeError(`timeout must be 0..2147483647 ms, not ${String(timeout)}`));
-      return;
-    }
-    pending.timer = setTimeout(() => pending.cancel(new CoapTimeoutError(`no response within ${timeout} ms`)), timeout);
+
+  send(route: Route): void {
+    this.s.ep.ping(route.family, route.t.uri.port, route.ip, route.scope, this.onId);
+  }
+
+  onRecord(): void {
+    this.id = 0;
+    if (this.settle()) this.resolve(performance.now() - this.start);
   }
 }
 
-/** One socket of an agent, with the requests outstanding on it. */
-class AgentSocket implements EndpointListener {
+const MODE_UPLOAD = 1;
+const MODE_DOWNLOAD = 2;
+
+/** The state of a call's block-wise transfer. */
+class Transfer {
+  mode = MODE_DOWNLOAD;
+  /** Request-Tag of an upload (kept for the Block2 requests after it). */
+  tag: Uint8Array | undefined;
+  /** The upload's body. */
+  body: Uint8Array | undefined;
+  /** Progress reported last (bytes), per direction. */
+  reported = -1;
+  /** Answers for blocks not asked for, in a row. */
+  ignored = 0;
+  /** The download's first accepted response (block 0): resolved, with the whole body. */
+  headB: Batch | undefined;
+  headR = 0;
+
+  constructor(
+    readonly tx: ClientTransfers,
+    readonly h: BwcHandle,
+  ) {}
+}
+
+/**
+ * One request() call: one exchange, or the exchanges of a block-wise transfer (each block a
+ * request of its own, with a new token). @internal
+ */
+export class Call extends Op {
+  /** The block-wise transfer, once there is one. */
+  private x: Transfer | undefined;
+
+  constructor(
+    private readonly route: Route,
+    private readonly spec: RequestSpec,
+    private readonly onProgress: ((p: TransferProgress) => void) | undefined,
+    signal: AbortSignal | undefined,
+    private readonly resolve: (r: IncomingResponse) => void,
+    reject: (e: unknown) => void,
+  ) {
+    super(route.s, signal, reject);
+  }
+
+  /** Sends the (first) request. */
+  start(timeout: number | undefined): void {
+    this.arm(timeout);
+    if (this.settled) return;
+    const sp = this.spec;
+    const payload = sp.payload;
+    if (sp.auto && payload instanceof Uint8Array && payload.length > 16 << sp.szx) {
+      this.upload(payload);
+      return;
+    }
+    if (sp.auto && sp.early && (sp.code === CODE_GET || sp.code === CODE_FETCH)) {
+      // Early negotiation (RFC 7959 §2.4): the first request asks for the block size.
+      const x = this.begin(MODE_DOWNLOAD);
+      if (x === undefined) return;
+      const rc = x.tx.bwcGetBegin(x.h);
+      if (rc < 0) {
+        this.fail(this.coreError(rc));
+        return;
+      }
+      this.send([{ number: OPT_BLOCK2, value: x.h.res[R_BLOCK] as number }], payload);
+      return;
+    }
+    this.send(undefined, payload);
+  }
+
+  /**
+   * Takes record r as the response to this call's request (a notification an observation
+   * received): resolves with it, or first completes its body block-wise.
+   */
+  continueFrom(b: Batch, r: number): void {
+    this.onRecord(b, r, false);
+  }
+
+  private send(extra: readonly ExtraOption[] | undefined, payload: Uint8Array | string | undefined): void {
+    if (this.settled) return;
+    const e = writeRequest(this.route, this.spec, extra, payload, this.spec.flags, this.onId);
+    if (e !== undefined) this.fail(e);
+  }
+
+  onRecord(b: Batch, r: number, last: boolean): void {
+    if (last) this.id = 0;
+    if (this.settled) return;
+    let x = this.x;
+    if (x === undefined) {
+      if (!this.spec.auto || recordUint(b, r, OPT_BLOCK2) < 0) {
+        if (this.settle()) this.resolve(new IncomingResponse(b, r));
+        return;
+      }
+      // The body comes block-wise (RFC 7959 §2.4): the core takes it from here.
+      x = this.begin(MODE_DOWNLOAD);
+      if (x === undefined) return;
+      const rc = x.tx.bwcGetBegin(x.h);
+      if (rc < 0) this.fail(this.coreError(rc));
+      else this.feed(x, b, r);
+      return;
+    }
+    if (x.mode === MODE_UPLOAD) this.step(x, x.tx.bwcPutResponse(x.h, recordDatagram(b, r)), b, r);
+    else this.feed(x, b, r);
+  }
+
+  private feed(x: Transfer, b: Batch, r: number): void {
+    const size2 = recordUint(b, r, OPT_SIZE2);
+    this.step(x, x.tx.bwcGetResponse(x.h, recordDatagram(b, r), size2 < 0 ? 0 : size2), b, r);
+  }
+
+  /** Creates the transfer state. */
+  private begin(mode: number): Transfer | undefined {
+    const tx = transfers(this.s.ep.kind);
+    const cfg = new Uint32Array(BWC_CONFIG_WORDS);
+    cfg[0] = this.spec.maxBody;
+    cfg[1] = this.spec.szx;
+    cfg[2] = MAX_RESTARTS;
+    cfg[3] = 0;
+    cfg[4] = 1024;
+    const h = tx.bwcCreate(cfg);
+    if (typeof h === 'number') {
+      this.fail(new CoapError(`cannot start a block-wise transfer (${h})`));
+      return undefined;
+    }
+    const x = new Transfer(tx, h);
+    x.mode = mode;
+    this.x = x;
+    return x;
+  }
+
+  private upload(body: Uint8Array): void {
+    const x = this.begin(MODE_UPLOAD);
+    if (x === undefined) return;
+    x.body = body;
+    const rc = x.tx.bwcPutBegin(x.h, body.length, new Uint8Array(randomBytes(REQUEST_TAG_BYTES)));
+    x.tag = x.tx.bwcRequestTag(x.h);
+    this.step(x, rc, undefined, -1);
+  }
+
+  /** Acts on the core's decision (rc, with the result in x.h.res) about record r. */
+  private step(x: Transfer, rc: number, b: Batch | undefined, r: number): void {
+    const res = x.h.res;
+    if (rc < 0) {
+      this.fail(this.coreError(rc));
+      return;
+    }
+    if (x.mode === MODE_DOWNLOAD && b !== undefined) {
+      if (rc === BWC_RESTART) x.headB = undefined;
+      else if ((rc === BWC_NEXT || rc === BWC_DONE) && x.headB === undefined) {
+        x.headB = b;
+        x.headR = r;
+      }
+    }
+    switch (rc) {
+      case BWC_NEXT:
+      case BWC_RESTART:
+        x.ignored = 0;
+        this.progress(x);
+        this.sendBlock(x);
+        return;
+      case BWC_IGNORED:
+        if (++x.ignored > MAX_IGNORED) {
+          this.fail(new CoapBlockwiseError('PROTOCOL', direction(x), 'the server kept answering with blocks not asked for', { bytes: res[R_DONE] as number }));
+        } else this.sendBlock(x);
+        return;
+      case BWC_DONE:
+        this.progress(x);
+        if (this.settled || b === undefined) return;
+        if (x.mode === MODE_UPLOAD) {
+          if (((res[R_FLAGS] as number) & BWCF_BLOCK2) !== 0) {
+            // The response body follows block-wise (RFC 7959 §2.7): same transfer, Block2 now.
+            x.mode = MODE_DOWNLOAD;
+            x.reported = -1;
+            const rc2 = x.tx.bwcGetBegin(x.h);
+            if (rc2 < 0) this.fail(this.coreError(rc2));
+            else this.feed(x, b, r);
+            return;
+          }
+          if (this.settle()) this.resolve(new IncomingResponse(b, r));
+          return;
+        }
+        {
+          // The first response (its options: ETag, Content-Format, Observe...) with the body.
+          const resp = x.headB !== undefined ? new IncomingResponse(x.headB, x.headR) : new IncomingResponse(b, r);
+          resp._setBody(x.tx.bwcBody(x.h, res[R_LENGTH] as number));
+          if (this.settle()) this.resolve(resp);
+        }
+        return;
+      default:
+        this.fail(this.failedError(x));
+    }
+  }
+
+  /** Sends the request the core asked for (x.h.res.block). */
+  private sendBlock(x: Transfer): void {
+    const res = x.h.res;
+    const tag = x.tag;
+    if (x.mode === MODE_UPLOAD) {
+      const body = x.body as Uint8Array;
+      const off = res[R_OFFSET] as number;
+      const extra: ExtraOption[] = [{ number: OPT_BLOCK1, value: res[R_BLOCK] as number }];
+      // Size1 with the first block: the server may refuse a body too large at once (RFC 7959 §4).
+      if (off === 0) extra.push({ number: OPT_SIZE1, value: body.length });
+      if (tag !== undefined && tag.length > 0) extra.push({ number: OPT_REQUEST_TAG, value: tag });
+      this.send(extra, body.subarray(off, off + (res[R_LENGTH] as number)));
+      return;
+    }
+    const extra: ExtraOption[] = [{ number: OPT_BLOCK2, value: res[R_BLOCK] as number }];
+    if (tag !== undefined && tag.length > 0) extra.push({ number: OPT_REQUEST_TAG, value: tag });
+    // FETCH's payload is part of the request key (RFC 8132): every block repeats it.
+    this.send(extra, this.spec.code === CODE_FETCH ? this.spec.payload : undefined);
+  }
+
+  /** Reports progress when it grew. */
+  private progress(x: Transfer): void {
+    const cb = this.onProgress;
+    if (cb === undefined) return;
+    const res = x.h.res;
+    const bytes = res[R_DONE] as number;
+    if (bytes <= x.reported) return;
+    x.reported = bytes;
+    const total = res[R_TOTAL] as number;
+    const upload = x.mode === MODE_UPLOAD;
+    try {
+      cb({ direction: upload ? 'upload' : 'download', bytes, total: upload || total > 0 ? total : undefined });
+    } catch (e) {
+      this.cancel(e);
+    }
+  }
+
+  /** The error for a failed transfer (status FAILED). */
+  private failedError(x: Transfer): CoapBlockwiseError {
+    const res = x.h.res;
+    const dir = direction(x);
+    const err = (res[R_ERROR] as number) | 0;
+    const code = res[R_CODE] as number;
+    const info = {
+      responseCode: code !== 0 ? CODE_STRINGS[code] : undefined,
+      size: ((res[R_FLAGS] as number) & BWCF_SIZE) !== 0 ? (res[R_SIZE] as number) : undefined,
+      bytes: res[R_DONE] as number,
+    };
+    let why: BlockwiseFailure = 'PROTOCOL';
+    let msg: string;
+    if (err === E_MESSAGE_TOO_LARGE) {
+      why = 'TOO_LARGE';
+      msg =
+        dir === 'upload'
+          ? `the server refused the body (${info.responseCode ?? 'no code'}${info.size !== undefined ? `: it accepts at most ${info.size} bytes` : ''})`
+          : `the response body exceeds maxBodySize (${this.spec.maxBody} bytes${info.size !== undefined ? `; Size2 ${info.size}` : ''})`;
+    } else if (err === E_STALE) {
+      why = dir === 'upload' ? 'INCOMPLETE' : 'CHANGED';
+      msg =
+        dir === 'upload'
+          ? `the server lost the upload (${info.responseCode ?? '4.08'} Request Entity Incomplete)`
+          : `the representation changed more than ${MAX_RESTARTS} times during the download`;
+    } else {
+      msg = `the server broke RFC 7959 during the ${dir} (a bad Block option or block size)`;
+    }
+    return new CoapBlockwiseError(why, dir, msg, info);
+  }
+
+  /** The error for a negative return of a transfer call. */
+  private coreError(rc: number): CoapBlockwiseError {
+    const x = this.x;
+    const dir = x === undefined ? 'download' : direction(x);
+    return new CoapBlockwiseError('PROTOCOL', dir, `the ${dir} failed in the core (${rc})`, { bytes: x !== undefined ? (x.h.res[R_DONE] as number) : 0 });
+  }
+
+  protected release(): void {
+    const x = this.x;
+    if (x === undefined) return;
+    this.x = undefined;
+    x.tx.bwcFree(x.h);
+    x.body = undefined;
+    x.headB = undefined;
+  }
+}
+
+function direction(x: Transfer): 'upload' | 'download' {
+  return x.mode === MODE_UPLOAD ? 'upload' : 'download';
+}
+
+/** One socket of an agent, with the requests outstanding on it. @internal */
+export class AgentSocket implements EndpointListener {
   readonly ep: Endpoint;
   ready: Promise<void> | undefined;
   bound = false;
@@ -211,26 +858,27 @@ class AgentSocket implements EndpointListener {
    * WASM driver a response record can reach JS after its core slot was reused by a newer
    * request, and must still find its own request.
    */
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Exchange>();
 
   constructor(family: 4 | 6, opts: AgentOptions) {
-    this.ep = new Endpoint(family, opts.backend, opts, this);
+    this.ep = new Endpoint(family, opts.backend, opts, this, 'client');
   }
 
-  add(p: Pending): void {
-    this.pending.set(p.id, p);
+  add(id: number, x: Exchange): void {
+    this.pending.set(id, x);
     if (this.pending.size === 1) this.ep.driver.setRef(true);
   }
 
-  remove(p: Pending): void {
-    if (!this.pending.delete(p.id)) return;
+  remove(id: number): void {
+    if (!this.pending.delete(id)) return;
     if (this.pending.size === 0 && !this.ep.closed) this.ep.driver.setRef(false);
   }
 
-  /** Rejects everything outstanding. */
+  /** Fails everything outstanding. */
   failAll(e: () => unknown): void {
-    for (const p of this.pending.values()) p.fail(e());
+    const all = [...this.pending.values()];
     this.pending.clear();
+    for (const x of all) x.onFailure(e());
   }
 
   onRequest(b: Batch, r: number): void {
@@ -239,17 +887,19 @@ class AgentSocket implements EndpointListener {
   }
 
   onResponse(b: Batch, r: number): void {
-    const p = this.pending.get(b.u32[r + 1] as number);
-    if (p === undefined) return;
-    if (((b.u32[r + RX_FLAGS] as number) & EVF_LAST) !== 0) this.remove(p);
-    p.succeed(new IncomingResponse(b, r));
+    const id = b.u32[r + 1] as number;
+    const x = this.pending.get(id);
+    if (x === undefined) return;
+    const last = ((b.u32[r + RX_FLAGS] as number) & EVF_LAST) !== 0;
+    if (last) this.remove(id);
+    x.onRecord(b, r, last);
   }
 
   onFailed(id: number, status: number): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.remove(p);
-    p.fail(failure(status));
+    const x = this.pending.get(id);
+    if (x === undefined) return;
+    this.remove(id);
+    x.onFailure(failure(status));
   }
 
   onRespondFailed(): void {
@@ -307,15 +957,30 @@ export class Agent {
   }
 
   /**
-   * Sends a request and resolves with the response.
+   * Sends a request and resolves with the response, moving bodies of any size block-wise
+   * (RFC 7959) as needed.
    * @throws (rejects) CoapTimeoutError, CoapResetError, CoapAbortError, CoapNetworkError,
-   *   CoapUriError for a bad URL, CoapEncodeError for a request that cannot be encoded.
+   *   CoapUriError for a bad URL, CoapEncodeError for a request that cannot be encoded,
+   *   CoapBlockwiseError when a block-wise transfer fails, RangeError for bad options.
    */
   request(url: string | URL, options: RequestOptions = {}): Promise<IncomingResponse> {
     return new Promise<IncomingResponse>((resolve, reject) => {
-      this.route(url, options.signal, reject, (s, t, family, ip, scope) =>
-        this.send(s, t, family, ip, scope, options, resolve, reject),
-      );
+      this._route(url, options.signal, reject, (route) => {
+        if (this.closed) {
+          reject(new CoapNetworkError('CLOSED', 'the agent is closed'));
+          return;
+        }
+        if (options.signal?.aborted) {
+          reject(new CoapAbortError(undefined, { cause: options.signal.reason }));
+          return;
+        }
+        const spec = prepare(route.t, options);
+        if (spec instanceof Error) {
+          reject(spec);
+          return;
+        }
+        new Call(route, spec, options.onProgress, options.signal, resolve, reject).start(options.timeout);
+      });
     });
   }
 
@@ -327,15 +992,14 @@ export class Agent {
    */
   ping(url: string | URL, options: { readonly signal?: AbortSignal; readonly timeout?: number } = {}): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      this.route(url, options.signal, reject, (s, t, family, ip, scope) => {
+      this._route(url, options.signal, reject, (route) => {
         if (this.closed) {
           reject(new CoapNetworkError('CLOSED', 'the agent is closed'));
           return;
         }
-        const start = performance.now();
-        const pending = new Pending(s, () => resolve(performance.now() - start), reject, options.signal);
-        s.ep.ping(family, t.uri.port, ip, scope, pending.onId);
-        arm(pending, options.signal, options.timeout);
+        const ping = new Ping(route.s, options.signal, resolve, reject);
+        ping.send(route);
+        ping.arm(options.timeout);
       });
     });
   }
@@ -343,23 +1007,26 @@ export class Agent {
   /**
    * Resolves the URL's host (IP literals directly, names with dns.lookup), makes sure the
    * agent's socket for that family is bound, then calls `go`. Failures go to `reject`.
+   * @internal
    */
-  private route(
-    url: string | URL,
-    signal: AbortSignal | undefined,
-    reject: (e: unknown) => void,
-    go: (s: AgentSocket, t: Target, family: 4 | 6, ip: Uint8Array, scope: number) => void,
-  ): void {
+  _route(url: string | URL, signal: AbortSignal | undefined, reject: (e: unknown) => void, go: (route: Route) => void): void {
     if (this.closed) throw new CoapNetworkError('CLOSED', 'the agent is closed');
     if (signal?.aborted) throw new CoapAbortError(undefined, { cause: signal.reason });
     const t = target(url);
+    const tokenLength = this.tokenLength;
     if (t.family !== 0) {
       const family = t.family;
       const s = this.socket(family);
-      if (s.bound) go(s, t, family, t.ip, t.scope);
+      let route = t.route;
+      if (route === undefined || route.s !== s || route.tokenLength !== tokenLength) {
+        route = { s, t, family, ip: t.ip, scope: t.scope, tokenLength };
+        t.route = route;
+      }
+      if (s.bound) go(route);
       else {
+        const r = route;
         (s.ready as Promise<void>).then(
-          () => go(s, t, family, t.ip, t.scope),
+          () => go(r),
           (e: unknown) => reject(e),
         );
       }
@@ -376,120 +1043,10 @@ export class Agent {
         const pct = a.address.indexOf('%');
         const scope = pct >= 0 ? zoneScope(a.address.slice(pct + 1)) : 0;
         const s = this.socket(family);
-        return (s.ready as Promise<void>).then(() => go(s, t, family, ip, scope));
+        return (s.ready as Promise<void>).then(() => go({ s, t, family, ip, scope, tokenLength }));
       },
       (e: NodeJS.ErrnoException) => reject(new CoapNetworkError(e.code ?? 'ENOTFOUND', `cannot resolve ${t.uri.host}: ${e.code ?? e.message}`, { cause: e })),
     ).catch(reject);
-  }
-
-  private send(
-    s: AgentSocket,
-    t: Target,
-    family: 4 | 6,
-    ip: Uint8Array,
-    scope: number,
-    o: RequestOptions,
-    resolve: (r: IncomingResponse) => void,
-    reject: (e: unknown) => void,
-  ): void {
-    if (this.closed) {
-      reject(new CoapNetworkError('CLOSED', 'the agent is closed'));
-      return;
-    }
-    const signal = o.signal;
-    if (signal?.aborted) {
-      reject(new CoapAbortError(undefined, { cause: signal.reason }));
-      return;
-    }
-    const ep = s.ep;
-    const method = o.method ?? 'GET';
-    const mi = methodIndex(method);
-    if (mi < 0) {
-      reject(new TypeError(`unknown method ${JSON.stringify(method)}`));
-      return;
-    }
-    const uriOpts = t.uriOpts;
-    const user = o.options;
-    const payload = o.payload;
-    let n = uriOpts.length;
-    let bound = 0;
-    for (let i = 0; i < uriOpts.length; i++) bound += (uriOpts[i] as { value: Uint8Array }).value.length;
-    let cf = -1;
-    let accept = -1;
-    if (o.contentFormat !== undefined) {
-      cf = formatOf(o.contentFormat);
-      if (cf < 0) {
-        reject(new CoapEncodeError('INVALID', `INVALID: contentFormat ${JSON.stringify(o.contentFormat)}`));
-        return;
-      }
-      n++;
-      bound += 2;
-    }
-    if (o.accept !== undefined) {
-      accept = formatOf(o.accept);
-      if (accept < 0) {
-        reject(new CoapEncodeError('INVALID', `INVALID: accept ${JSON.stringify(o.accept)}`));
-        return;
-      }
-      n++;
-      bound += 2;
-    }
-    if (user !== undefined) {
-      if (!Array.isArray(user)) {
-        reject(new CoapEncodeError('INVALID', 'INVALID: options must be an array'));
-        return;
-      }
-      n += user.length;
-      for (const u of user) {
-        if (u === null || typeof u !== 'object') {
-          reject(new CoapEncodeError('INVALID', 'INVALID: an option is not an object'));
-          return;
-        }
-        bound += valueBound(u.value);
-      }
-    }
-    if (payload !== undefined) {
-      if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
-        reject(new CoapEncodeError('INVALID', 'INVALID: payload must be a string or a Uint8Array'));
-        return;
-      }
-      bound += valueBound(payload);
-    }
-    if (!ep.reserve(TX_REQUEST_WORDS + 3 * n, bound)) {
-      reject(new CoapEncodeError('MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE: the request is too large'));
-      return;
-    }
-    const p = ep.wpos;
-    const b0 = ep.bpos;
-    let k = 0;
-    for (let i = 0; i < uriOpts.length; i++) {
-      const u = uriOpts[i] as { number: number; value: Uint8Array };
-      ep.opt(p, TX_REQUEST_WORDS, k++, u.number, ep.putBytes(u.value), u.value.length);
-    }
-    if (cf >= 0) putOption(ep, p, TX_REQUEST_WORDS, k++, OPT_CONTENT_FORMAT, cf);
-    if (accept >= 0) putOption(ep, p, TX_REQUEST_WORDS, k++, OPT_ACCEPT, accept);
-    if (user !== undefined) {
-      for (let i = 0; i < user.length; i++) {
-        const u = user[i] as OptionInit;
-        if (!putOption(ep, p, TX_REQUEST_WORDS, k++, u.number, u.value)) {
-          ep.bpos = b0;
-          reject(new CoapEncodeError('INVALID', `INVALID: option ${i} (number ${JSON.stringify(u.number)})`));
-          return;
-        }
-      }
-    }
-    let poff = ep.bpos;
-    let plen = 0;
-    if (payload !== undefined) {
-      if (typeof payload === 'string') plen = ep.putString(payload);
-      else {
-        poff = ep.putBytes(payload);
-        plen = payload.length;
-      }
-    }
-    const pending = new Pending(s, resolve, reject, signal);
-    ep.requestHeader(o.confirmable === false ? 0 : REQ_CON, mi + 1, family, t.uri.port, ip, scope, this.tokenLength, poff, plen, n, pending.onId);
-    arm(pending, signal, o.timeout);
   }
 
   /** Messaging-layer counters of the agent's IPv4 and IPv6 sockets (undefined: not created). */
@@ -516,7 +1073,8 @@ export class Agent {
 export const globalAgent: Agent = new Agent();
 
 /**
- * Sends a CoAP request over UDP and resolves with the response.
+ * Sends a CoAP request over UDP and resolves with the response. Bodies of any size move
+ * block-wise (RFC 7959): see {@link RequestOptions.blockSize}, `maxBodySize`, `onProgress`.
  *
  * ```ts
  * const res = await request('coap://[::1]/temp?unit=C', { accept: 'application/json', timeout: 5000 });
@@ -525,7 +1083,8 @@ export const globalAgent: Agent = new Agent();
  *
  * @throws (rejects) CoapTimeoutError, CoapResetError (RST), CoapAbortError (signal),
  *   CoapNetworkError (DNS, socket, table full), CoapUriError (bad URL),
- *   CoapEncodeError (request cannot be encoded).
+ *   CoapEncodeError (request cannot be encoded), CoapBlockwiseError (a block-wise transfer
+ *   failed: 4.13, 4.08, a body over maxBodySize, a representation that kept changing).
  */
 export function request(url: string | URL, options?: RequestOptions): Promise<IncomingResponse> {
   return (options?.agent ?? globalAgent).request(url, options);

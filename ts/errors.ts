@@ -2,6 +2,7 @@
  * Error classes. Every error turbocoap throws for bad input is a
  * {@link CoapError}; use `instanceof` to tell them apart.
  */
+import type { IncomingResponse } from './incoming';
 
 /** Base class of all turbocoap errors. */
 export class CoapError extends Error {
@@ -138,5 +139,61 @@ export class CoapAbortError extends CoapError {
     if (options !== undefined && 'cause' in options) {
       Object.defineProperty(this, 'cause', { value: options.cause, writable: true, configurable: true });
     }
+  }
+}
+
+/** Why a block-wise transfer failed (see {@link CoapBlockwiseError}). */
+export type BlockwiseFailure = 'TOO_LARGE' | 'INCOMPLETE' | 'CHANGED' | 'PROTOCOL';
+
+/**
+ * A block-wise transfer (RFC 7959) failed. `code` says why:
+ *  - `'TOO_LARGE'`: the server refused the upload with 4.13 Request Entity Too Large (`size`
+ *    is the largest body it accepts when it sent Size1), or the response body is larger than
+ *    the request's `maxBodySize` (`size` is the announced Size2, when there was one);
+ *  - `'INCOMPLETE'`: the server lost the upload (4.08 Request Entity Incomplete);
+ *  - `'CHANGED'`: the representation kept changing during the download (its ETag or code
+ *    differed between blocks more often than the client restarts);
+ *  - `'PROTOCOL'`: the server broke RFC 7959 (a Block option of bad length, a block of the
+ *    wrong size, 2.31 to the last block...), or kept answering with blocks not asked for.
+ */
+export class CoapBlockwiseError extends CoapError {
+  /** Stable upper-case reason. */
+  readonly code: BlockwiseFailure;
+  /** Which way the body was moving. */
+  readonly direction: 'upload' | 'download';
+  /** The code of the response that ended the transfer (e.g. `'4.13'`), if one did. */
+  readonly responseCode: string | undefined;
+  /** Size1 of a 4.13 (the server's limit), or Size2 of a download over `maxBodySize`. */
+  readonly size: number | undefined;
+  /** Body bytes acknowledged (upload) or received (download) before the failure. */
+  readonly bytes: number;
+  constructor(
+    code: BlockwiseFailure,
+    direction: 'upload' | 'download',
+    message: string,
+    info: { responseCode?: string; size?: number; bytes?: number } = {},
+  ) {
+    super(message);
+    this.code = code;
+    this.direction = direction;
+    this.responseCode = info.responseCode;
+    this.size = info.size;
+    this.bytes = info.bytes ?? 0;
+  }
+}
+
+/**
+ * An observation (RFC 7641) ended with an error response: the server refused the
+ * registration, or ended the observation with a 4.xx/5.xx notification (§3.2). `response` is
+ * that response.
+ */
+export class CoapObserveError extends CoapError {
+  /** Stable upper-case error name: `'OBSERVE_ENDED'`. */
+  readonly code = 'OBSERVE_ENDED';
+  /** The error response (its `code`, e.g. `'4.04'`, options and diagnostic payload). */
+  readonly response: IncomingResponse;
+  constructor(response: IncomingResponse, message?: string) {
+    super(message ?? `the observation ended with ${response.code}`);
+    this.response = response;
   }
 }

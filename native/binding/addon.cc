@@ -1,7 +1,8 @@
 // addon.cc — Node-API glue for the turbocoap C core.
 //
 // Thin by design: every function converts its arguments, calls one core
-// function and returns a number. No protocol logic lives here.
+// function (the client-transfer calls decode the datagram they are given first)
+// and returns a number. No protocol logic lives here.
 //
 // Data crosses the boundary through ONE scratch area that JS allocates and
 // registers once with setScratch(table, bytes):
@@ -376,6 +377,213 @@ napi_value ErrorName(napi_env env, napi_callback_info info) {
   return PutName(env, s, tc_error_name(err));
 }
 
+// ------------------------------------------------- client transfers (tc_bwc)
+//
+// A transfer's state is a JS-owned Uint8Array of tc_bwc_size() bytes (8-byte aligned; it
+// holds no pointers), its download body a JS Uint8Array that JS grows between calls (the core
+// keeps no pointer to it). Every call writes the tc_bwc_result and the progress into a
+// Uint32Array of kBwcResWords words: [0..7] tc_bwc_result, [8] done, [9] total
+// (tc_bwc_progress). The *Response calls take a received datagram and decode it here.
+
+constexpr uint32_t kBwcResWords = TC_BWC_RESULT_WORDS + 2;
+static_assert(sizeof(tc_bwc_config) == TC_BWC_CONFIG_WORDS * 4, "tc_bwc_config layout");
+static_assert(sizeof(tc_bwc_result) == TC_BWC_RESULT_WORDS * 4, "tc_bwc_result layout");
+
+// A tc_bwc_config from a Uint32Array of TC_BWC_CONFIG_WORDS words.
+bool BwcConfig(napi_env env, napi_value v, tc_bwc_config *cfg) {
+  uint32_t *w;
+  size_t n;
+  if (!Words(env, v, &w, &n)) return false;
+  if (n < TC_BWC_CONFIG_WORDS) {
+    napi_throw_range_error(env, nullptr, "turbocoap: bad tc_bwc_config");
+    return false;
+  }
+  std::memcpy(cfg, w, sizeof *cfg);
+  return true;
+}
+
+// Transfer state: a Uint8Array, 8-byte aligned, of at least tc_bwc_size() bytes (the same
+// for every valid config; tc_bwc_init stamps it, later calls check the stamp).
+bool BwcState(napi_env env, napi_value v, tc_bwc **c, size_t *len) {
+  uint8_t *p;
+  tc_bwc_config d;
+  tc_bwc_config_default(&d);
+  if (!Bytes(env, v, &p, len)) return false;
+  if (*len < tc_bwc_size(&d) || (reinterpret_cast<uintptr_t>(p) & 7u) != 0) {
+    napi_throw_range_error(env, nullptr, "turbocoap: bad transfer state memory");
+    return false;
+  }
+  *c = reinterpret_cast<tc_bwc *>(p);
+  return true;
+}
+
+bool BwcRes(napi_env env, napi_value v, uint32_t **res) {
+  size_t n;
+  if (!Words(env, v, res, &n)) return false;
+  if (n < kBwcResWords) {
+    napi_throw_range_error(env, nullptr, "turbocoap: result table too small");
+    return false;
+  }
+  return true;
+}
+
+// Writes the result and the progress into res; returns rc.
+napi_value BwcOut(napi_env env, const tc_bwc *c, const tc_bwc_result *r, uint32_t *res, int rc) {
+  if (rc >= 0) {
+    std::memcpy(res, r, sizeof *r);
+    (void)tc_bwc_progress(c, &res[TC_BWC_RESULT_WORDS], &res[TC_BWC_RESULT_WORDS + 1]);
+  }
+  return Int(env, rc);
+}
+
+// bwcSize(cfg: Uint32Array): number (0: invalid config)
+napi_value BwcSize(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Scratch *s;
+  tc_bwc_config cfg;
+  if (!Args(env, info, argv, &s) || !BwcConfig(env, argv[0], &cfg)) return nullptr;
+  return Num(env, static_cast<double>(tc_bwc_size(&cfg)));
+}
+
+// bwcInit(state: Uint8Array, cfg: Uint32Array): number
+napi_value BwcInit(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  tc_bwc *c;
+  size_t len;
+  tc_bwc_config cfg;
+  if (!Args(env, info, argv, &s) || !BwcState(env, argv[0], &c, &len) ||
+      !BwcConfig(env, argv[1], &cfg))
+    return nullptr;
+  return Int(env, tc_bwc_init(c, len, &cfg));
+}
+
+// bwcGetBegin(state, res: Uint32Array): number
+napi_value BwcGetBegin(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  tc_bwc *c;
+  size_t len;
+  uint32_t *res;
+  tc_bwc_result r;
+  if (!Args(env, info, argv, &s) || !BwcState(env, argv[0], &c, &len) || !BwcRes(env, argv[1], &res))
+    return nullptr;
+  return BwcOut(env, c, &r, res, tc_bwc_get_begin(c, &r));
+}
+
+// Decodes a received CoAP/UDP datagram into msg/opts; returns the option count or an error.
+int DecodeUdp(const uint8_t *d, size_t len, tc_msg *msg, tc_opt *opts) {
+  return tc_decode(d, len, TC_UDP, msg, opts, TCB_OPT_CAP);
+}
+
+// bwcGetResponse(state, datagram: Uint8Array, body: Uint8Array, res): number
+// Decodes the datagram and feeds it to tc_bwc_get_response with the body memory.
+napi_value BwcGetResponse(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  Scratch *s;
+  tc_bwc *c;
+  size_t len, dlen, blen;
+  uint8_t *d, *body;
+  uint32_t *res;
+  tc_msg msg;
+  tc_opt opts[TCB_OPT_CAP];
+  tc_bwc_result r;
+  if (!Args(env, info, argv, &s) || !BwcState(env, argv[0], &c, &len) ||
+      !Bytes(env, argv[1], &d, &dlen) || !Bytes(env, argv[2], &body, &blen) ||
+      !BwcRes(env, argv[3], &res))
+    return nullptr;
+  int rc = DecodeUdp(d, dlen, &msg, opts);
+  if (rc < 0) return Int(env, rc);
+  uint32_t cap = blen > 0xffffffffu ? 0xffffffffu : static_cast<uint32_t>(blen);
+  return BwcOut(env, c, &r, res, tc_bwc_get_response(c, &msg, opts, d, body, cap, &r));
+}
+
+// bwcPutBegin(state, bodyLength: number, tag: Uint8Array, res): number
+napi_value BwcPutBegin(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  Scratch *s;
+  tc_bwc *c;
+  size_t len, tlen;
+  uint32_t body_len, *res;
+  uint8_t *tag;
+  tc_bwc_result r;
+  if (!Args(env, info, argv, &s) || !BwcState(env, argv[0], &c, &len) ||
+      !U32(env, argv[1], &body_len) || !Bytes(env, argv[2], &tag, &tlen) ||
+      !BwcRes(env, argv[3], &res))
+    return nullptr;
+  if (tlen > 8) return Int(env, TC_E_INVALID);
+  return BwcOut(env, c, &r, res,
+                tc_bwc_put_begin(c, body_len, tag, static_cast<uint32_t>(tlen), &r));
+}
+
+// bwcPutResponse(state, datagram: Uint8Array, res): number
+napi_value BwcPutResponse(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Scratch *s;
+  tc_bwc *c;
+  size_t len, dlen;
+  uint8_t *d;
+  uint32_t *res;
+  tc_msg msg;
+  tc_opt opts[TCB_OPT_CAP];
+  tc_bwc_result r;
+  if (!Args(env, info, argv, &s) || !BwcState(env, argv[0], &c, &len) ||
+      !Bytes(env, argv[1], &d, &dlen) || !BwcRes(env, argv[2], &res))
+    return nullptr;
+  int rc = DecodeUdp(d, dlen, &msg, opts);
+  if (rc < 0) return Int(env, rc);
+  return BwcOut(env, c, &r, res, tc_bwc_put_response(c, &msg, opts, d, &r));
+}
+
+// bwcRequestTag(state, out: Uint8Array (>= 8 bytes)): number (the tag length)
+napi_value BwcRequestTag(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  Scratch *s;
+  tc_bwc *c;
+  size_t len, olen;
+  uint8_t *out;
+  if (!Args(env, info, argv, &s) || !BwcState(env, argv[0], &c, &len) ||
+      !Bytes(env, argv[1], &out, &olen))
+    return nullptr;
+  if (olen < 8) return Int(env, TC_E_INVALID);
+  return Int(env, tc_bwc_request_tag(c, out));
+}
+
+// Milliseconds (a JS number) as uint64 (negative or NaN: 0).
+uint64_t Ms(napi_env env, napi_value v, bool *ok) {
+  double d;
+  *ok = napi_get_value_double(env, v, &d) == napi_ok;
+  if (!*ok) napi_throw_type_error(env, nullptr, "turbocoap: expected a number");
+  if (!(d > 0)) return 0;
+  return d >= 18446744073709551615.0 ? UINT64_MAX : static_cast<uint64_t>(d);
+}
+
+// obsFresh(v1, t1Ms, v2, t2Ms): 1 if the notification (v2, t2) is fresher, else 0
+napi_value ObsFresh(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  Scratch *s;
+  uint32_t v1, v2;
+  bool ok1, ok2;
+  if (!Args(env, info, argv, &s) || !U32(env, argv[0], &v1) || !U32(env, argv[2], &v2)) return nullptr;
+  uint64_t t1 = Ms(env, argv[1], &ok1);
+  if (!ok1) return nullptr;
+  uint64_t t2 = Ms(env, argv[3], &ok2);
+  if (!ok2) return nullptr;
+  return Int(env, tc_obs_fresh(v1, t1, v2, t2));
+}
+
+// obsReregisterAt(arrivalMs, maxAgeS (0xFFFFFFFF: absent), leadMs): number (ms)
+napi_value ObsReregisterAt(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Scratch *s;
+  uint32_t max_age, lead;
+  bool ok;
+  if (!Args(env, info, argv, &s)) return nullptr;
+  uint64_t at = Ms(env, argv[0], &ok);
+  if (!ok || !U32(env, argv[1], &max_age) || !U32(env, argv[2], &lead)) return nullptr;
+  return Num(env, static_cast<double>(tc_obs_reregister_at(at, max_age, lead)));
+}
+
 // ------------------------------------------------------------------ init
 
 // Node frees an environment's references when it tears down; only the
@@ -405,6 +613,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"optionAt", OptionAt},
       {"optionFind", OptionFind},
       {"errorName", ErrorName},
+      {"bwcSize", BwcSize},
+      {"bwcInit", BwcInit},
+      {"bwcGetBegin", BwcGetBegin},
+      {"bwcGetResponse", BwcGetResponse},
+      {"bwcPutBegin", BwcPutBegin},
+      {"bwcPutResponse", BwcPutResponse},
+      {"bwcRequestTag", BwcRequestTag},
+      {"obsFresh", ObsFresh},
+      {"obsReregisterAt", ObsReregisterAt},
   };
   for (const Fn &f : fns) {
     napi_value fn;
@@ -415,6 +632,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("optWords", Napi::Number::New(env, TC_OPT_WORDS));
   exports.Set("frameWords", Napi::Number::New(env, TC_FRAME_WORDS));
   exports.Set("errorCount", Napi::Number::New(env, TC_ERROR_COUNT));
+  exports.Set("bwcResWords", Napi::Number::New(env, kBwcResWords));
   tc_udp_register(env, exports);
   return exports;
 }

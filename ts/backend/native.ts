@@ -5,12 +5,16 @@
  */
 import * as path from 'path';
 import {
+  BWC_RES_WORDS,
   ERROR_COUNT,
   MSG_WORDS,
   OPT_WORDS,
   ascii,
+  bodyTarget,
   readOptionRegistry,
   type Backend,
+  type BwcHandle,
+  type ClientTransfers,
   type DeframerHandle,
   type RawOptionDef,
 } from './types';
@@ -31,6 +35,16 @@ interface Addon {
   optionAt(i: number): number;
   optionFind(code: number, number: number): number;
   errorName(err: number): number;
+  bwcSize(config: Uint32Array): number;
+  bwcInit(state: Uint8Array, config: Uint32Array): number;
+  bwcGetBegin(state: Uint8Array, res: Uint32Array): number;
+  bwcGetResponse(state: Uint8Array, datagram: Uint8Array, body: Uint8Array, res: Uint32Array): number;
+  bwcPutBegin(state: Uint8Array, bodyLength: number, tag: Uint8Array, res: Uint32Array): number;
+  bwcPutResponse(state: Uint8Array, datagram: Uint8Array, res: Uint32Array): number;
+  bwcRequestTag(state: Uint8Array, out: Uint8Array): number;
+  obsFresh(v1: number, t1: number, v2: number, t2: number): number;
+  obsReregisterAt(arrival: number, maxAge: number, lead: number): number;
+  bwcResWords: number;
   msgWords: number;
   optWords: number;
   frameWords: number;
@@ -40,6 +54,15 @@ interface Addon {
 /** Scratch sizes: 1024 options, 64 KiB of bytes. */
 const OPT_CAP = 1024;
 const SCRATCH_BYTES = 65536;
+
+/** A transfer: its tc_bwc state and download body in JS memory. */
+interface NativeBwc extends BwcHandle {
+  readonly state: Uint8Array;
+  readonly maxBody: number;
+  body: Uint8Array;
+}
+
+const NO_BYTES = new Uint8Array(0);
 
 interface NativeDeframer extends DeframerHandle {
   mem: Uint8Array;
@@ -51,16 +74,87 @@ export function packageRoot(): string {
   return path.resolve(__dirname, '..', '..');
 }
 
-class NativeBackend implements Backend {
+/**
+ * The client transfers of the addon (they use no scratch area: state, body and results are
+ * JS memory passed on each call).
+ */
+class NativeTransfers implements ClientTransfers {
   readonly kind = 'native' as const;
+  /** @internal */
+  readonly addon: Addon;
+
+  constructor(addon: Addon) {
+    if (addon.bwcResWords !== BWC_RES_WORDS) {
+      throw new Error('turbocoap: native addon ABI mismatch (rebuild it: npx node-gyp rebuild)');
+    }
+    this.addon = addon;
+  }
+
+  bwcCreate(config: Uint32Array): NativeBwc | number {
+    const size = this.addon.bwcSize(config);
+    if (size === 0) return -16; // TC_E_INVALID
+    // A fresh ArrayBuffer is 8-byte aligned, as tc_bwc needs.
+    const state = new Uint8Array(size);
+    const rc = this.addon.bwcInit(state, config);
+    if (rc < 0) return rc;
+    return { state, maxBody: config[0] as number, body: NO_BYTES, res: new Uint32Array(BWC_RES_WORDS) };
+  }
+
+  bwcGetBegin(h: BwcHandle): number {
+    return this.addon.bwcGetBegin((h as NativeBwc).state, h.res);
+  }
+
+  bwcGetResponse(h: BwcHandle, datagram: Uint8Array, size2: number): number {
+    const n = h as NativeBwc;
+    const cap = bodyTarget(n.body.length, h.res[8] as number, datagram.length, size2, n.maxBody);
+    if (cap > n.body.length) {
+      const body = new Uint8Array(cap);
+      body.set(n.body.subarray(0, h.res[8] as number));
+      n.body = body;
+    }
+    return this.addon.bwcGetResponse(n.state, datagram, n.body, h.res);
+  }
+
+  bwcPutBegin(h: BwcHandle, bodyLength: number, tag: Uint8Array): number {
+    return this.addon.bwcPutBegin((h as NativeBwc).state, bodyLength, tag, h.res);
+  }
+
+  bwcPutResponse(h: BwcHandle, datagram: Uint8Array): number {
+    return this.addon.bwcPutResponse((h as NativeBwc).state, datagram, h.res);
+  }
+
+  bwcRequestTag(h: BwcHandle): Uint8Array {
+    const out = new Uint8Array(8);
+    const n = this.addon.bwcRequestTag((h as NativeBwc).state, out);
+    return out.subarray(0, Math.max(0, n));
+  }
+
+  bwcBody(h: BwcHandle, length: number): Uint8Array {
+    // The caller keeps it: the transfer is done and its body is not written again.
+    return (h as NativeBwc).body.subarray(0, length);
+  }
+
+  bwcFree(h: BwcHandle): void {
+    (h as NativeBwc).body = NO_BYTES;
+  }
+
+  obsFresh(v1: number, t1: number, v2: number, t2: number): boolean {
+    return this.addon.obsFresh(v1 >>> 0, t1, v2 >>> 0, t2) === 1;
+  }
+
+  obsReregisterAt(arrival: number, maxAge: number, lead: number): number {
+    return this.addon.obsReregisterAt(arrival, maxAge >>> 0, lead >>> 0);
+  }
+}
+
+class NativeBackend extends NativeTransfers implements Backend {
   readonly table: Uint32Array;
   readonly bytes: Uint8Array;
   readonly optCap = OPT_CAP;
-  /** @internal */
-  readonly addon: Addon;
   private staged: Uint8Array | undefined;
 
   constructor(addon: Addon) {
+    super(addon);
     if (
       addon.msgWords !== MSG_WORDS ||
       addon.optWords !== OPT_WORDS ||
@@ -69,7 +163,6 @@ class NativeBackend implements Backend {
     ) {
       throw new Error('turbocoap: native addon ABI mismatch (rebuild it: npx node-gyp rebuild)');
     }
-    this.addon = addon;
     this.table = new Uint32Array(MSG_WORDS + OPT_WORDS * OPT_CAP);
     this.bytes = new Uint8Array(SCRATCH_BYTES);
     addon.setScratch(this.table, this.bytes);
@@ -169,6 +262,16 @@ export function loadNativeAddon(file?: string): unknown {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const load = require('node-gyp-build') as (dir: string) => unknown;
   return load(packageRoot());
+}
+
+let transfers: NativeTransfers | undefined;
+
+/**
+ * The addon's client transfers without a codec backend (so without taking over the scratch
+ * area of a backend made by {@link loadNativeBackend}). Throws if the addon cannot load.
+ */
+export function loadNativeTransfers(): ClientTransfers {
+  return (transfers ??= new NativeTransfers(loadNativeAddon() as Addon));
 }
 
 /**

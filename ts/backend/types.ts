@@ -31,7 +31,72 @@ export interface DeframerHandle {
   /** @internal */ readonly _brand?: never;
 }
 
-export interface Backend {
+/** Words of tc_bwc_config (native/include/turbocoap_bw.h). */
+export const BWC_CONFIG_WORDS = 5;
+/** Words of a client-transfer result: tc_bwc_result (8 words), then the progress (done, total). */
+export const BWC_RES_WORDS = 10;
+/** tc_obs_reregister_at's max_age_s when the notification has no Max-Age. */
+export const OBS_NO_MAX_AGE = 0xffffffff;
+
+/**
+ * A client block-wise transfer (tc_bwc) with its download body (backend-specific memory).
+ * `res` holds the outcome of the last call: tc_bwc_result words [0..7] (status, error, code,
+ * block, offset, length, size, flags) and the progress [8] done, [9] total.
+ */
+export interface BwcHandle {
+  readonly res: Uint32Array;
+}
+
+/**
+ * The body capacity a download needs before its next response is fed: room for everything
+ * received so far plus the datagram (which bounds its payload) and for the announced total
+ * (Size2, so the core judges Size2 against maxBody, not against a body not grown yet), at
+ * most maxBody. Grows geometrically from `cap`; returns `cap` when it suffices.
+ */
+export function bodyTarget(cap: number, done: number, datagramLength: number, size2: number, maxBody: number): number {
+  const need = Math.min(maxBody, Math.max(done + datagramLength, size2));
+  if (need <= cap) return cap;
+  return Math.min(maxBody, Math.max(need, cap * 2, 4096));
+}
+
+/**
+ * The client side of block-wise transfer and Observe (tc_bwc_*, tc_obs_fresh,
+ * tc_obs_reregister_at). Every backend has it; the native addon also offers it without a
+ * codec scratch area ({@link Backend} extends it).
+ */
+export interface ClientTransfers {
+  readonly kind: 'native' | 'wasm';
+  /**
+   * A client block-wise transfer (tc_bwc_init) with `config` (BWC_CONFIG_WORDS words of
+   * tc_bwc_config); returns the handle or an error code. Free it with {@link bwcFree}.
+   */
+  bwcCreate(config: Uint32Array): BwcHandle | number;
+  /** tc_bwc_get_begin; the result in `h.res`. Returns the status or an error code. */
+  bwcGetBegin(h: BwcHandle): number;
+  /**
+   * Decodes a received CoAP/UDP datagram and feeds it to tc_bwc_get_response, the body
+   * first grown to {@link bodyTarget}(…, size2, maxBody) (`size2`: the response's Size2, or 0).
+   * Returns the status or an error code (a decode error: the datagram is not CoAP).
+   */
+  bwcGetResponse(h: BwcHandle, datagram: Uint8Array, size2: number): number;
+  /** tc_bwc_put_begin with the Request-Tag `tag` (0..8 bytes). */
+  bwcPutBegin(h: BwcHandle, bodyLength: number, tag: Uint8Array): number;
+  /** Decodes a received CoAP/UDP datagram and feeds it to tc_bwc_put_response. */
+  bwcPutResponse(h: BwcHandle, datagram: Uint8Array): number;
+  /** tc_bwc_request_tag: the transfer's Request-Tag (a copy). */
+  bwcRequestTag(h: BwcHandle): Uint8Array;
+  /** The first `length` bytes of a finished download's body, for the caller to keep (no
+   *  view of WASM memory: a copy there). Call it once the transfer is over. */
+  bwcBody(h: BwcHandle, length: number): Uint8Array;
+  /** Releases the transfer's memory (no-op where memory is garbage-collected). */
+  bwcFree(h: BwcHandle): void;
+  /** tc_obs_fresh: whether notification (v2 at t2 ms) is newer than (v1 at t1 ms), RFC 7641 §3.4. */
+  obsFresh(v1: number, t1: number, v2: number, t2: number): boolean;
+  /** tc_obs_reregister_at (ms; maxAge OBS_NO_MAX_AGE when absent). */
+  obsReregisterAt(arrival: number, maxAge: number, lead: number): number;
+}
+
+export interface Backend extends ClientTransfers {
   readonly kind: 'native' | 'wasm';
   /**
    * View of the scratch table. Valid after sync() or any other backend call

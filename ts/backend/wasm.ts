@@ -12,12 +12,16 @@
  */
 import { WASM_BASE64 } from '../generated/wasm-bytes';
 import {
+  BWC_CONFIG_WORDS,
+  BWC_RES_WORDS,
   ERROR_COUNT,
   MSG_WORDS,
   OPT_WORDS,
   ascii,
+  bodyTarget,
   readOptionRegistry,
   type Backend,
+  type BwcHandle,
   type DeframerHandle,
   type RawOptionDef,
 } from './types';
@@ -46,7 +50,27 @@ interface Exports {
   tcw_option_at(i: number): number;
   tcw_option_find(code: number, number: number): number;
   tcw_error_name(err: number): number;
+  tcw_bwc_create(cfg: number): number;
+  tcw_bwc_free(h: number): void;
+  tcw_bwc_get_begin(h: number): number;
+  tcw_bwc_get_response(h: number, d: number, len: number, bodyNeed: number): number;
+  tcw_bwc_put_begin(h: number, bodyLength: number, tag: number, tagLen: number): number;
+  tcw_bwc_put_response(h: number, d: number, len: number): number;
+  tcw_bwc_request_tag(h: number): number;
+  tcw_obs_fresh(v1: number, t1: number, v2: number, t2: number): number;
+  tcw_obs_reregister_at(arrival: number, maxAge: number, lead: number): number;
 }
+
+/** A transfer: a handle in linear memory (glue_client.c: info words, then the tc_bwc state). */
+interface WasmBwc extends BwcHandle {
+  ptr: number;
+  readonly maxBody: number;
+}
+
+/** glue_client.c info words: the body pointer, its capacity, the Request-Tag. */
+const BWC_BODY_PTR = 10;
+const BWC_BODY_CAP = 11;
+const BWC_TAG = 12;
 
 interface WasmDeframer extends DeframerHandle {
   ptr: number;
@@ -99,6 +123,8 @@ class WasmBackend implements Backend {
   private stagedLen = 0;
   private stagedOwned = false;
   private readonly finalizer: FinalizationRegistry<number> | undefined;
+  /** Frees transfers dropped without bwcFree (their handle and body). */
+  private readonly bwcFinalizer: FinalizationRegistry<number> | undefined;
 
   constructor(moduleBytes: Uint8Array) {
     const mod = new WebAssembly.Module(moduleBytes as Uint8Array<ArrayBuffer>);
@@ -139,6 +165,10 @@ class WasmBackend implements Backend {
     this.finalizer =
       typeof FinalizationRegistry === 'function'
         ? new FinalizationRegistry<number>((ptr) => this.ex.tcw_free(ptr))
+        : undefined;
+    this.bwcFinalizer =
+      typeof FinalizationRegistry === 'function'
+        ? new FinalizationRegistry<number>((ptr) => this.ex.tcw_bwc_free(ptr))
         : undefined;
   }
 
@@ -304,6 +334,104 @@ class WasmBackend implements Backend {
     const len = this.ex.tcw_error_name(err | 0);
     this.sync();
     return ascii(this.bytes, len);
+  }
+
+  // ------------------------------------------------------------ client transfers
+
+  /** The handle's info word i. */
+  private bwcWord(h: WasmBwc, i: number): number {
+    if (this.memory.buffer !== this.ab) this.sync();
+    return new Uint32Array(this.u8.buffer, h.ptr + 4 * i, 1)[0] as number;
+  }
+
+  /** Copies the result and progress words out of the handle; returns rc. */
+  private bwcOut(h: WasmBwc, rc: number): number {
+    if (this.memory.buffer !== this.ab) this.sync();
+    if (rc >= 0) h.res.set(new Uint32Array(this.u8.buffer, h.ptr, BWC_RES_WORDS));
+    return rc;
+  }
+
+  /** Stages a datagram in the scratch bytes (or a heap block; freed by the caller). */
+  private stage(d: Uint8Array): number {
+    if (this.memory.buffer !== this.ab) this.sync();
+    if (d.length <= this.bytesSize) {
+      put(this.bytes, d);
+      return this.bytesPtr;
+    }
+    const p = this.malloc(d.length);
+    this.u8.set(d, p);
+    return p;
+  }
+
+  bwcCreate(config: Uint32Array): WasmBwc | number {
+    if (this.memory.buffer !== this.ab) this.sync();
+    this.table.set(config.subarray(0, BWC_CONFIG_WORDS));
+    const ptr = this.ex.tcw_bwc_create(this.tablePtr) >>> 0;
+    this.sync();
+    if (ptr === 0) return -16; // TC_E_INVALID (or no memory)
+    const h: WasmBwc = { ptr, maxBody: config[0] as number, res: new Uint32Array(BWC_RES_WORDS) };
+    this.bwcFinalizer?.register(h, ptr, h);
+    return h;
+  }
+
+  bwcGetBegin(h: BwcHandle): number {
+    return this.bwcOut(h as WasmBwc, this.ex.tcw_bwc_get_begin((h as WasmBwc).ptr));
+  }
+
+  bwcGetResponse(h: BwcHandle, datagram: Uint8Array, size2: number): number {
+    const w = h as WasmBwc;
+    const cap = this.bwcWord(w, BWC_BODY_CAP);
+    const need = bodyTarget(cap, h.res[8] as number, datagram.length, size2, w.maxBody);
+    const p = this.stage(datagram);
+    try {
+      return this.bwcOut(w, this.ex.tcw_bwc_get_response(w.ptr, p, datagram.length, need > cap ? need : 0));
+    } finally {
+      if (p !== this.bytesPtr) this.ex.tcw_free(p);
+    }
+  }
+
+  bwcPutBegin(h: BwcHandle, bodyLength: number, tag: Uint8Array): number {
+    const p = this.stage(tag);
+    return this.bwcOut(h as WasmBwc, this.ex.tcw_bwc_put_begin((h as WasmBwc).ptr, bodyLength >>> 0, p, tag.length));
+  }
+
+  bwcPutResponse(h: BwcHandle, datagram: Uint8Array): number {
+    const w = h as WasmBwc;
+    const p = this.stage(datagram);
+    try {
+      return this.bwcOut(w, this.ex.tcw_bwc_put_response(w.ptr, p, datagram.length));
+    } finally {
+      if (p !== this.bytesPtr) this.ex.tcw_free(p);
+    }
+  }
+
+  bwcRequestTag(h: BwcHandle): Uint8Array {
+    const w = h as WasmBwc;
+    const n = this.ex.tcw_bwc_request_tag(w.ptr);
+    this.sync();
+    const at = w.ptr + 4 * BWC_TAG;
+    return n > 0 ? this.u8.slice(at, at + n) : new Uint8Array(0);
+  }
+
+  bwcBody(h: BwcHandle, length: number): Uint8Array {
+    const at = this.bwcWord(h as WasmBwc, BWC_BODY_PTR);
+    return length > 0 ? this.u8.slice(at, at + length) : new Uint8Array(0);
+  }
+
+  bwcFree(h: BwcHandle): void {
+    const w = h as WasmBwc;
+    if (w.ptr === 0) return;
+    this.bwcFinalizer?.unregister(w);
+    this.ex.tcw_bwc_free(w.ptr);
+    w.ptr = 0;
+  }
+
+  obsFresh(v1: number, t1: number, v2: number, t2: number): boolean {
+    return this.ex.tcw_obs_fresh(v1 >>> 0, t1, v2 >>> 0, t2) === 1;
+  }
+
+  obsReregisterAt(arrival: number, maxAge: number, lead: number): number {
+    return this.ex.tcw_obs_reregister_at(arrival, maxAge >>> 0, lead >>> 0);
   }
 }
 
