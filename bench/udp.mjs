@@ -18,59 +18,33 @@
 //   BENCH_WARMUP=1          warm-up seconds per run (default 1)
 //   BENCH_ONLY=native,wasm,libcoap,npm-coap,clients   run a subset
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, installCleanup, peakRssMB, runToEnd, sleep, start, waitReady, which } from './lib/proc.mjs';
+import { resolve } from 'node:path';
+import { HOST, coapBench, coapBenchPath, die, eachServer, f0, f1, log, measured, num, printReport, ratio, root, tableRows, targetLine, wanted } from './lib/bench-env.mjs';
+import { freePort, installCleanup, runToEnd, start, waitReady, which } from './lib/proc.mjs';
 
 installCleanup();
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const num = (name, dflt) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n > 3600) throw new Error(`${name}=${v}: expected seconds in 0..3600`);
-  return n;
-};
 const SECONDS = num('BENCH_SECONDS', 10) || 10;
 const RSS_SECONDS = num('BENCH_RSS_SECONDS', 20);
 const WARMUP = num('BENCH_WARMUP', 1);
-const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
-const want = (k) => ONLY === undefined || ONLY.has(k);
+const want = wanted();
 
-const coapBench = resolve(root, 'build', 'Release', 'coap-bench');
+const bin = coapBenchPath('udp');
 const libcoapServer = which('coap-server-notls');
-const HOST = '127.0.0.1';
 const PATH = 'time';
 
-function die(msg) {
-  process.stderr.write(`bench/udp: ${msg}\n`);
-  process.exit(1);
-}
-if (!existsSync(coapBench)) die(`${coapBench} is missing: run npm install (it builds coap-bench on Linux)`);
-if (!existsSync(resolve(root, 'dist', 'index.js'))) die('dist/ is missing: run npm run build');
+if (!existsSync(resolve(root, 'dist', 'index.js'))) die('udp', 'dist/ is missing: run npm run build');
 {
   const tc = await import(resolve(root, 'dist', 'index.js'));
   if (typeof (tc.default ?? tc).createServer !== 'function' && (want('native') || want('wasm') || want('clients'))) {
-    die('dist/index.js has no createServer: the server API is not built yet');
+    die('udp', 'dist/index.js has no createServer: the server API is not built yet');
   }
 }
 
-const log = (s) => process.stderr.write(`${s}\n`);
-
-/** Runs coap-bench --json; returns its parsed result (throws with its output on failure). */
+/** Runs coap-bench with CON GETs of PATH; returns its parsed --json result (throws with its output on failure). */
 async function coapBenchRun(port, concurrency, sockets, seconds) {
-  const args = ['--json', '-c', String(concurrency), '-k', String(sockets), '-d', String(seconds), '-w', String(WARMUP), `coap://${HOST}:${port}/${PATH}`];
-  const c = await runToEnd('coap-bench', coapBench, args, (seconds + WARMUP + 40) * 1000);
-  if (c.timedOut) throw new Error(`coap-bench ${args.join(' ')} did not finish in time\n${c.output()}`);
-  const line = c.stdout.trim().split('\n').pop() ?? '';
-  let r;
-  try {
-    r = JSON.parse(line);
-  } catch {
-    throw new Error(`coap-bench ${args.join(' ')} printed no JSON (exit ${c.exitCode})\n${c.output()}`);
-  }
-  return r;
+  const args = ['-c', String(concurrency), '-k', String(sockets), '-d', String(seconds), '-w', String(WARMUP), `coap://${HOST}:${port}/${PATH}`];
+  return (await coapBench(bin, args, (seconds + WARMUP + 40) * 1000)).result;
 }
 
 const servers = [
@@ -97,43 +71,19 @@ const servers = [
   },
 ];
 
-const results = new Map();
-
-for (const s of servers) {
-  if (!want(s.key)) continue;
-  if (s.missing) {
-    log(`skip ${s.label}: ${s.missing}`);
-    continue;
+const results = await eachServer(servers, { want, path: PATH, recordSkipped: false, withCommand: false }, async (r, { port }) => {
+  log(`   64 outstanding / 4 sockets, ${SECONDS} s`);
+  r.c64 = await coapBenchRun(port, 64, 4, SECONDS);
+  log(`     ${r.c64.rps.toFixed(0)} req/s, p50 ${r.c64.latency_us.p50} us, p99 ${r.c64.latency_us.p99} us, timeouts ${r.c64.timeouts}`);
+  log(`   1 outstanding / 1 socket, ${SECONDS} s`);
+  r.c1 = await coapBenchRun(port, 1, 1, SECONDS);
+  log(`     ${r.c1.rps.toFixed(0)} req/s, p50 ${r.c1.latency_us.p50} us, p99 ${r.c1.latency_us.p99} us`);
+  if (RSS_SECONDS > 0) {
+    log(`   RSS run: 64 outstanding / 4 sockets, ${RSS_SECONDS} s`);
+    r.rssRun = await coapBenchRun(port, 64, 4, RSS_SECONDS);
+    log(`     ${r.rssRun.rps.toFixed(0)} req/s`);
   }
-  const port = await freePort();
-  const [cmd, args, opts] = s.cmd(port);
-  log(`== ${s.label} on ${HOST}:${port}`);
-  const child = start(s.label, cmd, args, opts);
-  try {
-    await waitReady(child, HOST, port, PATH);
-    await sleep(200);
-    const r = { label: s.label };
-    log(`   64 outstanding / 4 sockets, ${SECONDS} s`);
-    r.c64 = await coapBenchRun(port, 64, 4, SECONDS);
-    log(`     ${r.c64.rps.toFixed(0)} req/s, p50 ${r.c64.latency_us.p50} us, p99 ${r.c64.latency_us.p99} us, timeouts ${r.c64.timeouts}`);
-    log(`   1 outstanding / 1 socket, ${SECONDS} s`);
-    r.c1 = await coapBenchRun(port, 1, 1, SECONDS);
-    log(`     ${r.c1.rps.toFixed(0)} req/s, p50 ${r.c1.latency_us.p50} us, p99 ${r.c1.latency_us.p99} us`);
-    if (RSS_SECONDS > 0) {
-      log(`   RSS run: 64 outstanding / 4 sockets, ${RSS_SECONDS} s`);
-      r.rssRun = await coapBenchRun(port, 64, 4, RSS_SECONDS);
-      log(`     ${r.rssRun.rps.toFixed(0)} req/s`);
-    }
-    r.rss = peakRssMB(child.pid);
-    if (child.exited) throw new Error(`${s.label} died during the runs\n${child.output()}`);
-    results.set(s.key, r);
-  } catch (e) {
-    log(`!! ${s.label}: ${e?.message ?? e}`);
-    results.set(s.key, { label: s.label, error: String(e?.message ?? e).split('\n')[0] });
-  } finally {
-    await child.kill();
-  }
-}
+});
 
 // ---------------------------------------------------------------------------------- clients
 
@@ -175,12 +125,10 @@ if (want('clients')) {
 
 // ---------------------------------------------------------------------------------- report
 
-const f0 = (n) => (n === undefined || Number.isNaN(n) ? '–' : Math.round(n).toLocaleString('en-US'));
-const f1 = (n) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(1));
-const ratio = (a, b) => (a === undefined || b === undefined || !(b > 0) ? '–' : `${(a / b).toFixed(2)}×`);
-
-const lib = results.get('libcoap');
-const npm = results.get('npm-coap');
+/** A server's record if it was measured (a failed one counts in no comparison). */
+const ok = (k) => (results.get(k)?.error ? undefined : results.get(k));
+const lib = ok('libcoap');
+const npm = ok('npm-coap');
 
 const out = [];
 out.push('');
@@ -188,22 +136,18 @@ out.push(`## CoAP/UDP servers (coap-bench, CON GET /${PATH}, ${SECONDS} s per ru
 out.push('');
 out.push('| server | 64 outst. req/s | p50 µs | p99 µs | 1 outst. req/s | p50 µs | p99 µs | peak RSS MB | vs libcoap (64) | vs npm coap (64) | vs libcoap (1) | vs npm coap (1) |');
 out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-for (const s of servers) {
-  const r = results.get(s.key);
-  if (r === undefined) continue;
-  if (r.error) {
-    out.push(`| ${r.label} | failed: ${r.error.replace(/\|/g, '/')} |||||||||||`);
-    continue;
-  }
-  out.push(
-    `| ${r.label} | ${f0(r.c64.rps)} | ${f0(r.c64.latency_us.p50)} | ${f0(r.c64.latency_us.p99)} | ${f0(r.c1.rps)} | ${f0(r.c1.latency_us.p50)} | ${f0(r.c1.latency_us.p99)} | ${f1(r.rss)} | ` +
+out.push(
+  ...tableRows(
+    servers,
+    results,
+    12,
+    (r) =>
+      `| ${r.label} | ${f0(r.c64.rps)} | ${f0(r.c64.latency_us.p50)} | ${f0(r.c64.latency_us.p99)} | ${f0(r.c1.rps)} | ${f0(r.c1.latency_us.p50)} | ${f0(r.c1.latency_us.p99)} | ${f1(r.rss)} | ` +
       `${ratio(r.c64.rps, lib?.c64?.rps)} | ${ratio(r.c64.rps, npm?.c64?.rps)} | ${ratio(r.c1.rps, lib?.c1?.rps)} | ${ratio(r.c1.rps, npm?.c1?.rps)} |`,
-  );
-}
+  ),
+);
 const notes = [];
-for (const s of servers) {
-  const r = results.get(s.key);
-  if (!r || r.error) continue;
+for (const r of measured(servers, results)) {
   const bad = ['c64', 'c1', 'rssRun'].filter((k) => r[k] && (r[k].timeouts > 0 || r[k].rst > 0 || r[k].status['2xx'] !== r[k].requests));
   if (bad.length) notes.push(`- ${r.label}: ${bad.map((k) => `${k}: ${r[k].timeouts} timeouts, ${r[k].rst} RST, ${r[k].requests - r[k].status['2xx']} non-2.xx`).join('; ')}`);
   notes.push(`- ${r.label}: generator ${r.c64.cpu_us_per_req?.toFixed(1) ?? '–'} µs CPU per request at 64; retransmissions ${r.c64.retransmissions}${r.rssRun ? `; RSS run ${f0(r.rssRun.rps)} req/s` : ''}`);
@@ -223,18 +167,16 @@ if (clientResults.length) {
   }
 }
 
-const target = (name, ok, detail) => out.push(`- ${ok === undefined ? 'NOT measured' : ok ? 'met' : 'NOT met'}: ${name} — ${detail}`);
-out.push('');
-out.push('## Targets');
-out.push('');
+const targets = [];
+const target = (...a) => targets.push(targetLine(...a));
 {
-  const nat = results.get('native');
+  const nat = ok('native');
   const a = nat?.c64?.rps;
   const b = lib?.c64?.rps;
   target('native server ≥ 2× libcoap (64 outstanding)', a && b ? a >= 2 * b : undefined, `${f0(a)} vs ${f0(b)} req/s = ${ratio(a, b)}`);
 }
 {
-  const w = results.get('wasm');
+  const w = ok('wasm');
   const a = w?.c64?.rps;
   const b = npm?.c64?.rps;
   target('WASM server ≥ 2× npm coap (64 outstanding)', a && b ? a >= 2 * b : undefined, `${f0(a)} vs ${f0(b)} req/s = ${ratio(a, b)}`);
@@ -252,7 +194,5 @@ for (const k of ['native', 'wasm']) {
   const r = results.get(k);
   target(`${r?.label ?? k} server peak RSS < 100 MB`, r?.rss === undefined ? undefined : r.rss < 100, `${f1(r?.rss)} MB`);
 }
-out.push('');
-out.push(`machine: ${(await import('node:os')).cpus().length} CPUs (${(await import('node:os')).cpus()[0]?.model ?? '?'}), node ${process.version}`);
-process.stdout.write(out.join('\n') + '\n');
+await printReport(out, targets);
 process.exit(0);
