@@ -93,6 +93,13 @@ static void rig_free(rig *r) {
   free(r);
 }
 
+/* rig_new for a test: a rig that cannot be made counts as a failed check. */
+static rig *rig_open(const tc_srv_config *sc) {
+  rig *r = rig_new(sc);
+  if (r == NULL) CHECK(0, "rig");
+  return r;
+}
+
 static void tx_reset(rig *r) { r->tx.used = r->tx.count = 0; }
 
 static void peer_of(uint32_t i, uint8_t a[4]) {
@@ -114,6 +121,13 @@ static void req_init(tc_tmsg *t, uint32_t code, const char *path, uint32_t token
   t->msg.token_length = 4;
   t->w = 4;
   tmsg_opt(t, 11, path, (uint32_t)strlen(path));
+}
+
+/* req_init and one unsigned option after Uri-Path (Block1, Block2, Observe, Accept, ...). */
+static void req_uint(tc_tmsg *t, uint32_t code, const char *path, uint32_t token, uint32_t opt,
+                     uint32_t v) {
+  req_init(t, code, path, token);
+  tmsg_uint(t, opt, v);
 }
 
 /* Encode t as a CON (or NON) with a fresh Message ID and feed it to tc_srv_recv from peer.
@@ -211,6 +225,16 @@ static void one(const rig *r, dgi *d) {
   dg_get(r, 0, d);
 }
 
+/* Send t as a CON from peer into an empty tx queue and decode what it answered into *d (the
+ * only datagram queued; d may be NULL). Returns the rc of tc_srv_recv. */
+static int exchange(rig *r, uint32_t peer, tc_tmsg *t, dgi *d) {
+  int rc;
+  tx_reset(r);
+  rc = send_req(r, peer, t, TC_CON, NULL);
+  if (d != NULL) one(r, d);
+  return rc;
+}
+
 /* ------------------------------------------------------------------ responses */
 
 static uint8_t g_src[1 << 17];
@@ -253,31 +277,25 @@ static void upload_one(uint32_t len, uint32_t szx, uint32_t srv_szx) {
   tc_srv_stats st;
   srv_cfg(&sc);
   sc.bw1.preferred_szx = srv_szx;
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   fill(body, len, len * 31u + szx);
   for (;;) {
     uint32_t bs = tc_szx_size(cur), n = len - off < bs ? len - off : bs;
     uint32_t more = off + n < len;
     tc_tmsg t;
     dgi d;
-    req_init(&t, 0x02, "up", 0xA0000000u | num);
-    tmsg_uint(&t, TC_OPT_CONTENT_FORMAT, 0);
+    req_uint(&t, 0x02, "up", 0xA0000000u | num, TC_OPT_CONTENT_FORMAT, 0);
     tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(num, more, cur));
     if (num == 0) tmsg_uint(&t, TC_OPT_SIZE1, len);
     tmsg_payload(&t, body + off, n);
-    tx_reset(r);
-    if (send_req(r, 1, &t, TC_CON, NULL) != 0) ok = 0;
+    if (exchange(r, 1, &t, &d) != 0) ok = 0;
     blocks++;
     if (!more) {
       CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "last block delivered");
       id = r->ev.id;
       break;
     }
-    one(r, &d);
     if (r->ev.kind != TC_EV_NONE || !d.ok || d.type != TC_ACK || d.code != TC_CODE_CONTINUE ||
         !(d.has & HAS_B1) || (d.block1 >> 4) != num || !(d.block1 & 8u) || d.plen != 0) {
       if (ok) fprintf(stderr, "block %u: kind %u ok %d code %u b1 %x\n", num, r->ev.kind, d.ok,
@@ -321,28 +339,31 @@ static void t_block1_uploads(void) {
   upload_one(17, 0, 6);   /* one block of 16, then a last block of 1 */
 }
 
+static uint8_t g_put[4096];
+
+/* A PUT of path carrying Block1 (num, more, SZX 4: 256-byte blocks) and len bytes of g_put. */
+static void put_block1(tc_tmsg *t, const char *path, uint32_t token, uint32_t num, uint32_t more,
+                       uint32_t len) {
+  req_uint(t, 0x03, path, token, TC_OPT_BLOCK1, tc_block_value(num, more, 4));
+  tmsg_payload(t, g_put, len);
+}
+
 static void t_block1_errors(void) {
   tc_srv_config sc;
   rig *r;
   tc_tmsg t;
   dgi d;
   dgram dup;
-  static uint8_t body[4096];
   tc_srv_stats st;
   srv_cfg(&sc);
   sc.bw1.max_transfers = 3;
   sc.bw1.max_per_peer = 2;
   sc.bw1.max_body = 2048;
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
-  fill(body, sizeof body, 5);
+  r = rig_open(&sc);
+  if (r == NULL) return;
+  fill(g_put, sizeof g_put, 5);
   /* block 0 of "a", then a duplicate datagram (same MID): answered once, replayed by the ep */
-  req_init(&t, 0x03, "a", 1);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(0, 1, 4));
-  tmsg_payload(&t, body, 256);
+  put_block1(&t, "a", 1, 0, 1, 256);
   tx_reset(r);
   CHECK_EQ(send_req(r, 1, &t, TC_CON, &dup), 0, "block 0");
   one(r, &d);
@@ -358,46 +379,28 @@ static void t_block1_errors(void) {
   tc_srv_get_stats(r->srv, &st);
   CHECK_EQ(st.blocks_in, 1, "the pipeline answered once");
   /* the same block again with a new MID (the client retransmits after a lost 2.31) */
-  tx_reset(r);
-  CHECK_EQ(send_req(r, 1, &t, TC_CON, NULL), 0, "repeated block");
-  one(r, &d);
+  CHECK_EQ(exchange(r, 1, &t, &d), 0, "repeated block");
   CHECK(d.ok && d.code == TC_CODE_CONTINUE && (d.block1 >> 4) == 0, "answered as before");
   /* out of order: block 2 before block 1 */
-  req_init(&t, 0x03, "a", 2);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(2, 1, 4));
-  tmsg_payload(&t, body, 256);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  put_block1(&t, "a", 2, 2, 1, 256);
+  exchange(r, 1, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_INCOMPLETE && r->ev.kind == TC_EV_NONE, "4.08");
   /* unknown upload with NUM > 0 */
-  req_init(&t, 0x03, "never", 3);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(1, 1, 4));
-  tmsg_payload(&t, body, 256);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  put_block1(&t, "never", 3, 1, 1, 256);
+  exchange(r, 1, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_INCOMPLETE, "4.08 for an unknown upload");
   /* Size1 over max_body: 4.13 with Size1 = max_body */
-  req_init(&t, 0x03, "big", 4);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(0, 1, 4));
+  put_block1(&t, "big", 4, 0, 1, 256);
   tmsg_uint(&t, TC_OPT_SIZE1, 4096);
-  tmsg_payload(&t, body, 256);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  exchange(r, 1, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_TOO_LARGE && (d.has & HAS_S1) && d.size1 == 2048,
         "4.13 with Size1");
   /* a body growing over max_body without Size1 */
   {
     uint32_t k, code = 0;
     for (k = 0; k < 9 && code != TC_CODE_TOO_LARGE; k++) {
-      req_init(&t, 0x03, "grow", 5);
-      tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(k, 1, 4));
-      tmsg_payload(&t, body, 256);
-      tx_reset(r);
-      send_req(r, 2, &t, TC_CON, NULL);
-      one(r, &d);
+      put_block1(&t, "grow", 5, k, 1, 256);
+      exchange(r, 2, &t, &d);
       code = d.code;
     }
     CHECK(code == TC_CODE_TOO_LARGE && k == 9 && (d.has & HAS_S1), "4.13 at the 9th block");
@@ -409,51 +412,31 @@ static void t_block1_errors(void) {
     req_init(&t, 0x03, seg, 6);
     tmsg_opt(&t, 11, seg, 150); /* two Uri-Path segments: a key of 311 bytes */
     tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(0, 1, 4));
-    tmsg_payload(&t, body, 256);
-    tx_reset(r);
-    send_req(r, 1, &t, TC_CON, NULL);
-    one(r, &d);
+    tmsg_payload(&t, g_put, 256);
+    exchange(r, 1, &t, &d);
     CHECK(d.ok && d.code == TC_CODE_TOO_LARGE && !(d.has & HAS_S1), "4.13 without Size1");
   }
   /* 5.03 with Max-Age when the per-peer bound is reached ("a" and another of peer 1) */
-  req_init(&t, 0x03, "b", 7);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(0, 1, 4));
-  tmsg_payload(&t, body, 256);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  put_block1(&t, "b", 7, 0, 1, 256);
+  exchange(r, 1, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_CONTINUE, "second upload of peer 1");
-  req_init(&t, 0x03, "c", 8);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(0, 1, 4));
-  tmsg_payload(&t, body, 256);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  put_block1(&t, "c", 8, 0, 1, 256);
+  exchange(r, 1, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_UNAVAILABLE && (d.has & HAS_MAXAGE) && d.max_age == 2,
         "5.03 per peer");
   /* and when the store is full (3 uploads: a, b, and one of peer 3) */
-  tx_reset(r);
-  send_req(r, 3, &t, TC_CON, NULL);
-  one(r, &d);
+  exchange(r, 3, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_CONTINUE, "third upload");
-  tx_reset(r);
-  send_req(r, 4, &t, TC_CON, NULL);
-  one(r, &d);
+  exchange(r, 4, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_UNAVAILABLE, "5.03 store full");
   /* a bad block (payload not a block): 4.00 */
-  req_init(&t, 0x03, "a", 9);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(1, 1, 4));
-  tmsg_payload(&t, body, 100);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  put_block1(&t, "a", 9, 1, 1, 100);
+  exchange(r, 1, &t, &d);
   CHECK(d.ok && d.code == TC_CODE_BAD_REQUEST, "4.00 for a short non-final block");
   /* NUM 0 without M: the request's payload is the body (delivered, no store) */
-  req_init(&t, 0x03, "whole", 10);
-  tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(0, 0, 6));
-  tmsg_payload(&t, body, 300);
-  tx_reset(r);
-  send_req(r, 5, &t, TC_CON, NULL);
+  req_uint(&t, 0x03, "whole", 10, TC_OPT_BLOCK1, tc_block_value(0, 0, 6));
+  tmsg_payload(&t, g_put, 300);
+  exchange(r, 5, &t, NULL);
   CHECK(r->ev.kind == TC_EV_REQUEST && r->req.flags == 0 && r->msg.payload_length == 300,
         "whole body in one request");
   CHECK_EQ(respond(r, r->ev.id, 0x44, NULL, 0, 0, 1), 0, "respond");
@@ -469,28 +452,31 @@ static void t_block1_errors(void) {
   rig_free(r);
 }
 
+/* Upload 266 bytes to "u" from peer 1 in two Block1 blocks (256 and 10 bytes); the last block
+ * delivers the request. */
+static void upload_two(rig *r, uint32_t token) {
+  static const uint8_t body[256];
+  tc_tmsg t;
+  uint32_t k;
+  for (k = 0; k < 2; k++) {
+    req_uint(&t, 0x02, "u", token, TC_OPT_BLOCK1, tc_block_value(k, k == 0, 4));
+    tmsg_payload(&t, body, k == 0 ? 256 : 10);
+    exchange(r, 1, &t, NULL);
+  }
+}
+
 /* An upload whose body nobody reads is released when its exchange ends. */
 static void t_body_release(void) {
   tc_srv_config sc;
   rig *r;
   tc_tmsg t;
-  static uint8_t body[512];
-  uint32_t id1, id2, k;
+  uint32_t id1, id2;
   tc_srv_stats st;
   srv_cfg(&sc);
   sc.max_in_progress = 2;
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
-  for (k = 0; k < 2; k++) {
-    req_init(&t, 0x02, "u", 1);
-    tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(k, k == 0, 4));
-    tmsg_payload(&t, body, k == 0 ? 256 : 10);
-    tx_reset(r);
-    send_req(r, 1, &t, TC_CON, NULL);
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
+  upload_two(r, 1);
   CHECK(r->ev.kind == TC_EV_REQUEST && (r->req.flags & TC_SRVF_BODY), "upload 1 delivered");
   id1 = r->ev.id;
   tc_srv_get_stats(r->srv, &st);
@@ -500,13 +486,7 @@ static void t_body_release(void) {
   CHECK_EQ(st.uploads, 0, "drop released the body");
   CHECK_EQ(tc_srv_drop(r->srv, r->ep, id1), TC_E_STALE, "dropped once");
   /* respond without reading: released too */
-  for (k = 0; k < 2; k++) {
-    req_init(&t, 0x02, "u", 2);
-    tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(k, k == 0, 4));
-    tmsg_payload(&t, body, k == 0 ? 256 : 10);
-    tx_reset(r);
-    send_req(r, 1, &t, TC_CON, NULL);
-  }
+  upload_two(r, 2);
   id2 = r->ev.id;
   CHECK_EQ(respond(r, id2, 0x44, NULL, 0, 0, 0), 0, "respond");
   tc_srv_get_stats(r->srv, &st);
@@ -514,20 +494,13 @@ static void t_body_release(void) {
   CHECK_EQ(respond(r, id2, 0x44, NULL, 0, 0, 0), TC_E_STALE, "answered once");
   /* the app ends an exchange behind the pipeline's back (tc_ep_drop): the slot's next
    * exchange releases the body it left */
-  for (k = 0; k < 2; k++) {
-    req_init(&t, 0x02, "u", 3);
-    tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(k, k == 0, 4));
-    tmsg_payload(&t, body, k == 0 ? 256 : 10);
-    tx_reset(r);
-    send_req(r, 1, &t, TC_CON, NULL);
-  }
+  upload_two(r, 3);
   id1 = r->ev.id;
   CHECK_EQ(tc_ep_drop(r->ep, id1), 0, "ep drop");
   tc_srv_get_stats(r->srv, &st);
   CHECK_EQ(st.uploads, 1, "still stored");
   req_init(&t, 0x01, "x", 4);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
+  exchange(r, 1, &t, NULL);
   CHECK(r->ev.kind == TC_EV_REQUEST && (r->ev.id & 0xFFFFu) == (id1 & 0xFFFFu) && r->ev.id != id1,
         "slot reused");
   tc_srv_get_stats(r->srv, &st);
@@ -552,11 +525,9 @@ static void download_one(rig *r, uint32_t peer, uint32_t szx, uint32_t len, int 
   fill(g_big, len, len + szx);
   memset(g_back, 0, len);
   tc_srv_get_stats(r->srv, &st0);
-  req_init(&t, 0x01, "big", 0xB0000000u | szx);
-  tmsg_uint(&t, OPT_ACCEPT, 0);
+  req_uint(&t, 0x01, "big", 0xB0000000u | szx, OPT_ACCEPT, 0);
   if (szx <= 6) tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(0, 0, szx));
-  tx_reset(r);
-  send_req(r, peer, &t, TC_CON, NULL);
+  exchange(r, peer, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "block 0 request delivered");
   CHECK_EQ(r->req.flags, szx <= 6 ? TC_SRVF_BLOCK2 : 0u, "Block2 flag");
   CHECK_EQ(respond(r, r->ev.id, 0x45, g_big, len, 0, 1), 0, "respond large");
@@ -573,14 +544,11 @@ static void download_one(rig *r, uint32_t peer, uint32_t szx, uint32_t len, int 
   memcpy(etag, d.etag, d.etag_len);
   etag_len = d.etag_len;
   for (num = 1; d.block2 & 8u; num++) {
-    req_init(&t, 0x01, "big", 0xC0000000u | num);
-    tmsg_uint(&t, OPT_ACCEPT, 0);
+    req_uint(&t, 0x01, "big", 0xC0000000u | num, OPT_ACCEPT, 0);
     tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(num, 0, d.block2 & 7u));
     if (size2) tmsg_uint(&t, TC_OPT_SIZE2, 0);
-    tx_reset(r);
-    send_req(r, peer, &t, TC_CON, NULL);
+    exchange(r, peer, &t, &d);
     if (r->ev.kind != TC_EV_NONE) ok = 0;
-    one(r, &d);
     if (!d.ok || d.code != 0x45 || (d.block2 >> 4) != num || d.etag_len != etag_len ||
         memcmp(d.etag, etag, etag_len) != 0 || (size2 ? d.size2 != len : (d.has & HAS_S2)) ||
         got + d.plen > len || ((d.block2 & 8u) && d.plen != bs)) {
@@ -604,11 +572,8 @@ static void t_block2_downloads(void) {
   rig *r;
   uint32_t szx;
   srv_cfg(&sc);
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   for (szx = 0; szx <= 6; szx++) download_one(r, 1, szx, 3000 + szx * 700, szx & 1);
   download_one(r, 2, 7 + 1, 5000, 0); /* no Block2 in the request: preferred size */
   download_one(r, 3, 3, 100, 0);      /* a small body asked block-wise: Block2 M 0 */
@@ -616,11 +581,8 @@ static void t_block2_downloads(void) {
   /* server preferring 256 bytes: a client asking 1024 gets 256 */
   srv_cfg(&sc);
   sc.bw2.preferred_szx = 4;
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   download_one(r, 1, 6, 2000, 1);
   download_one(r, 1, 2, 2000, 0);
   rig_free(r);
@@ -654,10 +616,8 @@ static void t_block2_bwc(void) {
     tc_msg m;
     tc_opt o[OPTCAP];
     const uint8_t *b;
-    req_init(&t, 0x01, "dl", rounds);
-    tmsg_uint(&t, TC_OPT_BLOCK2, res.block);
-    tx_reset(r);
-    send_req(r, 1, &t, TC_CON, NULL);
+    req_uint(&t, 0x01, "dl", rounds, TC_OPT_BLOCK2, res.block);
+    exchange(r, 1, &t, NULL);
     if (r->ev.kind == TC_EV_REQUEST) respond(r, r->ev.id, 0x45, g_big, len, 0, 0);
     if (r->tx.count != 1) break;
     b = r->tx.buf + r->tx.items[0].offset;
@@ -679,17 +639,12 @@ static void t_block2_edges(void) {
   dgi d;
   tc_srv_stats st;
   srv_cfg(&sc);
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   fill(g_big, 4000, 9);
   /* NUM > 0 with nothing cached: delivered; the response is cached and that block served */
-  req_init(&t, 0x01, "late", 1);
-  tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(2, 0, 5));
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
+  req_uint(&t, 0x01, "late", 1, TC_OPT_BLOCK2, tc_block_value(2, 0, 5));
+  exchange(r, 1, &t, NULL);
   CHECK(r->ev.kind == TC_EV_REQUEST && r->req.flags == TC_SRVF_BLOCK2, "delivered");
   CHECK_EQ(respond(r, r->ev.id, 0x45, g_big, 4000, 0, 0), 0, "respond");
   one(r, &d);
@@ -697,18 +652,12 @@ static void t_block2_edges(void) {
             memcmp(d.payload, g_big + 1024, 512) == 0 && !(d.has & HAS_S2),
         "block 2 served, no Size2 past block 0");
   /* past the end: 4.02 */
-  req_init(&t, 0x01, "late", 2);
-  tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(8, 0, 5));
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  req_uint(&t, 0x01, "late", 2, TC_OPT_BLOCK2, tc_block_value(8, 0, 5));
+  exchange(r, 1, &t, &d);
   CHECK(r->ev.kind == TC_EV_NONE && d.ok && d.code == TC_CODE_BAD_OPTION, "4.02 past the end");
   /* a GET representation is shared: another peer's NUM 1 comes from the cache */
-  req_init(&t, 0x01, "late", 3);
-  tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
-  tx_reset(r);
-  send_req(r, 2, &t, TC_CON, NULL);
-  one(r, &d);
+  req_uint(&t, 0x01, "late", 3, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
+  exchange(r, 2, &t, &d);
   CHECK(r->ev.kind == TC_EV_NONE && d.ok && d.block2 == tc_block_value(1, 1, 6) &&
             memcmp(d.payload, g_big + 1024, 1024) == 0,
         "shared across peers");
@@ -716,60 +665,46 @@ static void t_block2_edges(void) {
   req_init(&t, 0x01, "late", 4);
   tmsg_opt(&t, 15, "q=1", 3);
   tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
-  tx_reset(r);
-  send_req(r, 2, &t, TC_CON, NULL);
+  exchange(r, 2, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "other query: not cached");
   CHECK_EQ(tc_srv_drop(r->srv, r->ep, r->ev.id), 0, "drop");
   /* a POST response is scoped to the peer */
   req_init(&t, 0x02, "post", 5);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
+  exchange(r, 1, &t, NULL);
   CHECK_EQ(r->req.flags, 0, "plain POST");
   CHECK_EQ(respond(r, r->ev.id, 0x44, g_big, 3000, 0, 0), 0, "large POST response");
   one(r, &d);
   CHECK(d.ok && d.block2 == tc_block_value(0, 1, 6) && d.size2 == 3000, "block 0 of the POST");
-  req_init(&t, 0x02, "post", 6);
-  tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
-  tx_reset(r);
-  send_req(r, 2, &t, TC_CON, NULL);
+  req_uint(&t, 0x02, "post", 6, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
+  exchange(r, 2, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "other peer: not from the cache");
   tc_srv_drop(r->srv, r->ep, r->ev.id);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  exchange(r, 1, &t, &d);
   CHECK(r->ev.kind == TC_EV_NONE && d.ok && d.code == 0x44 && d.block2 == tc_block_value(1, 1, 6),
         "same peer: from the cache");
   /* FETCH: the payload is part of the key */
   req_init(&t, 0x05, "f", 7);
   tmsg_payload(&t, "query-a", 7);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
+  exchange(r, 1, &t, NULL);
   CHECK_EQ(respond(r, r->ev.id, 0x45, g_big, 2000, 0, 0), 0, "FETCH response");
-  req_init(&t, 0x05, "f", 8);
-  tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
+  req_uint(&t, 0x05, "f", 8, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
   tmsg_payload(&t, "query-b", 7);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
+  exchange(r, 1, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "FETCH with another body: another key");
   tc_srv_drop(r->srv, r->ep, r->ev.id);
-  req_init(&t, 0x05, "f", 9);
-  tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
+  req_uint(&t, 0x05, "f", 9, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
   tmsg_payload(&t, "query-a", 7);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
-  one(r, &d);
+  exchange(r, 1, &t, &d);
   CHECK(r->ev.kind == TC_EV_NONE && d.ok && d.block2 == tc_block_value(1, 0, 6) && d.plen == 976,
         "FETCH with the same body: cached, last block");
   /* Block1 upload whose response is large: block 0 carries Block1 and Block2 (RFC 7959 §2.7) */
   {
     uint32_t k;
     for (k = 0; k < 2; k++) {
-      req_init(&t, 0x02, "both", 10);
-      tmsg_uint(&t, TC_OPT_BLOCK1, tc_block_value(k, k == 0, 6));
+      req_uint(&t, 0x02, "both", 10, TC_OPT_BLOCK1, tc_block_value(k, k == 0, 6));
       if (k == 1) tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(0, 0, 4));
       tmsg_payload(&t, g_big, k == 0 ? 1024 : 5);
-      tx_reset(r);
-      send_req(r, 1, &t, TC_CON, NULL);
+      exchange(r, 1, &t, NULL);
     }
     CHECK(r->ev.kind == TC_EV_REQUEST && r->req.flags == (TC_SRVF_BODY | TC_SRVF_BLOCK2),
           "upload done, Block2 asked");
@@ -778,19 +713,15 @@ static void t_block2_edges(void) {
     CHECK(d.ok && d.block1 == tc_block_value(1, 0, 6) && d.block2 == tc_block_value(0, 1, 4) &&
               d.plen == 256,
           "Block1 echo and Block2 block 0");
-    req_init(&t, 0x02, "both", 11);
-    tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(3, 0, 4));
-    tx_reset(r);
-    send_req(r, 1, &t, TC_CON, NULL);
-    one(r, &d);
+    req_uint(&t, 0x02, "both", 11, TC_OPT_BLOCK2, tc_block_value(3, 0, 4));
+    exchange(r, 1, &t, &d);
     CHECK(r->ev.kind == TC_EV_NONE && d.ok && !(d.has & HAS_B1) &&
               d.block2 == tc_block_value(3, 0, 4) && d.plen == 1000 - 768,
           "last block from the cache without Block1");
   }
   /* a response too large for the Block2 store: the exchange stays open */
   req_init(&t, 0x01, "huge", 12);
-  tx_reset(r);
-  send_req(r, 1, &t, TC_CON, NULL);
+  exchange(r, 1, &t, NULL);
   {
     static uint8_t huge[300u << 10];
     tc_msg m;
@@ -819,14 +750,31 @@ static void t_block2_edges(void) {
 
 /* ------------------------------------------------------------------ Observe */
 
+/* A request with code to "obs" with Observe obs from peer i (token i). */
+static void observe_req(rig *r, uint32_t code, uint32_t i, uint32_t obs) {
+  tc_tmsg t;
+  req_uint(&t, code, "obs", i, TC_OPT_OBSERVE, obs);
+  exchange(r, i, &t, NULL);
+}
+
+/* A 2.05 notification of len bytes from src; the payload is copied to g_src. */
+static void notify_msg(tc_msg *m, const void *src, uint32_t len) {
+  memset(m, 0, sizeof *m);
+  m->code = 0x45;
+  m->payload_length = len;
+  memcpy(g_src, src, len);
+}
+
+/* tc_srv_notify of resource with m (payload in g_src) into an empty tx queue. */
+static int notify(rig *r, uint32_t resource, uint32_t flags, const tc_msg *m) {
+  tx_reset(r);
+  return tc_srv_notify(r->srv, r->ep, r->now, resource, flags, m, NULL, g_src, &r->tx);
+}
+
 /* Register observer i (peer i, token i) of path "obs" through a GET with Observe 0 answered
  * with resource and len bytes. Returns the exchange's datagram decoded into *d. */
 static void observe_reg(rig *r, uint32_t i, uint32_t resource, uint32_t len, dgi *d) {
-  tc_tmsg t;
-  req_init(&t, 0x01, "obs", i);
-  tmsg_uint(&t, TC_OPT_OBSERVE, 0);
-  tx_reset(r);
-  send_req(r, i, &t, TC_CON, NULL);
+  observe_req(r, 0x01, i, 0);
   CHECK(r->ev.kind == TC_EV_REQUEST && (r->req.flags & TC_SRVF_OBSERVE), "Observe 0 flagged");
   CHECK_EQ(respond(r, r->ev.id, 0x45, g_big, len, resource, 1), 0, "respond with resource");
   one(r, d);
@@ -841,11 +789,8 @@ static void t_observe(void) {
   uint32_t i, k, seq0 = 0, count[64], bad = 0, mid5 = 0, n = 40;
   tc_srv_stats st;
   srv_cfg(&sc);
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   fill(g_big, 5000, 3);
   for (i = 1; i <= n; i++) {
     observe_reg(r, i, 7, 20, &d);
@@ -857,13 +802,8 @@ static void t_observe(void) {
   CHECK_EQ(st.observers, n, "observers");
   CHECK_EQ(tc_obs_count(tc_srv_obs(r->srv), 7), n, "count of resource 7");
   /* fan-out: one call, one NON per observer */
-  memset(&m, 0, sizeof m);
-  m.code = 0x45;
-  m.payload_length = 5;
-  memcpy(g_src, "state", 5);
-  tx_reset(r);
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 7, 0, &m, NULL, g_src, &r->tx), (int)n,
-           "notify fans out");
+  notify_msg(&m, "state", 5);
+  CHECK_EQ(notify(r, 7, 0, &m), (int)n, "notify fans out");
   memset(count, 0, sizeof count);
   for (k = 0; k < r->tx.count; k++) {
     dg_get(r, k, &d);
@@ -879,10 +819,7 @@ static void t_observe(void) {
     if (count[i] != 1) bad++;
   CHECK_EQ(bad, 0, "each observer notified once, with Observe");
   /* Observe 1 deregisters; the request is then a plain GET */
-  req_init(&t, 0x01, "obs", 3);
-  tmsg_uint(&t, TC_OPT_OBSERVE, 1);
-  tx_reset(r);
-  send_req(r, 3, &t, TC_CON, NULL);
+  observe_req(r, 0x01, 3, 1);
   CHECK(r->ev.kind == TC_EV_REQUEST && r->req.flags == 0, "Observe 1 delivered as plain GET");
   CHECK_EQ(tc_obs_count(tc_srv_obs(r->srv), 7), n - 1, "deregistered");
   CHECK_EQ(respond(r, r->ev.id, 0x45, g_big, 10, 7, 0), 0, "respond");
@@ -897,9 +834,7 @@ static void t_observe(void) {
     CHECK_EQ(tc_obs_count(tc_srv_obs(r->srv), 7), n - 2, "RST removed the observer");
   }
   /* a CON notification ACKed: consumed */
-  tx_reset(r);
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 7, TC_OBS_CON, &m, NULL, g_src, &r->tx),
-           (int)n - 2, "CON fan-out");
+  CHECK_EQ(notify(r, 7, TC_OBS_CON, &m), (int)n - 2, "CON fan-out");
   {
     uint32_t acked = 0;
     for (k = 0; k < r->tx.count; k++) {
@@ -944,11 +879,8 @@ static void t_observe(void) {
         "stats: %u observers, %u removed, %u notifications", st.observers, st.observers_removed,
         st.notifications);
   /* a large notification: block 0 with Block2, ETag, Observe; the rest from the cache */
-  tx_reset(r);
-  m.payload_length = 5000;
-  memcpy(g_src, g_big, 5000);
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 7, 0, &m, NULL, g_src, &r->tx), (int)n - 3,
-           "large notify");
+  notify_msg(&m, g_big, 5000);
+  CHECK_EQ(notify(r, 7, 0, &m), (int)n - 3, "large notify");
   {
     uint8_t etag[8];
     uint32_t got, num;
@@ -964,11 +896,8 @@ static void t_observe(void) {
     memcpy(etag, d.etag, 8);
     got = 1024;
     for (num = 1; got < 5000; num++) {
-      req_init(&t, 0x01, "obs", 1000 + num);
-      tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(num, 0, 6));
-      tx_reset(r);
-      send_req(r, 1, &t, TC_CON, NULL);
-      one(r, &d);
+      req_uint(&t, 0x01, "obs", 1000 + num, TC_OPT_BLOCK2, tc_block_value(num, 0, 6));
+      exchange(r, 1, &t, &d);
       if (r->ev.kind != TC_EV_NONE || !d.ok || (d.block2 >> 4) != num || d.nobs != 0 ||
           memcmp(d.etag, etag, 8) != 0 || memcmp(d.payload, g_big + got, d.plen) != 0)
         break;
@@ -982,32 +911,22 @@ static void t_observe(void) {
             d.size2 == 3000,
         "large registration response: Observe and Block2");
   /* an error response to Observe 0 registers nobody and ends a registration */
-  req_init(&t, 0x01, "obs", 50);
-  tmsg_uint(&t, TC_OPT_OBSERVE, 0);
-  tx_reset(r);
-  send_req(r, 50, &t, TC_CON, NULL);
+  observe_req(r, 0x01, 50, 0);
   CHECK_EQ(respond(r, r->ev.id, 0x84, NULL, 0, 8, 0), 0, "4.04");
   one(r, &d);
   CHECK(d.ok && d.code == 0x84 && d.nobs == 0, "no Observe on 4.04");
   CHECK_EQ(tc_obs_count(tc_srv_obs(r->srv), 8), 0, "registration ended");
   /* Observe 0 answered without a resource: not registered */
-  req_init(&t, 0x01, "obs", 51);
-  tmsg_uint(&t, TC_OPT_OBSERVE, 0);
-  tx_reset(r);
-  send_req(r, 51, &t, TC_CON, NULL);
+  observe_req(r, 0x01, 51, 0);
   CHECK_EQ(respond(r, r->ev.id, 0x45, g_big, 5, 0, 0), 0, "respond without resource");
   one(r, &d);
   CHECK(d.ok && d.nobs == 0, "no Observe without a resource");
   /* POST with Observe 0 is no registration */
-  req_init(&t, 0x02, "obs", 52);
-  tmsg_uint(&t, TC_OPT_OBSERVE, 0);
-  tx_reset(r);
-  send_req(r, 52, &t, TC_CON, NULL);
+  observe_req(r, 0x02, 52, 0);
   CHECK_EQ(r->req.flags, 0, "POST: not flagged");
   tc_srv_drop(r->srv, r->ep, r->ev.id);
   /* a notification to nobody */
-  tx_reset(r);
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 99, 0, &m, NULL, g_src, &r->tx), 0, "nobody");
+  CHECK_EQ(notify(r, 99, 0, &m), 0, "nobody");
   rig_free(r);
 }
 
@@ -1023,11 +942,8 @@ static void t_observe_bounds(void) {
   sc.obs.max_observers = 3;
   sc.obs.max_per_resource = 3;
   sc.max_resource_keys = 1;
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   fill(g_big, 3000, 4);
   observe_reg(r, 1, 1, 10, &d);
   CHECK(d.ok && d.nobs == 1, "1 registered");
@@ -1040,19 +956,11 @@ static void t_observe_bounds(void) {
   tc_obs_get_stats(tc_srv_obs(r->srv), &os);
   CHECK(os.observers == 3 && os.rejected == 1, "rejected counted");
   /* one resource key: resource 1 kept its key, resource 2 has none */
-  memset(&m, 0, sizeof m);
-  m.code = 0x45;
-  m.payload_length = 3000;
-  memcpy(g_src, g_big, 3000);
-  tx_reset(r);
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 1, 0, &m, NULL, g_src, &r->tx), 1,
-           "large notify with a key");
-  tx_reset(r);
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 2, 0, &m, NULL, g_src, &r->tx),
-           TC_E_MESSAGE_TOO_LARGE, "large notify without a key");
+  notify_msg(&m, g_big, 3000);
+  CHECK_EQ(notify(r, 1, 0, &m), 1, "large notify with a key");
+  CHECK_EQ(notify(r, 2, 0, &m), TC_E_MESSAGE_TOO_LARGE, "large notify without a key");
   m.payload_length = 100;
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 2, 0, &m, NULL, g_src, &r->tx), 2,
-           "small notify without a key");
+  CHECK_EQ(notify(r, 2, 0, &m), 2, "small notify without a key");
   /* once resource 1 has no observers, its key entry makes room for resource 2 */
   {
     uint8_t a[4], tk[4] = {0, 0, 0, 1};
@@ -1061,10 +969,8 @@ static void t_observe_bounds(void) {
   }
   observe_reg(r, 5, 2, 10, &d);
   CHECK(d.ok && d.nobs == 1, "5 registered for 2");
-  tx_reset(r);
   m.payload_length = 3000;
-  CHECK_EQ(tc_srv_notify(r->srv, r->ep, r->now, 2, 0, &m, NULL, g_src, &r->tx), 3,
-           "resource 2 now has a key");
+  CHECK_EQ(notify(r, 2, 0, &m), 3, "resource 2 now has a key");
   dg_get(r, 0, &d);
   CHECK(d.ok && d.block2 == tc_block_value(0, 1, 6), "block 0");
   rig_free(r);
@@ -1079,11 +985,8 @@ static void t_misc(void) {
   dgi d;
   size_t sz;
   srv_cfg(&sc);
-  r = rig_new(&sc);
-  if (r == NULL) {
-    CHECK(0, "rig");
-    return;
-  }
+  r = rig_open(&sc);
+  if (r == NULL) return;
   /* the tx queue must hold two datagrams */
   req_init(&t, 0x01, "x", 1);
   r->tx.count = TXITEMS - 1;
