@@ -13,6 +13,8 @@
  * @internal
  */
 import * as dgram from 'node:dgram';
+import { lookup } from 'node:dns';
+import { isIP } from 'node:net';
 import type { WasmRaw } from '../backend/wasm';
 import { CoapNetworkError } from '../errors';
 import {
@@ -60,6 +62,17 @@ const SOCK_BUF = 4 * 1024 * 1024;
 
 function now(): number {
   return Math.floor(performance.now());
+}
+
+/**
+ * dgram's host lookup for the addresses this driver sends to: always IP literals (formatted
+ * from the core's canonical addresses), answered at once. dgram's default (dns.lookup) defers
+ * every send by a tick even for a literal, which halves the fan-out rate of notifications.
+ */
+function literalLookup(host: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  const family = isIP(host.replace(/%.*$/, ''));
+  if (family !== 0) cb(null, host, family);
+  else lookup(host, typeof opts === 'number' ? { family: opts } : (opts as object), cb as never);
 }
 
 class WasmUdpDriver implements UdpDriver {
@@ -160,6 +173,7 @@ class WasmUdpDriver implements UdpDriver {
       type: this.family === 4 ? 'udp4' : 'udp6',
       ipv6Only: (flags & 1) !== 0,
       reuseAddr: (flags & 2) !== 0,
+      lookup: literalLookup,
     });
     this.sock = sock;
     return new Promise<void>((resolve, reject) => {
