@@ -304,8 +304,13 @@ class WasmUdpDriver implements UdpDriver {
         if (scope !== 0) host += `%${scopeZone(scope)}`;
       }
       if (sock !== undefined) {
-        this.sending++;
-        sock.send(u8.slice(off, off + len), port, host, this.onSent);
+        // dgram sends on a socket complete in order: one callback, on the batch's last
+        // datagram, tells close() when everything handed over has left (a callback on every
+        // send would cost a tick each). dgram drops the errors of sends without a callback.
+        if (i === n - 1) {
+          this.sending++;
+          sock.send(u8.slice(off, off + len), port, host, this.onSent);
+        } else sock.send(u8.slice(off, off + len), port, host);
         this.sent++;
       }
     }
