@@ -300,15 +300,20 @@ static void add_uint_opt(uint8_t *buf, uint32_t *w, tc_opt *o, uint32_t *n, uint
   *w += (uint32_t)l;
 }
 
+/* An event the pipeline handled: nothing for the application. */
+static void consume(tc_ep_event *ev) {
+  ev->kind = TC_EV_NONE;
+  ev->id = 0;
+  ev->status = 0;
+  ev->flags = 0;
+}
+
 /* A request the pipeline answers itself: respond (the exchange is dropped if even that fails,
  * so no exchange is left that nobody knows of) and consume the event. */
 static void answer(tc_ep *ep, uint64_t now, tc_msg *m, tc_opt *o, const uint8_t *src,
                    tc_txq *tx, tc_ep_event *ev) {
   if (tc_ep_respond(ep, now, ev->id, m, o, src, tx) < 0) (void)tc_ep_drop(ep, ev->id);
-  ev->kind = TC_EV_NONE;
-  ev->id = 0;
-  ev->status = 0;
-  ev->flags = 0;
+  consume(ev);
 }
 
 static void answer_bw1(tc_srv *s, tc_ep *ep, uint64_t now, const tc_bw1_result *res,
@@ -384,10 +389,7 @@ static void on_request(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, 
       int n = tc_bw2_serve(BW2(s), now, rid, bi.block2, f, 0, s->cfg.max_message_size -
                            msg->token_length, &m, o, OPT_CAP, SCRATCH(s), s->scratch_cap);
       if (n >= 0 && tc_ep_respond(ep, now, ev->id, &m, o, SCRATCH(s), tx) == 0) {
-        ev->kind = TC_EV_NONE;
-        ev->id = 0;
-        ev->status = 0;
-        ev->flags = 0;
+        consume(ev);
         return;
       }
     }
@@ -434,12 +436,7 @@ int tc_srv_recv(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_
   case TC_EV_ACKED:
   case TC_EV_FAILED:
   case TC_EV_NOTIFY_RESET:
-    if (tc_obs_on_recv(OBS(s), now, addr, addr_len, ev) == 1) {
-      ev->kind = TC_EV_NONE;
-      ev->id = 0;
-      ev->status = 0;
-      ev->flags = 0;
-    }
+    if (tc_obs_on_recv(OBS(s), now, addr, addr_len, ev) == 1) consume(ev);
     break;
   default:
     break;
@@ -459,6 +456,15 @@ int tc_srv_release_body(tc_srv *s, uint32_t body_id) {
 
 /* ---------------------------------------------------------------------- responding */
 
+/* The application's response as it is (tc_ep_respond sorts the options in place: a copy). */
+static int respond_as_is(tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp,
+                         const tc_opt *opts, const uint8_t *src, tc_txq *tx) {
+  tc_opt o[APP_OPTS];
+  tc_msg m = *resp;
+  if (resp->option_count) memcpy(o, opts, resp->option_count * sizeof(tc_opt));
+  return tc_ep_respond(ep, now, id, &m, o, src, tx);
+}
+
 /* The application's response as it is, plus Observe = seq (has_obs) and Block1 = echo1
  * (P_ECHO1). Without either, the application's values are used in place; else they are copied
  * with the added ones into scratch. */
@@ -470,10 +476,7 @@ static int respond_plain(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const 
   uint32_t i, n = 0, w = 0, echo = p->flags & P_ECHO1;
   uint8_t *buf = SCRATCH(s);
   uint64_t bytes = resp->payload_length;
-  if (!has_obs && !echo) {
-    if (resp->option_count) memcpy(o, opts, resp->option_count * sizeof(tc_opt));
-    return tc_ep_respond(ep, now, id, &m, o, src, tx);
-  }
+  if (!has_obs && !echo) return respond_as_is(ep, now, id, resp, opts, src, tx);
   for (i = 0; i < resp->option_count; i++) bytes += opts[i].length;
   /* every value and the payload are part of the message: over max_message_size, too large */
   if (bytes > s->cfg.max_message_size) return TC_E_MESSAGE_TOO_LARGE;
@@ -544,12 +547,7 @@ int tc_srv_respond(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const tc_msg
       !code_ok(resp->code))
     return TC_E_INVALID;
   p = pend_of(s, id);
-  if (p == NULL) {
-    tc_opt o[APP_OPTS];
-    tc_msg m = *resp;
-    if (resp->option_count) memcpy(o, opts, resp->option_count * sizeof(tc_opt));
-    return tc_ep_respond(ep, now, id, &m, o, src, tx);
-  }
+  if (p == NULL) return respond_as_is(ep, now, id, resp, opts, src, tx);
   if (p->flags & P_OBSERVE) {
     if ((resp->code >> 5) == 2u) {
       if (resource != 0u &&
