@@ -13,21 +13,12 @@ import { CoapAbortError, CoapObserveError, CoapTimeoutError } from '../ts/errors
 import type { IncomingResponse } from '../ts/incoming';
 import { observe, type Observation } from '../ts/observe';
 import { killAll, libcoap, runCli, startLibcoapServer, type Peer } from './support/peers';
-import { RawPeer, fromUtf8, msg, opt, sleep, udpBackends, uintOf, within, type RawMessage } from './support/udp';
+import { RawPeer, fromUtf8, msg, opt, sleep, udpBackends, uintBytes, uintOf, within, type RawMessage } from './support/udp';
 
 const OBSERVE = 6;
 const ETAG = 4;
 const MAX_AGE = 14;
 const BLOCK2 = 23;
-
-function uintBytes(v: number): Uint8Array {
-  const out: number[] = [];
-  while (v > 0) {
-    out.unshift(v & 0xff);
-    v = Math.floor(v / 256);
-  }
-  return Uint8Array.from(out);
-}
 
 /** Reads up to n notifications (bounded), as [Observe value, text]. */
 async function take(obs: Observation, n: number, ms = 3000): Promise<[number | undefined, string][]> {

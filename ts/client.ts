@@ -29,7 +29,7 @@ import {
   type BlockwiseFailure,
 } from './errors';
 import { CODE_STRINGS } from './codes';
-import { IncomingResponse } from './incoming';
+import { IncomingResponse, recordUint } from './incoming';
 import { defaultBackend } from './state';
 import { methodIndex, type Method } from './methods';
 import { formatOf, putOption, valueBound, type ContentFormatInit, type OptionInit } from './outgoing';
@@ -47,8 +47,6 @@ import {
   RX_DATA,
   RX_FLAGS,
   RX_LEN,
-  RX_OPTS,
-  RX_OPT_COUNT,
   TX_CANCEL,
   TX_DROP,
   TX_REQUEST_WORDS,
@@ -236,24 +234,6 @@ export function failure(rc: number): Error {
 }
 
 // ------------------------------------------------------------------ record helpers
-
-/** Unsigned value of the first option `number` of response record r, or -1. @internal */
-export function recordUint(b: Batch, r: number, number: number): number {
-  const { u32, u8, base } = b;
-  const n = u32[r + RX_OPT_COUNT] as number;
-  for (let k = 0, q = r + RX_OPTS; k < n; k++, q += 3) {
-    const num = u32[q] as number;
-    if (num === number) {
-      const off = base + (u32[q + 1] as number);
-      const len = u32[q + 2] as number;
-      let v = 0;
-      for (let i = 0; i < len; i++) v = v * 256 + (u8[off + i] as number);
-      return v;
-    }
-    if (num > number) break;
-  }
-  return -1;
-}
 
 /** The received datagram of record r (a view of the batch). @internal */
 export function recordDatagram(b: Batch, r: number): Uint8Array {
@@ -469,29 +449,67 @@ export interface Exchange {
   onFailure(e: unknown): void;
 }
 
-/** Something in flight with one exchange outstanding at a time, a signal and a timeout. */
-abstract class Op implements Exchange {
+/**
+ * One request outstanding on a socket at a time: registered under the id the flush gives its
+ * REQUEST / PING record (or cancelled at once if no longer wanted by then), and forgotten on
+ * demand. @internal
+ */
+export abstract class Outstanding implements Exchange {
   /** The outstanding exchange (0: none, or its id not known yet). */
-  protected id = 0;
-  settled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private onAbort: (() => void) | undefined;
+  id = 0;
   /** For REQUEST / PING records: registers the exchange once the flush gave it an id. */
-  protected readonly onId: IdCallback;
+  readonly onId: IdCallback;
 
-  constructor(
-    protected readonly s: AgentSocket,
-    private readonly signal: AbortSignal | undefined,
-    private readonly rejectFn: (e: unknown) => void,
-  ) {
+  constructor(protected readonly s: AgentSocket) {
     this.onId = (id, rc) => {
-      if (rc < 0) this.fail(failure(rc));
-      else if (this.settled) s.ep.small(TX_CANCEL, id);
+      if (rc < 0) this.notSent(rc);
+      else if (this.unwanted()) s.ep.small(TX_CANCEL, id);
       else {
         this.id = id;
         s.add(id, this);
       }
     };
+  }
+
+  /** Whether the request is no longer wanted (its id is then cancelled as soon as known). */
+  protected abstract unwanted(): boolean;
+
+  /** The core refused the record (rc < 0). */
+  protected abstract notSent(rc: number): void;
+
+  /** Forgets the outstanding exchange: the core cancels it (a late response gets RST). */
+  protected forget(): void {
+    if (this.id === 0) return;
+    this.s.remove(this.id);
+    this.s.ep.small(TX_CANCEL, this.id);
+    this.id = 0;
+  }
+
+  abstract onRecord(b: Batch, r: number, last: boolean): void;
+
+  abstract onFailure(e: unknown): void;
+}
+
+/** Something in flight with one exchange outstanding at a time, a signal and a timeout. */
+abstract class Op extends Outstanding {
+  settled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private onAbort: (() => void) | undefined;
+
+  constructor(
+    s: AgentSocket,
+    private readonly signal: AbortSignal | undefined,
+    private readonly rejectFn: (e: unknown) => void,
+  ) {
+    super(s);
+  }
+
+  protected unwanted(): boolean {
+    return this.settled;
+  }
+
+  protected notSent(rc: number): void {
+    this.fail(failure(rc));
   }
 
   /** Cancels when `signal` aborts (CoapAbortError) or after `timeout` ms (CoapTimeoutError). */
@@ -529,15 +547,9 @@ abstract class Op implements Exchange {
   /** Gives up locally (abort, timeout): the core forgets the outstanding exchange. */
   cancel(e: unknown): void {
     if (this.settled) return;
-    if (this.id !== 0) {
-      this.s.remove(this.id);
-      this.s.ep.small(TX_CANCEL, this.id);
-      this.id = 0;
-    }
+    this.forget();
     this.fail(e);
   }
-
-  abstract onRecord(b: Batch, r: number, last: boolean): void;
 
   onFailure(e: unknown): void {
     this.id = 0;
@@ -624,12 +636,7 @@ export class Call extends Op {
     if (sp.auto && sp.early && (sp.code === CODE_GET || sp.code === CODE_FETCH)) {
       // Early negotiation (RFC 7959 §2.4): the first request asks for the block size.
       const x = this.begin(MODE_DOWNLOAD);
-      if (x === undefined) return;
-      const rc = x.tx.bwcGetBegin(x.h);
-      if (rc < 0) {
-        this.fail(this.coreError(rc));
-        return;
-      }
+      if (x === undefined || !this.getBegin(x)) return;
       this.send([{ number: OPT_BLOCK2, value: x.h.res[R_BLOCK] as number }], payload);
       return;
     }
@@ -655,16 +662,13 @@ export class Call extends Op {
     if (this.settled) return;
     let x = this.x;
     if (x === undefined) {
-      if (!this.spec.auto || recordUint(b, r, OPT_BLOCK2) < 0) {
+      if (!this.spec.auto || recordUint(b, r, OPT_BLOCK2) === undefined) {
         if (this.settle()) this.resolve(new IncomingResponse(b, r));
         return;
       }
       // The body comes block-wise (RFC 7959 §2.4): the core takes it from here.
       x = this.begin(MODE_DOWNLOAD);
-      if (x === undefined) return;
-      const rc = x.tx.bwcGetBegin(x.h);
-      if (rc < 0) this.fail(this.coreError(rc));
-      else this.feed(x, b, r);
+      if (x !== undefined && this.getBegin(x)) this.feed(x, b, r);
       return;
     }
     if (x.mode === MODE_UPLOAD) this.step(x, x.tx.bwcPutResponse(x.h, recordDatagram(b, r)), b, r);
@@ -673,7 +677,7 @@ export class Call extends Op {
 
   private feed(x: Transfer, b: Batch, r: number): void {
     const size2 = recordUint(b, r, OPT_SIZE2);
-    this.step(x, x.tx.bwcGetResponse(x.h, recordDatagram(b, r), size2 < 0 ? 0 : size2), b, r);
+    this.step(x, x.tx.bwcGetResponse(x.h, recordDatagram(b, r), size2 ?? 0), b, r);
   }
 
   /** Creates the transfer state. */
@@ -694,6 +698,14 @@ export class Call extends Op {
     x.mode = mode;
     this.x = x;
     return x;
+  }
+
+  /** Starts the download of transfer x in the core; false (and failed) if it cannot. */
+  private getBegin(x: Transfer): boolean {
+    const rc = x.tx.bwcGetBegin(x.h);
+    if (rc >= 0) return true;
+    this.fail(this.coreError(rc));
+    return false;
   }
 
   private upload(body: Uint8Array): void {
@@ -739,9 +751,7 @@ export class Call extends Op {
             // The response body follows block-wise (RFC 7959 §2.7): same transfer, Block2 now.
             x.mode = MODE_DOWNLOAD;
             x.reported = -1;
-            const rc2 = x.tx.bwcGetBegin(x.h);
-            if (rc2 < 0) this.fail(this.coreError(rc2));
-            else this.feed(x, b, r);
+            if (this.getBegin(x)) this.feed(x, b, r);
             return;
           }
           if (this.settle()) this.resolve(new IncomingResponse(b, r));

@@ -93,6 +93,21 @@ function uintAt(u8: Uint8Array, off: number, len: number): number {
   return v;
 }
 
+/**
+ * Unsigned value of the first option `number` of record r of a batch, or undefined
+ * (allocation-free; options are in ascending order). @internal
+ */
+export function recordUint(b: Batch, r: number, number: number): number | undefined {
+  const { u32, u8, base } = b;
+  const n = u32[r + RX_OPT_COUNT] as number;
+  for (let k = 0, q = r + RX_OPTS; k < n; k++, q += 3) {
+    const num = u32[q] as number;
+    if (num === number) return uintAt(u8, base + (u32[q + 1] as number), u32[q + 2] as number);
+    if (num > number) break;
+  }
+  return undefined;
+}
+
 /** Shared lazy readers over one record. @internal */
 abstract class IncomingMessage {
   /** @internal */ protected readonly _b: Batch;
@@ -136,14 +151,7 @@ abstract class IncomingMessage {
 
   /** Unsigned value of the first option `number`, or undefined (allocation-free). @internal */
   protected uintOption(number: number): number | undefined {
-    const { u32, u8, base } = this._b;
-    const n = u32[this._r + RX_OPT_COUNT] as number;
-    for (let k = 0, q = this._r + RX_OPTS; k < n; k++, q += 3) {
-      const num = u32[q] as number;
-      if (num === number) return uintAt(u8, base + (u32[q + 1] as number), u32[q + 2] as number);
-      if (num > number) break;
-    }
-    return undefined;
+    return recordUint(this._b, this._r, number);
   }
 
   /**

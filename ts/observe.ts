@@ -10,25 +10,23 @@
  * reused to register again (§3.3.1) and to deregister (§3.6).
  */
 import { CoapAbortError, CoapBlockwiseError, CoapNetworkError, CoapObserveError, CoapTimeoutError } from './errors';
-import { IncomingResponse } from './incoming';
+import { IncomingResponse, recordUint } from './incoming';
 import { OBS_NO_MAX_AGE } from './backend/types';
 import {
   Call,
+  Outstanding,
   failure,
   type AgentSocket,
   globalAgent,
   prepare,
-  recordUint,
   transfers,
   writeRequest,
   type Agent,
-  type Exchange,
   type RequestOptions,
   type RequestSpec,
   type Route,
 } from './client';
-import type { IdCallback } from './transport/endpoint';
-import { REQ_KEEP, RX_CODE, RX_TOKEN_LEN, RX_TOKEN_OFF, TX_CANCEL, type Batch } from './transport/udp-records';
+import { REQ_KEEP, RX_CODE, RX_TOKEN_LEN, RX_TOKEN_OFF, type Batch } from './transport/udp-records';
 
 const OPT_OBSERVE = 6;
 const OPT_MAX_AGE = 14;
@@ -66,24 +64,23 @@ export interface ObserveOptions
 }
 
 /** One registration request (kept by the core: it matches every notification). */
-class Registration implements Exchange {
-  id = 0;
+class Registration extends Outstanding {
   /** Superseded or ended: the id, once known, is cancelled. */
   cancelled = false;
-  readonly onId: (id: number, rc: number) => void;
 
   constructor(
     private readonly obs: Observation,
-    private readonly route: Route,
+    route: Route,
   ) {
-    this.onId = (id, rc) => {
-      if (rc < 0) obs._failed(this, failure(rc));
-      else if (this.cancelled) route.s.ep.small(TX_CANCEL, id);
-      else {
-        this.id = id;
-        route.s.add(id, this);
-      }
-    };
+    super(route.s);
+  }
+
+  protected unwanted(): boolean {
+    return this.cancelled;
+  }
+
+  protected notSent(rc: number): void {
+    this.obs._failed(this, failure(rc));
   }
 
   /**
@@ -92,11 +89,7 @@ class Registration implements Exchange {
    */
   cancel(): void {
     this.cancelled = true;
-    if (this.id !== 0) {
-      this.route.s.remove(this.id);
-      this.route.s.ep.small(TX_CANCEL, this.id);
-      this.id = 0;
-    }
+    this.forget();
   }
 
   onRecord(b: Batch, r: number, last: boolean): void {
@@ -114,29 +107,25 @@ class Registration implements Exchange {
  * A deregistration (RFC 7641 §3.6): the registration's GET (FETCH) with Observe 1 and its
  * token. Settles `done` (never rejects) on the response, a failure, or after `timeout` ms.
  */
-class Deregistration implements Exchange {
-  private id = 0;
+class Deregistration extends Outstanding {
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
   private deadline = Infinity;
   private resolve: (() => void) | undefined;
   readonly done: Promise<void>;
-  readonly onId: IdCallback;
 
-  constructor(
-    private readonly s: AgentSocket,
-    timeout: number,
-  ) {
+  constructor(s: AgentSocket, timeout: number) {
+    super(s);
     this.done = new Promise<void>((resolve) => (this.resolve = resolve));
-    this.onId = (id, rc) => {
-      if (rc < 0) this.finish();
-      else if (this.finished) s.ep.small(TX_CANCEL, id);
-      else {
-        this.id = id;
-        s.add(id, this);
-      }
-    };
     this.limit(timeout);
+  }
+
+  protected unwanted(): boolean {
+    return this.finished;
+  }
+
+  protected notSent(): void {
+    this.finish();
   }
 
   /** Gives up after `timeout` ms from now, unless an earlier limit applies. */
@@ -150,11 +139,7 @@ class Deregistration implements Exchange {
 
   /** Gives up: the core forgets the request (if it is still outstanding). */
   stop(): void {
-    if (this.id !== 0) {
-      this.s.remove(this.id);
-      this.s.ep.small(TX_CANCEL, this.id);
-      this.id = 0;
-    }
+    this.forget();
     this.finish();
   }
 
@@ -360,7 +345,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       return;
     }
     const v = recordUint(b, r, OPT_OBSERVE);
-    if (v < 0) {
+    if (v === undefined) {
       // Not (or no longer) observed: this response is the last (RFC 7641 §3.2, §4.1).
       this.deliver(b, r, true);
       return;
@@ -373,7 +358,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
     this.freshV = v;
     this.freshT = now;
     const maxAge = recordUint(b, r, OPT_MAX_AGE);
-    const at = tx.obsReregisterAt(now, maxAge < 0 ? OBS_NO_MAX_AGE : maxAge, 0);
+    const at = tx.obsReregisterAt(now, maxAge ?? OBS_NO_MAX_AGE, 0);
     this.scheduleRenewal(at - now + REREGISTER_GRACE_MS);
     this.deliver(b, r, false);
   }
@@ -402,7 +387,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
   /** Yields notification r, completed block-wise first when it carries Block2. */
   private deliver(b: Batch, r: number, last: boolean): void {
     const spec = this.spec as RequestSpec;
-    if (!spec.auto || recordUint(b, r, OPT_BLOCK2) < 0) {
+    if (!spec.auto || recordUint(b, r, OPT_BLOCK2) === undefined) {
       this.push(new IncomingResponse(b, r));
       if (last) this.end(undefined, false);
       return;

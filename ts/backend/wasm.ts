@@ -204,7 +204,27 @@ class WasmBackend implements Backend {
     return p;
   }
 
+  /**
+   * Runs fn with d copied into linear memory: into the scratch bytes when it fits, else into
+   * a heap block freed afterwards.
+   */
+  private withStaged<T>(d: Uint8Array, fn: (p: number) => T): T {
+    if (this.memory.buffer !== this.ab) this.sync();
+    if (d.length <= this.bytesSize) {
+      put(this.bytes, d);
+      return fn(this.bytesPtr);
+    }
+    const p = this.malloc(d.length);
+    try {
+      this.u8.set(d, p);
+      return fn(p);
+    } finally {
+      this.ex.tcw_free(p);
+    }
+  }
+
   decode(input: Uint8Array, transport: number): number {
+    // withStaged's logic, written out: the codec's hot path allocates no closure.
     if (this.memory.buffer !== this.ab) this.sync();
     const n = input.length;
     if (n <= this.bytesSize) {
@@ -351,18 +371,6 @@ class WasmBackend implements Backend {
     return rc;
   }
 
-  /** Stages a datagram in the scratch bytes (or a heap block; freed by the caller). */
-  private stage(d: Uint8Array): number {
-    if (this.memory.buffer !== this.ab) this.sync();
-    if (d.length <= this.bytesSize) {
-      put(this.bytes, d);
-      return this.bytesPtr;
-    }
-    const p = this.malloc(d.length);
-    this.u8.set(d, p);
-    return p;
-  }
-
   bwcCreate(config: Uint32Array): WasmBwc | number {
     if (this.memory.buffer !== this.ab) this.sync();
     this.table.set(config.subarray(0, BWC_CONFIG_WORDS));
@@ -382,27 +390,18 @@ class WasmBackend implements Backend {
     const w = h as WasmBwc;
     const cap = this.bwcWord(w, BWC_BODY_CAP);
     const need = bodyTarget(cap, h.res[8] as number, datagram.length, size2, w.maxBody);
-    const p = this.stage(datagram);
-    try {
-      return this.bwcOut(w, this.ex.tcw_bwc_get_response(w.ptr, p, datagram.length, need > cap ? need : 0));
-    } finally {
-      if (p !== this.bytesPtr) this.ex.tcw_free(p);
-    }
+    const rc = this.withStaged(datagram, (p) => this.ex.tcw_bwc_get_response(w.ptr, p, datagram.length, need > cap ? need : 0));
+    return this.bwcOut(w, rc);
   }
 
   bwcPutBegin(h: BwcHandle, bodyLength: number, tag: Uint8Array): number {
-    const p = this.stage(tag);
-    return this.bwcOut(h as WasmBwc, this.ex.tcw_bwc_put_begin((h as WasmBwc).ptr, bodyLength >>> 0, p, tag.length));
+    const w = h as WasmBwc;
+    return this.bwcOut(w, this.withStaged(tag, (p) => this.ex.tcw_bwc_put_begin(w.ptr, bodyLength >>> 0, p, tag.length)));
   }
 
   bwcPutResponse(h: BwcHandle, datagram: Uint8Array): number {
     const w = h as WasmBwc;
-    const p = this.stage(datagram);
-    try {
-      return this.bwcOut(w, this.ex.tcw_bwc_put_response(w.ptr, p, datagram.length));
-    } finally {
-      if (p !== this.bytesPtr) this.ex.tcw_free(p);
-    }
+    return this.bwcOut(w, this.withStaged(datagram, (p) => this.ex.tcw_bwc_put_response(w.ptr, p, datagram.length)));
   }
 
   bwcRequestTag(h: BwcHandle): Uint8Array {
