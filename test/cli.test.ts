@@ -2,16 +2,35 @@
  * The `turbocoap` CLI (dist/cli.js), run as a child process against the demo
  * server (`turbocoap serve`) on a random loopback port.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../ts/cli';
 import { Agent, request, type RequestOptions } from '../ts/client';
 import { createDemoServer, DemoStore } from '../ts/demo';
 import type { CoapServer } from '../ts/server';
+import { hasNative } from './support/backends';
 import { benchPath, cliPath, coapPing, freePort, killAll, runCli, spawnPeer, startDemoServer, waitForOutput } from './support/peers';
+import { udpBackends } from './support/udp';
+
+/** An in-memory stdout / stderr for main(), a terminal or not. */
+class Collect extends Writable {
+  private readonly chunks: Buffer[] = [];
+  constructor(readonly isTTY: boolean) {
+    super();
+  }
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: () => void): void {
+    this.chunks.push(Buffer.from(chunk));
+    cb();
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
 
 let port: number;
 let base: string;
@@ -66,6 +85,13 @@ describe('help and usage', () => {
     [['get', 'coap://127.0.0.1/', '--timeout', '0'], '--timeout'],
     [['put', 'coap://127.0.0.1/', '-p', 'x', '-f', 'y'], 'not both'],
     [['serve', '--port', '70000'], '--port'],
+    [['serve', '--bogus'], "unknown option '--bogus'"],
+    [['serve', '-x'], "unknown option '-x'"],
+    [['get', 'coap://127.0.0.1/', '-p'], 'argument missing'],
+    [['get', 'coap://127.0.0.1/', '--non=yes'], 'does not take an argument'],
+    [['get', 'coap://127.0.0.1/', '-p', 'a', '--payload', 'b'], 'option --payload given twice'],
+    [['get', 'coap://127.0.0.1/', 'coap://127.0.0.1/x'], 'unexpected argument'],
+    [['backend', 'extra'], 'unexpected argument'],
   ])('usage error %j exits 2', async (args, message) => {
     const r = await runCli(args);
     expect(r.code).toBe(2);
@@ -78,7 +104,7 @@ describe('requests against the demo server', () => {
     const r = await runCli(['get', `${base}/hello`]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('Hello, CoAP!');
+    expect(r.stdout).toBe('Hello, CoAP!\n'); // text ends in a newline, added when missing
   });
 
   it('PUT / GET / POST / DELETE round trip with exit codes', async () => {
@@ -86,11 +112,11 @@ describe('requests against the demo server', () => {
     const put = await runCli(['put', `${base}/store/${key}`, '-p', 'first', '-t', 'text/plain']);
     expect(put.code).toBe(0);
     const get1 = await runCli(['get', `${base}/store/${key}`]);
-    expect([get1.code, get1.stdout]).toEqual([0, 'first']);
+    expect([get1.code, get1.stdout]).toEqual([0, 'first\n']);
     const post = await runCli(['post', `${base}/store/${key}`, '-p', '+second']);
     expect(post.code).toBe(0);
     const get2 = await runCli(['get', `${base}/store/${key}`]);
-    expect([get2.code, get2.stdout]).toEqual([0, 'first+second']);
+    expect([get2.code, get2.stdout]).toEqual([0, 'first+second\n']);
     const del = await runCli(['delete', `${base}/store/${key}`]);
     expect(del.code).toBe(0);
     const get3 = await runCli(['get', `${base}/store/${key}`]);
@@ -148,7 +174,8 @@ describe('requests against the demo server', () => {
   it('-N sends a NON request', async () => {
     const r = await runCli(['get', `${base}/time`, '-N', '-v']);
     expect(r.code).toBe(0);
-    expect(new Date(r.stdout).toISOString()).toBe(r.stdout);
+    expect(r.stdout.endsWith('\n')).toBe(true);
+    expect(new Date(r.stdout.trim()).toISOString()).toBe(r.stdout.trim());
     expect(r.stderr).toMatch(/^> NON 0\.01 GET/m);
     expect(r.stderr).toMatch(/^< NON 2\.05 Content/m);
   });
@@ -171,7 +198,7 @@ describe('requests against the demo server', () => {
 
     const ok = await runCli(['get', `${base}/hello`, '-v']);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toBe('Hello, CoAP!');
+    expect(ok.stdout).toBe('Hello, CoAP!\n');
     expect(ok.stderr).toContain('<   Content-Format (12): 0 (text/plain;charset=utf-8)');
     expect(ok.stderr).toContain('<   payload (12 bytes): "Hello, CoAP!"');
   });
@@ -195,6 +222,56 @@ describe('requests against the demo server', () => {
   });
 });
 
+describe('arguments, output and progress', () => {
+  it('takes values inline (-pTEXT, --payload=TEXT), repeats -O and ends options at --', async () => {
+    expect((await runCli(['put', `${base}/store/inline`, '-pabc'])).code).toBe(0);
+    expect((await runCli(['get', `${base}/store/inline`])).stdout).toBe('abc\n');
+    expect((await runCli(['put', `${base}/store/inline`, '--payload=-dash', '-O', '2048,0x01', '-O', 'If-None-Match'])).code).toBe(1); // the key exists: 4.12
+    expect((await runCli(['post', `${base}/store/inline`, '--payload=-dash'])).code).toBe(0);
+    expect((await runCli(['get', '--', `${base}/store/inline`])).stdout).toBe('abc-dash\n');
+  });
+
+  it('`backend` and --version name the backend in use', async () => {
+    const env = { ...process.env };
+    delete env.TURBOCOAP_BACKEND;
+    const b = await runCli(['backend'], { env });
+    expect([b.code, b.stdout]).toEqual([0, hasNative ? 'native\n' : 'wasm\n']);
+    const v = await runCli(['--version'], { env });
+    expect(v.stdout).toMatch(new RegExp(`^turbocoap \\d+\\.\\d+\\.\\d+\\S* \\(${hasNative ? 'native' : 'wasm'} backend\\)\\n$`));
+    const w = await runCli(['backend'], { env: { ...env, TURBOCOAP_BACKEND: 'wasm' } });
+    expect([w.code, w.stdout, w.stderr]).toEqual([0, 'wasm\n', 'turbocoap: forced by TURBOCOAP_BACKEND=wasm\n']);
+  });
+
+  it('binary bodies are byte-exact on a pipe and with -o; --progress off a terminal prints one final line', async () => {
+    const want = Buffer.alloc(1 << 20);
+    for (let i = 0; i < want.length; i++) want[i] = i % 251;
+    const piped = spawnSync(process.execPath, [cliPath, 'get', `${base}/large`], { maxBuffer: 4 << 20 });
+    expect(piped.status, String(piped.stderr)).toBe(0);
+    expect(Buffer.compare(piped.stdout, want)).toBe(0); // no newline added to binary on a pipe
+    const file = join(tmp, 'large.bin');
+    const r = await runCli(['get', `${base}/large`, '-b', '1024', '--progress', '-o', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(Buffer.compare(readFileSync(file), want)).toBe(0);
+    expect(r.stderr).toBe('download 1048576/1048576 bytes (100%)\n');
+  });
+
+  it('--progress on a terminal rewrites one line per direction in place', async () => {
+    const out = new Collect(false);
+    const err = new Collect(true);
+    const code = await main(['put', `${base}/store/progress`, '-p', 'x'.repeat(5000), '-b', '512', '--progress'], { stdout: out, stderr: err });
+    expect(code).toBe(0);
+    const text = err.text();
+    expect(text.split('\r').length - 1).toBeGreaterThan(5); // one rewrite per block
+    expect(text.match(/\n/g)).toHaveLength(1); // one line, ended once
+    expect(text.endsWith('upload 5000/5000 bytes (100%)\x1b[K\n')).toBe(true);
+    // A text body on a terminal ends in a newline too.
+    const got = new Collect(true);
+    expect(await main(['get', `${base}/store/progress`], { stdout: got, stderr: new Collect(true) })).toBe(0);
+    expect(got.text()).toBe(`${'x'.repeat(5000)}\n`);
+  });
+});
+
 describe('serve', () => {
   it('logs its address and exits 0 on SIGTERM and SIGINT', async () => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
@@ -213,7 +290,7 @@ describe('serve', () => {
 });
 
 describe('bench', () => {
-  it.runIf(process.platform === 'linux')('passes its arguments to coap-bench (1-second run)', async () => {
+  it.runIf(process.platform === 'linux' && hasNative)('passes its arguments to coap-bench (1-second run)', async () => {
     expect(benchPath).toBeTruthy();
     const r = await runCli(['bench', `${base}/hello`, '-c', '4', '-k', '2', '-d', '1', '-w', '0', '--json'], { timeoutMs: 30_000 });
     expect(r.code).toBe(0);
@@ -228,7 +305,7 @@ describe('bench', () => {
   });
 });
 
-describe.each(['native', 'wasm'] as const)('demo server resources and bounds (%s)', (backend) => {
+describe.each(udpBackends)('demo server resources and bounds (%s)', (backend) => {
   let server: CoapServer;
   let agent: Agent;
   let url: string;

@@ -6,6 +6,7 @@
  * turbocoap get|post|put|delete|fetch|patch|ipatch <uri> [options]
  * turbocoap serve [--port 5683] [--host ::]
  * turbocoap bench <uri> [coap-bench options...]
+ * turbocoap backend
  * ```
  *
  * Exit status: 0 for a 2.xx response, 1 for 4.xx / 5.xx, 2 for a usage
@@ -17,6 +18,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import {
   ContentFormat,
   contentFormatName,
@@ -41,7 +43,9 @@ import {
   CoapUriError,
   CoapEncodeError,
   METHOD_CODES,
+  backend,
 } from './index';
+import { nativeFallbackReason } from './backend/select';
 import type { CoapMessage, CoapOption, CoapResponse, Method, RequestOptions, TransferProgress } from './index';
 import { createDemoServer } from './demo';
 
@@ -73,7 +77,10 @@ commands:
   get|post|put|delete|fetch|patch|ipatch <uri>   send one request and print the response
   serve [--port 5683] [--host ::]                 run the demo server
   bench <uri> [coap-bench options...]             load-test a CoAP/UDP server with coap-bench
+  backend                                         print the backend in use: native or wasm
   help [command]                                  help for a command
+
+options: -h, --help (also per command), -V, --version (version and backend)
 
 Run 'turbocoap <command> --help' for a command's options.
 Exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
@@ -109,7 +116,9 @@ options:
                               64, 128, 256, 512 or 1024 (default 1024); payloads and
                               bodies of any size move block by block
       --max-body BYTES        largest response body accepted (default 1048576)
-      --progress              report the progress of block-wise transfers on stderr
+      --progress              report the progress of block-wise transfers on stderr:
+                              on a terminal one line per direction, updated in place;
+                              otherwise one final line per direction
   -h, --help                  this help
 
 exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
@@ -134,6 +143,13 @@ resources:
   GET  /.well-known/core           resource discovery (RFC 6690)
 `;
 
+const BACKEND_HELP = `usage: turbocoap backend
+
+Prints the backend this installation runs on: "native" (the Node addon) or "wasm"
+(WebAssembly: the addon is not built or cannot load here, or TURBOCOAP_BACKEND=wasm).
+When it fell back to WebAssembly, stderr says why the addon did not load.
+`;
+
 const BENCH_HELP = `usage: turbocoap bench <uri> [coap-bench options...]
 
 Runs the coap-bench load generator built with this package
@@ -142,103 +158,93 @@ Its options:
 `;
 
 // ---------------------------------------------------------------------------
-// argument parsing
+// argument parsing (node:util parseArgs, strict: unknown options, missing values and values
+// given to flags are usage errors; an option given twice is one too, unless it repeats)
 
+/** One option of a command: its long name is the key of the table. */
 interface FlagSpec {
-  readonly key: string;
-  /** Takes a value. */
-  readonly value: boolean;
-  readonly repeat?: boolean;
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  readonly multiple?: boolean;
 }
 
-type Parsed = { flags: Map<string, string[]>; positionals: string[] };
+type FlagTable = Readonly<Record<string, FlagSpec>>;
 
-function parseArgs(argv: readonly string[], spec: Readonly<Record<string, FlagSpec>>): Parsed {
-  const flags = new Map<string, string[]>();
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
+interface Parsed {
+  readonly values: Readonly<Record<string, string | boolean | (string | boolean)[] | undefined>>;
+  readonly positionals: readonly string[];
+}
+
+/** A parseArgs error message as a usage error: its text on one line, first letter lower case. */
+function usageFromParseArgs(e: Error & { code?: string }): UsageError {
+  let text = e.message.replace(/\s*\n\s*/g, ' ').trim();
+  // "Unknown option '--x'. To specify a positional argument starting with a '-', ...": the
+  // first sentence says it.
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') text = text.replace(/^(Unknown option '[^']*')\..*$/, '$1');
+  return new UsageError(text.charAt(0).toLowerCase() + text.slice(1));
+}
+
+function parseCommandLine(argv: readonly string[], table: FlagTable): Parsed {
+  let r;
+  try {
+    r = parseArgs({ args: [...argv], options: table, strict: true, allowPositionals: true, tokens: true });
+  } catch (e) {
+    if (typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('ERR_PARSE_ARGS')) {
+      throw usageFromParseArgs(e as Error);
     }
-    if (a.length < 2 || !a.startsWith('-')) {
-      positionals.push(a);
-      continue;
-    }
-    let name = a;
-    let inline: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) {
-      name = a.slice(0, eq);
-      inline = a.slice(eq + 1);
-    } else if (!a.startsWith('--') && a.length > 2) {
-      // -pTEXT
-      name = a.slice(0, 2);
-      inline = a.slice(2);
-    }
-    const s = spec[name];
-    if (s === undefined) throw new UsageError(`unknown option ${JSON.stringify(name)}`);
-    let v = '';
-    if (s.value) {
-      if (inline !== undefined) v = inline;
-      else {
-        if (i + 1 >= argv.length) throw new UsageError(`option ${name} needs a value`);
-        v = argv[++i] as string;
-      }
-    } else if (inline !== undefined) {
-      throw new UsageError(`option ${name} takes no value`);
-    }
-    const list = flags.get(s.key);
-    if (list !== undefined && !s.repeat) throw new UsageError(`option ${name} given twice`);
-    if (list === undefined) flags.set(s.key, [v]);
-    else list.push(v);
+    throw e;
   }
-  return { flags, positionals };
+  const seen = new Set<string>();
+  for (const t of r.tokens ?? []) {
+    if (t.kind !== 'option') continue;
+    if (seen.has(t.name) && table[t.name]?.multiple !== true) throw new UsageError(`option ${t.rawName} given twice`);
+    seen.add(t.name);
+  }
+  return { values: r.values, positionals: r.positionals };
 }
 
-function flag(p: Parsed, key: string): string | undefined {
-  return p.flags.get(key)?.[0];
+/** A string option's value. */
+function str(p: Parsed, name: string): string | undefined {
+  const v = p.values[name];
+  return typeof v === 'string' ? v : undefined;
 }
 
-const HELP_FLAGS: Readonly<Record<string, FlagSpec>> = {
-  '-h': { key: 'help', value: false },
-  '--help': { key: 'help', value: false },
+/** A repeatable string option's values. */
+function strs(p: Parsed, name: string): string[] {
+  const v = p.values[name];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** Whether a boolean option was given. */
+function has(p: Parsed, name: string): boolean {
+  return p.values[name] === true;
+}
+
+const HELP_FLAGS: FlagTable = {
+  help: { type: 'boolean', short: 'h' },
 };
 
-const REQUEST_FLAGS: Readonly<Record<string, FlagSpec>> = {
+const REQUEST_FLAGS: FlagTable = {
   ...HELP_FLAGS,
-  '-p': { key: 'payload', value: true },
-  '--payload': { key: 'payload', value: true },
-  '-f': { key: 'file', value: true },
-  '--file': { key: 'file', value: true },
-  '-t': { key: 'ct', value: true },
-  '--content-format': { key: 'ct', value: true },
-  '-A': { key: 'accept', value: true },
-  '--accept': { key: 'accept', value: true },
-  '-N': { key: 'non', value: false },
-  '--non': { key: 'non', value: false },
-  '-O': { key: 'option', value: true, repeat: true },
-  '--option': { key: 'option', value: true, repeat: true },
-  '--timeout': { key: 'timeout', value: true },
-  '-v': { key: 'verbose', value: false },
-  '--verbose': { key: 'verbose', value: false },
-  '-o': { key: 'output', value: true },
-  '--output': { key: 'output', value: true },
-  '-s': { key: 'observe', value: true },
-  '--observe': { key: 'observe', value: true },
-  '-b': { key: 'blocksize', value: true },
-  '--block-size': { key: 'blocksize', value: true },
-  '--max-body': { key: 'maxbody', value: true },
-  '--progress': { key: 'progress', value: false },
+  payload: { type: 'string', short: 'p' },
+  file: { type: 'string', short: 'f' },
+  'content-format': { type: 'string', short: 't' },
+  accept: { type: 'string', short: 'A' },
+  non: { type: 'boolean', short: 'N' },
+  option: { type: 'string', short: 'O', multiple: true },
+  timeout: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  output: { type: 'string', short: 'o' },
+  observe: { type: 'string', short: 's' },
+  'block-size': { type: 'string', short: 'b' },
+  'max-body': { type: 'string' },
+  progress: { type: 'boolean' },
 };
 
-const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
+const SERVE_FLAGS: FlagTable = {
   ...HELP_FLAGS,
-  '--port': { key: 'port', value: true },
-  '-P': { key: 'port', value: true },
-  '--host': { key: 'host', value: true },
-  '-H': { key: 'host', value: true },
+  port: { type: 'string', short: 'P' },
+  host: { type: 'string', short: 'H' },
 };
 
 /** A Content-Format argument: a number 0..65535 or a media type (`text/plain`, `application/json`, ...). */
@@ -377,7 +383,59 @@ export function formatMessage(prefix: string, msg: CoapMessage, size?: number, p
 
 interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * A 2.xx response body on stdout. Text (UTF-8 without control characters) always ends in a
+ * newline, added when the body has none, as coap-client and HTTPie print it: the shell prompt
+ * and line-based tools need it. A binary body goes out byte for byte when stdout is a file or a
+ * pipe (`> file` keeps it exact, as `-o` does); on a terminal a newline follows it. An empty
+ * body prints nothing.
+ */
+function writeBody(out: Io['stdout'], body: Uint8Array): void {
+  if (body.length === 0) return;
+  out.write(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  if (body[body.length - 1] !== 0x0a && (out.isTTY === true || isPrintable(body))) out.write('\n');
+}
+
+/**
+ * `--progress` on stderr. On a terminal: one line per direction, rewritten in place (\r) as
+ * blocks arrive, ended with a newline when the transfer ends. Otherwise (a file, a pipe, a
+ * log): nothing while blocks move, then one final line per direction, so logs hold no
+ * per-block noise. A line reads `download 5000/1048576 bytes (0%)`.
+ */
+class ProgressReport {
+  private readonly tty: boolean;
+  private current: TransferProgress['direction'] | undefined;
+  private readonly last = new Map<TransferProgress['direction'], string>();
+
+  constructor(private readonly err: Io['stderr']) {
+    this.tty = err.isTTY === true;
+  }
+
+  report(pr: TransferProgress): void {
+    const pct = pr.total === undefined || pr.total === 0 ? '' : ` (${Math.floor((pr.bytes * 100) / pr.total)}%)`;
+    const line = `${pr.direction} ${pr.bytes}${pr.total === undefined ? '' : `/${pr.total}`} bytes${pct}`;
+    if (this.tty) {
+      if (this.current !== undefined && this.current !== pr.direction) this.err.write('\n');
+      this.err.write(`\r${line}\x1b[K`);
+      this.current = pr.direction;
+    } else {
+      this.last.set(pr.direction, line);
+    }
+  }
+
+  /** The transfer is over (done or failed): finish the line(s). */
+  end(): void {
+    if (this.tty) {
+      if (this.current !== undefined) this.err.write('\n');
+      this.current = undefined;
+    } else {
+      for (const line of this.last.values()) this.err.write(`${line}\n`);
+      this.last.clear();
+    }
+  }
 }
 
 async function readStdin(): Promise<Uint8Array> {
@@ -392,8 +450,8 @@ function parsePositiveInt(s: string, what: string, max = 0x7fffffff): number {
 }
 
 async function requestCommand(method: Method, argv: readonly string[], io: Io): Promise<number> {
-  const p = parseArgs(argv, REQUEST_FLAGS);
-  if (p.flags.has('help')) {
+  const p = parseCommandLine(argv, REQUEST_FLAGS);
+  if (has(p, 'help')) {
     io.stdout.write(REQUEST_HELP);
     return EXIT_OK;
   }
@@ -402,8 +460,8 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
   if (!/^coap:\/\//i.test(uri)) throw new UsageError(`only coap:// URIs are supported, not ${JSON.stringify(uri)}`);
 
   let payload: Uint8Array | undefined;
-  const text = flag(p, 'payload');
-  const file = flag(p, 'file');
+  const text = str(p, 'payload');
+  const file = str(p, 'file');
   if (text !== undefined && file !== undefined) throw new UsageError('give -p or -f, not both');
   if (text !== undefined) payload = new TextEncoder().encode(text);
   if (file !== undefined) {
@@ -413,14 +471,14 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
       throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
     }
   }
-  const ct = flag(p, 'ct');
-  const accept = flag(p, 'accept');
-  const timeout = flag(p, 'timeout');
-  const options = (p.flags.get('option') ?? []).map(parseOptionArg);
-  const verbose = p.flags.has('verbose');
-  const output = flag(p, 'output');
+  const ct = str(p, 'content-format');
+  const accept = str(p, 'accept');
+  const timeout = str(p, 'timeout');
+  const options = strs(p, 'option').map(parseOptionArg);
+  const verbose = has(p, 'verbose');
+  const output = str(p, 'output');
 
-  const confirmable = !p.flags.has('non');
+  const confirmable = !has(p, 'non');
   const contentFormat = ct === undefined ? undefined : parseContentFormat(ct);
   const acceptFormat = accept === undefined ? undefined : parseContentFormat(accept, 'accept format');
   let target;
@@ -430,19 +488,16 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     if (e instanceof CoapUriError) throw new UsageError(e.message);
     throw e;
   }
-  const blockSize = flag(p, 'blocksize');
-  const maxBody = flag(p, 'maxbody');
-  const observeFor = flag(p, 'observe');
+  const blockSize = str(p, 'block-size');
+  const maxBody = str(p, 'max-body');
+  const observeFor = str(p, 'observe');
   let blockSizeN: number | undefined;
   if (blockSize !== undefined) {
     blockSizeN = parsePositiveInt(blockSize, '--block-size', 1024);
     if ((blockSizeN & (blockSizeN - 1)) !== 0 || blockSizeN < 16) throw new UsageError(`--block-size must be 16, 32, 64, 128, 256, 512 or 1024, not ${blockSize}`);
   }
-  const onProgress = p.flags.has('progress')
-    ? (pr: TransferProgress): void => {
-        io.stderr.write(`${pr.direction} ${pr.bytes}${pr.total === undefined ? '' : `/${pr.total}`} bytes\n`);
-      }
-    : undefined;
+  const progress = has(p, 'progress') ? new ProgressReport(io.stderr) : undefined;
+  const onProgress = progress === undefined ? undefined : (pr: TransferProgress): void => progress.report(pr);
   const reqOpts: RequestOptions = {
     method,
     confirmable,
@@ -468,6 +523,7 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
   } catch (e) {
     failure = e;
   }
+  progress?.end();
 
   if (verbose) {
     // The request as it went out: the client sends the URI's options (RFC 7252 §6.4),
@@ -539,9 +595,8 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
         io.stderr.write(`turbocoap: cannot write ${output}: ${(e as Error).message}\n`);
         return EXIT_USAGE;
       }
-    } else if (body.length > 0) {
-      io.stdout.write(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-      if (io.stdout.isTTY === true && body[body.length - 1] !== 0x0a) io.stdout.write('\n');
+    } else {
+      writeBody(io.stdout, body);
     }
     return EXIT_OK;
   }
@@ -609,15 +664,15 @@ async function observeCommand(uri: string, o: RequestOptions, seconds: number, i
 }
 
 async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
-  const p = parseArgs(argv, SERVE_FLAGS);
-  if (p.flags.has('help')) {
+  const p = parseCommandLine(argv, SERVE_FLAGS);
+  if (has(p, 'help')) {
     io.stdout.write(SERVE_HELP);
     return EXIT_OK;
   }
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
-  const portArg = flag(p, 'port') ?? '5683';
+  const portArg = str(p, 'port') ?? '5683';
   if (!/^\d+$/.test(portArg) || Number(portArg) > 65535) throw new UsageError(`--port must be 0..65535, not ${JSON.stringify(portArg)}`);
-  const host = flag(p, 'host') ?? '::';
+  const host = str(p, 'host') ?? '::';
   const server = createDemoServer();
   try {
     await server.listen({ port: Number(portArg), host });
@@ -650,6 +705,34 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** The backend in use ('native' or 'wasm'); loading it if need be. */
+function backendKind(): string {
+  try {
+    return backend.kind;
+  } catch (e) {
+    return `no: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
+  }
+}
+
+/** `turbocoap backend`: the backend on stdout; on stderr why the addon did not serve. */
+function backendCommand(argv: readonly string[], io: Io): number {
+  const p = parseCommandLine(argv, HELP_FLAGS);
+  if (has(p, 'help')) {
+    io.stdout.write(BACKEND_HELP);
+    return EXIT_OK;
+  }
+  if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
+  const kind = backend.kind; // throws for a bad TURBOCOAP_BACKEND: reported as an error
+  io.stdout.write(`${kind}\n`);
+  const forced = process.env.TURBOCOAP_BACKEND;
+  if (forced !== undefined && forced !== '') io.stderr.write(`turbocoap: forced by TURBOCOAP_BACKEND=${forced}\n`);
+  else if (kind === 'wasm') {
+    const why = nativeFallbackReason();
+    io.stderr.write(`turbocoap: the native addon did not load${why === undefined ? '' : ` (${why})`}; WebAssembly serves\n`);
+  }
+  return EXIT_OK;
 }
 
 /** Where `coap-bench` is: build/Release (or build/Debug) under the package root. */
@@ -713,15 +796,17 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
       if (topic === undefined) io.stdout.write(MAIN_HELP);
       else if (topic === 'serve') io.stdout.write(SERVE_HELP);
       else if (topic === 'bench') return await benchCommand(['--help'], io);
+      else if (topic === 'backend') io.stdout.write(BACKEND_HELP);
       else if (METHOD_NAMES[topic.toLowerCase()] !== undefined) io.stdout.write(REQUEST_HELP);
       else throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
       return EXIT_OK;
     }
     if (cmd === '-V' || cmd === '--version') {
       const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
-      io.stdout.write(`turbocoap ${pkg.version}\n`);
+      io.stdout.write(`turbocoap ${pkg.version} (${backendKind()} backend)\n`);
       return EXIT_OK;
     }
+    if (cmd === 'backend') return backendCommand(rest, io);
     const method = METHOD_NAMES[cmd.toLowerCase()];
     if (method !== undefined) return await requestCommand(method, rest, io);
     if (cmd === 'serve') return await serveCommand(rest, io);
