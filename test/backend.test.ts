@@ -3,14 +3,14 @@
  * (TURBOCOAP_BACKEND) in child processes.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, cpSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, cpSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Codec, CoapMessage } from '../ts/codec';
 import { CoapParseError } from '../ts/errors';
 import type { Transport } from '../ts/codes';
-import { hex, native, prng, root, unhex, wasm } from './support/backends';
+import { hasNative, hex, native, prng, root, unhex, wasm } from './support/backends';
 
 type Outcome = string;
 
@@ -36,7 +36,7 @@ const vectors: { hex: string; transport: Transport }[] = JSON.parse(
   readFileSync(join(root, 'test', 'vectors', 'codec.json'), 'utf8'),
 ).vectors;
 
-describe('native vs WASM parity', () => {
+describe.skipIf(!hasNative)('native vs WASM parity', () => {
   it('same result or same error on 20k random and mutated inputs', () => {
     const rnd = prng(20240601);
     const seeds = vectors.map((v) => [unhex(v.hex), v.transport] as const).filter(([b]) => b.length > 0);
@@ -123,7 +123,7 @@ describe('WASM memory growth', () => {
   });
 });
 
-describe('worker threads', () => {
+describe.skipIf(!hasNative)('worker threads', () => {
   it('each thread gets its own native scratch', () => {
     const code = `
       const { Worker, isMainThread, parentPort } = require('node:worker_threads');
@@ -178,7 +178,7 @@ describe('backend selection (child processes)', () => {
     return spawnSync(process.execPath, ['-e', script, join(dir, 'dist', 'index.js')], { env: e, encoding: 'utf8' });
   }
 
-  it('picks native by default when the addon loads', () => {
+  it.skipIf(!hasNative)('picks native by default when the addon loads', () => {
     const r = run(root, {});
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.split('\n').slice(0, 2)).toEqual(['native', '0.01']);
@@ -190,7 +190,7 @@ describe('backend selection (child processes)', () => {
     expect(r.stdout.split('\n').slice(0, 2)).toEqual(['wasm', '0.01']);
   });
 
-  it('TURBOCOAP_BACKEND=native forces native', () => {
+  it.skipIf(!hasNative)('TURBOCOAP_BACKEND=native forces native', () => {
     const r = run(root, { TURBOCOAP_BACKEND: 'native' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe('native');
@@ -222,9 +222,53 @@ describe('backend selection (child processes)', () => {
       expect(r.stderr).toContain('TURBOCOAP_BACKEND=native but the native addon cannot be loaded');
       expect(r.stderr).toMatch(/No native build was found/);
     });
+
+    it('the CLI says which backend runs and why', () => {
+      const e = { ...process.env };
+      delete e.TURBOCOAP_BACKEND;
+      const r = spawnSync(process.execPath, [join(dir, 'dist', 'cli.js'), 'backend'], { env: e, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe('wasm\n');
+      expect(r.stderr).toMatch(/^turbocoap: the native addon did not load \(No native build was found.*\); WebAssembly serves\n$/);
+      const v = spawnSync(process.execPath, [join(dir, 'dist', 'cli.js'), '--version'], { env: e, encoding: 'utf8' });
+      expect(v.stdout).toMatch(/^turbocoap \d+\.\d+\.\d+.* \(wasm backend\)\n$/);
+    });
   });
 
-  it('node-gyp-build finds the local build', () => {
+  describe('where the addon is broken', () => {
+    // A copy of the package whose build/Release/turbocoap.node is not a loadable library.
+    const dir = mkdtempSync(join(tmpdir(), 'turbocoap-badaddon-'));
+    cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true });
+    writeFileSync(join(dir, 'package.json'), readFileSync(join(root, 'package.json')));
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
+    writeFileSync(join(dir, 'build', 'Release', 'turbocoap.node'), 'not an ELF file\n');
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('falls back to WASM by default, and a UDP server runs on it', () => {
+      const e = { ...process.env };
+      delete e.TURBOCOAP_BACKEND;
+      const code =
+        `const t = require(${JSON.stringify(join(dir, 'dist', 'index.js'))});` +
+        "const s = t.createServer(() => ({ code: '2.05', payload: 'ok' }));" +
+        "s.listen({ port: 0, host: '127.0.0.1' }).then(async () => {" +
+        "  const r = await t.request('coap://127.0.0.1:' + s.address().port + '/');" +
+        "  console.log(t.backend.kind, s.backend, r.code, r.text());" +
+        '  await s.close(); await t.globalAgent.close();' +
+        '});';
+      const r = spawnSync(process.execPath, ['-e', code], { env: e, encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe('wasm wasm 2.05 ok');
+    });
+
+    it('TURBOCOAP_BACKEND=native throws, saying why', () => {
+      const r = run(dir, { TURBOCOAP_BACKEND: 'native' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain('TURBOCOAP_BACKEND=native but the native addon cannot be loaded');
+    });
+  });
+
+  it.skipIf(!hasNative)('node-gyp-build finds the local build', () => {
     const out = execFileSync(process.execPath, ['-p', `require.resolve('node-gyp-build') && typeof require('node-gyp-build')(${JSON.stringify(root)}).decode`], {
       cwd: root,
       encoding: 'utf8',

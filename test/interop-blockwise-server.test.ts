@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { largeBody } from '../ts/demo';
+import { udpBackends } from './support/udp';
 import { killAll, libcoap, runCoapClient, startDemoServerOn, type Peer } from './support/peers';
 
 const peers = libcoap();
 const tools = 'missing' in peers ? undefined : peers;
 if (tools === undefined) console.warn(`interop-blockwise-server: SKIPPED (CI is not set): ${(peers as { missing: string }).missing}`);
 
-const BACKENDS = ['native', 'wasm'] as const;
+const BACKENDS = udpBackends;
 const SIZES = [16, 32, 64, 128, 256, 512, 1024] as const;
 const dir = mkdtempSync(join(tmpdir(), 'turbocoap-bw-'));
 

@@ -328,7 +328,7 @@ describe.each(udpBackends)('client (%s)', (backend) => {
   });
 
   it('completes requests issued across event-loop turns while responses arrive (slot reuse, NSTART 1)', async () => {
-    const server = createServer((req) => ({ code: '2.05', payload: req.path }), { backend: 'native' });
+    const server = createServer((req) => ({ code: '2.05', payload: req.path }), { backend: udpBackends[0] });
     await server.listen({ port: 0, host: '127.0.0.1' });
     try {
       const a = agent({ maxClientRequests: 8 });

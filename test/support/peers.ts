@@ -11,6 +11,7 @@
 import type { SpawnOptions } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { coapExchange, freePort, sleep, spawnTracked, which, type Peer } from '../../scripts/lib/proc.mjs';
+import { inCI } from './ci';
 
 // Shared with the benchmarks (bench/lib/proc.mjs).
 export { freePort, killAll, sleep, type Peer } from '../../scripts/lib/proc.mjs';
@@ -24,11 +25,7 @@ export const benchPath = join(root, 'build', 'Release', 'coap-bench');
 /** A binary on PATH, or undefined. */
 export const findBinary = which;
 
-/** Whether tests run in CI (env CI set to something other than '', '0' or 'false'). */
-export const inCI = ((): boolean => {
-  const v = process.env.CI;
-  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
-})();
+export { inCI } from './ci';
 
 /**
  * Looks for the libcoap binaries. In CI a missing one is an error (thrown,
