@@ -103,3 +103,47 @@ describe('package.json', () => {
     expect(src).toContain(wasm);
   });
 });
+
+describe('npm pack', () => {
+  // What `npm pack` would ship (without running prepare: dist/ is checked above).
+  const packed = ((): Set<string> => {
+    const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`npm pack --dry-run failed (${r.status}):\n${r.stderr}`);
+    return new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+  })();
+
+  it('ships the scripts npm runs on install, the LICENSE and the README', () => {
+    for (const s of ['install', 'prepare']) {
+      const files = (pkg.scripts[s] as string).match(/scripts\/\S+\.mjs/g) ?? [];
+      expect(files.length, `${s}: ${pkg.scripts[s]}`).toBeGreaterThan(0);
+      for (const f of files) expect(packed.has(f), `${s} runs ${f}`).toBe(true);
+    }
+    for (const f of ['LICENSE', 'README.md', 'package.json', 'binding.gyp', 'wasm/turbocoap.wasm']) expect(packed.has(f), f).toBe(true);
+    expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} turbocoap contributors\n/);
+    expect(pkg.license).toBe('MIT');
+  });
+
+  it('ships every C file the addon build compiles and every header they include', () => {
+    const gyp = readFileSync(join(root, 'binding.gyp'), 'utf8');
+    const sources = new Set<string>([
+      ...Object.values(JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8')) as Record<string, string[]>).flat(),
+      ...(gyp.match(/"native\/[^"]+\.(?:c|cc)"/g) ?? []).map((s) => s.slice(1, -1)),
+    ]);
+    const includeDirs = (gyp.match(/"native\/[^"]+"/g) ?? []).map((s) => s.slice(1, -1)).filter((d) => !/\.\w+$/.test(d));
+    const seen = new Set<string>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      expect(packed.has(file), `${file} is built but not in package.json "files"`).toBe(true);
+      for (const m of readFileSync(join(root, file), 'utf8').matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)) {
+        const inc = m[1]!;
+        const found = [join(file, '..', inc), ...includeDirs.map((d) => join(d, inc))].find((c) => existsSync(join(root, c)));
+        // Generated headers (none today) would live outside the tree: a miss is an error too.
+        expect(found, `${file} includes "${inc}", not found`).toBeDefined();
+        visit(found!);
+      }
+    };
+    for (const s of sources) visit(s);
+    expect(seen.size).toBeGreaterThan(sources.size);
+  });
+});
