@@ -232,6 +232,9 @@ describe('backend selection (child processes)', () => {
       expect(r.stderr).toMatch(/^turbocoap: the native addon did not load \(No native build was found.*\); WebAssembly serves\n$/);
       const v = spawnSync(process.execPath, [join(dir, 'dist', 'cli.js'), '--version'], { env: e, encoding: 'utf8' });
       expect(v.stdout).toMatch(/^turbocoap \d+\.\d+\.\d+.* \(wasm backend\)\n$/);
+      const forced = spawnSync(process.execPath, [join(dir, 'dist', 'cli.js'), 'backend'], { env: { ...e, TURBOCOAP_BACKEND: 'native' }, encoding: 'utf8' });
+      expect([forced.status, forced.stdout]).toEqual([1, '']);
+      expect(forced.stderr).toMatch(/^turbocoap: TURBOCOAP_BACKEND=native but the native addon cannot be loaded: No native build was found/);
     });
   });
 

@@ -148,6 +148,7 @@ const BACKEND_HELP = `usage: turbocoap backend
 Prints the backend this installation runs on: "native" (the Node addon) or "wasm"
 (WebAssembly: the addon is not built or cannot load here, or TURBOCOAP_BACKEND=wasm).
 When it fell back to WebAssembly, stderr says why the addon did not load.
+Exit status 1 when the backend TURBOCOAP_BACKEND forces cannot load.
 `;
 
 const BENCH_HELP = `usage: turbocoap bench <uri> [coap-bench options...]
@@ -724,7 +725,14 @@ function backendCommand(argv: readonly string[], io: Io): number {
     return EXIT_OK;
   }
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
-  const kind = backend.kind; // throws for a bad TURBOCOAP_BACKEND: reported as an error
+  let kind: string;
+  try {
+    kind = backend.kind;
+  } catch (e) {
+    // TURBOCOAP_BACKEND=native where the addon cannot load, or a bad TURBOCOAP_BACKEND.
+    io.stderr.write(`${String((e as Error)?.message ?? e).replace(/^(turbocoap: )?/, 'turbocoap: ')}\n`);
+    return 1;
+  }
   io.stdout.write(`${kind}\n`);
   const forced = process.env.TURBOCOAP_BACKEND;
   if (forced !== undefined && forced !== '') io.stderr.write(`turbocoap: forced by TURBOCOAP_BACKEND=${forced}\n`);
