@@ -9,6 +9,7 @@
  * so the probe depends on nothing under test.
  */
 import type { SpawnOptions } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { coapExchange, freePort, sleep, spawnTracked, which, type Peer } from '../../scripts/lib/proc.mjs';
 import { inCI } from './ci';
@@ -41,6 +42,20 @@ export function libcoap(): { client: string; server: string } | { missing: strin
   const why = `libcoap's ${missing} not found on PATH (apt-get install libcoap3-bin)`;
   if (inCI) throw new Error(`CI: ${why}`);
   return { missing: why };
+}
+
+/**
+ * An optional peer module (e.g. npm `coap`): loaded, or outside CI the reason it is not. In
+ * CI a missing one is an error (thrown, so the suite fails).
+ */
+export function optionalModule<T>(name: string, what: string): { module: T; missing?: undefined } | { module?: undefined; missing: string } {
+  try {
+    return { module: createRequire(join(root, 'package.json'))(name) as T };
+  } catch (e) {
+    const why = `${what} cannot be loaded: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
+    if (inCI) throw new Error(`CI: ${why}`, { cause: e });
+    return { missing: why };
+  }
 }
 
 /**
