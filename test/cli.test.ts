@@ -2,7 +2,7 @@
  * The `turbocoap` CLI (dist/cli.js), run as a child process against the demo
  * server (`turbocoap serve`) on a random loopback port.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -254,6 +254,17 @@ describe('arguments, output and progress', () => {
     const piped = spawnSync(process.execPath, [cliPath, 'get', `${base}/large`], { maxBuffer: 4 << 20 });
     expect(piped.status, String(piped.stderr)).toBe(0);
     expect(Buffer.compare(piped.stdout, want)).toBe(0); // no newline added to binary on a pipe
+    // A reader that lags: the CLI must wait for the pipe to drain before it exits.
+    const slow = spawn(process.execPath, [cliPath, 'get', `${base}/large`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise<number | null>((res) => slow.on('close', (code) => res(code)));
+    slow.stdout.pause();
+    await new Promise((r) => setTimeout(r, 1000));
+    const chunks: Buffer[] = [];
+    slow.stdout.on('data', (c: Buffer) => chunks.push(c));
+    slow.stdout.resume();
+    expect(await closed).toBe(0);
+    expect(Buffer.concat(chunks).length).toBe(want.length);
+    expect(Buffer.compare(Buffer.concat(chunks), want)).toBe(0);
     const file = join(tmp, 'large.bin');
     const r = await runCli(['get', `${base}/large`, '-b', '1024', '--progress', '-o', file]);
     expect(r.code).toBe(0);

@@ -831,9 +831,22 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
 }
 
 if (require.main === module) {
+  // A reader that went away (`turbocoap get ... | head -c 10`) ends the output, not in a crash.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT_OK);
+      throw e;
+    });
+  }
   void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
-    // Let stdout drain, then leave even if a handle lingers.
-    setTimeout(() => process.exit(code), 50).unref();
+    // Leave once stdout and stderr have drained (a large body on a slow pipe takes a while;
+    // exiting earlier would cut it), even if a handle lingers.
+    let pending = 2;
+    const flushed = (): void => {
+      if (--pending === 0) process.exit(code);
+    };
+    process.stdout.write('', flushed);
+    process.stderr.write('', flushed);
   });
 }
