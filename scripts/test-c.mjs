@@ -18,10 +18,11 @@ function works(cmd) {
 const cc = (process.env.CC ?? '').trim() || 'cc';
 const missing = [works('make') ? '' : 'make', works(cc.split(/\s+/)[0]) ? '' : `a C compiler (${cc})`].filter((s) => s !== '');
 if (missing.length > 0 && !ci) {
-  console.log(`test:c: SKIPPED (CI is not set): ${missing.join(' and ')} not found; the C unit tests need them`);
+  console.log(`test:c: SKIPPED (CI is not set): ${missing.join(' and ')} not available; the C unit tests need them`);
   process.exit(0);
 }
 for (const target of ['test', 'asan']) {
   const r = spawnSync('make', ['-C', join(root, 'native'), target], { stdio: 'inherit' });
+  if (r.error !== undefined) console.error(`test:c: cannot run make (CI requires the C tests): ${r.error.message}`);
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
