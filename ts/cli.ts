@@ -708,12 +708,12 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
   });
 }
 
-/** The backend in use ('native' or 'wasm'); loading it if need be. */
+/** `native backend` or `wasm backend` (loading it if need be), or why none loads. */
 function backendKind(): string {
   try {
-    return backend.kind;
+    return `${backend.kind} backend`;
   } catch (e) {
-    return `no: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
+    return `no backend: ${String((e as Error)?.message ?? e).split('\n')[0].replace(/^turbocoap: /, '')}`;
   }
 }
 
@@ -811,7 +811,7 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
     }
     if (cmd === '-V' || cmd === '--version') {
       const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
-      io.stdout.write(`turbocoap ${pkg.version} (${backendKind()} backend)\n`);
+      io.stdout.write(`turbocoap ${pkg.version} (${backendKind()})\n`);
       return EXIT_OK;
     }
     if (cmd === 'backend') return backendCommand(rest, io);
