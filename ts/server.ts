@@ -532,12 +532,14 @@ export class CoapServer implements DriverListener {
 
   /** @internal ObservableResource.notify */
   _notify(r: ObservableResource, init: NotifyInit | PayloadInit | undefined): void {
-    if (this.state !== 'listening' || this.ep === undefined || this.ep.closed) {
-      throw new CoapServerError('NOT_LISTENING', `notify ${r.path}: the server is ${this.state === 'listening' ? 'not bound yet' : this.state === 'idle' ? 'not listening yet' : 'closed'}`);
+    if (this.state !== 'listening') {
+      throw new CoapServerError('NOT_LISTENING', `notify ${r.path}: the server is ${this.state === 'idle' ? 'not listening yet (call listen() first)' : 'closed'}`);
     }
     if (!this.observable(r.path)) {
       throw new CoapServerError('NOT_OBSERVABLE', `notify ${r.path}: no GET route with the obs attribute serves this path (router.get(path, handler, { obs: true }))`);
     }
+    // listen() under way: not bound yet, so nobody observes anything yet.
+    if (this.ep === undefined || this.ep.closed) return;
     this.notifyNow(r, init);
   }
 
