@@ -26,7 +26,8 @@ import {
 } from '../ts/errors';
 import { CoapRequestError, type IncomingRequest } from '../ts/incoming';
 import { CoapObserveError, observe } from '../ts/observe';
-import { Router } from '../ts/router';
+import { CoapLinkFormatError } from '../ts/linkformat';
+import { CoapRouteError, Router } from '../ts/router';
 import { createServer, type CoapServer, type ResponseInit, type ServerOptions } from '../ts/server';
 import { CoapUriError, parseUri } from '../ts/uri';
 import { RawPeer, udpBackends, within } from './support/udp';
@@ -256,8 +257,13 @@ describe('errors and agents', () => {
       new CoapSchemeError('coaps'),
       new CoapRequestError('BAD_JSON', 'x'),
       new CoapUriError('invalid-host', 'coap://[x]/'),
+      new CoapRouteError('/x', 'x'),
+      new CoapLinkFormatError('x'),
     ];
-    for (const e of all) expect(e.code, e.name).toMatch(/^[A-Z][A-Z0-9_]*$/);
+    for (const e of all) {
+      expect(e.code, e.name).toMatch(/^[A-Z][A-Z0-9_]*$/);
+      if (e.constructor !== CoapError) expect(e.code, e.name).not.toBe('ERROR');
+    }
   });
 
   it('CoapUriError has code (and reason as a deprecated alias); an unsupported scheme is a CoapSchemeError', async () => {

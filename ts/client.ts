@@ -35,7 +35,6 @@ import {
   CoapAbortError,
   CoapBlockwiseError,
   CoapEncodeError,
-  CoapError,
   CoapNetworkError,
   CoapResetError,
   CoapSchemeError,
@@ -670,7 +669,7 @@ export class Call extends Op {
     cfg[4] = 1024;
     const h = tx.bwcCreate(cfg);
     if (typeof h === 'number') {
-      this.fail(new CoapError(`cannot start a block-wise transfer (${h})`));
+      this.fail(new CoapBlockwiseError('PROTOCOL', mode === MODE_UPLOAD ? 'upload' : 'download', `cannot start a block-wise transfer in the core (${h})`));
       return undefined;
     }
     const x = new Transfer(tx, h);

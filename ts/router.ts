@@ -73,12 +73,13 @@ export interface RouteResource {
   readonly dynamic: boolean;
 }
 
-/** Thrown by route registration for an invalid or conflicting pattern. */
+/** Thrown by route registration for an invalid or conflicting pattern; `code` `INVALID_ROUTE`. */
 export class CoapRouteError extends CoapError {
+  declare readonly code: 'INVALID_ROUTE';
   /** The pattern that was rejected. */
   readonly pattern: string;
   constructor(pattern: string, message: string) {
-    super(`${message}: ${JSON.stringify(pattern)}`);
+    super(`${message}: ${JSON.stringify(pattern)}`, 'INVALID_ROUTE');
     this.pattern = pattern;
   }
 }
