@@ -376,7 +376,7 @@ export class CoapServer implements DriverListener {
     if (this.closing !== undefined) return this.closing;
     const ep = this.ep;
     if (this.state === 'idle' || ep === undefined) {
-      this.state = this.state === 'listening' ? 'closed' : this.state === 'idle' ? 'closed' : this.state;
+      this.state = 'closed'; // never listened, or closed while listen() resolves the host
       return (this.closing = Promise.resolve());
     }
     this.state = 'closing';

@@ -37,7 +37,8 @@ import {
 /** One delivered batch: record words, the byte area, and where the record offsets start in it. */
 export class UdpBatch implements Received {
   readonly bytes: Uint8Array;
-  private readonly w8: Uint8Array;
+  /** The record words as bytes (address bytes), made on the first remote() only. */
+  private w8: Uint8Array | undefined;
 
   constructor(
     private readonly u32: Uint32Array,
@@ -45,7 +46,6 @@ export class UdpBatch implements Received {
     private readonly base: number,
   ) {
     this.bytes = u8;
-    this.w8 = new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength);
   }
 
   id(r: number): number {
@@ -93,7 +93,8 @@ export class UdpBatch implements Received {
   remote(r: number): RemoteInfo {
     const u32 = this.u32;
     const family = u32[r + RX_FAMILY] === 4 ? 4 : 6;
-    let address = formatIp(family, this.w8, (r + RX_IP) * 4);
+    const w8 = (this.w8 ??= new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength));
+    let address = formatIp(family, w8, (r + RX_IP) * 4);
     const scope = u32[r + RX_SCOPE] as number;
     if (family === 6 && scope !== 0) address += `%${scopeZone(scope)}`;
     return { address, port: u32[r + RX_PORT] as number, family: family === 4 ? 'IPv4' : 'IPv6' };
