@@ -224,7 +224,7 @@ describe.each(udpBackends)('server and client mistakes (%s)', (backend) => {
     let n = 0;
     const router = new Router().get('/t', () => ({ code: '2.05', payload: `v${n++}` }), { obs: true });
     const { server, url } = await serve(router);
-    const obs = observe(`${url}/t`, { agent, timeout: 3000 });
+    const obs = observe(`${url}/t`, { agent, timeout: 3000, method: 'get' });
     const it = obs[Symbol.asyncIterator]();
     const first = (await within(it.next(), 3000)).value!;
     expect(typeof first.observe).toBe('number');

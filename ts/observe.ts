@@ -61,8 +61,8 @@ const DEREGISTER_TIMEOUT_MS = 5000;
 /** Options of {@link observe}. */
 export interface ObserveOptions
   extends Pick<RequestOptions, 'confirmable' | 'options' | 'accept' | 'contentFormat' | 'signal' | 'agent' | 'blockSize' | 'maxBodySize'> {
-  /** `'GET'` (default) or `'FETCH'` (RFC 8132; give its `payload`). */
-  readonly method?: 'GET' | 'FETCH';
+  /** `'GET'` (default) or `'FETCH'` (RFC 8132; give its `payload`), in either case. */
+  readonly method?: 'GET' | 'FETCH' | 'get' | 'fetch';
   /** The FETCH payload: a string, or bytes (Uint8Array, ArrayBuffer, any ArrayBufferView). */
   readonly payload?: PayloadInit;
   /**
@@ -232,7 +232,8 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       this.end(new RangeError(`maxBuffered must be a positive integer, not ${String(max)}`));
       return;
     }
-    if (init.method !== undefined && init.method !== 'GET' && init.method !== 'FETCH') {
+    const method = typeof init.method === 'string' ? init.method.toUpperCase() : init.method;
+    if (method !== undefined && method !== 'GET' && method !== 'FETCH') {
       this.end(new TypeError(`observe: method must be 'GET' or 'FETCH', not ${JSON.stringify(init.method)}`));
       return;
     }
