@@ -9,7 +9,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../ts/client';
-import { CoapAbortError, CoapObserveError, CoapTimeoutError } from '../ts/errors';
+import { CoapAbortError, CoapTimeoutError } from '../ts/errors';
+import { CoapObserveError } from '../ts/observe';
 import type { IncomingResponse } from '../ts/incoming';
 import { observe, type Observation } from '../ts/observe';
 import { killAll, libcoap, runCli, startLibcoapServer, type Peer } from './support/peers';

@@ -315,16 +315,24 @@ describe.each(udpBackends)('client (%s)', (backend) => {
     await expect(a.request('coap://no-such-host.invalid/x')).rejects.toBeInstanceOf(CoapNetworkError);
   });
 
-  it('close() rejects outstanding requests with CoapNetworkError CLOSED', async () => {
+  it('close() rejects outstanding requests with CoapNetworkError CLOSED; the agent works again afterwards', async () => {
     const p = await peer();
-    p.onMessage = () => true;
+    let seen = 0;
+    p.onMessage = (m, self) => {
+      seen++;
+      if (seen === 1) return true; // the first request stays unanswered
+      void self.send({ type: 'ACK', code: '2.05', messageId: m.msg!.messageId, token: m.msg!.token, options: [], payload: new TextEncoder().encode('again') }, m.rinfo.port);
+      return true;
+    };
     const a = new Agent({ backend });
     const r = a.request(`coap://127.0.0.1:${p.port}/c`).catch((e: unknown) => e);
     await sleep(20);
     await a.close();
     const e = await r;
     expect(e instanceof CoapNetworkError && e.code === 'CLOSED').toBe(true);
-    await expect(a.request(`coap://127.0.0.1:${p.port}/c`)).rejects.toBeInstanceOf(CoapNetworkError);
+    const again = await within(a.request(`coap://127.0.0.1:${p.port}/c`), 3000);
+    expect(again.text()).toBe('again');
+    await a.close();
   });
 
   it('completes requests issued across event-loop turns while responses arrive (slot reuse, NSTART 1)', async () => {

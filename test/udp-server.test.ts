@@ -256,7 +256,7 @@ describe.each(udpBackends)('server (%s)', (backend) => {
     expect(server.stats()!.inProgress).toBe(0);
   });
 
-  it('turns a thrown error or a rejection into 5.00 with the message', async () => {
+  it('turns a thrown error or a rejection into 5.00, with the message when exposeErrors is set', async () => {
     const errors: unknown[] = [];
     const { url } = await serve(
       (req) => {
@@ -265,7 +265,7 @@ describe.each(udpBackends)('server (%s)', (backend) => {
         if (req.path === '/none') return undefined as unknown as ResponseInit;
         return Promise.reject(new Error('boom async'));
       },
-      { onError: (e) => errors.push(e) },
+      { onError: (e) => errors.push(e), exposeErrors: true },
     );
     const s = await agent.request(`${url}/sync`);
     expect(s.code).toBe('5.00');
@@ -278,20 +278,23 @@ describe.each(udpBackends)('server (%s)', (backend) => {
     expect(bad.text()).toContain('invalid response code');
     const none = await agent.request(`${url}/none`);
     expect(none.code).toBe('5.00');
-    expect(errors.map((e) => (e as Error).message)).toEqual(['boom sync', 'boom async']);
+    expect(errors.map((e) => (e as { code?: string }).code ?? (e as Error).message)).toEqual(['boom sync', 'boom async', 'INVALID_CODE', 'NO_RESPONSE']);
   });
 
   it('serves a response larger than maxMessageSize block-wise; 5.00 when even the Block2 cache cannot hold it', async () => {
+    const errors: unknown[] = [];
     const { url } = await serve(
       (req) => ({ code: '2.05', payload: (req.path === '/big' ? 'x' : 'y').repeat(req.path === '/big' ? 400 : 20000) }),
-      { maxMessageSize: 256, blockwise: { cacheMemory: 8192 } },
+      { maxMessageSize: 256, blockwise: { cacheMemory: 8192 }, onError: (e) => errors.push(e) },
     );
     const res = await agent.request(`${url}/big`);
     expect(res.code).toBe('2.05');
     expect(res.text()).toBe('x'.repeat(400));
     const huge = await agent.request(`${url}/huge`);
     expect(huge.code).toBe('5.00');
-    expect(huge.text()).toBe('response too large');
+    expect(huge.text()).toBe(''); // no diagnostic without exposeErrors
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as { code: string }).code).toBe('TOO_LARGE');
   });
 
   it('routes with a Router and serves /.well-known/core', async () => {

@@ -18,7 +18,12 @@ export {
   CoapResetError,
   CoapNetworkError,
   CoapAbortError,
+  CoapOptionError,
+  CoapResponseError,
+  CoapServerError,
+  CoapSchemeError,
 } from './errors';
+export type { ResponseFailure, ServerFailure } from './errors';
 export {
   OptionNumber,
   SignalingOptionNumber,

@@ -18,46 +18,37 @@ import { lookup } from 'node:dns/promises';
 import { loadNativeTransfers } from './backend/native';
 import { BWC_CONFIG_WORDS, type BwcHandle, type ClientTransfers } from './backend/types';
 import { loadWasmBackend } from './backend/wasm';
+import { CODE_STRINGS } from './codes';
+import {
+  Status,
+  type BackendKind,
+  type Driver,
+  type DriverFactory,
+  type DriverListener,
+  type EndpointOptions,
+  type EndpointStats,
+  type IdCallback,
+  type Peer,
+  type Received,
+} from './driver/driver';
 import {
   CoapAbortError,
   CoapBlockwiseError,
   CoapEncodeError,
-  CoapError,
   CoapNetworkError,
   CoapResetError,
+  CoapSchemeError,
   CoapTimeoutError,
   type BlockwiseFailure,
 } from './errors';
-import { CODE_STRINGS } from './codes';
 import { IncomingResponse, recordUint } from './incoming';
+import { methodIndexAnyCase, type MethodName } from './methods';
+import { parseIPv4, parseIPv6, splitZone } from './net/ip';
+import { OptionNumber } from './options';
+import { formatOf, payloadOf, putOption, valueBound, type ContentFormatInit, type OptionInit, type PayloadInit } from './outgoing';
 import { defaultBackend } from './state';
-import { methodIndex, type Method } from './methods';
-import { formatOf, putOption, valueBound, type ContentFormatInit, type OptionInit } from './outgoing';
+import { driverFactory } from './transports';
 import { parseUri, uriToOptions, type CoapUri } from './uri';
-import { Endpoint, type EndpointListener, type IdCallback } from './transport/endpoint';
-import {
-  E_BAD_OPTION,
-  E_FULL,
-  E_MESSAGE_TOO_LARGE,
-  E_RESET,
-  E_STALE,
-  E_TIMEOUT,
-  EVF_LAST,
-  REQ_CON,
-  RX_DATA,
-  RX_FLAGS,
-  RX_LEN,
-  TX_CANCEL,
-  TX_DROP,
-  TX_REQUEST_WORDS,
-  parseIPv4,
-  parseIPv6,
-  zoneScope,
-  type Batch,
-  type EndpointOptions,
-  type EndpointStats,
-} from './transport/udp-records';
-import type { UdpBackendKind } from './transport/udp-select';
 
 /** Progress of a block-wise transfer (RFC 7959), for {@link RequestOptions.onProgress}. */
 export interface TransferProgress {
@@ -71,13 +62,14 @@ export interface TransferProgress {
 
 /** Options of one request. */
 export interface RequestOptions {
-  /** Method (default `'GET'`). */
-  readonly method?: Method;
+  /** Method (default `'GET'`), in upper or lower case (`'GET'`, `'get'`). */
+  readonly method?: MethodName;
   /**
-   * Payload: bytes, or a string sent as UTF-8. One larger than `blockSize` is uploaded
-   * block-wise (RFC 7959 Block1, with Size1 and a Request-Tag), up to 2^30 bytes.
+   * Payload: a string sent as UTF-8, or bytes (Uint8Array, ArrayBuffer, any ArrayBufferView).
+   * One larger than `blockSize` is uploaded block-wise (RFC 7959 Block1, with Size1 and a
+   * Request-Tag), up to 2^30 bytes.
    */
-  readonly payload?: string | Uint8Array;
+  readonly payload?: PayloadInit;
   /** Send as CON (default true) or NON; every request of a block-wise transfer alike. */
   readonly confirmable?: boolean;
   /**
@@ -134,7 +126,7 @@ export interface RequestOptions {
  */
 export interface AgentOptions extends EndpointOptions {
   /** Driver: `'native'` (addon) or `'wasm'`; default as for the codec (native if it loads). */
-  readonly backend?: UdpBackendKind;
+  readonly backend?: BackendKind;
   /** Length of the generated tokens in bytes, 0..8 (default 8; tokens are unpredictable). */
   readonly tokenLength?: number;
 }
@@ -146,21 +138,16 @@ interface Target {
   readonly uri: CoapUri;
   /** Uri-Host (names only), Uri-Path, Uri-Query. */
   readonly uriOpts: readonly { number: number; value: Uint8Array }[];
-  /** Resolved address for IP literals. */
+  /** Resolved address for IP literals (and the IPv6 zone, if any). */
   readonly family: 0 | 4 | 6;
   readonly ip: Uint8Array;
-  readonly scope: number;
+  readonly zone: string | undefined;
   /** The route made last for an IP literal (reused while its socket and token length fit). */
   route?: Route;
 }
 
-const OPT_CONTENT_FORMAT = 12;
-const OPT_ACCEPT = 17;
-const OPT_BLOCK2 = 23;
-const OPT_BLOCK1 = 27;
-const OPT_SIZE2 = 28;
-const OPT_SIZE1 = 60;
-const OPT_REQUEST_TAG = 292;
+const OPT_BLOCK2 = OptionNumber.Block2;
+const OPT_BLOCK1 = OptionNumber.Block1;
 const CODE_GET = 1;
 const CODE_FETCH = 5;
 
@@ -198,16 +185,16 @@ function target(url: string | URL): Target {
   let t = targets.get(key);
   if (t !== undefined) return t;
   const uri = parseUri(key);
-  if (uri.scheme !== 'coap') throw new CoapError(`unsupported scheme ${JSON.stringify(uri.scheme)}: this client speaks coap:// (UDP)`);
+  if (driverFactory(uri.scheme) === undefined) throw new CoapSchemeError(uri.scheme);
   const ip = new Uint8Array(16);
   let family: 0 | 4 | 6 = 0;
-  let scope = 0;
+  let zone: string | undefined;
   if (uri.hostType === 'ipv4' && parseIPv4(uri.host, ip, 0)) family = 4;
   else if (uri.hostType === 'ipv6' && parseIPv6(uri.host, ip)) {
     family = 6;
-    if (uri.zone !== undefined) scope = zoneScope(uri.zone);
+    zone = uri.zone;
   }
-  t = { uri, uriOpts: uriToOptions(uri), family, ip, scope };
+  t = { uri, uriOpts: uriToOptions(uri), family, ip, zone };
   if (targets.size >= 1024) targets.clear();
   targets.set(key, t);
   return t;
@@ -216,29 +203,21 @@ function target(url: string | URL): Target {
 /** The error for a core status / rc. @internal */
 export function failure(rc: number): Error {
   switch (rc) {
-    case E_TIMEOUT:
+    case Status.TIMEOUT:
       return new CoapTimeoutError();
-    case E_RESET:
+    case Status.RESET:
       return new CoapResetError();
-    case E_BAD_OPTION:
+    case Status.BAD_OPTION:
       return new CoapNetworkError('BAD_OPTION', 'BAD_OPTION: the response has an unrecognized critical option');
-    case E_FULL:
+    case Status.FULL:
       return new CoapNetworkError('FULL', 'FULL: too many outstanding requests (maxClientRequests / conSlots)');
-    case E_MESSAGE_TOO_LARGE:
+    case Status.MESSAGE_TOO_LARGE:
       return new CoapEncodeError('MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE: the request exceeds maxMessageSize');
-    case E_STALE:
+    case Status.STALE:
       return new CoapNetworkError('CLOSED', 'the agent was closed');
     default:
       return new CoapEncodeError('INVALID', 'INVALID: the core rejected the request');
   }
-}
-
-// ------------------------------------------------------------------ record helpers
-
-/** The received datagram of record r (a view of the batch). @internal */
-export function recordDatagram(b: Batch, r: number): Uint8Array {
-  const off = b.base + (b.u32[r + RX_DATA] as number);
-  return b.u8.subarray(off, off + (b.u32[r + RX_LEN] as number));
 }
 
 // --------------------------------------------------------- client transfers (tc_bwc)
@@ -249,7 +228,7 @@ const transferImpls: { native?: ClientTransfers; wasm?: ClientTransfers } = {};
  * The core's client-transfer functions on the backend of the socket's kind: the process
  * backend when it is of that kind, else that kind loaded on its own. @internal
  */
-export function transfers(kind: UdpBackendKind): ClientTransfers {
+export function transfers(kind: BackendKind): ClientTransfers {
   let t = transferImpls[kind];
   if (t !== undefined) return t;
   try {
@@ -264,13 +243,10 @@ export function transfers(kind: UdpBackendKind): ClientTransfers {
 
 // -------------------------------------------------------------------- requests
 
-/** Where requests go: the agent's socket for the family and the resolved address. @internal */
-export interface Route {
+/** Where requests go: the agent's socket for the family and the resolved address (the peer). @internal */
+export interface Route extends Peer {
   readonly s: AgentSocket;
   readonly t: Target;
-  readonly family: 4 | 6;
-  readonly ip: Uint8Array;
-  readonly scope: number;
   readonly tokenLength: number;
 }
 
@@ -278,8 +254,8 @@ export interface Route {
 export interface RequestSpec {
   /** Method code (0.01 ...). */
   readonly code: number;
-  /** REQ_CON or 0. */
-  readonly flags: number;
+  /** Sent as CON. */
+  readonly confirmable: boolean;
   readonly uriOpts: readonly { number: number; value: Uint8Array }[];
   /** Content-Format / Accept numbers, -1 when absent. */
   readonly cf: number;
@@ -307,11 +283,15 @@ export interface ExtraOption {
 /** Validates request options; returns the spec, or the error to reject with. @internal */
 export function prepare(t: Target, o: RequestOptions): RequestSpec | Error {
   const method = o.method ?? 'GET';
-  const mi = methodIndex(method);
+  const mi = methodIndexAnyCase(method);
   if (mi < 0) return new TypeError(`unknown method ${JSON.stringify(method)}`);
   const uriOpts = t.uriOpts;
   const user = o.options;
-  let payload = o.payload;
+  let payload: string | Uint8Array | undefined;
+  if (o.payload !== undefined) {
+    payload = payloadOf(o.payload);
+    if (payload === undefined) return new CoapEncodeError('INVALID', 'INVALID: payload must be a string, a Uint8Array, an ArrayBuffer or an ArrayBufferView');
+  }
   let count = uriOpts.length;
   let bound = 0;
   for (let i = 0; i < uriOpts.length; i++) bound += (uriOpts[i] as { value: Uint8Array }).value.length;
@@ -355,14 +335,12 @@ export function prepare(t: Target, o: RequestOptions): RequestSpec | Error {
     if (typeof payload === 'string') {
       // Surely one block as a string (3 bytes per code unit at most); else measure it.
       if (auto && 3 * payload.length > 16 << szx) payload = utf8.encode(payload);
-    } else if (!(payload instanceof Uint8Array)) {
-      return new CoapEncodeError('INVALID', 'INVALID: payload must be a string or a Uint8Array');
     }
     if (payload.length > MAX_BODY) return new CoapEncodeError('MESSAGE_TOO_LARGE', `MESSAGE_TOO_LARGE: a payload of ${payload.length} bytes (at most ${MAX_BODY})`);
   }
   return {
     code: mi + 1,
-    flags: o.confirmable === false ? 0 : REQ_CON,
+    confirmable: o.confirmable !== false,
     uriOpts,
     cf,
     accept,
@@ -389,11 +367,11 @@ export function writeRequest(
   spec: RequestSpec,
   extra: readonly ExtraOption[] | undefined,
   payload: Uint8Array | string | undefined,
-  flags: number,
+  keep: boolean,
   cb: IdCallback,
   token?: Uint8Array,
 ): Error | undefined {
-  const ep = route.s.ep;
+  const d = route.s.ep;
   let n = spec.count;
   let bound = token === undefined ? spec.bound : spec.bound + token.length;
   if (extra !== undefined) {
@@ -401,50 +379,50 @@ export function writeRequest(
     for (let i = 0; i < extra.length; i++) bound += valueBound((extra[i] as ExtraOption).value);
   }
   if (payload !== undefined) bound += valueBound(payload);
-  if (!ep.reserve(TX_REQUEST_WORDS + 3 * n, bound)) return new CoapEncodeError('MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE: the request is too large');
-  const p = ep.wpos;
-  const b0 = ep.bpos;
+  if (!d.beginRequest(n, bound)) return new CoapEncodeError('MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE: the request is too large');
+  const m0 = d.mark();
   let k = 0;
   const uriOpts = spec.uriOpts;
   for (let i = 0; i < uriOpts.length; i++) {
     const u = uriOpts[i] as { number: number; value: Uint8Array };
-    ep.opt(p, TX_REQUEST_WORDS, k++, u.number, ep.putBytes(u.value), u.value.length);
+    d.option(k++, u.number, d.putBytes(u.value), u.value.length);
   }
-  if (spec.cf >= 0) putOption(ep, p, TX_REQUEST_WORDS, k++, OPT_CONTENT_FORMAT, spec.cf);
-  if (spec.accept >= 0) putOption(ep, p, TX_REQUEST_WORDS, k++, OPT_ACCEPT, spec.accept);
+  if (spec.cf >= 0) putOption(d, k++, OptionNumber.ContentFormat, spec.cf);
+  if (spec.accept >= 0) putOption(d, k++, OptionNumber.Accept, spec.accept);
   const user = spec.user;
   if (user !== undefined) {
     for (let i = 0; i < user.length; i++) {
       const u = user[i] as OptionInit;
-      if (!putOption(ep, p, TX_REQUEST_WORDS, k++, u.number, u.value)) {
-        ep.bpos = b0;
-        return new CoapEncodeError('INVALID', `INVALID: option ${i} (number ${JSON.stringify(u.number)})`);
+      const bad = putOption(d, k++, u.number, u.value);
+      if (bad !== undefined) {
+        d.rewind(m0);
+        return bad;
       }
     }
   }
   if (extra !== undefined) {
     for (let i = 0; i < extra.length; i++) {
       const e = extra[i] as ExtraOption;
-      putOption(ep, p, TX_REQUEST_WORDS, k++, e.number, e.value);
+      putOption(d, k++, e.number, e.value);
     }
   }
-  let poff = ep.bpos;
+  let poff = d.mark();
   let plen = 0;
   if (payload !== undefined) {
-    if (typeof payload === 'string') plen = ep.putString(payload);
+    if (typeof payload === 'string') plen = d.putString(payload);
     else {
-      poff = ep.putBytes(payload);
+      poff = d.putBytes(payload);
       plen = payload.length;
     }
   }
-  ep.requestHeader(flags, spec.code, route.family, route.t.uri.port, route.ip, route.scope, route.tokenLength, poff, plen, n, cb, token);
+  d.request(spec.confirmable, keep, spec.code, route, route.tokenLength, poff, plen, n, cb, token);
   return undefined;
 }
 
 /** What a socket delivers for one client request id. @internal */
 export interface Exchange {
   /** A response record (`last`: the core finished the request; else it is kept, Observe). */
-  onRecord(b: Batch, r: number, last: boolean): void;
+  onRecord(b: Received, r: number, last: boolean): void;
   /** The request failed (timeout, RST, bad option, agent closed); the socket forgot it. */
   onFailure(e: unknown): void;
 }
@@ -463,7 +441,7 @@ export abstract class Outstanding implements Exchange {
   constructor(protected readonly s: AgentSocket) {
     this.onId = (id, rc) => {
       if (rc < 0) this.notSent(rc);
-      else if (this.unwanted()) s.ep.small(TX_CANCEL, id);
+      else if (this.unwanted()) s.ep.cancel(id);
       else {
         this.id = id;
         s.add(id, this);
@@ -481,11 +459,11 @@ export abstract class Outstanding implements Exchange {
   protected forget(): void {
     if (this.id === 0) return;
     this.s.remove(this.id);
-    this.s.ep.small(TX_CANCEL, this.id);
+    this.s.ep.cancel(this.id);
     this.id = 0;
   }
 
-  abstract onRecord(b: Batch, r: number, last: boolean): void;
+  abstract onRecord(b: Received, r: number, last: boolean): void;
 
   abstract onFailure(e: unknown): void;
 }
@@ -571,7 +549,7 @@ class Ping extends Op {
   }
 
   send(route: Route): void {
-    this.s.ep.ping(route.family, route.t.uri.port, route.ip, route.scope, this.onId);
+    this.s.ep.sendPing(route, this.onId);
   }
 
   onRecord(): void {
@@ -595,7 +573,7 @@ class Transfer {
   /** Answers for blocks not asked for, in a row. */
   ignored = 0;
   /** The download's first accepted response (block 0): resolved, with the whole body. */
-  headB: Batch | undefined;
+  headB: Received | undefined;
   headR = 0;
 
   constructor(
@@ -647,17 +625,17 @@ export class Call extends Op {
    * Takes record r as the response to this call's request (a notification an observation
    * received): resolves with it, or first completes its body block-wise.
    */
-  continueFrom(b: Batch, r: number): void {
+  continueFrom(b: Received, r: number): void {
     this.onRecord(b, r, false);
   }
 
   private send(extra: readonly ExtraOption[] | undefined, payload: Uint8Array | string | undefined): void {
     if (this.settled) return;
-    const e = writeRequest(this.route, this.spec, extra, payload, this.spec.flags, this.onId);
+    const e = writeRequest(this.route, this.spec, extra, payload, false, this.onId);
     if (e !== undefined) this.fail(e);
   }
 
-  onRecord(b: Batch, r: number, last: boolean): void {
+  onRecord(b: Received, r: number, last: boolean): void {
     if (last) this.id = 0;
     if (this.settled) return;
     let x = this.x;
@@ -671,18 +649,18 @@ export class Call extends Op {
       if (x !== undefined && this.getBegin(x)) this.feed(x, b, r);
       return;
     }
-    if (x.mode === MODE_UPLOAD) this.step(x, x.tx.bwcPutResponse(x.h, recordDatagram(b, r)), b, r);
+    if (x.mode === MODE_UPLOAD) this.step(x, x.tx.bwcPutResponse(x.h, b.message(r)), b, r);
     else this.feed(x, b, r);
   }
 
-  private feed(x: Transfer, b: Batch, r: number): void {
-    const size2 = recordUint(b, r, OPT_SIZE2);
-    this.step(x, x.tx.bwcGetResponse(x.h, recordDatagram(b, r), size2 ?? 0), b, r);
+  private feed(x: Transfer, b: Received, r: number): void {
+    const size2 = recordUint(b, r, OptionNumber.Size2);
+    this.step(x, x.tx.bwcGetResponse(x.h, b.message(r), size2 ?? 0), b, r);
   }
 
   /** Creates the transfer state. */
   private begin(mode: number): Transfer | undefined {
-    const tx = transfers(this.s.ep.kind);
+    const tx = transfers(this.s.ep.backend);
     const cfg = new Uint32Array(BWC_CONFIG_WORDS);
     cfg[0] = this.spec.maxBody;
     cfg[1] = this.spec.szx;
@@ -691,7 +669,7 @@ export class Call extends Op {
     cfg[4] = 1024;
     const h = tx.bwcCreate(cfg);
     if (typeof h === 'number') {
-      this.fail(new CoapError(`cannot start a block-wise transfer (${h})`));
+      this.fail(new CoapBlockwiseError('PROTOCOL', mode === MODE_UPLOAD ? 'upload' : 'download', `cannot start a block-wise transfer in the core (${h})`));
       return undefined;
     }
     const x = new Transfer(tx, h);
@@ -718,7 +696,7 @@ export class Call extends Op {
   }
 
   /** Acts on the core's decision (rc, with the result in x.h.res) about record r. */
-  private step(x: Transfer, rc: number, b: Batch | undefined, r: number): void {
+  private step(x: Transfer, rc: number, b: Received | undefined, r: number): void {
     const res = x.h.res;
     if (rc < 0) {
       this.fail(this.coreError(rc));
@@ -778,13 +756,13 @@ export class Call extends Op {
       const off = res[R_OFFSET] as number;
       const extra: ExtraOption[] = [{ number: OPT_BLOCK1, value: res[R_BLOCK] as number }];
       // Size1 with the first block: the server may refuse a body too large at once (RFC 7959 §4).
-      if (off === 0) extra.push({ number: OPT_SIZE1, value: body.length });
-      if (tag !== undefined && tag.length > 0) extra.push({ number: OPT_REQUEST_TAG, value: tag });
+      if (off === 0) extra.push({ number: OptionNumber.Size1, value: body.length });
+      if (tag !== undefined && tag.length > 0) extra.push({ number: OptionNumber.RequestTag, value: tag });
       this.send(extra, body.subarray(off, off + (res[R_LENGTH] as number)));
       return;
     }
     const extra: ExtraOption[] = [{ number: OPT_BLOCK2, value: res[R_BLOCK] as number }];
-    if (tag !== undefined && tag.length > 0) extra.push({ number: OPT_REQUEST_TAG, value: tag });
+    if (tag !== undefined && tag.length > 0) extra.push({ number: OptionNumber.RequestTag, value: tag });
     // FETCH's payload is part of the request key (RFC 8132): every block repeats it.
     this.send(extra, this.spec.code === CODE_FETCH ? this.spec.payload : undefined);
   }
@@ -819,13 +797,13 @@ export class Call extends Op {
     };
     let why: BlockwiseFailure = 'PROTOCOL';
     let msg: string;
-    if (err === E_MESSAGE_TOO_LARGE) {
+    if (err === Status.MESSAGE_TOO_LARGE) {
       why = 'TOO_LARGE';
       msg =
         dir === 'upload'
           ? `the server refused the body (${info.responseCode ?? 'no code'}${info.size !== undefined ? `: it accepts at most ${info.size} bytes` : ''})`
           : `the response body exceeds maxBodySize (${this.spec.maxBody} bytes${info.size !== undefined ? `; Size2 ${info.size}` : ''})`;
-    } else if (err === E_STALE) {
+    } else if (err === Status.STALE) {
       why = dir === 'upload' ? 'INCOMPLETE' : 'CHANGED';
       msg =
         dir === 'upload'
@@ -859,8 +837,8 @@ function direction(x: Transfer): 'upload' | 'download' {
 }
 
 /** One socket of an agent, with the requests outstanding on it. @internal */
-export class AgentSocket implements EndpointListener {
-  readonly ep: Endpoint;
+export class AgentSocket implements DriverListener {
+  readonly ep: Driver;
   ready: Promise<void> | undefined;
   bound = false;
   /**
@@ -870,18 +848,18 @@ export class AgentSocket implements EndpointListener {
    */
   private readonly pending = new Map<number, Exchange>();
 
-  constructor(family: 4 | 6, opts: AgentOptions) {
-    this.ep = new Endpoint(family, opts.backend, opts, this, 'client');
+  constructor(open: DriverFactory, family: 4 | 6, opts: AgentOptions) {
+    this.ep = open(family, opts.backend, opts, this, 'client');
   }
 
   add(id: number, x: Exchange): void {
     this.pending.set(id, x);
-    if (this.pending.size === 1) this.ep.driver.setRef(true);
+    if (this.pending.size === 1) this.ep.setRef(true);
   }
 
   remove(id: number): void {
     if (!this.pending.delete(id)) return;
-    if (this.pending.size === 0 && !this.ep.closed) this.ep.driver.setRef(false);
+    if (this.pending.size === 0 && !this.ep.closed) this.ep.setRef(false);
   }
 
   /** Fails everything outstanding. */
@@ -891,16 +869,16 @@ export class AgentSocket implements EndpointListener {
     for (const x of all) x.onFailure(e());
   }
 
-  onRequest(b: Batch, r: number): void {
+  onRequest(b: Received, r: number): void {
     // A client socket serves nothing: forget the exchange (duplicates are then ignored).
-    this.ep.small(TX_DROP, b.u32[r + 1] as number);
+    this.ep.drop(b.id(r));
   }
 
-  onResponse(b: Batch, r: number): void {
-    const id = b.u32[r + 1] as number;
+  onResponse(b: Received, r: number): void {
+    const id = b.id(r);
     const x = this.pending.get(id);
     if (x === undefined) return;
-    const last = ((b.u32[r + RX_FLAGS] as number) & EVF_LAST) !== 0;
+    const last = b.last(r);
     if (last) this.remove(id);
     x.onRecord(b, r, last);
   }
@@ -921,13 +899,14 @@ export class AgentSocket implements EndpointListener {
  * A client: reuses one socket per address family for all its requests, and enforces the
  * RFC's congestion control (NSTART outstanding CON requests per server, default 1; more
  * are held and sent as earlier ones complete). An idle agent does not keep the process
- * alive.
+ * alive. {@link Agent.close} releases the sockets; a later request opens new ones.
  */
 export class Agent {
   private readonly opts: AgentOptions;
   private readonly tokenLength: number;
   private readonly sockets: (AgentSocket | undefined)[] = [undefined, undefined];
-  private closed = false;
+  /** Bumped by close(): requests routed before it (DNS, bind under way) fail with CLOSED. */
+  private epoch = 0;
 
   constructor(options: AgentOptions = {}) {
     // A client socket serves no requests: small server-side tables by default.
@@ -944,18 +923,18 @@ export class Agent {
   }
 
   /** The driver in use once a socket exists (`'native'` or `'wasm'`). */
-  get backend(): UdpBackendKind | undefined {
-    return (this.sockets[0] ?? this.sockets[1])?.ep.kind;
+  get backend(): BackendKind | undefined {
+    return (this.sockets[0] ?? this.sockets[1])?.ep.backend;
   }
 
   private socket(family: 4 | 6): AgentSocket {
     const i = family === 4 ? 0 : 1;
     let s = this.sockets[i];
     if (s === undefined) {
-      s = new AgentSocket(family, this.opts);
+      s = new AgentSocket(driverFactory('coap') as DriverFactory, family, this.opts);
       this.sockets[i] = s;
       const sock = s;
-      s.ready = s.ep.driver.bind(family === 4 ? '0.0.0.0' : '::', 0, family === 6 ? 1 : 0).then(() => {
+      s.ready = s.ep.bind(family === 4 ? '0.0.0.0' : '::', 0, { ipv6Only: family === 6 }).then(() => {
         sock.bound = true;
       });
       s.ready.catch(() => {
@@ -976,10 +955,6 @@ export class Agent {
   request(url: string | URL, options: RequestOptions = {}): Promise<IncomingResponse> {
     return new Promise<IncomingResponse>((resolve, reject) => {
       this._route(url, options.signal, reject, (route) => {
-        if (this.closed) {
-          reject(new CoapNetworkError('CLOSED', 'the agent is closed'));
-          return;
-        }
         if (options.signal?.aborted) {
           reject(new CoapAbortError(undefined, { cause: options.signal.reason }));
           return;
@@ -1003,10 +978,6 @@ export class Agent {
   ping(url: string | URL, options: { readonly signal?: AbortSignal; readonly timeout?: number } = {}): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this._route(url, options.signal, reject, (route) => {
-        if (this.closed) {
-          reject(new CoapNetworkError('CLOSED', 'the agent is closed'));
-          return;
-        }
         const ping = new Ping(route.s, options.signal, resolve, reject);
         ping.send(route);
         ping.arm(options.timeout);
@@ -1020,23 +991,29 @@ export class Agent {
    * @internal
    */
   _route(url: string | URL, signal: AbortSignal | undefined, reject: (e: unknown) => void, go: (route: Route) => void): void {
-    if (this.closed) throw new CoapNetworkError('CLOSED', 'the agent is closed');
     if (signal?.aborted) throw new CoapAbortError(undefined, { cause: signal.reason });
     const t = target(url);
     const tokenLength = this.tokenLength;
+    const epoch = this.epoch;
+    // A close() between here and `go` fails the request (it was under way when the agent closed).
+    const goIfOpen = (route: Route): void => {
+      if (this.epoch !== epoch) reject(new CoapNetworkError('CLOSED', 'the agent was closed'));
+      else go(route);
+    };
     if (t.family !== 0) {
       const family = t.family;
       const s = this.socket(family);
       let route = t.route;
       if (route === undefined || route.s !== s || route.tokenLength !== tokenLength) {
-        route = { s, t, family, ip: t.ip, scope: t.scope, tokenLength };
+        const scope = t.zone === undefined ? 0 : s.ep.zoneScope(t.zone);
+        route = { s, t, family, port: t.uri.port, ip: t.ip, scope, tokenLength };
         t.route = route;
       }
       if (s.bound) go(route);
       else {
         const r = route;
         (s.ready as Promise<void>).then(
-          () => go(r),
+          () => goIfOpen(r),
           (e: unknown) => reject(e),
         );
       }
@@ -1050,10 +1027,14 @@ export class Agent {
           reject(new CoapNetworkError('EINVAL', `unusable address ${a.address} for ${t.uri.host}`));
           return;
         }
-        const pct = a.address.indexOf('%');
-        const scope = pct >= 0 ? zoneScope(a.address.slice(pct + 1)) : 0;
+        if (this.epoch !== epoch) {
+          reject(new CoapNetworkError('CLOSED', 'the agent was closed'));
+          return;
+        }
         const s = this.socket(family);
-        return (s.ready as Promise<void>).then(() => go({ s, t, family, ip, scope, tokenLength }));
+        const zone = splitZone(a.address)[1];
+        const scope = zone === undefined ? 0 : s.ep.zoneScope(zone);
+        return (s.ready as Promise<void>).then(() => goIfOpen({ s, t, family, port: t.uri.port, ip, scope, tokenLength }));
       },
       (e: NodeJS.ErrnoException) => reject(new CoapNetworkError(e.code ?? 'ENOTFOUND', `cannot resolve ${t.uri.host}: ${e.code ?? e.message}`, { cause: e })),
     ).catch(reject);
@@ -1061,12 +1042,16 @@ export class Agent {
 
   /** Messaging-layer counters of the agent's IPv4 and IPv6 sockets (undefined: not created). */
   stats(): { ipv4: EndpointStats | undefined; ipv6: EndpointStats | undefined } {
-    return { ipv4: this.sockets[0]?.ep.driver.stats(), ipv6: this.sockets[1]?.ep.driver.stats() };
+    return { ipv4: this.sockets[0]?.ep.stats(), ipv6: this.sockets[1]?.ep.stats() };
   }
 
-  /** Rejects outstanding requests (CoapNetworkError `'CLOSED'`) and closes the sockets. */
+  /**
+   * Rejects outstanding requests (CoapNetworkError `'CLOSED'`) and closes the sockets. The
+   * agent stays usable: a later request opens new sockets (so `globalAgent.close()` at the
+   * end of a script, or between tests, breaks nothing).
+   */
   async close(): Promise<void> {
-    this.closed = true;
+    this.epoch++;
     const all: Promise<void>[] = [];
     for (let i = 0; i < 2; i++) {
       const s = this.sockets[i];

@@ -1,14 +1,21 @@
 /**
- * Error classes. Every error turbocoap throws for bad input is a
- * {@link CoapError}; use `instanceof` to tell them apart.
+ * Error classes. Every error turbocoap throws for bad input is a {@link CoapError} with a
+ * stable upper-case `code`; use `instanceof` or `code` to tell them apart. This module
+ * imports nothing (it is the leaf every other module may import).
+ * {@link CoapUriError} lives in ./uri and CoapObserveError in ./observe.
  */
-import type { IncomingResponse } from './incoming';
 
-/** Base class of all turbocoap errors. */
+/** Base class of all turbocoap errors: every one has a stable upper-case `code`. */
 export class CoapError extends Error {
-  constructor(message: string) {
+  /** Stable upper-case error name (e.g. `'TIMEOUT'`, `'INVALID_OPTION'`). */
+  readonly code: string;
+  constructor(message: string, code = 'ERROR', options?: { cause?: unknown }) {
     super(message);
     this.name = new.target.name;
+    this.code = code;
+    if (options !== undefined && 'cause' in options) {
+      Object.defineProperty(this, 'cause', { value: options.cause, writable: true, configurable: true });
+    }
   }
 }
 
@@ -48,11 +55,8 @@ export function describe(code: string): string {
  * `'RESERVED_TKL'`, `'OPTION_PAST_END'` or `'MESSAGE_TOO_LARGE'`.
  */
 export class CoapParseError extends CoapError {
-  /** Stable upper-case error name from the C core (tc_error_name). */
-  readonly code: string;
   constructor(code: string, message?: string) {
-    super(message ?? `${code}: ${describe(code)}`);
-    this.code = code;
+    super(message ?? `${code}: ${describe(code)}`, code);
   }
 }
 
@@ -75,11 +79,62 @@ export class CoapFrameError extends CoapParseError {
  * (a field out of range or of the wrong type) or `'BUFFER_TOO_SMALL'`.
  */
 export class CoapEncodeError extends CoapError {
-  /** Stable upper-case error name (tc_error_name). */
-  readonly code: string;
   constructor(code: string, message?: string) {
-    super(message ?? `${code}: ${describe(code)}`);
-    this.code = code;
+    super(message ?? `${code}: ${describe(code)}`, code);
+  }
+}
+
+/**
+ * An option the application gave (in a request, a response or a notification) cannot be
+ * sent: its number is not 0..65535, its value is not bytes, a string or an unsigned
+ * integer, or its length is outside what the option registry allows (for example an ETag
+ * of 0 or more than 8 bytes; RFC 7252 §5.10). `code` is `'INVALID_OPTION'`.
+ */
+export class CoapOptionError extends CoapEncodeError {
+  /** The option number (NaN when it was not a number). */
+  readonly option: number;
+  constructor(option: number, message: string) {
+    super('INVALID_OPTION', `INVALID_OPTION: ${message}`);
+    this.option = option;
+  }
+}
+
+/** Why a server could not send what a handler returned (see {@link CoapResponseError}). */
+export type ResponseFailure = 'NO_RESPONSE' | 'INVALID_CODE' | 'INVALID_PAYLOAD' | 'INVALID_OPTION' | 'TOO_LARGE';
+
+/**
+ * A handler (or `notify()`) produced a response the server cannot send. The client gets
+ * 5.00 Internal Server Error instead, and this error goes to the server's `onError`:
+ *  - `'NO_RESPONSE'`: the handler returned (or resolved to) something that is not an object;
+ *  - `'INVALID_CODE'`: the code is not a 2.xx/4.xx/5.xx response code: `'4.04'`, or the raw
+ *    CoAP code byte as `code: 0x84` (an HTTP-style number such as 404 is refused);
+ *  - `'INVALID_PAYLOAD'`: the payload is not a string, Uint8Array, ArrayBuffer or ArrayBufferView;
+ *  - `'INVALID_OPTION'`: an option (contentFormat, maxAge, etag, location, options) is invalid
+ *    (`cause` is the {@link CoapOptionError} when there is one);
+ *  - `'TOO_LARGE'`: the response does not fit the endpoint's buffers or message size.
+ */
+export class CoapResponseError extends CoapError {
+  declare readonly code: ResponseFailure;
+  constructor(code: ResponseFailure, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, code, options);
+  }
+}
+
+/** Why a server call was refused (see {@link CoapServerError}). */
+export type ServerFailure = 'NOT_OBSERVABLE' | 'NOT_LISTENING' | 'ALREADY_LISTENING' | 'TOO_MANY_RESOURCES';
+
+/**
+ * A server method was called in a state or with an argument it cannot serve:
+ *  - `'NOT_OBSERVABLE'`: `resource(path).notify()` for a path no observable route serves
+ *    (without a Router: a path no client registered for);
+ *  - `'NOT_LISTENING'`: `notify()` or `address()` before `listen()` or after `close()`;
+ *  - `'ALREADY_LISTENING'`: `listen()` on a listening server;
+ *  - `'TOO_MANY_RESOURCES'`: more than 2^31 observable paths.
+ */
+export class CoapServerError extends CoapError {
+  declare readonly code: ServerFailure;
+  constructor(code: ServerFailure, message: string) {
+    super(`${code}: ${message}`, code);
   }
 }
 
@@ -90,19 +145,17 @@ export class CoapEncodeError extends CoapError {
  * to `request()` elapsed.
  */
 export class CoapTimeoutError extends CoapError {
-  /** Stable upper-case error name: `'TIMEOUT'`. */
-  readonly code = 'TIMEOUT';
+  declare readonly code: 'TIMEOUT';
   constructor(message = 'CoAP request timed out') {
-    super(message);
+    super(message, 'TIMEOUT');
   }
 }
 
 /** The peer answered a request with a Reset (RST) message (RFC 7252 §4.2). */
 export class CoapResetError extends CoapError {
-  /** Stable upper-case error name: `'RESET'`. */
-  readonly code = 'RESET';
+  declare readonly code: 'RESET';
   constructor(message = 'the peer answered with a Reset (RST)') {
-    super(message);
+    super(message, 'RESET');
   }
 }
 
@@ -115,14 +168,22 @@ export class CoapResetError extends CoapError {
  * `'ENOTFOUND'` or `'EADDRINUSE'`).
  */
 export class CoapNetworkError extends CoapError {
-  /** Stable upper-case error name. */
-  readonly code: string;
   constructor(code: string, message?: string, options?: { cause?: unknown }) {
-    super(message ?? `${code}: ${describe(code)}`);
-    this.code = code;
-    if (options !== undefined && 'cause' in options) {
-      Object.defineProperty(this, 'cause', { value: options.cause, writable: true, configurable: true });
-    }
+    super(message ?? `${code}: ${describe(code)}`, code, options);
+  }
+}
+
+/**
+ * A URL's scheme names a transport this client does not speak (today: only `coap://`,
+ * CoAP over UDP). `code` is `'UNSUPPORTED_SCHEME'`; `scheme` is the URL's.
+ */
+export class CoapSchemeError extends CoapError {
+  declare readonly code: 'UNSUPPORTED_SCHEME';
+  /** The scheme, e.g. `'coaps'`. */
+  readonly scheme: string;
+  constructor(scheme: string) {
+    super(`UNSUPPORTED_SCHEME: ${JSON.stringify(scheme)}: this client speaks coap:// (CoAP over UDP)`, 'UNSUPPORTED_SCHEME');
+    this.scheme = scheme;
   }
 }
 
@@ -131,14 +192,10 @@ export class CoapNetworkError extends CoapError {
  * `name` is `'AbortError'`; `cause` is the signal's reason.
  */
 export class CoapAbortError extends CoapError {
-  /** Stable upper-case error name: `'ABORTED'`. */
-  readonly code = 'ABORTED';
+  declare readonly code: 'ABORTED';
   constructor(message = 'the request was aborted', options?: { cause?: unknown }) {
-    super(message);
+    super(message, 'ABORTED', options);
     this.name = 'AbortError';
-    if (options !== undefined && 'cause' in options) {
-      Object.defineProperty(this, 'cause', { value: options.cause, writable: true, configurable: true });
-    }
   }
 }
 
@@ -157,8 +214,7 @@ export type BlockwiseFailure = 'TOO_LARGE' | 'INCOMPLETE' | 'CHANGED' | 'PROTOCO
  *    wrong size, 2.31 to the last block...), or kept answering with blocks not asked for.
  */
 export class CoapBlockwiseError extends CoapError {
-  /** Stable upper-case reason. */
-  readonly code: BlockwiseFailure;
+  declare readonly code: BlockwiseFailure;
   /** Which way the body was moving. */
   readonly direction: 'upload' | 'download';
   /** The code of the response that ended the transfer (e.g. `'4.13'`), if one did. */
@@ -173,27 +229,10 @@ export class CoapBlockwiseError extends CoapError {
     message: string,
     info: { responseCode?: string; size?: number; bytes?: number } = {},
   ) {
-    super(message);
-    this.code = code;
+    super(message, code);
     this.direction = direction;
     this.responseCode = info.responseCode;
     this.size = info.size;
     this.bytes = info.bytes ?? 0;
-  }
-}
-
-/**
- * An observation (RFC 7641) ended with an error response: the server refused the
- * registration, or ended the observation with a 4.xx/5.xx notification (§3.2). `response` is
- * that response.
- */
-export class CoapObserveError extends CoapError {
-  /** Stable upper-case error name: `'OBSERVE_ENDED'`. */
-  readonly code = 'OBSERVE_ENDED';
-  /** The error response (its `code`, e.g. `'4.04'`, options and diagnostic payload). */
-  readonly response: IncomingResponse;
-  constructor(response: IncomingResponse, message?: string) {
-    super(message ?? `the observation ended with ${response.code}`);
-    this.response = response;
   }
 }

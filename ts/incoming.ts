@@ -1,53 +1,28 @@
 /**
- * Requests a server receives and responses a client receives, read lazily from the batch
- * records the UDP drivers deliver (native/binding/ep_batch.h): the C core already decoded
- * the message, so nothing is decoded again; strings, option arrays and views are made on
- * first access only.
+ * Requests a server receives and responses a client receives, read lazily from the batch a
+ * driver delivers ({@link Received}, ts/driver/driver.ts): the C core already decoded the
+ * message, so nothing is decoded again; strings, option arrays and views are made on first
+ * access only.
  */
 import { CODE_STRINGS, TYPE_NAMES, type MessageType } from './codes';
 import type { CoapOption } from './codec';
+import type { Received, RemoteInfo } from './driver/driver';
+import { CoapError } from './errors';
 import { CoapUriError } from './uri';
 import { METHODS, type Method } from './methods';
-import type { RouteParams } from './router';
-import {
-  EVF_CONFIRMABLE,
-  RX_CODE,
-  RX_FAMILY,
-  RX_FLAGS,
-  RX_IP,
-  RX_MID,
-  RX_OPTS,
-  RX_OPT_COUNT,
-  RX_PAYLOAD_LEN,
-  RX_PAYLOAD_OFF,
-  RX_PORT,
-  RX_SCOPE,
-  RX_TOKEN_LEN,
-  RX_TOKEN_OFF,
-  RX_TYPE,
-  formatRecordAddress,
-  type Batch,
-} from './transport/udp-records';
+import { OptionNumber } from './options';
 
-/** The other end of an exchange. */
-export interface RemoteInfo {
-  /** IP address (IPv6 in RFC 5952 form; IPv4 clients of a dual-stack socket as `::ffff:a.b.c.d`). */
-  readonly address: string;
-  /** UDP port. */
-  readonly port: number;
-  /** `'IPv4'` or `'IPv6'`. */
-  readonly family: 'IPv4' | 'IPv6';
-}
+export type { RemoteInfo };
+
+/** Route parameters: name → decoded segment (`/d/:id` matched by `/d/7` gives `{ id: '7' }`). */
+export type RouteParams = Readonly<Record<string, string>>;
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_PARAMS: RouteParams = Object.freeze({});
 const NO_QUERY: readonly string[] = Object.freeze([]);
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
-const OPT_URI_PATH = 11;
-const OPT_CONTENT_FORMAT = 12;
-const OPT_URI_QUERY = 15;
-const OPT_ACCEPT = 17;
-const OPT_OBSERVE = 6;
+const OPT_URI_PATH = OptionNumber.UriPath;
+const OPT_URI_QUERY = OptionNumber.UriQuery;
 
 /** UTF-8 text of u8[off, off+len); throws CoapUriError for invalid UTF-8 (what names the option). */
 function text(u8: Uint8Array, off: number, len: number, what: string): string {
@@ -97,27 +72,50 @@ function uintAt(u8: Uint8Array, off: number, len: number): number {
  * Unsigned value of the first option `number` of record r of a batch, or undefined
  * (allocation-free; options are in ascending order). @internal
  */
-export function recordUint(b: Batch, r: number, number: number): number | undefined {
-  const { u32, u8, base } = b;
-  const n = u32[r + RX_OPT_COUNT] as number;
-  for (let k = 0, q = r + RX_OPTS; k < n; k++, q += 3) {
-    const num = u32[q] as number;
-    if (num === number) return uintAt(u8, base + (u32[q + 1] as number), u32[q + 2] as number);
+export function recordUint(b: Received, r: number, number: number): number | undefined {
+  const n = b.optionCount(r);
+  for (let k = 0; k < n; k++) {
+    const num = b.optionNumber(r, k);
+    if (num === number) return uintAt(b.bytes, b.optionOffset(r, k), b.optionLength(r, k));
     if (num > number) break;
   }
   return undefined;
 }
 
+/** Whether the payload of `m` is JSON; its value, or a CoapRequestError / SyntaxError. */
+function parseJson(m: IncomingMessage, request: boolean): unknown {
+  const s = m.text();
+  try {
+    return JSON.parse(s);
+  } catch (e) {
+    if (!request) throw e;
+    throw new CoapRequestError('BAD_JSON', `the payload is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Thrown by {@link IncomingRequest}'s readers for a request the client got wrong; a handler
+ * that lets it escape answers 4.00 Bad Request (with this message as the diagnostic payload):
+ *  - `'BAD_JSON'`: `req.json()` on a payload that is not JSON;
+ *  - `'INVALID_UTF8'` comes as {@link CoapUriError} (`text()`, `path`, `query`), also 4.00.
+ */
+export class CoapRequestError extends CoapError {
+  declare readonly code: 'BAD_JSON';
+  constructor(code: 'BAD_JSON', message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, code, options);
+  }
+}
+
 /** Shared lazy readers over one record. @internal */
 abstract class IncomingMessage {
-  /** @internal */ protected readonly _b: Batch;
+  /** @internal */ protected readonly _b: Received;
   /** @internal */ protected readonly _r: number;
   private _options: CoapOption[] | undefined;
   private _payload: Uint8Array | undefined;
   private _remote: RemoteInfo | undefined;
 
   /** @internal */
-  constructor(b: Batch, r: number) {
+  constructor(b: Received, r: number) {
     this._b = b;
     this._r = r;
   }
@@ -125,25 +123,28 @@ abstract class IncomingMessage {
   /** Options in wire order (ascending numbers); values are views (copy them to keep them past a mutation). */
   get options(): CoapOption[] {
     if (this._options !== undefined) return this._options;
-    const { u32, u8, base } = this._b;
-    const n = u32[this._r + RX_OPT_COUNT] as number;
+    const b = this._b;
+    const r = this._r;
+    const u8 = b.bytes;
+    const n = b.optionCount(r);
     const out = new Array<CoapOption>(n);
-    for (let k = 0, q = this._r + RX_OPTS; k < n; k++, q += 3) {
-      const len = u32[q + 2] as number;
-      const off = base + (u32[q + 1] as number);
-      out[k] = { number: u32[q] as number, value: len === 0 ? EMPTY : u8.subarray(off, off + len) };
+    for (let k = 0; k < n; k++) {
+      const len = b.optionLength(r, k);
+      const off = b.optionOffset(r, k);
+      out[k] = { number: b.optionNumber(r, k), value: len === 0 ? EMPTY : u8.subarray(off, off + len) };
     }
     return (this._options = out);
   }
 
   /** Value of the first option `number`, or undefined. */
   option(number: number): Uint8Array | undefined {
-    const { u32, u8, base } = this._b;
-    const n = u32[this._r + RX_OPT_COUNT] as number;
-    for (let k = 0, q = this._r + RX_OPTS; k < n; k++, q += 3) {
-      if (u32[q] === number) {
-        const off = base + (u32[q + 1] as number);
-        return u8.subarray(off, off + (u32[q + 2] as number));
+    const b = this._b;
+    const r = this._r;
+    const n = b.optionCount(r);
+    for (let k = 0; k < n; k++) {
+      if (b.optionNumber(r, k) === number) {
+        const off = b.optionOffset(r, k);
+        return b.bytes.subarray(off, off + b.optionLength(r, k));
       }
     }
     return undefined;
@@ -168,62 +169,48 @@ abstract class IncomingMessage {
    */
   get payload(): Uint8Array {
     if (this._payload !== undefined) return this._payload;
-    const { u32, u8, base } = this._b;
-    const len = u32[this._r + RX_PAYLOAD_LEN] as number;
-    const off = base + (u32[this._r + RX_PAYLOAD_OFF] as number);
-    return (this._payload = len === 0 ? EMPTY : u8.subarray(off, off + len));
+    const b = this._b;
+    const len = b.payloadLength(this._r);
+    const off = b.payloadOffset(this._r);
+    return (this._payload = len === 0 ? EMPTY : b.bytes.subarray(off, off + len));
   }
 
-  /** The payload as UTF-8 text. @throws CoapUriError (`invalid-utf8`) if it is not UTF-8. */
+  /** The payload as UTF-8 text. @throws CoapUriError (`INVALID_UTF8`) if it is not UTF-8. */
   text(): string {
     if (this._payload !== undefined) return text(this._payload, 0, this._payload.length, 'payload');
-    const { u32, u8, base } = this._b;
-    return text(u8, base + (u32[this._r + RX_PAYLOAD_OFF] as number), u32[this._r + RX_PAYLOAD_LEN] as number, 'payload');
+    const b = this._b;
+    return text(b.bytes, b.payloadOffset(this._r), b.payloadLength(this._r), 'payload');
   }
 
-  /** The payload parsed as JSON. @throws SyntaxError if it is not JSON. */
-  json(): unknown {
-    return JSON.parse(this.text());
-  }
+  /** The payload parsed as JSON. */
+  abstract json(): unknown;
 
   /** Content-Format (12), or undefined. */
   get contentFormat(): number | undefined {
-    return this.uintOption(OPT_CONTENT_FORMAT);
+    return this.uintOption(OptionNumber.ContentFormat);
   }
 
   /** Message type. */
   get type(): MessageType {
-    return TYPE_NAMES[this._b.u32[this._r + RX_TYPE] as number] as MessageType;
+    return TYPE_NAMES[this._b.type(this._r)] as MessageType;
   }
 
   /** Message ID. */
   get messageId(): number {
-    return this._b.u32[this._r + RX_MID] as number;
+    return this._b.messageId(this._r);
   }
 
   /** Token (a view). */
   get token(): Uint8Array {
-    const { u32, u8, base } = this._b;
-    const len = u32[this._r + RX_TOKEN_LEN] as number;
-    const off = base + (u32[this._r + RX_TOKEN_OFF] as number);
-    return len === 0 ? EMPTY : u8.subarray(off, off + len);
+    const b = this._b;
+    const len = b.tokenLength(this._r);
+    const off = b.tokenOffset(this._r);
+    return len === 0 ? EMPTY : b.bytes.subarray(off, off + len);
   }
 
   /** The peer's address and port. */
   get remote(): RemoteInfo {
-    if (this._remote !== undefined) return this._remote;
-    const u32 = this._b.u32;
-    const r = this._r;
-    const family = u32[r + RX_FAMILY] as number;
-    const address = formatRecordAddress(
-      family,
-      u32[r + RX_IP] as number,
-      u32[r + RX_IP + 1] as number,
-      u32[r + RX_IP + 2] as number,
-      u32[r + RX_IP + 3] as number,
-      u32[r + RX_SCOPE] as number,
-    );
-    return (this._remote = { address, port: u32[r + RX_PORT] as number, family: family === 4 ? 'IPv4' : 'IPv6' });
+    return (this._remote ??= this._b.remote(this._r));
   }
 }
 
@@ -244,17 +231,25 @@ export class IncomingRequest extends IncomingMessage {
   private _query: readonly string[] | undefined;
 
   /** @internal */
-  constructor(b: Batch, r: number) {
+  constructor(b: Received, r: number) {
     super(b, r);
-    const u32 = b.u32;
-    this._id = u32[r + 1] as number;
-    this.method = METHODS[(u32[r + RX_CODE] as number) - 1] as Method;
-    this.confirmable = ((u32[r + RX_FLAGS] as number) & EVF_CONFIRMABLE) !== 0;
+    this._id = b.id(r);
+    this.method = METHODS[b.code(r) - 1] as Method;
+    this.confirmable = b.confirmable(r);
   }
 
   /** The code, e.g. `'0.01'`. */
   get code(): string {
-    return CODE_STRINGS[this._b.u32[this._r + RX_CODE] as number] as string;
+    return CODE_STRINGS[this._b.code(this._r)] as string;
+  }
+
+  /**
+   * The payload parsed as JSON.
+   * @throws CoapRequestError (`BAD_JSON`) if it is not JSON, CoapUriError (`INVALID_UTF8`) if
+   *   it is not UTF-8: escaping a handler, either is answered 4.00 Bad Request.
+   */
+  json(): unknown {
+    return parseJson(this, true);
   }
 
   /**
@@ -264,14 +259,15 @@ export class IncomingRequest extends IncomingMessage {
    */
   get path(): string {
     if (this._path !== undefined) return this._path;
-    const { u32, u8, base } = this._b;
-    const n = u32[this._r + RX_OPT_COUNT] as number;
+    const b = this._b;
+    const r = this._r;
+    const n = b.optionCount(r);
     let path: string | undefined;
-    for (let k = 0, q = this._r + RX_OPTS; k < n; k++, q += 3) {
-      const num = u32[q] as number;
+    for (let k = 0; k < n; k++) {
+      const num = b.optionNumber(r, k);
       if (num < OPT_URI_PATH) continue;
       if (num > OPT_URI_PATH) break;
-      const seg = segment(u8, base + (u32[q + 1] as number), u32[q + 2] as number);
+      const seg = segment(b.bytes, b.optionOffset(r, k), b.optionLength(r, k));
       path = path === undefined ? `/${seg}` : `${path}/${seg}`;
     }
     return (this._path = path ?? '/');
@@ -283,21 +279,22 @@ export class IncomingRequest extends IncomingMessage {
    */
   get query(): readonly string[] {
     if (this._query !== undefined) return this._query;
-    const { u32, u8, base } = this._b;
-    const n = u32[this._r + RX_OPT_COUNT] as number;
+    const b = this._b;
+    const r = this._r;
+    const n = b.optionCount(r);
     let out: string[] | undefined;
-    for (let k = 0, q = this._r + RX_OPTS; k < n; k++, q += 3) {
-      const num = u32[q] as number;
+    for (let k = 0; k < n; k++) {
+      const num = b.optionNumber(r, k);
       if (num < OPT_URI_QUERY) continue;
       if (num > OPT_URI_QUERY) break;
-      (out ??= []).push(text(u8, base + (u32[q + 1] as number), u32[q + 2] as number, 'Uri-Query'));
+      (out ??= []).push(text(b.bytes, b.optionOffset(r, k), b.optionLength(r, k), 'Uri-Query'));
     }
     return (this._query = out ?? NO_QUERY);
   }
 
   /** Accept (17), or undefined. */
   get accept(): number | undefined {
-    return this.uintOption(OPT_ACCEPT);
+    return this.uintOption(OptionNumber.Accept);
   }
 
   /**
@@ -306,7 +303,7 @@ export class IncomingRequest extends IncomingMessage {
    * observation (already done by the core: answer it as a plain GET), else undefined.
    */
   get observe(): number | undefined {
-    return this.uintOption(OPT_OBSERVE);
+    return this.uintOption(OptionNumber.Observe);
   }
 
   /** @internal the core flagged a registration request (GET/FETCH with Observe 0) */
@@ -318,32 +315,46 @@ export class IncomingRequest extends IncomingMessage {
 /** A response received by a client. */
 export class IncomingResponse extends IncomingMessage {
   /** @internal */
-  constructor(b: Batch, r: number) {
+  constructor(b: Received, r: number) {
     super(b, r);
   }
 
   /** The response code, e.g. `'2.05'`. */
   get code(): string {
-    return CODE_STRINGS[this._b.u32[this._r + RX_CODE] as number] as string;
+    return CODE_STRINGS[this._b.code(this._r)] as string;
   }
 
   /** Whether the code is a success (2.xx). */
   get ok(): boolean {
-    return (this._b.u32[this._r + RX_CODE] as number) >> 5 === 2;
+    return this._b.code(this._r) >> 5 === 2;
   }
 
   /** Whether the response came as a separate CON message (the client acknowledged it). */
   get confirmable(): boolean {
-    return ((this._b.u32[this._r + RX_FLAGS] as number) & EVF_CONFIRMABLE) !== 0;
+    return this._b.confirmable(this._r);
+  }
+
+  /** The payload parsed as JSON. @throws SyntaxError if it is not JSON. */
+  json(): unknown {
+    return parseJson(this, false);
   }
 
   /** Max-Age (14) in seconds, or undefined (then 60 applies, RFC 7252 §5.10.5). */
   get maxAge(): number | undefined {
-    return this.uintOption(14);
+    return this.uintOption(OptionNumber.MaxAge);
   }
 
   /** ETag (4), or undefined. */
   get etag(): Uint8Array | undefined {
-    return this.option(4);
+    return this.option(OptionNumber.ETag);
+  }
+
+  /**
+   * Observe (6, RFC 7641): in a notification, its sequence number (0..2^24-1; the client
+   * already dropped stale ones, §3.4); undefined in a response that is not a notification
+   * (then the observation ends with it).
+   */
+  get observe(): number | undefined {
+    return this.uintOption(OptionNumber.Observe);
   }
 }

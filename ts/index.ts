@@ -13,8 +13,8 @@ setBackendProvider(pickNodeBackend);
 
 export * from './api';
 export * from './udp';
-export { observe, Observation } from './observe';
+export { observe, Observation, CoapObserveError } from './observe';
 export type { ObserveOptions } from './observe';
 export type { TransferProgress } from './client';
-export { CoapBlockwiseError, CoapObserveError } from './errors';
+export { CoapBlockwiseError } from './errors';
 export type { BlockwiseFailure } from './errors';

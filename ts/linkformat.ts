@@ -25,12 +25,13 @@ export interface Link {
   attributes?: LinkAttributes;
 }
 
-/** Thrown for malformed link-format text or links that cannot be written. */
+/** Thrown for malformed link-format text or links that cannot be written; `code` `INVALID_LINK_FORMAT`. */
 export class CoapLinkFormatError extends CoapError {
+  declare readonly code: 'INVALID_LINK_FORMAT';
   /** Character offset of the problem in the parsed text, or -1 when formatting. */
   readonly position: number;
   constructor(message: string, position = -1) {
-    super(position >= 0 ? `${message} at offset ${position}` : message);
+    super(position >= 0 ? `${message} at offset ${position}` : message, 'INVALID_LINK_FORMAT');
     this.position = position;
   }
 }

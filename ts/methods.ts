@@ -58,6 +58,17 @@ export function methodIndex(m: string): number {
   }
 }
 
+/** A method name as requests and routes accept it: `'GET'`, or in lower case `'get'`. */
+export type MethodName = Method | Lowercase<Method>;
+
+/** Index of a method name in any letter case (`'get'`, `'Get'`, `'ipatch'`), or -1. */
+export function methodIndexAnyCase(m: string): number {
+  const i = methodIndex(m);
+  if (i >= 0 || typeof m !== 'string' || m.length > 6) return i;
+  const u = m.toUpperCase();
+  return u === 'IPATCH' ? 6 : methodIndex(u);
+}
+
 /** Whether `m` is one of the {@link Method} names. */
 export function isMethod(m: unknown): m is Method {
   return typeof m === 'string' && methodIndex(m) >= 0;

@@ -9,9 +9,12 @@
  * registration's token (the core generates it; it is learnt from the first response) is
  * reused to register again (§3.3.1) and to deregister (§3.6).
  */
-import { CoapAbortError, CoapBlockwiseError, CoapNetworkError, CoapObserveError, CoapTimeoutError } from './errors';
-import { IncomingResponse, recordUint } from './incoming';
 import { OBS_NO_MAX_AGE } from './backend/types';
+import type { Received } from './driver/driver';
+import { CoapAbortError, CoapBlockwiseError, CoapError, CoapNetworkError, CoapTimeoutError } from './errors';
+import { IncomingResponse, recordUint } from './incoming';
+import { OptionNumber } from './options';
+import type { PayloadInit } from './outgoing';
 import {
   Call,
   Outstanding,
@@ -26,11 +29,23 @@ import {
   type RequestSpec,
   type Route,
 } from './client';
-import { REQ_KEEP, RX_CODE, RX_TOKEN_LEN, RX_TOKEN_OFF, type Batch } from './transport/udp-records';
 
-const OPT_OBSERVE = 6;
-const OPT_MAX_AGE = 14;
-const OPT_BLOCK2 = 23;
+const OPT_OBSERVE = OptionNumber.Observe;
+
+/**
+ * An observation (RFC 7641) ended with an error response: the server refused the
+ * registration, or ended the observation with a 4.xx/5.xx notification (§3.2). `response` is
+ * that response.
+ */
+export class CoapObserveError extends CoapError {
+  declare readonly code: 'OBSERVE_ENDED';
+  /** The error response (its `code`, e.g. `'4.04'`, options and diagnostic payload). */
+  readonly response: IncomingResponse;
+  constructor(response: IncomingResponse, message?: string) {
+    super(message ?? `the observation ended with ${response.code}`, 'OBSERVE_ENDED');
+    this.response = response;
+  }
+}
 /** Notifications kept for a consumer that is not reading, by default. */
 const DEFAULT_MAX_BUFFERED = 16;
 /**
@@ -46,10 +61,10 @@ const DEREGISTER_TIMEOUT_MS = 5000;
 /** Options of {@link observe}. */
 export interface ObserveOptions
   extends Pick<RequestOptions, 'confirmable' | 'options' | 'accept' | 'contentFormat' | 'signal' | 'agent' | 'blockSize' | 'maxBodySize'> {
-  /** `'GET'` (default) or `'FETCH'` (RFC 8132; give its `payload`). */
-  readonly method?: 'GET' | 'FETCH';
-  /** The FETCH payload. */
-  readonly payload?: string | Uint8Array;
+  /** `'GET'` (default) or `'FETCH'` (RFC 8132; give its `payload`), in either case. */
+  readonly method?: 'GET' | 'FETCH' | 'get' | 'fetch';
+  /** The FETCH payload: a string, or bytes (Uint8Array, ArrayBuffer, any ArrayBufferView). */
+  readonly payload?: PayloadInit;
   /**
    * Time in ms to wait for the registration response: the iterator then throws
    * CoapTimeoutError (without it, the RFC's limits apply, as for a request). Also the
@@ -92,7 +107,7 @@ class Registration extends Outstanding {
     this.forget();
   }
 
-  onRecord(b: Batch, r: number, last: boolean): void {
+  onRecord(b: Received, r: number, last: boolean): void {
     if (last) this.id = 0;
     this.obs._notified(this, b, r);
   }
@@ -150,7 +165,7 @@ class Deregistration extends Outstanding {
     this.resolve?.();
   }
 
-  onRecord(_b: Batch, _r: number, last: boolean): void {
+  onRecord(_b: Received, _r: number, last: boolean): void {
     if (last) this.id = 0;
     this.stop();
   }
@@ -217,7 +232,8 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       this.end(new RangeError(`maxBuffered must be a positive integer, not ${String(max)}`));
       return;
     }
-    if (init.method !== undefined && init.method !== 'GET' && init.method !== 'FETCH') {
+    const method = typeof init.method === 'string' ? init.method.toUpperCase() : init.method;
+    if (method !== undefined && method !== 'GET' && method !== 'FETCH') {
       this.end(new TypeError(`observe: method must be 'GET' or 'FETCH', not ${JSON.stringify(init.method)}`));
       return;
     }
@@ -319,7 +335,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
     const route = this.route as Route;
     const spec = this.spec as RequestSpec;
     const reg = new Registration(this, route);
-    const e = writeRequest(route, spec, [{ number: OPT_OBSERVE, value: 0 }], spec.payload, spec.flags | REQ_KEEP, reg.onId, token);
+    const e = writeRequest(route, spec, [{ number: OPT_OBSERVE, value: 0 }], spec.payload, true, reg.onId, token);
     if (e !== undefined) {
       this.end(e);
       return undefined;
@@ -328,18 +344,18 @@ export class Observation implements AsyncIterable<IncomingResponse> {
   }
 
   /** A response to a registration. @internal */
-  _notified(reg: Registration, b: Batch, r: number): void {
+  _notified(reg: Registration, b: Received, r: number): void {
     if (this.ended || reg !== this.reg) return;
     if (this.token === undefined) {
-      const off = b.base + (b.u32[r + RX_TOKEN_OFF] as number);
-      this.token = b.u8.slice(off, off + (b.u32[r + RX_TOKEN_LEN] as number));
+      const off = b.tokenOffset(r);
+      this.token = b.bytes.slice(off, off + b.tokenLength(r));
     }
     if (this.regTimer !== undefined) {
       clearTimeout(this.regTimer);
       this.regTimer = undefined;
     }
     const now = performance.now();
-    if ((b.u32[r + RX_CODE] as number) >> 5 !== 2) {
+    if (b.code(r) >> 5 !== 2) {
       // The server ended (or refused) the relation: nothing to deregister.
       this.end(new CoapObserveError(new IncomingResponse(b, r)), false);
       return;
@@ -350,14 +366,14 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       this.deliver(b, r, true);
       return;
     }
-    const tx = transfers((this.route as Route).s.ep.kind);
+    const tx = transfers((this.route as Route).s.ep.backend);
     if (this.freshT >= 0 && !tx.obsFresh(this.freshV, this.freshT, v, now)) {
       this._stale++;
       return;
     }
     this.freshV = v;
     this.freshT = now;
-    const maxAge = recordUint(b, r, OPT_MAX_AGE);
+    const maxAge = recordUint(b, r, OptionNumber.MaxAge);
     const at = tx.obsReregisterAt(now, maxAge ?? OBS_NO_MAX_AGE, 0);
     this.scheduleRenewal(at - now + REREGISTER_GRACE_MS);
     this.deliver(b, r, false);
@@ -385,9 +401,9 @@ export class Observation implements AsyncIterable<IncomingResponse> {
   }
 
   /** Yields notification r, completed block-wise first when it carries Block2. */
-  private deliver(b: Batch, r: number, last: boolean): void {
+  private deliver(b: Received, r: number, last: boolean): void {
     const spec = this.spec as RequestSpec;
-    if (!spec.auto || recordUint(b, r, OPT_BLOCK2) === undefined) {
+    if (!spec.auto || recordUint(b, r, OptionNumber.Block2) === undefined) {
       this.push(new IncomingResponse(b, r));
       if (last) this.end(undefined, false);
       return;
@@ -427,7 +443,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
     const route = this.route as Route;
     const spec = this.spec as RequestSpec;
     const d = new Deregistration(route.s, timeout);
-    if (writeRequest(route, spec, [{ number: OPT_OBSERVE, value: 1 }], spec.payload, spec.flags, d.onId, token) !== undefined) d.stop();
+    if (writeRequest(route, spec, [{ number: OPT_OBSERVE, value: 1 }], spec.payload, false, d.onId, token) !== undefined) d.stop();
     return d;
   }
 

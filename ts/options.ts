@@ -1,7 +1,8 @@
 /** The CoAP option registry (read from the C core) and option value helpers. */
 import type { RawOptionDef } from './backend/types';
 import { codeNumberOrInvalid } from './codes';
-import { defaultBackend } from './state';
+import { loadWasmBackend } from './backend/wasm';
+import { defaultBackend, hasBackendProvider } from './state';
 
 /** Option numbers of the ordinary options in the registry (RFC 7252 §12.2 and later RFCs). */
 export const OptionNumber = {
@@ -144,7 +145,25 @@ export function findIndex(reg: Registry, code: number, number: number): number {
 let registry: Registry | undefined;
 
 function defaultRegistry(): Registry {
-  return (registry ??= buildRegistry(defaultBackend().optionRegistry()));
+  // Without an entry point (internal use, e.g. a server built from ts/server directly), the
+  // registry comes from the WebAssembly build of the same C table.
+  return (registry ??= buildRegistry((hasBackendProvider() ? defaultBackend() : loadWasmBackend()).optionRegistry()));
+}
+
+let lengths: Map<number, number> | undefined;
+
+/**
+ * Value length bounds of an ordinary (non-signaling) registered option, packed as
+ * `min << 16 | max`, or -1 for an unregistered number (cached from the core's registry). @internal
+ */
+export function optionLengths(number: number): number {
+  if (lengths === undefined) {
+    lengths = new Map();
+    for (const e of defaultRegistry().entries) {
+      if (e.signalCode === undefined && !lengths.has(e.number)) lengths.set(e.number, (e.minLength << 16) | e.maxLength);
+    }
+  }
+  return lengths.get(number) ?? -1;
 }
 
 /**

@@ -9,11 +9,12 @@
  */
 import { CoapError } from './errors';
 import { filterLinks, formatLinks, type Link, type LinkAttributeValue, type LinkAttributes } from './linkformat';
-import { METHODS, methodIndex, type Method } from './methods';
+import { METHODS, methodIndex, methodIndexAnyCase, type Method, type MethodName } from './methods';
 import { encodePathSegment } from './uri';
+import type { IncomingRequest, RouteParams } from './incoming';
+import type { ResponseInit } from './outgoing';
 
-/** Path parameters of a match: `:name` segments and the wildcard, percent-decoded. */
-export type RouteParams = Readonly<Record<string, string>>;
+export type { RouteParams };
 
 /** A route handler; the router only stores and returns it. */
 export type RouteHandler<Req, Res> = (req: Req, params: RouteParams) => Res;
@@ -72,12 +73,13 @@ export interface RouteResource {
   readonly dynamic: boolean;
 }
 
-/** Thrown by route registration for an invalid or conflicting pattern. */
+/** Thrown by route registration for an invalid or conflicting pattern; `code` `INVALID_ROUTE`. */
 export class CoapRouteError extends CoapError {
+  declare readonly code: 'INVALID_ROUTE';
   /** The pattern that was rejected. */
   readonly pattern: string;
   constructor(pattern: string, message: string) {
-    super(`${message}: ${JSON.stringify(pattern)}`);
+    super(`${message}: ${JSON.stringify(pattern)}`, 'INVALID_ROUTE');
     this.pattern = pattern;
   }
 }
@@ -223,10 +225,11 @@ interface ResourceRecord {
  * the union of their methods.
  *
  * @typeParam Req - request type: at least `method` (a {@link Method} name)
- *   and `path`.
- * @typeParam Res - what handlers return.
+ *   and `path`. Default: the server's {@link IncomingRequest}.
+ * @typeParam Res - what handlers return. Default: what a server handler returns
+ *   (`ResponseInit | Promise<ResponseInit>`), so `new Router()` is ready for `createServer`.
  */
-export class Router<Req extends { method: string; path: string }, Res> {
+export class Router<Req extends { method: string; path: string } = IncomingRequest, Res = ResponseInit | Promise<ResponseInit>> {
   private readonly root = new Node<Req, Res>('');
   /** Literal-only paths → terminal node, for a one-lookup fast path. */
   private readonly fixedPaths = new Map<string, Node<Req, Res>>();
@@ -282,9 +285,9 @@ export class Router<Req extends { method: string; path: string }, Res> {
    *   name, a malformed percent-escape) or when the same method is already
    *   registered on an equivalent pattern.
    */
-  on(method: Method | '*', pattern: string, handler: RouteHandler<Req, Res>, attrs?: ResourceAttributes): this {
+  on(method: MethodName | '*', pattern: string, handler: RouteHandler<Req, Res>, attrs?: ResourceAttributes): this {
     if (typeof handler !== 'function') throw new CoapRouteError(String(pattern), 'handler must be a function');
-    const mi = method === '*' ? -1 : methodIndex(method);
+    const mi = method === '*' ? -1 : methodIndexAnyCase(method);
     if (method !== '*' && mi < 0) throw new CoapRouteError(String(pattern), `unknown method ${JSON.stringify(method)}`);
     const segs = parsePattern(pattern);
     const norm = normalizedPattern(segs);

@@ -10,61 +10,27 @@
  * RFC's answers to bad input (RST, 4.02, 4.05, 5.03) are the C core's.
  */
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import { CoapError, CoapNetworkError } from './errors';
-import { IncomingRequest } from './incoming';
-import { codeOf, formatOf, locationOptions, putOption, valueBound, type ContentFormatInit, type OptionInit } from './outgoing';
-import { Router } from './router';
-import { CoapUriError } from './uri';
-import { Endpoint, type EndpointListener } from './transport/endpoint';
 import {
-  Batch,
-  E_INVALID,
-  E_MESSAGE_TOO_LARGE,
-  OBS_CON,
-  RX_BODY_ID,
-  RX_BODY_LEN,
-  RX_CODE,
-  RX_KIND,
-  RX_OPT_COUNT,
-  RX_OPTS,
-  RX_SRV_FLAGS,
-  RX_WORDS,
-  SRVF_BODY,
-  SRVF_OBSERVE,
-  TX_DROP,
-  TX_NOTIFY_WORDS,
-  TX_RESPOND_WORDS,
+  Status,
+  type BackendKind,
+  type Driver,
+  type DriverListener,
   type EndpointOptions,
   type EndpointStats,
+  type Received,
+  type RemoteInfo,
   type SocketAddress,
-} from './transport/udp-records';
-import type { UdpBackendKind } from './transport/udp-select';
+} from './driver/driver';
+import { CoapNetworkError, CoapResponseError, CoapServerError } from './errors';
+import { CoapRequestError, IncomingRequest } from './incoming';
+import { ipFamily } from './net/ip';
+import { OptionNumber } from './options';
+import { codeOf, formatOf, locationOptions, payloadOf, putOption, valueBound, type OptionInit, type PayloadInit, type ResponseInit } from './outgoing';
+import { Router } from './router';
+import { driverFactory } from './transports';
+import { CoapUriError } from './uri';
 
-/** What a handler answers with. */
-export interface ResponseInit {
-  /** Response code, `'c.dd'` (e.g. `'2.05'`) or a number; class 2, 4 or 5. */
-  readonly code: string | number;
-  /** Payload: bytes, or a string sent as UTF-8. */
-  readonly payload?: string | Uint8Array;
-  /** Content-Format (12): a number or a registered media type (`'application/json'`). */
-  readonly contentFormat?: ContentFormatInit;
-  /** Max-Age (14) in seconds. */
-  readonly maxAge?: number;
-  /** ETag (4), 1..8 bytes (a string is sent as UTF-8). */
-  readonly etag?: Uint8Array | string;
-  /** Location-Path / Location-Query from a relative reference such as `'/things/42?v=1'`. */
-  readonly location?: string;
-  /** More options, in any order (sent sorted, repeated options keep their order). */
-  readonly options?: readonly OptionInit[];
-  /**
-   * Observe (RFC 7641): when the request asked to observe ({@link IncomingRequest.observe} is
-   * 0) and the code is 2.xx, `true` registers the client for notifications of the request's
-   * path ({@link CoapServer.resource}), `false` declines. Default: `true` for routes whose
-   * attributes carry `obs` (`router.get('/t', h, { obs: true })`), else `false`.
-   */
-  readonly observe?: boolean;
-}
+export type { ResponseInit };
 
 /** A notification: a response, and whether it goes as a CON to every observer. */
 export interface NotifyInit extends ResponseInit {
@@ -75,16 +41,19 @@ export interface NotifyInit extends ResponseInit {
   readonly confirmable?: boolean;
 }
 
-/** A request handler: returns (or resolves to) the response. A thrown error becomes 5.00. */
+/**
+ * A request handler: returns (or resolves to) the response. A thrown error is answered 5.00
+ * (4.00 for CoapRequestError / CoapUriError: a payload that is not JSON or not UTF-8).
+ */
 export type RequestHandler = (req: IncomingRequest) => ResponseInit | Promise<ResponseInit>;
 
-/** A router whose handlers serve {@link IncomingRequest}s. */
+/** A router whose handlers serve {@link IncomingRequest}s: what `new Router()` makes. */
 export type ServerRouter = Router<IncomingRequest, ResponseInit | Promise<ResponseInit>>;
 
 /** Server options: the messaging layer's knobs ({@link EndpointOptions}) and these. */
 export interface ServerOptions extends EndpointOptions {
   /** Driver: `'native'` (addon) or `'wasm'`; default as for the codec (native if it loads). */
-  readonly backend?: UdpBackendKind;
+  readonly backend?: BackendKind;
   /** With host `'::'`: accept IPv6 only (default false: dual-stack). */
   readonly ipv6Only?: boolean;
   /** SO_REUSEADDR (default false). */
@@ -97,9 +66,21 @@ export interface ServerOptions extends EndpointOptions {
   /** How long close() waits for handlers in flight, in ms (default 1000); then their exchanges are dropped. */
   readonly closeTimeout?: number;
   /**
-   * Called with errors thrown by handlers (they are answered 5.00 either way), and with errors
-   * of notifications ({@link ObservableResource.notify}; `req` is then the synthetic GET that
-   * re-ran the handler, or undefined).
+   * Send the message of a handler's error to the client as the 5.00's diagnostic payload
+   * (default false: the 5.00 carries no payload, so no secret in an error message leaks).
+   * Also the message of a {@link CoapResponseError}.
+   */
+  readonly exposeErrors?: boolean;
+  /**
+   * Called with what goes wrong while serving (the client is answered either way):
+   *  - errors thrown (or rejected) by handlers: the client got 5.00, or 4.00 for a
+   *    CoapRequestError / CoapUriError (`req.json()` on a payload that is not JSON...);
+   *  - {@link CoapResponseError}: a handler's response could not be sent (no response, a
+   *    code such as 404, a bad payload or option, too large): the client got 5.00;
+   *  - errors of notifications ({@link ObservableResource.notify}; `req` is then the
+   *    synthetic GET that re-ran the handler, or undefined).
+   * Without `onError`, every such error except the 4.00 ones is written with console.error
+   * (once per failure), so a mistake never goes unseen.
    */
   readonly onError?: (err: unknown, req: IncomingRequest | undefined) => void;
 }
@@ -115,13 +96,9 @@ export interface ListenOptions {
 const CODE_INTERNAL = 0xa0; // 5.00
 const CODE_BAD_REQUEST = 0x80; // 4.00
 const CODE_UNAVAILABLE = 0xa3; // 5.03
-const NOT_FOUND: ResponseInit = Object.freeze({ code: 0x84 });
-const NOT_ALLOWED: ResponseInit = Object.freeze({ code: 0x85 });
-const OPT_ETAG = 4;
-const OPT_URI_PATH = 11;
 const CODE_INCOMPLETE = 0x88; // 4.08
-const OPT_CONTENT_FORMAT = 12;
-const OPT_MAX_AGE = 14;
+const NOT_FOUND: ResponseInit = Object.freeze({ code: '4.04' });
+const NOT_ALLOWED: ResponseInit = Object.freeze({ code: '4.05' });
 const CT_LINK_FORMAT = 40;
 
 function isThenable(v: unknown): v is PromiseLike<ResponseInit> {
@@ -134,35 +111,111 @@ function message(err: unknown): string {
 }
 
 const utf8 = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+const NO_REMOTE: RemoteInfo = Object.freeze({ address: '::', port: 0, family: 'IPv6' });
 
 /**
- * A synthetic GET for `path` (used to re-run the handler for a notification): one REQUEST
- * record with the path's Uri-Path options.
+ * A synthetic GET for a path (to re-run the handler for a notification): its Uri-Path options
+ * and nothing else, read through the same {@link Received} interface as a received request.
  */
-function syntheticGet(path: string): IncomingRequest {
-  const segs = path === '/' || path === '' ? [] : path.slice(1).split('/').map((x) => utf8.encode(decodeSegment(x)));
-  let bytes = 0;
-  for (const g of segs) bytes += g.length;
-  const u8 = new Uint8Array(bytes);
-  const u32 = new Uint32Array(RX_WORDS + 3 * segs.length);
-  u32[RX_KIND] = 1; // REQUEST
-  u32[RX_CODE] = 1; // GET
-  u32[RX_OPT_COUNT] = segs.length;
-  let off = 0;
-  for (let k = 0; k < segs.length; k++) {
-    const g = segs[k] as Uint8Array;
-    u8.set(g, off);
-    u32[RX_OPTS + 3 * k] = OPT_URI_PATH;
-    u32[RX_OPTS + 3 * k + 1] = off;
-    u32[RX_OPTS + 3 * k + 2] = g.length;
-    off += g.length;
+class SyntheticGet implements Received {
+  readonly bytes: Uint8Array;
+  private readonly offs: number[] = [];
+  private readonly lens: number[] = [];
+
+  constructor(path: string) {
+    const segs = path === '/' || path === '' ? [] : path.slice(1).split('/').map((x) => utf8.encode(decodeSegment(x)));
+    let n = 0;
+    for (const g of segs) n += g.length;
+    this.bytes = new Uint8Array(n);
+    let off = 0;
+    for (const g of segs) {
+      this.bytes.set(g, off);
+      this.offs.push(off);
+      this.lens.push(g.length);
+      off += g.length;
+    }
   }
-  return new IncomingRequest(new Batch(u32, u8, 0), 0);
+
+  id(): number {
+    return 0;
+  }
+  code(): number {
+    return 1; // GET
+  }
+  type(): number {
+    return 0;
+  }
+  messageId(): number {
+    return 0;
+  }
+  confirmable(): boolean {
+    return false;
+  }
+  last(): boolean {
+    return true;
+  }
+  tokenOffset(): number {
+    return 0;
+  }
+  tokenLength(): number {
+    return 0;
+  }
+  optionCount(): number {
+    return this.offs.length;
+  }
+  optionNumber(): number {
+    return OptionNumber.UriPath;
+  }
+  optionOffset(_r: number, k: number): number {
+    return this.offs[k] as number;
+  }
+  optionLength(_r: number, k: number): number {
+    return this.lens[k] as number;
+  }
+  payloadOffset(): number {
+    return 0;
+  }
+  payloadLength(): number {
+    return 0;
+  }
+  remote(): RemoteInfo {
+    return NO_REMOTE;
+  }
+  observeAsked(): boolean {
+    return false;
+  }
+  hasBody(): boolean {
+    return false;
+  }
+  bodyId(): number {
+    return 0;
+  }
+  bodyLength(): number {
+    return 0;
+  }
+  message(): Uint8Array {
+    return EMPTY;
+  }
+}
+
+function syntheticGet(path: string): IncomingRequest {
+  return new IncomingRequest(new SyntheticGet(path), 0);
 }
 
 /** Undoes the `%25` / `%2F` escaping of a request path segment. */
 function decodeSegment(s: string): string {
   return s.indexOf('%') < 0 ? s : s.replace(/%2F/gi, '/').replace(/%25/g, '%');
+}
+
+/** Why a response code is refused, or undefined. */
+function codeProblem(code: unknown): string {
+  if (typeof code === 'number') {
+    return code >= 100 && code <= 599
+      ? `code ${code} looks like an HTTP status: CoAP codes are written '${Math.floor(code / 100)}.${String(code % 100).padStart(2, '0')}' (a raw code byte: codeToString(byte))`
+      : `code ${code}: response codes are strings such as '2.05' (a raw code byte: codeToString(byte))`;
+  }
+  return `invalid response code ${JSON.stringify(code)} (expected '2.xx', '4.xx' or '5.xx')`;
 }
 
 /**
@@ -187,27 +240,35 @@ export class ObservableResource {
    * any other code ends every registration of the resource (RFC 7641 §3.2). Payloads larger
    * than a block go block-wise (the notification carries the first block, RFC 7959 §2.6).
    * Errors (handler failures, a response that cannot be sent) go to the server's `onError`.
+   * @throws CoapServerError `NOT_LISTENING` before `listen()` or after `close()`, and
+   *   `NOT_OBSERVABLE` when the server has a Router and no GET route with the `obs` attribute
+   *   serves the path (nor did a response register an observer for it with `observe: true`).
+   *   A server with a handler function cannot tell: any path is accepted.
    */
-  notify(init?: NotifyInit | string | Uint8Array): void {
+  notify(init?: NotifyInit | PayloadInit): void {
     this.server._notify(this, init);
   }
 }
 
 /**
- * A CoAP/UDP server. Create it with {@link createServer}, start it with
- * {@link CoapServer.listen}.
+ * A CoAP server. Create it with {@link createServer}, start it with {@link CoapServer.listen};
+ * it can listen again after {@link CoapServer.close}.
  */
-export class CoapServer implements EndpointListener {
+export class CoapServer implements DriverListener {
   private readonly handler: RequestHandler | undefined;
   private readonly router: ServerRouter | undefined;
   private readonly options: ServerOptions;
-  private ep: Endpoint | undefined;
+  private ep: Driver | undefined;
   private state: 'idle' | 'listening' | 'closing' | 'closed' = 'idle';
   private inflight = 0;
   private idle: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private readonly resources = new Map<string, ObservableResource>();
+  /** Paths a response registered an observer for with `observe: true` (observable from then on). */
+  private readonly registered = new Set<string>();
   private nextResource = 1;
+  /** The counters when the endpoint closed (stats() keeps them after close()). */
+  private lastStats: EndpointStats | undefined;
 
   /** @internal use {@link createServer} */
   constructor(handler: RequestHandler | ServerRouter, options: ServerOptions = {}) {
@@ -218,8 +279,8 @@ export class CoapServer implements EndpointListener {
   }
 
   /** The driver in use (`'native'` or `'wasm'`), once listening. */
-  get backend(): UdpBackendKind | undefined {
-    return this.ep?.kind;
+  get backend(): BackendKind | undefined {
+    return this.ep?.backend;
   }
 
   /** Whether the server is listening. */
@@ -229,17 +290,21 @@ export class CoapServer implements EndpointListener {
 
   /**
    * Binds the socket and starts serving. A listening server keeps the process alive
-   * until {@link CoapServer.close}.
-   * @throws CoapNetworkError (e.g. `EADDRINUSE`, `ENOTFOUND`) when it cannot listen.
+   * until {@link CoapServer.close}; a closed server may listen again (a close under way is
+   * awaited first).
+   * @throws CoapNetworkError (e.g. `EADDRINUSE`, `ENOTFOUND`) when it cannot listen,
+   *   CoapServerError `ALREADY_LISTENING` when it listens already.
    */
   async listen(opts: ListenOptions | number = {}): Promise<this> {
-    if (this.state !== 'idle') throw new CoapError(`listen: the server is ${this.state}`);
+    if (this.state === 'closing') await this.closing;
+    if (this.state === 'listening') throw new CoapServerError('ALREADY_LISTENING', 'listen: the server is listening already');
     const o: ListenOptions = typeof opts === 'number' ? { port: opts } : opts;
     const port = o.port ?? 5683;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: invalid port ${String(port)}`);
     let host = o.host ?? '::';
-    let family = isIP(host);
+    let family: number = ipFamily(host);
     this.state = 'listening';
+    this.closing = undefined;
     try {
       if (family === 0) {
         try {
@@ -250,13 +315,12 @@ export class CoapServer implements EndpointListener {
           throw new CoapNetworkError((e as NodeJS.ErrnoException).code ?? 'ENOTFOUND', `listen: cannot resolve ${host}`, { cause: e });
         }
       }
-      const ep = new Endpoint(family === 6 ? 6 : 4, this.options.backend, this.options, this);
+      const open = driverFactory('coap');
+      if (open === undefined) throw new CoapNetworkError('UNSUPPORTED', 'no transport for coap://');
+      const ep = open(family === 6 ? 6 : 4, this.options.backend, this.options, this, 'server');
       this.ep = ep;
-      let flags = 0;
-      if (this.options.ipv6Only === true) flags |= 1;
-      if (this.options.reuseAddr === true) flags |= 2;
       try {
-        await ep.driver.bind(host, port, flags);
+        await ep.bind(host, port, { ipv6Only: this.options.ipv6Only, reuseAddr: this.options.reuseAddr });
       } catch (e) {
         await ep.close();
         throw e;
@@ -265,7 +329,7 @@ export class CoapServer implements EndpointListener {
         await ep.close(); // closed while binding
         return this;
       }
-      ep.driver.setRef(true);
+      ep.setRef(true);
     } catch (e) {
       this.ep = undefined;
       if (this.state === 'listening') this.state = 'idle';
@@ -274,10 +338,10 @@ export class CoapServer implements EndpointListener {
     return this;
   }
 
-  /** The bound address. @throws CoapError if not listening. */
+  /** The bound address. @throws CoapServerError `NOT_LISTENING` if not listening. */
   address(): SocketAddress {
-    if (this.ep === undefined || this.state === 'closed') throw new CoapError('address: the server is not listening');
-    return this.ep.driver.address();
+    if (this.ep === undefined || this.state === 'closed') throw new CoapServerError('NOT_LISTENING', 'address: the server is not listening');
+    return this.ep.address();
   }
 
   /**
@@ -288,16 +352,20 @@ export class CoapServer implements EndpointListener {
   resource(path: string): ObservableResource {
     let r = this.resources.get(path);
     if (r === undefined) {
-      if (this.nextResource > 0x7fffffff) throw new CoapError('resource: too many observable paths');
+      if (this.nextResource > 0x7fffffff) throw new CoapServerError('TOO_MANY_RESOURCES', 'resource: too many observable paths');
       r = new ObservableResource(this, path, this.nextResource++);
       this.resources.set(path, r);
     }
     return r;
   }
 
-  /** Messaging-layer counters. */
+  /**
+   * Messaging-layer counters: live while listening, the last values after {@link close}
+   * (until the next listen), undefined before the first listen.
+   */
   stats(): EndpointStats | undefined {
-    return this.ep?.driver.stats();
+    const ep = this.ep;
+    return ep !== undefined && !ep.closed ? ep.stats() : this.lastStats;
   }
 
   /**
@@ -308,7 +376,7 @@ export class CoapServer implements EndpointListener {
     if (this.closing !== undefined) return this.closing;
     const ep = this.ep;
     if (this.state === 'idle' || ep === undefined) {
-      this.state = 'closed';
+      this.state = 'closed'; // never listened, or closed while listen() resolves the host
       return (this.closing = Promise.resolve());
     }
     this.state = 'closing';
@@ -324,7 +392,10 @@ export class CoapServer implements EndpointListener {
         this.idle = undefined;
       }
       this.state = 'closed';
+      ep.flush();
+      this.lastStats = ep.stats();
       await ep.close();
+      if (this.ep === ep) this.ep = undefined;
     })();
     return this.closing;
   }
@@ -332,26 +403,23 @@ export class CoapServer implements EndpointListener {
   // ----------------------------------------------------------------- dispatch
 
   /** @internal */
-  onRequest(b: Batch, r: number): void {
+  onRequest(b: Received, r: number): void {
     const req = new IncomingRequest(b, r);
     const id = req._id;
     if (this.state !== 'listening') {
       this.writeResponse(id, CODE_UNAVAILABLE, 'server closing', 0);
       return;
     }
-    const sf = b.u32[r + RX_SRV_FLAGS] as number;
-    if (sf !== 0) {
-      if ((sf & SRVF_BODY) !== 0) {
-        // A block-wise upload (RFC 7959 Block1): the core reassembled the body.
-        const body = (this.ep as Endpoint).readBody(b.u32[r + RX_BODY_ID] as number, b.u32[r + RX_BODY_LEN] as number);
-        if (typeof body === 'number') {
-          this.writeResponse(id, CODE_INCOMPLETE, 'upload no longer available', 0);
-          return;
-        }
-        req._setBody(body);
+    if (b.hasBody(r)) {
+      // A block-wise upload (RFC 7959 Block1): the core reassembled the body.
+      const body = (this.ep as Driver).readBody(b.bodyId(r), b.bodyLength(r));
+      if (typeof body === 'number') {
+        this.writeResponse(id, CODE_INCOMPLETE, 'upload no longer available', 0);
+        return;
       }
-      if ((sf & SRVF_OBSERVE) !== 0) req._observeAsked = true;
+      req._setBody(body);
     }
+    if (b.observeAsked(r)) req._observeAsked = true;
     this.inflight++;
     let res: ResponseInit | Promise<ResponseInit>;
     try {
@@ -380,7 +448,7 @@ export class CoapServer implements EndpointListener {
     }
     if (m.status === '4.04') {
       if (this.options.wellKnownCore !== false && req.method === 'GET' && req.path === '/.well-known/core') {
-        return { code: 0x45, payload: router.wellKnownCore(req.query), contentFormat: CT_LINK_FORMAT };
+        return { code: '2.05', payload: router.wellKnownCore(req.query), contentFormat: CT_LINK_FORMAT };
       }
       return NOT_FOUND;
     }
@@ -398,9 +466,16 @@ export class CoapServer implements EndpointListener {
   }
 
   /** @internal the core rejected a response (too large, invalid): answer 5.00 instead. */
-  onRespondFailed(id: number, rc: number): void {
-    if (rc === E_MESSAGE_TOO_LARGE) this.writeResponse(id, CODE_INTERNAL, 'response too large', 0);
-    else if (rc === E_INVALID) this.writeResponse(id, CODE_INTERNAL, 'invalid response', 0);
+  onRespondFailed(id: number, status: number): void {
+    let err: CoapResponseError | undefined;
+    if (status === Status.MESSAGE_TOO_LARGE) {
+      err = new CoapResponseError('TOO_LARGE', 'the response is larger than the endpoint can send (maxMessageSize, or the block-wise cache: blockwise.cacheMemory)');
+    } else if (status === Status.INVALID) {
+      err = new CoapResponseError('INVALID_OPTION', 'the core refused the response as invalid');
+    }
+    if (err === undefined) return;
+    this.reportError(err, undefined);
+    this.writeResponse(id, CODE_INTERNAL, this.options.exposeErrors === true ? err.message : undefined, 0);
   }
 
   private done(): void {
@@ -409,36 +484,67 @@ export class CoapServer implements EndpointListener {
 
   private fail(id: number, err: unknown, req: IncomingRequest): void {
     this.done();
+    const expose = this.options.exposeErrors === true;
+    if (err instanceof CoapRequestError || err instanceof CoapUriError) {
+      // The client's mistake (a payload that is not JSON or UTF-8): 4.00 with the code.
+      if (this.options.onError !== undefined) this.reportError(err, req);
+      this.writeResponse(id, CODE_BAD_REQUEST, expose ? message(err) : err.code, 0);
+      return;
+    }
     this.reportError(err, req);
-    if (err instanceof CoapUriError) this.writeResponse(id, CODE_BAD_REQUEST, message(err), 0);
-    else this.writeResponse(id, CODE_INTERNAL, message(err), 0);
+    this.writeResponse(id, CODE_INTERNAL, expose ? message(err) : undefined, 0);
   }
 
-  /** A handler's result: write it (or a 5.00 saying why it cannot be sent). */
+  /** A handler's result: write it (or, with its error reported, a 5.00). */
   private finish(id: number, res: ResponseInit, req: IncomingRequest): void {
     this.done();
     const ep = this.ep;
     if (ep === undefined || ep.closed) return;
+    const err = this.respondWith(ep, id, res, req);
+    if (err === undefined) return;
+    this.reportError(err, req);
+    this.writeResponse(id, CODE_INTERNAL, this.options.exposeErrors === true ? err.message : undefined, 0);
+  }
+
+  /** Validates and writes a handler's response to exchange `id`; the error, or undefined. */
+  private respondWith(ep: Driver, id: number, res: ResponseInit, req: IncomingRequest): CoapResponseError | undefined {
     if (res === null || typeof res !== 'object') {
-      this.writeResponse(id, CODE_INTERNAL, 'the handler returned no response', 0);
-      return;
+      return new CoapResponseError('NO_RESPONSE', `the handler returned ${res === undefined ? 'undefined' : JSON.stringify(res)}, not a response`);
     }
     const code = codeOf(res.code);
     const cls = code >> 5;
-    if (cls !== 2 && cls !== 4 && cls !== 5) {
-      this.writeResponse(id, CODE_INTERNAL, `invalid response code ${JSON.stringify(res.code)}`, 0);
-      return;
-    }
+    if (code < 0 || (cls !== 2 && cls !== 4 && cls !== 5)) return new CoapResponseError('INVALID_CODE', codeProblem(res.code));
     let resource = 0;
-    if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) resource = this.resource(req.path)._id;
-    const bad = this.writeInit(ep, id, code, res, resource, -1);
-    if (bad !== undefined) this.writeResponse(id, CODE_INTERNAL, bad, 0);
+    if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) {
+      resource = this.resource(req.path)._id;
+      if (res.observe === true) this.registered.add(req.path);
+    }
+    return this.writeInit(ep, id, code, res, resource, false, false);
+  }
+
+  /** Whether notify() may run for `path` (see {@link ObservableResource.notify}). */
+  private observable(path: string): boolean {
+    const router = this.router;
+    if (router === undefined || this.registered.has(path)) return true;
+    const m = router.route({ method: 'GET', path } as IncomingRequest);
+    return m.status === undefined && router.observable(m.pattern);
   }
 
   /** @internal ObservableResource.notify */
-  _notify(r: ObservableResource, init: NotifyInit | string | Uint8Array | undefined): void {
+  _notify(r: ObservableResource, init: NotifyInit | PayloadInit | undefined): void {
+    if (this.state !== 'listening') {
+      throw new CoapServerError('NOT_LISTENING', `notify ${r.path}: the server is ${this.state === 'idle' ? 'not listening yet (call listen() first)' : 'closed'}`);
+    }
+    if (!this.observable(r.path)) {
+      throw new CoapServerError('NOT_OBSERVABLE', `notify ${r.path}: no GET route with the obs attribute serves this path (router.get(path, handler, { obs: true }))`);
+    }
+    // listen() under way: not bound yet, so nobody observes anything yet.
+    if (this.ep === undefined || this.ep.closed) return;
+    this.notifyNow(r, init);
+  }
+
+  private notifyNow(r: ObservableResource, init: NotifyInit | PayloadInit | undefined): void {
     if (init === undefined) {
-      if (this.state !== 'listening') return;
       let res: ResponseInit | Promise<ResponseInit>;
       const req = syntheticGet(r.path);
       try {
@@ -449,145 +555,157 @@ export class CoapServer implements EndpointListener {
       }
       if (isThenable(res)) {
         res.then(
-          (v) => this._notify(r, v),
+          (v) => {
+            if (this.state === 'listening') this.notifyNow(r, v ?? null);
+          },
           (e: unknown) => this.reportError(e, req),
         );
-      } else this._notify(r, res);
+      } else this.notifyNow(r, res ?? null);
       return;
     }
     const ep = this.ep;
     if (ep === undefined || ep.closed || this.state !== 'listening') return;
-    const res: NotifyInit = typeof init === 'string' || init instanceof Uint8Array ? { code: 0x45, payload: init } : init;
-    if (res === null || typeof res !== 'object') {
-      this.reportError(new TypeError('notify: expected a response, a string or bytes'), undefined);
-      return;
+    const p = payloadOf(init);
+    const res = (p !== undefined ? { code: '2.05', payload: p } : init) as NotifyInit;
+    let err: CoapResponseError | undefined;
+    if (res === null || typeof res !== 'object') err = new CoapResponseError('NO_RESPONSE', 'notify: expected a response, a string or bytes');
+    else {
+      const code = codeOf(res.code);
+      const cls = code >> 5;
+      if (code < 0 || (cls !== 2 && cls !== 4 && cls !== 5)) err = new CoapResponseError('INVALID_CODE', `notify: ${codeProblem(res.code)}`);
+      else err = this.writeInit(ep, 0, code, res, r._id, true, res.confirmable === true);
     }
-    const code = codeOf(res.code);
-    const cls = code >> 5;
-    if (cls !== 2 && cls !== 4 && cls !== 5) {
-      this.reportError(new RangeError(`notify: invalid response code ${JSON.stringify(res.code)}`), undefined);
-      return;
-    }
-    const bad = this.writeInit(ep, 0, code, res, r._id, res.confirmable === true ? OBS_CON : 0);
-    if (bad !== undefined) this.reportError(new CoapError(`notify ${r.path}: ${bad}`), undefined);
+    if (err !== undefined) this.reportError(err, undefined);
   }
 
   private reportError(err: unknown, req: IncomingRequest | undefined): void {
     const onError = this.options.onError;
-    if (onError === undefined) return;
+    if (onError === undefined) {
+      console.error('turbocoap server error (pass onError to createServer to handle it):', err);
+      return;
+    }
     try {
       onError(err, req);
-    } catch {
-      /* nothing more to do */
+    } catch (e) {
+      console.error('turbocoap server: onError threw:', e);
     }
   }
 
   /**
-   * Writes a RESPOND record for exchange `id` (notifyFlags < 0) or a NOTIFY record for
-   * `resource`; returns why it cannot (nothing written), or undefined.
+   * Writes a response for exchange `id` (notify false) or a notification of `resource`;
+   * returns why it cannot (nothing written), or undefined.
    */
-  private writeInit(ep: Endpoint, id: number, code: number, res: ResponseInit, resource: number, notifyFlags: number): string | undefined {
-    const notify = notifyFlags >= 0;
-    const hdr = notify ? TX_NOTIFY_WORDS : TX_RESPOND_WORDS;
-    const payload = res.payload;
+  private writeInit(d: Driver, id: number, code: number, res: ResponseInit, resource: number, notify: boolean, confirmable: boolean): CoapResponseError | undefined {
+    let payload: string | Uint8Array | undefined;
+    if (res.payload !== undefined) {
+      payload = payloadOf(res.payload);
+      if (payload === undefined) {
+        return new CoapResponseError('INVALID_PAYLOAD', `payload must be a string, a Uint8Array, an ArrayBuffer or an ArrayBufferView, not ${typeof res.payload === 'object' ? 'an object' : typeof res.payload}`);
+      }
+    }
     const options = res.options;
     const cf = res.contentFormat;
     const maxAge = res.maxAge;
     const etag = res.etag;
     const location = res.location;
-    // Fast path: code and payload only.
+    // Fast path: code and a string payload only.
     if (!notify && options === undefined && cf === undefined && maxAge === undefined && etag === undefined && location === undefined) {
       if (payload === undefined || typeof payload === 'string') {
-        this.writeResponse(id, code, payload, 0, resource);
-        return undefined;
+        return this.writeResponse(id, code, payload, 0, resource) ? undefined : tooLarge(payload);
       }
     }
     let n = 0;
     let bound = 0;
-    if (cf !== undefined) n++, (bound += 4);
-    if (maxAge !== undefined) n++, (bound += 4);
+    let f = -1;
+    if (cf !== undefined) {
+      f = formatOf(cf);
+      if (f < 0) return new CoapResponseError('INVALID_OPTION', `invalid contentFormat ${JSON.stringify(cf)}`);
+      n++, (bound += 4);
+    }
+    if (maxAge !== undefined) {
+      if (!(typeof maxAge === 'number' && Number.isInteger(maxAge) && maxAge >= 0 && maxAge <= 0xffffffff)) {
+        return new CoapResponseError('INVALID_OPTION', `maxAge must be an integer number of seconds in 0..4294967295, not ${String(maxAge)}`);
+      }
+      n++, (bound += 4);
+    }
     if (etag !== undefined) n++, (bound += valueBound(etag));
     let loc: { number: number; value: Uint8Array }[] | undefined;
     if (location !== undefined) {
       try {
         loc = locationOptions(location);
       } catch (e) {
-        return `invalid location: ${message(e)}`;
+        return new CoapResponseError('INVALID_OPTION', `invalid location: ${message(e)}`, { cause: e });
       }
       n += loc.length;
       for (const o of loc) bound += o.value.length;
     }
     if (options !== undefined) {
-      if (!Array.isArray(options)) return 'options must be an array';
+      if (!Array.isArray(options)) return new CoapResponseError('INVALID_OPTION', 'options must be an array');
       n += options.length;
       for (let i = 0; i < options.length; i++) {
         const o = options[i] as OptionInit;
-        if (o === null || typeof o !== 'object') return `option ${i} is not an object`;
+        if (o === null || typeof o !== 'object') return new CoapResponseError('INVALID_OPTION', `option ${i} is not an object`);
         bound += valueBound(o.value);
       }
     }
     if (payload !== undefined) bound += valueBound(payload);
-    if (!ep.reserve(hdr + 3 * n, bound)) return 'response too large';
-    const p = ep.wpos;
-    const b0 = ep.bpos;
+    if (!(notify ? d.beginNotify(n, bound) : d.beginRespond(n, bound))) return tooLarge(payload);
+    const m0 = d.mark();
     let k = 0;
-    let bad: string | undefined;
-    if (cf !== undefined) {
-      const f = formatOf(cf);
-      if (f < 0) bad = `invalid contentFormat ${JSON.stringify(cf)}`;
-      else putOption(ep, p, hdr, k++, OPT_CONTENT_FORMAT, f);
-    }
-    if (bad === undefined && maxAge !== undefined && !putOption(ep, p, hdr, k++, OPT_MAX_AGE, maxAge)) {
-      bad = `invalid maxAge ${JSON.stringify(maxAge)}`;
-    }
-    if (bad === undefined && etag !== undefined && !putOption(ep, p, hdr, k++, OPT_ETAG, etag)) bad = 'invalid etag';
-    if (bad === undefined && loc !== undefined) for (const o of loc) putOption(ep, p, hdr, k++, o.number, o.value);
+    let bad = f >= 0 ? putOption(d, k++, OptionNumber.ContentFormat, f) : undefined;
+    if (bad === undefined && maxAge !== undefined) bad = putOption(d, k++, OptionNumber.MaxAge, maxAge);
+    if (bad === undefined && etag !== undefined) bad = putOption(d, k++, OptionNumber.ETag, etag);
+    if (bad === undefined && loc !== undefined) for (const o of loc) if (bad === undefined) bad = putOption(d, k++, o.number, o.value);
     if (bad === undefined && options !== undefined) {
-      for (let i = 0; i < options.length; i++) {
+      for (let i = 0; i < options.length && bad === undefined; i++) {
         const o = options[i] as OptionInit;
-        if (!putOption(ep, p, hdr, k++, o.number, o.value)) {
-          bad = `invalid option ${i} (number ${JSON.stringify(o.number)})`;
-          break;
-        }
+        bad = putOption(d, k++, o.number, o.value);
       }
     }
-    let poff = ep.bpos;
-    let plen = 0;
-    if (bad === undefined && payload !== undefined) {
-      if (typeof payload === 'string') plen = ep.putString(payload);
-      else if (payload instanceof Uint8Array) {
-        poff = ep.putBytes(payload);
-        plen = payload.length;
-      } else bad = 'payload must be a string or a Uint8Array';
-    }
     if (bad !== undefined) {
-      ep.bpos = b0; // discard the partial record
-      return bad;
+      d.rewind(m0); // discard the partial record
+      return new CoapResponseError('INVALID_OPTION', bad.message, { cause: bad });
     }
-    if (notify) ep.notifyHeader(resource, notifyFlags, code, poff, plen, n);
-    else ep.respondHeader(id, code, poff, plen, n, resource);
+    let poff = d.mark();
+    let plen = 0;
+    if (typeof payload === 'string') plen = d.putString(payload);
+    else if (payload !== undefined) {
+      poff = d.putBytes(payload);
+      plen = payload.length;
+    }
+    if (notify) d.notify(resource, confirmable, code, poff, plen, n);
+    else d.respond(id, code, poff, plen, n, resource);
     return undefined;
   }
 
-  /** Writes a response with a code, an optional string payload and an optional Max-Age (when > 0). */
-  private writeResponse(id: number, code: number, payload: string | undefined, maxAge: number, resource = 0): void {
-    const ep = this.ep;
-    if (ep === undefined || ep.closed) return;
+  /**
+   * Writes a response with a code, an optional string payload and an optional Max-Age (when
+   * > 0). False if it does not fit (then nothing is written; with `payload` undefined the
+   * exchange is dropped).
+   */
+  private writeResponse(id: number, code: number, payload: string | undefined, maxAge: number, resource = 0): boolean {
+    const d = this.ep;
+    if (d === undefined || d.closed) return true;
     const nopt = maxAge > 0 ? 1 : 0;
-    if (!ep.reserve(TX_RESPOND_WORDS + 3 * nopt, 4 + (payload === undefined ? 0 : 3 * payload.length))) {
-      ep.small(TX_DROP, id);
-      return;
+    if (!d.beginRespond(nopt, 4 + (payload === undefined ? 0 : 3 * payload.length))) {
+      if (payload === undefined) d.drop(id);
+      return false;
     }
-    const p = ep.wpos;
-    if (nopt) putOption(ep, p, TX_RESPOND_WORDS, 0, OPT_MAX_AGE, maxAge);
-    const poff = ep.bpos;
-    const plen = payload === undefined ? 0 : ep.putString(payload);
-    ep.respondHeader(id, code, poff, plen, nopt, resource);
+    if (nopt) putOption(d, 0, OptionNumber.MaxAge, maxAge);
+    const poff = d.mark();
+    const plen = payload === undefined ? 0 : d.putString(payload);
+    d.respond(id, code, poff, plen, nopt, resource);
+    return true;
   }
 }
 
+function tooLarge(payload: string | Uint8Array | undefined): CoapResponseError {
+  const size = payload === undefined ? '' : ` (a payload of ${typeof payload === 'string' ? `${payload.length} characters` : `${payload.length} bytes`})`;
+  return new CoapResponseError('TOO_LARGE', `the response does not fit the endpoint's buffers${size}`);
+}
+
 /**
- * Creates a CoAP/UDP server.
+ * Creates a CoAP server (CoAP over UDP).
  *
  * ```ts
  * const server = createServer((req) => ({ code: '2.05', payload: `hello ${req.path}` }));

@@ -21,3 +21,8 @@ export function defaultBackend(): Backend {
   current = provider();
   return current;
 }
+
+/** Whether an entry point registered a provider (internal callers may run without one). */
+export function hasBackendProvider(): boolean {
+  return provider !== undefined || current !== undefined;
+}

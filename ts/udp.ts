@@ -6,8 +6,9 @@ export { createServer, CoapServer, ObservableResource } from './server';
 export type { ResponseInit, NotifyInit, RequestHandler, ServerRouter, ServerOptions, ListenOptions } from './server';
 export { request, Agent, globalAgent } from './client';
 export type { RequestOptions, AgentOptions, CoapResponse } from './client';
-export { IncomingRequest, IncomingResponse } from './incoming';
+export { IncomingRequest, IncomingResponse, CoapRequestError } from './incoming';
 export type { RemoteInfo } from './incoming';
-export type { OptionInit, ContentFormatInit } from './outgoing';
-export type { EndpointOptions, EndpointStats, SocketAddress } from './transport/udp-records';
-export type { UdpBackendKind } from './transport/udp-select';
+export type { OptionInit, ContentFormatInit, BytesInit, PayloadInit } from './outgoing';
+export type { BlockwiseOptions, EndpointOptions, EndpointStats, SocketAddress } from './driver/driver';
+/** `'native'` or `'wasm'`: which build of the C core runs an endpoint. */
+export type { BackendKind as UdpBackendKind } from './driver/driver';

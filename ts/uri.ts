@@ -17,6 +17,7 @@
  */
 import { CoapError } from './errors';
 import { OptionNumber, decodeUint, encodeUint } from './options';
+import { canonicalIPv6, formatIPv6, parseIPv6, parseIPv4 } from './net/ip';
 
 /** URI schemes understood by turbocoap. */
 export type CoapScheme = 'coap' | 'coaps' | 'coap+tcp' | 'coaps+tcp' | 'coap+ws' | 'coaps+ws';
@@ -109,17 +110,28 @@ export type CoapUriErrorReason =
   /** Options that cannot be composed into a URI (RFC 7252 §6.5), e.g. a repeated Uri-Host. */
   | 'invalid-option';
 
-/** Thrown for an invalid CoAP URI or URI options; {@link CoapUriError.reason} says why. */
+/** {@link CoapUriError.code}: a {@link CoapUriErrorReason} in upper case, `-` as `_` (e.g. `'INVALID_HOST'`). */
+export type CoapUriErrorCode = Uppercase<CoapUriErrorReason extends infer R extends string ? ReplaceDash<R> : never>;
+type ReplaceDash<S extends string> = S extends `${infer A}-${infer B}` ? `${A}_${ReplaceDash<B>}` : S;
+
+/** Thrown for an invalid CoAP URI or URI options; {@link CoapUriError.code} says why. */
 export class CoapUriError extends CoapError {
-  /** Machine-readable reason. */
-  readonly reason: CoapUriErrorReason;
+  /** Stable upper-case reason, e.g. `'INVALID_HOST'`, `'UNSUPPORTED_SCHEME'`, `'INVALID_UTF8'`. */
+  declare readonly code: CoapUriErrorCode;
   /** The offending input (possibly truncated to 200 characters). */
   readonly input: string;
   constructor(reason: CoapUriErrorReason, input: string, detail?: string) {
     const shown = input.length > 200 ? `${input.slice(0, 200)}…` : input;
-    super(`invalid CoAP URI (${reason})${detail === undefined ? '' : `: ${detail}`}: ${JSON.stringify(shown)}`);
-    this.reason = reason;
+    super(
+      `invalid CoAP URI (${reason})${detail === undefined ? '' : `: ${detail}`}: ${JSON.stringify(shown)}`,
+      reason.toUpperCase().replace(/-/g, '_'),
+    );
     this.input = shown;
+  }
+
+  /** @deprecated use {@link CoapUriError.code}: the same reason in lower case with `-` (e.g. `'invalid-host'`). */
+  get reason(): CoapUriErrorReason {
+    return this.code.toLowerCase().replace(/_/g, '-') as CoapUriErrorReason;
   }
 }
 
@@ -313,106 +325,19 @@ export function encodeQueryArgument(arg: string): string {
 // ---------------------------------------------------------------------------
 // IP addresses
 
-/** Parses a dotted-decimal IPv4 address strictly (RFC 3986 dec-octet: no leading zeros). */
-function parseIPv4(s: string): number[] | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const out: number[] = [];
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    out.push(v);
-  }
-  return out;
+/** 16 address bytes of an IPv6 literal without a zone, or undefined. */
+function ipv6Bytes(s: string): Uint8Array | undefined {
+  if (s.indexOf('%') >= 0) return undefined;
+  const b = new Uint8Array(16);
+  return parseIPv6(s, b) ? b : undefined;
 }
 
-/** Parses an IPv6 address (RFC 4291 §2.2 text forms) into 8 16-bit groups. */
-function parseIPv6(s: string): number[] | undefined {
-  if (s.length === 0 || s.length > 45) return undefined;
-  const dbl = s.indexOf('::');
-  if (dbl >= 0 && s.indexOf('::', dbl + 1) >= 0) return undefined;
-  const parseSide = (side: string, allowV4: boolean): number[] | undefined => {
-    if (side === '') return [];
-    const groups = side.split(':');
-    const out: number[] = [];
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i] as string;
-      if (allowV4 && i === groups.length - 1 && g.includes('.')) {
-        const v4 = parseIPv4(g);
-        if (v4 === undefined) return undefined;
-        out.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
-        continue;
-      }
-      if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  if (dbl < 0) {
-    const all = parseSide(s, true);
-    return all !== undefined && all.length === 8 ? all : undefined;
-  }
-  const head = parseSide(s.slice(0, dbl), false);
-  const tail = parseSide(s.slice(dbl + 2), true);
-  if (head === undefined || tail === undefined || head.length + tail.length > 7) return undefined;
-  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-}
-
-/** Formats 8 groups in RFC 5952 canonical form (IPv4-mapped addresses in mixed notation). */
-function formatIPv6(g: readonly number[]): string {
-  const isMapped = g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff;
-  const hexGroups = isMapped ? 6 : 8;
-  // Longest run of at least two zero groups (first one on ties).
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < hexGroups; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < hexGroups && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  let out = '';
-  for (let i = 0; i < hexGroups; i++) {
-    if (i === bestStart) {
-      out += i === 0 ? '::' : ':';
-      i += bestLen - 1;
-      continue;
-    }
-    out += (g[i] as number).toString(16);
-    if (i < hexGroups - 1) out += ':';
-  }
-  if (isMapped) {
-    const a = g[6] as number;
-    const b = g[7] as number;
-    if (!out.endsWith(':')) out += ':';
-    out += `${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`;
-  }
-  return out;
-}
-
-/**
- * Canonical text (RFC 5952) of an IPv6 address, or undefined if `s` is not
- * one. Accepts an optional `%zone` suffix, which is kept as is.
- */
-export function canonicalIPv6(s: string): string | undefined {
-  const pct = s.indexOf('%');
-  const addr = pct < 0 ? s : s.slice(0, pct);
-  const g = parseIPv6(addr);
-  if (g === undefined) return undefined;
-  return formatIPv6(g) + (pct < 0 ? '' : s.slice(pct));
-}
+/** Canonical text (RFC 5952) of an IPv6 address (an optional `%zone` kept as is), or undefined. */
+export { canonicalIPv6 };
 
 /** Whether `s` is a dotted-decimal IPv4 address. */
 export function isIPv4(s: string): boolean {
-  return parseIPv4(s) !== undefined;
+  return parseIPv4(s, new Uint8Array(4));
 }
 
 /** Whether `s` is an IPv6 address (without brackets; an optional `%zone` is allowed). */
@@ -545,7 +470,7 @@ export function parseUri(uri: string | URL): CoapUri {
     if (/^[vV]/.test(lit)) throw new CoapUriError('unsupported-host', input, 'IPvFuture literal');
     const pct = lit.indexOf('%');
     const addr = pct < 0 ? lit : lit.slice(0, pct);
-    const groups = parseIPv6(addr);
+    const groups = ipv6Bytes(addr);
     if (groups === undefined) throw new CoapUriError('invalid-host', input, `bad IPv6 address ${JSON.stringify(addr)}`);
     if (pct >= 0) {
       // RFC 6874: ZoneID = 1*( unreserved / pct-encoded ), introduced by "%25".
@@ -558,7 +483,7 @@ export function parseUri(uri: string | URL): CoapUri {
     }
     host = formatIPv6(groups);
     hostType = 'ipv6';
-  } else if (parseIPv4(hostPart) !== undefined) {
+  } else if (isIPv4(hostPart)) {
     host = hostPart;
     hostType = 'ipv4';
   } else {
@@ -808,7 +733,7 @@ export function optionsToUri(options: Iterable<UriOption>, destination: UriDesti
 /** §6.5 step 2 for a Uri-Host value: percent-encode non-ASCII, then require IP-literal / IPv4 / reg-name. */
 function hostFromUriHost(h: string): string {
   if (h.startsWith('[')) {
-    const g = h.endsWith(']') ? parseIPv6(h.slice(1, -1)) : undefined;
+    const g = h.endsWith(']') ? ipv6Bytes(h.slice(1, -1)) : undefined;
     if (g === undefined) throw new CoapUriError('invalid-option', h, 'Uri-Host is not a valid IP literal');
     return `[${formatIPv6(g)}]`;
   }

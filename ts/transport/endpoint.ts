@@ -6,8 +6,12 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
+import type { BindOptions, Driver, DriverListener, EndpointOptions, EndpointStats, IdCallback, Peer, SocketAddress } from '../driver/driver';
+import { UdpBatch } from './udp-batch';
 import {
-  Batch,
+  OBS_CON,
+  REQ_CON,
+  REQ_KEEP,
   EV_FAILED,
   EV_REQUEST,
   EV_RESPONSE,
@@ -29,33 +33,18 @@ import {
   TX_RESPOND_WORDS,
   TX_SMALL_WORDS,
   endpointConfig,
-  type EndpointOptions,
+  zoneScope,
   type UdpDriver,
 } from './udp-records';
 import { udpFactory, type UdpBackendKind } from './udp-select';
 
-/** What an endpoint delivers. Implementations must not throw. */
-export interface EndpointListener {
-  /** A new request (record r of the batch): answer with {@link Endpoint.respond...}. */
-  onRequest(b: Batch, r: number): void;
-  /** A response to client request id (record r). */
-  onResponse(b: Batch, r: number): void;
-  /** Client request id failed with a core status (TIMEOUT, RESET, BAD_OPTION). */
-  onFailed(id: number, status: number): void;
-  /** A RESPOND record failed (rc): the exchange is still open unless rc is STALE / FULL. */
-  onRespondFailed(id: number, rc: number): void;
-}
-
-/**
- * Called after a flush with the id the core gave a REQUEST / PING record (0 and rc < 0 on
- * failure), or with the resource of a NOTIFY record and its rc (0, or a negative core error:
- * E_FULL too many fan-outs pending, E_MESSAGE_TOO_LARGE, E_INVALID).
- */
-export type IdCallback = (id: number, rc: number) => void;
+/** What an endpoint delivers (the driver contract's listener). */
+export type EndpointListener = DriverListener;
+export type { IdCallback };
 
 const utf8 = new TextEncoder();
 
-export class Endpoint {
+export class Endpoint implements Driver {
   readonly driver: UdpDriver;
   readonly kind: UdpBackendKind;
   /** TX record table, and the same memory as bytes (for address words). */
@@ -87,7 +76,7 @@ export class Endpoint {
   }
 
   private readonly onBatch = (u32: Uint32Array, u8: Uint8Array, count: number, base: number): void => {
-    const batch = new Batch(u32, u8, base);
+    const batch = new UdpBatch(u32, u8, base);
     const l = this.listener;
     let r = 0;
     for (let i = 0; i < count; i++) {
@@ -361,6 +350,103 @@ export class Endpoint {
         this.listener.onRespondFailed(failedResponds[k] as number, failedResponds[k + 1] as number);
       }
     }
+  }
+
+  // ------------------------------------------------ Driver (ts/driver/driver.ts)
+
+  /** Record being written (its position and header words), from a begin* call. */
+  private cur = 0;
+  private curHdr = 0;
+
+  get backend(): UdpBackendKind {
+    return this.kind;
+  }
+
+  private begin(hdr: number, optionCount: number, bytes: number): boolean {
+    if (!this.reserve(hdr + 3 * optionCount, bytes)) return false;
+    this.cur = this.wpos;
+    this.curHdr = hdr;
+    return true;
+  }
+
+  beginRespond(optionCount: number, bytes: number): boolean {
+    return this.begin(TX_RESPOND_WORDS, optionCount, bytes);
+  }
+
+  beginNotify(optionCount: number, bytes: number): boolean {
+    return this.begin(TX_NOTIFY_WORDS, optionCount, bytes);
+  }
+
+  beginRequest(optionCount: number, bytes: number): boolean {
+    return this.begin(TX_REQUEST_WORDS, optionCount, bytes);
+  }
+
+  option(k: number, number: number, offset: number, length: number): void {
+    this.opt(this.cur, this.curHdr, k, number, offset, length);
+  }
+
+  mark(): number {
+    return this.bpos;
+  }
+
+  rewind(mark: number): void {
+    this.bpos = mark;
+  }
+
+  respond(id: number, code: number, payloadOffset: number, payloadLength: number, optionCount: number, resource: number): void {
+    this.respondHeader(id, code, payloadOffset, payloadLength, optionCount, resource);
+  }
+
+  notify(resource: number, confirmable: boolean, code: number, payloadOffset: number, payloadLength: number, optionCount: number, cb?: IdCallback): void {
+    this.notifyHeader(resource, confirmable ? OBS_CON : 0, code, payloadOffset, payloadLength, optionCount, cb);
+  }
+
+  request(
+    confirmable: boolean,
+    keep: boolean,
+    code: number,
+    peer: Peer,
+    tokenLength: number,
+    payloadOffset: number,
+    payloadLength: number,
+    optionCount: number,
+    cb: IdCallback,
+    token?: Uint8Array,
+  ): void {
+    const flags = (confirmable ? REQ_CON : 0) | (keep ? REQ_KEEP : 0);
+    this.requestHeader(flags, code, peer.family, peer.port, peer.ip, peer.scope, tokenLength, payloadOffset, payloadLength, optionCount, cb, token);
+  }
+
+  sendPing(peer: Peer, cb: IdCallback): void {
+    this.ping(peer.family, peer.port, peer.ip, peer.scope, cb);
+  }
+
+  cancel(id: number): void {
+    this.small(TX_CANCEL, id);
+  }
+
+  drop(id: number): void {
+    this.small(TX_DROP, id);
+  }
+
+  zoneScope(zone: string): number {
+    return zoneScope(zone);
+  }
+
+  bind(host: string, port: number, options: BindOptions): Promise<void> {
+    return this.driver.bind(host, port, (options.ipv6Only === true ? 1 : 0) | (options.reuseAddr === true ? 2 : 0));
+  }
+
+  address(): SocketAddress {
+    return this.driver.address();
+  }
+
+  setRef(on: boolean): void {
+    this.driver.setRef(on);
+  }
+
+  stats(): EndpointStats {
+    return this.driver.stats();
   }
 
   /** Flushes, then closes the socket. */

@@ -8,6 +8,10 @@
  */
 import { networkInterfaces } from 'node:os';
 import { CoapError } from '../errors';
+import { formatIPv4, formatIPv6 } from '../net/ip';
+import type { EndpointOptions, EndpointStats, SocketAddress } from '../driver/driver';
+
+export type { BlockwiseOptions, EndpointOptions, EndpointStats, ObserveOptions, SocketAddress } from '../driver/driver';
 
 /** ep_batch.h TCB_ABI: bump together. */
 export const BATCH_ABI = 2;
@@ -117,81 +121,6 @@ export class Batch {
 /** Receives batches from a driver: `count` records in `u32`, bytes in `u8` at `base`. */
 export type BatchHandler = (u32: Uint32Array, u8: Uint8Array, count: number, base: number) => void;
 
-/** Where a socket is bound. */
-export interface SocketAddress {
-  /** IP address, e.g. `'127.0.0.1'` or `'::'`. */
-  readonly address: string;
-  /** `'IPv4'` or `'IPv6'`. */
-  readonly family: 'IPv4' | 'IPv6';
-  /** UDP port. */
-  readonly port: number;
-}
-
-/** Counters of an endpoint: messaging (tc_ep_stats), the server pipeline (tc_srv_stats) and
- *  the driver. */
-export interface EndpointStats {
-  /** Datagrams received and looked at. */
-  rx: number;
-  /** Datagrams queued for sending. */
-  tx: number;
-  /** Duplicate CON/NON messages detected. */
-  duplicates: number;
-  /** Cached responses replayed to duplicates. */
-  replays: number;
-  /** CON retransmissions. */
-  retransmits: number;
-  /** RST messages sent. */
-  resetsSent: number;
-  /** Messages rejected as malformed. */
-  formatErrors: number;
-  /** Requests answered 5.03 because a table was full. */
-  overloads: number;
-  /** Requests or responses with unrecognized critical options. */
-  badOptions: number;
-  /** Dedup records evicted before their lifetime ended. */
-  dedupEvictions: number;
-  /** Client requests given up. */
-  timeouts: number;
-  /** ACK/RST/responses matching nothing outstanding. */
-  unmatched: number;
-  /** Requests handed to the application and not yet answered. */
-  inProgress: number;
-  /** Outstanding client requests. */
-  clientRequests: number;
-  /** CON slots in use. */
-  conSlotsUsed: number;
-  /** Live dedup records. */
-  dedupUsed: number;
-  /** Entries in the per-peer table. */
-  peers: number;
-  /** Driver: batches handed to JS, and records in them. */
-  batches: number;
-  records: number;
-  /** Driver: datagrams sent, and send calls (sendmmsg on native). */
-  sent: number;
-  sendCalls: number;
-  /** Driver: datagrams that could not be sent (errors, or dropped under overload). */
-  sendErrors: number;
-  /** Driver: UDP GSO messages sent, each carrying several datagrams to one peer (native only). */
-  gsoSends: number;
-  /** Block1 uploads being reassembled now. */
-  uploads: number;
-  /** Block1 uploads completed (handed to the application). */
-  uploadsDone: number;
-  /** Block1 requests the pipeline answered itself (2.31 Continue and errors). */
-  blocksIn: number;
-  /** Block2 representations cached now. */
-  representations: number;
-  /** Block2 blocks served (from the cache, or the first of a large response). */
-  blocksOut: number;
-  /** Observe registrations now. */
-  observers: number;
-  /** Notification datagrams queued. */
-  notifications: number;
-  /** Observers removed (RST, CON timeout, or a final notification). */
-  observersRemoved: number;
-}
-
 /** Words of tc_srv_stats (uploads, uploads done, blocks in, representations, blocks out,
  *  observers, notifications, observers removed). */
 export const SRV_STATS_WORDS = 8;
@@ -289,104 +218,6 @@ export function statsFrom(
 }
 
 // ------------------------------------------------------------------- configuration
-
-/**
- * Block-wise transfer (RFC 7959) settings of a server endpoint. The core reassembles Block1
- * uploads before the handler runs and serves large responses block by block from a cache.
- */
-export interface BlockwiseOptions {
-  /** Largest request body accepted through Block1, in bytes (larger: 4.13). Default 1 MiB, 1..2^30. */
-  readonly maxBodySize?: number;
-  /**
-   * Block size the server asks clients for (Block1) and serves (Block2) when the client
-   * names none or a larger one: 16, 32, ..., 1024. A response larger than this is served
-   * block-wise. Default 1024.
-   */
-  readonly preferredBlockSize?: number;
-  /** Block1 uploads being reassembled at once (more: 5.03). Default 64, 1..65535. */
-  readonly maxUploads?: number;
-  /** The same, per client endpoint. Default min(4, maxUploads), 1..maxUploads. */
-  readonly maxUploadsPerPeer?: number;
-  /** Bytes of upload bodies stored at once over all uploads. Default 4 MiB, 1024..2^31. */
-  readonly uploadMemory?: number;
-  /** An upload that gets no block for this many ms is dropped. Default 120000, >= 1. */
-  readonly uploadTimeout?: number;
-  /** Large responses (representations) cached for Block2 at once. Default 64, 1..65535. */
-  readonly maxRepresentations?: number;
-  /** Bytes of cached representations over all of them. Default 8 MiB, 1024..2^31. */
-  readonly cacheMemory?: number;
-  /** How long (ms) a cached representation serves further blocks. Default 60000, >= 1. */
-  readonly representationLifetime?: number;
-}
-
-/** Observe (RFC 7641) settings of a server endpoint: the registry of observers. */
-export interface ObserveOptions {
-  /** Observe registrations in total (more: the response goes without Observe). Default 16384, 1..2^24. */
-  readonly maxObservers?: number;
-  /** Registrations per resource. Default min(16384, maxObservers), 1..maxObservers. */
-  readonly maxObserversPerResource?: number;
-  /** Resources with observers at once. Default 1024, 1..2^24. */
-  readonly maxResources?: number;
-  /**
-   * Every conEvery-th notification to an observer is sent confirmable (1 = all), to find
-   * out whether it is still there; 0 = only by time (conInterval). Default 20.
-   */
-  readonly conEvery?: number;
-  /** An observer not sent a CON notification for this many ms gets the next one as CON (RFC 7641 §4.5). Default 86400000 (24 h), >= 1. */
-  readonly conInterval?: number;
-}
-
-/**
- * Messaging-layer settings of an endpoint (RFC 7252 §4.8 transmission parameters and
- * the bounds of every table), with the server pipeline's block-wise and Observe bounds.
- * Every field is optional; the defaults are the RFC's. On a client (an `Agent`) the
- * server-side tables default to their minimum (maxInProgress 16, one upload, one cached
- * representation, one observer): a client serves nothing.
- */
-export interface EndpointOptions {
-  /** ACK_TIMEOUT in ms: first retransmission timeout of a CON message. Default 2000. */
-  readonly ackTimeout?: number;
-  /** ACK_RANDOM_FACTOR (1..10): the timeout is random in [ackTimeout, ackTimeout × this]. Default 1.5. */
-  readonly ackRandomFactor?: number;
-  /** MAX_RETRANSMIT (0..20). Default 4. */
-  readonly maxRetransmit?: number;
-  /** NSTART: outstanding CON requests per peer; more are held until one completes. Default 1. */
-  readonly nstart?: number;
-  /** MAX_LATENCY in ms (for EXCHANGE_LIFETIME / NON_LIFETIME). Default 100000. */
-  readonly maxLatency?: number;
-  /** PROCESSING_DELAY in ms. Default: ackTimeout. */
-  readonly processingDelay?: number;
-  /**
-   * Server: a CON request not answered within this many ms gets an empty ACK, and the
-   * response then follows as a separate CON message. Default 1000.
-   */
-  readonly separateResponseDelay?: number;
-  /** Max-Age (s) of the 5.03 sent when a request cannot be taken. Default 2. */
-  readonly overloadMaxAge?: number;
-  /** Remembered (peer, Message ID) pairs for deduplication (oldest evicted first). Default 16384. */
-  readonly dedupEntries?: number;
-  /** Bytes of responses cached to replay to duplicates; 0 disables replay. Default 2 MiB. */
-  readonly responseCacheBytes?: number;
-  /** Server: requests handed to handlers and not yet answered (more get 5.03). Default 4096, at most 65535. */
-  readonly maxInProgress?: number;
-  /** Server: the same, per client endpoint. Default 256. */
-  readonly maxInProgressPerPeer?: number;
-  /** Client: outstanding requests (CON or NON). Default 1024, at most 65535. */
-  readonly maxClientRequests?: number;
-  /** CON messages awaiting ACK (client requests, separate responses). Default 256, at most 65535. */
-  readonly conSlots?: number;
-  /** Largest message sent, in bytes (96..65507). Default 1280. */
-  readonly maxMessageSize?: number;
-  /**
-   * Client: give up waiting for a separate or NON response after this many ms.
-   * Default MAX_TRANSMIT_WAIT (93000 with the default transmission parameters).
-   */
-  readonly responseTimeout?: number;
-  /** Block-wise transfers (RFC 7959): upload and response-cache bounds, block size. */
-  readonly blockwise?: BlockwiseOptions;
-  /** Observe (RFC 7641): observer registry bounds and CON pacing of notifications. */
-  readonly observe?: ObserveOptions;
-}
 
 function uint(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
@@ -498,110 +329,18 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
 
 // ---------------------------------------------------------------------- addresses
 
-/** An IP address parsed for records: family, 16 bytes (IPv4 in the first 4), scope id. */
-export interface IpBytes {
-  family: 4 | 6;
-  bytes: Uint8Array;
-  scope: number;
-}
-
-/** Parses a dotted IPv4 address into out[0..4); false if it is not one. */
-export function parseIPv4(s: string, out: Uint8Array, at: number): boolean {
-  let part = 0;
-  let digits = 0;
-  let k = 0;
-  for (let i = 0; i <= s.length; i++) {
-    const c = i < s.length ? s.charCodeAt(i) : 0x2e;
-    if (c === 0x2e) {
-      if (digits === 0 || k > 3) return false;
-      out[at + k++] = part;
-      part = 0;
-      digits = 0;
-    } else if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && part === 0) return false; // leading zero
-      part = part * 10 + (c - 0x30);
-      if (++digits > 3 || part > 255) return false;
-    } else {
-      return false;
-    }
-  }
-  return k === 4;
-}
-
-/** Parses an IPv6 address (no brackets; optional `%zone`) into out[0..16); false if not one. */
-export function parseIPv6(s: string, out: Uint8Array): boolean {
-  const pct = s.indexOf('%');
-  const addr = pct >= 0 ? s.slice(0, pct) : s;
-  const dbl = addr.indexOf('::');
-  if (dbl >= 0 && addr.indexOf('::', dbl + 1) >= 0) return false;
-  const head = dbl >= 0 ? addr.slice(0, dbl) : addr;
-  const tail = dbl >= 0 ? addr.slice(dbl + 2) : '';
-  const groups = (part: string, into: number[]): boolean => {
-    if (part === '') return true;
-    const ps = part.split(':');
-    for (let i = 0; i < ps.length; i++) {
-      const p = ps[i] as string;
-      if (i === ps.length - 1 && p.indexOf('.') >= 0) {
-        const v4 = new Uint8Array(4);
-        if (!parseIPv4(p, v4, 0)) return false;
-        into.push((v4[0] as number) << 8 | (v4[1] as number), (v4[2] as number) << 8 | (v4[3] as number));
-        continue;
-      }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return false;
-      into.push(parseInt(p, 16));
-    }
-    return true;
-  };
-  const h: number[] = [];
-  const t: number[] = [];
-  if (!groups(head, h) || !groups(tail, t)) return false;
-  if (dbl < 0 ? h.length !== 8 : h.length + t.length > 7) return false;
-  const all = h.concat(new Array<number>(8 - h.length - t.length).fill(0), t);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = (all[i] as number) >> 8;
-    out[2 * i + 1] = (all[i] as number) & 0xff;
-  }
-  return true;
-}
+/** IP text and bytes: the one parser / formatter (ts/net/ip.ts). */
+export { parseIPv4, parseIPv6 } from '../net/ip';
 
 /** IPv4 text of the address words of a record (IPv4 in the first word, little-endian memory). */
 export function formatIPv4Word(w: number): string {
-  return `${w & 0xff}.${(w >>> 8) & 0xff}.${(w >>> 16) & 0xff}.${w >>> 24}`;
+  return formatIPv4([w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, w >>> 24]);
 }
 
 /** RFC 5952 text of 16 address bytes given as 4 little-endian words. */
 export function formatIPv6Words(w0: number, w1: number, w2: number, w3: number): string {
-  const g = new Array<number>(8);
-  const ws = [w0, w1, w2, w3];
-  for (let i = 0; i < 4; i++) {
-    const w = ws[i] as number;
-    g[2 * i] = ((w & 0xff) << 8) | ((w >>> 8) & 0xff);
-    g[2 * i + 1] = (((w >>> 16) & 0xff) << 8) | (w >>> 24);
-  }
-  // ::ffff:a.b.c.d (IPv4-mapped)
-  if (w0 === 0 && w1 === 0 && w2 === 0xffff0000) return `::ffff:${formatIPv4Word(w3)}`;
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number, b: number): string => {
-    let s = '';
-    for (let i = a; i < b; i++) s += (i > a ? ':' : '') + (g[i] as number).toString(16);
-    return s;
-  };
-  if (best < 0) return hex(0, 8);
-  return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
+  const b = new Uint8Array(new Uint32Array([w0, w1, w2, w3]).buffer);
+  return formatIPv6(b);
 }
 
 // IPv6 zones
@@ -636,13 +375,6 @@ export function scopeZone(scope: number): string {
   return String(scope);
 }
 
-
-/** Formats record address words (for both drivers' records). */
-export function formatRecordAddress(family: number, w0: number, w1: number, w2: number, w3: number, scope: number): string {
-  if (family === 4) return formatIPv4Word(w0);
-  const s = formatIPv6Words(w0, w1, w2, w3);
-  return scope === 0 ? s : `${s}%${scopeZone(scope)}`;
-}
 
 /** Thrown-error helper: a CoapError for a closed endpoint. */
 export function closedError(): CoapError {

@@ -14,7 +14,7 @@
  */
 import * as dgram from 'node:dgram';
 import { lookup } from 'node:dns';
-import { isIP } from 'node:net';
+import { ipFamily } from '../net/ip';
 import type { WasmRaw } from '../backend/wasm';
 import { CoapNetworkError } from '../errors';
 import {
@@ -70,7 +70,7 @@ function now(): number {
  * every send by a tick even for a literal, which halves the fan-out rate of notifications.
  */
 function literalLookup(host: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  const family = isIP(host.replace(/%.*$/, ''));
+  const family = ipFamily(host.replace(/%.*$/, ''));
   if (family !== 0) cb(null, host, family);
   else lookup(host, typeof opts === 'number' ? { family: opts } : (opts as object), cb as never);
 }

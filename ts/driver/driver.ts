@@ -1,0 +1,374 @@
+/**
+ * The driver contract: what the transport-neutral layers (server dispatch, router, client
+ * request matching, block-wise, Observe, incoming / outgoing messages) need from a transport,
+ * and nothing about which transport it is. A driver runs one messaging endpoint of the C core
+ * (today: CoAP over UDP, ts/transport/endpoint.ts) and exchanges batches of records with it:
+ *  - received messages come to a {@link DriverListener} as records of a {@link Received}
+ *    batch, read in place (the core already decoded them);
+ *  - messages to send are written as records (begin, options and payload bytes, then the
+ *    header) and flushed together once per microtask.
+ *
+ * This module imports nothing: every layer may depend on it.
+ */
+
+/** Which build of the C core runs a driver. */
+export type BackendKind = 'native' | 'wasm';
+
+/**
+ * Core statuses (the C core's tc_error values) a driver reports to its listener and to
+ * {@link IdCallback}s, and the client-transfer calls return. 0 is success.
+ */
+export const Status = {
+  MESSAGE_TOO_LARGE: -13,
+  BUFFER_TOO_SMALL: -15,
+  INVALID: -16,
+  STALE: -17,
+  FULL: -18,
+  TIMEOUT: -19,
+  RESET: -20,
+  BAD_OPTION: -21,
+} as const;
+
+/** The other end of an exchange. */
+export interface RemoteInfo {
+  /** IP address (IPv6 in RFC 5952 form; IPv4 clients of a dual-stack socket as `::ffff:a.b.c.d`). */
+  readonly address: string;
+  /** Port. */
+  readonly port: number;
+  /** `'IPv4'` or `'IPv6'`. */
+  readonly family: 'IPv4' | 'IPv6';
+}
+
+/** A peer to send to: family, port, 16 address bytes (IPv4 in the first 4) and IPv6 scope id. */
+export interface Peer {
+  readonly family: 4 | 6;
+  readonly port: number;
+  readonly ip: Uint8Array;
+  readonly scope: number;
+}
+
+/**
+ * One batch of received messages, read in place: record `r` (an index the driver hands to its
+ * listener) with its header fields, options and payload. Offsets index {@link Received.bytes}.
+ * Valid for as long as it is referenced (a driver never reuses a delivered batch's memory).
+ */
+export interface Received {
+  /** The bytes every offset below indexes. */
+  readonly bytes: Uint8Array;
+  /** Exchange id (server: the request's; client: the request it answers). */
+  id(r: number): number;
+  /** Code byte (class << 5 | detail). */
+  code(r: number): number;
+  /** Message type (0 CON, 1 NON, 2 ACK, 3 RST). */
+  type(r: number): number;
+  /** Message ID (0 when the transport has none). */
+  messageId(r: number): number;
+  /** Whether the message came as CON (the core acknowledged it). */
+  confirmable(r: number): boolean;
+  /** Client: whether the core finished the request with this response (else: Observe keeps it). */
+  last(r: number): boolean;
+  tokenOffset(r: number): number;
+  tokenLength(r: number): number;
+  /** Options, in ascending number order. */
+  optionCount(r: number): number;
+  optionNumber(r: number, k: number): number;
+  optionOffset(r: number, k: number): number;
+  optionLength(r: number, k: number): number;
+  payloadOffset(r: number): number;
+  payloadLength(r: number): number;
+  /** The peer. */
+  remote(r: number): RemoteInfo;
+  /** Server: a GET/FETCH with Observe 0 the core can register (answer with a resource id). */
+  observeAsked(r: number): boolean;
+  /** Server: whether a reassembled Block1 body waits in the core (read it with {@link Driver.readBody}). */
+  hasBody(r: number): boolean;
+  /** Server: that body's id. */
+  bodyId(r: number): number;
+  /** Server: that body's length. */
+  bodyLength(r: number): number;
+  /** The whole received message, as the client-transfer (block-wise) calls take it. */
+  message(r: number): Uint8Array;
+}
+
+/** What a driver delivers. Implementations must not throw. */
+export interface DriverListener {
+  /** A new request: answer it with {@link Driver.respond} (or {@link Driver.drop} it). */
+  onRequest(b: Received, r: number): void;
+  /** A response to client request `b.id(r)`. */
+  onResponse(b: Received, r: number): void;
+  /** Client request `id` failed with a {@link Status} (TIMEOUT, RESET, BAD_OPTION...). */
+  onFailed(id: number, status: number): void;
+  /** A response to exchange `id` was refused with a {@link Status} (MESSAGE_TOO_LARGE, INVALID): answer again. */
+  onRespondFailed(id: number, status: number): void;
+}
+
+/**
+ * Called after a flush with the id the driver gave a request or ping (and status 0), or 0 and
+ * the negative {@link Status} that refused it; for a notification, the resource and its status.
+ */
+export type IdCallback = (id: number, status: number) => void;
+
+/** How to bind. */
+export interface BindOptions {
+  /** With host `'::'`: IPv6 only. */
+  readonly ipv6Only?: boolean;
+  /** SO_REUSEADDR. */
+  readonly reuseAddr?: boolean;
+}
+
+/**
+ * One messaging endpoint. Writing a message: `beginX(optionCount, byteBound)` (false: it can
+ * never fit), then option values and the payload with the `put*` calls and {@link option}, then
+ * the header call (`respond`, `notify`, `request`). To abandon a message half written,
+ * {@link rewind} to a {@link mark} taken before it. Everything written in one microtask is
+ * flushed together.
+ */
+export interface Driver {
+  /** The core build that runs it. */
+  readonly backend: BackendKind;
+  /** Whether it was closed. */
+  readonly closed: boolean;
+
+  beginRespond(optionCount: number, bytes: number): boolean;
+  beginNotify(optionCount: number, bytes: number): boolean;
+  beginRequest(optionCount: number, bytes: number): boolean;
+  /** Option k of the message begun: its number and the offset and length of its value bytes. */
+  option(k: number, number: number, offset: number, length: number): void;
+  /** Copies bytes; returns their offset. */
+  putBytes(v: Uint8Array): number;
+  /** Writes a string as UTF-8 (3 bytes per UTF-16 unit reserved); returns its length (offset: {@link mark} before). */
+  putString(s: string): number;
+  /** Writes an unsigned integer option value (minimal big-endian); returns its length. */
+  putUint(v: number): number;
+  /** The offset the next bytes go to. */
+  mark(): number;
+  /** Discards the bytes written since `mark`. */
+  rewind(mark: number): void;
+
+  /** A response to exchange `id`; `resource` > 0 registers an Observe request's client for it. */
+  respond(id: number, code: number, payloadOffset: number, payloadLength: number, optionCount: number, resource: number): void;
+  /** A notification to every observer of `resource` (confirmable: CON to all); `cb` gets (resource, status). */
+  notify(resource: number, confirmable: boolean, code: number, payloadOffset: number, payloadLength: number, optionCount: number, cb?: IdCallback): void;
+  /**
+   * A request to `peer`. `keep`: the core keeps it after the first response (Observe). The
+   * core makes a token of `tokenLength` bytes unless `token` is given (its bytes are copied:
+   * count them in beginRequest's bound). `cb` gets the request's id after the flush.
+   */
+  request(
+    confirmable: boolean,
+    keep: boolean,
+    code: number,
+    peer: Peer,
+    tokenLength: number,
+    payloadOffset: number,
+    payloadLength: number,
+    optionCount: number,
+    cb: IdCallback,
+    token?: Uint8Array,
+  ): void;
+  /** A CoAP ping (empty CON); `cb` gets its id. */
+  sendPing(peer: Peer, cb: IdCallback): void;
+  /** Client: forget request `id` (a late response gets RST). */
+  cancel(id: number): void;
+  /** Server: forget exchange `id` without answering. */
+  drop(id: number): void;
+  /** Copies out and releases the Block1 body `id` of a request, or returns a negative {@link Status}. */
+  readBody(id: number, length: number): Uint8Array | number;
+  /** Sends what was written. */
+  flush(): void;
+
+  /** The scope id an IPv6 zone (interface name or number) stands for, for {@link Peer.scope}. */
+  zoneScope(zone: string): number;
+  bind(host: string, port: number, options: BindOptions): Promise<void>;
+  address(): SocketAddress;
+  /** Whether the socket keeps the event loop alive. */
+  setRef(on: boolean): void;
+  stats(): EndpointStats;
+  /** Flushes, then closes; records written later are ignored. */
+  close(): Promise<void>;
+}
+
+/** Opens a driver (unbound) for an address family. */
+export type DriverFactory = (
+  family: 4 | 6,
+  backend: BackendKind | undefined,
+  options: EndpointOptions | undefined,
+  listener: DriverListener,
+  role: 'server' | 'client',
+) => Driver;
+
+/** Where a socket is bound. */
+export interface SocketAddress {
+  /** IP address, e.g. `'127.0.0.1'` or `'::'`. */
+  readonly address: string;
+  /** `'IPv4'` or `'IPv6'`. */
+  readonly family: 'IPv4' | 'IPv6';
+  /** UDP port. */
+  readonly port: number;
+}
+
+/** Counters of an endpoint: messaging (tc_ep_stats), the server pipeline (tc_srv_stats) and
+ *  the driver. */
+export interface EndpointStats {
+  /** Datagrams received and looked at. */
+  rx: number;
+  /** Datagrams queued for sending. */
+  tx: number;
+  /** Duplicate CON/NON messages detected. */
+  duplicates: number;
+  /** Cached responses replayed to duplicates. */
+  replays: number;
+  /** CON retransmissions. */
+  retransmits: number;
+  /** RST messages sent. */
+  resetsSent: number;
+  /** Messages rejected as malformed. */
+  formatErrors: number;
+  /** Requests answered 5.03 because a table was full. */
+  overloads: number;
+  /** Requests or responses with unrecognized critical options. */
+  badOptions: number;
+  /** Dedup records evicted before their lifetime ended. */
+  dedupEvictions: number;
+  /** Client requests given up. */
+  timeouts: number;
+  /** ACK/RST/responses matching nothing outstanding. */
+  unmatched: number;
+  /** Requests handed to the application and not yet answered. */
+  inProgress: number;
+  /** Outstanding client requests. */
+  clientRequests: number;
+  /** CON slots in use. */
+  conSlotsUsed: number;
+  /** Live dedup records. */
+  dedupUsed: number;
+  /** Entries in the per-peer table. */
+  peers: number;
+  /** Driver: batches handed to JS, and records in them. */
+  batches: number;
+  records: number;
+  /** Driver: datagrams sent, and send calls (sendmmsg on native). */
+  sent: number;
+  sendCalls: number;
+  /** Driver: datagrams that could not be sent (errors, or dropped under overload). */
+  sendErrors: number;
+  /** Driver: UDP GSO messages sent, each carrying several datagrams to one peer (native only). */
+  gsoSends: number;
+  /** Block1 uploads being reassembled now. */
+  uploads: number;
+  /** Block1 uploads completed (handed to the application). */
+  uploadsDone: number;
+  /** Block1 requests the pipeline answered itself (2.31 Continue and errors). */
+  blocksIn: number;
+  /** Block2 representations cached now. */
+  representations: number;
+  /** Block2 blocks served (from the cache, or the first of a large response). */
+  blocksOut: number;
+  /** Observe registrations now. */
+  observers: number;
+  /** Notification datagrams queued. */
+  notifications: number;
+  /** Observers removed (RST, CON timeout, or a final notification). */
+  observersRemoved: number;
+}
+
+
+
+/**
+ * Block-wise transfer (RFC 7959) settings of a server endpoint. The core reassembles Block1
+ * uploads before the handler runs and serves large responses block by block from a cache.
+ */
+export interface BlockwiseOptions {
+  /** Largest request body accepted through Block1, in bytes (larger: 4.13). Default 1 MiB, 1..2^30. */
+  readonly maxBodySize?: number;
+  /**
+   * Block size the server asks clients for (Block1) and serves (Block2) when the client
+   * names none or a larger one: 16, 32, ..., 1024. A response larger than this is served
+   * block-wise. Default 1024.
+   */
+  readonly preferredBlockSize?: number;
+  /** Block1 uploads being reassembled at once (more: 5.03). Default 64, 1..65535. */
+  readonly maxUploads?: number;
+  /** The same, per client endpoint. Default min(4, maxUploads), 1..maxUploads. */
+  readonly maxUploadsPerPeer?: number;
+  /** Bytes of upload bodies stored at once over all uploads. Default 4 MiB, 1024..2^31. */
+  readonly uploadMemory?: number;
+  /** An upload that gets no block for this many ms is dropped. Default 120000, >= 1. */
+  readonly uploadTimeout?: number;
+  /** Large responses (representations) cached for Block2 at once. Default 64, 1..65535. */
+  readonly maxRepresentations?: number;
+  /** Bytes of cached representations over all of them. Default 8 MiB, 1024..2^31. */
+  readonly cacheMemory?: number;
+  /** How long (ms) a cached representation serves further blocks. Default 60000, >= 1. */
+  readonly representationLifetime?: number;
+}
+
+/** Observe (RFC 7641) settings of a server endpoint: the registry of observers. */
+export interface ObserveOptions {
+  /** Observe registrations in total (more: the response goes without Observe). Default 16384, 1..2^24. */
+  readonly maxObservers?: number;
+  /** Registrations per resource. Default min(16384, maxObservers), 1..maxObservers. */
+  readonly maxObserversPerResource?: number;
+  /** Resources with observers at once. Default 1024, 1..2^24. */
+  readonly maxResources?: number;
+  /**
+   * Every conEvery-th notification to an observer is sent confirmable (1 = all), to find
+   * out whether it is still there; 0 = only by time (conInterval). Default 20.
+   */
+  readonly conEvery?: number;
+  /** An observer not sent a CON notification for this many ms gets the next one as CON (RFC 7641 §4.5). Default 86400000 (24 h), >= 1. */
+  readonly conInterval?: number;
+}
+
+/**
+ * Messaging-layer settings of an endpoint (RFC 7252 §4.8 transmission parameters and
+ * the bounds of every table), with the server pipeline's block-wise and Observe bounds.
+ * Every field is optional; the defaults are the RFC's. On a client (an `Agent`) the
+ * server-side tables default to their minimum (maxInProgress 16, one upload, one cached
+ * representation, one observer): a client serves nothing.
+ */
+export interface EndpointOptions {
+  /** ACK_TIMEOUT in ms: first retransmission timeout of a CON message. Default 2000. */
+  readonly ackTimeout?: number;
+  /** ACK_RANDOM_FACTOR (1..10): the timeout is random in [ackTimeout, ackTimeout × this]. Default 1.5. */
+  readonly ackRandomFactor?: number;
+  /** MAX_RETRANSMIT (0..20). Default 4. */
+  readonly maxRetransmit?: number;
+  /** NSTART: outstanding CON requests per peer; more are held until one completes. Default 1. */
+  readonly nstart?: number;
+  /** MAX_LATENCY in ms (for EXCHANGE_LIFETIME / NON_LIFETIME). Default 100000. */
+  readonly maxLatency?: number;
+  /** PROCESSING_DELAY in ms. Default: ackTimeout. */
+  readonly processingDelay?: number;
+  /**
+   * Server: a CON request not answered within this many ms gets an empty ACK, and the
+   * response then follows as a separate CON message. Default 1000.
+   */
+  readonly separateResponseDelay?: number;
+  /** Max-Age (s) of the 5.03 sent when a request cannot be taken. Default 2. */
+  readonly overloadMaxAge?: number;
+  /** Remembered (peer, Message ID) pairs for deduplication (oldest evicted first). Default 16384. */
+  readonly dedupEntries?: number;
+  /** Bytes of responses cached to replay to duplicates; 0 disables replay. Default 2 MiB. */
+  readonly responseCacheBytes?: number;
+  /** Server: requests handed to handlers and not yet answered (more get 5.03). Default 4096, at most 65535. */
+  readonly maxInProgress?: number;
+  /** Server: the same, per client endpoint. Default 256. */
+  readonly maxInProgressPerPeer?: number;
+  /** Client: outstanding requests (CON or NON). Default 1024, at most 65535. */
+  readonly maxClientRequests?: number;
+  /** CON messages awaiting ACK (client requests, separate responses). Default 256, at most 65535. */
+  readonly conSlots?: number;
+  /** Largest message sent, in bytes (96..65507). Default 1280. */
+  readonly maxMessageSize?: number;
+  /**
+   * Client: give up waiting for a separate or NON response after this many ms.
+   * Default MAX_TRANSMIT_WAIT (93000 with the default transmission parameters).
+   */
+  readonly responseTimeout?: number;
+  /** Block-wise transfers (RFC 7959): upload and response-cache bounds, block size. */
+  readonly blockwise?: BlockwiseOptions;
+  /** Observe (RFC 7641): observer registry bounds and CON pacing of notifications. */
+  readonly observe?: ObserveOptions;
+}
+
