@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   ContentFormat,
+  OptionNumber,
   contentFormatName,
   contentFormatNumber,
   codeName,
@@ -307,7 +308,7 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
-const BLOCK_OPTIONS = new Set([23, 27, 19, 31]);
+const BLOCK_OPTIONS = new Set<number>([OptionNumber.Block2, OptionNumber.Block1, OptionNumber.QBlock1, OptionNumber.QBlock2]);
 
 /** An option value for humans, per its registered format (and a few well-known meanings). */
 export function formatOptionValue(number: number, value: Uint8Array): string {
@@ -317,7 +318,7 @@ export function formatOptionValue(number: number, value: Uint8Array): string {
   if (format === 'uint') {
     if (value.length > 6) return `0x${hex(value)}`;
     const n = decodeUint(value);
-    if (number === 12 || number === 17) {
+    if (number === OptionNumber.ContentFormat || number === OptionNumber.Accept) {
       const name = contentFormatName(n);
       return name === undefined ? String(n) : `${n} (${name})`;
     }
@@ -532,8 +533,8 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     // Message ID and the token. The token comes back in the response, and so does the
     // Message ID when the response is piggybacked in the ACK.
     const reqOptions: CoapOption[] = uriToOptions(target).map((o) => ({ number: o.number, value: o.value }));
-    if (contentFormat !== undefined) reqOptions.push({ number: 12, value: encodeUint(contentFormat) });
-    if (acceptFormat !== undefined) reqOptions.push({ number: 17, value: encodeUint(acceptFormat) });
+    if (contentFormat !== undefined) reqOptions.push({ number: OptionNumber.ContentFormat, value: encodeUint(contentFormat) });
+    if (acceptFormat !== undefined) reqOptions.push({ number: OptionNumber.Accept, value: encodeUint(acceptFormat) });
     reqOptions.push(...options);
     reqOptions.sort((a, b) => a.number - b.number);
     const sent: CoapMessage = {
@@ -555,7 +556,7 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
       const got: CoapMessage = { type: res.type, messageId: res.messageId, code: res.code, token: res.token, options: res.options, payload: res.payload };
       const note = confirmable && res.type !== 'ACK' ? '  (separate response)' : '';
       io.stderr.write(formatMessage('<', got, encode(got).length, `from ${hostPort(res.remote.address, res.remote.port)}  after ${Date.now() - t0} ms${note}`));
-      if (res.option(23) !== undefined) io.stderr.write('<   (received block-wise, RFC 7959: the first block\'s message with the whole body)\n');
+      if (res.option(OptionNumber.Block2) !== undefined) io.stderr.write('<   (received block-wise, RFC 7959: the first block\'s message with the whole body)\n');
     }
   }
 
