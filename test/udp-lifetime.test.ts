@@ -11,20 +11,34 @@ import { udpBackends } from './support/udp';
 
 const dist = JSON.stringify(join(root, 'dist', 'index.js'));
 
-/** Runs a script; resolves with its output and exit code, or with `running: true` if still alive at `ms`. */
-function run(script: string, ms: number): Promise<{ code: number | null; stdout: string; stderr: string; running: boolean }> {
+/**
+ * Runs a script; resolves with its output and exit code, or with `running: true` if still alive
+ * at `ms`. With `after`: once stdout contains that text, the child gets `graceMs` more to exit
+ * (so a slow start under load does not count against it), still at most `ms` in all.
+ */
+function run(
+  script: string,
+  ms: number,
+  after?: { text: string; graceMs: number },
+): Promise<{ code: number | null; stdout: string; stderr: string; running: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => {
+    const stop = (): void => {
       child.kill('SIGKILL');
       resolve({ code: null, stdout, stderr, running: true });
-    }, ms);
+    };
+    let grace: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (after !== undefined && grace === undefined && stdout.includes(after.text)) grace = setTimeout(stop, after.graceMs);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(stop, ms);
     child.on('exit', (code) => {
       clearTimeout(t);
+      clearTimeout(grace);
       resolve({ code, stdout, stderr, running: false });
     });
   });
@@ -72,7 +86,8 @@ describe.each(udpBackends)('lifetime (%s)', (backend) => {
       `const t = require(${dist});
        t.createServer(() => ({ code: '2.05' }), { backend: '${backend}' })
          .listen({ port: 0, host: '127.0.0.1' }).then(() => console.log('listening'));`,
-      1500,
+      20_000,
+      { text: 'listening', graceMs: 1000 },
     );
     expect(r.stdout.trim()).toBe('listening');
     expect(r.running).toBe(true);
