@@ -30,10 +30,8 @@
  */
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
-#define NEVER UINT64_MAX
 #define EP_MAGIC 0x74634570u /* "tcEp" */
 #define CON_TAG 0x80000000u  /* MID index: a server CON slot rather than a client record */
 #define CLIENT_ID 0x80000000u
@@ -180,45 +178,7 @@ struct tc_ep {
   tc_ep_stats st;
 };
 
-/* ------------------------------------------------------------------ SipHash */
-
-static inline uint64_t rotl64(uint64_t x, unsigned b) { return (x << b) | (x >> (64u - b)); }
-
-static inline uint64_t rd64le(const uint8_t *p) {
-  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-         (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-         (uint64_t)p[7] << 56;
-}
-
-#define SIPROUND                                                                             \
-  do {                                                                                       \
-    v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);                            \
-    v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                                 \
-    v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                                 \
-    v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);                            \
-  } while (0)
-
-/* SipHash-c-d (Aumasson & Bernstein) with key (k0, k1). */
-static uint64_t siphash(uint64_t k0, uint64_t k1, const uint8_t *in, size_t len, int c, int d) {
-  uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
-  uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
-  uint64_t b = (uint64_t)len << 56, m;
-  size_t i, full = len & ~(size_t)7;
-  int r;
-  for (i = 0; i < full; i += 8) {
-    m = rd64le(in + i);
-    v3 ^= m;
-    for (r = 0; r < c; r++) SIPROUND;
-    v0 ^= m;
-  }
-  for (i = 0; i < (len & 7u); i++) b |= (uint64_t)in[full + i] << (8u * i);
-  v3 ^= b;
-  for (r = 0; r < c; r++) SIPROUND;
-  v0 ^= b;
-  v2 ^= 0xffu;
-  for (r = 0; r < d; r++) SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
-}
+/* ------------------------------------------------------------------ hashing */
 
 /* Keyed PRF output number ep->prf_ctr (SipHash-2-4 of the counter). */
 static uint64_t prf64(tc_ep *ep) {
@@ -226,20 +186,11 @@ static uint64_t prf64(tc_ep *ep) {
   uint64_t x = ep->prf_ctr++;
   int i;
   for (i = 0; i < 8; i++) c[i] = (uint8_t)(x >> (8 * i));
-  return siphash(ep->tok_k0, ep->tok_k1, c, 8, 2, 4);
-}
-
-static inline uint64_t fmix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
+  return tc_siphash(ep->tok_k0, ep->tok_k1, c, 8, 2, 4);
 }
 
 static inline uint64_t hash_addr(const tc_ep *ep, const uint8_t *a, uint32_t n) {
-  return siphash(ep->hash_k0, ep->hash_k1, a, n, 1, 3);
+  return tc_siphash(ep->hash_k0, ep->hash_k1, a, n, 1, 3);
 }
 
 static inline uint32_t dedup_bucket(const tc_ep *ep, uint64_t h, uint32_t mid) {
@@ -252,7 +203,7 @@ static uint32_t token_bucket(const tc_ep *ep, const uint8_t *a, uint32_t alen, c
   b[0] = (uint8_t)alen;
   memcpy(b + 1, a, alen);
   if (tkl) memcpy(b + 1 + alen, t, tkl);
-  return (uint32_t)siphash(ep->hash_k0, ep->hash_k1, b, 1u + alen + tkl, 1, 3) & ep->tmask;
+  return (uint32_t)tc_siphash(ep->hash_k0, ep->hash_k1, b, 1u + alen + tkl, 1, 3) & ep->tmask;
 }
 
 /* ------------------------------------------------------------------ layout */
@@ -281,13 +232,6 @@ typedef struct layout {
   uint32_t dbn, pbn, tbn, mbn;
 } layout;
 
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
 
 static int config_ok(const tc_ep_config *c) {
   if (c == NULL) return 0;
@@ -450,8 +394,6 @@ static inline int ep_ok(const tc_ep *ep) { return ep != NULL && ep->magic == EP_
 static inline void arm(tc_ep *ep, uint64_t t) {
   if (t < ep->next_deadline) ep->next_deadline = t;
 }
-
-static inline uint64_t add_sat(uint64_t a, uint64_t b) { return a > NEVER - b ? NEVER : a + b; }
 
 static inline int addr_eq(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen) {
   return alen == blen && memcmp(a, b, alen) == 0;
@@ -1404,13 +1346,12 @@ int tc_ep_peer(const tc_ep *ep, uint32_t id, uint8_t *out, uint32_t cap) {
 
 int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp, tc_opt *opts,
                   const uint8_t *src, tc_txq *tx) {
-  uint32_t slot, cls;
+  uint32_t slot;
   ip_rec *r;
   int rc;
   if (!ep_ok(ep) || resp == NULL || !tx_ok(tx)) return TC_E_INVALID;
   if (ip_lookup(ep, id, &slot) < 0) return TC_E_STALE;
-  cls = resp->code >> 5;
-  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  if (!response_code_ok(resp->code)) return TC_E_INVALID;
   r = &IP(ep)[slot];
   rc = emit_response(ep, now, tx, r->dedup, (r->flags & IF_CON) ? TC_CON : TC_NON,
                      r->flags & IF_ACKED, r->token, r->tkl, r->nores, resp, opts, src);
@@ -1577,14 +1518,13 @@ static int notify_lookup(const tc_ep *ep, uint32_t id, uint32_t *slot) {
 int tc_ep_notify(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
                  uint32_t flags, const uint8_t *token, uint32_t token_len, const tc_msg *resp,
                  tc_opt *opts, const uint8_t *src, tc_txq *tx, uint32_t *id) {
-  uint32_t cls, n, s;
+  uint32_t n, s;
   int len;
   if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX || resp == NULL ||
       !tx_ok(tx) || (flags & ~TC_REQ_CON) != 0u || token_len > TC_EP_TOKEN_MAX ||
       (token == NULL && token_len != 0))
     return TC_E_INVALID;
-  cls = resp->code >> 5;
-  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  if (!response_code_ok(resp->code)) return TC_E_INVALID;
   len = enc(NULL, 0, TC_CON, resp->code, 0, token, token_len, resp, opts, src);
   if (len < 0) return len;
   n = (uint32_t)len;

@@ -24,9 +24,8 @@
  */
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
 #define OBS_MAGIC 0x74634f62u /* "tcOb" */
 #define NOTIFY_ID_MASK 0xC0000000u
 #define NOTIFY_ID_BIT 0x40000000u
@@ -102,14 +101,6 @@ typedef struct obs_layout {
   uint64_t off_obs, off_kb, off_cb, off_mb, off_res, off_rb, off_jobs, off_jopts, off_jdata, size;
   uint32_t obuckets, rbuckets;
 } obs_layout;
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
-
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n && p < 0x80000000u) p <<= 1;
-  return p;
-}
 
 static int config_ok(const tc_obs_config *c) {
   return c != NULL && c->max_observers >= 1u && c->max_observers <= (1u << 24) &&
@@ -229,52 +220,20 @@ int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8
 
 static inline int obs_ok(const tc_obs *o) { return o != NULL && o->magic == OBS_MAGIC; }
 
-static inline int addr_ok(const uint8_t *a, uint32_t n) {
-  return a != NULL && n >= 1u && n <= TC_ADDR_MAX;
-}
-
 /* ---------------------------------------------------------- hashing (SipHash-1-3) */
-
-static inline uint64_t rotl(uint64_t x, unsigned b) { return (x << b) | (x >> (64u - b)); }
-
-#define SIPROUND                                                                             \
-  do {                                                                                       \
-    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                                 \
-    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                                   \
-    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                                   \
-    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                                \
-  } while (0)
 
 /* Keyed hash of (tag, a[0..an), b[0..bn)). */
 static uint64_t hash2(const tc_obs *o, uint8_t tag, const uint8_t *a, uint32_t an,
                       const uint8_t *b, uint32_t bn) {
-  uint64_t v0 = o->k0 ^ 0x736f6d6570736575ull, v1 = o->k1 ^ 0x646f72616e646f6dull;
-  uint64_t v2 = o->k0 ^ 0x6c7967656e657261ull, v3 = o->k1 ^ 0x7465646279746573ull;
-  uint64_t m = 0;
-  uint32_t n = 0, i, total = 2u + an + bn;
+  tc_sip h;
   uint8_t hdr[2];
   hdr[0] = tag;
   hdr[1] = (uint8_t)an;
-  for (i = 0; i < total; i++) {
-    uint8_t c = i < 2u ? hdr[i] : i < 2u + an ? a[i - 2u] : b[i - 2u - an];
-    m |= (uint64_t)c << (8u * n);
-    if (++n == 8u) {
-      v3 ^= m;
-      SIPROUND;
-      v0 ^= m;
-      m = 0;
-      n = 0;
-    }
-  }
-  m |= (uint64_t)(total & 0xFFu) << 56;
-  v3 ^= m;
-  SIPROUND;
-  v0 ^= m;
-  v2 ^= 0xFF;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
+  tc_sip_init(&h, o->k0, o->k1, 1, 3);
+  tc_sip_add(&h, hdr, 2);
+  tc_sip_add(&h, a, an);
+  if (bn) tc_sip_add(&h, b, bn);
+  return tc_sip_end(&h);
 }
 
 static uint32_t key_bucket(const tc_obs *o, const uint8_t *a, uint32_t alen, const uint8_t *t,
@@ -289,15 +248,7 @@ static uint32_t mid_bucket(const tc_obs *o, const uint8_t *a, uint32_t alen, uin
   return (uint32_t)(hash2(o, 1, a, alen, m, 2) & o->omask);
 }
 
-static uint32_t mix32(const tc_obs *o, uint32_t x) {
-  uint64_t h = (uint64_t)x ^ o->k0;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return (uint32_t)h;
-}
+static uint32_t mix32(const tc_obs *o, uint32_t x) { return (uint32_t)fmix64((uint64_t)x ^ o->k0); }
 
 /* ------------------------------------------------------------------ indexes */
 
@@ -679,7 +630,7 @@ int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_
       (flags & ~TC_OBS_CON) != 0u)
     return TC_E_INVALID;
   cls = resp->code >> 5;
-  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  if (!response_code_ok(resp->code)) return TC_E_INVALID;
   final = cls != 2u;
   for (i = 0; i < resp->option_count; i++) {
     if (opts[i].number == TC_OPT_OBSERVE) continue;

@@ -21,10 +21,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
-#define NEVER UINT64_MAX
 #define SRV_MAGIC 0x74635376u /* "tcSv" */
 
 #define CODE_GET 1u
@@ -82,14 +80,6 @@ typedef struct srv_layout {
 } srv_layout;
 
 /* ------------------------------------------------------------------ layout */
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
-
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n && p < 0x80000000u) p <<= 1;
-  return p;
-}
 
 static int layout_of(const tc_srv_config *c, srv_layout *l) {
   size_t so, s1, s2;
@@ -272,15 +262,6 @@ static void rk_remember(tc_srv *s, uint32_t resource, const uint8_t *key, uint32
 }
 
 /* --------------------------------------------------------------------- helpers */
-
-static inline int addr_ok(const uint8_t *a, uint32_t n) {
-  return a != NULL && n >= 1u && n <= TC_ADDR_MAX;
-}
-
-static inline int code_ok(uint32_t code) {
-  uint32_t cls = code >> 5;
-  return code <= 255u && (cls == 2u || cls == 4u || cls == 5u);
-}
 
 /* Room in tx for two datagrams to addr. */
 static int tx_room2(const tc_txq *tx, uint32_t alen, uint32_t mms) {
@@ -544,7 +525,7 @@ int tc_srv_respond(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const tc_msg
   int has_obs = 0, registered, usable, bw2_first, rc;
   if (!srv_ok(s) || ep == NULL || resp == NULL || tx == NULL ||
       (opts == NULL && resp->option_count != 0u) || resp->option_count > APP_OPTS ||
-      !code_ok(resp->code))
+      !response_code_ok(resp->code))
     return TC_E_INVALID;
   p = pend_of(s, id);
   if (p == NULL) return respond_as_is(ep, now, id, resp, opts, src, tx);
@@ -604,7 +585,7 @@ int tc_srv_notify(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t resource, uint32_
   tc_opt o[OPT_CAP];
   int rc;
   if (!srv_ok(s) || ep == NULL || resp == NULL || tx == NULL ||
-      (opts == NULL && resp->option_count != 0u) || !code_ok(resp->code))
+      (opts == NULL && resp->option_count != 0u) || !response_code_ok(resp->code))
     return TC_E_INVALID;
   if (resp->payload_length <= tc_szx_size(s->cfg.bw2.preferred_szx))
     return tc_obs_notify(OBS(s), ep, now, resource, flags, resp, opts, src, tx);
