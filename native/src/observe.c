@@ -1,6 +1,6 @@
 /*
  * observe.c — the server side of Observe (RFC 7641): registrations and notification fan-out
- * through a tc_ep, sans-IO. See turbocoap_bw.h for the contract.
+ * through the messaging seam (tc_messaging), sans-IO. See turbocoap_bw.h for the contract.
  *
  * Everything lives in one caller-owned block laid out by tc_obs_init():
  *
@@ -76,7 +76,6 @@ typedef struct job {
   uint32_t code;
   uint32_t nopts;
   uint32_t payload_offset, payload_length;
-  uint32_t base_len; /* encoded size without token */
   uint32_t final;    /* non-2.xx: observers are removed once notified */
   uint64_t order;
 } job;
@@ -547,61 +546,61 @@ uint32_t tc_obs_count(const tc_obs *o, uint32_t resource) {
 
 /* ------------------------------------------------------------------ fan-out */
 
-static inline int tx_room(const tc_txq *tx, uint64_t need) {
-  return tx->count < tx->item_cap && tx->used <= tx->cap && (uint64_t)(tx->cap - tx->used) >= need;
-}
-
-/* Run pending jobs in FIFO order; returns 1 if stopped for want of tx room. */
-static int run_jobs(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t *sent) {
+/* Run pending jobs in FIFO order; returns 1 if stopped for want of room in the output. */
+static int run_jobs(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t *sent) {
+  int reliable = (m->flags & TC_MSGF_RELIABLE) != 0u;
   for (;;) {
     uint32_t j, best = NONE;
     job *jb;
-    tc_msg m;
+    tc_msg msg;
+    tc_notify_args na;
     for (j = 0; j < o->cfg.max_jobs; j++)
       if (JOBS(o)[j].used && (best == NONE || JOBS(o)[j].order < JOBS(o)[best].order)) best = j;
     if (best == NONE) return 0;
     jb = &JOBS(o)[best];
-    memset(&m, 0, sizeof m);
-    m.code = jb->code;
-    m.option_count = jb->nopts;
-    m.payload_offset = jb->payload_offset;
-    m.payload_length = jb->payload_length;
+    memset(&msg, 0, sizeof msg);
+    msg.code = jb->code;
+    msg.option_count = jb->nopts;
+    msg.payload_offset = jb->payload_offset;
+    msg.payload_length = jb->payload_length;
+    na.resp.msg = &msg;
+    na.resp.opts = JOPTS(o, best);
+    na.resp.src = JDATA(o, best);
+    na.reserved = 0;
     while (jb->cursor != NONE) {
-      uint32_t oi = jb->cursor, nid = 0, before = tx->count, next;
+      uint32_t oi = jb->cursor, next;
       obs_rec *ob = &OB(o)[oi];
+      tc_notify_result nr;
       int con, r;
-      if (!tx_room(tx, (uint64_t)ob->alen + jb->base_len + ob->tkl + (ob->tkl >= 13u ? 1u : 0u)))
-        return 1;
-      con = (jb->flags & TC_OBS_CON) != 0u ||
-            (o->cfg.con_every != 0u && ob->non_count + 1u >= o->cfg.con_every) ||
-            (now >= ob->last_con && now - ob->last_con >= o->cfg.con_interval_ms);
+      /* over a reliable transport no notification is confirmable (RFC 8323 §7.1) */
+      con = !reliable &&
+            ((jb->flags & TC_OBS_CON) != 0u ||
+             (o->cfg.con_every != 0u && ob->non_count + 1u >= o->cfg.con_every) ||
+             (now >= ob->last_con && now - ob->last_con >= o->cfg.con_interval_ms));
       if (ob->con_id != 0u) con = 0; /* one CON in flight per observer */
-      r = tc_ep_notify(ep, now, ob->addr, ob->alen, con ? TC_REQ_CON : 0u, ob->token, ob->tkl,
-                       &m, JOPTS(o, best), JDATA(o, best), tx, &nid);
-      if (r == TC_E_FULL && con) { /* no CON slot: NON now, the CON stays due */
-        con = 0;
-        o->st.con_deferred++;
-        r = tc_ep_notify(ep, now, ob->addr, ob->alen, 0u, ob->token, ob->tkl, &m,
-                         JOPTS(o, best), JDATA(o, best), tx, &nid);
-      }
+      na.addr = ob->addr;
+      na.addr_len = ob->alen;
+      na.token = ob->token;
+      na.token_len = ob->tkl;
+      /* no CON slot: NON now, the CON stays due */
+      na.flags = con ? TC_REQ_CON | TC_NOTIFY_NON_IF_BUSY : 0u;
+      r = tc_messaging_notify(m, now, &na, &nr);
       if (r == TC_E_FULL) return 1;
       next = ob->next;
       if (r < 0) {
         o->st.errors++;
       } else {
         (*sent)++;
-        if (con) {
+        if (nr.flags & TC_NOTIFY_SENT_CON) {
           o->st.sent_con++;
           ob->non_count = 0;
           ob->last_con = now;
-          con_link(o, oi, nid);
+          con_link(o, oi, nr.id);
         } else {
+          if (con) o->st.con_deferred++;
           o->st.sent_non++;
           ob->non_count++;
-          if (tx->count == before + 1u) {
-            const uint8_t *d = tx->buf + tx->items[before].offset;
-            if (tx->items[before].length >= 4u) mid_link(o, oi, (uint32_t)d[2] << 8 | d[3]);
-          }
+          if (nr.flags & TC_NOTIFY_HAS_MID) mid_link(o, oi, nr.mid);
         }
       }
       ob->mark = jb->serial;
@@ -616,8 +615,11 @@ static int run_jobs(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t *se
   }
 }
 
-int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
-                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx) {
+int tc_obs_notify(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t resource,
+                  uint32_t flags, const tc_outmsg *out) {
+  const tc_msg *resp;
+  const tc_opt *opts;
+  const uint8_t *src;
   uint32_t ri, cls, i, nopts = 0, j, sent = 0, w;
   uint64_t bytes = 3;
   job *jb;
@@ -625,10 +627,12 @@ int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_
   uint8_t *jd;
   res_rec *r;
   int final, enc;
-  if (!obs_ok(o) || ep == NULL || resp == NULL || tx == NULL || tx->buf == NULL ||
-      tx->items == NULL || (opts == NULL && resp->option_count != 0u) ||
-      (flags & ~TC_OBS_CON) != 0u)
+  if (!obs_ok(o) || m == NULL || m->ops == NULL || out == NULL || out->msg == NULL ||
+      (out->opts == NULL && out->msg->option_count != 0u) || (flags & ~TC_OBS_CON) != 0u)
     return TC_E_INVALID;
+  resp = out->msg;
+  opts = out->opts;
+  src = out->src;
   cls = resp->code >> 5;
   if (!response_code_ok(resp->code)) return TC_E_INVALID;
   final = cls != 2u;
@@ -694,28 +698,27 @@ int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_
   if (jb->serial == 0u) jb->serial = ++o->serial;
   r->job = j;
   {
-    tc_msg m;
-    memset(&m, 0, sizeof m);
-    m.code = jb->code;
-    m.option_count = nopts;
-    m.payload_offset = w;
-    m.payload_length = resp->payload_length;
-    enc = tc_encode(NULL, 0, TC_UDP, &m, jo, jd);
+    /* encodable with the transport's framing (else nobody could be sent it) */
+    tc_msg em;
+    memset(&em, 0, sizeof em);
+    em.code = jb->code;
+    em.option_count = nopts;
+    em.payload_offset = w;
+    em.payload_length = resp->payload_length;
+    enc = tc_encode(NULL, 0, (int)m->transport, &em, jo, jd);
   }
   if (enc < 0) {
     job_free(o, j);
     return enc;
   }
-  jb->base_len = (uint32_t)enc;
-  (void)run_jobs(o, ep, now, tx, &sent);
+  (void)run_jobs(o, m, now, &sent);
   return (int)sent;
 }
 
-int tc_obs_resume(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx) {
+int tc_obs_resume(tc_obs *o, const tc_messaging *m, uint64_t now) {
   uint32_t sent = 0;
-  if (!obs_ok(o) || ep == NULL || tx == NULL || tx->buf == NULL || tx->items == NULL)
-    return TC_E_INVALID;
-  (void)run_jobs(o, ep, now, tx, &sent);
+  if (!obs_ok(o) || m == NULL || m->ops == NULL) return TC_E_INVALID;
+  (void)run_jobs(o, m, now, &sent);
   return (int)sent;
 }
 
