@@ -458,10 +458,16 @@ static void obs_del(tc_obs *o, uint32_t i) {
   res_settle(o, ri);
 }
 
-int tc_obs_register(tc_obs *o, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-                    const uint8_t *token, uint32_t token_len, uint32_t resource, uint32_t *seq) {
-  uint32_t i, ri;
+int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t resource,
+                    uint32_t *seq) {
+  const uint8_t *peer, *token;
+  uint32_t i, ri, peer_len, token_len;
   obs_rec *ob;
+  if (who == NULL) return TC_E_INVALID;
+  peer = who->peer;
+  peer_len = who->peer_len;
+  token = who->token;
+  token_len = who->token_len;
   if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
       (token == NULL && token_len != 0u))
     return TC_E_INVALID;
