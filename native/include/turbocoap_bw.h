@@ -502,6 +502,11 @@ int tc_obs_find(const tc_obs *o, const uint8_t *peer, uint32_t peer_len, const u
  *  then ignored). Returns 0 or TC_E_STALE. */
 int tc_obs_remove(tc_obs *o, uint32_t id);
 
+/** Remove every observer of peer: the peer is gone (e.g. its RFC 8323 connection closed, which
+ *  ends its registrations, RFC 8323 §7). Scans the registry (max_observers records); counted
+ *  in stats.removed_reset. Returns how many were removed, or TC_E_INVALID. */
+int tc_obs_forget_peer(tc_obs *o, const uint8_t *peer, uint32_t peer_len);
+
 /** Observers of resource now. */
 uint32_t tc_obs_count(const tc_obs *o, uint32_t resource);
 
