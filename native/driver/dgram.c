@@ -69,7 +69,8 @@ tcd_dgram *tcd_create(const uint32_t *cfg, uint32_t cfg_words, const uint8_t *se
     return NULL;
   }
   if (tc_ep_init(d->ep, esize, &ecfg, seed) != 0 ||
-      tc_srv_init(d->srv, ssize, &scfg, seed + 32) != 0) {
+      tc_srv_init(d->srv, ssize, &scfg, seed + 32) != 0 ||
+      tc_ep_messaging(d->ep, &d->txq, &d->ms) != 0) {
     *err = TC_E_INVALID;
     tcd_destroy(d);
     return NULL;
@@ -82,12 +83,19 @@ tcd_dgram *tcd_create(const uint32_t *cfg, uint32_t cfg_words, const uint8_t *se
 int tcd_recv(tcd_dgram *d, uint64_t now, const uint8_t *addr, uint32_t alen, const uint8_t *data,
              uint32_t len) {
   tc_ep_event ev;
+  tc_rx rx;
   int rc;
   if (alen < 1u || alen > TC_ADDR_MAX || len > TCD_MAX_DATAGRAM) return TC_E_INVALID;
   /* drain: a batch without room for this datagram goes to JS first */
   if (!tcb_rx_room(&d->rx, len)) return TCD_DELIVER;
-  rc = tc_srv_recv(d->srv, d->ep, now, addr, alen, data, len, &d->txq, &d->msg, d->opts,
-                   TCB_OPT_CAP, &ev, &d->req);
+  rx.addr = addr;
+  rx.addr_len = alen;
+  rx.data = data;
+  rx.len = len;
+  rx.msg = &d->msg;
+  rx.opts = d->opts;
+  rx.opt_cap = TCB_OPT_CAP;
+  rc = tc_srv_recv(d->srv, &d->ms, now, &rx, &ev, &d->req);
   if (rc == TC_E_FULL) {
     /* retry: the pipeline wants room for two datagrams, which an emptied queue has */
     if (d->txq.count > 0) return TCD_SEND;

@@ -62,6 +62,7 @@ typedef struct tcd_dgram {
   tc_srv *srv;
   tc_txq txq;          /**< datagrams to send (tc_tx items) */
   tcb_rx rx;           /**< the batch for JS */
+  tc_messaging ms;     /**< the pipeline's seam to ep (tc_ep_messaging(ep, &txq)) */
   tcd_stats stats;     /**< drv counted live (hosts add their socket's); ep, srv by tcd_get_stats */
   uint32_t max_body;   /**< the largest Block1 body (tcd_read_body needs no more room) */
   uint32_t tx_pos;     /**< tcd_flush: where the next call resumes */

@@ -188,8 +188,10 @@ static inline int tcb_resp_msg(const uint32_t *r, uint32_t code, uint32_t poff, 
 static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwords,
                              const uint8_t *bytes, uint32_t nbytes, tc_txq *tx, uint32_t *pos,
                              uint32_t *failed) {
+  tc_messaging ms; /* the pipeline's seam to ep: its messages go to tx */
+  if (tc_ep_messaging(ep, tx, &ms) != 0) return TC_E_INVALID;
   if (tc_srv_pending(s) > 0) {
-    (void)tc_srv_resume(s, ep, now, tx);
+    (void)tc_srv_resume(s, &ms, now);
     /* with an empty queue and nothing queued the rest stays pending for the next flush */
     if (tc_srv_pending(s) > 0 && tx->count > 0) return TCB_TX_DRAIN;
   }
@@ -200,6 +202,7 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
     switch (r[0]) {
     case TCB_TX_RESPOND: {
       tc_msg m;
+      tc_outmsg out;
       if (left < TCB_TX_RESPOND_WORDS ||
           r[TCB_TX_RESPOND_OPT_COUNT] > (left - TCB_TX_RESPOND_WORDS) / 3u)
         return TC_E_INVALID;
@@ -208,20 +211,23 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
                         TCB_TX_RESPOND_PAYLOAD_LEN, TCB_TX_RESPOND_OPT_COUNT,
                         TCB_TX_RESPOND_WORDS, nbytes, &m);
       if (rc != 0) break;
-      rc = tc_srv_respond(s, ep, now, r[TCB_TX_RESPOND_ID], &m,
-                          (tc_opt *)(r + TCB_TX_RESPOND_WORDS), bytes, r[TCB_TX_RESPOND_RESOURCE],
-                          tx);
+      out.msg = &m;
+      out.opts = (tc_opt *)(r + TCB_TX_RESPOND_WORDS);
+      out.src = bytes;
+      rc = tc_srv_respond(s, &ms, now, r[TCB_TX_RESPOND_ID], &out, r[TCB_TX_RESPOND_RESOURCE]);
       if (rc == TC_E_FULL) {
         if (tx->count > 0) return TCB_TX_DRAIN;
         /* every CON slot is busy: give the exchange up */
-        (void)tc_srv_drop(s, ep, r[TCB_TX_RESPOND_ID]);
+        (void)tc_srv_drop(s, &ms, r[TCB_TX_RESPOND_ID]);
       }
       break;
     }
     case TCB_TX_REQUEST: {
       tc_msg m;
+      tc_req_args ra;
+      tc_req_result res;
       uint8_t addr[TC_ADDR_MAX];
-      uint32_t alen, id = 0, caller, tok_off = 0, tok_len, tok;
+      uint32_t alen, caller, tok_off = 0, tok_len, tok;
       if (left < TCB_TX_REQUEST_WORDS ||
           r[TCB_TX_REQUEST_OPT_COUNT] > (left - TCB_TX_REQUEST_WORDS) / 3u)
         return TC_E_INVALID;
@@ -252,11 +258,17 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
       m.payload_offset = r[TCB_TX_REQUEST_PAYLOAD_OFF];
       m.payload_length = r[TCB_TX_REQUEST_PAYLOAD_LEN];
       m.option_count = r[TCB_TX_REQUEST_OPT_COUNT];
-      rc = tc_ep_request(ep, now, addr, alen, r[TCB_TX_REQUEST_FLAGS] & ~(uint32_t)TCB_REQ_TOKEN,
-                         &m, (tc_opt *)(r + TCB_TX_REQUEST_WORDS), bytes,
-                         caller ? -1 : (int)tok_len, tx, &id, NULL, NULL);
+      memset(&ra, 0, sizeof ra);
+      ra.addr = addr;
+      ra.addr_len = alen;
+      ra.flags = r[TCB_TX_REQUEST_FLAGS] & ~(uint32_t)TCB_REQ_TOKEN;
+      ra.gen_token_length = caller ? -1 : (int32_t)tok_len;
+      ra.req.msg = &m;
+      ra.req.opts = (tc_opt *)(r + TCB_TX_REQUEST_WORDS);
+      ra.req.src = bytes;
+      rc = tc_ep_request(ep, now, &ra, tx, &res);
       if (rc == TC_E_FULL && tx->count > 0) return TCB_TX_DRAIN; /* maybe only the queue */
-      r[TCB_TX_REQUEST_ID] = rc == 0 ? id : 0;
+      r[TCB_TX_REQUEST_ID] = rc == 0 ? res.id : 0;
       break;
     }
     case TCB_TX_CANCEL:
@@ -264,7 +276,7 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
       if (left < TCB_TX_SMALL_WORDS) return TC_E_INVALID;
       size = TCB_TX_SMALL_WORDS;
       rc = r[0] == TCB_TX_CANCEL ? tc_ep_cancel(ep, r[TCB_TX_SMALL_ID])
-                                 : tc_srv_drop(s, ep, r[TCB_TX_SMALL_ID]);
+                                 : tc_srv_drop(s, &ms, r[TCB_TX_SMALL_ID]);
       break;
     case TCB_TX_PING: {
       uint8_t addr[TC_ADDR_MAX];
@@ -284,6 +296,7 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
     }
     case TCB_TX_NOTIFY: {
       tc_msg m;
+      tc_outmsg out;
       if (left < TCB_TX_NOTIFY_WORDS ||
           r[TCB_TX_NOTIFY_OPT_COUNT] > (left - TCB_TX_NOTIFY_WORDS) / 3u)
         return TC_E_INVALID;
@@ -292,8 +305,10 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
                         TCB_TX_NOTIFY_PAYLOAD_LEN, TCB_TX_NOTIFY_OPT_COUNT, TCB_TX_NOTIFY_WORDS,
                         nbytes, &m);
       if (rc != 0) break;
-      rc = tc_srv_notify(s, ep, now, r[TCB_TX_NOTIFY_RESOURCE], r[TCB_TX_NOTIFY_FLAGS], &m,
-                         (tc_opt *)(r + TCB_TX_NOTIFY_WORDS), bytes, tx);
+      out.msg = &m;
+      out.opts = (tc_opt *)(r + TCB_TX_NOTIFY_WORDS);
+      out.src = bytes;
+      rc = tc_srv_notify(s, &ms, now, r[TCB_TX_NOTIFY_RESOURCE], r[TCB_TX_NOTIFY_FLAGS], &out);
       if (rc > 0) rc = 0; /* datagrams queued */
       if (rc == 0 && tc_srv_pending(s) > 0 && tx->count > 0) {
         r[TCB_TX_NOTIFY_RC] = 0;

@@ -19,6 +19,7 @@
 
 #include "fuzz.h"
 #include "turbocoap.h"
+#include "../test/calls.h"
 
 static const uint8_t PEERS[3][TC_ADDR_MAX] = {{10, 0, 0, 1},
                                               {0x20, 0x01, 0x0d, 0xb8, 1, 2, 3, 4},
@@ -419,11 +420,11 @@ static void op_obs(input *in) {
     }
     m.payload_offset = 4;
     m.payload_length = take(in) % 80;
-    rc = tc_obs_notify(OB, EP, NOW, take(in) % 3, (k & 0x20) ? TC_OBS_CON : 0, &m, o, src, &TX);
+    rc = t_obs_notify(OB, EP, NOW, take(in) % 3, (k & 0x20) ? TC_OBS_CON : 0, &m, o, src, &TX);
     REQUIRE(rc >= 0 || rc == TC_E_FULL || rc == TC_E_MESSAGE_TOO_LARGE);
   } else if (what == 2) { /* flush and resume */
     flush_tx(in);
-    REQUIRE(tc_obs_resume(OB, EP, NOW, &TX) >= 0);
+    REQUIRE(t_obs_resume(OB, EP, NOW, &TX) >= 0);
   } else if (what == 3 && n_sent > 0) { /* ACK or RST one sent datagram */
     uint32_t k = take(in) % n_sent, rst = take(in) & 1;
     uint8_t dg[4];
@@ -436,7 +437,7 @@ static void op_obs(input *in) {
     dg[2] = (uint8_t)(sent_mids[k] >> 8);
     dg[3] = (uint8_t)sent_mids[k];
     TX.used = TX.count = 0;
-    REQUIRE(tc_ep_recv(EP, NOW, PEERS[p], PEER_LEN[p], dg, 4, &TX, &m, o, 8, &ev) == 0);
+    REQUIRE(t_ep_recv(EP, NOW, PEERS[p], PEER_LEN[p], dg, 4, &TX, &m, o, 8, &ev) == 0);
     if (ev.kind == TC_EV_NOTIFY_RESET) { /* the ep matched a RST to a NON notification */
       int r;
       REQUIRE(rst && TC_EP_NON_NOTIFY_MID(ev.id) == sent_mids[k] && ev.status == TC_E_RESET);

@@ -8,7 +8,8 @@
  *  - tc_bw1: server-side Block1 reassembly (uploads), keyed by (peer, request key).
  *  - tc_bw2: server-side Block2 serving cache, keyed by request key, SHARED across peers (or
  *    scoped to one peer, e.g. for the response to a POST).
- *  - tc_obs: the Observe registry with notification fan-out through a tc_ep.
+ *  - tc_obs: the Observe registry with notification fan-out through the messaging seam
+ *    (tc_messaging, turbocoap_messaging.h), so through a tc_ep or a connection layer.
  *
  * Same contract as the rest of the core:
  *  - each store lives in ONE caller-owned block of *_size(cfg) bytes (8-byte aligned), holding
@@ -468,35 +469,40 @@ uint32_t tc_obs_count(const tc_obs *o, uint32_t resource);
 #define TC_OBS_CON 1u /**< send this notification as CON to every observer */
 
 /**
- * Notify every observer of `resource`: one call fans the response out through tc_ep_notify,
- * appending the datagrams to tx.
+ * Notify every observer of `resource`: one call fans the response out through the messaging
+ * seam m (its notify; with tc_ep_messaging the datagrams go to the ep's tx queue).
  *
- * resp: code (class 2, 4, 5) and payload (offsets into src); opts: resp->option_count entries
- * (offsets into src; Max-Age and the rest pass through; an Observe option in it is dropped).
+ * out: borrowed, not modified: out->msg code (class 2, 4, 5) and payload (offsets into
+ * out->src); out->opts: option_count entries (offsets into src; Max-Age and the rest pass
+ * through; an Observe option in it is dropped).
  * Everything is copied into the registry (max_message_size, max_opts), so src need not outlive
  * the call. A 2.xx notification carries Observe = the resource's next sequence value (one
  * value for all observers); any other code carries no Observe and ends every registration of
  * the resource once sent (RFC 7641 §3.2, §4.2).
  * Per observer: CON if flags has TC_OBS_CON, if it is the con_every-th since its last CON, or
- * if con_interval_ms passed since its last CON (or registration); else NON. While a CON
+ * if con_interval_ms passed since its last CON (or registration); else NON. Over a reliable
+ * transport (TC_MSGF_RELIABLE) every notification is plain (RFC 8323 §7.1: no CON, no
+ * Message IDs; flags TC_OBS_CON is ignored). While a CON
  * notification to the observer is still in flight, newer ones go NON (the CON still checks
  * liveness; the client orders them by sequence). When the ep has no free CON slot the
  * notification goes NON and the CON stays due.
- * If tx fills up, the fan-out stops and stays pending: send tx, reset it and call
- * tc_obs_resume; each observer gets the notification exactly once. Observers registered while
+ * If the output fills up (TC_E_FULL from the seam), the fan-out stops and stays pending: send
+ * and reset the output (tx) and call tc_obs_resume with the same seam; each observer gets the notification exactly once. Observers registered while
  * it is pending are not included (their response was fresher). A newer notify for a resource
  * whose fan-out is pending replaces it (everyone gets the newer one, with a newer sequence
  * value); other resources queue behind (max_jobs).
  * Returns the datagrams queued by this call (>= 0; 0 also when nobody observes the resource),
  * TC_E_FULL (max_jobs fan-outs pending: nothing changed), TC_E_MESSAGE_TOO_LARGE (over
- * max_message_size / max_opts) or TC_E_INVALID. Observers whose notification the ep refuses
- * (TC_E_MESSAGE_TOO_LARGE) are skipped and counted in stats.errors.
+ * max_message_size / max_opts, or not encodable with m->transport) or TC_E_INVALID.
+ * Observers whose notification the seam refuses (TC_E_MESSAGE_TOO_LARGE) are skipped and
+ * counted in stats.errors.
  */
-int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
-                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx);
+int tc_obs_notify(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t resource,
+                  uint32_t flags, const tc_outmsg *out);
 
-/** Continue pending fan-outs (after the caller sent and reset tx). Returns datagrams queued. */
-int tc_obs_resume(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx);
+/** Continue pending fan-outs (after the caller sent and reset the output). Returns
+ *  notifications queued. */
+int tc_obs_resume(tc_obs *o, const tc_messaging *m, uint64_t now);
 
 /** Observers still to be notified by pending fan-outs (0: nothing pending). */
 uint32_t tc_obs_pending(const tc_obs *o);
