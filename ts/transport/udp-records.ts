@@ -8,7 +8,6 @@
  * @internal
  */
 import { networkInterfaces } from 'node:os';
-import { CoapError } from '../errors';
 import {
   CONFIG_WORDS,
   EPC_ACK_RANDOM_FACTOR_X1000,
@@ -480,13 +479,6 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
 
 // ---------------------------------------------------------------------- addresses
 
-/** An IP address parsed for records: family, 16 bytes (IPv4 in the first 4), scope id. */
-export interface IpBytes {
-  family: 4 | 6;
-  bytes: Uint8Array;
-  scope: number;
-}
-
 /** Parses a dotted IPv4 address into out[0..4); false if it is not one. */
 export function parseIPv4(s: string, out: Uint8Array, at: number): boolean {
   let part = 0;
@@ -624,9 +616,4 @@ export function formatRecordAddress(family: number, w0: number, w1: number, w2: 
   if (family === 4) return formatIPv4Word(w0);
   const s = formatIPv6Words(w0, w1, w2, w3);
   return scope === 0 ? s : `${s}%${scopeZone(scope)}`;
-}
-
-/** Thrown-error helper: a CoapError for a closed endpoint. */
-export function closedError(): CoapError {
-  return new CoapError('the endpoint is closed');
 }
