@@ -625,10 +625,10 @@ static int bw1_reject(tc_bw1 *s, tc_bw1_result *r, uint32_t code) {
   return TC_BW1_REJECT;
 }
 
-int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-                const uint8_t *key, uint32_t key_len, uint32_t block1, uint32_t flags,
-                uint32_t size1, const uint8_t *payload, uint32_t payload_len,
-                tc_bw1_result *r) {
+static int bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                    const uint8_t *key, uint32_t key_len, uint32_t block1, uint32_t flags,
+                    uint32_t size1, const uint8_t *payload, uint32_t payload_len,
+                    tc_bw1_result *r) {
   tc_block b;
   uint32_t bsize, off, i, rszx, need;
   uint64_t h, ph;
@@ -1157,9 +1157,9 @@ static void bw2_sweep(tc_bw2 *s, uint64_t now) {
   s->next_expiry = t;
 }
 
-int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-               const uint8_t *key, uint32_t key_len, const tc_msg *resp, const tc_opt *opts,
-               const uint8_t *src, uint32_t lifetime_ms, uint32_t *id) {
+static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                   const uint8_t *key, uint32_t key_len, const tc_msg *resp, const tc_opt *opts,
+                   const uint8_t *src, uint32_t lifetime_ms, uint32_t *id) {
   uint32_t i, cls, nopts, j, etag_len = 0, ex;
   const uint8_t *etag = NULL;
   int64_t ol;
@@ -1275,9 +1275,9 @@ static int bw2_error(tc_msg *msg, uint8_t *buf, uint32_t cap, uint32_t code, con
   return (int)dl;
 }
 
-int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t flags,
-                 uint32_t block1_echo, uint32_t msg_limit, tc_msg *msg, tc_opt *opts,
-                 uint32_t opt_cap, uint8_t *buf, uint32_t cap) {
+static int bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t flags,
+                     uint32_t block1_echo, uint32_t msg_limit, tc_msg *msg, tc_opt *opts,
+                     uint32_t opt_cap, uint8_t *buf, uint32_t cap) {
   uint32_t i, n = 0, w = 0, j, rszx, rnum, len, units = 1, block2_at, block2_slot;
   uint64_t off;
   tc_block b;
@@ -1455,4 +1455,28 @@ void tc_bw2_get_stats(const tc_bw2 *s, tc_bw2_stats *out) {
   out->reps = s->sl.count;
   out->chunks_used = s->pl.used;
   out->chunks_total = s->pl.nchunks;
+}
+
+/* ------------------------------------------------------ the argument-struct entry points */
+
+int tc_bw1_feed(tc_bw1 *s, uint64_t now, const tc_bw1_block *b, tc_bw1_result *res) {
+  if (b == NULL) {
+    if (res != NULL) memset(res, 0, sizeof *res);
+    return TC_E_INVALID;
+  }
+  return bw1_feed(s, now, b->peer, b->peer_len, b->key, b->key_len, b->block1, b->flags,
+                  b->size1, b->payload, b->payload_len, res);
+}
+
+int tc_bw2_put(tc_bw2 *s, uint64_t now, const tc_bw2_rep *r, uint32_t *id) {
+  if (r == NULL || r->resp.msg == NULL) return TC_E_INVALID;
+  return bw2_put(s, now, r->peer, r->peer_len, r->key, r->key_len, r->resp.msg, r->resp.opts,
+                 r->resp.src, r->lifetime_ms, id);
+}
+
+int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, const tc_bw2_ask *ask,
+                 const tc_msgbuf *out) {
+  if (ask == NULL || out == NULL) return TC_E_INVALID;
+  return bw2_serve(s, now, id, ask->block2, ask->flags, ask->block1_echo, ask->msg_limit,
+                   out->msg, out->opts, out->opt_cap, out->buf, out->cap);
 }

@@ -358,9 +358,17 @@ static void on_request(tc_srv *s, const tc_messaging *ms, uint64_t now, const tc
       answer_bw1(s, ms, now, &res, ev);
       return;
     }
-    st = tc_bw1_feed(BW1(s), now, addr, alen, key, klen, bi.block1,
-                     (bi.flags & TC_BWI_SIZE1) ? TC_BW_HAS_SIZE1 : 0u, bi.size1,
-                     data + msg->payload_offset, msg->payload_length, &res);
+    tc_bw1_block b;
+    b.peer = addr;
+    b.peer_len = alen;
+    b.key = key;
+    b.key_len = klen;
+    b.block1 = bi.block1;
+    b.flags = (bi.flags & TC_BWI_SIZE1) ? TC_BW_HAS_SIZE1 : 0u;
+    b.size1 = bi.size1;
+    b.payload = data + msg->payload_offset;
+    b.payload_len = msg->payload_length;
+    st = tc_bw1_feed(BW1(s), now, &b, &res);
     if (st == TC_BW1_CONTINUE || st == TC_BW1_REJECT) {
       answer_bw1(s, ms, now, &res, ev);
       return;
@@ -381,9 +389,9 @@ static void on_request(tc_srv *s, const tc_messaging *ms, uint64_t now, const tc
       tc_msg m;
       tc_opt o[OPT_CAP];
       uint32_t f = TC_BW_HAS_BLOCK2 | ((bi.flags & TC_BWI_SIZE2) ? TC_BW_SIZE2 : 0u);
-      int n = tc_bw2_serve(BW2(s), now, rid, bi.block2, f, 0,
-                           limit_sub(msg_size(s, ms), msg->token_length), &m, o, OPT_CAP,
-                           SCRATCH(s), s->scratch_cap);
+      tc_bw2_ask ask = {bi.block2, f, 0, limit_sub(msg_size(s, ms), msg->token_length)};
+      tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP, s->scratch_cap};
+      int n = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
       tc_outmsg out;
       out.msg = &m;
       out.opts = o;
@@ -422,7 +430,7 @@ int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx
                  tc_ep_event *ev, tc_srv_req *req) {
   if (req != NULL) memset(req, 0, sizeof *req);
   if (!srv_ok(s) || !seam_ok(m) || req == NULL || ev == NULL || rx == NULL ||
-      !addr_ok(rx->addr, rx->addr_len))
+      !addr_ok(rx->addr, rx->addr_len) || m->max_exchanges > s->cfg.max_in_progress)
     return TC_E_INVALID;
   switch (ev->kind) {
   case TC_EV_REQUEST:
@@ -440,6 +448,11 @@ int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx
     break;
   }
   return 0;
+}
+
+int tc_srv_forget_peer(tc_srv *s, const uint8_t *peer, uint32_t peer_len) {
+  if (!srv_ok(s)) return TC_E_INVALID;
+  return tc_obs_forget_peer(OBS(s), peer, peer_len);
 }
 
 int tc_srv_read_body(tc_srv *s, uint32_t body_id, uint8_t *out, uint32_t cap) {
@@ -516,15 +529,29 @@ static int respond_blockwise(tc_srv *s, const tc_messaging *ms, uint64_t now, ui
   tc_msg m;
   uint32_t rid, f = 0, n, limit;
   int shared = p->code == CODE_GET || p->code == CODE_FETCH, rc;
-  rc = tc_bw2_put(BW2(s), now, shared ? NULL : p->addr, shared ? 0u : p->alen,
-                  PKEY(s, id & 0xFFFFu), p->klen, resp, opts, src, 0, &rid);
+  tc_bw2_rep rep;
+  tc_bw2_ask ask;
+  tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP - 1u, s->scratch_cap - OBSERVE_ROOM};
+  rep.peer = shared ? NULL : p->addr;
+  rep.peer_len = shared ? 0u : p->alen;
+  rep.key = PKEY(s, id & 0xFFFFu);
+  rep.key_len = p->klen;
+  rep.lifetime_ms = 0;
+  rep.reserved = 0;
+  rep.resp.msg = resp;
+  rep.resp.opts = (tc_opt *)(uintptr_t)opts; /* not modified by the store */
+  rep.resp.src = src;
+  rc = tc_bw2_put(BW2(s), now, &rep, &rid);
   if (rc < 0) return rc;
   if (p->flags & P_BLOCK2) f |= TC_BW_HAS_BLOCK2;
   if (p->flags & P_SIZE2) f |= TC_BW_SIZE2;
   if (p->flags & P_ECHO1) f |= TC_BW_ECHO_BLOCK1;
   limit = limit_sub(msg_size(s, ms), p->tlen + (*has_obs ? OBSERVE_ROOM : 0u));
-  rc = tc_bw2_serve(BW2(s), now, rid, p->block2, f, p->echo1, limit, &m, o, OPT_CAP - 1u,
-                    SCRATCH(s), s->scratch_cap - OBSERVE_ROOM);
+  ask.block2 = p->block2;
+  ask.flags = f;
+  ask.block1_echo = p->echo1;
+  ask.msg_limit = limit;
+  rc = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
   if (rc < 0) return rc;
   if ((m.code >> 5) != 2u) *has_obs = 0;
   if (*has_obs) {
@@ -550,6 +577,7 @@ int tc_srv_respond(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t id,
   const tc_opt *opts;
   const uint8_t *src;
   pend *p;
+  tc_observer who;
   uint32_t seq = 0;
   int has_obs = 0, registered, usable, bw2_first, rc;
   if (!srv_ok(s) || !seam_ok(ms) || out == NULL || out->msg == NULL ||
@@ -562,9 +590,13 @@ int tc_srv_respond(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t id,
   p = pend_of(s, id);
   if (p == NULL) return respond_as_is(ms, now, id, resp, opts, src);
   if (p->flags & P_OBSERVE) {
+    who.peer = p->addr;
+    who.peer_len = p->alen;
+    who.token = p->token;
+    who.token_len = p->tlen;
     if ((resp->code >> 5) == 2u) {
       if (resource != 0u &&
-          tc_obs_register(OBS(s), now, p->addr, p->alen, p->token, p->tlen, resource, &seq) > 0)
+          tc_obs_register(OBS(s), now, &who, resource, &seq) > 0)
         has_obs = 1;
     } else {
       /* an error ends a registration the client may have had (to the client a response
@@ -616,6 +648,9 @@ int tc_srv_notify(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t reso
   tc_msg m;
   tc_opt o[OPT_CAP];
   tc_outmsg b0;
+  tc_bw2_rep rep;
+  tc_bw2_ask ask;
+  tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP, s->scratch_cap};
   const tc_msg *resp;
   int rc;
   if (!srv_ok(s) || !seam_ok(ms) || out == NULL || out->msg == NULL ||
@@ -630,13 +665,21 @@ int tc_srv_notify(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t reso
     return 0;
   }
   if (e == NONE) return TC_E_MESSAGE_TOO_LARGE;
-  rc = tc_bw2_put(BW2(s), now, NULL, 0, RKKEY(s, e), RK(s)[e].klen, resp, out->opts, out->src,
-                  0, &rid);
+  rep.peer = NULL;
+  rep.peer_len = 0;
+  rep.key = RKKEY(s, e);
+  rep.key_len = RK(s)[e].klen;
+  rep.lifetime_ms = 0;
+  rep.reserved = 0;
+  rep.resp = *out;
+  rc = tc_bw2_put(BW2(s), now, &rep, &rid);
   if (rc < 0) return rc;
   /* block 0 for every observer: leave room for the longest token and the Observe option */
-  rc = tc_bw2_serve(BW2(s), now, rid, 0, 0, 0,
-                    limit_sub(msg_size(s, ms), TC_EP_TOKEN_MAX + OBSERVE_ROOM), &m, o, OPT_CAP,
-                    SCRATCH(s), s->scratch_cap);
+  ask.block2 = 0;
+  ask.flags = 0;
+  ask.block1_echo = 0;
+  ask.msg_limit = limit_sub(msg_size(s, ms), TC_EP_TOKEN_MAX + OBSERVE_ROOM);
+  rc = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
   if (rc < 0) return rc;
   b0.msg = &m;
   b0.opts = o;

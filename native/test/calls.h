@@ -143,4 +143,66 @@ static inline int t_obs_resume(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx) {
   return tc_obs_resume(o, &m, now);
 }
 
+/* The block-wise and Observe store calls with flat arguments. */
+static inline int t_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                             const uint8_t *key, uint32_t key_len, uint32_t block1,
+                             uint32_t flags, uint32_t size1, const uint8_t *payload,
+                             uint32_t payload_len, tc_bw1_result *res) {
+  tc_bw1_block b;
+  b.peer = peer;
+  b.peer_len = peer_len;
+  b.key = key;
+  b.key_len = key_len;
+  b.block1 = block1;
+  b.flags = flags;
+  b.size1 = size1;
+  b.payload = payload;
+  b.payload_len = payload_len;
+  return tc_bw1_feed(s, now, &b, res);
+}
+
+static inline int t_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                            const uint8_t *key, uint32_t key_len, const tc_msg *resp,
+                            const tc_opt *opts, const uint8_t *src, uint32_t lifetime_ms,
+                            uint32_t *id) {
+  tc_bw2_rep r;
+  r.peer = peer;
+  r.peer_len = peer_len;
+  r.key = key;
+  r.key_len = key_len;
+  r.lifetime_ms = lifetime_ms;
+  r.reserved = 0;
+  r.resp = t_out(resp, opts, src);
+  return tc_bw2_put(s, now, &r, id);
+}
+
+static inline int t_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2,
+                              uint32_t flags, uint32_t block1_echo, uint32_t msg_limit,
+                              tc_msg *msg, tc_opt *opts, uint32_t opt_cap, uint8_t *buf,
+                              uint32_t cap) {
+  tc_bw2_ask a;
+  tc_msgbuf b;
+  a.block2 = block2;
+  a.flags = flags;
+  a.block1_echo = block1_echo;
+  a.msg_limit = msg_limit;
+  b.msg = msg;
+  b.opts = opts;
+  b.opt_cap = opt_cap;
+  b.buf = buf;
+  b.cap = cap;
+  return tc_bw2_serve(s, now, id, &a, &b);
+}
+
+static inline int t_obs_register(tc_obs *o, uint64_t now, const uint8_t *peer,
+                                 uint32_t peer_len, const uint8_t *token, uint32_t token_len,
+                                 uint32_t resource, uint32_t *seq) {
+  tc_observer w;
+  w.peer = peer;
+  w.peer_len = peer_len;
+  w.token = token;
+  w.token_len = token_len;
+  return tc_obs_register(o, now, &w, resource, seq);
+}
+
 #endif /* TC_TEST_CALLS_H */

@@ -151,7 +151,7 @@ static int reg(rig *r, uint64_t now, uint32_t i, uint32_t res, uint32_t *seq) {
   uint8_t a[4], t[4];
   peer_of(i, a);
   token_of(i, t);
-  return tc_obs_register(r->obs, now, a, 4, t, 4, res, seq);
+  return t_obs_register(r->obs, now, a, 4, t, 4, res, seq);
 }
 
 static int dereg(rig *r, uint32_t i) {
@@ -227,8 +227,8 @@ static void t_registration(void) {
     CHECK(s2 > s1, "sequence continues after the record was freed");
   }
   /* bad input */
-  CHECK_EQ(tc_obs_register(r.obs, 0, a, 0, t, 4, 1, NULL), TC_E_INVALID, "addr 0");
-  CHECK_EQ(tc_obs_register(r.obs, 0, a, 4, t, 33, 1, NULL), TC_E_INVALID, "token 33");
+  CHECK_EQ(t_obs_register(r.obs, 0, a, 0, t, 4, 1, NULL), TC_E_INVALID, "addr 0");
+  CHECK_EQ(t_obs_register(r.obs, 0, a, 4, t, 33, 1, NULL), TC_E_INVALID, "token 33");
   tc_obs_config_default(&cfg);
   cfg.max_per_resource = cfg.max_observers + 1;
   CHECK_EQ(tc_obs_size(&cfg), 0, "per resource over total");
