@@ -8,6 +8,7 @@
  * tables whose source spans leave the byte area get TC_E_INVALID from both the addon
  * (addon.cc) and the WASM glue (wasm/glue.c) instead of an over-read.
  */
+import { createSocket } from 'node:dgram';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNativeAddon } from '../ts/backend/native';
@@ -17,6 +18,7 @@ import {
   CONFIG_WORDS,
   EP_CONFIG_WORDS,
   EV_REQUEST,
+  EV_UNREACHABLE,
   E_INVALID,
   E_STALE,
   OBS_CON,
@@ -27,11 +29,15 @@ import {
   RX_BODY_ID,
   RX_BODY_LEN,
   RX_CODE,
+  RX_FAMILY,
   RX_ID,
+  RX_IP,
+  RX_KIND,
   RX_OPTS,
   RX_OPT_COUNT,
   RX_PAYLOAD_LEN,
   RX_PAYLOAD_OFF,
+  RX_PORT,
   RX_SRV_FLAGS,
   RX_WORDS,
   SEED_BYTES,
@@ -532,6 +538,38 @@ describe.each(factories)('%s UDP driver: the server pipeline behind the records'
       await peer.close();
     }
   }, 60_000);
+});
+
+describe('native UDP driver: ICMP port unreachable', () => {
+  // IP_RECVERR is Linux's; elsewhere the native driver does not learn of refused datagrams
+  it.runIf(process.platform === 'linux')('a datagram to a closed port comes back as an EV_UNREACHABLE record for that address (Linux)', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const s = createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const port = s.address().port;
+        s.close(() => resolve(port));
+      });
+    });
+    let found: (() => void) | undefined;
+    const seen = new Promise<void>((resolve) => (found = resolve));
+    const records: number[][] = [];
+    const d = await driver(createNative, (u32, _u8, count) => {
+      let r = 0;
+      for (let i = 0; i < count; i++) {
+        records.push(Array.from(u32.subarray(r, r + RX_WORDS)));
+        if (u32[r + RX_KIND] === EV_UNREACHABLE && u32[r + RX_PORT] === closed) found!();
+        r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
+      }
+    });
+    d.txWords.set([TX_REQUEST, 0, 0, 0, 1, 4, closed, 0x0100007f, 0, 0, 0, 0, 4, 0, 0, 0]);
+    expect(d.flush(TX_REQUEST_WORDS, 0)).toBe(0);
+    await within(seen, 5000, 'the EV_UNREACHABLE record');
+    const rec = records.find((w) => w[RX_KIND] === EV_UNREACHABLE)!;
+    expect(rec[RX_FAMILY]).toBe(4);
+    expect(rec[RX_IP]).toBe(0x0100007f);
+    expect(rec[RX_ID]).toBe(0);
+    expect(d.stats().sendErrors).toBe(0);
+  });
 });
 
 describe('WASM glue: encode sources from JS', () => {

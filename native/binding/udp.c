@@ -61,6 +61,10 @@
 #define FALLBACK_MAX 4096u           /* uv_udp_send requests queued at most */
 #define SOCK_BUF (4 * 1024 * 1024)
 #define NEVER UINT64_MAX
+#if defined(__linux__)
+#include <linux/errqueue.h> /* IP_RECVERR: ICMP errors of an unconnected socket */
+#endif
+
 #if TCU_MMSG
 #define MMSG 256u                    /* datagrams per sendmmsg */
 #define GSO_SEGS 64u
@@ -414,6 +418,68 @@ static void check_cb(uv_check_t *c) {
 
 /* ------------------------------------------------------------------ receiving */
 
+static void schedule_check(tcu *u) {
+  if (tcd_pending(u->d) && !u->check_on) {
+    u->check_on = 1;
+    uv_check_start(&u->check, check_cb);
+  }
+}
+
+#if defined(__linux__)
+/* The socket's error queue (IP_RECVERR / IPV6_RECVERR, set at bind): each ICMP port unreachable
+ * becomes an EV_UNREACHABLE record for the destination it answered, so that requests to a
+ * closed port can fail at once. Drained completely (a non-empty queue keeps the socket
+ * readable). */
+static void read_errqueue(tcu *u) {
+  uv_os_fd_t fd;
+  int i;
+  if (uv_fileno((const uv_handle_t *)&u->udp, &fd) != 0) return;
+  for (i = 0; i < 256 && !u->closing; i++) {
+    struct sockaddr_in6 sa;
+    union {
+      char buf[512];
+      struct cmsghdr align;
+    } ctl;
+    uint8_t byte;
+    struct iovec iov;
+    struct msghdr mh;
+    struct cmsghdr *c;
+    ssize_t r;
+    memset(&mh, 0, sizeof mh);
+    iov.iov_base = &byte;
+    iov.iov_len = 1;
+    mh.msg_name = &sa;
+    mh.msg_namelen = sizeof sa;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    do {
+      r = recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) break;
+    for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+      const struct sock_extended_err *e;
+      uint8_t addr[TC_ADDR_MAX];
+      uint32_t alen;
+      int a;
+      if (!(c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) &&
+          !(c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR))
+        continue;
+      e = (const struct sock_extended_err *)(const void *)CMSG_DATA(c);
+      if (e->ee_errno != ECONNREFUSED ||
+          (e->ee_origin != SO_EE_ORIGIN_ICMP && e->ee_origin != SO_EE_ORIGIN_ICMP6))
+        continue;
+      alen = tcb_sockaddr_to_addr((const struct sockaddr *)&sa, addr);
+      if (alen == 0) continue;
+      while ((a = tcd_unreachable(u->d, addr, alen)) > 0)
+        if (!act(u, a)) return;
+    }
+  }
+  schedule_check(u);
+}
+#endif
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   tcu *u = (tcu *)h->data;
   (void)suggested;
@@ -430,6 +496,12 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
   int a;
   if (u->closing || (flags & UV_UDP_MMSG_FREE)) return;
   if (nread < 0) {
+#if defined(__linux__)
+    if (nread == UV_ECONNREFUSED) { /* an ICMP error in the queue (IP_RECVERR) */
+      read_errqueue(u);
+      return;
+    }
+#endif
     u->d->stats.drv.recv_errors++;
     return;
   }
@@ -439,10 +511,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
   now = uv_now(u->loop);
   while ((a = tcd_recv(u->d, now, addr, alen, (const uint8_t *)buf->base, (uint32_t)nread)) > 0)
     if (!act(u, a)) return;
-  if (tcd_pending(u->d) && !u->check_on) {
-    u->check_on = 1;
-    uv_check_start(&u->check, check_cb);
-  }
+  schedule_check(u);
 }
 
 /* ------------------------------------------------------------------ lifetime */
@@ -681,6 +750,7 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
   if (err != 0) return num(env, err);
   if (flags & 1u) uvf |= UV_UDP_IPV6ONLY;
   if (flags & 2u) uvf |= UV_UDP_REUSEADDR;
+  uvf |= UV_UDP_LINUX_RECVERR; /* ICMP port unreachable reported (Linux; elsewhere a no-op) */
   err = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, uvf);
   if (err != 0) return num(env, err);
   if (uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0) {

@@ -63,7 +63,9 @@
   X(TX_DROP, 4) \
   X(TX_PING, 5) \
   X(TX_NOTIFY, 6) \
-  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
+  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */ \
+  X(EV_UNREACHABLE, 64) /* RX record kind of the driver's own: the record's address refused a \
+                           datagram (ICMP port unreachable); ID 0, STATUS 0 */
 
 /* --------------------------------------------------------------------------- records */
 

@@ -108,6 +108,16 @@ int tcd_recv(tcd_dgram *d, uint64_t now, const uint8_t *addr, uint32_t alen, con
   return TCD_DONE;
 }
 
+int tcd_unreachable(tcd_dgram *d, const uint8_t *addr, uint32_t alen) {
+  tc_ep_event ev;
+  if (alen < 1u || alen > TC_ADDR_MAX) return TC_E_INVALID;
+  if (!tcb_rx_room(&d->rx, 0)) return TCD_DELIVER;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = TCB_EV_UNREACHABLE;
+  tcb_rx_put(&d->rx, &ev, addr, alen, NULL, 0, NULL, NULL, NULL);
+  return TCD_DONE;
+}
+
 int tcd_timer(tcd_dgram *d, uint64_t now) {
   uint32_t room, cap, i;
   int n;

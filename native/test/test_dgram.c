@@ -195,6 +195,27 @@ static void test_timer(void) {
   tcd_destroy(d);
 }
 
+/* An ICMP port unreachable the host learned of becomes a record for that address. */
+static void test_unreachable(void) {
+  tcd_dgram *d = make(TCB_RX_MAX_WORDS + TCB_RX_WORDS, 16);
+  host h = {0};
+  int a, n = 0;
+  if (d == NULL) return;
+  CHECK_EQ(tcd_unreachable(d, peer, 0), TC_E_INVALID, "no address");
+  CHECK_EQ(tcd_unreachable(d, peer, sizeof peer), TCD_DONE, "a record");
+  CHECK_EQ(d->rx.words[TCB_RX_KIND], TCB_EV_UNREACHABLE, "kind");
+  CHECK_EQ(d->rx.words[TCB_RX_PORT], 5683, "its port");
+  CHECK_EQ(d->rx.words[TCB_RX_OPT_COUNT], 0, "no options");
+  CHECK(tcd_pending(d), "pending");
+  /* room for the worst case plus one record: the third asks for a hand-over first */
+  CHECK_EQ(tcd_unreachable(d, peer, sizeof peer), TCD_DONE, "a second record");
+  while ((a = tcd_unreachable(d, peer, sizeof peer)) > 0 && n++ < 4) act(d, &h, a);
+  CHECK_EQ(a, TCD_DONE, "then taken");
+  CHECK_EQ(h.deliveries, 1, "one hand-over");
+  CHECK_EQ(h.records, 2, "of the first two");
+  tcd_destroy(d);
+}
+
 static void test_addr(void) {
   uint8_t a6[TCB_ADDR6_LEN], back[TC_ADDR_MAX];
   uint32_t w[TCB_ADDR_WORDS], i;
@@ -249,6 +270,7 @@ void test_dgram(void) {
   test_drain();
   test_retry();
   test_timer();
+  test_unreachable();
   test_addr();
   test_layout();
 }

@@ -11,6 +11,7 @@ import {
   EV_FAILED,
   EV_REQUEST,
   EV_RESPONSE,
+  EV_UNREACHABLE,
   E_STALE,
   REQ_TOKEN,
   REQ_TOKEN_SHIFT,
@@ -86,6 +87,11 @@ export interface EndpointListener {
   onFailed(id: number, status: number): void;
   /** A RESPOND record failed (rc): the exchange is still open unless rc is STALE / FULL. */
   onRespondFailed(id: number, rc: number): void;
+  /**
+   * The address of record r (RX_FAMILY .. RX_SCOPE) refused a datagram: ICMP port unreachable
+   * (native driver on Linux). Requests outstanding to it will not be answered.
+   */
+  onUnreachable?(b: Batch, r: number): void;
 }
 
 /**
@@ -137,6 +143,7 @@ export class Endpoint {
       if (kind === EV_REQUEST) l.onRequest(batch, r);
       else if (kind === EV_RESPONSE) l.onResponse(batch, r);
       else if (kind === EV_FAILED) l.onFailed(u32[r + RX_ID] as number, (u32[r + RX_STATUS] as number) | 0);
+      else if (kind === EV_UNREACHABLE) l.onUnreachable?.(batch, r);
       r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
     }
   };
