@@ -4,13 +4,14 @@
       "target_name": "turbocoap",
       "sources": [
         "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
+        "<!@(node -p \"require('./native/sources.json').driver.join(' ')\")",
         "native/binding/addon.cc",
         "native/binding/udp.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native/include",
-        "native/binding"
+        "native/driver"
       ],
       "defines": [
         "NAPI_VERSION=8",

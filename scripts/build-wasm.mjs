@@ -21,9 +21,10 @@ const args = process.argv.slice(2);
 const check = args.includes('--check');
 const outIdx = args.indexOf('--out');
 
-const core = JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8')).core;
-// The glue: the codec, deframer and UDP driver half (glue.c) and the client transfers
-// (glue_client.c).
+const sources = JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8'));
+const core = [...sources.core, ...sources.driver];
+// The glue: exports of the codec, deframer, driver ABI and datagram driver (glue.c) and of
+// the client transfers (glue_client.c).
 const glue = ['wasm/glue.c', 'wasm/glue_client.c'];
 // Every function a glue file marks TCW_API is exported.
 const exported = glue.flatMap((file) => {
@@ -52,7 +53,7 @@ function build(out) {
     '-Wextra',
     '-Werror',
     '-Inative/include',
-    '-Inative/binding',
+    '-Inative/driver',
     `-ffile-prefix-map=${root}/=`,
     '--no-entry',
     '-sSTANDALONE_WASM=1',
@@ -86,7 +87,7 @@ if (check) {
     if (!a.equals(b)) {
       console.error(
         `check:wasm: MISMATCH — wasm/turbocoap.wasm (${b.length} bytes) differs from a fresh build ` +
-          `(${a.length} bytes) of native/src + ${glue.join(' + ')}. Run \`npm run build:wasm\` and commit the result.`,
+          `(${a.length} bytes) of native/src + native/driver + ${glue.join(' + ')}. Run \`npm run build:wasm\` and commit the result.`,
       );
       process.exit(1);
     }

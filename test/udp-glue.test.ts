@@ -1,6 +1,6 @@
 /**
  * The glues' JS boundary: whatever JS writes into a UDP driver's tx record table and byte
- * area (native/binding/udp.c and wasm/glue.c over ep_batch.h, batch ABI 2), or does to their
+ * area (native/binding/udp.c and wasm/glue.c over native/driver/), or does to their
  * buffers, flush() answers with a count, a negative TC_E_* code or a typed exception, never a
  * crash or a stray write; the records of the server pipeline (RESPOND with a resource,
  * NOTIFY, the srv words of RX records, readBody) and REQUEST with a caller's token
@@ -8,16 +8,17 @@
  * tables whose source spans leave the byte area get TC_E_INVALID from both the addon
  * (addon.cc) and the WASM glue (wasm/glue.c) instead of an over-read.
  */
+import { createSocket } from 'node:dgram';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNativeAddon } from '../ts/backend/native';
 import { loadWasmBackend, wasmRaw } from '../ts/backend/wasm';
 import { nativeUdpFactory, type UdpAddon } from '../ts/transport/udp-native';
 import {
-  BATCH_ABI,
   CONFIG_WORDS,
   EP_CONFIG_WORDS,
   EV_REQUEST,
+  EV_UNREACHABLE,
   E_INVALID,
   E_STALE,
   OBS_CON,
@@ -28,11 +29,15 @@ import {
   RX_BODY_ID,
   RX_BODY_LEN,
   RX_CODE,
+  RX_FAMILY,
   RX_ID,
+  RX_IP,
+  RX_KIND,
   RX_OPTS,
   RX_OPT_COUNT,
   RX_PAYLOAD_LEN,
   RX_PAYLOAD_OFF,
+  RX_PORT,
   RX_SRV_FLAGS,
   RX_WORDS,
   SEED_BYTES,
@@ -156,11 +161,8 @@ class TestServer {
   }
 }
 
-describe.skipIf(!hasNative)('batch ABI', () => {
-  it('is 2 on both drivers and in TS', () => {
-    expect(BATCH_ABI).toBe(2);
-    expect(addon.udpAbi).toBe(BATCH_ABI);
-    expect((raw.exports.tcw_udp_abi as () => number)() & 0xff).toBe(BATCH_ABI);
+describe('batch ABI', () => {
+  it('has the record sizes the drivers were written for', () => {
     expect(RX_WORDS).toBe(25);
     expect(RX_OPTS).toBe(RX_WORDS);
     expect(TX_RESPOND_WORDS).toBe(8);
@@ -538,6 +540,38 @@ describe.each(factories)('%s UDP driver: the server pipeline behind the records'
       await peer.close();
     }
   }, 60_000);
+});
+
+describe('native UDP driver: ICMP port unreachable', () => {
+  // IP_RECVERR is Linux's; elsewhere the native driver does not learn of refused datagrams
+  it.runIf(process.platform === 'linux')('a datagram to a closed port comes back as an EV_UNREACHABLE record for that address (Linux)', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const s = createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const port = s.address().port;
+        s.close(() => resolve(port));
+      });
+    });
+    let found: (() => void) | undefined;
+    const seen = new Promise<void>((resolve) => (found = resolve));
+    const records: number[][] = [];
+    const d = await driver(createNative, (u32, _u8, count) => {
+      let r = 0;
+      for (let i = 0; i < count; i++) {
+        records.push(Array.from(u32.subarray(r, r + RX_WORDS)));
+        if (u32[r + RX_KIND] === EV_UNREACHABLE && u32[r + RX_PORT] === closed) found!();
+        r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
+      }
+    });
+    d.txWords.set([TX_REQUEST, 0, 0, 0, 1, 4, closed, 0x0100007f, 0, 0, 0, 0, 4, 0, 0, 0]);
+    expect(d.flush(TX_REQUEST_WORDS, 0)).toBe(0);
+    await within(seen, 5000, 'the EV_UNREACHABLE record');
+    const rec = records.find((w) => w[RX_KIND] === EV_UNREACHABLE)!;
+    expect(rec[RX_FAMILY]).toBe(4);
+    expect(rec[RX_IP]).toBe(0x0100007f);
+    expect(rec[RX_ID]).toBe(0);
+    expect(d.stats().sendErrors).toBe(0);
+  });
 });
 
 describe('WASM glue: encode sources from JS', () => {

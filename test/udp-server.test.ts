@@ -435,7 +435,7 @@ describe.each(udpBackends)('server (%s)', (backend) => {
     for (const [i, body] of seen) expect(body).toBe(`r-${10 + i}`);
     const st = server.stats()!;
     expect(st.sent).toBe(n);
-    if (backend === 'native') expect(st.gsoSends).toBeGreaterThan(0);
+    if (backend === 'native' && process.platform === 'linux') expect(st.gsoSends).toBeGreaterThan(0); // GSO is Linux's
     else expect(st.gsoSends).toBe(0);
   });
 

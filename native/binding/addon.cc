@@ -628,12 +628,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, s, &fn);
     exports.Set(f.name, Napi::Value(env, fn));
   }
-  exports.Set("msgWords", Napi::Number::New(env, TC_MSG_WORDS));
-  exports.Set("optWords", Napi::Number::New(env, TC_OPT_WORDS));
-  exports.Set("frameWords", Napi::Number::New(env, TC_FRAME_WORDS));
-  exports.Set("errorCount", Napi::Number::New(env, TC_ERROR_COUNT));
   exports.Set("bwcResWords", Napi::Number::New(env, kBwcResWords));
-  tc_udp_register(env, exports);
+  tc_udp_register(env, exports); /* also abiHash / abiLayout (native/driver/abi.h) */
   return exports;
 }
 

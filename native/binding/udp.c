@@ -1,38 +1,35 @@
 /*
- * udp.c — the native CoAP/UDP driver: one UDP socket on Node's libuv loop, run by the server
- * pipeline (tc_srv: a tc_ep with the block-wise stores and the Observe registry).
+ * udp.c — the native CoAP/UDP host: one UDP socket on Node's libuv loop and the N-API surface,
+ * around the datagram driver (native/driver/dgram.h), which runs the server pipeline and owns
+ * the drain and retry policies. Only libuv and N-API live here.
  *
- * Receive: libuv reads datagrams in recvmmsg batches into one big buffer (UV_UDP_RECVMMSG);
- * recv_cb passes each to tc_srv_recv and turns what the core reports into records of a batch
- * (ep_batch.h). The batch goes to JS once, from a uv_check handle after the poll phase (or
- * earlier when it is nearly full, or right after a timer run), through napi_make_callback so
- * that microtasks run before control returns. Replies the core makes at once (RST, ACK,
- * replays, 4.02, Block1 continuations, cached Block2 blocks, ...) wait in the tx queue and
- * leave with the same sendmmsg flush. Block1 bodies stay in the pipeline until JS reads them
- * (udpReadBody).
+ * Receive: libuv reads datagrams in recvmmsg batches into one big buffer (UV_UDP_RECVMMSG,
+ * Linux; one at a time elsewhere); recv_cb passes each to tcd_recv. The batch goes to JS from
+ * a uv_check handle after the poll phase (or when the driver asks earlier), through
+ * napi_make_callback so that microtasks run before control returns. Replies the core makes at
+ * once wait in the tx queue and leave with the same flush. Block1 bodies stay in the pipeline
+ * until JS reads them (udpReadBody).
  *
  * Send: JS writes RESPOND / REQUEST / NOTIFY / ... records into a table and byte area it
- * registered at creation and calls flush() once per batch; the core runs each and the tx
- * queue goes out with sendmmsg on the socket's fd (the rest via uv_udp_send on EAGAIN). Runs of
- * same-size datagrams to one peer leave as one UDP GSO message (UDP_SEGMENT, Linux >= 4.18;
- * off for the socket if the kernel refuses it, or with TURBOCOAP_NO_GSO set).
+ * registered at creation and calls flush() once per batch (tcd_flush); the tx queue goes out
+ * with sendmmsg on Linux (the rest via uv_udp_send on EAGAIN), where runs of same-size
+ * datagrams to one peer leave as one UDP GSO message (UDP_SEGMENT, Linux >= 4.18; off for the
+ * socket if the kernel refuses it, or with TURBOCOAP_NO_GSO set); elsewhere with sendto, one
+ * datagram per call.
  *
- * An Observe fan-out larger than the tx queue goes out in rounds within the same flush.
- *
- * Time: a uv_timer armed to the earlier of tc_ep_next_deadline and tc_srv_next_deadline
- * drives tc_ep_timer (its events pass tc_srv_on_timer_event) and tc_srv_timer; now = uv_now
- * (ms).
+ * Time: a uv_timer armed to tcd_deadline drives tcd_timer; now = uv_now (ms).
  *
  * No allocation per datagram: every buffer is allocated at creation (the only per-batch
- * allocation is the JS ArrayBuffer handed to the callback). Glue only: protocol decisions
- * are the core's.
+ * allocation is the JS ArrayBuffer handed to the callback).
  *
  * Lifetime: the JS driver object holds an external wrapping the state. While the socket is
  * ref'd (a listening server, a client with requests in flight) the state holds strong
  * references to the JS object and callback; otherwise weak ones, so an idle, unreachable
  * client can be collected (its finalizer closes the socket).
  */
-#define _GNU_SOURCE
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sendmmsg */
+#endif
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -43,8 +40,17 @@
 #include <node_api.h>
 #include <uv.h>
 
-#include "ep_batch.h"
+#include "addr.h"
+#include "dgram.h"
 #include "turbocoap.h"
+
+#ifndef TCU_MMSG /* -DTCU_MMSG=0 builds the portable path on Linux too */
+#if defined(__linux__)
+#define TCU_MMSG 1 /* sendmmsg and UDP GSO: Linux only */
+#else
+#define TCU_MMSG 0 /* sendto, one datagram per call: macOS, the BSDs */
+#endif
+#endif
 
 #define RX_WORDS (1u << 16)          /* record table: 256 KiB */
 #define RX_DATA (1u << 20)           /* datagram bytes per batch */
@@ -52,11 +58,15 @@
 #define RECV_CHUNKS 20u              /* libuv's recvmmsg width */
 #define TXQ_ITEMS 1024u
 #define TXQ_BYTES (2u * 1024u * 1024u)
-#define MMSG 256u                    /* datagrams per sendmmsg */
-#define TIMER_EVENTS 64u
 #define FALLBACK_MAX 4096u           /* uv_udp_send requests queued at most */
 #define SOCK_BUF (4 * 1024 * 1024)
 #define NEVER UINT64_MAX
+#if defined(__linux__)
+#include <linux/errqueue.h> /* IP_RECVERR: ICMP errors of an unconnected socket */
+#endif
+
+#if TCU_MMSG
+#define MMSG 256u                    /* datagrams per sendmmsg */
 #define GSO_SEGS 64u
 #define GSO_BYTES 60000u
 #ifndef UDP_SEGMENT
@@ -65,9 +75,7 @@
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
-
-enum { ST_DISPATCHES, ST_DISPATCHED, ST_SENDMMSG, ST_SENT, ST_SEND_ERRORS, ST_FALLBACK,
-       ST_DROPPED, ST_RECV_ERRORS, ST_TIMER_RUNS, ST_GSO, ST_COUNT };
+#endif
 
 typedef struct tcu {
   napi_env env;
@@ -82,24 +90,14 @@ typedef struct tcu {
   int env_gone;       /* the environment is being torn down: no more JS */
   int refd;
   int check_on;
-  int in_dispatch;
   napi_ref self_ref, cb_ref, close_cb_ref, txw_ref, txb_ref;
   napi_async_context actx;
   int64_t ext_mem;    /* bytes reported to V8 as external memory */
-  void *ep_mem;
-  tc_ep *ep;
-  void *srv_mem;
-  tc_srv *srv;
-  uint32_t max_body;  /* bw1 max_body: the largest body udpReadBody reads */
-  tc_txq txq;
-  tcb_rx rx;
+  tcd_dgram *d;       /* the driver; NULL once closed */
+  tcd_stats last;     /* its counters when it closed */
   uint8_t *recvbuf;
   uint64_t armed;
-  tc_msg msg;
-  tc_opt opts[TCB_OPT_CAP];
-  tc_srv_req req;
-  tc_ep_event evs[TIMER_EVENTS];
-  uint64_t st[ST_COUNT];
+#if TCU_MMSG
   int gso;            /* UDP GSO allowed on this socket */
   struct mmsghdr mm[MMSG];
   struct sockaddr_in6 sa[MMSG];
@@ -111,6 +109,7 @@ typedef struct tcu {
   struct iovec iov[TXQ_ITEMS];
   uint32_t iov_item[TXQ_ITEMS];  /* tx item of each iovec */
   uint8_t taken[TXQ_ITEMS];
+#endif
 } tcu;
 
 typedef struct fallback_req {
@@ -128,51 +127,6 @@ static napi_value num(napi_env env, double v) {
 
 static void throw_err(napi_env env, const char *msg) { napi_throw_error(env, NULL, msg); }
 
-/* Canonical address (ep_batch.h) of a received sockaddr; its length or 0. */
-static uint32_t canon(const struct sockaddr *sa, uint8_t *a) {
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-    a[0] = 4;
-    memcpy(a + 1, &s->sin_port, 2);
-    memcpy(a + 3, &s->sin_addr, 4);
-    return TCB_ADDR4_LEN;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-    uint32_t sc = s->sin6_scope_id;
-    a[0] = 6;
-    memcpy(a + 1, &s->sin6_port, 2);
-    memcpy(a + 3, &s->sin6_addr, 16);
-    a[19] = (uint8_t)sc;
-    a[20] = (uint8_t)(sc >> 8);
-    a[21] = (uint8_t)(sc >> 16);
-    a[22] = (uint8_t)(sc >> 24);
-    return TCB_ADDR6_LEN;
-  }
-  return 0;
-}
-
-/* Canonical address -> sockaddr; its length or 0. */
-static socklen_t to_sockaddr(const uint8_t *a, uint32_t alen, struct sockaddr_in6 *out) {
-  memset(out, 0, sizeof *out);
-  if (alen == TCB_ADDR4_LEN && a[0] == 4) {
-    struct sockaddr_in *s = (struct sockaddr_in *)out;
-    s->sin_family = AF_INET;
-    memcpy(&s->sin_port, a + 1, 2);
-    memcpy(&s->sin_addr, a + 3, 4);
-    return sizeof(struct sockaddr_in);
-  }
-  if (alen == TCB_ADDR6_LEN && a[0] == 6) {
-    out->sin6_family = AF_INET6;
-    memcpy(&out->sin6_port, a + 1, 2);
-    memcpy(&out->sin6_addr, a + 3, 16);
-    out->sin6_scope_id = (uint32_t)a[19] | (uint32_t)a[20] << 8 | (uint32_t)a[21] << 16 |
-                         (uint32_t)a[22] << 24;
-    return sizeof(struct sockaddr_in6);
-  }
-  return 0;
-}
-
 /* ------------------------------------------------------------------- sending */
 
 static void fallback_done(uv_udp_send_t *req, int status) {
@@ -180,31 +134,34 @@ static void fallback_done(uv_udp_send_t *req, int status) {
   free(req);
 }
 
-static void fallback_send(tcu *u, const tc_tx *t) {
+/* One datagram through libuv's send queue (copied); returns 1 if it was queued. */
+static int fallback_send(tcu *u, const tc_tx *t) {
   struct sockaddr_in6 sa;
   fallback_req *f;
   uv_buf_t b;
-  const uint8_t *buf = u->txq.buf;
+  const uint8_t *buf = u->d->txq.buf;
   if (u->udp.send_queue_count >= FALLBACK_MAX ||
-      to_sockaddr(buf + t->addr_offset, t->addr_length, &sa) == 0) {
-    u->st[ST_DROPPED]++;
-    return;
+      tcb_addr_to_sockaddr(buf + t->addr_offset, t->addr_length, &sa) == 0) {
+    u->d->stats.drv.dropped++;
+    return 0;
   }
   f = (fallback_req *)malloc(sizeof(fallback_req) + t->length);
   if (f == NULL) {
-    u->st[ST_DROPPED]++;
-    return;
+    u->d->stats.drv.dropped++;
+    return 0;
   }
   memcpy(f->data, buf + t->offset, t->length);
   b = uv_buf_init((char *)f->data, t->length);
   if (uv_udp_send(&f->req, &u->udp, &b, 1, (const struct sockaddr *)&sa, fallback_done) != 0) {
     free(f);
-    u->st[ST_DROPPED]++;
-    return;
+    u->d->stats.drv.dropped++;
+    return 0;
   }
-  u->st[ST_FALLBACK]++;
+  u->d->stats.drv.fallback++;
+  return 1;
 }
 
+#if TCU_MMSG
 /* The destination of tx item i equals that of item j. */
 static int same_dest(const tc_txq *q, uint32_t i, uint32_t j) {
   const tc_tx *a = &q->items[i], *b = &q->items[j];
@@ -213,17 +170,15 @@ static int same_dest(const tc_txq *q, uint32_t i, uint32_t j) {
 }
 
 /*
- * Send and empty the tx queue: sendmmsg batches of messages, where consecutive datagrams to
- * one destination of one size (the last may be shorter) travel as a single UDP GSO message
+ * Send the tx queue: sendmmsg batches of messages, where consecutive datagrams to one
+ * destination of one size (the last may be shorter) travel as a single UDP GSO message
  * (UDP_SEGMENT): the kernel cuts it up, saving a stack traversal per datagram. Order per
  * destination is kept. If the kernel refuses GSO, it is turned off for this socket.
  */
-static void send_txq(tcu *u) {
-  tc_txq *q = &u->txq;
+static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
+  tc_txq *q = &u->d->txq;
+  tcd_counters *st = &u->d->stats.drv;
   uint32_t n = q->count, first = 0, i;
-  uv_os_fd_t fd;
-  if (n == 0) return;
-  if (u->closing || uv_fileno((const uv_handle_t *)&u->udp, &fd) != 0) goto done;
   memset(u->taken, 0, n);
   while (first < n) {
     uint32_t nmsg = 0, niov = 0, k;
@@ -257,7 +212,7 @@ static void send_txq(tcu *u) {
         }
       }
       h->msg_name = &u->sa[nmsg];
-      h->msg_namelen = to_sockaddr(q->buf + t->addr_offset, t->addr_length, &u->sa[nmsg]);
+      h->msg_namelen = tcb_addr_to_sockaddr(q->buf + t->addr_offset, t->addr_length, &u->sa[nmsg]);
       h->msg_iov = &u->iov[u->msg_iov0[nmsg]];
       h->msg_iovlen = nseg;
       h->msg_flags = 0;
@@ -285,12 +240,12 @@ static void send_txq(tcu *u) {
       do {
         r = sendmmsg(fd, u->mm + k, nmsg - k, MSG_DONTWAIT);
       } while (r < 0 && errno == EINTR);
-      u->st[ST_SENDMMSG]++;
+      (*calls)++;
       if (r > 0) {
         uint32_t m;
         for (m = k; m < k + (uint32_t)r; m++) {
-          u->st[ST_SENT] += u->mm[m].msg_hdr.msg_iovlen;
-          if (u->mm[m].msg_hdr.msg_iovlen > 1) u->st[ST_GSO]++;
+          *sent += (uint32_t)u->mm[m].msg_hdr.msg_iovlen;
+          if (u->mm[m].msg_hdr.msg_iovlen > 1) st->gso_sends++;
         }
         k += (uint32_t)r;
         continue;
@@ -304,7 +259,7 @@ static void send_txq(tcu *u) {
         u->gso = 0;
         for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, &q->items[u->iov_item[v]]);
       } else {
-        u->st[ST_SEND_ERRORS]++;
+        st->send_errors++;
       }
       k++;
     }
@@ -317,9 +272,38 @@ static void send_txq(tcu *u) {
   /* whatever is left (behind queued fallback sends) keeps its order through libuv */
   for (i = first; i < n; i++)
     if (!u->taken[i]) fallback_send(u, &q->items[i]);
-done:
-  q->count = 0;
-  q->used = 0;
+}
+#else
+/* Send the tx queue one datagram per sendto; from the first the socket would not take (or
+ * once libuv queues sends), the rest keep their order through libuv's queue. */
+static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
+  tc_txq *q = &u->d->txq;
+  uint32_t n = q->count, i = 0;
+  for (; i < n && u->udp.send_queue_count == 0; i++) {
+    const tc_tx *t = &q->items[i];
+    struct sockaddr_in6 sa;
+    socklen_t sl = tcb_addr_to_sockaddr(q->buf + t->addr_offset, t->addr_length, &sa);
+    ssize_t r;
+    do {
+      r = sendto(fd, q->buf + t->offset, t->length, MSG_DONTWAIT, (const struct sockaddr *)&sa, sl);
+    } while (r < 0 && errno == EINTR);
+    (*calls)++;
+    if (r >= 0) (*sent)++;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+    else u->d->stats.drv.send_errors++;
+  }
+  for (; i < n; i++) fallback_send(u, &q->items[i]);
+}
+#endif
+
+/* Send and empty the tx queue. */
+static void send_txq(tcu *u) {
+  uint32_t sent = 0, calls = 0;
+  uv_os_fd_t fd;
+  if (u->d == NULL || u->d->txq.count == 0) return;
+  if (!u->closing && uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0)
+    send_queue(u, fd, &sent, &calls);
+  tcd_tx_sent(u->d, sent, calls);
 }
 
 /* ------------------------------------------------------------------- to JS */
@@ -331,9 +315,7 @@ static void make_callback(tcu *u, napi_value fn, size_t argc, const napi_value *
   if (u->self_ref == NULL || napi_get_reference_value(env, u->self_ref, &self) != napi_ok ||
       self == NULL)
     napi_get_undefined(env, &self);
-  u->in_dispatch++;
   s = napi_make_callback(env, u->actx, self, fn, argc, argv, &result);
-  u->in_dispatch--;
   if (s == napi_pending_exception) {
     napi_value e;
     if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
@@ -346,46 +328,51 @@ static void dispatch(tcu *u) {
   napi_handle_scope scope;
   napi_value ab, fn = NULL, argv[3];
   void *p;
-  size_t wbytes = (size_t)u->rx.word_used * 4u, total = wbytes + u->rx.data_used;
-  uint32_t count = u->rx.count;
+  tcb_rx *rx;
+  size_t wbytes, total;
+  uint32_t count;
+  if (u->d == NULL) return;
+  rx = &u->d->rx;
+  wbytes = (size_t)rx->word_used * 4u;
+  total = wbytes + rx->data_used;
+  count = rx->count;
   if (count == 0) return;
   if (u->closing || u->cb_ref == NULL) {
-    tcb_rx_reset(&u->rx);
+    tcb_rx_reset(rx);
     return;
   }
   napi_open_handle_scope(env, &scope);
   if (napi_create_arraybuffer(env, total, &p, &ab) != napi_ok ||
       napi_get_reference_value(env, u->cb_ref, &fn) != napi_ok || fn == NULL) {
-    tcb_rx_reset(&u->rx);
+    tcb_rx_reset(rx);
     napi_close_handle_scope(env, scope);
     return;
   }
-  memcpy(p, u->rx.words, wbytes);
-  memcpy((uint8_t *)p + wbytes, u->rx.data, u->rx.data_used);
-  tcb_rx_reset(&u->rx);
+  memcpy(p, rx->words, wbytes);
+  memcpy((uint8_t *)p + wbytes, rx->data, rx->data_used);
+  tcd_delivered(u->d);
   argv[0] = ab;
   napi_create_uint32(env, count, &argv[1]);
   napi_create_uint32(env, (uint32_t)wbytes, &argv[2]);
-  u->st[ST_DISPATCHES]++;
-  u->st[ST_DISPATCHED] += count;
   make_callback(u, fn, 3, argv);
   napi_close_handle_scope(env, scope);
+}
+
+/* Does what a driver call asked (TCD_SEND, TCD_DELIVER); 0 once the state is closing. */
+static int act(tcu *u, int action) {
+  if (action == TCD_SEND) send_txq(u);
+  else dispatch(u);
+  return !u->closing;
 }
 
 /* ------------------------------------------------------------------- timing */
 
 static void timer_cb(uv_timer_t *t);
 
-/* When the core next needs tc_ep_timer or tc_srv_timer. */
-static uint64_t next_deadline(const tcu *u) {
-  uint64_t a = tc_ep_next_deadline(u->ep), b = tc_srv_next_deadline(u->srv);
-  return a < b ? a : b;
-}
-
 static void rearm(tcu *u) {
   uint64_t dl, now;
   if (u->closing) return;
-  dl = next_deadline(u);
+  dl = tcd_deadline(u->d);
   if (dl == NEVER) {
     if (u->armed != NEVER) uv_timer_stop(&u->timer);
     u->armed = NEVER;
@@ -397,39 +384,18 @@ static void rearm(tcu *u) {
   uv_timer_start(&u->timer, timer_cb, dl > now ? dl - now : 0, 0);
 }
 
-static void run_timer(tcu *u) {
-  uint64_t now = uv_now(u->loop);
-  int round;
-  if (tc_srv_next_deadline(u->srv) <= now) (void)tc_srv_timer(u->srv, now);
-  for (round = 0; round < 16 && !u->closing; round++) {
-    uint32_t room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS, cap, i;
-    int n;
-    if (room < 4) {
-      dispatch(u);
-      if (u->closing) return;
-      room = (u->rx.word_cap - u->rx.word_used) / TCB_RX_WORDS;
-    }
-    cap = room < TIMER_EVENTS ? room : TIMER_EVENTS;
-    n = tc_ep_timer(u->ep, now, &u->txq, u->evs, cap);
-    u->st[ST_TIMER_RUNS]++;
-    for (i = 0; i < (uint32_t)(n > 0 ? n : 0); i++)
-      if (!tc_srv_on_timer_event(u->srv, now, &u->evs[i])) /* else about a notification */
-        tcb_rx_put(&u->rx, &u->evs[i], NULL, 0, NULL, 0, NULL, NULL, NULL);
-    if (tc_ep_next_deadline(u->ep) > now) break;
-    /* work left over (tx queue or event room ran out): drain and go again */
-    send_txq(u);
-  }
-}
-
 static void timer_cb(uv_timer_t *t) {
   tcu *u = (tcu *)t->data;
+  uint64_t now = uv_now(u->loop);
+  int a;
   u->armed = NEVER;
   if (u->closing) return;
-  run_timer(u);
+  while ((a = tcd_timer(u->d, now)) > 0)
+    if (!act(u, a)) return;
   dispatch(u);
   if (u->closing) return;
   send_txq(u);
-  if (next_deadline(u) <= uv_now(u->loop)) {
+  if (tcd_deadline(u->d) <= uv_now(u->loop)) {
     /* still due after bounded rounds: retry soon rather than spin */
     u->armed = uv_now(u->loop) + 1;
     uv_timer_start(&u->timer, timer_cb, 1, 0);
@@ -438,6 +404,7 @@ static void timer_cb(uv_timer_t *t) {
   rearm(u);
 }
 
+/* The end of a loop turn with records or datagrams pending (tcd_pending). */
 static void check_cb(uv_check_t *c) {
   tcu *u = (tcu *)c->data;
   uv_check_stop(c);
@@ -451,6 +418,68 @@ static void check_cb(uv_check_t *c) {
 
 /* ------------------------------------------------------------------ receiving */
 
+static void schedule_check(tcu *u) {
+  if (tcd_pending(u->d) && !u->check_on) {
+    u->check_on = 1;
+    uv_check_start(&u->check, check_cb);
+  }
+}
+
+#if defined(__linux__)
+/* The socket's error queue (IP_RECVERR / IPV6_RECVERR, set at bind): each ICMP port unreachable
+ * becomes an EV_UNREACHABLE record for the destination it answered, so that requests to a
+ * closed port can fail at once. Drained completely (a non-empty queue keeps the socket
+ * readable). */
+static void read_errqueue(tcu *u) {
+  uv_os_fd_t fd;
+  int i;
+  if (uv_fileno((const uv_handle_t *)&u->udp, &fd) != 0) return;
+  for (i = 0; i < 256 && !u->closing; i++) {
+    struct sockaddr_in6 sa;
+    union {
+      char buf[512];
+      struct cmsghdr align;
+    } ctl;
+    uint8_t byte;
+    struct iovec iov;
+    struct msghdr mh;
+    struct cmsghdr *c;
+    ssize_t r;
+    memset(&mh, 0, sizeof mh);
+    iov.iov_base = &byte;
+    iov.iov_len = 1;
+    mh.msg_name = &sa;
+    mh.msg_namelen = sizeof sa;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    do {
+      r = recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) break;
+    for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+      const struct sock_extended_err *e;
+      uint8_t addr[TC_ADDR_MAX];
+      uint32_t alen;
+      int a;
+      if (!(c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) &&
+          !(c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR))
+        continue;
+      e = (const struct sock_extended_err *)(const void *)CMSG_DATA(c);
+      if (e->ee_errno != ECONNREFUSED ||
+          (e->ee_origin != SO_EE_ORIGIN_ICMP && e->ee_origin != SO_EE_ORIGIN_ICMP6))
+        continue;
+      alen = tcb_sockaddr_to_addr((const struct sockaddr *)&sa, addr);
+      if (alen == 0) continue;
+      while ((a = tcd_unreachable(u->d, addr, alen)) > 0)
+        if (!act(u, a)) return;
+    }
+  }
+  schedule_check(u);
+}
+#endif
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   tcu *u = (tcu *)h->data;
   (void)suggested;
@@ -462,63 +491,36 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
                     unsigned flags) {
   tcu *u = (tcu *)h->data;
   uint8_t addr[TC_ADDR_MAX];
-  uint32_t alen, len;
-  tc_ep_event ev;
+  uint32_t alen;
   uint64_t now;
-  int rc, tries;
+  int a;
   if (u->closing || (flags & UV_UDP_MMSG_FREE)) return;
   if (nread < 0) {
-    u->st[ST_RECV_ERRORS]++;
+#if defined(__linux__)
+    if (nread == UV_ECONNREFUSED) { /* an ICMP error in the queue (IP_RECVERR) */
+      read_errqueue(u);
+      return;
+    }
+#endif
+    u->d->stats.drv.recv_errors++;
     return;
   }
   if (sa == NULL || (flags & UV_UDP_PARTIAL)) return;
-  alen = canon(sa, addr);
+  alen = tcb_sockaddr_to_addr(sa, addr);
   if (alen == 0) return;
-  len = (uint32_t)nread;
-  if (!tcb_rx_room(&u->rx, len)) {
-    dispatch(u);
-    if (u->closing) return;
-  }
   now = uv_now(u->loop);
-  /* the pipeline wants room for two datagrams in the tx queue (else TC_E_FULL, nothing
-   * done): an emptied queue always has it */
-  for (tries = 0;; tries++) {
-    tc_messaging ms;
-    tc_rx rx = {.addr = addr, .addr_len = alen, .opt_cap = TCB_OPT_CAP,
-                .data = (const uint8_t *)buf->base, .len = len, .msg = &u->msg, .opts = u->opts};
-    (void)tc_ep_messaging(u->ep, &u->txq, &ms);
-    rc = tc_srv_recv(u->srv, &ms, now, &rx, &ev, &u->req);
-    if (rc != TC_E_FULL || tries > 0) break;
-    send_txq(u);
-  }
-  if (rc < 0) return;
-  if (ev.kind != TC_EV_NONE)
-    tcb_rx_put(&u->rx, &ev, addr, alen, (const uint8_t *)buf->base, len, &u->msg, u->opts,
-               &u->req);
-  if ((ev.kind != TC_EV_NONE || u->txq.count > 0) && !u->check_on) {
-    u->check_on = 1;
-    uv_check_start(&u->check, check_cb);
-  }
+  while ((a = tcd_recv(u->d, now, addr, alen, (const uint8_t *)buf->base, (uint32_t)nread)) > 0)
+    if (!act(u, a)) return;
+  schedule_check(u);
 }
 
 /* ------------------------------------------------------------------ lifetime */
 
 static void free_state(tcu *u) {
-  free(u->ep_mem);
-  free(u->srv_mem);
-  u->srv_mem = NULL;
-  u->srv = NULL;
-  free(u->txq.buf);
-  free(u->txq.items);
-  free(u->rx.words);
-  free(u->rx.data);
+  if (u->d != NULL) u->last = *tcd_get_stats(u->d); /* stats() still answers after close */
+  tcd_destroy(u->d);
+  u->d = NULL;
   free(u->recvbuf);
-  u->ep_mem = NULL;
-  u->ep = NULL;
-  u->txq.buf = NULL;
-  u->txq.items = NULL;
-  u->rx.words = NULL;
-  u->rx.data = NULL;
   u->recvbuf = NULL;
 }
 
@@ -628,25 +630,15 @@ static int u32arg(napi_env env, napi_value v, uint32_t *out) {
   return 1;
 }
 
-/* The config words: tc_ep_config, then tc_srv_config. */
-#define EP_CONFIG_WORDS 16u
-#define CONFIG_WORDS (EP_CONFIG_WORDS + TC_SRV_CONFIG_WORDS)
-#define SEED_BYTES 48u /* 32 for the ep, 16 for the pipeline */
-_Static_assert(sizeof(tc_ep_config) == EP_CONFIG_WORDS * 4, "tc_ep_config is 16 words");
-_Static_assert(sizeof(tc_srv_config) == TC_SRV_CONFIG_WORDS * 4, "tc_srv_config layout");
-_Static_assert(sizeof(tc_srv_stats) == TC_SRV_STATS_WORDS * 4, "tc_srv_stats layout");
-
-/* udpCreate(family 4|6, config: Uint32Array(44), seed: Uint8Array(48), self: object,
- *           onBatch: function, txWords: Uint32Array, txBytes: Uint8Array): external */
+/* udpCreate(family 4|6, config: Uint32Array(CONFIG_WORDS), seed: Uint8Array(TCA_SEED_BYTES),
+ *           self: object, onBatch: function, txWords: Uint32Array, txBytes: Uint8Array):
+ *           external */
 static napi_value udp_create(napi_env env, napi_callback_info info) {
+  static const tcd_limits lim = {RX_WORDS, RX_DATA, TXQ_ITEMS, TXQ_BYTES};
   napi_value argv[7], ext, name;
-  size_t argc = 7, n;
-  uint32_t family, *cfgw;
-  uint8_t *seed;
-  void *p;
-  tc_ep_config cfg;
-  tc_srv_config scfg;
-  size_t size, ssize;
+  size_t argc = 7, ncfg, nseed, n;
+  uint32_t family;
+  void *cfg, *seed, *p;
   tcu *u;
   napi_valuetype t;
   int err;
@@ -659,32 +651,17 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "turbocoap: family must be 4 or 6");
     return NULL;
   }
-  if (!typed(env, argv[1], napi_uint32_array, &p, &n)) return NULL;
-  cfgw = (uint32_t *)p;
-  if (n != CONFIG_WORDS) {
-    napi_throw_range_error(env, NULL, "turbocoap: bad endpoint config size");
+  if (!typed(env, argv[1], napi_uint32_array, &cfg, &ncfg) ||
+      !typed(env, argv[2], napi_uint8_array, &seed, &nseed))
     return NULL;
-  }
-  memcpy(&cfg, cfgw, sizeof cfg);
-  memcpy(&scfg, cfgw + EP_CONFIG_WORDS, sizeof scfg);
-  if (!typed(env, argv[2], napi_uint8_array, &p, &n)) return NULL;
-  seed = (uint8_t *)p;
-  if (n != SEED_BYTES) {
-    napi_throw_range_error(env, NULL, "turbocoap: seed must be 48 bytes");
-    return NULL;
-  }
   napi_typeof(env, argv[4], &t);
   if (t != napi_function) {
     napi_throw_type_error(env, NULL, "turbocoap: onBatch must be a function");
     return NULL;
   }
-  size = tc_ep_size(&cfg);
-  ssize = tc_srv_size(&scfg);
-  if (size == 0 || ssize == 0 || scfg.max_in_progress != cfg.max_in_progress ||
-      scfg.max_message_size != cfg.max_message_size) {
-    napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
+  /* the tx areas are only checked here; udp_flush looks them up again on every call */
+  if (!typed(env, argv[5], napi_uint32_array, &p, &n) || !typed(env, argv[6], napi_uint8_array, &p, &n))
     return NULL;
-  }
   u = (tcu *)calloc(1, sizeof *u);
   if (u == NULL) {
     throw_err(env, "turbocoap: out of memory");
@@ -693,32 +670,17 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   u->env = env;
   u->family = (int)family;
   u->armed = NEVER;
-  u->max_body = scfg.bw1.max_body;
+#if TCU_MMSG
   u->gso = getenv("TURBOCOAP_NO_GSO") == NULL;
-  /* the tx areas are only checked here; udp_flush looks them up again on every call */
-  if (!typed(env, argv[5], napi_uint32_array, &p, &n)) goto fail_js;
-  if (!typed(env, argv[6], napi_uint8_array, &p, &n)) goto fail_js;
-  u->ep_mem = aligned_alloc(8, (size + 7u) & ~(size_t)7u);
-  u->srv_mem = aligned_alloc(8, (ssize + 7u) & ~(size_t)7u);
-  u->txq.buf = (uint8_t *)malloc(TXQ_BYTES);
-  u->txq.items = (tc_tx *)malloc(TXQ_ITEMS * sizeof(tc_tx));
-  u->txq.cap = TXQ_BYTES;
-  u->txq.item_cap = TXQ_ITEMS;
-  u->rx.words = (uint32_t *)malloc(RX_WORDS * 4u);
-  u->rx.word_cap = RX_WORDS;
-  u->rx.data = (uint8_t *)malloc(RX_DATA);
-  u->rx.data_cap = RX_DATA;
+#endif
+  u->d = tcd_create((const uint32_t *)cfg, ncfg > UINT32_MAX ? 0 : (uint32_t)ncfg,
+                    (const uint8_t *)seed, nseed > UINT32_MAX ? 0 : (uint32_t)nseed, &lim, &err);
   u->recvbuf = (uint8_t *)malloc(RECV_CHUNK * RECV_CHUNKS);
-  if (u->ep_mem == NULL || u->srv_mem == NULL || u->txq.buf == NULL || u->txq.items == NULL ||
-      u->rx.words == NULL || u->rx.data == NULL || u->recvbuf == NULL) {
-    throw_err(env, "turbocoap: out of memory");
-    goto fail_js;
-  }
-  u->ep = (tc_ep *)u->ep_mem;
-  u->srv = (tc_srv *)u->srv_mem;
-  if (tc_ep_init(u->ep, size, &cfg, seed) != 0 ||
-      tc_srv_init(u->srv, ssize, &scfg, seed + 32) != 0) {
-    napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
+  if (u->d == NULL || u->recvbuf == NULL) {
+    if (u->d == NULL && err == TC_E_INVALID)
+      napi_throw_range_error(env, NULL, "turbocoap: invalid endpoint configuration");
+    else
+      throw_err(env, "turbocoap: out of memory");
     goto fail_js;
   }
   if (napi_get_uv_event_loop(env, &u->loop) != napi_ok) {
@@ -749,7 +711,7 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
   {
     /* tell V8 what an endpoint costs, so that unreachable idle ones are collected soon */
     int64_t total;
-    u->ext_mem = (int64_t)size + (int64_t)ssize + TXQ_BYTES + RX_WORDS * 4 + RX_DATA;
+    u->ext_mem = (int64_t)u->d->memory + RECV_CHUNK * RECV_CHUNKS;
     napi_adjust_external_memory(env, u->ext_mem, &total);
   }
   if (napi_create_external(env, u, finalize, NULL, &ext) != napi_ok) {
@@ -788,6 +750,7 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
   if (err != 0) return num(env, err);
   if (flags & 1u) uvf |= UV_UDP_IPV6ONLY;
   if (flags & 2u) uvf |= UV_UDP_REUSEADDR;
+  uvf |= UV_UDP_LINUX_RECVERR; /* ICMP port unreachable reported (Linux; elsewhere a no-op) */
   err = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, uvf);
   if (err != 0) return num(env, err);
   if (uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0) {
@@ -863,7 +826,7 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   size_t argc = 3;
   tcu *u;
-  uint32_t nwords, nbytes, pos = 0, failed = 0, txw_cap = 0, txb_cap = 0;
+  uint32_t nwords, nbytes, txw_cap = 0, txb_cap = 0;
   uint32_t *txw;
   uint8_t *txb;
   void *p;
@@ -873,7 +836,7 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
       !get_state(env, argv[0], &u) || !u32arg(env, argv[1], &nwords) ||
       !u32arg(env, argv[2], &nbytes))
     return NULL;
-  if (u->closing || u->ep == NULL) return num(env, TC_E_STALE);
+  if (u->closing || u->d == NULL) return num(env, TC_E_STALE);
   (void)tx_area(env, u->txw_ref, napi_uint32_array, &p, &txw_cap);
   txw = (uint32_t *)p;
   (void)tx_area(env, u->txb_ref, napi_uint8_array, &p, &txb_cap);
@@ -888,14 +851,10 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
   }
   uv_update_time(u->loop);
   now = uv_now(u->loop);
-  for (;;) {
-    rc = tcb_tx_run(u->srv, u->ep, now, txw, nwords, txb, nbytes, &u->txq, &pos, &failed);
-    if (rc != TCB_TX_DRAIN) break;
-    send_txq(u);
-  }
+  while ((rc = tcd_flush(u->d, now, txw, nwords, txb, nbytes)) == TCD_SEND) send_txq(u);
   send_txq(u);
   rearm(u);
-  return num(env, rc < 0 ? rc : (double)failed);
+  return num(env, rc < 0 ? rc : (double)u->d->tx_failed);
 }
 
 /* udpReadBody(h, id, length): the Block1 body id of a delivered request (TC_SRVF_BODY,
@@ -912,13 +871,13 @@ static napi_value udp_read_body(napi_env env, napi_callback_info info) {
       !get_state(env, argv[0], &u) || !u32arg(env, argv[1], &id) ||
       !u32arg(env, argv[2], &length))
     return NULL;
-  if (u->closing || u->srv == NULL) return num(env, TC_E_STALE);
-  if (length > u->max_body) length = u->max_body; /* no body is longer */
+  if (u->closing || u->d == NULL) return num(env, TC_E_STALE);
+  if (length > u->d->max_body) length = u->d->max_body; /* no body is longer */
   if (napi_create_arraybuffer(env, length > 0 ? length : 1, &p, &ab) != napi_ok || p == NULL) {
     throw_err(env, "turbocoap: out of memory");
     return NULL;
   }
-  rc = tc_srv_read_body(u->srv, id, (uint8_t *)p, length);
+  rc = tcd_read_body(u->d, id, (uint8_t *)p, length);
   if (rc < 0) return num(env, rc);
   if (napi_create_typedarray(env, napi_uint8_array, (size_t)rc, ab, 0, &out) != napi_ok) {
     throw_err(env, "turbocoap: cannot create the body array");
@@ -975,56 +934,21 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* udpStats(h, out: Float64Array(>= STATS_WORDS)): tc_ep_stats [0..16], driver counters
- * [17..26], tc_srv_stats [27..34]. */
-#define STATS_SRV (17u + ST_COUNT)
-#define STATS_WORDS (STATS_SRV + TC_SRV_STATS_WORDS)
+/* udpStats(h, out: Uint8Array(sizeof(tcd_stats))): the driver's stats struct, read by JS at
+ * the generated offsets (ts/driver/abi.ts ST_*); after close, the counters at close. */
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  size_t argc = 2, n, i;
+  size_t argc = 2, n;
   tcu *u;
   void *p;
-  double *o;
-  tc_ep_stats s;
-  tc_srv_stats ss;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !get_state(env, argv[0], &u) || !typed(env, argv[1], napi_float64_array, &p, &n))
+      !get_state(env, argv[0], &u) || !typed(env, argv[1], napi_uint8_array, &p, &n))
     return NULL;
-  o = (double *)p;
-  if (n < STATS_WORDS) {
+  if (n < sizeof(tcd_stats)) {
     napi_throw_range_error(env, NULL, "turbocoap: stats array too small");
     return NULL;
   }
-  memset(o, 0, STATS_WORDS * sizeof(double));
-  if (u->ep == NULL) return NULL;
-  tc_ep_get_stats(u->ep, &s);
-  o[0] = (double)s.rx;
-  o[1] = (double)s.tx;
-  o[2] = (double)s.duplicates;
-  o[3] = (double)s.replays;
-  o[4] = (double)s.retransmits;
-  o[5] = (double)s.resets_sent;
-  o[6] = (double)s.format_errors;
-  o[7] = (double)s.overloads;
-  o[8] = (double)s.bad_options;
-  o[9] = (double)s.dedup_evictions;
-  o[10] = (double)s.timeouts;
-  o[11] = (double)s.unmatched;
-  o[12] = s.in_progress;
-  o[13] = s.client_requests;
-  o[14] = s.con_slots_used;
-  o[15] = s.dedup_used;
-  o[16] = s.peers;
-  for (i = 0; i < ST_COUNT; i++) o[17 + i] = (double)u->st[i];
-  tc_srv_get_stats(u->srv, &ss);
-  o[STATS_SRV + 0] = ss.uploads;
-  o[STATS_SRV + 1] = ss.uploads_done;
-  o[STATS_SRV + 2] = ss.blocks_in;
-  o[STATS_SRV + 3] = ss.reps;
-  o[STATS_SRV + 4] = ss.blocks_out;
-  o[STATS_SRV + 5] = ss.observers;
-  o[STATS_SRV + 6] = ss.notifications;
-  o[STATS_SRV + 7] = ss.observers_removed;
+  memcpy(p, u->d != NULL ? tcd_get_stats(u->d) : &u->last, sizeof(tcd_stats));
   return NULL;
 }
 
@@ -1045,7 +969,18 @@ napi_value tc_udp_register(napi_env env, napi_value exports) {
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &v);
     napi_set_named_property(env, exports, fns[i].name, v);
   }
-  napi_create_uint32(env, TCB_ABI, &v);
-  napi_set_named_property(env, exports, "udpAbi", v);
+  /* the layout this addon was compiled with (abi.h), for ts/driver/abi.ts to compare */
+  napi_create_uint32(env, tca_hash(), &v);
+  napi_set_named_property(env, exports, "abiHash", v);
+  {
+    napi_value ab, arr;
+    void *p;
+    size_t bytes = (size_t)tca_layout_words() * 4u;
+    if (napi_create_arraybuffer(env, bytes, &p, &ab) == napi_ok &&
+        napi_create_typedarray(env, napi_uint32_array, tca_layout_words(), ab, 0, &arr) == napi_ok) {
+      memcpy(p, tca_layout(), bytes);
+      napi_set_named_property(env, exports, "abiLayout", arr);
+    }
+  }
   return exports;
 }

@@ -1,5 +1,5 @@
 /* fuzz_txrecords.c — libFuzzer harness for the batch records both UDP glues share
- * (native/binding/ep_batch.h): the TX record runner (tcb_tx_run), which reads the record
+ * (native/driver/ep_batch.h): the TX record runner (tcb_tx_run), which reads the record
  * table and byte area JavaScript writes, and the RX record writer (tcb_rx_put), which fills
  * the batches JavaScript reads.
  *
@@ -27,7 +27,7 @@
 #include "fuzz.h"
 #include "turbocoap.h"
 #include "../test/calls.h"
-#include "../binding/ep_batch.h"
+#include "ep_batch.h"
 
 #define MAX_LIVE 16
 #define RX_WORD_CAP (TCB_RX_MAX_WORDS + 4u * TCB_RX_WORDS + 7u)
@@ -159,12 +159,12 @@ static void check_rx(void) {
     REQUIRE(pos + TCB_RX_WORDS <= RX.word_used);
     w = RX.words + pos;
     REQUIRE(w[0] >= TC_EV_REQUEST && w[0] <= TC_EV_NOTIFY_RESET);
-    if (w[0] != TC_EV_REQUEST) REQUIRE(w[TCB_RX_SRV] == 0 && w[TCB_RX_SRV + 1] == 0 && w[TCB_RX_SRV + 2] == 0);
-    REQUIRE((w[TCB_RX_SRV] & ~(uint32_t)(TC_SRVF_OBSERVE | TC_SRVF_BODY | TC_SRVF_BLOCK2)) == 0);
-    if (w[TCB_RX_SRV] & TC_SRVF_BODY) REQUIRE(w[TCB_RX_SRV + 1] != 0 && w[TCB_RX_SRV + 2] <= BODY_MAX);
-    else REQUIRE(w[TCB_RX_SRV + 1] == 0 && w[TCB_RX_SRV + 2] == 0);
+    if (w[0] != TC_EV_REQUEST) REQUIRE(w[TCB_RX_SRV_FLAGS] == 0 && w[TCB_RX_SRV_FLAGS + 1] == 0 && w[TCB_RX_SRV_FLAGS + 2] == 0);
+    REQUIRE((w[TCB_RX_SRV_FLAGS] & ~(uint32_t)(TC_SRVF_OBSERVE | TC_SRVF_BODY | TC_SRVF_BLOCK2)) == 0);
+    if (w[TCB_RX_SRV_FLAGS] & TC_SRVF_BODY) REQUIRE(w[TCB_RX_SRV_FLAGS + 1] != 0 && w[TCB_RX_SRV_FLAGS + 2] <= BODY_MAX);
+    else REQUIRE(w[TCB_RX_SRV_FLAGS + 1] == 0 && w[TCB_RX_SRV_FLAGS + 2] == 0);
     if (w[0] == TC_EV_REQUEST || w[0] == TC_EV_RESPONSE) {
-      const uint32_t *m = w + TCB_RX_MSG;
+      const uint32_t *m = w + TCB_RX_TYPE;
       uint32_t base = w[11], len = w[12], i;
       REQUIRE(base <= RX.data_used && len <= RX.data_used - base);
       REQUIRE(m[3] >= base && m[4] <= len && m[3] - base <= len - m[4]); /* token */

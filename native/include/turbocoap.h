@@ -36,28 +36,41 @@ enum tc_type { TC_CON = 0, TC_NON = 1, TC_ACK = 2, TC_RST = 3 };
 
 /* -------------------------------------------------------------------- errors */
 
-/** Negative return codes. tc_error_name() gives each a stable upper-case name. */
-enum tc_error {
-  TC_E_TRUNCATED_HEADER = -1,      /**< fewer bytes than the fixed header needs */
-  TC_E_BAD_VERSION = -2,           /**< UDP version field is not 1 */
-  TC_E_RESERVED_TKL = -3,          /**< token length nibble 15 (reserved by RFC 8974) */
-  TC_E_TOKEN_PAST_END = -4,        /**< token (or its extended length) runs past the end */
-  TC_E_RESERVED_NIBBLE = -5,       /**< option delta or length nibble 15 that is not the payload marker */
-  TC_E_OPTION_PAST_END = -6,       /**< option extension bytes or value run past the end */
-  TC_E_OPTION_NUMBER_OVERFLOW = -7,/**< option number above 65535 */
-  TC_E_EMPTY_PAYLOAD = -8,         /**< payload marker 0xFF followed by nothing */
-  TC_E_EMPTY_WITH_CONTENT = -9,    /**< UDP code 0.00 with a token, options or payload */
-  TC_E_LENGTH_PAST_END = -10,      /**< TCP/WS: framed length (or ext length bytes) past the end */
-  TC_E_TRAILING_BYTES = -11,       /**< TCP: bytes left after the framed message */
-  TC_E_TOO_MANY_OPTIONS = -12,     /**< more options than the caller's table holds */
-  TC_E_MESSAGE_TOO_LARGE = -13,    /**< message larger than the configured maximum */
-  TC_E_WS_LENGTH = -14,            /**< WebSocket framing with a non-zero Len nibble */
-  TC_E_BUFFER_TOO_SMALL = -15,     /**< encoder: output buffer too small */
-  TC_E_INVALID = -16               /**< an argument out of range (type, code, lengths, sizes) */
-};
+/**
+ * Negative return codes, declared once: X(NAME, value, description). The enum tc_error, the
+ * names of tc_error_name() and the TypeScript constants (scripts/gen-abi.mjs ->
+ * ts/driver/abi.ts) all come from this list. -17 .. -21 are the messaging layer's
+ * (turbocoap_ep.h).
+ */
+#define TC_ERRORS(X) \
+  X(TRUNCATED_HEADER, -1, "fewer bytes than the fixed header needs") \
+  X(BAD_VERSION, -2, "UDP version field is not 1") \
+  X(RESERVED_TKL, -3, "token length nibble 15 (reserved by RFC 8974)") \
+  X(TOKEN_PAST_END, -4, "token (or its extended length) runs past the end") \
+  X(RESERVED_NIBBLE, -5, "option delta or length nibble 15 that is not the payload marker") \
+  X(OPTION_PAST_END, -6, "option extension bytes or value run past the end") \
+  X(OPTION_NUMBER_OVERFLOW, -7, "option number above 65535") \
+  X(EMPTY_PAYLOAD, -8, "payload marker 0xFF followed by nothing") \
+  X(EMPTY_WITH_CONTENT, -9, "UDP code 0.00 with a token, options or payload") \
+  X(LENGTH_PAST_END, -10, "TCP/WS: framed length (or ext length bytes) past the end") \
+  X(TRAILING_BYTES, -11, "TCP: bytes left after the framed message") \
+  X(TOO_MANY_OPTIONS, -12, "more options than the caller's table holds") \
+  X(MESSAGE_TOO_LARGE, -13, "message larger than the configured maximum") \
+  X(WS_LENGTH, -14, "WebSocket framing with a non-zero Len nibble") \
+  X(BUFFER_TOO_SMALL, -15, "encoder: output buffer too small") \
+  X(INVALID, -16, "an argument out of range (type, code, lengths, sizes)") \
+  X(STALE, -17, "unknown, finished or evicted exchange id") \
+  X(FULL, -18, "a bounded table or the caller's tx queue is full") \
+  X(TIMEOUT, -19, "(event status) no ACK/response in time") \
+  X(RESET, -20, "(event status) the peer answered with RST") \
+  X(BAD_OPTION, -21, "(event status) response with an unrecognized critical option")
 
-/** Number of error codes: errors are -1 .. -TC_ERROR_COUNT (-17 .. -21 are the messaging
- *  layer's, see turbocoap_ep.h). */
+#define TC_ERROR_ENUM_(name, value, doc) TC_E_##name = (value),
+/** Negative return codes. tc_error_name() gives each a stable upper-case name. */
+enum tc_error { TC_ERRORS(TC_ERROR_ENUM_) };
+#undef TC_ERROR_ENUM_
+
+/** Number of error codes: errors are -1 .. -TC_ERROR_COUNT (checked against TC_ERRORS). */
 #define TC_ERROR_COUNT 21
 
 /** Name of an error code, e.g. "RESERVED_TKL"; "UNKNOWN" for anything else.

@@ -31,12 +31,8 @@ extern "C" {
 /* TC_ADDR_MAX, TC_EP_TOKEN_MAX and the argument structs (tc_rx, tc_outmsg, tc_req_args,
  * tc_notify_args) are in turbocoap_messaging.h. */
 
-/* Errors of the messaging layer (continuing enum tc_error). */
-#define TC_E_STALE (-17)   /**< unknown, finished or evicted exchange id */
-#define TC_E_FULL (-18)    /**< a bounded table or the caller's tx queue is full */
-#define TC_E_TIMEOUT (-19) /**< (event status) no ACK/response in time */
-#define TC_E_RESET (-20)   /**< (event status) the peer answered with RST */
-#define TC_E_BAD_OPTION (-21) /**< (event status) response with an unrecognized critical option */
+/* The errors of the messaging layer (TC_E_STALE .. TC_E_BAD_OPTION) are in TC_ERRORS
+ * (turbocoap.h). */
 
 /** Transmission parameters and table bounds. Get defaults from tc_ep_config_default(). */
 typedef struct tc_ep_config {

@@ -1,29 +1,17 @@
-/* errors.c — stable names for the TC_E_* error codes. */
+/* errors.c — stable names for the TC_E_* error codes (from TC_ERRORS, turbocoap.h). */
 #include "turbocoap.h"
 
-static const char *const tc_error_names[TC_ERROR_COUNT] = {
-  "TRUNCATED_HEADER",       /* -1 */
-  "BAD_VERSION",            /* -2 */
-  "RESERVED_TKL",           /* -3 */
-  "TOKEN_PAST_END",         /* -4 */
-  "RESERVED_NIBBLE",        /* -5 */
-  "OPTION_PAST_END",        /* -6 */
-  "OPTION_NUMBER_OVERFLOW", /* -7 */
-  "EMPTY_PAYLOAD",          /* -8 */
-  "EMPTY_WITH_CONTENT",     /* -9 */
-  "LENGTH_PAST_END",        /* -10 */
-  "TRAILING_BYTES",         /* -11 */
-  "TOO_MANY_OPTIONS",       /* -12 */
-  "MESSAGE_TOO_LARGE",      /* -13 */
-  "WS_LENGTH",              /* -14 */
-  "BUFFER_TOO_SMALL",       /* -15 */
-  "INVALID",                /* -16 */
-  "STALE",                  /* -17 */
-  "FULL",                   /* -18 */
-  "TIMEOUT",                /* -19 */
-  "RESET",                  /* -20 */
-  "BAD_OPTION"              /* -21 */
-};
+#define TC_ERROR_NAME_(name, value, doc) [-(value)-1] = #name,
+static const char *const tc_error_names[TC_ERROR_COUNT] = {TC_ERRORS(TC_ERROR_NAME_)};
+#undef TC_ERROR_NAME_
+
+#define TC_ERROR_ONE_(name, value, doc) +1
+_Static_assert(TC_ERROR_COUNT == 0 TC_ERRORS(TC_ERROR_ONE_), "TC_ERROR_COUNT counts TC_ERRORS");
+#undef TC_ERROR_ONE_
+#define TC_ERROR_DENSE_(name, value, doc) \
+  _Static_assert((value) < 0 && (value) >= -TC_ERROR_COUNT, "TC_E_" #name " in -1..-TC_ERROR_COUNT");
+TC_ERRORS(TC_ERROR_DENSE_)
+#undef TC_ERROR_DENSE_
 
 const char *tc_error_name(int err) {
   if (err < 0 && err >= -TC_ERROR_COUNT) return tc_error_names[-err - 1];

@@ -24,10 +24,14 @@ export default function setup(): void {
   const addon = 'build/Release/turbocoap.node';
   const sources: string[] = [
     ...JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8')).core,
+    ...JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8')).driver,
     'native/include/turbocoap.h',
     'native/binding/addon.cc',
     'native/binding/udp.c',
-    'native/binding/ep_batch.h',
+    'native/driver/abi.h',
+    'native/driver/addr.h',
+    'native/driver/dgram.h',
+    'native/driver/ep_batch.h',
     'binding.gyp',
     'native/sources.json',
   ];

@@ -4,9 +4,9 @@
  * @internal
  */
 import * as path from 'path';
+import { checkAbi } from '../driver/abi-check';
 import {
   BWC_RES_WORDS,
-  ERROR_COUNT,
   MSG_WORDS,
   OPT_WORDS,
   ascii,
@@ -45,10 +45,9 @@ interface Addon {
   obsFresh(v1: number, t1: number, v2: number, t2: number): number;
   obsReregisterAt(arrival: number, maxAge: number, lead: number): number;
   bwcResWords: number;
-  msgWords: number;
-  optWords: number;
-  frameWords: number;
-  errorCount: number;
+  /** The driver ABI the addon was compiled with (native/driver/abi.h). */
+  abiHash: number;
+  abiLayout: Uint32Array;
 }
 
 /** Scratch sizes: 1024 options, 64 KiB of bytes. */
@@ -155,14 +154,7 @@ class NativeBackend extends NativeTransfers implements Backend {
 
   constructor(addon: Addon) {
     super(addon);
-    if (
-      addon.msgWords !== MSG_WORDS ||
-      addon.optWords !== OPT_WORDS ||
-      addon.frameWords !== OPT_WORDS ||
-      addon.errorCount !== ERROR_COUNT
-    ) {
-      throw new Error('turbocoap: native addon ABI mismatch (rebuild it: npx node-gyp rebuild)');
-    }
+    checkAbi('native addon', addon.abiHash, addon.abiLayout, 'npx node-gyp rebuild');
     this.table = new Uint32Array(MSG_WORDS + OPT_WORDS * OPT_CAP);
     this.bytes = new Uint8Array(SCRATCH_BYTES);
     addon.setScratch(this.table, this.bytes);

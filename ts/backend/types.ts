@@ -8,12 +8,9 @@
  * @internal
  */
 
-/** Words in a tc_msg (see native/include/turbocoap.h). */
-export const MSG_WORDS = 9;
-/** Words in a tc_opt / tc_frame. */
-export const OPT_WORDS = 3;
-/** Number of TC_E_* error codes. */
-export const ERROR_COUNT = 21;
+/** Words in a tc_msg and a tc_opt / tc_frame, the number of TC_E_* error codes (generated
+ *  from the C declaration, ../driver/abi.ts). */
+export { ERROR_COUNT, MSG_WORDS, OPT_WORDS } from '../driver/abi';
 
 /** One option registry entry as read from the core. */
 export interface RawOptionDef {

@@ -10,11 +10,11 @@
  *
  * @internal
  */
+import { checkAbi } from '../driver/abi-check';
 import { WASM_BASE64 } from '../generated/wasm-bytes';
 import {
   BWC_CONFIG_WORDS,
   BWC_RES_WORDS,
-  ERROR_COUNT,
   MSG_WORDS,
   OPT_WORDS,
   ascii,
@@ -30,7 +30,9 @@ import {
 interface Exports {
   memory: WebAssembly.Memory;
   _initialize(): void;
-  tcw_abi(): number;
+  tcw_abi_hash(): number;
+  tcw_abi_layout(): number;
+  tcw_abi_layout_words(): number;
   tcw_table(): number;
   tcw_table_words(): number;
   tcw_bytes(): number;
@@ -147,15 +149,9 @@ class WasmBackend implements Backend {
     this.ex = instance.exports as unknown as Exports;
     this.memory = this.ex.memory;
     this.ex._initialize();
-    const abi = this.ex.tcw_abi();
-    if (
-      (abi & 0xff) !== MSG_WORDS ||
-      ((abi >> 8) & 0xff) !== OPT_WORDS ||
-      ((abi >> 16) & 0xff) !== OPT_WORDS ||
-      ((abi >>> 24) & 0xff) !== ERROR_COUNT
-    ) {
-      throw new Error('turbocoap.wasm: ABI mismatch (rebuild it: npm run build:wasm)');
-    }
+    const lp = this.ex.tcw_abi_layout() >>> 2;
+    const layout = new Uint32Array(this.memory.buffer, lp * 4, this.ex.tcw_abi_layout_words());
+    checkAbi('turbocoap.wasm', this.ex.tcw_abi_hash(), layout, 'npm run build:wasm');
     this.tablePtr = this.ex.tcw_table();
     this.tableWords = this.ex.tcw_table_words();
     this.optCap = Math.floor((this.tableWords - MSG_WORDS) / OPT_WORDS);

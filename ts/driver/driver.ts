@@ -100,6 +100,11 @@ export interface DriverListener {
   onFailed(id: number, status: number): void;
   /** A response to exchange `id` was refused with a {@link Status} (MESSAGE_TOO_LARGE, INVALID): answer again. */
   onRespondFailed(id: number, status: number): void;
+  /**
+   * The peer `b.remote(r)` refused a datagram (ICMP port unreachable, where the driver can see
+   * it): requests outstanding to it will not be answered.
+   */
+  onUnreachable?(b: Received, r: number): void;
 }
 
 /**

@@ -15,22 +15,65 @@ import {
   EV_FAILED,
   EV_REQUEST,
   EV_RESPONSE,
+  EV_UNREACHABLE,
   E_STALE,
   REQ_TOKEN,
   REQ_TOKEN_SHIFT,
+  RX_ID,
+  RX_KIND,
   RX_OPT_COUNT,
+  RX_STATUS,
   RX_WORDS,
   SEED_BYTES,
   TX_CANCEL,
   TX_DROP,
   TX_NOTIFY,
+  TX_NOTIFY_CODE,
+  TX_NOTIFY_FLAGS,
+  TX_NOTIFY_KIND,
+  TX_NOTIFY_OPT_COUNT,
+  TX_NOTIFY_PAYLOAD_LEN,
+  TX_NOTIFY_PAYLOAD_OFF,
+  TX_NOTIFY_RC,
+  TX_NOTIFY_RESOURCE,
   TX_NOTIFY_WORDS,
   TX_PING,
+  TX_PING_FAMILY,
+  TX_PING_ID,
+  TX_PING_IP,
+  TX_PING_KIND,
+  TX_PING_PORT,
+  TX_PING_RC,
+  TX_PING_SCOPE,
   TX_PING_WORDS,
   TX_REQUEST,
+  TX_REQUEST_CODE,
+  TX_REQUEST_FAMILY,
+  TX_REQUEST_FLAGS,
+  TX_REQUEST_ID,
+  TX_REQUEST_IP,
+  TX_REQUEST_KIND,
+  TX_REQUEST_OPT_COUNT,
+  TX_REQUEST_PAYLOAD_LEN,
+  TX_REQUEST_PAYLOAD_OFF,
+  TX_REQUEST_PORT,
+  TX_REQUEST_RC,
+  TX_REQUEST_SCOPE,
+  TX_REQUEST_TOKEN,
   TX_REQUEST_WORDS,
   TX_RESPOND,
+  TX_RESPOND_CODE,
+  TX_RESPOND_ID,
+  TX_RESPOND_KIND,
+  TX_RESPOND_OPT_COUNT,
+  TX_RESPOND_PAYLOAD_LEN,
+  TX_RESPOND_PAYLOAD_OFF,
+  TX_RESPOND_RC,
+  TX_RESPOND_RESOURCE,
   TX_RESPOND_WORDS,
+  TX_SMALL_ID,
+  TX_SMALL_KIND,
+  TX_SMALL_RC,
   TX_SMALL_WORDS,
   endpointConfig,
   zoneScope,
@@ -80,10 +123,11 @@ export class Endpoint implements Driver {
     const l = this.listener;
     let r = 0;
     for (let i = 0; i < count; i++) {
-      const kind = u32[r];
+      const kind = u32[r + RX_KIND];
       if (kind === EV_REQUEST) l.onRequest(batch, r);
       else if (kind === EV_RESPONSE) l.onResponse(batch, r);
-      else if (kind === EV_FAILED) l.onFailed(u32[r + 1] as number, (u32[r + 2] as number) | 0);
+      else if (kind === EV_FAILED) l.onFailed(u32[r + RX_ID] as number, (u32[r + RX_STATUS] as number) | 0);
+      else if (kind === EV_UNREACHABLE) l.onUnreachable?.(batch, r);
       r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
     }
   };
@@ -166,14 +210,14 @@ export class Endpoint implements Driver {
   respondHeader(id: number, code: number, payloadOff: number, payloadLen: number, optCount: number, resource = 0): number {
     const w = this.w;
     const p = this.wpos;
-    w[p] = TX_RESPOND;
-    w[p + 1] = id;
-    w[p + 2] = 0;
-    w[p + 3] = code;
-    w[p + 4] = payloadOff;
-    w[p + 5] = payloadLen;
-    w[p + 6] = optCount;
-    w[p + 7] = resource;
+    w[p + TX_RESPOND_KIND] = TX_RESPOND;
+    w[p + TX_RESPOND_ID] = id;
+    w[p + TX_RESPOND_RC] = 0;
+    w[p + TX_RESPOND_CODE] = code;
+    w[p + TX_RESPOND_PAYLOAD_OFF] = payloadOff;
+    w[p + TX_RESPOND_PAYLOAD_LEN] = payloadLen;
+    w[p + TX_RESPOND_OPT_COUNT] = optCount;
+    w[p + TX_RESPOND_RESOURCE] = resource;
     this.wpos = p + TX_RESPOND_WORDS + 3 * optCount;
     return p;
   }
@@ -194,14 +238,14 @@ export class Endpoint implements Driver {
   ): number {
     const w = this.w;
     const p = this.wpos;
-    w[p] = TX_NOTIFY;
-    w[p + 1] = resource;
-    w[p + 2] = 0;
-    w[p + 3] = flags;
-    w[p + 4] = code;
-    w[p + 5] = payloadOff;
-    w[p + 6] = payloadLen;
-    w[p + 7] = optCount;
+    w[p + TX_NOTIFY_KIND] = TX_NOTIFY;
+    w[p + TX_NOTIFY_RESOURCE] = resource;
+    w[p + TX_NOTIFY_RC] = 0;
+    w[p + TX_NOTIFY_FLAGS] = flags;
+    w[p + TX_NOTIFY_CODE] = code;
+    w[p + TX_NOTIFY_PAYLOAD_OFF] = payloadOff;
+    w[p + TX_NOTIFY_PAYLOAD_LEN] = payloadLen;
+    w[p + TX_NOTIFY_OPT_COUNT] = optCount;
     this.wpos = p + TX_NOTIFY_WORDS + 3 * optCount;
     if (cb !== undefined) {
       this.idPos.push(p);
@@ -243,21 +287,21 @@ export class Endpoint implements Driver {
   ): number {
     const w = this.w;
     const p = this.wpos;
-    w[p] = TX_REQUEST;
-    w[p + 1] = 0;
-    w[p + 2] = 0;
-    w[p + 3] = token === undefined ? flags : flags | REQ_TOKEN;
-    w[p + 4] = code;
-    w[p + 5] = family;
-    w[p + 6] = port;
+    w[p + TX_REQUEST_KIND] = TX_REQUEST;
+    w[p + TX_REQUEST_ID] = 0;
+    w[p + TX_REQUEST_RC] = 0;
+    w[p + TX_REQUEST_FLAGS] = token === undefined ? flags : flags | REQ_TOKEN;
+    w[p + TX_REQUEST_CODE] = code;
+    w[p + TX_REQUEST_FAMILY] = family;
+    w[p + TX_REQUEST_PORT] = port;
     const w8 = this.w8;
-    const at = (p + 7) * 4;
+    const at = (p + TX_REQUEST_IP) * 4;
     for (let i = 0; i < 16; i++) w8[at + i] = ip[i] as number;
-    w[p + 11] = scope;
-    w[p + 12] = token === undefined ? tokenLength : ((this.putBytes(token) << REQ_TOKEN_SHIFT) | token.length) >>> 0;
-    w[p + 13] = payloadOff;
-    w[p + 14] = payloadLen;
-    w[p + 15] = optCount;
+    w[p + TX_REQUEST_SCOPE] = scope;
+    w[p + TX_REQUEST_TOKEN] = token === undefined ? tokenLength : ((this.putBytes(token) << REQ_TOKEN_SHIFT) | token.length) >>> 0;
+    w[p + TX_REQUEST_PAYLOAD_OFF] = payloadOff;
+    w[p + TX_REQUEST_PAYLOAD_LEN] = payloadLen;
+    w[p + TX_REQUEST_OPT_COUNT] = optCount;
     this.wpos = p + TX_REQUEST_WORDS + 3 * optCount;
     this.idPos.push(p);
     this.idCbs.push(cb);
@@ -278,9 +322,9 @@ export class Endpoint implements Driver {
     if (this.closed || !this.reserve(TX_SMALL_WORDS, 0)) return;
     const w = this.w;
     const p = this.wpos;
-    w[p] = kind;
-    w[p + 1] = id;
-    w[p + 2] = 0;
+    w[p + TX_SMALL_KIND] = kind;
+    w[p + TX_SMALL_ID] = id;
+    w[p + TX_SMALL_RC] = 0;
     this.wpos = p + TX_SMALL_WORDS;
   }
 
@@ -289,14 +333,14 @@ export class Endpoint implements Driver {
     if (!this.reserve(TX_PING_WORDS, 0)) return;
     const w = this.w;
     const p = this.wpos;
-    w[p] = TX_PING;
-    w[p + 1] = 0;
-    w[p + 2] = 0;
-    w[p + 3] = family;
-    w[p + 4] = port;
-    const at = (p + 5) * 4;
+    w[p + TX_PING_KIND] = TX_PING;
+    w[p + TX_PING_ID] = 0;
+    w[p + TX_PING_RC] = 0;
+    w[p + TX_PING_FAMILY] = family;
+    w[p + TX_PING_PORT] = port;
+    const at = (p + TX_PING_IP) * 4;
     for (let i = 0; i < 16; i++) this.w8[at + i] = ip[i] as number;
-    w[p + 9] = scope;
+    w[p + TX_PING_SCOPE] = scope;
     this.wpos = p + TX_PING_WORDS;
     this.idPos.push(p);
     this.idCbs.push(cb);
@@ -320,9 +364,12 @@ export class Endpoint implements Driver {
       cbs = this.idCbs.slice();
       for (let k = 0; k < n; k++) {
         const p = this.idPos[k] as number;
-        // NOTIFY: word 1 is the resource (in); REQUEST / PING: the id (out)
-        ids[k] = w[p] === TX_NOTIFY || rc >= 0 ? (w[p + 1] as number) : 0;
-        rcs[k] = rc < 0 ? rc : (w[p + 2] as number) | 0;
+        // NOTIFY: the resource (in); REQUEST / PING: the id (out)
+        const kind = w[p + TX_REQUEST_KIND];
+        if (kind === TX_NOTIFY) ids[k] = w[p + TX_NOTIFY_RESOURCE] as number;
+        else if (rc < 0) ids[k] = 0;
+        else ids[k] = w[p + (kind === TX_PING ? TX_PING_ID : TX_REQUEST_ID)] as number;
+        rcs[k] = rc < 0 ? rc : (w[p + (kind === TX_NOTIFY ? TX_NOTIFY_RC : kind === TX_PING ? TX_PING_RC : TX_REQUEST_RC)] as number) | 0;
       }
       this.idPos.length = 0;
       this.idCbs.length = 0;
@@ -331,13 +378,13 @@ export class Endpoint implements Driver {
     if (rc > 0) {
       // rare: find RESPOND records that failed
       for (let p = 0; p < nw; ) {
-        const kind = w[p];
+        const kind = w[p + TX_SMALL_KIND];
         if (kind === TX_RESPOND) {
-          const r = (w[p + 2] as number) | 0;
-          if (r !== 0) (failedResponds ??= []).push(w[p + 1] as number, r);
-          p += TX_RESPOND_WORDS + 3 * (w[p + 6] as number);
-        } else if (kind === TX_REQUEST) p += TX_REQUEST_WORDS + 3 * (w[p + 15] as number);
-        else if (kind === TX_NOTIFY) p += TX_NOTIFY_WORDS + 3 * (w[p + 7] as number);
+          const r = (w[p + TX_RESPOND_RC] as number) | 0;
+          if (r !== 0) (failedResponds ??= []).push(w[p + TX_RESPOND_ID] as number, r);
+          p += TX_RESPOND_WORDS + 3 * (w[p + TX_RESPOND_OPT_COUNT] as number);
+        } else if (kind === TX_REQUEST) p += TX_REQUEST_WORDS + 3 * (w[p + TX_REQUEST_OPT_COUNT] as number);
+        else if (kind === TX_NOTIFY) p += TX_NOTIFY_WORDS + 3 * (w[p + TX_NOTIFY_OPT_COUNT] as number);
         else if (kind === TX_PING) p += TX_PING_WORDS;
         else p += TX_SMALL_WORDS;
       }

@@ -1,19 +1,19 @@
 /**
  * The native UDP driver: a thin wrapper over the addon's udp* functions
- * (native/binding/udp.c). The socket lives on Node's libuv loop; the server pipeline
- * (tc_srv: tc_ep, block-wise, Observe) runs in C; batches arrive through one callback per
- * event-loop turn.
+ * (native/binding/udp.c). The socket lives on Node's libuv loop; the datagram driver
+ * (native/driver/dgram.c: tc_ep, block-wise, Observe) runs in C; batches arrive through one
+ * callback per event-loop turn.
  *
  * @internal
  */
 import { getSystemErrorName } from 'node:util';
 import { CoapNetworkError } from '../errors';
+import { checkAbi } from '../driver/abi-check';
 import {
-  BATCH_ABI,
-  SRV_STATS_WORDS,
+  STATS_BYTES,
   TX_AREA_BYTES,
   TX_TABLE_WORDS,
-  statsFrom,
+  statsFromView,
   type BatchHandler,
   type EndpointStats,
   type SocketAddress,
@@ -22,7 +22,9 @@ import {
 
 /** The addon's driver exports. */
 export interface UdpAddon {
-  udpAbi: number;
+  /** The driver ABI the addon was compiled with (native/driver/abi.h). */
+  abiHash: number;
+  abiLayout: Uint32Array;
   udpCreate(
     family: number,
     config: Uint32Array,
@@ -37,12 +39,9 @@ export interface UdpAddon {
   udpFlush(h: unknown, nwords: number, nbytes: number): number;
   udpRef(h: unknown, on: boolean): void;
   udpClose(h: unknown, done: () => void): void;
-  udpStats(h: unknown, out: Float64Array): void;
+  udpStats(h: unknown, out: Uint8Array): void;
   udpReadBody(h: unknown, id: number, length: number): Uint8Array | number;
 }
-
-/** udpStats layout: tc_ep_stats [0, 17), driver counters [17, 27), tc_srv_stats from 27. */
-const STATS_SRV = 27;
 
 /** An Error for a negative libuv / errno code. */
 export function sysError(rc: number, what: string): CoapNetworkError {
@@ -61,7 +60,9 @@ class NativeUdpDriver implements UdpDriver {
   readonly txBytes = new Uint8Array(TX_AREA_BYTES);
   private readonly h: unknown;
   private closed: Promise<void> | undefined;
-  private readonly statsBuf = new Float64Array(STATS_SRV + SRV_STATS_WORDS);
+  /** The driver's stats struct, copied in by udpStats and read at the generated offsets. */
+  private readonly statsBuf = new Uint8Array(STATS_BYTES);
+  private readonly statsView = new DataView(this.statsBuf.buffer);
   private readonly onNative: (ab: ArrayBuffer, count: number, base: number) => void;
 
   constructor(
@@ -106,27 +107,14 @@ class NativeUdpDriver implements UdpDriver {
   }
 
   stats(): EndpointStats {
-    const s = this.statsBuf;
-    this.addon.udpStats(this.h, s);
-    // driver counters from index 17: dispatches, dispatched, sendmmsg calls, sent,
-    // send errors, fallback sends, dropped, recv errors, timer runs, GSO messages
-    return statsFrom(
-      s,
-      s,
-      STATS_SRV,
-      s[17] as number,
-      s[18] as number,
-      (s[20] as number) + (s[22] as number),
-      s[19] as number,
-      (s[21] as number) + (s[23] as number),
-      s[26] as number,
-    );
+    this.addon.udpStats(this.h, this.statsBuf);
+    return statsFromView(this.statsView);
   }
 }
 
-/** Creates native drivers over an addon (checks the record layout version). */
+/** Creates native drivers over an addon (checks its driver ABI against ts/driver/abi.ts). */
 export function nativeUdpFactory(addon: UdpAddon) {
-  if (addon.udpAbi !== BATCH_ABI) throw new Error('turbocoap: native addon UDP ABI mismatch (rebuild it: npx node-gyp rebuild)');
+  checkAbi('native addon', addon.abiHash, addon.abiLayout, 'npx node-gyp rebuild');
   return (family: 4 | 6, config: Uint32Array, seed: Uint8Array, onBatch: BatchHandler): UdpDriver =>
     new NativeUdpDriver(addon, family, config, seed, onBatch);
 }

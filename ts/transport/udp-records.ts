@@ -1,110 +1,110 @@
 /**
- * The UDP driver contract shared by the native driver (native/binding/udp.c) and the
- * WebAssembly one (./udp-wasm.ts): the batch record layout of native/binding/ep_batch.h,
- * the driver interface the server and client are written against, endpoint configuration
- * (tc_ep_config + tc_srv_config) and address helpers.
+ * The UDP driver contract shared by the native host (native/binding/udp.c) and the
+ * WebAssembly one (./udp-wasm.ts), both running the datagram driver of native/driver/: the
+ * batch records (generated: ../driver/abi.ts), the driver interface the server and client
+ * are written against, endpoint configuration (tc_ep_config + tc_srv_config), stats read
+ * from the driver's stats struct, and address helpers.
  *
  * @internal
  */
 import { networkInterfaces } from 'node:os';
-import { CoapError } from '../errors';
 import { formatIPv4, formatIPv6 } from '../net/ip';
 import type { EndpointOptions, EndpointStats, SocketAddress } from '../driver/driver';
 
 export type { BlockwiseOptions, EndpointOptions, EndpointStats, ObserveOptions, SocketAddress } from '../driver/driver';
+import {
+  CONFIG_WORDS,
+  EPC_ACK_RANDOM_FACTOR_X1000,
+  EPC_ACK_TIMEOUT_MS,
+  EPC_CON_SLOTS,
+  EPC_DEDUP_ENTRIES,
+  EPC_MAX_CLIENT_REQUESTS,
+  EPC_MAX_IN_PROGRESS,
+  EPC_MAX_IN_PROGRESS_PER_PEER,
+  EPC_MAX_LATENCY_MS,
+  EPC_MAX_MESSAGE_SIZE,
+  EPC_MAX_RETRANSMIT,
+  EPC_NSTART,
+  EPC_OVERLOAD_MAX_AGE,
+  EPC_PROCESSING_DELAY_MS,
+  EPC_RESPONSE_CACHE_BYTES,
+  EPC_RESPONSE_TIMEOUT_MS,
+  EPC_SEPARATE_ACK_DELAY_MS,
+  RX_WORDS,
+  SRVC_BW1_BUSY_MAX_AGE,
+  SRVC_BW1_CHUNK_SIZE,
+  SRVC_BW1_IDLE_TIMEOUT_MS,
+  SRVC_BW1_MAX_BODY,
+  SRVC_BW1_MAX_KEY,
+  SRVC_BW1_MAX_PER_PEER,
+  SRVC_BW1_MAX_TRANSFERS,
+  SRVC_BW1_POOL_BYTES,
+  SRVC_BW1_PREFERRED_SZX,
+  SRVC_BW2_CHUNK_SIZE,
+  SRVC_BW2_DEFAULT_LIFETIME_MS,
+  SRVC_BW2_MAX_KEY,
+  SRVC_BW2_MAX_OPTS,
+  SRVC_BW2_MAX_OPT_BYTES,
+  SRVC_BW2_MAX_REPS,
+  SRVC_BW2_POOL_BYTES,
+  SRVC_BW2_PREFERRED_SZX,
+  SRVC_MAX_IN_PROGRESS,
+  SRVC_MAX_MESSAGE_SIZE,
+  SRVC_MAX_RESOURCE_KEYS,
+  SRVC_OBS_CON_EVERY,
+  SRVC_OBS_CON_INTERVAL_MS,
+  SRVC_OBS_MAX_JOBS,
+  SRVC_OBS_MAX_MESSAGE_SIZE,
+  SRVC_OBS_MAX_OBSERVERS,
+  SRVC_OBS_MAX_OPTS,
+  SRVC_OBS_MAX_PER_RESOURCE,
+  SRVC_OBS_MAX_RESOURCES,
+  ST_BAD_OPTIONS,
+  ST_BATCHES,
+  ST_BLOCKS_IN,
+  ST_BLOCKS_OUT,
+  ST_CLIENT_REQUESTS,
+  ST_CON_SLOTS_USED,
+  ST_DEDUP_EVICTIONS,
+  ST_DEDUP_USED,
+  ST_DROPPED,
+  ST_DUPLICATES,
+  ST_FALLBACK,
+  ST_FORMAT_ERRORS,
+  ST_GSO_SENDS,
+  ST_IN_PROGRESS,
+  ST_NOTIFICATIONS,
+  ST_OBSERVERS,
+  ST_OBSERVERS_REMOVED,
+  ST_OVERLOADS,
+  ST_PEERS,
+  ST_RECORDS,
+  ST_REPLAYS,
+  ST_REPS,
+  ST_RESETS_SENT,
+  ST_RETRANSMITS,
+  ST_RX,
+  ST_SEND_CALLS,
+  ST_SEND_ERRORS,
+  ST_SENT,
+  ST_TIMEOUTS,
+  ST_TX,
+  ST_UNMATCHED,
+  ST_UPLOADS,
+  ST_UPLOADS_DONE,
+} from '../driver/abi';
 
-/** ep_batch.h TCB_ABI: bump together. */
-export const BATCH_ABI = 2;
+// The record layout, error codes, config word order and stats offsets: generated from the C
+// declaration (native/driver/abi.h, scripts/gen-abi.mjs).
+export * from '../driver/abi';
 
-// ---------------------------------------------------------------------- RX records
-/** Words of an RX record before its options. */
-export const RX_WORDS = 25;
-export const RX_KIND = 0;
-export const RX_ID = 1;
-export const RX_STATUS = 2;
-export const RX_FLAGS = 3;
-export const RX_FAMILY = 4;
-export const RX_PORT = 5;
-export const RX_IP = 6;
-export const RX_SCOPE = 10;
-export const RX_DATA = 11;
-export const RX_LEN = 12;
-/** tc_msg words start here: type, code, message_id, token off, token len, option count,
- *  payload off, payload len, length. Offsets are into the batch's byte area. */
-export const RX_MSG = 13;
-export const RX_TYPE = RX_MSG;
-export const RX_CODE = RX_MSG + 1;
-export const RX_MID = RX_MSG + 2;
-export const RX_TOKEN_OFF = RX_MSG + 3;
-export const RX_TOKEN_LEN = RX_MSG + 4;
-export const RX_OPT_COUNT = RX_MSG + 5;
-export const RX_PAYLOAD_OFF = RX_MSG + 6;
-export const RX_PAYLOAD_LEN = RX_MSG + 7;
-/** tc_srv_req: TC_SRVF_* flags (0 for everything but a request). */
-export const RX_SRV_FLAGS = 22;
-/** tc_srv_req: id of a Block1 body waiting in the pipeline (SRVF_BODY); read with readBody. */
-export const RX_BODY_ID = 23;
-/** tc_srv_req: length of that body (the datagram's payload is then only its last block). */
-export const RX_BODY_LEN = 24;
-/** First tc_opt triple (number, offset, length). */
-export const RX_OPTS = 25;
-
-/** TC_SRVF_*: a GET/FETCH with Observe 0 (answer with a resource id to register it). */
-export const SRVF_OBSERVE = 1;
-/** TC_SRVF_*: the request's Block1 body waits in the pipeline (RX_BODY_ID, RX_BODY_LEN). */
-export const SRVF_BODY = 2;
-/** TC_SRVF_*: the request carried Block2 (the response will be served block-wise). */
-export const SRVF_BLOCK2 = 4;
-
-/** tc_ep_kind */
-export const EV_REQUEST = 1;
-export const EV_RESPONSE = 2;
-export const EV_FAILED = 3;
-export const EV_ACKED = 4;
-/** tc_ep_event flags */
-export const EVF_CONFIRMABLE = 1;
-export const EVF_LAST = 2;
-
-// ---------------------------------------------------------------------- TX records
-export const TX_RESPOND = 1;
-export const TX_REQUEST = 2;
-export const TX_CANCEL = 3;
-export const TX_DROP = 4;
-export const TX_PING = 5;
-export const TX_NOTIFY = 6;
-/** RESPOND: [1] id [2] rc [3] code [4] payload off [5] len [6] option count [7] resource. */
-export const TX_RESPOND_WORDS = 8;
-/** NOTIFY: [1] resource [2] rc [3] flags (OBS_CON) [4] code [5] payload off [6] len [7] option count. */
-export const TX_NOTIFY_WORDS = 8;
-export const TX_REQUEST_WORDS = 16;
-export const TX_SMALL_WORDS = 3;
-export const TX_PING_WORDS = 10;
-/** tc_ep_request flags */
-export const REQ_CON = 1;
-export const REQ_KEEP = 2;
-/**
- * REQUEST flag of the record (not the core's): word 12 is the caller's token in the byte
- * area, offset << REQ_TOKEN_SHIFT | length (0..32), instead of a length to generate.
- */
-export const REQ_TOKEN = 0x100;
-export const REQ_TOKEN_SHIFT = 6;
-/** tc_srv_notify flags: send the notification as CON to every observer. */
-export const OBS_CON = 1;
+/** First tc_opt triple (number, offset, length) of an RX record. */
+export const RX_OPTS = RX_WORDS;
 
 /** Size of the tx areas every driver gets: 64 Ki words of records, 2 MiB + 64 KiB of bytes
  *  (a 1 MiB response, served block-wise by the pipeline, fits with room to spare). */
 export const TX_TABLE_WORDS = 1 << 16;
 export const TX_AREA_BYTES = 2 * 1024 * 1024 + 64 * 1024;
-
-// Core error codes the transport layer looks at.
-export const E_MESSAGE_TOO_LARGE = -13;
-export const E_BUFFER_TOO_SMALL = -15;
-export const E_INVALID = -16;
-export const E_STALE = -17;
-export const E_FULL = -18;
-export const E_TIMEOUT = -19;
-export const E_RESET = -20;
-export const E_BAD_OPTION = -21;
 
 /**
  * A view of one delivered batch: record words and the byte area (offsets in records are
@@ -121,9 +121,6 @@ export class Batch {
 /** Receives batches from a driver: `count` records in `u32`, bytes in `u8` at `base`. */
 export type BatchHandler = (u32: Uint32Array, u8: Uint8Array, count: number, base: number) => void;
 
-/** Words of tc_srv_stats (uploads, uploads done, blocks in, representations, blocks out,
- *  observers, notifications, observers removed). */
-export const SRV_STATS_WORDS = 8;
 
 /**
  * A UDP socket run by tc_ep. Implemented by the native driver and the WASM driver;
@@ -160,60 +157,51 @@ export interface UdpDriver {
   stats(): EndpointStats;
 }
 
-/** Bytes of the seed a driver takes: 32 for tc_ep, 16 for tc_srv. */
-export const SEED_BYTES = 48;
-
 /**
  * Creates a driver of one kind. config: {@link CONFIG_WORDS} words (tc_ep_config then
  * tc_srv_config, see {@link endpointConfig}); seed: {@link SEED_BYTES} random bytes.
  */
 export type UdpDriverFactory = (family: 4 | 6, config: Uint32Array, seed: Uint8Array, onBatch: BatchHandler) => UdpDriver;
 
-/** Fills EndpointStats from tc_ep_stats words (in order), tc_srv_stats words (`srv`, in
- *  order, from `at`) and driver counters. */
-export function statsFrom(
-  s: ArrayLike<number>,
-  srv: ArrayLike<number>,
-  at: number,
-  batches: number,
-  records: number,
-  sent: number,
-  sendCalls: number,
-  sendErrors: number,
-  gsoSends = 0,
-): EndpointStats {
+/**
+ * EndpointStats from the driver's stats struct (tcd_stats, native/driver/abi.h) seen through
+ * `v` at byte `at`: the fields at their generated offsets (ST_*), 64-bit ones little-endian.
+ */
+export function statsFromView(v: DataView, at = 0): EndpointStats {
+  const u32 = (o: number): number => v.getUint32(at + o, true);
+  const u64 = (o: number): number => v.getUint32(at + o, true) + v.getUint32(at + o + 4, true) * 4294967296;
   return {
-    rx: s[0] as number,
-    tx: s[1] as number,
-    duplicates: s[2] as number,
-    replays: s[3] as number,
-    retransmits: s[4] as number,
-    resetsSent: s[5] as number,
-    formatErrors: s[6] as number,
-    overloads: s[7] as number,
-    badOptions: s[8] as number,
-    dedupEvictions: s[9] as number,
-    timeouts: s[10] as number,
-    unmatched: s[11] as number,
-    inProgress: s[12] as number,
-    clientRequests: s[13] as number,
-    conSlotsUsed: s[14] as number,
-    dedupUsed: s[15] as number,
-    peers: s[16] as number,
-    batches,
-    records,
-    sent,
-    sendCalls,
-    sendErrors,
-    gsoSends,
-    uploads: srv[at] as number,
-    uploadsDone: srv[at + 1] as number,
-    blocksIn: srv[at + 2] as number,
-    representations: srv[at + 3] as number,
-    blocksOut: srv[at + 4] as number,
-    observers: srv[at + 5] as number,
-    notifications: srv[at + 6] as number,
-    observersRemoved: srv[at + 7] as number,
+    rx: u64(ST_RX),
+    tx: u64(ST_TX),
+    duplicates: u64(ST_DUPLICATES),
+    replays: u64(ST_REPLAYS),
+    retransmits: u64(ST_RETRANSMITS),
+    resetsSent: u64(ST_RESETS_SENT),
+    formatErrors: u64(ST_FORMAT_ERRORS),
+    overloads: u64(ST_OVERLOADS),
+    badOptions: u64(ST_BAD_OPTIONS),
+    dedupEvictions: u64(ST_DEDUP_EVICTIONS),
+    timeouts: u64(ST_TIMEOUTS),
+    unmatched: u64(ST_UNMATCHED),
+    inProgress: u32(ST_IN_PROGRESS),
+    clientRequests: u32(ST_CLIENT_REQUESTS),
+    conSlotsUsed: u32(ST_CON_SLOTS_USED),
+    dedupUsed: u32(ST_DEDUP_USED),
+    peers: u32(ST_PEERS),
+    batches: u64(ST_BATCHES),
+    records: u64(ST_RECORDS),
+    sent: u64(ST_SENT) + u64(ST_FALLBACK),
+    sendCalls: u64(ST_SEND_CALLS),
+    sendErrors: u64(ST_SEND_ERRORS) + u64(ST_DROPPED),
+    gsoSends: u64(ST_GSO_SENDS),
+    uploads: u32(ST_UPLOADS),
+    uploadsDone: u32(ST_UPLOADS_DONE),
+    blocksIn: u32(ST_BLOCKS_IN),
+    representations: u32(ST_REPS),
+    blocksOut: u32(ST_BLOCKS_OUT),
+    observers: u32(ST_OBSERVERS),
+    notifications: u32(ST_NOTIFICATIONS),
+    observersRemoved: u32(ST_OBSERVERS_REMOVED),
   };
 }
 
@@ -226,11 +214,6 @@ function uint(name: string, v: number | undefined, dflt: number, min: number, ma
   }
   return v;
 }
-
-/** Words of tc_ep_config, of tc_srv_config, and of the config a driver takes (both). */
-export const EP_CONFIG_WORDS = 16;
-export const SRV_CONFIG_WORDS = 28;
-export const CONFIG_WORDS = EP_CONFIG_WORDS + SRV_CONFIG_WORDS;
 
 function group<T extends object>(name: string, v: T | undefined): Partial<T> {
   if (v === undefined) return {};
@@ -261,22 +244,24 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   // MAX_TRANSMIT_WAIT = ACK_TIMEOUT * (2^(MAX_RETRANSMIT+1) - 1) * ACK_RANDOM_FACTOR
   const wait = Math.floor((ackTimeout * (2 ** (maxRetransmit + 1) - 1) * factor) / 1000);
   const cfg = new Uint32Array(CONFIG_WORDS);
-  cfg[0] = ackTimeout;
-  cfg[1] = factor;
-  cfg[2] = maxRetransmit;
-  cfg[3] = uint('nstart', o.nstart, 1, 1, 65535);
-  cfg[4] = uint('maxLatency', o.maxLatency, 100000, 0, 0xffffffff);
-  cfg[5] = uint('processingDelay', o.processingDelay, ackTimeout, 0, 0xffffffff);
-  cfg[6] = uint('separateResponseDelay', o.separateResponseDelay, 1000, 0, 0xffffffff);
-  cfg[7] = uint('overloadMaxAge', o.overloadMaxAge, 2, 0, 0xffffffff);
-  cfg[8] = dedupEntries;
-  cfg[9] = uint('responseCacheBytes', o.responseCacheBytes, 2 * 1024 * 1024, 0, 2 ** 31);
-  cfg[10] = maxInProgress;
-  cfg[11] = uint('maxInProgressPerPeer', o.maxInProgressPerPeer, 256, 1, 0xffffffff);
-  cfg[12] = uint('maxClientRequests', o.maxClientRequests, 1024, 1, 65535);
-  cfg[13] = uint('conSlots', o.conSlots, 256, 1, 65535);
-  cfg[14] = uint('maxMessageSize', o.maxMessageSize, 1280, 96, 65507);
-  cfg[15] = uint('responseTimeout', o.responseTimeout, Math.min(wait, 0xffffffff) || 1, 1, 0xffffffff);
+  cfg[EPC_ACK_TIMEOUT_MS] = ackTimeout;
+  cfg[EPC_ACK_RANDOM_FACTOR_X1000] = factor;
+  cfg[EPC_MAX_RETRANSMIT] = maxRetransmit;
+  cfg[EPC_NSTART] = uint('nstart', o.nstart, 1, 1, 65535);
+  cfg[EPC_MAX_LATENCY_MS] = uint('maxLatency', o.maxLatency, 100000, 0, 0xffffffff);
+  cfg[EPC_PROCESSING_DELAY_MS] = uint('processingDelay', o.processingDelay, ackTimeout, 0, 0xffffffff);
+  cfg[EPC_SEPARATE_ACK_DELAY_MS] = uint('separateResponseDelay', o.separateResponseDelay, 1000, 0, 0xffffffff);
+  const overloadMaxAge = uint('overloadMaxAge', o.overloadMaxAge, 2, 0, 0xffffffff);
+  cfg[EPC_OVERLOAD_MAX_AGE] = overloadMaxAge;
+  cfg[EPC_DEDUP_ENTRIES] = dedupEntries;
+  cfg[EPC_RESPONSE_CACHE_BYTES] = uint('responseCacheBytes', o.responseCacheBytes, 2 * 1024 * 1024, 0, 2 ** 31);
+  cfg[EPC_MAX_IN_PROGRESS] = maxInProgress;
+  cfg[EPC_MAX_IN_PROGRESS_PER_PEER] = uint('maxInProgressPerPeer', o.maxInProgressPerPeer, 256, 1, 0xffffffff);
+  cfg[EPC_MAX_CLIENT_REQUESTS] = uint('maxClientRequests', o.maxClientRequests, 1024, 1, 65535);
+  cfg[EPC_CON_SLOTS] = uint('conSlots', o.conSlots, 256, 1, 65535);
+  const maxMessageSize = uint('maxMessageSize', o.maxMessageSize, 1280, 96, 65507);
+  cfg[EPC_MAX_MESSAGE_SIZE] = maxMessageSize;
+  cfg[EPC_RESPONSE_TIMEOUT_MS] = uint('responseTimeout', o.responseTimeout, Math.min(wait, 0xffffffff) || 1, 1, 0xffffffff);
 
   // tc_srv_config; the fields not exposed keep the core's defaults (tc_*_config_default)
   const bw = group('blockwise', o.blockwise);
@@ -289,41 +274,38 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   const maxUploads = uint('blockwise.maxUploads', bw.maxUploads, client ? 1 : 64, 1, 65535);
   const maxObservers = uint('observe.maxObservers', ob.maxObservers, client ? 1 : 16384, 1, 1 << 24);
   const chunk = 1024;
-  const srv = [
-    // Block1 store (tc_bw1_config)
-    maxUploads,
-    uint('blockwise.maxUploadsPerPeer', bw.maxUploadsPerPeer, Math.min(4, maxUploads), 1, maxUploads),
-    uint('blockwise.maxBodySize', bw.maxBodySize, 1 << 20, 1, 1 << 30),
-    uint('blockwise.uploadMemory', bw.uploadMemory, client ? chunk : 4 << 20, chunk, 2 ** 31),
-    chunk,
-    256, // max_key
-    uint('blockwise.uploadTimeout', bw.uploadTimeout, 120000, 1, 0xffffffff),
-    szx,
-    cfg[7] as number, // busy_max_age: the ep's overloadMaxAge
-    // Block2 store (tc_bw2_config)
-    uint('blockwise.maxRepresentations', bw.maxRepresentations, client ? 1 : 64, 1, 65535),
-    uint('blockwise.cacheMemory', bw.cacheMemory, client ? 4 * chunk : 8 << 20, chunk, 2 ** 31),
-    chunk,
-    256, // max_key
-    256, // max_opt_bytes
-    16, // max_opts
-    szx,
-    uint('blockwise.representationLifetime', bw.representationLifetime, 60000, 1, 0xffffffff),
-    // Observe registry (tc_obs_config)
-    maxObservers,
-    uint('observe.maxObserversPerResource', ob.maxObserversPerResource, Math.min(16384, maxObservers), 1, maxObservers),
-    uint('observe.maxResources', ob.maxResources, client ? 1 : 1024, 1, 1 << 24),
-    uint('observe.conEvery', ob.conEvery, 20, 0, 0xffffffff),
-    uint('observe.conInterval', ob.conInterval, 86400000, 1, 0xffffffff),
-    8, // max_jobs
-    cfg[14] as number, // max_message_size: the ep's
-    16, // max_opts
-    // the pipeline
-    maxInProgress,
-    cfg[14] as number,
-    client ? 1 : 256, // max_resource_keys
-  ];
-  cfg.set(srv, EP_CONFIG_WORDS);
+  // Block1 store (tc_bw1_config)
+  cfg[SRVC_BW1_MAX_TRANSFERS] = maxUploads;
+  cfg[SRVC_BW1_MAX_PER_PEER] = uint('blockwise.maxUploadsPerPeer', bw.maxUploadsPerPeer, Math.min(4, maxUploads), 1, maxUploads);
+  cfg[SRVC_BW1_MAX_BODY] = uint('blockwise.maxBodySize', bw.maxBodySize, 1 << 20, 1, 1 << 30);
+  cfg[SRVC_BW1_POOL_BYTES] = uint('blockwise.uploadMemory', bw.uploadMemory, client ? chunk : 4 << 20, chunk, 2 ** 31);
+  cfg[SRVC_BW1_CHUNK_SIZE] = chunk;
+  cfg[SRVC_BW1_MAX_KEY] = 256;
+  cfg[SRVC_BW1_IDLE_TIMEOUT_MS] = uint('blockwise.uploadTimeout', bw.uploadTimeout, 120000, 1, 0xffffffff);
+  cfg[SRVC_BW1_PREFERRED_SZX] = szx;
+  cfg[SRVC_BW1_BUSY_MAX_AGE] = overloadMaxAge;
+  // Block2 store (tc_bw2_config)
+  cfg[SRVC_BW2_MAX_REPS] = uint('blockwise.maxRepresentations', bw.maxRepresentations, client ? 1 : 64, 1, 65535);
+  cfg[SRVC_BW2_POOL_BYTES] = uint('blockwise.cacheMemory', bw.cacheMemory, client ? 4 * chunk : 8 << 20, chunk, 2 ** 31);
+  cfg[SRVC_BW2_CHUNK_SIZE] = chunk;
+  cfg[SRVC_BW2_MAX_KEY] = 256;
+  cfg[SRVC_BW2_MAX_OPT_BYTES] = 256;
+  cfg[SRVC_BW2_MAX_OPTS] = 16;
+  cfg[SRVC_BW2_PREFERRED_SZX] = szx;
+  cfg[SRVC_BW2_DEFAULT_LIFETIME_MS] = uint('blockwise.representationLifetime', bw.representationLifetime, 60000, 1, 0xffffffff);
+  // Observe registry (tc_obs_config)
+  cfg[SRVC_OBS_MAX_OBSERVERS] = maxObservers;
+  cfg[SRVC_OBS_MAX_PER_RESOURCE] = uint('observe.maxObserversPerResource', ob.maxObserversPerResource, Math.min(16384, maxObservers), 1, maxObservers);
+  cfg[SRVC_OBS_MAX_RESOURCES] = uint('observe.maxResources', ob.maxResources, client ? 1 : 1024, 1, 1 << 24);
+  cfg[SRVC_OBS_CON_EVERY] = uint('observe.conEvery', ob.conEvery, 20, 0, 0xffffffff);
+  cfg[SRVC_OBS_CON_INTERVAL_MS] = uint('observe.conInterval', ob.conInterval, 86400000, 1, 0xffffffff);
+  cfg[SRVC_OBS_MAX_JOBS] = 8;
+  cfg[SRVC_OBS_MAX_MESSAGE_SIZE] = maxMessageSize;
+  cfg[SRVC_OBS_MAX_OPTS] = 16;
+  // the pipeline: max_in_progress and max_message_size are the ep's
+  cfg[SRVC_MAX_IN_PROGRESS] = maxInProgress;
+  cfg[SRVC_MAX_MESSAGE_SIZE] = maxMessageSize;
+  cfg[SRVC_MAX_RESOURCE_KEYS] = client ? 1 : 256;
   return cfg;
 }
 
@@ -375,8 +357,9 @@ export function scopeZone(scope: number): string {
   return String(scope);
 }
 
-
-/** Thrown-error helper: a CoapError for a closed endpoint. */
-export function closedError(): CoapError {
-  return new CoapError('the endpoint is closed');
+/** Formats record address words (family, the four address words, scope id). */
+export function formatRecordAddress(family: number, w0: number, w1: number, w2: number, w3: number, scope: number): string {
+  if (family === 4) return formatIPv4Word(w0);
+  const s = formatIPv6Words(w0, w1, w2, w3);
+  return scope === 0 ? s : `${s}%${scopeZone(scope)}`;
 }

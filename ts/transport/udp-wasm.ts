@@ -1,14 +1,16 @@
 /**
- * The WebAssembly UDP driver: the same server pipeline (tc_srv: tc_ep, block-wise, Observe;
- * the same batch records, see native/binding/ep_batch.h) in WebAssembly, with node:dgram
- * for I/O.
+ * The WebAssembly UDP driver: the datagram driver of native/driver/ (tc_srv: tc_ep,
+ * block-wise, Observe; the same batch records and the same drain and retry policies as the
+ * native addon) in WebAssembly, with node:dgram for I/O.
  *
- * Each datagram is copied into the handle's input area and run by tcw_udp_recv; records
- * collect in WASM memory and are handed to JS once per event-loop turn (setImmediate), as
- * copies, so nothing keeps a view of WASM memory across calls. Replies: JS's tx records are
- * copied in and run by tcw_udp_flush (in rounds while an Observe fan-out fills the tx queue);
- * the tx queue goes out with socket.send. Block1 bodies are copied out of WASM memory
- * (readBody). Timers are setTimeout, unref'd (the socket's ref state keeps the loop alive).
+ * Each datagram is staged in the handle's input area (sender address words, then the bytes)
+ * and run by tcw_udp_recv, which answers with what to do (send the tx queue, hand the batch
+ * over) until it is done. Batches are handed to JS once per event-loop turn (setImmediate)
+ * unless the driver asks earlier, as copies, so nothing keeps a view of WASM memory across
+ * calls. Replies: JS's tx records are copied in and run by tcw_udp_flush; the tx queue goes
+ * out with socket.send (tcw_udp_send_list gives each datagram's address as record words).
+ * Block1 bodies are copied out of WASM memory (readBody). Timers are setTimeout, unref'd (the
+ * socket's ref state keeps the loop alive).
  *
  * @internal
  */
@@ -16,21 +18,42 @@ import * as dgram from 'node:dgram';
 import { lookup } from 'node:dns';
 import { ipFamily } from '../net/ip';
 import type { WasmRaw } from '../backend/wasm';
+import { checkAbi } from '../driver/abi-check';
 import { CoapNetworkError } from '../errors';
 import {
-  BATCH_ABI,
   CONFIG_WORDS,
   E_STALE,
-  EP_CONFIG_WORDS,
   SEED_BYTES,
-  SRV_STATS_WORDS,
+  STATS_BYTES,
   TX_AREA_BYTES,
   TX_TABLE_WORDS,
-  formatIPv6Words,
+  WASM_INFO_DEADLINE,
+  WASM_INFO_IN,
+  WASM_INFO_IN_CAP,
+  WASM_INFO_MAX_BODY,
+  WASM_INFO_RX_COUNT,
+  WASM_INFO_RX_DATA,
+  WASM_INFO_RX_DATA_USED,
+  WASM_INFO_RX_USED,
+  WASM_INFO_RX_WORDS,
+  WASM_INFO_SEND_LIST,
+  WASM_INFO_STATS,
+  WASM_INFO_TXB,
+  WASM_INFO_TXW,
+  WASM_INFO_TX_COUNT,
+  WASM_INFO_TX_FAILED,
+  WASM_IN_DATA,
+  WASM_SEND_FAMILY,
+  WASM_SEND_IP,
+  WASM_SEND_LEN,
+  WASM_SEND_OFF,
+  WASM_SEND_PORT,
+  WASM_SEND_SCOPE,
+  WASM_SEND_WORDS,
+  formatRecordAddress,
   parseIPv4,
   parseIPv6,
-  scopeZone,
-  statsFrom,
+  statsFromView,
   zoneScope,
   type BatchHandler,
   type EndpointStats,
@@ -39,25 +62,25 @@ import {
 } from './udp-records';
 
 interface UdpExports {
-  tcw_udp_abi(): number;
-  tcw_udp_create(cfg: number, seed: number, txWords: number, txBytes: number): number;
+  tcw_abi_hash(): number;
+  tcw_abi_layout(): number;
+  tcw_abi_layout_words(): number;
+  tcw_udp_create(cfg: number, cfgWords: number, seed: number, txWords: number, txBytes: number): number;
   tcw_udp_free(h: number): void;
-  tcw_udp_recv(h: number, now: number, alen: number, len: number): number;
+  tcw_udp_recv(h: number, now: number, len: number): number;
   tcw_udp_timer(h: number, now: number): number;
-  tcw_udp_flush(h: number, now: number, pos: number, nwords: number, nbytes: number): number;
-  tcw_udp_tx_reset(h: number): void;
-  tcw_udp_rx_reset(h: number): void;
-  tcw_udp_stats(h: number): number;
-  tcw_udp_srv_stats(h: number): number;
+  tcw_udp_flush(h: number, now: number, nwords: number, nbytes: number): number;
+  tcw_udp_send_list(h: number): number;
+  tcw_udp_tx_sent(h: number, sent: number, calls: number): void;
+  tcw_udp_delivered(h: number): void;
+  tcw_udp_stats(h: number, sendErrors: number): void;
   tcw_udp_read_body(h: number, id: number, out: number, cap: number): number;
   tcw_malloc(n: number): number;
   tcw_free(p: number): void;
 }
 
-const TCW_BATCH_FULL = 1;
-const TCW_TX_FULL = 2;
-const IN_ADDR = 32;
-const INFO_WORDS = 18;
+/** dgram.h actions. */
+const TCD_SEND = 1;
 const SOCK_BUF = 4 * 1024 * 1024;
 
 function now(): number {
@@ -75,6 +98,9 @@ function literalLookup(host: string, opts: unknown, cb: (err: Error | null, addr
   else lookup(host, typeof opts === 'number' ? { family: opts } : (opts as object), cb as never);
 }
 
+/** A sender address as record words (family, port, 4 address words, scope), port 0. */
+type AddrWords = Uint32Array;
+
 class WasmUdpDriver implements UdpDriver {
   readonly kind = 'wasm' as const;
   readonly txWords = new Uint32Array(TX_TABLE_WORDS);
@@ -85,6 +111,8 @@ class WasmUdpDriver implements UdpDriver {
   private u8!: Uint8Array;
   private u32!: Uint32Array;
   private h: number;
+  /** The handle's info words, as a word index into u32. */
+  private info0: number;
   /** tc_bw1_config.max_body: no body is longer */
   private readonly maxBody: number;
   private sock: dgram.Socket | undefined;
@@ -94,12 +122,12 @@ class WasmUdpDriver implements UdpDriver {
   private immediate: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
   private armed = Infinity;
-  /** canonical address bytes by "address" (port patched in) */
-  private readonly addrCache = new Map<string, Uint8Array>();
-  private batches = 0;
-  private records = 0;
-  private sent = 0;
+  /** address words by sender address text */
+  private readonly addrCache = new Map<string, AddrWords>();
+  /** socket send errors (reported asynchronously by dgram) */
   private sendErrors = 0;
+  /** the stats struct when the handle was freed */
+  private lastStats: DataView | undefined;
   /** sends handed to dgram and not yet done (close() waits for them) */
   private sending = 0;
   private drained: (() => void) | undefined;
@@ -119,12 +147,8 @@ class WasmUdpDriver implements UdpDriver {
     this.armed = Infinity;
     if (this.closed) return;
     const t = now();
-    for (let round = 0; round < 16 && !this.closed; round++) {
-      const rc = this.ex.tcw_udp_timer(this.h, t);
-      if (rc === 0) break;
-      if (rc === TCW_TX_FULL) this.sendTx();
-      else this.dispatch();
-    }
+    let a: number;
+    while ((a = this.ex.tcw_udp_timer(this.h, t)) > 0) if (!this.act(a)) return;
     this.dispatch();
     this.sendTx();
     this.rearm();
@@ -139,20 +163,19 @@ class WasmUdpDriver implements UdpDriver {
   ) {
     this.ex = raw.exports as unknown as UdpExports;
     this.memory = raw.memory;
-    if (this.ex.tcw_udp_abi() !== (BATCH_ABI | (INFO_WORDS << 8))) {
-      throw new Error('turbocoap.wasm: UDP ABI mismatch (rebuild it: npm run build:wasm)');
-    }
+    this.sync();
+    const lp = this.ex.tcw_abi_layout() >>> 2;
+    checkAbi('turbocoap.wasm', this.ex.tcw_abi_hash(), this.u32.subarray(lp, lp + this.ex.tcw_abi_layout_words()), 'npm run build:wasm');
     if (config.length !== CONFIG_WORDS) throw new RangeError('turbocoap: bad endpoint config size');
     if (seed.length !== SEED_BYTES) throw new RangeError(`turbocoap: seed must be ${SEED_BYTES} bytes`);
-    this.maxBody = config[EP_CONFIG_WORDS + 2] as number;
-    this.sync();
     this.u32.set(config, raw.tablePtr >>> 2);
     this.u8.set(seed, raw.bytesPtr);
-    this.h = this.ex.tcw_udp_create(raw.tablePtr, raw.bytesPtr, TX_TABLE_WORDS, TX_AREA_BYTES);
+    this.h = this.ex.tcw_udp_create(raw.tablePtr, CONFIG_WORDS, raw.bytesPtr, TX_TABLE_WORDS, TX_AREA_BYTES);
+    this.info0 = this.h >>> 2;
     this.sync(); // creation allocates: memory may have grown
     this.u8.fill(0, raw.bytesPtr, raw.bytesPtr + SEED_BYTES);
     if (this.h === 0) throw new RangeError('turbocoap: invalid endpoint configuration (or out of WASM memory)');
-    this.sync();
+    this.maxBody = this.info(WASM_INFO_MAX_BODY);
   }
 
   private sync(): void {
@@ -164,7 +187,14 @@ class WasmUdpDriver implements UdpDriver {
   }
 
   private info(i: number): number {
-    return this.u32[(this.h >>> 2) + i] as number;
+    return this.u32[this.info0 + i] as number;
+  }
+
+  /** Does what a driver call asked (TCD_SEND, TCD_DELIVER); false once closed. */
+  private act(a: number): boolean {
+    if (a === TCD_SEND) this.sendTx();
+    else this.dispatch();
+    return !this.closed;
   }
 
   bind(host: string, port: number, flags: number): Promise<void> {
@@ -204,124 +234,100 @@ class WasmUdpDriver implements UdpDriver {
     return { address: a.address, family: a.family === 'IPv4' || (a.family as unknown) === 4 ? 'IPv4' : 'IPv6', port: a.port };
   }
 
-  /** Canonical address (ep_batch.h) of a sender, written at `at` in u8; its length, or 0. */
-  private putAddr(address: string, port: number, at: number): number {
-    let a = this.addrCache.get(address);
-    if (a === undefined) {
-      const bytes = new Uint8Array(16);
-      if (parseIPv4(address, bytes, 0)) {
-        a = new Uint8Array(7);
-        a[0] = 4;
-        a.set(bytes.subarray(0, 4), 3);
-      } else if (parseIPv6(address, bytes)) {
+  /** The record words of a sender address (port 0), cached; undefined if it is not an IP. */
+  private addrWords(address: string): AddrWords | undefined {
+    let w = this.addrCache.get(address);
+    if (w === undefined) {
+      w = new Uint32Array(7);
+      const bytes = new Uint8Array(w.buffer, 8, 16);
+      if (parseIPv4(address, bytes, 0)) w[0] = 4;
+      else if (parseIPv6(address, bytes)) {
         const pct = address.indexOf('%');
-        const scope = pct >= 0 ? zoneScope(address.slice(pct + 1)) : 0;
-        a = new Uint8Array(23);
-        a[0] = 6;
-        a.set(bytes, 3);
-        a[19] = scope & 0xff;
-        a[20] = (scope >>> 8) & 0xff;
-        a[21] = (scope >>> 16) & 0xff;
-        a[22] = scope >>> 24;
-      } else {
-        return 0;
-      }
+        w[0] = 6;
+        w[6] = pct >= 0 ? zoneScope(address.slice(pct + 1)) : 0;
+      } else return undefined;
       if (this.addrCache.size >= 4096) this.addrCache.clear();
-      this.addrCache.set(address, a);
+      this.addrCache.set(address, w);
     }
-    const u8 = this.u8;
-    u8.set(a, at);
-    u8[at + 1] = port >>> 8;
-    u8[at + 2] = port & 0xff;
-    return a.length;
+    return w;
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed) return;
+    const w = this.addrWords(rinfo.address);
+    if (w === undefined) return;
     const t = now();
-    for (let tries = 0; tries < 4; tries++) {
-      this.sync();
-      const inPtr = this.info(10);
-      const alen = this.putAddr(rinfo.address, rinfo.port, inPtr);
-      if (alen === 0 || msg.length > this.info(11) - IN_ADDR) return;
-      this.u8.set(msg, inPtr + IN_ADDR);
-      const rc = this.ex.tcw_udp_recv(this.h, t, alen, msg.length);
-      if (rc === TCW_BATCH_FULL) {
-        this.dispatch();
-        if (this.closed) return;
-        continue;
-      }
-      if (rc === TCW_TX_FULL) {
-        this.sendTx();
-        continue;
-      }
-      break;
-    }
     this.sync();
-    if (this.immediate === undefined && (this.info(4) > 0 || this.info(7) > 0)) this.immediate = setImmediate(this.onImmediate);
+    const at = this.info(WASM_INFO_IN);
+    if (msg.length > this.info(WASM_INFO_IN_CAP) - WASM_IN_DATA) return;
+    this.u32.set(w, at >>> 2);
+    this.u32[(at >>> 2) + 1] = rinfo.port;
+    this.u8.set(msg, at + WASM_IN_DATA);
+    // the address and datagram stay staged while the driver asks for room (it never
+    // allocates, so the staging survives what JS does meanwhile)
+    let a: number;
+    while ((a = this.ex.tcw_udp_recv(this.h, t, msg.length)) > 0) if (!this.act(a)) return;
+    this.sync();
+    if (this.immediate === undefined && (this.info(WASM_INFO_RX_COUNT) > 0 || this.info(WASM_INFO_TX_COUNT) > 0)) {
+      this.immediate = setImmediate(this.onImmediate);
+    }
     this.rearm();
   }
 
-  /** Hands the pending records to JS (as copies) and resets the batch. */
+  /** Hands the pending records to JS (as copies) and empties the batch. */
   private dispatch(): void {
     this.sync();
-    const count = this.info(4);
+    const count = this.info(WASM_INFO_RX_COUNT);
     if (count === 0) return;
-    const wp = this.info(0) >>> 2;
-    const words = this.u32.slice(wp, wp + this.info(1));
-    const dp = this.info(2);
-    const data = this.u8.slice(dp, dp + this.info(3));
-    this.ex.tcw_udp_rx_reset(this.h);
-    this.batches++;
-    this.records += count;
+    const wp = this.info(WASM_INFO_RX_WORDS) >>> 2;
+    const words = this.u32.slice(wp, wp + this.info(WASM_INFO_RX_USED));
+    const dp = this.info(WASM_INFO_RX_DATA);
+    const data = this.u8.slice(dp, dp + this.info(WASM_INFO_RX_DATA_USED));
+    this.ex.tcw_udp_delivered(this.h);
     this.onBatch(words, data, count, 0);
   }
 
-  /** Sends and resets the tx queue. */
+  /** Sends and empties the tx queue. */
   private sendTx(): void {
     this.sync();
-    const n = this.info(7);
-    if (n === 0) return;
+    if (this.info(WASM_INFO_TX_COUNT) === 0) return;
+    const n = this.ex.tcw_udp_send_list(this.h);
     const sock = this.sock;
-    const buf = this.info(5);
-    const items = this.info(6) >>> 2;
     const u8 = this.u8;
     const u32 = this.u32;
-    for (let i = 0; i < n; i++) {
-      const it = items + 4 * i;
-      const ao = buf + (u32[it] as number);
-      const off = buf + (u32[it + 2] as number);
-      const len = u32[it + 3] as number;
-      const port = ((u8[ao + 1] as number) << 8) | (u8[ao + 2] as number);
-      let host: string;
-      if (u8[ao] === 4) {
-        host = `${u8[ao + 3]}.${u8[ao + 4]}.${u8[ao + 5]}.${u8[ao + 6]}`;
-      } else {
-        const w = (k: number): number =>
-          ((u8[ao + 3 + k] as number) | ((u8[ao + 4 + k] as number) << 8) | ((u8[ao + 5 + k] as number) << 16) | ((u8[ao + 6 + k] as number) << 24)) >>> 0;
-        host = formatIPv6Words(w(0), w(4), w(8), w(12));
-        const scope = ((u8[ao + 19] as number) | ((u8[ao + 20] as number) << 8) | ((u8[ao + 21] as number) << 16) | ((u8[ao + 22] as number) << 24)) >>> 0;
-        if (scope !== 0) host += `%${scopeZone(scope)}`;
-      }
+    let e = this.info(WASM_INFO_SEND_LIST) >>> 2;
+    let sent = 0;
+    for (let i = 0; i < n; i++, e += WASM_SEND_WORDS) {
+      const off = u32[e + WASM_SEND_OFF] as number;
+      const len = u32[e + WASM_SEND_LEN] as number;
+      const ip = e + WASM_SEND_IP;
+      const host = formatRecordAddress(
+        u32[e + WASM_SEND_FAMILY] as number,
+        u32[ip] as number,
+        u32[ip + 1] as number,
+        u32[ip + 2] as number,
+        u32[ip + 3] as number,
+        u32[e + WASM_SEND_SCOPE] as number,
+      );
       if (sock !== undefined) {
         // dgram sends on a socket complete in order: one callback, on the batch's last
         // datagram, tells close() when everything handed over has left (a callback on every
         // send would cost a tick each). dgram drops the errors of sends without a callback.
         if (i === n - 1) {
           this.sending++;
-          sock.send(u8.slice(off, off + len), port, host, this.onSent);
-        } else sock.send(u8.slice(off, off + len), port, host);
-        this.sent++;
+          sock.send(u8.slice(off, off + len), u32[e + WASM_SEND_PORT] as number, host, this.onSent);
+        } else sock.send(u8.slice(off, off + len), u32[e + WASM_SEND_PORT] as number, host);
+        sent++;
       }
     }
-    this.ex.tcw_udp_tx_reset(this.h);
+    this.ex.tcw_udp_tx_sent(this.h, sent, sent);
   }
 
   private rearm(): void {
     if (this.closed) return;
     this.sync();
-    const hi = this.info(9);
-    const dl = hi === 0xffffffff ? Infinity : hi * 4294967296 + this.info(8);
+    const hi = this.info(WASM_INFO_DEADLINE + 1);
+    const dl = hi === 0xffffffff ? Infinity : hi * 4294967296 + this.info(WASM_INFO_DEADLINE);
     if (dl === Infinity) {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
@@ -338,21 +344,15 @@ class WasmUdpDriver implements UdpDriver {
   flush(nwords: number, nbytes: number): number {
     if (this.closed) return E_STALE;
     this.sync();
-    const twp = this.info(12) >>> 2;
+    const twp = this.info(WASM_INFO_TXW) >>> 2;
     this.u32.set(this.txWords.subarray(0, nwords), twp);
-    this.u8.set(this.txBytes.subarray(0, nbytes), this.info(14));
+    this.u8.set(this.txBytes.subarray(0, nbytes), this.info(WASM_INFO_TXB));
     const t = now();
-    let pos = 0;
     let rc: number;
-    for (;;) {
-      rc = this.ex.tcw_udp_flush(this.h, t, pos, nwords, nbytes);
-      if (rc !== 1) break;
-      pos = this.info(16);
-      this.sendTx();
-    }
+    while ((rc = this.ex.tcw_udp_flush(this.h, t, nwords, nbytes)) === TCD_SEND) this.sendTx();
     this.sync();
     this.txWords.set(this.u32.subarray(twp, twp + nwords));
-    const failed = this.info(17);
+    const failed = this.info(WASM_INFO_TX_FAILED);
     this.sendTx();
     this.rearm();
     return rc < 0 ? rc : failed;
@@ -411,24 +411,27 @@ class WasmUdpDriver implements UdpDriver {
           }
         }
       });
-      if (this.h !== 0) this.ex.tcw_udp_free(this.h);
+      if (this.h !== 0) {
+        this.lastStats = new DataView(this.statsBytes().slice().buffer);
+        this.ex.tcw_udp_free(this.h);
+      }
       this.h = 0;
     })();
     return this.closing;
   }
 
-  stats(): EndpointStats {
-    if (this.h === 0) {
-      return statsFrom(new Array<number>(17).fill(0), new Array<number>(SRV_STATS_WORDS).fill(0), 0, this.batches, this.records, this.sent, this.sent, this.sendErrors);
-    }
-    const p = this.ex.tcw_udp_stats(this.h) >>> 2;
-    const q = this.ex.tcw_udp_srv_stats(this.h) >>> 2;
+  /** The handle's stats struct (refreshed), a view of WASM memory valid until the next call. */
+  private statsBytes(): Uint8Array {
+    this.ex.tcw_udp_stats(this.h, this.sendErrors);
     this.sync();
-    const u32 = this.u32;
-    const s: number[] = [];
-    for (let i = 0; i < 12; i++) s.push((u32[p + 2 * i] as number) + (u32[p + 2 * i + 1] as number) * 4294967296);
-    for (let i = 0; i < 5; i++) s.push(u32[p + 24 + i] as number);
-    return statsFrom(s, u32, q, this.batches, this.records, this.sent, this.sent, this.sendErrors);
+    const p = this.info(WASM_INFO_STATS);
+    return this.u8.subarray(p, p + STATS_BYTES);
+  }
+
+  stats(): EndpointStats {
+    if (this.h === 0) return statsFromView(this.lastStats ?? new DataView(new ArrayBuffer(STATS_BYTES)));
+    const b = this.statsBytes();
+    return statsFromView(new DataView(b.buffer, b.byteOffset, STATS_BYTES));
   }
 }
 

@@ -1,0 +1,106 @@
+/*
+ * abi.c — compile-time checks of the lists in abi.h against the core's structs, and the
+ * layout table both hosts export (compared word by word with ts/driver/abi.ts at load time).
+ */
+#include "abi.h"
+
+/* --------------------------------------------------------------- compile-time checks */
+
+#define TCA_CORE_CHECK_(name, value, expr) \
+  _Static_assert((value) == (expr), "abi.h: " #name " differs from the core's " #expr);
+TCA_CORE_CONSTANTS(TCA_CORE_CHECK_)
+#undef TCA_CORE_CHECK_
+
+/* configs: the lists name every word of the structs, in order */
+#define TCA_ONE_(f) +1
+_Static_assert(sizeof(tc_ep_config) == 4u * (0 TCA_EP_CONFIG(TCA_ONE_)), "abi.h: TCA_EP_CONFIG");
+_Static_assert(sizeof(tc_srv_config) == 4u * (0 TCA_SRV_CONFIG(TCA_ONE_)), "abi.h: TCA_SRV_CONFIG");
+_Static_assert(sizeof(tc_srv_config) == 4u * TC_SRV_CONFIG_WORDS, "tc_srv_config words");
+#undef TCA_ONE_
+
+/* stats: structs built from the lists have the core's layout, field by field */
+#define TCA_MEMBER_(type, name) TCA_##type name;
+typedef struct tca_ep_stats_mirror {
+  TCA_EP_STATS(TCA_MEMBER_)
+} tca_ep_stats_mirror;
+typedef struct tca_srv_stats_mirror {
+  TCA_SRV_STATS(TCA_MEMBER_)
+} tca_srv_stats_mirror;
+#undef TCA_MEMBER_
+#define TCA_EP_STAT_CHECK_(type, name) \
+  _Static_assert(offsetof(tc_ep_stats, name) == offsetof(tca_ep_stats_mirror, name) && \
+                     sizeof(((tc_ep_stats *)0)->name) == sizeof(TCA_##type), \
+                 "abi.h: TCA_EP_STATS " #name);
+#define TCA_SRV_STAT_CHECK_(type, name) \
+  _Static_assert(offsetof(tc_srv_stats, name) == offsetof(tca_srv_stats_mirror, name) && \
+                     sizeof(((tc_srv_stats *)0)->name) == sizeof(TCA_##type), \
+                 "abi.h: TCA_SRV_STATS " #name);
+TCA_EP_STATS(TCA_EP_STAT_CHECK_)
+TCA_SRV_STATS(TCA_SRV_STAT_CHECK_)
+#undef TCA_EP_STAT_CHECK_
+#undef TCA_SRV_STAT_CHECK_
+_Static_assert(sizeof(tc_ep_stats) == sizeof(tca_ep_stats_mirror), "abi.h: TCA_EP_STATS size");
+_Static_assert(sizeof(tc_srv_stats) == sizeof(tca_srv_stats_mirror), "abi.h: TCA_SRV_STATS size");
+
+/* ----------------------------------------------------------------------- layout table */
+
+/* The order is scripts/gen-abi.mjs's (ABI_LAYOUT): every list in turn, each entry's value or
+ * offset, then the list's size. */
+#define TCA_L_CORE_(name, value, expr) (uint32_t)(expr),
+#define TCA_L_CONST_(name, value) (uint32_t)TCB_##name,
+#define TCA_L_ERR_(name, value, doc) (uint32_t)TC_E_##name,
+#define TCA_L_RX_(n, w) (uint32_t)TCB_RX_##n,
+#define TCA_L_TXR_(n, w) (uint32_t)TCB_TX_RESPOND_##n,
+#define TCA_L_TXQ_(n, w) (uint32_t)TCB_TX_REQUEST_##n,
+#define TCA_L_TXS_(n, w) (uint32_t)TCB_TX_SMALL_##n,
+#define TCA_L_TXP_(n, w) (uint32_t)TCB_TX_PING_##n,
+#define TCA_L_TXN_(n, w) (uint32_t)TCB_TX_NOTIFY_##n,
+#define TCA_L_WI_(n, w) (uint32_t)TCB_WASM_INFO_##n,
+#define TCA_L_WS_(n, w) (uint32_t)TCB_WASM_SEND_##n,
+#define TCA_L_EPC_(f) (uint32_t)(offsetof(tc_ep_config, f) / 4u),
+#define TCA_L_SRVC_(f) (uint32_t)(offsetof(tc_srv_config, f) / 4u),
+#define TCA_L_EPS_(type, f) (uint32_t)offsetof(tcd_stats, ep.f), (uint32_t)sizeof(TCA_##type),
+#define TCA_L_SRVS_(type, f) (uint32_t)offsetof(tcd_stats, srv.f), (uint32_t)sizeof(TCA_##type),
+#define TCA_L_DRVS_(type, f) (uint32_t)offsetof(tcd_stats, drv.f), (uint32_t)sizeof(TCA_##type),
+
+static const uint32_t tca_layout_[] = {
+    TCA_CORE_CONSTANTS(TCA_L_CORE_)
+    TCA_CONSTANTS(TCA_L_CONST_)
+    TC_ERRORS(TCA_L_ERR_)
+    TCA_RX(TCA_L_RX_) TCB_RX_WORDS,
+    TCA_TX_RESPOND(TCA_L_TXR_) TCB_TX_RESPOND_WORDS,
+    TCA_TX_REQUEST(TCA_L_TXQ_) TCB_TX_REQUEST_WORDS,
+    TCA_TX_SMALL(TCA_L_TXS_) TCB_TX_SMALL_WORDS,
+    TCA_TX_PING(TCA_L_TXP_) TCB_TX_PING_WORDS,
+    TCA_TX_NOTIFY(TCA_L_TXN_) TCB_TX_NOTIFY_WORDS,
+    TCA_WASM_INFO(TCA_L_WI_) TCB_WASM_INFO_WORDS,
+    TCA_WASM_SEND(TCA_L_WS_) TCB_WASM_SEND_WORDS,
+    TCA_EP_CONFIG(TCA_L_EPC_) (uint32_t)(sizeof(tc_ep_config) / 4u),
+    TCA_SRV_CONFIG(TCA_L_SRVC_) (uint32_t)(sizeof(tc_srv_config) / 4u),
+    TCA_EP_STATS(TCA_L_EPS_)
+    TCA_SRV_STATS(TCA_L_SRVS_)
+    TCA_DRIVER_STATS(TCA_L_DRVS_) (uint32_t)sizeof(tcd_stats),
+    TCA_SEED_BYTES,
+};
+
+const uint32_t *tca_layout(void) { return tca_layout_; }
+
+uint32_t tca_layout_words(void) { return (uint32_t)(sizeof tca_layout_ / sizeof tca_layout_[0]); }
+
+uint32_t tca_hash(void) {
+  uint32_t h = 2166136261u, i, k;
+  for (i = 0; i < tca_layout_words(); i++)
+    for (k = 0; k < 4; k++) {
+      h ^= (tca_layout_[i] >> (8u * k)) & 0xffu;
+      h *= 16777619u;
+    }
+  return h;
+}
+
+/* every TX record has KIND at 0 and RC at 2 (ep_batch.h writes RC without looking) */
+_Static_assert(TCB_TX_RESPOND_RC == 2 && TCB_TX_REQUEST_RC == 2 && TCB_TX_SMALL_RC == 2 &&
+                   TCB_TX_PING_RC == 2 && TCB_TX_NOTIFY_RC == 2,
+               "RC is word 2 of every TX record");
+_Static_assert(TCB_TX_RESPOND_KIND == 0 && TCB_TX_REQUEST_KIND == 0 && TCB_TX_SMALL_KIND == 0 &&
+                   TCB_TX_PING_KIND == 0 && TCB_TX_NOTIFY_KIND == 0,
+               "KIND is word 0 of every TX record");
