@@ -71,7 +71,8 @@ afterEach(async () => {
 });
 
 async function driver(create: UdpDriverFactory, onBatch: Parameters<UdpDriverFactory>[3] = () => {}, o?: EndpointOptions): Promise<UdpDriver> {
-  const d = create(4, endpointConfig({ maxClientRequests: 8, conSlots: 4, ...o }), seed, onBatch);
+  // raw records and peers here do not answer Echo challenges: the defence has its own suite
+  const d = create(4, endpointConfig({ maxClientRequests: 8, conSlots: 4, amplificationLimit: 0, ...o }), seed, onBatch);
   open.push(d);
   await d.bind('127.0.0.1', 0, 0);
   return d;
@@ -171,7 +172,10 @@ describe('endpointConfig', () => {
   it('is tc_ep_config then tc_srv_config, with the core defaults', () => {
     const c = endpointConfig({ maxMessageSize: 1152, maxInProgress: 100 });
     expect(c.length).toBe(CONFIG_WORDS);
-    expect(CONFIG_WORDS).toBe(44);
+    expect(CONFIG_WORDS).toBe(48);
+    // the amplification defence: factor, verified endpoints, echo and verified lifetimes
+    expect(Array.from(c.subarray(16, 20))).toEqual([3, 4096, 30000, 3600000]);
+    expect(Array.from(endpointConfig({ amplificationLimit: 0, verifiedPeers: 8, echoLifetime: 5000, verifiedLifetime: 9000 }).subarray(16, 20))).toEqual([0, 8, 5000, 9000]);
     const s = Array.from(c.subarray(EP_CONFIG_WORDS));
     // bw1: max_transfers, max_per_peer, max_body, pool_bytes, chunk, max_key, idle, szx, busy_max_age
     expect(s.slice(0, 9)).toEqual([64, 4, 1 << 20, 4 << 20, 1024, 256, 120000, 6, 2]);
@@ -217,6 +221,11 @@ describe('endpointConfig', () => {
       { observe: { maxResources: 0 } },
       { observe: { conEvery: -1 } },
       { observe: { conInterval: 1.5 } },
+      { amplificationLimit: -1 },
+      { amplificationLimit: 1001 },
+      { verifiedPeers: 3 },
+      { echoLifetime: 999 },
+      { verifiedLifetime: 10 },
     ];
     for (const o of bad) expect(() => endpointConfig(o), JSON.stringify(o)).toThrow(RangeError);
     expect(() => endpointConfig({ observe: 5 as unknown as EndpointOptions['observe'] })).toThrow(TypeError);

@@ -44,9 +44,12 @@ import {
   E_TIMEOUT,
   EVF_LAST,
   REQ_CON,
+  RX_CODE,
   RX_DATA,
   RX_FLAGS,
   RX_LEN,
+  RX_OPT_COUNT,
+  RX_OPTS,
   TX_CANCEL,
   TX_DROP,
   TX_REQUEST_WORDS,
@@ -161,6 +164,39 @@ const OPT_BLOCK1 = 27;
 const OPT_SIZE2 = 28;
 const OPT_SIZE1 = 60;
 const OPT_REQUEST_TAG = 292;
+const OPT_ECHO = 252;
+/** 4.01 Unauthorized. */
+const CODE_UNAUTHORIZED = 0x81;
+/** Echo challenges in a row a request answers before it takes the 4.01 as the answer. */
+const MAX_ECHO_RETRIES = 2;
+
+/**
+ * The Echo value of a 4.01 Unauthorized record (RFC 9175 §2.4: the server wants to see that we
+ * receive before it sends more), or undefined. A request answering it repeats itself with the
+ * value, as libcoap's client does. @internal
+ */
+export function echoChallenge(b: Batch, r: number): Uint8Array | undefined {
+  if ((b.u32[r + RX_CODE] as number) !== CODE_UNAUTHORIZED) return undefined;
+  const { u32, u8, base } = b;
+  const n = u32[r + RX_OPT_COUNT] as number;
+  for (let k = 0, q = r + RX_OPTS; k < n; k++, q += 3) {
+    const num = u32[q] as number;
+    if (num === OPT_ECHO) {
+      const off = base + (u32[q + 1] as number);
+      const len = u32[q + 2] as number;
+      return len > 0 && len <= 40 ? u8.slice(off, off + len) : undefined;
+    }
+    if (num > OPT_ECHO) break;
+  }
+  return undefined;
+}
+
+/** extra with an Echo option added (options may come in any order: the core sorts them). */
+export function withEcho(extra: readonly ExtraOption[] | undefined, echo: Uint8Array): ExtraOption[] {
+  const out = extra !== undefined ? extra.filter((e) => e.number !== OPT_ECHO) : [];
+  out.push({ number: OPT_ECHO, value: echo });
+  return out;
+}
 const CODE_GET = 1;
 const CODE_FETCH = 5;
 
@@ -611,6 +647,10 @@ class Transfer {
 export class Call extends Op {
   /** The block-wise transfer, once there is one. */
   private x: Transfer | undefined;
+  /** The last request sent (to repeat it with an Echo value), and Echo answers in a row. */
+  private lastExtra: readonly ExtraOption[] | undefined;
+  private lastPayload: Uint8Array | string | undefined;
+  private echoes = 0;
 
   constructor(
     private readonly route: Route,
@@ -653,6 +693,8 @@ export class Call extends Op {
 
   private send(extra: readonly ExtraOption[] | undefined, payload: Uint8Array | string | undefined): void {
     if (this.settled) return;
+    this.lastExtra = extra;
+    this.lastPayload = payload;
     const e = writeRequest(this.route, this.spec, extra, payload, this.spec.flags, this.onId);
     if (e !== undefined) this.fail(e);
   }
@@ -660,6 +702,15 @@ export class Call extends Op {
   onRecord(b: Batch, r: number, last: boolean): void {
     if (last) this.id = 0;
     if (this.settled) return;
+    const echo = last ? echoChallenge(b, r) : undefined;
+    if (echo !== undefined && this.echoes < MAX_ECHO_RETRIES) {
+      // RFC 9175 §2.4: the server first wants proof that we receive: the same request again,
+      // with its Echo value
+      this.echoes++;
+      this.send(withEcho(this.lastExtra, echo), this.lastPayload);
+      return;
+    }
+    this.echoes = 0;
     let x = this.x;
     if (x === undefined) {
       if (!this.spec.auto || recordUint(b, r, OPT_BLOCK2) === undefined) {

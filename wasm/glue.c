@@ -176,7 +176,7 @@ TCW_API int tcw_error_name(int err) { return put_name(tc_error_name(err)); }
 #define TCW_IN_ADDR 32u /* the datagram starts here in the input area */
 #define TCW_IN_CAP (TCW_IN_ADDR + 65536u)
 #define TCW_TIMER_EVENTS 64u
-#define TCW_EP_CONFIG_WORDS 16u
+#define TCW_EP_CONFIG_WORDS 20u
 #define TCW_SEED_BYTES 48u /* 32 for the ep, 16 for the pipeline */
 
 /* tcw_udp_recv / tcw_udp_timer outcomes */
@@ -201,7 +201,7 @@ typedef struct tcw_udp {
   tc_ep_event evs[TCW_TIMER_EVENTS];
 } tcw_udp;
 
-_Static_assert(sizeof(tc_ep_config) == TCW_EP_CONFIG_WORDS * 4, "tc_ep_config is 16 words");
+_Static_assert(sizeof(tc_ep_config) == TCW_EP_CONFIG_WORDS * 4, "tc_ep_config is 20 words");
 _Static_assert(sizeof(tc_srv_config) == TC_SRV_CONFIG_WORDS * 4, "tc_srv_config layout");
 _Static_assert(sizeof(tc_srv_stats) == TC_SRV_STATS_WORDS * 4, "tc_srv_stats layout");
 _Static_assert(2u * (TC_ADDR_MAX + 65535u) <= TCW_TXQ_BYTES && TCW_TXQ_ITEMS >= 2u,
@@ -246,7 +246,7 @@ static void udp_free(tcw_udp *u) {
 TCW_API uint32_t tcw_udp_abi(void) { return TCB_ABI | TCW_UDP_INFO << 8; }
 
 /**
- * A new endpoint: cfg_words is a tc_ep_config (16 words) then a tc_srv_config
+ * A new endpoint: cfg_words is a tc_ep_config (20 words) then a tc_srv_config
  * (TC_SRV_CONFIG_WORDS; its max_in_progress and max_message_size equal the ep's), seed 48
  * bytes of entropy (32 for the ep, 16 for the pipeline; both borrowed, e.g. staged in
  * tcw_table / tcw_bytes); txw_words / txb_bytes size the tx record areas. Returns the handle

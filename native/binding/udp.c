@@ -626,10 +626,10 @@ static int u32arg(napi_env env, napi_value v, uint32_t *out) {
 }
 
 /* The config words: tc_ep_config, then tc_srv_config. */
-#define EP_CONFIG_WORDS 16u
+#define EP_CONFIG_WORDS 20u
 #define CONFIG_WORDS (EP_CONFIG_WORDS + TC_SRV_CONFIG_WORDS)
 #define SEED_BYTES 48u /* 32 for the ep, 16 for the pipeline */
-_Static_assert(sizeof(tc_ep_config) == EP_CONFIG_WORDS * 4, "tc_ep_config is 16 words");
+_Static_assert(sizeof(tc_ep_config) == EP_CONFIG_WORDS * 4, "tc_ep_config is 20 words");
 _Static_assert(sizeof(tc_srv_config) == TC_SRV_CONFIG_WORDS * 4, "tc_srv_config layout");
 _Static_assert(sizeof(tc_srv_stats) == TC_SRV_STATS_WORDS * 4, "tc_srv_stats layout");
 
@@ -973,9 +973,11 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
 }
 
 /* udpStats(h, out: Float64Array(>= STATS_WORDS)): tc_ep_stats [0..16], driver counters
- * [17..26], tc_srv_stats [27..34]. */
+ * [17..26], tc_srv_stats [27..27 + TC_SRV_STATS_WORDS), then the tc_ep_stats counters of the
+ * hardening (echo_challenges, responses_non, responses_dropped, non_duplicates, verified). */
 #define STATS_SRV (17u + ST_COUNT)
-#define STATS_WORDS (STATS_SRV + TC_SRV_STATS_WORDS)
+#define STATS_EP2 (STATS_SRV + TC_SRV_STATS_WORDS)
+#define STATS_WORDS (STATS_EP2 + 5u)
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   size_t argc = 2, n, i;
@@ -1012,6 +1014,11 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   o[14] = s.con_slots_used;
   o[15] = s.dedup_used;
   o[16] = s.peers;
+  o[STATS_EP2 + 0] = (double)s.echo_challenges;
+  o[STATS_EP2 + 1] = (double)s.responses_non;
+  o[STATS_EP2 + 2] = (double)s.responses_dropped;
+  o[STATS_EP2 + 3] = (double)s.non_duplicates;
+  o[STATS_EP2 + 4] = s.verified;
   for (i = 0; i < ST_COUNT; i++) o[17 + i] = (double)u->st[i];
   tc_srv_get_stats(u->srv, &ss);
   o[STATS_SRV + 0] = ss.uploads;

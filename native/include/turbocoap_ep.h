@@ -72,6 +72,20 @@ typedef struct tc_ep_config {
                                         1280, range 96..65507 */
   uint32_t response_timeout_ms;    /**< client: give up waiting for a (separate or NON) response
                                         after this, default MAX_TRANSMIT_WAIT (93000 with defaults) */
+  /* amplification defence (RFC 9175 §2.4) */
+  uint32_t amplification_factor;   /**< toward an endpoint (address and port) that has not shown
+                                        it receives, a response is at most this many times the
+                                        request's bytes, else it is replaced by 4.01 with an Echo
+                                        option; an Observe registration from such an endpoint
+                                        gets 4.01 + Echo before the application sees it.
+                                        Default 3; 0 disables the defence. At most 1000 */
+  uint32_t verified_peers;         /**< endpoints remembered as verified (they echoed a value we
+                                        sent), 4-way set-associative, the entry expiring soonest
+                                        replaced; default 4096, 4..2^20 */
+  uint32_t echo_lifetime_ms;       /**< how long an Echo value we sent is accepted, default
+                                        30000, 1000..3600000 */
+  uint32_t verified_lifetime_ms;   /**< how long an endpoint stays verified after it echoed,
+                                        default 3600000 (1 h), >= 1000 */
 } tc_ep_config;
 
 /** Fill cfg with the defaults above. */
@@ -334,6 +348,15 @@ typedef struct tc_ep_stats {
   uint32_t dedup_used;      /**< live dedup records (expired ones count until swept) */
   uint32_t peers;           /**< entries in the per-peer counter table */
   uint32_t reserved;
+  uint64_t echo_challenges; /**< 4.01 + Echo sent instead of a response (amplification defence) */
+  uint64_t responses_non;   /**< separate responses to CON requests sent NON because every CON
+                                 slot was busy (RFC 7252 §5.2.3 allows it; nothing is dropped) */
+  uint64_t responses_dropped;/**< tc_ep_respond calls that found no room even in an empty tx
+                                 queue (the driver then drops the exchange); stays 0 */
+  uint64_t non_duplicates;  /**< duplicate NON requests ignored (RFC 7252 §4.5), counted in
+                                 duplicates too */
+  uint32_t verified;        /**< live entries of the verified-endpoint table */
+  uint32_t reserved2;
 } tc_ep_stats;
 
 /** Copy the counters into *out. */

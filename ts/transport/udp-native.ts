@@ -41,8 +41,11 @@ export interface UdpAddon {
   udpReadBody(h: unknown, id: number, length: number): Uint8Array | number;
 }
 
-/** udpStats layout: tc_ep_stats [0, 17), driver counters [17, 27), tc_srv_stats from 27. */
+/** udpStats layout: tc_ep_stats [0, 17), driver counters [17, 27), tc_srv_stats from 27, then
+ *  five more tc_ep_stats counters (echo challenges, responses NON, dropped, NON duplicates,
+ *  verified endpoints). */
 const STATS_SRV = 27;
+const STATS_EP2 = STATS_SRV + SRV_STATS_WORDS;
 
 /** An Error for a negative libuv / errno code. */
 export function sysError(rc: number, what: string): CoapNetworkError {
@@ -61,7 +64,7 @@ class NativeUdpDriver implements UdpDriver {
   readonly txBytes = new Uint8Array(TX_AREA_BYTES);
   private readonly h: unknown;
   private closed: Promise<void> | undefined;
-  private readonly statsBuf = new Float64Array(STATS_SRV + SRV_STATS_WORDS);
+  private readonly statsBuf = new Float64Array(STATS_EP2 + 5);
   private readonly onNative: (ab: ArrayBuffer, count: number, base: number) => void;
 
   constructor(
@@ -120,6 +123,8 @@ class NativeUdpDriver implements UdpDriver {
       s[19] as number,
       (s[21] as number) + (s[23] as number),
       s[26] as number,
+      s,
+      STATS_EP2,
     );
   }
 }

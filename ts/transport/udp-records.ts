@@ -190,6 +190,18 @@ export interface EndpointStats {
   notifications: number;
   /** Observers removed (RST, CON timeout, or a final notification). */
   observersRemoved: number;
+  /** Amplification defence (RFC 9175 §2.4): 4.01 + Echo sent instead of a response too large
+   *  for an endpoint that has not shown it receives. */
+  echoChallenges: number;
+  /** Endpoints remembered as verified (they echoed a value the server sent). */
+  verifiedPeers: number;
+  /** Separate responses to CON requests sent NON because every CON slot was busy (instead of
+   *  being dropped). */
+  responsesNon: number;
+  /** Accepted requests whose response could not be sent at all. Stays 0. */
+  responsesDropped: number;
+  /** Duplicate NON requests ignored (RFC 7252 §4.5). */
+  nonDuplicates: number;
 }
 
 /** Words of tc_srv_stats (uploads, uploads done, blocks in, representations, blocks out,
@@ -252,6 +264,8 @@ export function statsFrom(
   sendCalls: number,
   sendErrors: number,
   gsoSends = 0,
+  ep2: ArrayLike<number> = [],
+  ep2At = 0,
 ): EndpointStats {
   return {
     rx: s[0] as number,
@@ -285,6 +299,11 @@ export function statsFrom(
     observers: srv[at + 5] as number,
     notifications: srv[at + 6] as number,
     observersRemoved: srv[at + 7] as number,
+    echoChallenges: (ep2[ep2At] as number | undefined) ?? 0,
+    responsesNon: (ep2[ep2At + 1] as number | undefined) ?? 0,
+    responsesDropped: (ep2[ep2At + 2] as number | undefined) ?? 0,
+    nonDuplicates: (ep2[ep2At + 3] as number | undefined) ?? 0,
+    verifiedPeers: (ep2[ep2At + 4] as number | undefined) ?? 0,
   };
 }
 
@@ -382,6 +401,21 @@ export interface EndpointOptions {
    * Default MAX_TRANSMIT_WAIT (93000 with the default transmission parameters).
    */
   readonly responseTimeout?: number;
+  /**
+   * Amplification defence (RFC 9175 §2.4): toward an endpoint (address and port) that has not
+   * shown it receives, a response is at most this many times the request's bytes; a larger
+   * one is replaced by 4.01 Unauthorized with an Echo option, and an Observe registration from
+   * such an endpoint is answered so before the handler runs. A client that repeats the request
+   * with the Echo value (this library's client and libcoap's do) is verified from then on.
+   * Default 3; 0 turns the defence off.
+   */
+  readonly amplificationLimit?: number;
+  /** Endpoints remembered as verified (bounded; the one expiring soonest makes room). Default 4096, 4..2^20. */
+  readonly verifiedPeers?: number;
+  /** How long (ms) an Echo value the server sent is accepted. Default 30000, 1000..3600000. */
+  readonly echoLifetime?: number;
+  /** How long (ms) an endpoint stays verified after it echoed. Default 3600000, >= 1000. */
+  readonly verifiedLifetime?: number;
   /** Block-wise transfers (RFC 7959): upload and response-cache bounds, block size. */
   readonly blockwise?: BlockwiseOptions;
   /** Observe (RFC 7641): observer registry bounds and CON pacing of notifications. */
@@ -397,7 +431,7 @@ function uint(name: string, v: number | undefined, dflt: number, min: number, ma
 }
 
 /** Words of tc_ep_config, of tc_srv_config, and of the config a driver takes (both). */
-export const EP_CONFIG_WORDS = 16;
+export const EP_CONFIG_WORDS = 20;
 export const SRV_CONFIG_WORDS = 28;
 export const CONFIG_WORDS = EP_CONFIG_WORDS + SRV_CONFIG_WORDS;
 
@@ -446,6 +480,10 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   cfg[13] = uint('conSlots', o.conSlots, 256, 1, 65535);
   cfg[14] = uint('maxMessageSize', o.maxMessageSize, 1280, 96, 65507);
   cfg[15] = uint('responseTimeout', o.responseTimeout, Math.min(wait, 0xffffffff) || 1, 1, 0xffffffff);
+  cfg[16] = uint('amplificationLimit', o.amplificationLimit, 3, 0, 1000);
+  cfg[17] = uint('verifiedPeers', o.verifiedPeers, client ? 16 : 4096, 4, 1 << 20);
+  cfg[18] = uint('echoLifetime', o.echoLifetime, 30000, 1000, 3600000);
+  cfg[19] = uint('verifiedLifetime', o.verifiedLifetime, 3600000, 1000, 0xffffffff);
 
   // tc_srv_config; the fields not exposed keep the core's defaults (tc_*_config_default)
   const bw = group('blockwise', o.blockwise);

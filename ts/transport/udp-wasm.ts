@@ -428,7 +428,11 @@ class WasmUdpDriver implements UdpDriver {
     const s: number[] = [];
     for (let i = 0; i < 12; i++) s.push((u32[p + 2 * i] as number) + (u32[p + 2 * i + 1] as number) * 4294967296);
     for (let i = 0; i < 5; i++) s.push(u32[p + 24 + i] as number);
-    return statsFrom(s, u32, q, this.batches, this.records, this.sent, this.sent, this.sendErrors);
+    // the hardening counters after `reserved`: four uint64, then verified (uint32)
+    const e: number[] = [];
+    for (let i = 0; i < 4; i++) e.push((u32[p + 30 + 2 * i] as number) + (u32[p + 31 + 2 * i] as number) * 4294967296);
+    e.push(u32[p + 38] as number);
+    return statsFrom(s, u32, q, this.batches, this.records, this.sent, this.sent, this.sendErrors, 0, e, 0);
   }
 }
 
