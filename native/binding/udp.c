@@ -1029,6 +1029,10 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   o[STATS_SRV + 5] = ss.observers;
   o[STATS_SRV + 6] = ss.notifications;
   o[STATS_SRV + 7] = ss.observers_removed;
+  o[STATS_SRV + 8] = ss.observers_refused;
+  o[STATS_SRV + 9] = ss.uploads_refused;
+  o[STATS_SRV + 10] = ss.uploads_reclaimed;
+  o[STATS_SRV + 11] = ss.notifications_skipped;
   return NULL;
 }
 

@@ -527,7 +527,9 @@ static int bw1_config_ok(const tc_bw1_config *c) {
   return c != NULL && c->max_transfers >= 1u && c->max_transfers <= 65535u &&
          c->max_per_peer >= 1u && c->max_per_peer <= c->max_transfers && c->max_body >= 1u &&
          c->max_body <= (1u << 30) && pool_config_ok(c->chunk_size, c->pool_bytes, c->max_key) &&
-         c->idle_timeout_ms >= 1u && c->preferred_szx <= 6u;
+         c->idle_timeout_ms >= 1u && c->preferred_szx <= 6u && c->max_per_host >= 1u &&
+         (c->port_offset == TC_NO_PORT || c->port_offset <= TC_ADDR_MAX - 2u) &&
+         c->reclaim_idle_ms >= 1u;
 }
 
 static int bw1_layout_of(const tc_bw1_config *c, bw1_layout *l) {
@@ -559,6 +561,9 @@ void tc_bw1_config_default(tc_bw1_config *c) {
   c->idle_timeout_ms = 120000;
   c->preferred_szx = 6;
   c->busy_max_age = 2;
+  c->max_per_host = 16;
+  c->port_offset = 1;
+  c->reclaim_idle_ms = 10000;
 }
 
 size_t tc_bw1_size(const tc_bw1_config *cfg) {
@@ -617,6 +622,55 @@ static uint32_t bw1_peer_count(tc_bw1 *s, uint32_t pb, const uint8_t *a, uint32_
     i = x->pnext;
   }
   return n;
+}
+
+/* The host of an address: its port (2 bytes at port_offset) zeroed. */
+static void bw1_host_of(const tc_bw1 *s, const uint8_t *a, uint32_t alen, uint8_t *out) {
+  uint32_t p = s->cfg.port_offset;
+  memcpy(out, a, alen);
+  if (p != TC_NO_PORT && p + 2u <= alen) out[p] = out[p + 1u] = 0;
+}
+
+/* Uploads of host (a, alen: an address with its port zeroed) in the peer index bucket pb (the
+ * index is keyed by host, so a host's uploads share a bucket). */
+static uint32_t bw1_host_count(tc_bw1 *s, uint32_t pb, const uint8_t *host, uint32_t alen) {
+  uint32_t i = PB(s)[pb], n = 0;
+  uint8_t h[TC_ADDR_MAX];
+  while (i != NONE) {
+    xfer *x = &XS(s)[i];
+    if (x->h.alen == alen) {
+      bw1_host_of(s, x->h.addr, alen, h);
+      if (memcmp(h, host, alen) == 0) n++;
+    }
+    i = x->pnext;
+  }
+  return n;
+}
+
+static void bw1_release(tc_bw1 *s, uint32_t i);
+
+/* Makes room by dropping a stalled upload (open, idle >= reclaim_idle_ms, not `keep`): the
+ * least recently active one of the host holding the most uploads, so that one host cannot
+ * keep everyone else out. Returns 1 if one was dropped. */
+static int bw1_reclaim(tc_bw1 *s, uint64_t now, uint32_t keep) {
+  uint32_t i, best = NONE, best_n = 0;
+  uint8_t h[TC_ADDR_MAX];
+  for (i = s->sl.lru_head; i != NONE; i = XS(s)[i].h.next) { /* least recently active first */
+    xfer *x = &XS(s)[i];
+    uint32_t n;
+    if (now < x->active || now - x->active < s->cfg.reclaim_idle_ms) break;
+    if (x->h.state != X_OPEN || i == keep) continue;
+    bw1_host_of(s, x->h.addr, x->h.alen, h);
+    n = bw1_host_count(s, x->pb, h, x->h.alen);
+    if (n > best_n) {
+      best = i;
+      best_n = n;
+    }
+  }
+  if (best == NONE) return 0;
+  bw1_release(s, best);
+  s->st.reclaimed++;
+  return 1;
 }
 
 static void bw1_touch(tc_bw1 *s, uint32_t i, uint64_t now) {
@@ -714,6 +768,7 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   tc_block b;
   uint32_t bsize, off, i, rszx, need;
   uint64_t h, ph;
+  uint8_t host[TC_ADDR_MAX];
   table t;
   if (r != NULL) memset(r, 0, sizeof *r);
   if (!bw1_ok(s) || r == NULL || !addr_ok(peer, peer_len) || (key == NULL && key_len != 0u) ||
@@ -739,7 +794,8 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
   rszx = bw1_resp_szx(s, b.szx);
   t = bw1_table(s);
   h = key_hash(s->k0, s->k1, peer, peer_len, key, key_len);
-  ph = key_hash(s->k0, s->k1, peer, peer_len, NULL, 0);
+  bw1_host_of(s, peer, peer_len, host);
+  ph = key_hash(s->k0, s->k1, host, peer_len, NULL, 0);
   i = table_find(&t, h, peer, peer_len, key, key_len);
 
   if ((flags & TC_BW_HAS_SIZE1) && size1 > s->cfg.max_body) {
@@ -796,11 +852,19 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
     return bw1_reject(s, r, TC_CODE_TOO_LARGE);
   }
   need = bw1_chunks_needed(s, i == NONE ? 0u : XS(s)[i].received, payload_len);
+  while (need > pool_free_count(&s->pl) && bw1_reclaim(s, now, i)) {
+  }
   if (need > pool_free_count(&s->pl)) return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
   if (i == NONE) {
     xfer *x;
     uint32_t pb = (uint32_t)(ph & s->pmask);
-    if (s->sl.free == NONE || bw1_peer_count(s, pb, peer, peer_len) >= s->cfg.max_per_peer)
+    if (bw1_peer_count(s, pb, peer, peer_len) >= s->cfg.max_per_peer)
+      return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
+    if (bw1_host_count(s, pb, host, peer_len) >= s->cfg.max_per_host) {
+      s->st.refused_host++;
+      return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
+    }
+    if (s->sl.free == NONE && !bw1_reclaim(s, now, NONE))
       return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
     i = table_take(&t, h, peer, peer_len, key, key_len);
     x = &XS(s)[i];

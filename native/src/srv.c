@@ -672,4 +672,8 @@ void tc_srv_get_stats(const tc_srv *s, tc_srv_stats *out) {
   out->observers = ob.observers;
   out->notifications = (uint32_t)(ob.sent_con + ob.sent_non);
   out->observers_removed = (uint32_t)(ob.removed_reset + ob.removed_timeout + ob.removed_final);
+  out->observers_refused = (uint32_t)ob.rejected;
+  out->uploads_refused = b1.busy;
+  out->uploads_reclaimed = b1.reclaimed;
+  out->notifications_skipped = (uint32_t)ob.skipped_unconfirmed;
 }

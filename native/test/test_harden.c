@@ -77,7 +77,7 @@ static tc_ep_stats h_stats(const hnode *n) {
   return s;
 }
 
-/* Peer address i (4 bytes: the "host" is a[0..2], the "port" a[3]). */
+/* Peer address (4 bytes: 10, host, 0, port; the "port" is bytes 2..3). */
 static void h_addr(uint32_t host, uint32_t port, uint8_t a[4]) {
   a[0] = 10;
   a[1] = (uint8_t)host;
@@ -421,6 +421,194 @@ static void h_echo_bound(void) {
   h_free(s);
 }
 
+
+/* ------------------------------------------------------------ finding 2 */
+
+static tc_srv_config h_srv_cfg(void) {
+  tc_srv_config sc;
+  tc_srv_config_default(&sc);
+  sc.max_in_progress = 64;
+  sc.max_message_size = 1280;
+  sc.obs.max_observers = 64;
+  sc.obs.max_per_resource = 64;
+  sc.obs.max_per_host = 4;
+  sc.obs.port_offset = 2; /* test addresses: 10, host, 0, port */
+  sc.obs.con_every = 20;
+  return sc;
+}
+
+/* Register (host, port) for /obs through the pipeline; returns 1 if the response carried
+ * Observe. */
+static int h_register(hnode *s, uint64_t now, uint32_t host, uint32_t port, uint32_t mid) {
+  uint8_t b[2048], a[4], v[64];
+  tc_tmsg x;
+  uint32_t len;
+  h_addr(host, port, a);
+  tmsg_init(&x, 0);
+  tmsg_uint(&x, 6, 0);
+  h_reset(s);
+  len = h_mk(b, TC_CON, 1, mid, "obs", &x);
+  if (h_in(s, now, a, b, len) != 0 || s->ev.kind != TC_EV_REQUEST) return -1;
+  if (h_resp(s, now, s->ev.id, 0x45, 4, 1) != 0 || s->tx.count != 1) return -1;
+  return h_opt(s, 0, 6, v) >= 0 ? 1 : 0;
+}
+
+static int h_notify(hnode *s, uint64_t now) {
+  static const uint8_t pl[4] = {'v', 'a', 'l', 'u'};
+  tc_msg m;
+  memset(&m, 0, sizeof m);
+  m.code = 0x45;
+  m.payload_length = 4;
+  h_reset(s);
+  return tc_srv_notify(s->srv, s->ep, now, 1, 0, &m, NULL, pl, &s->tx);
+}
+
+static void h_observe_per_host(void) {
+  tc_ep_config c;
+  tc_srv_config sc = h_srv_cfg();
+  tc_srv_stats st;
+  hnode *s;
+  uint32_t i, with = 0;
+  h_ep_cfg(&c);
+  c.amplification_factor = 0;
+  c.max_in_progress = 64;
+  c.con_slots = 16;
+  s = h_new(&c, &sc);
+  /* one host, many ports: only max_per_host registrations; the rest are told (no Observe) */
+  for (i = 0; i < 20; i++) with += h_register(s, 1000, 7, 1 + i, 100 + i) == 1;
+  CHECK_EQ(with, 4, "per-host bound");
+  tc_srv_get_stats(s->srv, &st);
+  CHECK_EQ(st.observers, 4, "registered");
+  CHECK_EQ(st.observers_refused, 16, "refused and counted");
+  /* a new observer from another host is served during the flood */
+  CHECK_EQ(h_register(s, 1000, 8, 1, 200), 1, "another host registers");
+  /* unconfirmed observers: the first notification is CON, nothing more while it is in flight */
+  {
+    uint8_t a[4], ack[4] = {0x60, 0, 0, 0};
+    uint32_t k, found = 0;
+    CHECK_EQ(h_notify(s, 2000), 5, "five notifications");
+    h_addr(8, 1, a);
+    for (k = 0; k < s->tx.count; k++) {
+      CHECK_EQ(h_type(s, k), TC_CON, "CON to an unconfirmed observer");
+      if (memcmp(s->tx.buf + s->tx.items[k].addr_offset, a, 4) == 0) {
+        const uint8_t *d = s->tx.buf + s->tx.items[k].offset;
+        ack[2] = d[2];
+        ack[3] = d[3];
+        found = 1;
+      }
+    }
+    CHECK(found, "a CON to host 8");
+    /* newer states replace the CON in flight, up to 8 CONs, then nothing until confirmed */
+    for (k = 1; k < 8; k++) {
+      CHECK_EQ(h_notify(s, 2000 + k), 5, "a newer state replaces the CON in flight");
+      CHECK_EQ(h_type(s, 4), TC_CON, "CON");
+    }
+    h_addr(8, 1, a);
+    for (k = 0; k < s->tx.count; k++)
+      if (memcmp(s->tx.buf + s->tx.items[k].addr_offset, a, 4) == 0) {
+        const uint8_t *d = s->tx.buf + s->tx.items[k].offset;
+        ack[2] = d[2];
+        ack[3] = d[3];
+      }
+    CHECK_EQ(h_notify(s, 2100), 0, "nothing after 8 unacknowledged CONs");
+    tc_srv_get_stats(s->srv, &st);
+    CHECK_EQ(st.notifications_skipped, 5, "skipped");
+    CHECK_EQ(h_stats(s).con_slots_used, 5, "one CON in flight per observer");
+    /* host 8 acknowledges: confirmed; later notifications follow con_every (NON) */
+    h_reset(s);
+    CHECK_EQ(h_in(s, 2200, a, ack, 4), 0, "ACK");
+    CHECK_EQ(h_notify(s, 2300), 1, "one: to the confirmed observer");
+    CHECK_EQ(h_type(s, 0), TC_NON, "NON once confirmed");
+  }
+  /* the four that never answer are removed after the CON's retransmissions (not 1.7 h) */
+  {
+    uint64_t t = 2300, last = 2300;
+    tc_ep_event evs[16];
+    for (i = 0; i < 40; i++) {
+      int n, k;
+      t = tc_ep_next_deadline(s->ep);
+      if (t == UINT64_MAX) break;
+      last = t;
+      h_reset(s);
+      n = tc_ep_timer(s->ep, t, &s->tx, evs, 16);
+      for (k = 0; k < n; k++) (void)tc_srv_on_timer_event(s->srv, t, &evs[k]);
+      tc_srv_get_stats(s->srv, &st);
+      if (st.observers == 1u) break;
+    }
+    CHECK_EQ(st.observers, 1, "vanished observers removed");
+    CHECK(last < 2000 + 100000, "within MAX_TRANSMIT_WAIT (%llu ms)", (unsigned long long)last);
+  }
+  h_free(s);
+}
+
+/* ------------------------------------------------------------ finding 4 */
+
+static int h_b1(tc_bw1 *b, uint64_t now, uint32_t host, uint32_t port, uint32_t num,
+                uint32_t more, tc_bw1_result *r) {
+  static uint8_t block[64];
+  uint8_t a[4];
+  h_addr(host, port, a);
+  memset(block, 'u', sizeof block);
+  return tc_bw1_feed(b, now, a, 4, (const uint8_t *)"up", 2, tc_block_value(num, more, 2), 0, 0,
+                     block, more ? 64u : 10u, r);
+}
+
+static void h_upload_fair(void) {
+  tc_bw1_config c;
+  tc_bw1_stats st;
+  tc_bw1_result r;
+  tc_bw1 *b;
+  uint8_t seed[16] = {1, 2, 3};
+  size_t sz;
+  uint32_t i;
+  tc_bw1_config_default(&c);
+  c.max_transfers = 8;
+  c.max_per_peer = 8;
+  c.max_per_host = 3;
+  c.port_offset = 2; /* test addresses: 10, host, 0, port */
+  c.pool_bytes = 64u << 10;
+  c.reclaim_idle_ms = 10000;
+  sz = tc_bw1_size(&c);
+  b = malloc(sz);
+  if (b == NULL || tc_bw1_init(b, sz, &c, seed) != 0) {
+    CHECK(0, "bw1 init");
+    free(b);
+    return;
+  }
+  /* one host, many ports: at most max_per_host uploads */
+  for (i = 0; i < 6; i++) h_b1(b, 1000, 1, 10 + i, 0, 1, &r);
+  tc_bw1_get_stats(b, &st);
+  CHECK_EQ(st.transfers, 3, "per-host bound");
+  CHECK_EQ(st.refused_host, 3, "refused for the host bound");
+  /* other hosts fill the table */
+  CHECK_EQ(h_b1(b, 1000, 2, 1, 0, 1, &r), TC_BW1_CONTINUE, "host 2");
+  CHECK_EQ(h_b1(b, 1000, 3, 1, 0, 1, &r), TC_BW1_CONTINUE, "host 3");
+  CHECK_EQ(h_b1(b, 1000, 3, 2, 0, 1, &r), TC_BW1_CONTINUE, "host 3");
+  CHECK_EQ(h_b1(b, 1000, 4, 1, 0, 1, &r), TC_BW1_CONTINUE, "host 4");
+  CHECK_EQ(h_b1(b, 1000, 4, 2, 0, 1, &r), TC_BW1_CONTINUE, "host 4");
+  tc_bw1_get_stats(b, &st);
+  CHECK_EQ(st.transfers, 8, "full");
+  /* a legitimate upload from a new host: refused while nobody is stalled... */
+  CHECK_EQ(h_b1(b, 2000, 5, 1, 0, 1, &r), TC_BW1_REJECT, "full, nobody stalled");
+  CHECK_EQ(r.code, TC_CODE_UNAVAILABLE, "5.03");
+  /* host 2 keeps its upload going; the others stall */
+  CHECK_EQ(h_b1(b, 10500, 2, 1, 1, 1, &r), TC_BW1_CONTINUE, "host 2 active");
+  /* ...and once uploads stalled, the oldest of the host holding the most makes room (not
+   * everyone locked out until idle_timeout_ms, 120 s) */
+  CHECK_EQ(h_b1(b, 11500, 5, 1, 0, 1, &r), TC_BW1_CONTINUE, "new host served");
+  CHECK_EQ(h_b1(b, 11500, 5, 1, 1, 0, &r), TC_BW1_COMPLETE, "and completes");
+  tc_bw1_get_stats(b, &st);
+  CHECK_EQ(st.reclaimed, 1, "one reclaimed");
+  /* the one reclaimed was host 1's (it held the most): its uploads are 2 now; host 2's lives */
+  CHECK_EQ(h_b1(b, 11600, 2, 1, 2, 1, &r), TC_BW1_CONTINUE, "host 2 unaffected");
+  {
+    uint32_t alive = 0;
+    for (i = 0; i < 3; i++) alive += h_b1(b, 11700, 1, 10 + i, 1, 1, &r) == TC_BW1_CONTINUE;
+    CHECK_EQ(alive, 2, "host 1 lost one upload");
+  }
+  free(b);
+}
+
 void test_harden(void);
 void test_harden(void) {
   h_pass0 = tc_test_passed;
@@ -430,6 +618,8 @@ void test_harden(void) {
   h_echo();
   h_echo_observe();
   h_echo_bound();
+  h_observe_per_host();
+  h_upload_fair();
   printf("harden-tests: %lu passed, %lu failed\n", tc_test_passed - h_pass0,
          tc_test_failed - h_fail0);
 }

@@ -46,6 +46,7 @@ static void srv_cfg(tc_srv_config *c) {
   c->obs.max_per_resource = 100;
   c->obs.max_resources = 8;
   c->obs.con_every = 0;
+  c->obs.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   c->max_resource_keys = 8;
 }
 

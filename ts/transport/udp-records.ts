@@ -190,6 +190,17 @@ export interface EndpointStats {
   notifications: number;
   /** Observers removed (RST, CON timeout, or a final notification). */
   observersRemoved: number;
+  /** Observe registrations served without Observe because a bound was reached (in total, per
+   *  resource or per host). */
+  observersRefused: number;
+  /** Block1 requests answered 5.03 because a bound was reached (slots, memory, per client
+   *  endpoint or per host). */
+  uploadsRefused: number;
+  /** Stalled uploads dropped to make room for another one. */
+  uploadsReclaimed: number;
+  /** Notifications not sent to observers that have not yet acknowledged one (their first, CON,
+   *  still in flight). */
+  notificationsSkipped: number;
   /** Amplification defence (RFC 9175 §2.4): 4.01 + Echo sent instead of a response too large
    *  for an endpoint that has not shown it receives. */
   echoChallenges: number;
@@ -206,7 +217,7 @@ export interface EndpointStats {
 
 /** Words of tc_srv_stats (uploads, uploads done, blocks in, representations, blocks out,
  *  observers, notifications, observers removed). */
-export const SRV_STATS_WORDS = 8;
+export const SRV_STATS_WORDS = 12;
 
 /**
  * A UDP socket run by tc_ep. Implemented by the native driver and the WASM driver;
@@ -299,6 +310,10 @@ export function statsFrom(
     observers: srv[at + 5] as number,
     notifications: srv[at + 6] as number,
     observersRemoved: srv[at + 7] as number,
+    observersRefused: srv[at + 8] as number,
+    uploadsRefused: srv[at + 9] as number,
+    uploadsReclaimed: srv[at + 10] as number,
+    notificationsSkipped: srv[at + 11] as number,
     echoChallenges: (ep2[ep2At] as number | undefined) ?? 0,
     responsesNon: (ep2[ep2At + 1] as number | undefined) ?? 0,
     responsesDropped: (ep2[ep2At + 2] as number | undefined) ?? 0,
@@ -328,8 +343,16 @@ export interface BlockwiseOptions {
   readonly maxUploadsPerPeer?: number;
   /** Bytes of upload bodies stored at once over all uploads. Default 4 MiB, 1024..2^31. */
   readonly uploadMemory?: number;
+  /** The same, per client host (IP address, any port). Default min(16, maxUploads), >= 1. */
+  readonly maxUploadsPerHost?: number;
   /** An upload that gets no block for this many ms is dropped. Default 120000, >= 1. */
   readonly uploadTimeout?: number;
+  /**
+   * When the upload slots or memory are full, an upload idle for at least this many ms is
+   * dropped to make room (the least recently active one of the host holding the most
+   * uploads), rather than refusing everyone until uploadTimeout. Default 10000, >= 1.
+   */
+  readonly uploadReclaimAfter?: number;
   /** Large responses (representations) cached for Block2 at once. Default 64, 1..65535. */
   readonly maxRepresentations?: number;
   /** Bytes of cached representations over all of them. Default 8 MiB, 1024..2^31. */
@@ -346,6 +369,14 @@ export interface ObserveOptions {
   readonly maxObserversPerResource?: number;
   /** Resources with observers at once. Default 1024, 1..2^24. */
   readonly maxResources?: number;
+  /** Registrations per client host (IP address, any port). Default min(64, maxObservers), >= 1. */
+  readonly maxObserversPerHost?: number;
+  /**
+   * An observer that has not yet acknowledged a notification gets confirmable ones only, and
+   * none while that one is unacknowledged, so an observer that vanished is removed after one
+   * notification's retransmissions instead of being sent every change. Default true.
+   */
+  readonly confirmFirst?: boolean;
   /**
    * Every conEvery-th notification to an observer is sent confirmable (1 = all), to find
    * out whether it is still there; 0 = only by time (conInterval). Default 20.
@@ -432,8 +463,14 @@ function uint(name: string, v: number | undefined, dflt: number, min: number, ma
 
 /** Words of tc_ep_config, of tc_srv_config, and of the config a driver takes (both). */
 export const EP_CONFIG_WORDS = 20;
-export const SRV_CONFIG_WORDS = 28;
+export const SRV_CONFIG_WORDS = 34;
 export const CONFIG_WORDS = EP_CONFIG_WORDS + SRV_CONFIG_WORDS;
+
+function flag(name: string, v: boolean | undefined, dflt: boolean): number {
+  if (v === undefined) return dflt ? 1 : 0;
+  if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, not ${String(v)}`);
+  return v ? 1 : 0;
+}
 
 function group<T extends object>(name: string, v: T | undefined): Partial<T> {
   if (v === undefined) return {};
@@ -507,6 +544,9 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
     uint('blockwise.uploadTimeout', bw.uploadTimeout, 120000, 1, 0xffffffff),
     szx,
     cfg[7] as number, // busy_max_age: the ep's overloadMaxAge
+    uint('blockwise.maxUploadsPerHost', bw.maxUploadsPerHost, Math.min(16, maxUploads), 1, 65535),
+    1, // port_offset: the drivers' canonical addresses (family, port, address)
+    uint('blockwise.uploadReclaimAfter', bw.uploadReclaimAfter, 10000, 1, 0xffffffff),
     // Block2 store (tc_bw2_config)
     uint('blockwise.maxRepresentations', bw.maxRepresentations, client ? 1 : 64, 1, 65535),
     uint('blockwise.cacheMemory', bw.cacheMemory, client ? 4 * chunk : 8 << 20, chunk, 2 ** 31),
@@ -525,6 +565,9 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
     8, // max_jobs
     cfg[14] as number, // max_message_size: the ep's
     16, // max_opts
+    uint('observe.maxObserversPerHost', ob.maxObserversPerHost, Math.min(64, maxObservers), 1, 1 << 24),
+    1, // port_offset
+    flag('observe.confirmFirst', ob.confirmFirst, true),
     // the pipeline
     maxInProgress,
     cfg[14] as number,
