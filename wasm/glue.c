@@ -306,8 +306,13 @@ TCW_API int tcw_udp_recv(tcw_udp *u, double now, uint32_t alen, uint32_t len) {
   int rc;
   if (alen < 1u || alen > TC_ADDR_MAX || len > TCW_IN_CAP - TCW_IN_ADDR) return TC_E_INVALID;
   if (!tcb_rx_room(&u->rx, len)) return TCW_BATCH_FULL;
-  rc = tc_srv_recv(u->srv, u->ep, (uint64_t)now, u->in, alen, u->in + TCW_IN_ADDR, len, &u->txq,
-                   &u->msg, u->opts, TCB_OPT_CAP, &ev, &u->req);
+  {
+    tc_messaging ms;
+    tc_rx rx = {.addr = u->in, .addr_len = alen, .opt_cap = TCB_OPT_CAP,
+                .data = u->in + TCW_IN_ADDR, .len = len, .msg = &u->msg, .opts = u->opts};
+    (void)tc_ep_messaging(u->ep, &u->txq, &ms);
+    rc = tc_srv_recv(u->srv, &ms, (uint64_t)now, &rx, &ev, &u->req);
+  }
   if (rc == TC_E_FULL) return TCW_TX_FULL; /* it wants room for two datagrams */
   if (rc < 0) return rc;
   if (ev.kind != TC_EV_NONE)

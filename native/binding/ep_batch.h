@@ -265,8 +265,10 @@ static inline int tcb_resp_msg(const uint32_t *r, uint32_t c, uint32_t hdr, uint
 static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, uint32_t nwords,
                              const uint8_t *bytes, uint32_t nbytes, tc_txq *tx, uint32_t *pos,
                              uint32_t *failed) {
+  tc_messaging ms; /* the pipeline's seam to ep: its messages go to tx */
+  if (tc_ep_messaging(ep, tx, &ms) != 0) return TC_E_INVALID;
   if (tc_srv_pending(s) > 0) {
-    (void)tc_srv_resume(s, ep, now, tx);
+    (void)tc_srv_resume(s, &ms, now);
     /* with an empty queue and nothing queued the rest stays pending for the next flush */
     if (tc_srv_pending(s) > 0 && tx->count > 0) return TCB_TX_DRAIN;
   }
@@ -277,23 +279,28 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
     switch (r[0]) {
     case TCB_TX_RESPOND: {
       tc_msg m;
+      tc_outmsg out;
       if (left < TCB_TX_RESPOND_WORDS || r[6] > (left - TCB_TX_RESPOND_WORDS) / 3u)
         return TC_E_INVALID;
       size = TCB_TX_RESPOND_WORDS + 3u * r[6];
       rc = tcb_resp_msg(r, 3, TCB_TX_RESPOND_WORDS, nbytes, &m);
       if (rc != 0) break;
-      rc = tc_srv_respond(s, ep, now, r[1], &m, (tc_opt *)(r + TCB_TX_RESPOND_WORDS), bytes, r[7],
-                          tx);
+      out.msg = &m;
+      out.opts = (tc_opt *)(r + TCB_TX_RESPOND_WORDS);
+      out.src = bytes;
+      rc = tc_srv_respond(s, &ms, now, r[1], &out, r[7]);
       if (rc == TC_E_FULL) {
         if (tx->count > 0) return TCB_TX_DRAIN;
-        (void)tc_srv_drop(s, ep, r[1]); /* every CON slot is busy: give the exchange up */
+        (void)tc_srv_drop(s, &ms, r[1]); /* every CON slot is busy: give the exchange up */
       }
       break;
     }
     case TCB_TX_REQUEST: {
       tc_msg m;
+      tc_req_args ra;
+      tc_req_result res;
       uint8_t addr[TC_ADDR_MAX];
-      uint32_t alen, id = 0, caller, tok_off = 0, tok_len;
+      uint32_t alen, caller, tok_off = 0, tok_len;
       if (left < TCB_TX_REQUEST_WORDS || r[15] > (left - TCB_TX_REQUEST_WORDS) / 3u)
         return TC_E_INVALID;
       size = TCB_TX_REQUEST_WORDS + 3u * r[15];
@@ -321,17 +328,24 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
       m.payload_offset = r[13];
       m.payload_length = r[14];
       m.option_count = r[15];
-      rc = tc_ep_request(ep, now, addr, alen, r[3] & ~TCB_REQ_TOKEN, &m, (tc_opt *)(r + 16), bytes,
-                         caller ? -1 : (int)tok_len, tx, &id, NULL, NULL);
+      ra.addr = addr;
+      ra.addr_len = alen;
+      ra.flags = r[3] & ~TCB_REQ_TOKEN;
+      ra.gen_token_length = caller ? -1 : (int32_t)tok_len;
+      ra.reserved = 0;
+      ra.req.msg = &m;
+      ra.req.opts = (tc_opt *)(r + 16);
+      ra.req.src = bytes;
+      rc = tc_ep_request(ep, now, &ra, tx, &res);
       if (rc == TC_E_FULL && tx->count > 0) return TCB_TX_DRAIN; /* maybe only the queue */
-      r[1] = rc == 0 ? id : 0;
+      r[1] = rc == 0 ? res.id : 0;
       break;
     }
     case TCB_TX_CANCEL:
     case TCB_TX_DROP:
       if (left < TCB_TX_SMALL_WORDS) return TC_E_INVALID;
       size = TCB_TX_SMALL_WORDS;
-      rc = r[0] == TCB_TX_CANCEL ? tc_ep_cancel(ep, r[1]) : tc_srv_drop(s, ep, r[1]);
+      rc = r[0] == TCB_TX_CANCEL ? tc_ep_cancel(ep, r[1]) : tc_srv_drop(s, &ms, r[1]);
       break;
     case TCB_TX_PING: {
       uint8_t addr[TC_ADDR_MAX];
@@ -351,13 +365,16 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
     }
     case TCB_TX_NOTIFY: {
       tc_msg m;
+      tc_outmsg out;
       if (left < TCB_TX_NOTIFY_WORDS || r[7] > (left - TCB_TX_NOTIFY_WORDS) / 3u)
         return TC_E_INVALID;
       size = TCB_TX_NOTIFY_WORDS + 3u * r[7];
       rc = tcb_resp_msg(r, 4, TCB_TX_NOTIFY_WORDS, nbytes, &m);
       if (rc != 0) break;
-      rc = tc_srv_notify(s, ep, now, r[1], r[3], &m, (tc_opt *)(r + TCB_TX_NOTIFY_WORDS), bytes,
-                         tx);
+      out.msg = &m;
+      out.opts = (tc_opt *)(r + TCB_TX_NOTIFY_WORDS);
+      out.src = bytes;
+      rc = tc_srv_notify(s, &ms, now, r[1], r[3], &out);
       if (rc > 0) rc = 0; /* datagrams queued */
       if (rc == 0 && tc_srv_pending(s) > 0 && tx->count > 0) {
         r[2] = 0;

@@ -483,8 +483,11 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
   /* the pipeline wants room for two datagrams in the tx queue (else TC_E_FULL, nothing
    * done): an emptied queue always has it */
   for (tries = 0;; tries++) {
-    rc = tc_srv_recv(u->srv, u->ep, now, addr, alen, (const uint8_t *)buf->base, len, &u->txq,
-                     &u->msg, u->opts, TCB_OPT_CAP, &ev, &u->req);
+    tc_messaging ms;
+    tc_rx rx = {.addr = addr, .addr_len = alen, .opt_cap = TCB_OPT_CAP,
+                .data = (const uint8_t *)buf->base, .len = len, .msg = &u->msg, .opts = u->opts};
+    (void)tc_ep_messaging(u->ep, &u->txq, &ms);
+    rc = tc_srv_recv(u->srv, &ms, now, &rx, &ev, &u->req);
     if (rc != TC_E_FULL || tries > 0) break;
     send_txq(u);
   }

@@ -19,6 +19,7 @@
 
 #include "fuzz.h"
 #include "turbocoap.h"
+#include "../test/calls.h"
 
 static const uint8_t PEERS[3][TC_ADDR_MAX] = {{10, 0, 0, 1},
                                               {0x20, 0x01, 0x0d, 0xb8, 1, 2, 3, 4},
@@ -185,7 +186,7 @@ static void op_feed(input *in, int follow) {
   else if (szx == 7) len = more ? bsize * (1 + take(in) % 3) : take16(in) % 2500;
   else len = more ? bsize : take(in) % (bsize + 1);
   for (i = 0; i < len; i++) payload[i] = pat(0, off + i);
-  rc = tc_bw1_feed(B1, NOW, PEERS[pi], PEER_LEN[pi], KEYS[ki], KEY_LEN[ki],
+  rc = t_bw1_feed(B1, NOW, PEERS[pi], PEER_LEN[pi], KEYS[ki], KEY_LEN[ki],
                    tc_block_value(num, more, szx), flags, size1, payload, len, &r);
   REQUIRE(rc == (int)r.status && rc >= TC_BW1_CONTINUE && rc <= TC_BW1_REJECT);
   if (rc == TC_BW1_CONTINUE) next_off[pi][ki] = off + len;
@@ -278,7 +279,7 @@ static void op_put(input *in) {
   m.payload_offset = w;
   m.payload_length = len;
   for (i = 0; i < len; i++) src[w + i] = pat(seed, i);
-  rc = tc_bw2_put(B2, NOW, pi < 3 ? PEERS[pi] : NULL, pi < 3 ? PEER_LEN[pi] : 0, KEYS[ki],
+  rc = t_bw2_put(B2, NOW, pi < 3 ? PEERS[pi] : NULL, pi < 3 ? PEER_LEN[pi] : 0, KEYS[ki],
                   KEY_LEN[ki], &m, o, src, (take(in) & 1) ? take16(in) : 0, &id);
   REQUIRE(rc == 0 || rc == TC_E_MESSAGE_TOO_LARGE);
   if (rc == 0) {
@@ -312,7 +313,7 @@ static void op_serve(input *in) {
   if (mode & 32) flags |= TC_BW_SIZE2;
   if (mode & 64) flags |= TC_BW_ECHO_BLOCK1;
   if (mode & 128) limit = 30 + take16(in) % 3000;
-  n = tc_bw2_serve(B2, NOW, rm->id, block2, flags, 0x123, limit, &m, o, 16, buf, sizeof buf);
+  n = t_bw2_serve(B2, NOW, rm->id, block2, flags, 0x123, limit, &m, o, 16, buf, sizeof buf);
   REQUIRE(n >= 0 || n == TC_E_STALE || n == TC_E_MESSAGE_TOO_LARGE);
   if (n < 0) return;
   e = tc_encode(wire, sizeof wire, TC_UDP, &m, o, buf);
@@ -398,7 +399,7 @@ static void op_obs(input *in) {
       int rc = tc_obs_deregister(OB, PEERS[pi], PEER_LEN[pi], tok, t & 1 ? 2 : 0);
       REQUIRE(rc == 0 || rc == TC_E_STALE);
     } else {
-      int rc = tc_obs_register(OB, NOW, PEERS[pi], PEER_LEN[pi], tok, t & 1 ? 2 : 0, res, &seq);
+      int rc = t_obs_register(OB, NOW, PEERS[pi], PEER_LEN[pi], tok, t & 1 ? 2 : 0, res, &seq);
       REQUIRE(rc > 0 || rc == TC_E_FULL);
       if (rc > 0) REQUIRE(tc_obs_find(OB, PEERS[pi], PEER_LEN[pi], tok, t & 1 ? 2 : 0) == rc);
     }
@@ -419,11 +420,11 @@ static void op_obs(input *in) {
     }
     m.payload_offset = 4;
     m.payload_length = take(in) % 80;
-    rc = tc_obs_notify(OB, EP, NOW, take(in) % 3, (k & 0x20) ? TC_OBS_CON : 0, &m, o, src, &TX);
+    rc = t_obs_notify(OB, EP, NOW, take(in) % 3, (k & 0x20) ? TC_OBS_CON : 0, &m, o, src, &TX);
     REQUIRE(rc >= 0 || rc == TC_E_FULL || rc == TC_E_MESSAGE_TOO_LARGE);
   } else if (what == 2) { /* flush and resume */
     flush_tx(in);
-    REQUIRE(tc_obs_resume(OB, EP, NOW, &TX) >= 0);
+    REQUIRE(t_obs_resume(OB, EP, NOW, &TX) >= 0);
   } else if (what == 3 && n_sent > 0) { /* ACK or RST one sent datagram */
     uint32_t k = take(in) % n_sent, rst = take(in) & 1;
     uint8_t dg[4];
@@ -436,7 +437,7 @@ static void op_obs(input *in) {
     dg[2] = (uint8_t)(sent_mids[k] >> 8);
     dg[3] = (uint8_t)sent_mids[k];
     TX.used = TX.count = 0;
-    REQUIRE(tc_ep_recv(EP, NOW, PEERS[p], PEER_LEN[p], dg, 4, &TX, &m, o, 8, &ev) == 0);
+    REQUIRE(t_ep_recv(EP, NOW, PEERS[p], PEER_LEN[p], dg, 4, &TX, &m, o, 8, &ev) == 0);
     if (ev.kind == TC_EV_NOTIFY_RESET) { /* the ep matched a RST to a NON notification */
       int r;
       REQUIRE(rst && TC_EP_NON_NOTIFY_MID(ev.id) == sent_mids[k] && ev.status == TC_E_RESET);

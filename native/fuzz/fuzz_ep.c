@@ -13,6 +13,7 @@
 
 #include "fuzz.h"
 #include "turbocoap.h"
+#include "../test/calls.h"
 
 #define OPT_CAP 32
 #define MAX_OPEN 16
@@ -165,11 +166,11 @@ static void on_event(node *n, const tc_ep_event *ev) {
 static void recv_into(node *to, uint64_t now, const uint8_t *addr, uint32_t alen,
                       const uint8_t *data, size_t len) {
   tc_ep_event ev;
-  int r = tc_ep_recv(to->ep, now, addr, alen, data, len, &to->tx, &to->msg, to->opts, OPT_CAP,
+  int r = t_ep_recv(to->ep, now, addr, alen, data, len, &to->tx, &to->msg, to->opts, OPT_CAP,
                      &ev);
   if (r == TC_E_FULL) {
     to->tx.used = to->tx.count = 0;
-    r = tc_ep_recv(to->ep, now, addr, alen, data, len, &to->tx, &to->msg, to->opts, OPT_CAP,
+    r = t_ep_recv(to->ep, now, addr, alen, data, len, &to->tx, &to->msg, to->opts, OPT_CAP,
                    &ev);
   }
   REQUIRE(r == 0);
@@ -283,7 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (S.nopen && !(pick & 0x80u)) id = S.open[pick % S.nopen];
       else id = pick * 0x10001u;
       S.tx.used = S.tx.count = 0;
-      r = tc_ep_respond(S.ep, now, id, &m, o, src, &S.tx);
+      r = t_ep_respond(S.ep, now, id, &m, o, src, &S.tx);
       REQUIRE(r == 0 || r == TC_E_STALE || r == TC_E_FULL || r == TC_E_INVALID ||
               r == TC_E_MESSAGE_TOO_LARGE);
       if (r == 0) forget(&S, id);
@@ -305,7 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memset(src + srclen, 0x33, m.token_length);
       }
       tc_ep_get_stats(C.ep, &before);
-      r = tc_ep_request(C.ep, now, to ? S.addr : OTHER[0], to ? S.alen : 4,
+      r = t_ep_request(C.ep, now, to ? S.addr : OTHER[0], to ? S.alen : 4,
                         flags & (TC_REQ_CON | TC_REQ_KEEP), &m, o, src, gen, &C.tx, &id, tok,
                         &tkl);
       tc_ep_get_stats(C.ep, &after);
@@ -361,7 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       for (i = 0; i < tkl; i++) tok[i] = (uint8_t)take(&in);
       build_msg(&in, &m, o, src, &srclen);
       m.code = 0x45;
-      r = tc_ep_notify(S.ep, now, C.addr, C.alen, flags, tok, tkl, &m, o, src, &S.tx, &id);
+      r = t_ep_notify(S.ep, now, C.addr, C.alen, flags, tok, tkl, &m, o, src, &S.tx, &id);
       REQUIRE(r == 0 || r == TC_E_FULL || r == TC_E_INVALID || r == TC_E_MESSAGE_TOO_LARGE);
       check_tx(&S);
       break;

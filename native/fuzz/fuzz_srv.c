@@ -19,6 +19,7 @@
 
 #include "fuzz.h"
 #include "turbocoap.h"
+#include "../test/calls.h"
 
 #define OPT_CAP 32
 #define MAX_OPEN 8
@@ -125,7 +126,7 @@ static void feed(uint32_t peer, const uint8_t *d, uint32_t n) {
   tc_srv_req req;
   int rc;
   if (!room2()) tx_drain();
-  rc = tc_srv_recv(S, EP, NOW, PEERS[peer], PEER_LEN[peer], d, n, &TX, &msg, opts, OPT_CAP, &ev,
+  rc = t_srv_recv(S, EP, NOW, PEERS[peer], PEER_LEN[peer], d, n, &TX, &msg, opts, OPT_CAP, &ev,
                    &req);
   REQUIRE(rc == 0);
   if (ev.kind != TC_EV_REQUEST) {
@@ -352,11 +353,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       gen_response(&in, &m, o);
       if (!room2()) tx_drain();
       if (k < 0) { /* nothing open: an id already answered or dropped (or 0) is stale */
-        rc = tc_srv_respond(S, EP, NOW, GONE, &m, o, SRC, resource, &TX);
+        rc = t_srv_respond(S, EP, NOW, GONE, &m, o, SRC, resource, &TX);
         REQUIRE(rc == TC_E_STALE);
         break;
       }
-      rc = tc_srv_respond(S, EP, NOW, OPEN[k].id, &m, o, SRC, resource, &TX);
+      rc = t_srv_respond(S, EP, NOW, OPEN[k].id, &m, o, SRC, resource, &TX);
       REQUIRE(rc == 0 || rc == TC_E_STALE || rc == TC_E_FULL || rc == TC_E_MESSAGE_TOO_LARGE);
       if (rc == 0 || rc == TC_E_STALE) forget((uint32_t)k);
       break;
@@ -366,18 +367,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       tc_opt o[4];
       uint32_t resource = 1u + take(&in) % 3u, flags = take(&in) & 1u;
       gen_response(&in, &m, o);
-      rc = tc_srv_notify(S, EP, NOW, resource, flags, &m, o, SRC, &TX);
+      rc = t_srv_notify(S, EP, NOW, resource, flags, &m, o, SRC, &TX);
       REQUIRE(rc >= 0 || rc == TC_E_FULL || rc == TC_E_MESSAGE_TOO_LARGE);
       break;
     }
     case 5: /* drain and resume */
       tx_drain();
-      if (tc_srv_pending(S) > 0u) REQUIRE(tc_srv_resume(S, EP, NOW, &TX) >= 0);
+      if (tc_srv_pending(S) > 0u) REQUIRE(t_srv_resume(S, EP, NOW, &TX) >= 0);
       break;
     case 6: /* drop */
       k = pick_open(&in);
       if (k < 0) break;
-      rc = tc_srv_drop(S, EP, OPEN[k].id);
+      rc = t_srv_drop(S, EP, OPEN[k].id);
       REQUIRE(rc == 0 || rc == TC_E_STALE);
       forget((uint32_t)k);
       break;

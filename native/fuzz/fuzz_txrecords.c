@@ -26,6 +26,7 @@
 
 #include "fuzz.h"
 #include "turbocoap.h"
+#include "../test/calls.h"
 #include "../binding/ep_batch.h"
 
 #define MAX_LIVE 16
@@ -214,7 +215,7 @@ static void recv_one(node *n, const uint8_t *addr, uint32_t alen, const uint8_t 
   if (!tcb_rx_room(&RX, len)) hand_over();
   REQUIRE(tcb_rx_room(&RX, len));
   for (tries = 0;; tries++) {
-    rc = tc_srv_recv(n->srv, n->ep, now, addr, alen, data, len, &n->tx, &n->msg, n->opts,
+    rc = t_srv_recv(n->srv, n->ep, now, addr, alen, data, len, &n->tx, &n->msg, n->opts,
                      TCB_OPT_CAP, &ev, &n->req);
     if (rc != TC_E_FULL || tries > 0) break;
     n->tx.count = 0; /* "sent" */

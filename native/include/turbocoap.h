@@ -247,6 +247,10 @@ static inline int tc_option_is_critical(uint32_t number) { return (int)(number &
 static inline int tc_option_is_unsafe(uint32_t number) { return (int)((number & 2u) >> 1); }
 static inline int tc_option_is_no_cache_key(uint32_t number) { return (number & 0x1eu) == 0x1cu; }
 
+/* ------------------------------- the messaging seam and the messaging calls' arguments */
+
+#include "turbocoap_messaging.h"
+
 /* -------------------------------------------------- UDP messaging layer */
 
 #include "turbocoap_ep.h"

@@ -8,7 +8,8 @@
  *  - tc_bw1: server-side Block1 reassembly (uploads), keyed by (peer, request key).
  *  - tc_bw2: server-side Block2 serving cache, keyed by request key, SHARED across peers (or
  *    scoped to one peer, e.g. for the response to a POST).
- *  - tc_obs: the Observe registry with notification fan-out through a tc_ep.
+ *  - tc_obs: the Observe registry with notification fan-out through the messaging seam
+ *    (tc_messaging, turbocoap_messaging.h), so through a tc_ep or a connection layer.
  *
  * Same contract as the rest of the core:
  *  - each store lives in ONE caller-owned block of *_size(cfg) bytes (8-byte aligned), holding
@@ -229,12 +230,21 @@ typedef struct tc_bw1_result {
 } tc_bw1_result;
 #define TC_BW1_RESULT_WORDS 8
 
+/** One request's Block1 block, as tc_bw1_feed takes it. All pointers borrowed for the call. */
+typedef struct tc_bw1_block {
+  const uint8_t *peer;    /**< the client address, peer_len bytes (1..TC_ADDR_MAX) */
+  uint32_t peer_len;
+  uint32_t key_len;       /**< <= max_key */
+  const uint8_t *key;     /**< the request key (tc_bw_key) */
+  uint32_t block1;        /**< the Block1 option value */
+  uint32_t flags;         /**< TC_BW_BERT, TC_BW_HAS_SIZE1 */
+  uint32_t size1;         /**< the request's Size1, with TC_BW_HAS_SIZE1 */
+  uint32_t payload_len;
+  const uint8_t *payload; /**< the request payload (copied) */
+} tc_bw1_block;
+
 /**
- * Feed one request that carries a Block1 option.
- *
- * peer: the client address (borrowed, 1..TC_ADDR_MAX bytes); key: its request key (tc_bw_key,
- * borrowed, <= max_key bytes). block1: the option value; flags: TC_BW_BERT, TC_BW_HAS_SIZE1
- * (then size1 is the request's Size1); payload: the request payload (borrowed, copied).
+ * Feed one request that carries a Block1 option: b (borrowed) as tc_bw1_block describes.
  * Rules (RFC 7959 §2.3, §2.5, §2.9; RFC 8323 §6; RFC 9175 §3.3):
  *  - blocks are accepted in order: NUM * block size must equal the bytes received, so the block
  *    size may change between blocks (the client adopting a smaller SZX); a non-final block
@@ -252,10 +262,7 @@ typedef struct tc_bw1_result {
  * res: caller-owned, always written. Returns res->status (> 0), or TC_E_INVALID for bad
  * arguments (peer length, block1 > 0xFFFFFF, NULL pointers, unknown flags).
  */
-int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-                const uint8_t *key, uint32_t key_len, uint32_t block1, uint32_t flags,
-                uint32_t size1, const uint8_t *payload, uint32_t payload_len,
-                tc_bw1_result *res);
+int tc_bw1_feed(tc_bw1 *s, uint64_t now, const tc_bw1_block *b, tc_bw1_result *res);
 
 /**
  * Build the answer for a CONTINUE or REJECT result: code, Block1 / Size1 / Max-Age as
@@ -333,16 +340,27 @@ size_t tc_bw2_size(const tc_bw2_config *cfg);
  *  Returns 0 or TC_E_INVALID. */
 int tc_bw2_init(tc_bw2 *s, size_t mem_len, const tc_bw2_config *cfg, const uint8_t seed[16]);
 
+/** A representation to cache (tc_bw2_put). All pointers borrowed for the call; all input is
+ *  copied. */
+typedef struct tc_bw2_rep {
+  const uint8_t *peer;  /**< NULL / 0 for a representation SHARED by every peer (a GET), else
+                             scoped to that peer (e.g. the response to a POST) */
+  uint32_t peer_len;
+  uint32_t key_len;     /**< <= max_key */
+  const uint8_t *key;   /**< the request key (tc_bw_key) */
+  uint32_t lifetime_ms; /**< 0 = default_lifetime_ms */
+  uint32_t reserved;    /**< 0 */
+  tc_outmsg resp;       /**< the handler's response; not modified */
+} tc_bw2_rep;
+
 /**
- * Cache the handler's response as a representation to serve block by block.
+ * Cache the handler's response r->resp as a representation to serve block by block.
  *
- * peer: NULL / 0 for a representation SHARED by every peer (a GET), else scoped to that peer
- * (e.g. the response to a POST). key: the request key (tc_bw_key), <= max_key bytes.
- * resp: code (class 2, 4 or 5) and payload (offsets into src); opts: resp->option_count
- * entries (offsets into src), stored except ETag, Observe, Block1, Block2, Size1 and Size2.
+ * Scope and key as tc_bw2_rep says. resp: code (class 2, 4 or 5) and payload (offsets into
+ * src); options (offsets into src), stored except ETag, Observe, Block1, Block2, Size1 and
+ * Size2.
  * The first ETag in opts becomes the representation's ETag; without one an 8-byte ETag is
  * generated, different for every new representation, so clients detect a change.
- * lifetime_ms: 0 = default_lifetime_ms. All input is copied.
  * A representation with the same (scope, key) is replaced, unless code, stored options and
  * body are identical: then it is kept (same id and ETag) and its lifetime extended, so a handler
  * that runs again for another client does not restart everyone's transfer.
@@ -351,9 +369,7 @@ int tc_bw2_init(tc_bw2 *s, size_t mem_len, const tc_bw2_config *cfg, const uint8
  * Returns 0, TC_E_MESSAGE_TOO_LARGE (body, options or key over the bounds: nothing changed),
  * or TC_E_INVALID.
  */
-int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-               const uint8_t *key, uint32_t key_len, const tc_msg *resp, const tc_opt *opts,
-               const uint8_t *src, uint32_t lifetime_ms, uint32_t *id);
+int tc_bw2_put(tc_bw2 *s, uint64_t now, const tc_bw2_rep *r, uint32_t *id);
 
 /** Find the live representation for (peer, key): one scoped to peer first, else a shared one.
  *  peer may be NULL / 0 (shared only). Returns 0 with *id set, or TC_E_STALE (none, or
@@ -361,11 +377,29 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
 int tc_bw2_find(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
                 const uint8_t *key, uint32_t key_len, uint32_t *id);
 
+/** What a request asks of a cached representation (tc_bw2_serve). */
+typedef struct tc_bw2_ask {
+  uint32_t block2;      /**< the request's Block2 value, with TC_BW_HAS_BLOCK2 */
+  uint32_t flags;       /**< TC_BW_HAS_BLOCK2, TC_BW_SIZE2, TC_BW_ECHO_BLOCK1, TC_BW_BERT */
+  uint32_t block1_echo; /**< the Block1 value to add, with TC_BW_ECHO_BLOCK1 */
+  uint32_t msg_limit;   /**< the largest encoded message without its token, 0 = no limit */
+} tc_bw2_ask;
+
+/** Caller-owned room for a message being built: msg, opt_cap option entries, and cap bytes of
+ *  buf for the option values and payload (msg/opts offsets index into buf). */
+typedef struct tc_msgbuf {
+  tc_msg *msg;
+  tc_opt *opts;
+  uint8_t *buf;
+  uint32_t opt_cap;
+  uint32_t cap;
+} tc_msgbuf;
+
 /**
- * Build the response carrying one block of representation id into caller memory.
+ * Build the response carrying one block of representation id into caller memory (out).
  *
- * block2: the request's Block2 value when flags has TC_BW_HAS_BLOCK2 (else block 0 at
- * preferred_szx). The block size is the smaller of the client's and preferred_szx (RFC 7959
+ * ask->block2: the request's Block2 value when ask->flags has TC_BW_HAS_BLOCK2 (else block 0
+ * at preferred_szx). The block size is the smaller of the client's and preferred_szx (RFC 7959
  * §2.4 early negotiation), reduced further until the message fits msg_limit; NUM is rescaled
  * to the chosen size. SZX 7 with TC_BW_BERT: BERT, as many 1024-byte blocks as fit msg_limit
  * (at least one; one when msg_limit is 0). msg_limit: the largest encoded message without
@@ -377,14 +411,13 @@ int tc_bw2_find(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
  * a block starting at or past the end of the body (other than block 0 of an empty body) ->
  * 4.02 Bad Option with a diagnostic (RFC 7959 does not name a code for this; the Block2 value
  * cannot be honoured).
- * msg: written (type, token, message id 0); opts: opt_cap >= stored options + 4 entries;
- * buf: caller-owned, cap bytes: option values + payload (msg/opts offsets index into it).
+ * out->msg: written (type, token, message id 0); out->opts: opt_cap >= stored options + 4
+ * entries; out->buf: cap bytes, option values + payload (msg/opts offsets index into it).
  * Returns the bytes of buf used, TC_E_STALE (id unknown or expired), TC_E_BUFFER_TOO_SMALL,
  * TC_E_MESSAGE_TOO_LARGE (not even 16 bytes of payload fit msg_limit) or TC_E_INVALID.
  */
-int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t flags,
-                 uint32_t block1_echo, uint32_t msg_limit, tc_msg *msg, tc_opt *opts,
-                 uint32_t opt_cap, uint8_t *buf, uint32_t cap);
+int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, const tc_bw2_ask *ask,
+                 const tc_msgbuf *out);
 
 /** Body length of representation id, or TC_E_STALE. */
 int tc_bw2_length(const tc_bw2 *s, uint32_t id);
@@ -464,8 +497,16 @@ size_t tc_obs_size(const tc_obs_config *cfg);
  *  seed: 16 bytes of entropy (borrowed) keying the table hashes. Returns 0 or TC_E_INVALID. */
 int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8_t seed[16]);
 
+/** An observer: the client (peer) and the token of its registration request. Borrowed. */
+typedef struct tc_observer {
+  const uint8_t *peer;  /**< peer_len bytes (1..TC_ADDR_MAX) */
+  uint32_t peer_len;
+  uint32_t token_len;   /**< <= TC_EP_TOKEN_MAX */
+  const uint8_t *token;
+} tc_observer;
+
 /**
- * Register (peer, token) as an observer of `resource` (a caller-chosen id, e.g. the route), for
+ * Register who (peer, token) as an observer of `resource` (a caller-chosen id, e.g. the route), for
  * a GET/FETCH with Observe = 0 (RFC 7641 §4.1). A registration with the same (peer, token)
  * replaces the previous one (possibly moving it to another resource). *seq receives the
  * Observe value to put in the response: a fresh value of the resource's 24-bit sequence, newer
@@ -474,8 +515,8 @@ int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8
  * (max_observers, max_per_resource or max_resources reached: serve the request without
  * Observe, as RFC 7641 §4.1 allows; nothing changed), or TC_E_INVALID.
  */
-int tc_obs_register(tc_obs *o, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-                    const uint8_t *token, uint32_t token_len, uint32_t resource, uint32_t *seq);
+int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t resource,
+                    uint32_t *seq);
 
 /** Deregister (peer, token) (a GET with Observe = 1, RFC 7641 §3.6; then serve it as a plain
  *  GET). Returns 0 or TC_E_STALE (no such registration). */
@@ -497,35 +538,40 @@ uint32_t tc_obs_count(const tc_obs *o, uint32_t resource);
 #define TC_OBS_CON 1u /**< send this notification as CON to every observer */
 
 /**
- * Notify every observer of `resource`: one call fans the response out through tc_ep_notify,
- * appending the datagrams to tx.
+ * Notify every observer of `resource`: one call fans the response out through the messaging
+ * seam m (its notify; with tc_ep_messaging the datagrams go to the ep's tx queue).
  *
- * resp: code (class 2, 4, 5) and payload (offsets into src); opts: resp->option_count entries
- * (offsets into src; Max-Age and the rest pass through; an Observe option in it is dropped).
+ * out: borrowed, not modified: out->msg code (class 2, 4, 5) and payload (offsets into
+ * out->src); out->opts: option_count entries (offsets into src; Max-Age and the rest pass
+ * through; an Observe option in it is dropped).
  * Everything is copied into the registry (max_message_size, max_opts), so src need not outlive
  * the call. A 2.xx notification carries Observe = the resource's next sequence value (one
  * value for all observers); any other code carries no Observe and ends every registration of
  * the resource once sent (RFC 7641 §3.2, §4.2).
  * Per observer: CON if flags has TC_OBS_CON, if it is the con_every-th since its last CON, or
- * if con_interval_ms passed since its last CON (or registration); else NON. While a CON
+ * if con_interval_ms passed since its last CON (or registration); else NON. Over a reliable
+ * transport (TC_MSGF_RELIABLE) every notification is plain (RFC 8323 §7.1: no CON, no
+ * Message IDs; flags TC_OBS_CON is ignored). While a CON
  * notification to the observer is still in flight, newer ones go NON (the CON still checks
  * liveness; the client orders them by sequence). When the ep has no free CON slot the
  * notification goes NON and the CON stays due.
- * If tx fills up, the fan-out stops and stays pending: send tx, reset it and call
- * tc_obs_resume; each observer gets the notification exactly once. Observers registered while
+ * If the output fills up (TC_E_FULL from the seam), the fan-out stops and stays pending: send
+ * and reset the output (tx) and call tc_obs_resume with the same seam; each observer gets the notification exactly once. Observers registered while
  * it is pending are not included (their response was fresher). A newer notify for a resource
  * whose fan-out is pending replaces it (everyone gets the newer one, with a newer sequence
  * value); other resources queue behind (max_jobs).
  * Returns the datagrams queued by this call (>= 0; 0 also when nobody observes the resource),
  * TC_E_FULL (max_jobs fan-outs pending: nothing changed), TC_E_MESSAGE_TOO_LARGE (over
- * max_message_size / max_opts) or TC_E_INVALID. Observers whose notification the ep refuses
- * (TC_E_MESSAGE_TOO_LARGE) are skipped and counted in stats.errors.
+ * max_message_size / max_opts, or not encodable with m->transport) or TC_E_INVALID.
+ * Observers whose notification the seam refuses (TC_E_MESSAGE_TOO_LARGE) are skipped and
+ * counted in stats.errors.
  */
-int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
-                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx);
+int tc_obs_notify(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t resource,
+                  uint32_t flags, const tc_outmsg *out);
 
-/** Continue pending fan-outs (after the caller sent and reset tx). Returns datagrams queued. */
-int tc_obs_resume(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx);
+/** Continue pending fan-outs (after the caller sent and reset the output). Returns
+ *  notifications queued. */
+int tc_obs_resume(tc_obs *o, const tc_messaging *m, uint64_t now);
 
 /** Observers still to be notified by pending fan-outs (0: nothing pending). */
 uint32_t tc_obs_pending(const tc_obs *o);

@@ -28,11 +28,8 @@
 extern "C" {
 #endif
 
-/** Largest opaque address, in bytes (sizeof(struct sockaddr_in6) is 28). */
-#define TC_ADDR_MAX 28
-/** Longest token the messaging layer stores (RFC 8974 extended tokens up to this size).
- *  A request with a longer token is a message format error (CON: RST; NON: ignored). */
-#define TC_EP_TOKEN_MAX 32
+/* TC_ADDR_MAX, TC_EP_TOKEN_MAX and the argument structs (tc_rx, tc_outmsg, tc_req_args,
+ * tc_notify_args) are in turbocoap_messaging.h. */
 
 /* Errors of the messaging layer (continuing enum tc_error). */
 #define TC_E_STALE (-17)   /**< unknown, finished or evicted exchange id */
@@ -184,15 +181,15 @@ typedef struct tc_ep_event {
 /* ------------------------------------------------------------------- receiving */
 
 /**
- * Process one received datagram from addr.
+ * Process one received datagram: rx->data (rx->len bytes) from rx->addr (all borrowed).
  *
- * data:  borrowed datagram bytes; on TC_EV_REQUEST / TC_EV_RESPONSE the message was decoded
- *        into msg/opts (offsets into data), so the caller need not decode it again.
+ * rx->msg, rx->opts: on TC_EV_REQUEST / TC_EV_RESPONSE the message was decoded into them
+ *        (offsets into rx->data), so the caller need not decode it again.
  * tx:    replies the core sends at once (RST, ACK, replayed response, 4.02, 4.05, 5.03,
  *        5.05) are appended: at most ONE datagram per call; the call needs one free item and
  *        addr_len + max_message_size free bytes, else it returns TC_E_FULL having looked at
  *        nothing and changed nothing.
- * opts:  opt_cap entries; a message with more options than that is treated like a message
+ * rx->opts: rx->opt_cap entries; a message with more options than that is treated like a message
  *        format error (CON: RST; otherwise ignored), so give room for plenty (e.g. 64).
  * ev:    written (kind TC_EV_NONE when nothing is for the application).
  * Returns 0, or TC_E_FULL / TC_E_INVALID (addr_len out of range) for caller errors. Malformed
@@ -222,9 +219,7 @@ typedef struct tc_ep_event {
  *  - response with an unrecognized critical option: rejected (CON: RST) and the request
  *    fails with TC_E_BAD_OPTION.
  */
-int tc_ep_recv(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-               const uint8_t *data, size_t len, tc_txq *tx, tc_msg *msg, tc_opt *opts,
-               uint32_t opt_cap, tc_ep_event *ev);
+int tc_ep_recv(tc_ep *ep, uint64_t now, const tc_rx *rx, tc_txq *tx, tc_ep_event *ev);
 
 /** The peer address of an exchange (server) or request (client): copies up to cap bytes into
  *  out and returns the address length, or TC_E_STALE. */
@@ -235,19 +230,18 @@ int tc_ep_peer(const tc_ep *ep, uint32_t id, uint8_t *out, uint32_t cap);
 /**
  * Answer request exchange `id` (from a TC_EV_REQUEST).
  *
- * resp:  borrowed; code and payload (offsets into src) are used; type, message id and
- *        token come from the request: a piggybacked ACK while the request is unacknowledged,
- *        else a separate CON (retransmitted until ACKed) for a CON request, NON for a NON.
- *        resp->option_count entries of opts, sorted in place (stable).
+ * resp:  borrowed (tc_outmsg); code, options and payload (offsets into resp->src) are used;
+ *        type, message id and token come from the request: a piggybacked ACK while the
+ *        request is unacknowledged, else a separate CON (retransmitted until ACKed) for a CON
+ *        request, NON for a NON. resp->opts are sorted in place (stable).
  * The response is cached for replay to duplicates; No-Response (RFC 7967) is honoured (for
  * a suppressed response to a CON only an empty ACK goes out).
- * resp->code must be a response code (class 2, 4 or 5), else TC_E_INVALID.
+ * resp->msg->code must be a response code (class 2, 4 or 5), else TC_E_INVALID.
  * Returns 0, TC_E_STALE (unknown/finished id), TC_E_FULL (tx queue or CON slots full: the
  * exchange stays open, try again), TC_E_MESSAGE_TOO_LARGE (response over max_message_size),
  * or TC_E_INVALID.
  */
-int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp, tc_opt *opts,
-                  const uint8_t *src, tc_txq *tx);
+int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *resp, tc_txq *tx);
 
 /** Forget request exchange `id` without answering it (e.g. the app gave up or shuts down).
  *  Duplicates of the request are then ignored until it expires. Returns 0 or TC_E_STALE. */
@@ -255,21 +249,18 @@ int tc_ep_drop(tc_ep *ep, uint32_t id);
 
 /* ------------------------------------------------------------------- requesting */
 
-/** tc_ep_request flags. */
-#define TC_REQ_CON 1u   /**< confirmable (else NON) */
-#define TC_REQ_KEEP 2u  /**< keep matching responses after the first (Observe); finish with
-                             tc_ep_cancel */
+/* tc_ep_request flags TC_REQ_CON, TC_REQ_KEEP: turbocoap_messaging.h */
 
 /**
- * Send a client request to addr.
+ * Send a client request to a->addr.
  *
- * req:   borrowed; code, payload (offsets into src) and options are used; message id is
- *        generated. token: if gen_token_length >= 0 the core generates that many
- *        unpredictable bytes (0..TC_EP_TOKEN_MAX), else req's token (from src) is used.
- * opts:  req->option_count entries, sorted in place (stable).
- * id:    out; the client request id, reported back in TC_EV_RESPONSE / TC_EV_FAILED.
- * token_out: out, optional (TC_EP_TOKEN_MAX bytes); the token used. Returns via *token_len.
- * req->code must be a method code (0.01..0.31), flags only TC_REQ_CON | TC_REQ_KEEP.
+ * a:     borrowed (tc_req_args). a->req: code, payload (offsets into a->req.src) and options
+ *        are used (opts sorted in place, stable); message id is generated. token: if
+ *        a->gen_token_length >= 0 the core generates that many unpredictable bytes
+ *        (0..TC_EP_TOKEN_MAX), else a->req.msg's token (from src) is used.
+ * res:   caller-owned, written on success: the client request id (reported back in
+ *        TC_EV_RESPONSE / TC_EV_FAILED) and the token used. May be NULL.
+ * The code must be a method code (0.01..0.31), flags only TC_REQ_CON | TC_REQ_KEEP.
  * The token must not be in use by another outstanding request to the same peer (a caller
  * token that is: TC_E_INVALID; a generated one is redrawn, so generated tokens of length 0
  * allow one outstanding request per peer).
@@ -279,10 +270,8 @@ int tc_ep_drop(tc_ep *ep, uint32_t id);
  * Returns 0, TC_E_FULL (client table, CON slots or tx queue; nothing changed),
  * TC_E_MESSAGE_TOO_LARGE (encoded request over max_message_size), TC_E_INVALID.
  */
-int tc_ep_request(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-                  uint32_t flags, const tc_msg *req, tc_opt *opts, const uint8_t *src,
-                  int gen_token_length, tc_txq *tx, uint32_t *id, uint8_t *token_out,
-                  uint32_t *token_len);
+int tc_ep_request(tc_ep *ep, uint64_t now, const tc_req_args *a, tc_txq *tx,
+                  tc_req_result *res);
 
 /** Forget client request id (abandoned or, for TC_REQ_KEEP, done). A late response to it
  *  is answered with RST. With a notification id (tc_ep_notify): stop retransmitting it, no
@@ -290,22 +279,34 @@ int tc_ep_request(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_le
 int tc_ep_cancel(tc_ep *ep, uint32_t id);
 
 /**
- * Send a response outside an exchange: an Observe notification (RFC 7641) to addr with the
- * token of the client's registration request. Message ID is generated.
+ * Send a response outside an exchange: an Observe notification (RFC 7641) to a->addr with the
+ * token of the client's registration request (a->token, a->token_len <= TC_EP_TOKEN_MAX).
+ * Message ID is generated. a: borrowed (tc_notify_args).
  *
- * flags: TC_REQ_CON for a confirmable notification (uses a CON slot, retransmitted until
+ * a->flags: TC_REQ_CON for a confirmable notification (uses a CON slot, retransmitted until
  *        ACKed: then TC_EV_ACKED; a RST or MAX_RETRANSMIT exhaustion gives TC_EV_FAILED with
- *        TC_E_RESET / TC_E_TIMEOUT, all with *id), else 0 for NON (no retransmission,
- *        *id = 0; its Message ID is remembered so that a RST answering it gives
- *        TC_EV_NOTIFY_RESET, see TC_EP_NON_NOTIFY_RING).
- * token: borrowed, token_len <= TC_EP_TOKEN_MAX.
- * resp:  code (class 2, 4, 5), options and payload from src as in tc_ep_respond.
- * Returns 0, TC_E_FULL (tx queue or CON slots; nothing changed), TC_E_MESSAGE_TOO_LARGE or
- * TC_E_INVALID.
+ *        TC_E_RESET / TC_E_TIMEOUT, all with res->id), else 0 for NON (no retransmission;
+ *        its Message ID, res->mid, is remembered so that a RST answering it gives
+ *        TC_EV_NOTIFY_RESET, see TC_EP_NON_NOTIFY_RING). TC_REQ_CON | TC_NOTIFY_NON_IF_BUSY:
+ *        NON when every CON slot is taken.
+ * a->resp: code (class 2, 4, 5), options and payload as in tc_ep_respond.
+ * res:   caller-owned, written on success (may be NULL): TC_NOTIFY_SENT_CON with the
+ *        notification id, or TC_NOTIFY_HAS_MID with the NON's Message ID.
+ * Returns 0, TC_E_FULL (tx queue, or CON slots without TC_NOTIFY_NON_IF_BUSY; nothing
+ * changed), TC_E_MESSAGE_TOO_LARGE or TC_E_INVALID.
  */
-int tc_ep_notify(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-                 uint32_t flags, const uint8_t *token, uint32_t token_len, const tc_msg *resp,
-                 tc_opt *opts, const uint8_t *src, tc_txq *tx, uint32_t *id);
+int tc_ep_notify(tc_ep *ep, uint64_t now, const tc_notify_args *a, tc_txq *tx,
+                 tc_notify_result *res);
+
+/** Fill *m with ep's implementation of the messaging seam (turbocoap_messaging.h): responses
+ *  and notifications go to tx. ep and tx are borrowed by m: m is valid while both are (build
+ *  it once per ep and tx queue). transport TC_UDP, flags 0, max_message_size and
+ *  max_exchanges from ep's config (max_message_size, max_in_progress). Returns 0, or
+ *  TC_E_INVALID (ep not initialised, tx or m NULL; *m is then zeroed). */
+int tc_ep_messaging(tc_ep *ep, tc_txq *tx, tc_messaging *m);
+
+/** The tc_ep behind a seam filled by tc_ep_messaging, or NULL for any other seam. */
+tc_ep *tc_messaging_ep(const tc_messaging *m);
 
 /** Send a CoAP ping (empty CON) to addr; the RST answering it (or an empty ACK, which some
  *  peers send) completes id with TC_EV_RESPONSE (msg holds the empty message), no answer with

@@ -1,8 +1,15 @@
 /*
- * turbocoap_srv.h — the server pipeline (srv.c): one tc_ep plus the block-wise stores and the
- * Observe registry of turbocoap_bw.h, joined so that a driver makes ONE core call per received
- * datagram, per application response and per notification. Included by turbocoap.h after
- * turbocoap_bw.h; do not include it directly.
+ * turbocoap_srv.h — the server pipeline (srv.c): the block-wise stores and the Observe registry
+ * of turbocoap_bw.h above a messaging layer, joined so that a driver makes ONE core call per
+ * received message, per application response and per notification. Included by turbocoap.h
+ * after turbocoap_bw.h; do not include it directly.
+ *
+ * The pipeline names no transport: every call takes the messaging seam (tc_messaging,
+ * turbocoap_messaging.h) and answers, notifies and drops through it; message sizes and the
+ * framing come from it. Over datagrams the seam is tc_ep_messaging(ep, tx) and tc_srv_recv
+ * runs tc_ep_recv first; a connection layer (RFC 8323) decodes its own messages and calls
+ * tc_srv_input with the same events (TC_EV_REQUEST; no ACKED / NOTIFY_RESET over a reliable
+ * transport).
  *
  * What it does on its own, without the application:
  *  - Block1 (RFC 7959 §2.5): every block but the last is stored and answered (2.31, 4.08, 4.13,
@@ -39,10 +46,16 @@ typedef struct tc_srv_config {
   tc_bw1_config bw1;          /**< Block1 reassembly store (12 words) */
   tc_bw2_config bw2;          /**< Block2 serving store (8 words) */
   tc_obs_config obs;          /**< Observe registry (11 words) */
-  uint32_t max_in_progress;   /**< MUST equal the ep's max_in_progress: one pending record per
-                                   exchange slot (request key, peer, token, Block options kept
-                                   until the application answers), default 4096, 1..65535 */
-  uint32_t max_message_size;  /**< MUST equal the ep's max_message_size, default 1280 */
+  uint32_t max_in_progress;   /**< pending records, one per exchange slot (request key, peer,
+                                   token, Block options kept until the application answers):
+                                   at least the messaging layer's max_exchanges (tc_ep:
+                                   max_in_progress; a request in a slot beyond it is delivered
+                                   without block-wise or Observe handling), default 4096,
+                                   1..65535 */
+  uint32_t max_message_size;  /**< the largest message the pipeline builds (sizes its scratch
+                                   buffer), 96..65507, default 1280; each call uses the smaller
+                                   of this and the seam's max_message_size, so it need not
+                                   equal the transport's */
   uint32_t max_resource_keys; /**< observed resources whose registration request key is kept
                                    (for Block2 of large notifications), default 256, 1..65535;
                                    a resource beyond it still notifies, but a notification
@@ -83,25 +96,37 @@ typedef struct tc_srv_req {
 #define TC_SRV_REQ_WORDS 3
 
 /**
- * tc_ep_recv, then the pipeline. Arguments as tc_ep_recv; req: caller-owned, always written
- * (zeroes unless ev->kind is TC_EV_REQUEST).
+ * The pipeline's share of one received message: the messaging layer already processed it and
+ * reported ev (a tc_ep_event: TC_EV_REQUEST with the exchange id, or an event about a
+ * notification). rx (borrowed): the peer and the decoded message (rx->msg, rx->opts,
+ * offsets into rx->data). req: caller-owned, always written (zeroes unless ev->kind is
+ * TC_EV_REQUEST and the request is delivered).
+ * Events the pipeline consumes come back as ev->kind = TC_EV_NONE: requests it answered itself
+ * through m (Block1 continuations and rejections, Block2 blocks from the cache, 4.02 for a
+ * Block option of bad length), and TC_EV_ACKED / TC_EV_FAILED / TC_EV_NOTIFY_RESET about
+ * notifications (tc_obs_on_recv). Other events pass through unchanged. For a delivered
+ * TC_EV_REQUEST the pipeline keeps the exchange's state until tc_srv_respond / tc_srv_drop (or
+ * the slot's reuse). The seam's output must have room for one answer.
+ * Returns 0 or TC_E_INVALID.
+ */
+int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx,
+                 tc_ep_event *ev, tc_srv_req *req);
+
+/**
+ * Over datagrams: tc_ep_recv(ep, now, rx, tx, ev), then tc_srv_input. m must be a seam from
+ * tc_ep_messaging(ep, tx) (else TC_E_INVALID). rx as for tc_ep_recv (rx->msg, rx->opts
+ * written); req: caller-owned, always written.
  * tx must have room for TWO datagrams (2 items, 2 * (addr_len + max_message_size) bytes; the
  * pipeline may answer a request itself), else TC_E_FULL and nothing was looked at.
- * Events the pipeline consumes come back as ev->kind = TC_EV_NONE: requests it answered itself
- * (Block1 continuations and rejections, Block2 blocks from the cache, 4.02 for a Block option
- * of bad length), and TC_EV_ACKED / TC_EV_FAILED / TC_EV_NOTIFY_RESET about notifications
- * (tc_obs_on_recv). Other events pass through unchanged. For a delivered TC_EV_REQUEST the
- * pipeline keeps the exchange's state until tc_srv_respond / tc_srv_drop (or the slot's reuse).
  * Returns 0, TC_E_FULL or TC_E_INVALID.
  */
-int tc_srv_recv(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-                const uint8_t *data, size_t len, tc_txq *tx, tc_msg *msg, tc_opt *opts,
-                uint32_t opt_cap, tc_ep_event *ev, tc_srv_req *req);
+int tc_srv_recv(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx,
+                tc_ep_event *ev, tc_srv_req *req);
 
 /** Copy the body of a delivered upload (TC_SRVF_BODY) into out (caller-owned, cap bytes) and
  *  release it. Read it before answering: a body still unread when its exchange ends
- *  (tc_srv_respond, tc_srv_drop, or the reuse of the exchange's slot after a tc_ep_respond /
- *  tc_ep_drop behind the pipeline's back) is released then, and an idle one expires with the
+ *  (tc_srv_respond, tc_srv_drop, or the reuse of the exchange's slot after a respond / drop
+ *  behind the pipeline's back) is released then, and an idle one expires with the
  *  Block1 store's idle_timeout_ms. Returns its length, TC_E_STALE or TC_E_BUFFER_TOO_SMALL
  *  (nothing released). */
 int tc_srv_read_body(tc_srv *s, uint32_t body_id, uint8_t *out, uint32_t cap);
@@ -110,9 +135,9 @@ int tc_srv_read_body(tc_srv *s, uint32_t body_id, uint8_t *out, uint32_t cap);
 int tc_srv_release_body(tc_srv *s, uint32_t body_id);
 
 /**
- * Answer exchange id (a delivered TC_EV_REQUEST) with the application's response, as
- * tc_ep_respond (resp: code, payload offsets into src; opts: resp->option_count entries into
- * src; borrowed, not modified), adding what the pipeline owes: Block1 (end of an upload),
+ * Answer exchange id (a delivered TC_EV_REQUEST) with the application's response through the
+ * seam m (out: borrowed, not modified: out->msg code and payload offsets into out->src;
+ * out->opts: option_count entries into src), adding what the pipeline owes: Block1 (end of an upload),
  * Observe (resource != 0, TC_SRVF_OBSERVE was set and the code is 2.xx: the client is
  * registered for `resource`, a caller-chosen id > 0; when the registry is full the response
  * goes without Observe; a non-2.xx answer to a TC_SRVF_OBSERVE request ends the client's
@@ -120,35 +145,36 @@ int tc_srv_release_body(tc_srv *s, uint32_t body_id);
  * block-wise (also when it is small but does not fit one message). The cached representation
  * is shared by all peers for GET/FETCH, scoped to the peer otherwise. A request whose key is
  * longer than the Block2 store's max_key is never answered block-wise.
- * At most 62 options in resp. Without a pending record for id (e.g. a stale id) this is
- * tc_ep_respond.
+ * At most 62 options in out. Without a pending record for id (e.g. a stale id) this is
+ * the seam's respond.
  * Returns 0, TC_E_STALE, TC_E_FULL (tx queue or CON slots: the exchange stays open, try again
  * after draining), TC_E_MESSAGE_TOO_LARGE (the response fits neither a message nor the Block2
  * store: the exchange stays open, answer e.g. 5.00), TC_E_INVALID.
  */
-int tc_srv_respond(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp,
-                   const tc_opt *opts, const uint8_t *src, uint32_t resource, tc_txq *tx);
+int tc_srv_respond(tc_srv *s, const tc_messaging *m, uint64_t now, uint32_t id,
+                   const tc_outmsg *out, uint32_t resource);
 
-/** Forget exchange id without answering (tc_ep_drop) and its pipeline state (an unread upload
- *  body is released). Returns 0 or TC_E_STALE. */
-int tc_srv_drop(tc_srv *s, tc_ep *ep, uint32_t id);
+/** Forget exchange id without answering (the seam's drop) and its pipeline state (an unread
+ *  upload body is released). Returns 0 or TC_E_STALE. */
+int tc_srv_drop(tc_srv *s, const tc_messaging *m, uint32_t id);
 
 /**
- * Notify every observer of resource (tc_obs_notify; flags TC_OBS_CON). A payload larger than
+ * Notify every observer of resource through the seam m (tc_obs_notify; flags TC_OBS_CON; out
+ * borrowed, not modified). A payload larger than
  * a block (bw2 preferred size) is stored in the Block2 store, shared, under the request key of
  * the resource's latest registration (see max_resource_keys) and the notification carries its
  * block 0, sized to fit with any token (TC_EP_TOKEN_MAX bytes) and the Observe option; observers
  * whose registration had another key (other options) fetch the later blocks from the
  * application. Returns as tc_obs_notify (datagrams queued, 0 when nobody observes the resource,
  * TC_E_FULL, TC_E_MESSAGE_TOO_LARGE (also: larger than a block and no key kept for the
- * resource), TC_E_INVALID). If tc_srv_pending() is then non-zero, the tx queue filled: send
- * it, reset it, call tc_srv_resume.
+ * resource), TC_E_INVALID). If tc_srv_pending() is then non-zero, the output (tx queue)
+ * filled: send it, reset it, call tc_srv_resume.
  */
-int tc_srv_notify(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
-                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx);
+int tc_srv_notify(tc_srv *s, const tc_messaging *m, uint64_t now, uint32_t resource,
+                  uint32_t flags, const tc_outmsg *out);
 
 /** tc_obs_resume. */
-int tc_srv_resume(tc_srv *s, tc_ep *ep, uint64_t now, tc_txq *tx);
+int tc_srv_resume(tc_srv *s, const tc_messaging *m, uint64_t now);
 
 /** tc_obs_pending: observers still to be notified. */
 uint32_t tc_srv_pending(const tc_srv *s);

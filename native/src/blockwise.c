@@ -29,30 +29,14 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
-#define NEVER UINT64_MAX
 #define BW1_MAGIC 0x74634231u /* "tcB1" */
 #define BW2_MAGIC 0x74634232u /* "tcB2" */
 #define MAX_POOL 0x80000000u
 #define MAX_CHUNKS (1u << 24)
 
 /* ------------------------------------------------------------------ helpers */
-
-static inline uint64_t add_sat(uint64_t a, uint64_t b) { return a > NEVER - b ? NEVER : a + b; }
-
-static inline int addr_ok(const uint8_t *a, uint32_t n) {
-  return a != NULL && n >= 1u && n <= TC_ADDR_MAX;
-}
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
-
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n && p < 0x80000000u) p <<= 1;
-  return p;
-}
 
 static int is_pow2(uint32_t x) { return x != 0u && (x & (x - 1u)) == 0u; }
 
@@ -63,72 +47,6 @@ static uint32_t log2u(uint32_t x) {
     r++;
   }
   return r;
-}
-
-/* ---------------------------------------------------------- SipHash-1-3 */
-
-typedef struct sip {
-  uint64_t v0, v1, v2, v3;
-  uint64_t tail;
-  uint32_t ntail;
-  uint32_t total;
-} sip;
-
-static inline uint64_t rotl(uint64_t x, unsigned b) { return (x << b) | (x >> (64u - b)); }
-
-#define SIPROUND(s)                                                                          \
-  do {                                                                                       \
-    (s)->v0 += (s)->v1; (s)->v1 = rotl((s)->v1, 13); (s)->v1 ^= (s)->v0;                      \
-    (s)->v0 = rotl((s)->v0, 32);                                                             \
-    (s)->v2 += (s)->v3; (s)->v3 = rotl((s)->v3, 16); (s)->v3 ^= (s)->v2;                      \
-    (s)->v0 += (s)->v3; (s)->v3 = rotl((s)->v3, 21); (s)->v3 ^= (s)->v0;                      \
-    (s)->v2 += (s)->v1; (s)->v1 = rotl((s)->v1, 17); (s)->v1 ^= (s)->v2;                      \
-    (s)->v2 = rotl((s)->v2, 32);                                                             \
-  } while (0)
-
-static void sip_init(sip *s, uint64_t k0, uint64_t k1) {
-  s->v0 = k0 ^ 0x736f6d6570736575ull;
-  s->v1 = k1 ^ 0x646f72616e646f6dull;
-  s->v2 = k0 ^ 0x6c7967656e657261ull;
-  s->v3 = k1 ^ 0x7465646279746573ull;
-  s->tail = 0;
-  s->ntail = 0;
-  s->total = 0;
-}
-
-static void sip_word(sip *s, uint64_t m) {
-  s->v3 ^= m;
-  SIPROUND(s);
-  s->v0 ^= m;
-}
-
-static void sip_add(sip *s, const uint8_t *p, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    s->tail |= (uint64_t)p[i] << (8u * s->ntail);
-    s->total++;
-    if (++s->ntail == 8u) {
-      sip_word(s, s->tail);
-      s->tail = 0;
-      s->ntail = 0;
-    }
-  }
-}
-
-static uint64_t sip_end(sip *s) {
-  sip_word(s, s->tail | (uint64_t)(s->total & 0xFFu) << 56);
-  s->v2 ^= 0xFF;
-  SIPROUND(s);
-  SIPROUND(s);
-  SIPROUND(s);
-  return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
-}
-
-static uint64_t rd64(const uint8_t *p) {
-  uint64_t v = 0;
-  int i;
-  for (i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
 }
 
 /* ------------------------------------------------------- Block option values */
@@ -377,13 +295,13 @@ typedef struct table {
 
 static uint64_t key_hash(uint64_t k0, uint64_t k1, const uint8_t *a, uint32_t alen,
                          const uint8_t *k, uint32_t klen) {
-  sip h;
+  tc_sip h;
   uint8_t n = (uint8_t)alen;
-  sip_init(&h, k0, k1);
-  sip_add(&h, &n, 1);
-  if (alen) sip_add(&h, a, alen);
-  if (klen) sip_add(&h, k, klen);
-  return sip_end(&h);
+  tc_sip_init(&h, k0, k1, 1, 3);
+  tc_sip_add(&h, &n, 1);
+  if (alen) tc_sip_add(&h, a, alen);
+  if (klen) tc_sip_add(&h, k, klen);
+  return tc_sip_end(&h);
 }
 
 static void table_init(const table *t, uint32_t nslots, uint32_t nbuckets) {
@@ -593,8 +511,8 @@ int tc_bw1_init(tc_bw1 *s, size_t mem_len, const tc_bw1_config *cfg, const uint8
     return TC_E_INVALID;
   memset(s, 0, sizeof *s);
   s->cfg = *cfg;
-  s->k0 = rd64(seed);
-  s->k1 = rd64(seed + 8);
+  s->k0 = rd64le(seed);
+  s->k1 = rd64le(seed + 8);
   s->off_x = l.off_x;
   s->off_kb = l.off_kb;
   s->off_pb = l.off_pb;
@@ -761,10 +679,10 @@ static int bw1_reject(tc_bw1 *s, tc_bw1_result *r, uint32_t code) {
   return TC_BW1_REJECT;
 }
 
-int tc_bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-                const uint8_t *key, uint32_t key_len, uint32_t block1, uint32_t flags,
-                uint32_t size1, const uint8_t *payload, uint32_t payload_len,
-                tc_bw1_result *r) {
+static int bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                    const uint8_t *key, uint32_t key_len, uint32_t block1, uint32_t flags,
+                    uint32_t size1, const uint8_t *payload, uint32_t payload_len,
+                    tc_bw1_result *r) {
   tc_block b;
   uint32_t bsize, off, i, rszx, need;
   uint64_t h, ph;
@@ -1116,8 +1034,8 @@ int tc_bw2_init(tc_bw2 *s, size_t mem_len, const tc_bw2_config *cfg, const uint8
     return TC_E_INVALID;
   memset(s, 0, sizeof *s);
   s->cfg = *cfg;
-  s->k0 = rd64(seed);
-  s->k1 = rd64(seed + 8);
+  s->k0 = rd64le(seed);
+  s->k1 = rd64le(seed + 8);
   s->off_r = l.off_r;
   s->off_b = l.off_b;
   s->off_keys = l.off_keys;
@@ -1303,9 +1221,9 @@ static void bw2_sweep(tc_bw2 *s, uint64_t now) {
   s->next_expiry = t;
 }
 
-int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-               const uint8_t *key, uint32_t key_len, const tc_msg *resp, const tc_opt *opts,
-               const uint8_t *src, uint32_t lifetime_ms, uint32_t *id) {
+static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
+                   const uint8_t *key, uint32_t key_len, const tc_msg *resp, const tc_opt *opts,
+                   const uint8_t *src, uint32_t lifetime_ms, uint32_t *id) {
   uint32_t i, cls, nopts, j, etag_len = 0, ex;
   const uint8_t *etag = NULL;
   int64_t ol;
@@ -1366,14 +1284,14 @@ int tc_bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,
     memcpy(r->etag, etag, etag_len);
     r->etag_len = (uint8_t)etag_len;
   } else {
-    sip e;
+    tc_sip e;
     uint8_t ctr[8];
     uint64_t v;
     for (ex = 0; ex < 8u; ex++) ctr[ex] = (uint8_t)(s->etag_ctr >> (8u * ex));
     s->etag_ctr++;
-    sip_init(&e, s->k1, s->k0);
-    sip_add(&e, ctr, 8);
-    v = sip_end(&e);
+    tc_sip_init(&e, s->k1, s->k0, 1, 3);
+    tc_sip_add(&e, ctr, 8);
+    v = tc_sip_end(&e);
     for (ex = 0; ex < 8u; ex++) r->etag[ex] = (uint8_t)(v >> (8u * ex));
     r->etag_len = 8;
   }
@@ -1421,9 +1339,9 @@ static int bw2_error(tc_msg *msg, uint8_t *buf, uint32_t cap, uint32_t code, con
   return (int)dl;
 }
 
-int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t flags,
-                 uint32_t block1_echo, uint32_t msg_limit, tc_msg *msg, tc_opt *opts,
-                 uint32_t opt_cap, uint8_t *buf, uint32_t cap) {
+static int bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t flags,
+                     uint32_t block1_echo, uint32_t msg_limit, tc_msg *msg, tc_opt *opts,
+                     uint32_t opt_cap, uint8_t *buf, uint32_t cap) {
   uint32_t i, n = 0, w = 0, j, rszx, rnum, len, units = 1, block2_at, block2_slot;
   uint64_t off;
   tc_block b;
@@ -1601,4 +1519,28 @@ void tc_bw2_get_stats(const tc_bw2 *s, tc_bw2_stats *out) {
   out->reps = s->sl.count;
   out->chunks_used = s->pl.used;
   out->chunks_total = s->pl.nchunks;
+}
+
+/* ------------------------------------------------------ the argument-struct entry points */
+
+int tc_bw1_feed(tc_bw1 *s, uint64_t now, const tc_bw1_block *b, tc_bw1_result *res) {
+  if (b == NULL) {
+    if (res != NULL) memset(res, 0, sizeof *res);
+    return TC_E_INVALID;
+  }
+  return bw1_feed(s, now, b->peer, b->peer_len, b->key, b->key_len, b->block1, b->flags,
+                  b->size1, b->payload, b->payload_len, res);
+}
+
+int tc_bw2_put(tc_bw2 *s, uint64_t now, const tc_bw2_rep *r, uint32_t *id) {
+  if (r == NULL || r->resp.msg == NULL) return TC_E_INVALID;
+  return bw2_put(s, now, r->peer, r->peer_len, r->key, r->key_len, r->resp.msg, r->resp.opts,
+                 r->resp.src, r->lifetime_ms, id);
+}
+
+int tc_bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, const tc_bw2_ask *ask,
+                 const tc_msgbuf *out) {
+  if (ask == NULL || out == NULL) return TC_E_INVALID;
+  return bw2_serve(s, now, id, ask->block2, ask->flags, ask->block1_echo, ask->msg_limit,
+                   out->msg, out->opts, out->opt_cap, out->buf, out->cap);
 }

@@ -30,10 +30,8 @@
  */
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
-#define NEVER UINT64_MAX
 #define EP_MAGIC 0x74634570u /* "tcEp" */
 #define CON_TAG 0x80000000u  /* MID index: a server CON slot rather than a client record */
 #define CLIENT_ID 0x80000000u
@@ -204,45 +202,7 @@ struct tc_ep {
   tc_ep_stats st;
 };
 
-/* ------------------------------------------------------------------ SipHash */
-
-static inline uint64_t rotl64(uint64_t x, unsigned b) { return (x << b) | (x >> (64u - b)); }
-
-static inline uint64_t rd64le(const uint8_t *p) {
-  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-         (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
-         (uint64_t)p[7] << 56;
-}
-
-#define SIPROUND                                                                             \
-  do {                                                                                       \
-    v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);                            \
-    v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                                 \
-    v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                                 \
-    v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);                            \
-  } while (0)
-
-/* SipHash-c-d (Aumasson & Bernstein) with key (k0, k1). */
-static uint64_t siphash(uint64_t k0, uint64_t k1, const uint8_t *in, size_t len, int c, int d) {
-  uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
-  uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
-  uint64_t b = (uint64_t)len << 56, m;
-  size_t i, full = len & ~(size_t)7;
-  int r;
-  for (i = 0; i < full; i += 8) {
-    m = rd64le(in + i);
-    v3 ^= m;
-    for (r = 0; r < c; r++) SIPROUND;
-    v0 ^= m;
-  }
-  for (i = 0; i < (len & 7u); i++) b |= (uint64_t)in[full + i] << (8u * i);
-  v3 ^= b;
-  for (r = 0; r < c; r++) SIPROUND;
-  v0 ^= b;
-  v2 ^= 0xffu;
-  for (r = 0; r < d; r++) SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
-}
+/* ------------------------------------------------------------------ hashing */
 
 /* Keyed PRF output number ep->prf_ctr (SipHash-2-4 of the counter). */
 static uint64_t prf64(tc_ep *ep) {
@@ -250,20 +210,11 @@ static uint64_t prf64(tc_ep *ep) {
   uint64_t x = ep->prf_ctr++;
   int i;
   for (i = 0; i < 8; i++) c[i] = (uint8_t)(x >> (8 * i));
-  return siphash(ep->tok_k0, ep->tok_k1, c, 8, 2, 4);
-}
-
-static inline uint64_t fmix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
+  return tc_siphash(ep->tok_k0, ep->tok_k1, c, 8, 2, 4);
 }
 
 static inline uint64_t hash_addr(const tc_ep *ep, const uint8_t *a, uint32_t n) {
-  return siphash(ep->hash_k0, ep->hash_k1, a, n, 1, 3);
+  return tc_siphash(ep->hash_k0, ep->hash_k1, a, n, 1, 3);
 }
 
 static inline uint32_t dedup_bucket(const tc_ep *ep, uint64_t h, uint32_t mid) {
@@ -276,7 +227,7 @@ static uint32_t token_bucket(const tc_ep *ep, const uint8_t *a, uint32_t alen, c
   b[0] = (uint8_t)alen;
   memcpy(b + 1, a, alen);
   if (tkl) memcpy(b + 1 + alen, t, tkl);
-  return (uint32_t)siphash(ep->hash_k0, ep->hash_k1, b, 1u + alen + tkl, 1, 3) & ep->tmask;
+  return (uint32_t)tc_siphash(ep->hash_k0, ep->hash_k1, b, 1u + alen + tkl, 1, 3) & ep->tmask;
 }
 
 /* ------------------------------------------------------------------ layout */
@@ -307,13 +258,6 @@ typedef struct layout {
   uint32_t dbn, pbn, tbn, mbn, vsets;
 } layout;
 
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
 
 static int config_ok(const tc_ep_config *c) {
   if (c == NULL) return 0;
@@ -483,8 +427,8 @@ int tc_ep_init(tc_ep *ep, size_t mem_len, const tc_ep_config *cfg, const uint8_t
     /* the Echo MAC key, derived from the PRF key without using up PRF outputs */
     static const uint8_t d0[8] = {'e', 'c', 'h', 'o', '-', 'k', 'e', '0'};
     static const uint8_t d1[8] = {'e', 'c', 'h', 'o', '-', 'k', 'e', '1'};
-    ep->echo_k0 = siphash(ep->tok_k0, ep->tok_k1, d0, 8, 2, 4);
-    ep->echo_k1 = siphash(ep->tok_k0, ep->tok_k1, d1, 8, 2, 4);
+    ep->echo_k0 = tc_siphash(ep->tok_k0, ep->tok_k1, d0, 8, 2, 4);
+    ep->echo_k1 = tc_siphash(ep->tok_k0, ep->tok_k1, d1, 8, 2, 4);
   }
   ep->magic = EP_MAGIC;
   return 0;
@@ -495,8 +439,6 @@ static inline int ep_ok(const tc_ep *ep) { return ep != NULL && ep->magic == EP_
 static inline void arm(tc_ep *ep, uint64_t t) {
   if (t < ep->next_deadline) ep->next_deadline = t;
 }
-
-static inline uint64_t add_sat(uint64_t a, uint64_t b) { return a > NEVER - b ? NEVER : a + b; }
 
 static inline int addr_eq(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen) {
   return alen == blen && memcmp(a, b, alen) == 0;
@@ -1043,7 +985,7 @@ static void echo_make(const tc_ep *ep, uint64_t now, const uint8_t *addr, uint32
   b[1] = (uint8_t)t;
   b[2] = (uint8_t)alen;
   memcpy(b + 3, addr, alen);
-  mac = siphash(ep->echo_k0, ep->echo_k1, b, 3u + alen, 2, 4);
+  mac = tc_siphash(ep->echo_k0, ep->echo_k1, b, 3u + alen, 2, 4);
   out[0] = b[0];
   out[1] = b[1];
   for (i = 0; i < 6; i++) out[2 + i] = (uint8_t)(mac >> (8 * i));
@@ -1485,10 +1427,12 @@ static void on_ack_rst(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t al
   cl_response(ep, now, ref, 0, ev);
 }
 
-int tc_ep_recv(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-               const uint8_t *data, size_t len, tc_txq *tx, tc_msg *msg, tc_opt *opts,
-               uint32_t opt_cap, tc_ep_event *ev) {
-  uint32_t type, cls;
+int tc_ep_recv(tc_ep *ep, uint64_t now, const tc_rx *rx, tc_txq *tx, tc_ep_event *ev) {
+  uint32_t type, cls, addr_len, opt_cap;
+  const uint8_t *addr, *data;
+  size_t len;
+  tc_msg *msg;
+  tc_opt *opts;
   uint64_t h;
   uint32_t d;
   int r;
@@ -1498,6 +1442,14 @@ int tc_ep_recv(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
     ev->status = 0;
     ev->flags = 0;
   }
+  if (rx == NULL) return TC_E_INVALID;
+  addr = rx->addr;
+  addr_len = rx->addr_len;
+  data = rx->data;
+  len = rx->len;
+  msg = rx->msg;
+  opts = rx->opts;
+  opt_cap = rx->opt_cap;
   if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX ||
       (data == NULL && len != 0) || !tx_ok(tx) || msg == NULL || ev == NULL ||
       (opts == NULL && opt_cap != 0))
@@ -1580,17 +1532,17 @@ static int over_limit(const tc_ep *ep, const ip_rec *r, const tc_msg *resp, tc_o
   return len < 0 || (uint64_t)len > limit;
 }
 
-int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp, tc_opt *opts,
-                  const uint8_t *src, tc_txq *tx) {
-  uint32_t slot, cls;
+int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc_txq *tx) {
+  uint32_t slot;
+  const tc_msg *resp;
   ip_rec *r;
   int rc;
-  if (!ep_ok(ep) || resp == NULL || !tx_ok(tx)) return TC_E_INVALID;
+  if (!ep_ok(ep) || out == NULL || out->msg == NULL || !tx_ok(tx)) return TC_E_INVALID;
+  resp = out->msg;
   if (ip_lookup(ep, id, &slot) < 0) return TC_E_STALE;
-  cls = resp->code >> 5;
-  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  if (!response_code_ok(resp->code)) return TC_E_INVALID;
   r = &IP(ep)[slot];
-  if (!(r->flags & IF_VERIFIED) && over_limit(ep, r, resp, opts, src)) {
+  if (!(r->flags & IF_VERIFIED) && over_limit(ep, r, resp, out->opts, out->src)) {
     /* too large for an endpoint that has not shown it receives: 4.01 + Echo instead */
     const dedup_rec *dr = &DD(ep)[r->dedup];
     uint8_t esrc[ECHO_LEN];
@@ -1602,7 +1554,7 @@ int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp, tc_o
     if (rc < 0) ep->st.echo_challenges--;
   } else {
     rc = emit_response(ep, now, tx, r->dedup, (r->flags & IF_CON) ? TC_CON : TC_NON,
-                       r->flags & IF_ACKED, r->token, r->tkl, r->nores, resp, opts, src);
+                       r->flags & IF_ACKED, r->token, r->tkl, r->nores, resp, out->opts, out->src);
   }
   if (rc < 0) {
     if (rc == TC_E_FULL && tx->count == 0u) ep->st.responses_dropped++;
@@ -1625,8 +1577,8 @@ int tc_ep_drop(tc_ep *ep, uint32_t id) {
 
 static int start_request(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t alen,
                          uint32_t flags, uint32_t code, const tc_msg *req, tc_opt *opts,
-                         const uint8_t *src, int gen_token_length, tc_txq *tx, uint32_t *id,
-                         uint8_t *token_out, uint32_t *token_len) {
+                         const uint8_t *src, int gen_token_length, tc_txq *tx,
+                         tc_req_result *res) {
   uint8_t tok[TC_EP_TOKEN_MAX];
   uint32_t tkl, n, ci, s = NONE, pi = NONE, send_now = 1, attempt, i;
   uint64_t h = 0;
@@ -1731,30 +1683,35 @@ static int start_request(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t 
     c->deadline = add_sat(now, ep->cfg.response_timeout_ms);
     arm(ep, c->deadline);
   }
-  if (id) *id = cl_id(ep, ci);
-  if (token_out) memcpy(token_out, tok, tkl);
-  if (token_len) *token_len = tkl;
+  if (res) {
+    res->id = cl_id(ep, ci);
+    res->token_length = tkl;
+    memcpy(res->token, tok, tkl);
+  }
   return 0;
 }
 
-int tc_ep_request(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-                  uint32_t flags, const tc_msg *req, tc_opt *opts, const uint8_t *src,
-                  int gen_token_length, tc_txq *tx, uint32_t *id, uint8_t *token_out,
-                  uint32_t *token_len) {
-  if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX || req == NULL ||
-      !tx_ok(tx) || (flags & ~(TC_REQ_CON | TC_REQ_KEEP)) != 0u)
+int tc_ep_request(tc_ep *ep, uint64_t now, const tc_req_args *a, tc_txq *tx,
+                  tc_req_result *res) {
+  const tc_msg *req;
+  if (!ep_ok(ep) || a == NULL || !addr_ok(a->addr, a->addr_len) || a->req.msg == NULL ||
+      !tx_ok(tx) || (a->flags & ~(TC_REQ_CON | TC_REQ_KEEP)) != 0u)
     return TC_E_INVALID;
+  req = a->req.msg;
   if ((req->code >> 5) != 0u || (req->code & 31u) == 0u) return TC_E_INVALID;
-  return start_request(ep, now, addr, addr_len, flags, req->code, req, opts, src,
-                       gen_token_length, tx, id, token_out, token_len);
+  return start_request(ep, now, a->addr, a->addr_len, a->flags, req->code, req, a->req.opts,
+                       a->req.src, a->gen_token_length, tx, res);
 }
 
 int tc_ep_ping(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len, tc_txq *tx,
                uint32_t *id) {
   if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX || !tx_ok(tx))
     return TC_E_INVALID;
-  return start_request(ep, now, addr, addr_len, TC_REQ_CON | CF_PING, 0u, NULL, NULL, NULL, 0,
-                       tx, id, NULL, NULL);
+  tc_req_result res;
+  int rc = start_request(ep, now, addr, addr_len, TC_REQ_CON | CF_PING, 0u, NULL, NULL, NULL, 0,
+                         tx, &res);
+  if (rc == 0 && id) *id = res.id;
+  return rc;
 }
 
 static int notify_lookup(const tc_ep *ep, uint32_t id, uint32_t *slot) {
@@ -1767,25 +1724,35 @@ static int notify_lookup(const tc_ep *ep, uint32_t id, uint32_t *slot) {
   return 0;
 }
 
-int tc_ep_notify(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-                 uint32_t flags, const uint8_t *token, uint32_t token_len, const tc_msg *resp,
-                 tc_opt *opts, const uint8_t *src, tc_txq *tx, uint32_t *id) {
-  uint32_t cls, n, s;
+int tc_ep_notify(tc_ep *ep, uint64_t now, const tc_notify_args *a, tc_txq *tx,
+                 tc_notify_result *res) {
+  uint32_t n, s, addr_len, flags, token_len;
+  const uint8_t *addr, *token, *src;
+  const tc_msg *resp;
+  tc_opt *opts;
   int len;
-  if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX || resp == NULL ||
-      !tx_ok(tx) || (flags & ~TC_REQ_CON) != 0u || token_len > TC_EP_TOKEN_MAX ||
-      (token == NULL && token_len != 0))
+  if (!ep_ok(ep) || a == NULL || !addr_ok(a->addr, a->addr_len) || a->resp.msg == NULL ||
+      !tx_ok(tx) || (a->flags & ~(TC_REQ_CON | TC_NOTIFY_NON_IF_BUSY)) != 0u ||
+      a->token_len > TC_EP_TOKEN_MAX || (a->token == NULL && a->token_len != 0))
     return TC_E_INVALID;
-  cls = resp->code >> 5;
-  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  addr = a->addr;
+  addr_len = a->addr_len;
+  flags = a->flags;
+  token = a->token;
+  token_len = a->token_len;
+  resp = a->resp.msg;
+  opts = a->resp.opts;
+  src = a->resp.src;
+  if (!response_code_ok(resp->code)) return TC_E_INVALID;
   len = enc(NULL, 0, TC_CON, resp->code, 0, token, token_len, resp, opts, src);
   if (len < 0) return len;
   n = (uint32_t)len;
   if (n > ep->cfg.max_message_size) return TC_E_MESSAGE_TOO_LARGE;
   if (!tx_room(tx, (uint64_t)addr_len + n)) return TC_E_FULL;
-  if (flags & TC_REQ_CON) {
+  if ((flags & TC_REQ_CON) && ep->con_free == NONE && !(flags & TC_NOTIFY_NON_IF_BUSY))
+    return TC_E_FULL;
+  if ((flags & TC_REQ_CON) && ep->con_free != NONE) {
     con_rec *c;
-    if (ep->con_free == NONE) return TC_E_FULL;
     len = enc(CDATA(ep, ep->con_free), ep->cfg.max_message_size, TC_CON, resp->code,
               ep->next_mid, token, token_len, resp, opts, src);
     if (len < 0) return len;
@@ -1800,7 +1767,11 @@ int tc_ep_notify(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len
     mid_link(ep, c->mid, s | CON_TAG);
     con_start(ep, now, s);
     (void)send_copy(ep, tx, addr, addr_len, CDATA(ep, s), c->len);
-    if (id) *id = NOTIFY_ID | (uint32_t)c->gen << 16 | s;
+    if (res) {
+      res->flags = TC_NOTIFY_SENT_CON;
+      res->id = NOTIFY_ID | (uint32_t)c->gen << 16 | s;
+      res->mid = 0;
+    }
     return 0;
   }
   len = enc(tx_data(tx, addr_len), n, TC_NON, resp->code, ep->next_mid, token, token_len, resp,
@@ -1814,10 +1785,49 @@ int tc_ep_notify(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len
     nr->alen = (uint8_t)addr_len;
     memcpy(nr->addr, addr, addr_len);
   }
+  if (res) {
+    res->flags = TC_NOTIFY_HAS_MID;
+    res->id = 0;
+    res->mid = ep->next_mid;
+  }
   ep->next_mid = (ep->next_mid + 1u) & 0xFFFFu;
   tx_commit(ep, tx, addr, addr_len, (uint32_t)len);
-  if (id) *id = 0;
   return 0;
+}
+
+/* ------------------------------------------------------------ the messaging seam */
+
+static int seam_respond(const tc_messaging *m, uint64_t now, uint32_t id, const tc_outmsg *resp) {
+  return tc_ep_respond((tc_ep *)m->state, now, id, resp, (tc_txq *)m->out);
+}
+
+static int seam_notify(const tc_messaging *m, uint64_t now, const tc_notify_args *a,
+                       tc_notify_result *res) {
+  return tc_ep_notify((tc_ep *)m->state, now, a, (tc_txq *)m->out, res);
+}
+
+static int seam_drop(const tc_messaging *m, uint32_t id) {
+  return tc_ep_drop((tc_ep *)m->state, id);
+}
+
+static const tc_messaging_ops ep_seam_ops = {seam_respond, seam_notify, seam_drop};
+
+int tc_ep_messaging(tc_ep *ep, tc_txq *tx, tc_messaging *m) {
+  if (m == NULL) return TC_E_INVALID;
+  memset(m, 0, sizeof *m);
+  if (!ep_ok(ep) || tx == NULL) return TC_E_INVALID;
+  m->ops = &ep_seam_ops;
+  m->state = ep;
+  m->out = tx;
+  m->transport = TC_UDP;
+  m->flags = 0;
+  m->max_message_size = ep->cfg.max_message_size;
+  m->max_exchanges = ep->cfg.max_in_progress;
+  return 0;
+}
+
+tc_ep *tc_messaging_ep(const tc_messaging *m) {
+  return m != NULL && m->ops == &ep_seam_ops ? (tc_ep *)m->state : NULL;
 }
 
 int tc_ep_cancel(tc_ep *ep, uint32_t id) {

@@ -1,6 +1,6 @@
 /*
  * observe.c — the server side of Observe (RFC 7641): registrations and notification fan-out
- * through a tc_ep, sans-IO. See turbocoap_bw.h for the contract.
+ * through the messaging seam (tc_messaging), sans-IO. See turbocoap_bw.h for the contract.
  *
  * Everything lives in one caller-owned block laid out by tc_obs_init():
  *
@@ -24,9 +24,8 @@
  */
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
 #define OBS_MAGIC 0x74634f62u /* "tcOb" */
 #define NOTIFY_ID_MASK 0xC0000000u
 #define NOTIFY_ID_BIT 0x40000000u
@@ -93,7 +92,6 @@ typedef struct job {
   uint32_t code;
   uint32_t nopts;
   uint32_t payload_offset, payload_length;
-  uint32_t base_len; /* encoded size without token */
   uint32_t final;    /* non-2.xx: observers are removed once notified */
   uint64_t order;
 } job;
@@ -121,14 +119,6 @@ typedef struct obs_layout {
   uint64_t off_host, off_hb;
   uint32_t obuckets, rbuckets;
 } obs_layout;
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
-
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n && p < 0x80000000u) p <<= 1;
-  return p;
-}
 
 static int config_ok(const tc_obs_config *c) {
   return c != NULL && c->max_observers >= 1u && c->max_observers <= (1u << 24) &&
@@ -267,52 +257,20 @@ int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8
 
 static inline int obs_ok(const tc_obs *o) { return o != NULL && o->magic == OBS_MAGIC; }
 
-static inline int addr_ok(const uint8_t *a, uint32_t n) {
-  return a != NULL && n >= 1u && n <= TC_ADDR_MAX;
-}
-
 /* ---------------------------------------------------------- hashing (SipHash-1-3) */
-
-static inline uint64_t rotl(uint64_t x, unsigned b) { return (x << b) | (x >> (64u - b)); }
-
-#define SIPROUND                                                                             \
-  do {                                                                                       \
-    v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);                                 \
-    v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                                                   \
-    v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                                                   \
-    v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);                                \
-  } while (0)
 
 /* Keyed hash of (tag, a[0..an), b[0..bn)). */
 static uint64_t hash2(const tc_obs *o, uint8_t tag, const uint8_t *a, uint32_t an,
                       const uint8_t *b, uint32_t bn) {
-  uint64_t v0 = o->k0 ^ 0x736f6d6570736575ull, v1 = o->k1 ^ 0x646f72616e646f6dull;
-  uint64_t v2 = o->k0 ^ 0x6c7967656e657261ull, v3 = o->k1 ^ 0x7465646279746573ull;
-  uint64_t m = 0;
-  uint32_t n = 0, i, total = 2u + an + bn;
+  tc_sip h;
   uint8_t hdr[2];
   hdr[0] = tag;
   hdr[1] = (uint8_t)an;
-  for (i = 0; i < total; i++) {
-    uint8_t c = i < 2u ? hdr[i] : i < 2u + an ? a[i - 2u] : b[i - 2u - an];
-    m |= (uint64_t)c << (8u * n);
-    if (++n == 8u) {
-      v3 ^= m;
-      SIPROUND;
-      v0 ^= m;
-      m = 0;
-      n = 0;
-    }
-  }
-  m |= (uint64_t)(total & 0xFFu) << 56;
-  v3 ^= m;
-  SIPROUND;
-  v0 ^= m;
-  v2 ^= 0xFF;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
+  tc_sip_init(&h, o->k0, o->k1, 1, 3);
+  tc_sip_add(&h, hdr, 2);
+  tc_sip_add(&h, a, an);
+  if (bn) tc_sip_add(&h, b, bn);
+  return tc_sip_end(&h);
 }
 
 static uint32_t key_bucket(const tc_obs *o, const uint8_t *a, uint32_t alen, const uint8_t *t,
@@ -361,15 +319,7 @@ static void host_put(tc_obs *o, uint32_t i) {
   o->h_count--;
 }
 
-static uint32_t mix32(const tc_obs *o, uint32_t x) {
-  uint64_t h = (uint64_t)x ^ o->k0;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return (uint32_t)h;
-}
+static uint32_t mix32(const tc_obs *o, uint32_t x) { return (uint32_t)fmix64((uint64_t)x ^ o->k0); }
 
 /* ------------------------------------------------------------------ indexes */
 
@@ -581,11 +531,17 @@ static void obs_del(tc_obs *o, uint32_t i) {
   res_settle(o, ri);
 }
 
-int tc_obs_register(tc_obs *o, uint64_t now, const uint8_t *peer, uint32_t peer_len,
-                    const uint8_t *token, uint32_t token_len, uint32_t resource, uint32_t *seq) {
-  uint32_t i, ri, hi = NONE, hb = 0;
+int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t resource,
+                    uint32_t *seq) {
+  const uint8_t *peer, *token;
+  uint32_t i, ri, peer_len, token_len, hi = NONE, hb = 0;
   uint8_t host[TC_ADDR_MAX];
   obs_rec *ob;
+  if (who == NULL) return TC_E_INVALID;
+  peer = who->peer;
+  peer_len = who->peer_len;
+  token = who->token;
+  token_len = who->token_len;
   if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
       (token == NULL && token_len != 0u))
     return TC_E_INVALID;
@@ -693,81 +649,77 @@ uint32_t tc_obs_count(const tc_obs *o, uint32_t resource) {
 
 /* ------------------------------------------------------------------ fan-out */
 
-static inline int tx_room(const tc_txq *tx, uint64_t need) {
-  return tx->count < tx->item_cap && tx->used <= tx->cap && (uint64_t)(tx->cap - tx->used) >= need;
-}
-
-/* Run pending jobs in FIFO order; returns 1 if stopped for want of tx room. */
-static int run_jobs(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t *sent) {
+/* Run pending jobs in FIFO order; returns 1 if stopped for want of room in the output. */
+static int run_jobs(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t *sent) {
+  int reliable = (m->flags & TC_MSGF_RELIABLE) != 0u;
   for (;;) {
     uint32_t j, best = NONE;
     job *jb;
-    tc_msg m;
+    tc_msg msg;
+    tc_notify_args na;
     for (j = 0; j < o->cfg.max_jobs; j++)
       if (JOBS(o)[j].used && (best == NONE || JOBS(o)[j].order < JOBS(o)[best].order)) best = j;
     if (best == NONE) return 0;
     jb = &JOBS(o)[best];
-    memset(&m, 0, sizeof m);
-    m.code = jb->code;
-    m.option_count = jb->nopts;
-    m.payload_offset = jb->payload_offset;
-    m.payload_length = jb->payload_length;
+    memset(&msg, 0, sizeof msg);
+    msg.code = jb->code;
+    msg.option_count = jb->nopts;
+    msg.payload_offset = jb->payload_offset;
+    msg.payload_length = jb->payload_length;
+    na.resp.msg = &msg;
+    na.resp.opts = JOPTS(o, best);
+    na.resp.src = JDATA(o, best);
+    na.reserved = 0;
     while (jb->cursor != NONE) {
-      uint32_t oi = jb->cursor, nid = 0, before = tx->count, next;
+      uint32_t oi = jb->cursor, next;
       obs_rec *ob = &OB(o)[oi];
+      tc_notify_result nr;
       int con, r;
-      if (!tx_room(tx, (uint64_t)ob->alen + jb->base_len + ob->tkl + (ob->tkl >= 13u ? 1u : 0u)))
-        return 1;
-      con = (jb->flags & TC_OBS_CON) != 0u ||
-            (o->cfg.con_every != 0u && ob->non_count + 1u >= o->cfg.con_every) ||
-            (now >= ob->last_con && now - ob->last_con >= o->cfg.con_interval_ms);
-      if (o->cfg.confirm_first && !(ob->flags & OF_CONFIRMED) && !jb->final) {
-        /* not known to be there (it never acknowledged a notification): CON, so that a
-         * vanished observer is removed after one CON's retransmissions; nothing more while
-         * that CON is in flight or no CON slot is free */
+      /* over a reliable transport no notification is confirmable (RFC 8323 §7.1) */
+      con = !reliable &&
+            ((jb->flags & TC_OBS_CON) != 0u ||
+             (o->cfg.con_every != 0u && ob->non_count + 1u >= o->cfg.con_every) ||
+             (now >= ob->last_con && now - ob->last_con >= o->cfg.con_interval_ms));
+      if (!reliable && o->cfg.confirm_first && !(ob->flags & OF_CONFIRMED) && !jb->final) {
+        /* not known to be there (it never acknowledged a notification): CON, each newer
+         * state replacing the one in flight, at most UNCONF_MAX, so that a vanished observer
+         * is removed after one CON's retransmissions */
         if (ob->unconf >= UNCONF_MAX) {
           o->st.skipped_unconfirmed++;
           goto next_observer;
         }
-        if (ob->con_id != 0u) { /* the newer state replaces the one in flight */
-          (void)tc_ep_cancel(ep, ob->con_id);
+        if (ob->con_id != 0u) {
+          tc_ep *ep = tc_messaging_ep(m);
+          if (ep != NULL) (void)tc_ep_cancel(ep, ob->con_id);
           con_unlink(o, oi);
         }
         con = 1;
       }
       if (ob->con_id != 0u) con = 0; /* one CON in flight per observer */
-      r = tc_ep_notify(ep, now, ob->addr, ob->alen, con ? TC_REQ_CON : 0u, ob->token, ob->tkl,
-                       &m, JOPTS(o, best), JDATA(o, best), tx, &nid);
-      if (r == TC_E_FULL && con && o->cfg.confirm_first && !(ob->flags & OF_CONFIRMED) &&
-          !jb->final) {
-        o->st.skipped_unconfirmed++;
-        goto next_observer;
-      }
-      if (r == TC_E_FULL && con) { /* no CON slot: NON now, the CON stays due */
-        con = 0;
-        o->st.con_deferred++;
-        r = tc_ep_notify(ep, now, ob->addr, ob->alen, 0u, ob->token, ob->tkl, &m,
-                         JOPTS(o, best), JDATA(o, best), tx, &nid);
-      }
+      na.addr = ob->addr;
+      na.addr_len = ob->alen;
+      na.token = ob->token;
+      na.token_len = ob->tkl;
+      /* no CON slot: NON now, the CON stays due */
+      na.flags = con ? TC_REQ_CON | TC_NOTIFY_NON_IF_BUSY : 0u;
+      r = tc_messaging_notify(m, now, &na, &nr);
       if (r == TC_E_FULL) return 1;
       next = ob->next;
       if (r < 0) {
         o->st.errors++;
       } else {
         (*sent)++;
-        if (con) {
+        if (nr.flags & TC_NOTIFY_SENT_CON) {
           o->st.sent_con++;
           if (!(ob->flags & OF_CONFIRMED) && ob->unconf < 0xFFFFu) ob->unconf++;
           ob->non_count = 0;
           ob->last_con = now;
-          con_link(o, oi, nid);
+          con_link(o, oi, nr.id);
         } else {
+          if (con) o->st.con_deferred++;
           o->st.sent_non++;
           ob->non_count++;
-          if (tx->count == before + 1u) {
-            const uint8_t *d = tx->buf + tx->items[before].offset;
-            if (tx->items[before].length >= 4u) mid_link(o, oi, (uint32_t)d[2] << 8 | d[3]);
-          }
+          if (nr.flags & TC_NOTIFY_HAS_MID) mid_link(o, oi, nr.mid);
         }
       }
       ob->mark = jb->serial;
@@ -787,8 +739,11 @@ static int run_jobs(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t *se
   }
 }
 
-int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
-                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx) {
+int tc_obs_notify(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t resource,
+                  uint32_t flags, const tc_outmsg *out) {
+  const tc_msg *resp;
+  const tc_opt *opts;
+  const uint8_t *src;
   uint32_t ri, cls, i, nopts = 0, j, sent = 0, w;
   uint64_t bytes = 3;
   job *jb;
@@ -796,12 +751,14 @@ int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_
   uint8_t *jd;
   res_rec *r;
   int final, enc;
-  if (!obs_ok(o) || ep == NULL || resp == NULL || tx == NULL || tx->buf == NULL ||
-      tx->items == NULL || (opts == NULL && resp->option_count != 0u) ||
-      (flags & ~TC_OBS_CON) != 0u)
+  if (!obs_ok(o) || m == NULL || m->ops == NULL || out == NULL || out->msg == NULL ||
+      (out->opts == NULL && out->msg->option_count != 0u) || (flags & ~TC_OBS_CON) != 0u)
     return TC_E_INVALID;
+  resp = out->msg;
+  opts = out->opts;
+  src = out->src;
   cls = resp->code >> 5;
-  if (resp->code > 255u || (cls != 2u && cls != 4u && cls != 5u)) return TC_E_INVALID;
+  if (!response_code_ok(resp->code)) return TC_E_INVALID;
   final = cls != 2u;
   for (i = 0; i < resp->option_count; i++) {
     if (opts[i].number == TC_OPT_OBSERVE) continue;
@@ -865,28 +822,27 @@ int tc_obs_notify(tc_obs *o, tc_ep *ep, uint64_t now, uint32_t resource, uint32_
   if (jb->serial == 0u) jb->serial = ++o->serial;
   r->job = j;
   {
-    tc_msg m;
-    memset(&m, 0, sizeof m);
-    m.code = jb->code;
-    m.option_count = nopts;
-    m.payload_offset = w;
-    m.payload_length = resp->payload_length;
-    enc = tc_encode(NULL, 0, TC_UDP, &m, jo, jd);
+    /* encodable with the transport's framing (else nobody could be sent it) */
+    tc_msg em;
+    memset(&em, 0, sizeof em);
+    em.code = jb->code;
+    em.option_count = nopts;
+    em.payload_offset = w;
+    em.payload_length = resp->payload_length;
+    enc = tc_encode(NULL, 0, (int)m->transport, &em, jo, jd);
   }
   if (enc < 0) {
     job_free(o, j);
     return enc;
   }
-  jb->base_len = (uint32_t)enc;
-  (void)run_jobs(o, ep, now, tx, &sent);
+  (void)run_jobs(o, m, now, &sent);
   return (int)sent;
 }
 
-int tc_obs_resume(tc_obs *o, tc_ep *ep, uint64_t now, tc_txq *tx) {
+int tc_obs_resume(tc_obs *o, const tc_messaging *m, uint64_t now) {
   uint32_t sent = 0;
-  if (!obs_ok(o) || ep == NULL || tx == NULL || tx->buf == NULL || tx->items == NULL)
-    return TC_E_INVALID;
-  (void)run_jobs(o, ep, now, tx, &sent);
+  if (!obs_ok(o) || m == NULL || m->ops == NULL) return TC_E_INVALID;
+  (void)run_jobs(o, m, now, &sent);
   return (int)sent;
 }
 

@@ -1,6 +1,8 @@
 /*
- * srv.c — the server pipeline (turbocoap_srv.h): one tc_ep joined with the Block1 store, the
- * Block2 store and the Observe registry, sans-IO. See turbocoap_srv.h for the contract.
+ * srv.c — the server pipeline (turbocoap_srv.h): the Block1 store, the Block2 store and the
+ * Observe registry joined above a messaging layer, sans-IO. It talks to the messaging layer
+ * only through the seam (tc_messaging: respond / notify / drop, message size, framing), so it
+ * names no transport. See turbocoap_srv.h for the contract.
  *
  * Everything lives in one caller-owned block laid out by tc_srv_init():
  *
@@ -21,10 +23,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "turbocoap.h"
+#include "internal.h"
 
-#define NONE 0xFFFFFFFFu
-#define NEVER UINT64_MAX
 #define SRV_MAGIC 0x74635376u /* "tcSv" */
 
 #define CODE_GET 1u
@@ -82,14 +82,6 @@ typedef struct srv_layout {
 } srv_layout;
 
 /* ------------------------------------------------------------------ layout */
-
-static uint64_t up8(uint64_t x) { return (x + 7u) & ~(uint64_t)7u; }
-
-static uint32_t pow2_at_least(uint32_t n) {
-  uint32_t p = 1;
-  while (p < n && p < 0x80000000u) p <<= 1;
-  return p;
-}
 
 static int layout_of(const tc_srv_config *c, srv_layout *l) {
   size_t so, s1, s2;
@@ -273,21 +265,17 @@ static void rk_remember(tc_srv *s, uint32_t resource, const uint8_t *key, uint32
 
 /* --------------------------------------------------------------------- helpers */
 
-static inline int addr_ok(const uint8_t *a, uint32_t n) {
-  return a != NULL && n >= 1u && n <= TC_ADDR_MAX;
+/* The largest message the pipeline builds through m: the transport's limit, within the
+ * pipeline's own (its scratch). */
+static inline uint32_t msg_size(const tc_srv *s, const tc_messaging *m) {
+  return m->max_message_size < s->cfg.max_message_size ? m->max_message_size
+                                                        : s->cfg.max_message_size;
 }
 
-static inline int code_ok(uint32_t code) {
-  uint32_t cls = code >> 5;
-  return code <= 255u && (cls == 2u || cls == 4u || cls == 5u);
-}
+/* x - y, at least 1 (a message limit for tc_bw2_serve, where 0 means "no limit"). */
+static inline uint32_t limit_sub(uint32_t x, uint32_t y) { return x > y ? x - y : 1u; }
 
-/* Room in tx for two datagrams to addr. */
-static int tx_room2(const tc_txq *tx, uint32_t alen, uint32_t mms) {
-  uint64_t need = 2u * ((uint64_t)alen + mms);
-  return tx->count <= tx->item_cap && tx->item_cap - tx->count >= 2u && tx->used <= tx->cap &&
-         (uint64_t)(tx->cap - tx->used) >= need;
-}
+static inline int seam_ok(const tc_messaging *m) { return m != NULL && m->ops != NULL; }
 
 /* Append option (number, uint v) at scratch[*w]. */
 static void add_uint_opt(uint8_t *buf, uint32_t *w, tc_opt *o, uint32_t *n, uint32_t number,
@@ -310,26 +298,33 @@ static void consume(tc_ep_event *ev) {
 
 /* A request the pipeline answers itself: respond (the exchange is dropped if even that fails,
  * so no exchange is left that nobody knows of) and consume the event. */
-static void answer(tc_ep *ep, uint64_t now, tc_msg *m, tc_opt *o, const uint8_t *src,
-                   tc_txq *tx, tc_ep_event *ev) {
-  if (tc_ep_respond(ep, now, ev->id, m, o, src, tx) < 0) (void)tc_ep_drop(ep, ev->id);
+static void answer(const tc_messaging *m, uint64_t now, const tc_msg *msg, tc_opt *o,
+                   const uint8_t *src, tc_ep_event *ev) {
+  tc_outmsg out;
+  out.msg = msg;
+  out.opts = o;
+  out.src = src;
+  if (tc_messaging_respond(m, now, ev->id, &out) < 0) (void)tc_messaging_drop(m, ev->id);
   consume(ev);
 }
 
-static void answer_bw1(tc_srv *s, tc_ep *ep, uint64_t now, const tc_bw1_result *res,
-                       tc_txq *tx, tc_ep_event *ev) {
-  tc_msg m;
+static void answer_bw1(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_bw1_result *res,
+                       tc_ep_event *ev) {
+  tc_msg msg;
   tc_opt o[4];
   s->blocks_in++;
-  (void)tc_bw1_response(res, &m, o, 4, SCRATCH(s), s->scratch_cap); /* cannot fail: >= 64 bytes */
-  answer(ep, now, &m, o, SCRATCH(s), tx, ev);
+  (void)tc_bw1_response(res, &msg, o, 4, SCRATCH(s), s->scratch_cap); /* cannot fail: >= 64 bytes */
+  answer(m, now, &msg, o, SCRATCH(s), ev);
 }
 
 /* --------------------------------------------------------------------- receiving */
 
-static void on_request(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t alen,
-                       const uint8_t *data, tc_txq *tx, const tc_msg *msg, const tc_opt *opts,
+static void on_request(tc_srv *s, const tc_messaging *ms, uint64_t now, const tc_rx *rx,
                        tc_ep_event *ev, tc_srv_req *req) {
+  const uint8_t *addr = rx->addr, *data = rx->data;
+  uint32_t alen = rx->addr_len;
+  const tc_msg *msg = rx->msg;
+  const tc_opt *opts = rx->opts;
   uint32_t slot = ev->id & 0xFFFFu, pf = 0, method = msg->code, klen = 0;
   tc_bw_info bi;
   uint8_t *key;
@@ -345,7 +340,7 @@ static void on_request(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, 
     m.code = TC_CODE_BAD_OPTION;
     m.payload_length = sizeof diag - 1u;
     memcpy(SCRATCH(s), diag, sizeof diag - 1u);
-    answer(ep, now, &m, NULL, SCRATCH(s), tx, ev);
+    answer(ms, now, &m, NULL, SCRATCH(s), ev);
     return;
   }
   key = PKEY(s, slot);
@@ -360,14 +355,22 @@ static void on_request(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, 
       memset(&res, 0, sizeof res);
       res.status = TC_BW1_REJECT;
       res.code = TC_CODE_TOO_LARGE;
-      answer_bw1(s, ep, now, &res, tx, ev);
+      answer_bw1(s, ms, now, &res, ev);
       return;
     }
-    st = tc_bw1_feed(BW1(s), now, addr, alen, key, klen, bi.block1,
-                     (bi.flags & TC_BWI_SIZE1) ? TC_BW_HAS_SIZE1 : 0u, bi.size1,
-                     data + msg->payload_offset, msg->payload_length, &res);
+    tc_bw1_block b;
+    b.peer = addr;
+    b.peer_len = alen;
+    b.key = key;
+    b.key_len = klen;
+    b.block1 = bi.block1;
+    b.flags = (bi.flags & TC_BWI_SIZE1) ? TC_BW_HAS_SIZE1 : 0u;
+    b.size1 = bi.size1;
+    b.payload = data + msg->payload_offset;
+    b.payload_len = msg->payload_length;
+    st = tc_bw1_feed(BW1(s), now, &b, &res);
     if (st == TC_BW1_CONTINUE || st == TC_BW1_REJECT) {
-      answer_bw1(s, ep, now, &res, tx, ev);
+      answer_bw1(s, ms, now, &res, ev);
       return;
     }
     if (st == TC_BW1_COMPLETE) {
@@ -386,9 +389,14 @@ static void on_request(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, 
       tc_msg m;
       tc_opt o[OPT_CAP];
       uint32_t f = TC_BW_HAS_BLOCK2 | ((bi.flags & TC_BWI_SIZE2) ? TC_BW_SIZE2 : 0u);
-      int n = tc_bw2_serve(BW2(s), now, rid, bi.block2, f, 0, s->cfg.max_message_size -
-                           msg->token_length, &m, o, OPT_CAP, SCRATCH(s), s->scratch_cap);
-      if (n >= 0 && tc_ep_respond(ep, now, ev->id, &m, o, SCRATCH(s), tx) == 0) {
+      tc_bw2_ask ask = {bi.block2, f, 0, limit_sub(msg_size(s, ms), msg->token_length)};
+      tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP, s->scratch_cap};
+      int n = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
+      tc_outmsg out;
+      out.msg = &m;
+      out.opts = o;
+      out.src = SCRATCH(s);
+      if (n >= 0 && tc_messaging_respond(ms, now, ev->id, &out) == 0) {
         consume(ev);
         return;
       }
@@ -418,25 +426,23 @@ static void on_request(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, 
   if (msg->token_length) memcpy(p->token, data + msg->token_offset, msg->token_length);
 }
 
-int tc_srv_recv(tc_srv *s, tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
-                const uint8_t *data, size_t len, tc_txq *tx, tc_msg *msg, tc_opt *opts,
-                uint32_t opt_cap, tc_ep_event *ev, tc_srv_req *req) {
-  int rc;
+int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx,
+                 tc_ep_event *ev, tc_srv_req *req) {
   if (req != NULL) memset(req, 0, sizeof *req);
-  if (!srv_ok(s) || ep == NULL || req == NULL || ev == NULL || msg == NULL || tx == NULL ||
-      !addr_ok(addr, addr_len))
+  if (!srv_ok(s) || !seam_ok(m) || req == NULL || ev == NULL || rx == NULL ||
+      !addr_ok(rx->addr, rx->addr_len))
     return TC_E_INVALID;
-  if (!tx_room2(tx, addr_len, s->cfg.max_message_size)) return TC_E_FULL;
-  rc = tc_ep_recv(ep, now, addr, addr_len, data, len, tx, msg, opts, opt_cap, ev);
-  if (rc < 0) return rc;
   switch (ev->kind) {
   case TC_EV_REQUEST:
-    on_request(s, ep, now, addr, addr_len, data, tx, msg, opts, ev, req);
+    if (rx->msg == NULL || (rx->opts == NULL && rx->msg->option_count != 0u) ||
+        (rx->data == NULL && rx->len != 0u))
+      return TC_E_INVALID;
+    on_request(s, m, now, rx, ev, req);
     break;
   case TC_EV_ACKED:
   case TC_EV_FAILED:
   case TC_EV_NOTIFY_RESET:
-    if (tc_obs_on_recv(OBS(s), now, addr, addr_len, ev) == 1) consume(ev);
+    if (tc_obs_on_recv(OBS(s), now, rx->addr, rx->addr_len, ev) == 1) consume(ev);
     break;
   default:
     break;
@@ -456,30 +462,39 @@ int tc_srv_release_body(tc_srv *s, uint32_t body_id) {
 
 /* ---------------------------------------------------------------------- responding */
 
-/* The application's response as it is (tc_ep_respond sorts the options in place: a copy). */
-static int respond_as_is(tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp,
-                         const tc_opt *opts, const uint8_t *src, tc_txq *tx) {
+/* Send m (option values and payload at offsets into src) as the answer to id. */
+static int send_resp(const tc_messaging *ms, uint64_t now, uint32_t id, const tc_msg *m,
+                     tc_opt *o, const uint8_t *src) {
+  tc_outmsg out;
+  out.msg = m;
+  out.opts = o;
+  out.src = src;
+  return tc_messaging_respond(ms, now, id, &out);
+}
+
+/* The application's response as it is (the encoder sorts the options in place: a copy). */
+static int respond_as_is(const tc_messaging *ms, uint64_t now, uint32_t id, const tc_msg *resp,
+                         const tc_opt *opts, const uint8_t *src) {
   tc_opt o[APP_OPTS];
-  tc_msg m = *resp;
   if (resp->option_count) memcpy(o, opts, resp->option_count * sizeof(tc_opt));
-  return tc_ep_respond(ep, now, id, &m, o, src, tx);
+  return send_resp(ms, now, id, resp, o, src);
 }
 
 /* The application's response as it is, plus Observe = seq (has_obs) and Block1 = echo1
  * (P_ECHO1). Without either, the application's values are used in place; else they are copied
  * with the added ones into scratch. */
-static int respond_plain(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const pend *p,
-                         const tc_msg *resp, const tc_opt *opts, const uint8_t *src,
-                         int has_obs, uint32_t seq, tc_txq *tx) {
+static int respond_plain(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t id,
+                         const pend *p, const tc_msg *resp, const tc_opt *opts,
+                         const uint8_t *src, int has_obs, uint32_t seq) {
   tc_opt o[OPT_CAP];
   tc_msg m = *resp;
   uint32_t i, n = 0, w = 0, echo = p->flags & P_ECHO1;
   uint8_t *buf = SCRATCH(s);
   uint64_t bytes = resp->payload_length;
-  if (!has_obs && !echo) return respond_as_is(ep, now, id, resp, opts, src, tx);
+  if (!has_obs && !echo) return respond_as_is(ms, now, id, resp, opts, src);
   for (i = 0; i < resp->option_count; i++) bytes += opts[i].length;
-  /* every value and the payload are part of the message: over max_message_size, too large */
-  if (bytes > s->cfg.max_message_size) return TC_E_MESSAGE_TOO_LARGE;
+  /* every value and the payload are part of the message: over the message size, too large */
+  if (bytes > msg_size(s, ms)) return TC_E_MESSAGE_TOO_LARGE;
   if (src == NULL && bytes != 0u) return TC_E_INVALID;
   for (i = 0; i < resp->option_count; i++) {
     const tc_opt *a = &opts[i];
@@ -497,27 +512,41 @@ static int respond_plain(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const 
   m.option_count = n;
   m.payload_offset = w;
   if (resp->payload_length) memcpy(buf + w, src + resp->payload_offset, resp->payload_length);
-  return tc_ep_respond(ep, now, id, &m, o, buf, tx);
+  return send_resp(ms, now, id, &m, o, buf);
 }
 
 /* Cache the response in the Block2 store and answer with the block asked (or block 0).
  * *has_obs is cleared when the block served is not a 2.xx (an error about the Block2 value). */
-static int respond_blockwise(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const pend *p,
-                             const tc_msg *resp, const tc_opt *opts, const uint8_t *src,
-                             int *has_obs, uint32_t seq, tc_txq *tx) {
+static int respond_blockwise(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t id,
+                             const pend *p, const tc_msg *resp, const tc_opt *opts,
+                             const uint8_t *src, int *has_obs, uint32_t seq) {
   tc_opt o[OPT_CAP];
   tc_msg m;
   uint32_t rid, f = 0, n, limit;
   int shared = p->code == CODE_GET || p->code == CODE_FETCH, rc;
-  rc = tc_bw2_put(BW2(s), now, shared ? NULL : p->addr, shared ? 0u : p->alen,
-                  PKEY(s, id & 0xFFFFu), p->klen, resp, opts, src, 0, &rid);
+  tc_bw2_rep rep;
+  tc_bw2_ask ask;
+  tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP - 1u, s->scratch_cap - OBSERVE_ROOM};
+  rep.peer = shared ? NULL : p->addr;
+  rep.peer_len = shared ? 0u : p->alen;
+  rep.key = PKEY(s, id & 0xFFFFu);
+  rep.key_len = p->klen;
+  rep.lifetime_ms = 0;
+  rep.reserved = 0;
+  rep.resp.msg = resp;
+  rep.resp.opts = (tc_opt *)(uintptr_t)opts; /* not modified by the store */
+  rep.resp.src = src;
+  rc = tc_bw2_put(BW2(s), now, &rep, &rid);
   if (rc < 0) return rc;
   if (p->flags & P_BLOCK2) f |= TC_BW_HAS_BLOCK2;
   if (p->flags & P_SIZE2) f |= TC_BW_SIZE2;
   if (p->flags & P_ECHO1) f |= TC_BW_ECHO_BLOCK1;
-  limit = s->cfg.max_message_size - p->tlen - (*has_obs ? OBSERVE_ROOM : 0u);
-  rc = tc_bw2_serve(BW2(s), now, rid, p->block2, f, p->echo1, limit, &m, o, OPT_CAP - 1u,
-                    SCRATCH(s), s->scratch_cap - OBSERVE_ROOM);
+  limit = limit_sub(msg_size(s, ms), p->tlen + (*has_obs ? OBSERVE_ROOM : 0u));
+  ask.block2 = p->block2;
+  ask.flags = f;
+  ask.block1_echo = p->echo1;
+  ask.msg_limit = limit;
+  rc = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
   if (rc < 0) return rc;
   if ((m.code >> 5) != 2u) *has_obs = 0;
   if (*has_obs) {
@@ -534,24 +563,35 @@ static int respond_blockwise(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, co
     m.option_count = n + 1u;
     m.payload_offset = w + (uint32_t)l;
   }
-  return tc_ep_respond(ep, now, id, &m, o, SCRATCH(s), tx);
+  return send_resp(ms, now, id, &m, o, SCRATCH(s));
 }
 
-int tc_srv_respond(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const tc_msg *resp,
-                   const tc_opt *opts, const uint8_t *src, uint32_t resource, tc_txq *tx) {
+int tc_srv_respond(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t id,
+                   const tc_outmsg *out, uint32_t resource) {
+  const tc_msg *resp;
+  const tc_opt *opts;
+  const uint8_t *src;
   pend *p;
+  tc_observer who;
   uint32_t seq = 0;
   int has_obs = 0, registered, usable, bw2_first, rc;
-  if (!srv_ok(s) || ep == NULL || resp == NULL || tx == NULL ||
-      (opts == NULL && resp->option_count != 0u) || resp->option_count > APP_OPTS ||
-      !code_ok(resp->code))
+  if (!srv_ok(s) || !seam_ok(ms) || out == NULL || out->msg == NULL ||
+      (out->opts == NULL && out->msg->option_count != 0u) ||
+      out->msg->option_count > APP_OPTS || !response_code_ok(out->msg->code))
     return TC_E_INVALID;
+  resp = out->msg;
+  opts = out->opts;
+  src = out->src;
   p = pend_of(s, id);
-  if (p == NULL) return respond_as_is(ep, now, id, resp, opts, src, tx);
+  if (p == NULL) return respond_as_is(ms, now, id, resp, opts, src);
   if (p->flags & P_OBSERVE) {
+    who.peer = p->addr;
+    who.peer_len = p->alen;
+    who.token = p->token;
+    who.token_len = p->tlen;
     if ((resp->code >> 5) == 2u) {
       if (resource != 0u &&
-          tc_obs_register(OBS(s), now, p->addr, p->alen, p->token, p->tlen, resource, &seq) > 0)
+          tc_obs_register(OBS(s), now, &who, resource, &seq) > 0)
         has_obs = 1;
     } else {
       /* an error ends a registration the client may have had (to the client a response
@@ -564,15 +604,15 @@ int tc_srv_respond(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const tc_msg
   bw2_first = usable && ((p->flags & P_BLOCK2) ||
                          resp->payload_length > tc_szx_size(s->cfg.bw2.preferred_szx));
   if (bw2_first) {
-    rc = respond_blockwise(s, ep, now, id, p, resp, opts, src, &has_obs, seq, tx);
+    rc = respond_blockwise(s, ms, now, id, p, resp, opts, src, &has_obs, seq);
     /* options the Block2 store cannot hold: whole, if it fits a message */
     if (rc == TC_E_MESSAGE_TOO_LARGE && !(p->flags & P_BLOCK2))
-      rc = respond_plain(s, ep, now, id, p, resp, opts, src, has_obs, seq, tx);
+      rc = respond_plain(s, ms, now, id, p, resp, opts, src, has_obs, seq);
   } else {
-    rc = respond_plain(s, ep, now, id, p, resp, opts, src, has_obs, seq, tx);
+    rc = respond_plain(s, ms, now, id, p, resp, opts, src, has_obs, seq);
     /* small payload, but options and token make it too large: block-wise after all */
     if (rc == TC_E_MESSAGE_TOO_LARGE && usable)
-      rc = respond_blockwise(s, ep, now, id, p, resp, opts, src, &has_obs, seq, tx);
+      rc = respond_blockwise(s, ms, now, id, p, resp, opts, src, &has_obs, seq);
   }
   if (registered && (rc != 0 || !has_obs)) {
     /* not answered, or answered without Observe (an error about the Block2 value): the
@@ -585,11 +625,11 @@ int tc_srv_respond(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t id, const tc_msg
   return rc;
 }
 
-int tc_srv_drop(tc_srv *s, tc_ep *ep, uint32_t id) {
+int tc_srv_drop(tc_srv *s, const tc_messaging *m, uint32_t id) {
   pend *p;
   int rc;
-  if (!srv_ok(s) || ep == NULL) return TC_E_INVALID;
-  rc = tc_ep_drop(ep, id);
+  if (!srv_ok(s) || !seam_ok(m)) return TC_E_INVALID;
+  rc = tc_messaging_drop(m, id);
   p = pend_of(s, id);
   if (p != NULL) pend_end(s, p);
   return rc;
@@ -597,36 +637,54 @@ int tc_srv_drop(tc_srv *s, tc_ep *ep, uint32_t id) {
 
 /* ------------------------------------------------------------------------ Observe */
 
-int tc_srv_notify(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t resource, uint32_t flags,
-                  const tc_msg *resp, const tc_opt *opts, const uint8_t *src, tc_txq *tx) {
+int tc_srv_notify(tc_srv *s, const tc_messaging *ms, uint64_t now, uint32_t resource,
+                  uint32_t flags, const tc_outmsg *out) {
   uint32_t e, rid;
   tc_msg m;
   tc_opt o[OPT_CAP];
+  tc_outmsg b0;
+  tc_bw2_rep rep;
+  tc_bw2_ask ask;
+  tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP, s->scratch_cap};
+  const tc_msg *resp;
   int rc;
-  if (!srv_ok(s) || ep == NULL || resp == NULL || tx == NULL ||
-      (opts == NULL && resp->option_count != 0u) || !code_ok(resp->code))
+  if (!srv_ok(s) || !seam_ok(ms) || out == NULL || out->msg == NULL ||
+      (out->opts == NULL && out->msg->option_count != 0u) || !response_code_ok(out->msg->code))
     return TC_E_INVALID;
+  resp = out->msg;
   if (resp->payload_length <= tc_szx_size(s->cfg.bw2.preferred_szx))
-    return tc_obs_notify(OBS(s), ep, now, resource, flags, resp, opts, src, tx);
+    return tc_obs_notify(OBS(s), ms, now, resource, flags, out);
   e = rk_find(s, resource);
   if (tc_obs_count(OBS(s), resource) == 0u) {
     if (e != NONE) rk_unlink(s, e);
     return 0;
   }
   if (e == NONE) return TC_E_MESSAGE_TOO_LARGE;
-  rc = tc_bw2_put(BW2(s), now, NULL, 0, RKKEY(s, e), RK(s)[e].klen, resp, opts, src, 0, &rid);
+  rep.peer = NULL;
+  rep.peer_len = 0;
+  rep.key = RKKEY(s, e);
+  rep.key_len = RK(s)[e].klen;
+  rep.lifetime_ms = 0;
+  rep.reserved = 0;
+  rep.resp = *out;
+  rc = tc_bw2_put(BW2(s), now, &rep, &rid);
   if (rc < 0) return rc;
   /* block 0 for every observer: leave room for the longest token and the Observe option */
-  rc = tc_bw2_serve(BW2(s), now, rid, 0, 0, 0,
-                    s->cfg.max_message_size - TC_EP_TOKEN_MAX - OBSERVE_ROOM, &m, o, OPT_CAP,
-                    SCRATCH(s), s->scratch_cap);
+  ask.block2 = 0;
+  ask.flags = 0;
+  ask.block1_echo = 0;
+  ask.msg_limit = limit_sub(msg_size(s, ms), TC_EP_TOKEN_MAX + OBSERVE_ROOM);
+  rc = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
   if (rc < 0) return rc;
-  return tc_obs_notify(OBS(s), ep, now, resource, flags, &m, o, SCRATCH(s), tx);
+  b0.msg = &m;
+  b0.opts = o;
+  b0.src = SCRATCH(s);
+  return tc_obs_notify(OBS(s), ms, now, resource, flags, &b0);
 }
 
-int tc_srv_resume(tc_srv *s, tc_ep *ep, uint64_t now, tc_txq *tx) {
+int tc_srv_resume(tc_srv *s, const tc_messaging *m, uint64_t now) {
   if (!srv_ok(s)) return TC_E_INVALID;
-  return tc_obs_resume(OBS(s), ep, now, tx);
+  return tc_obs_resume(OBS(s), m, now);
 }
 
 uint32_t tc_srv_pending(const tc_srv *s) { return srv_ok(s) ? tc_obs_pending(COBS(s)) : 0u; }

@@ -5,6 +5,7 @@
 
 #include "test.h"
 #include "turbocoap.h"
+#include "calls.h"
 
 #define KEYCAP 512
 #define OPTCAP 32
@@ -235,7 +236,7 @@ static int feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, const uint8_t *key
   if (len > size) len = size;
   more = off + len < total;
   for (i = 0; i < len; i++) buf[i] = body_byte(off + i);
-  return tc_bw1_feed(s, now, peer, 4, key, klen, tc_block_value(num, more, szx),
+  return t_bw1_feed(s, now, peer, 4, key, klen, tc_block_value(num, more, szx),
                      flags & ~0x100u, 0, buf, len, r);
 }
 
@@ -285,7 +286,7 @@ static void t_bw1_basic(void) {
   CHECK_EQ(st.completed, 1, "completed count");
 
   /* NUM 0 without M: the whole body in one request */
-  rc = tc_bw1_feed(s, 5000, PEER_A, 4, KEY1, 7, tc_block_value(0, 0, 6), 0, 0,
+  rc = t_bw1_feed(s, 5000, PEER_A, 4, KEY1, 7, tc_block_value(0, 0, 6), 0, 0,
                    (const uint8_t *)"hello", 5, &r);
   CHECK_EQ(rc, TC_BW1_WHOLE, "whole");
   CHECK_EQ(r.body_length, 5, "whole length");
@@ -294,13 +295,13 @@ static void t_bw1_basic(void) {
   CHECK_EQ(st.transfers, 0, "whole stores nothing");
 
   /* bad arguments */
-  CHECK_EQ(tc_bw1_feed(s, 0, PEER_A, 0, KEY1, 7, 0, 0, 0, NULL, 0, &r), TC_E_INVALID, "alen 0");
-  CHECK_EQ(tc_bw1_feed(s, 0, PEER_A, 29, KEY1, 7, 0, 0, 0, NULL, 0, &r), TC_E_INVALID, "alen 29");
-  CHECK_EQ(tc_bw1_feed(s, 0, PEER_A, 4, KEY1, 7, 0x1000000, 0, 0, NULL, 0, &r), TC_E_INVALID,
+  CHECK_EQ(t_bw1_feed(s, 0, PEER_A, 0, KEY1, 7, 0, 0, 0, NULL, 0, &r), TC_E_INVALID, "alen 0");
+  CHECK_EQ(t_bw1_feed(s, 0, PEER_A, 29, KEY1, 7, 0, 0, 0, NULL, 0, &r), TC_E_INVALID, "alen 29");
+  CHECK_EQ(t_bw1_feed(s, 0, PEER_A, 4, KEY1, 7, 0x1000000, 0, 0, NULL, 0, &r), TC_E_INVALID,
            "block over 24 bits");
   {
     static uint8_t bigkey[300];
-    CHECK_EQ(tc_bw1_feed(s, 0, PEER_A, 4, bigkey, 257, 0, 0, 0, NULL, 0, &r), TC_BW1_REJECT,
+    CHECK_EQ(t_bw1_feed(s, 0, PEER_A, 4, bigkey, 257, 0, 0, 0, NULL, 0, &r), TC_BW1_REJECT,
              "key over max_key");
     CHECK(r.code == TC_CODE_TOO_LARGE && r.flags == 0, "4.13 without Size1");
   }
@@ -400,11 +401,11 @@ static void t_bw1_sizes_and_order(void) {
   {
     uint8_t p[300];
     memset(p, 1, sizeof p);
-    rc = tc_bw1_feed(s, 16, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 4), 0, 0, p, 255, &r);
+    rc = t_bw1_feed(s, 16, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 4), 0, 0, p, 255, &r);
     CHECK_EQ(r.code, TC_CODE_BAD_REQUEST, "short non-final block");
-    rc = tc_bw1_feed(s, 16, PEER_A, 4, KEY1, 7, tc_block_value(0, 0, 4), 0, 0, p, 257, &r);
+    rc = t_bw1_feed(s, 16, PEER_A, 4, KEY1, 7, tc_block_value(0, 0, 4), 0, 0, p, 257, &r);
     CHECK_EQ(r.code, TC_CODE_BAD_REQUEST, "long final block");
-    rc = tc_bw1_feed(s, 16, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 7), 0, 0, p, 0, &r);
+    rc = t_bw1_feed(s, 16, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 7), 0, 0, p, 0, &r);
     CHECK_EQ(r.code, TC_CODE_BAD_REQUEST, "SZX 7 without BERT");
   }
   free(s);
@@ -475,15 +476,15 @@ static void t_bw1_bounds(void) {
   {
     uint8_t p[256];
     memset(p, 0, sizeof p);
-    rc = tc_bw1_feed(s, 1, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 4), TC_BW_HAS_SIZE1, 5000,
+    rc = t_bw1_feed(s, 1, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 4), TC_BW_HAS_SIZE1, 5000,
                      p, 256, &r);
     CHECK(rc == TC_BW1_REJECT && r.code == TC_CODE_TOO_LARGE && r.size1 == 1000,
           "Size1 up front -> 4.13");
-    rc = tc_bw1_feed(s, 1, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 4), TC_BW_HAS_SIZE1, 1000,
+    rc = t_bw1_feed(s, 1, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 4), TC_BW_HAS_SIZE1, 1000,
                      p, 256, &r);
     CHECK_EQ(rc, TC_BW1_CONTINUE, "Size1 at the limit accepted");
-    rc = tc_bw1_feed(s, 1, PEER_A, 4, KEY1, 7, tc_block_value(0, 0, 4), 0, 0, p, 0, &r);
-    rc = tc_bw1_feed(s, 1, PEER_A, 4, KEY2, 7, tc_block_value(0, 0, 6), 0, 0, out, 1025, &r);
+    rc = t_bw1_feed(s, 1, PEER_A, 4, KEY1, 7, tc_block_value(0, 0, 4), 0, 0, p, 0, &r);
+    rc = t_bw1_feed(s, 1, PEER_A, 4, KEY2, 7, tc_block_value(0, 0, 6), 0, 0, out, 1025, &r);
     CHECK_EQ(r.code, TC_CODE_BAD_REQUEST, "a final block over its size is malformed");
   }
   free(s);
@@ -621,10 +622,10 @@ static void t_bw1_bert(void) {
   {
     uint8_t p[2000];
     memset(p, 0, sizeof p);
-    rc = tc_bw1_feed(s, 0, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 7), TC_BW_BERT, 0, p, 1500,
+    rc = t_bw1_feed(s, 0, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 7), TC_BW_BERT, 0, p, 1500,
                      &r);
     CHECK_EQ(r.code, TC_CODE_BAD_REQUEST, "BERT non-final not a multiple of 1024");
-    rc = tc_bw1_feed(s, 0, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 7), 0, 0, p, 1024, &r);
+    rc = t_bw1_feed(s, 0, PEER_A, 4, KEY1, 7, tc_block_value(0, 1, 7), 0, 0, p, 1024, &r);
     CHECK_EQ(r.code, TC_CODE_BAD_REQUEST, "SZX 7 on a transport without BERT");
   }
   free(s);
@@ -675,7 +676,7 @@ static int put_body(tc_bw2 *s, uint64_t now, const uint8_t *peer, const uint8_t 
   m.payload_offset = (uint32_t)l + 1;
   m.payload_length = n;
   if (n) memcpy(src + l + 1, p, n);
-  return tc_bw2_put(s, now, peer, peer ? 4 : 0, key, klen, &m, o, src, life, id);
+  return t_bw2_put(s, now, peer, peer ? 4 : 0, key, klen, &m, o, src, life, id);
 }
 
 typedef struct got {
@@ -695,7 +696,7 @@ static int serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint32_t
                  uint32_t limit, got *g) {
   tc_msg m, d;
   tc_opt o[OPTCAP], dopts[OPTCAP];
-  int n = tc_bw2_serve(s, now, id, block2, flags, 0x55, limit, &m, o, OPTCAP, g_buf,
+  int n = t_bw2_serve(s, now, id, block2, flags, 0x55, limit, &m, o, OPTCAP, g_buf,
                        sizeof g_buf);
   int e, i;
   memset(g, 0, sizeof *g);
@@ -824,11 +825,11 @@ static void t_bw2_every_szx(void) {
   {
     tc_msg m;
     tc_opt o[8];
-    CHECK_EQ(tc_bw2_serve(s, 3, id, 0, 0, 0, 0, &m, o, 2, g_buf, sizeof g_buf),
+    CHECK_EQ(t_bw2_serve(s, 3, id, 0, 0, 0, 0, &m, o, 2, g_buf, sizeof g_buf),
              TC_E_BUFFER_TOO_SMALL, "opt table too small");
-    CHECK_EQ(tc_bw2_serve(s, 3, id, 0, 0, 0, 0, &m, o, 8, g_buf, 500), TC_E_BUFFER_TOO_SMALL,
+    CHECK_EQ(t_bw2_serve(s, 3, id, 0, 0, 0, 0, &m, o, 8, g_buf, 500), TC_E_BUFFER_TOO_SMALL,
              "buffer too small");
-    CHECK_EQ(tc_bw2_serve(s, 3, id ^ 0x10000, 0, 0, 0, 0, &m, o, 8, g_buf, sizeof g_buf),
+    CHECK_EQ(t_bw2_serve(s, 3, id ^ 0x10000, 0, 0, 0, 0, &m, o, 8, g_buf, sizeof g_buf),
              TC_E_STALE, "stale id");
   }
   tc_bw2_get_stats(s, &st);
@@ -894,7 +895,7 @@ static void t_bw2_negotiation_etag(void) {
     m.option_count = 1;
     m.payload_offset = 2;
     m.payload_length = 2;
-    CHECK_EQ(tc_bw2_put(s, 30, NULL, 0, KEY2, 7, &m, o, src, 0, &id), 0, "put with ETag");
+    CHECK_EQ(t_bw2_put(s, 30, NULL, 0, KEY2, 7, &m, o, src, 0, &id), 0, "put with ETag");
     CHECK(tc_bw2_etag(s, id, e) == 2 && e[0] == 0xAB && e[1] == 0xCD, "caller ETag kept");
     serve(s, 31, id, 0, 0, 0, &g);
     CHECK(g.etag_len == 2 && g.plen == 2 && !g.more && g.num == 0, "small body, one block");
@@ -909,7 +910,7 @@ static void t_bw2_negotiation_etag(void) {
   {
     tc_msg m;
     tc_opt o[OPTCAP];
-    int n = tc_bw2_serve(s, 42, id3, 0, TC_BW_ECHO_BLOCK1, tc_block_value(7, 0, 4), 0, &m, o,
+    int n = t_bw2_serve(s, 42, id3, 0, TC_BW_ECHO_BLOCK1, tc_block_value(7, 0, 4), 0, &m, o,
                          OPTCAP, g_buf, sizeof g_buf);
     CHECK(n > 0 && opt_uint(&m, o, g_buf, TC_OPT_BLOCK1) == tc_block_value(7, 0, 4),
           "Block1 echoed");
@@ -1054,10 +1055,10 @@ static void t_bw2_eviction_expiry(void) {
     tc_msg m;
     memset(&m, 0, sizeof m);
     m.code = 0x01;
-    CHECK_EQ(tc_bw2_put(s, 0, NULL, 0, key, 2, &m, NULL, NULL, 0, NULL), TC_E_INVALID,
+    CHECK_EQ(t_bw2_put(s, 0, NULL, 0, key, 2, &m, NULL, NULL, 0, NULL), TC_E_INVALID,
              "request code");
     m.code = 0x45;
-    CHECK_EQ(tc_bw2_put(s, 0, PEER_A, 29, key, 2, &m, NULL, NULL, 0, NULL), TC_E_INVALID,
+    CHECK_EQ(t_bw2_put(s, 0, PEER_A, 29, key, 2, &m, NULL, NULL, 0, NULL), TC_E_INVALID,
              "peer length");
   }
   tc_bw2_config_default(&cfg);

@@ -6,6 +6,7 @@
 
 #include "test.h"
 #include "turbocoap.h"
+#include "calls.h"
 
 #define MIB (1u << 20)
 #define OPTN 24
@@ -52,7 +53,7 @@ static uint32_t bw2_store(tc_bw2 *s, const uint8_t *body, uint32_t len) {
   memset(&m, 0, sizeof m);
   m.code = 0x45;
   m.payload_length = len;
-  CHECK_EQ(tc_bw2_put(s, 0, NULL, 0, KEY, sizeof KEY, &m, NULL, body, 0, &id), 0, "bw2 put");
+  CHECK_EQ(t_bw2_put(s, 0, NULL, 0, KEY, sizeof KEY, &m, NULL, body, 0, &id), 0, "bw2 put");
   return id;
 }
 
@@ -63,7 +64,7 @@ typedef struct served {
 
 static int serve(tc_bw2 *s, uint32_t id, uint32_t block2, uint32_t flags, uint32_t limit,
                  served *sv) {
-  return tc_bw2_serve(s, 0, id, block2, flags, 0, limit, &sv->m, sv->o, OPTN, g_buf,
+  return t_bw2_serve(s, 0, id, block2, flags, 0, limit, &sv->m, sv->o, OPTN, g_buf,
                       sizeof g_buf);
 }
 
@@ -550,7 +551,7 @@ static tc_bw1 *bw1_new(uint32_t szx, uint32_t max_body) {
 static int server_answer(tc_bw1 *s, const uint8_t *key, uint32_t klen, const tc_bwc_result *blk,
                          const uint8_t *body, tc_tmsg *r, uint8_t *out, uint32_t *out_len) {
   tc_bw1_result br;
-  int st = tc_bw1_feed(s, 0, PEER, 4, key, klen, blk->block, 0, 0, body + blk->offset,
+  int st = t_bw1_feed(s, 0, PEER, 4, key, klen, blk->block, 0, 0, body + blk->offset,
                        blk->length, &br);
   tmsg_init(r, 0);
   if (st == TC_BW1_CONTINUE || st == TC_BW1_REJECT) {
@@ -831,7 +832,7 @@ static void t_upload_then_download(void) {
     tc_bw1_result br;
     int bst;
     steps++;
-    bst = tc_bw1_feed(s1, 0, PEER, 4, KEY, sizeof KEY, res.block, 0, 0, g_src + res.offset,
+    bst = t_bw1_feed(s1, 0, PEER, 4, KEY, sizeof KEY, res.block, 0, 0, g_src + res.offset,
                       res.length, &br);
     if (bst == TC_BW1_CONTINUE) {
       tmsg_init(&r, 0);
@@ -842,7 +843,7 @@ static void t_upload_then_download(void) {
     CHECK_EQ(bst, TC_BW1_COMPLETE, "complete");
     tc_bw1_release(s1, br.id);
     /* the first Block2 response echoes Block1 */
-    tc_bw2_serve(s2, 0, rid, 0, TC_BW_ECHO_BLOCK1, br.block1, 0, &sv.m, sv.o, OPTN, g_buf,
+    t_bw2_serve(s2, 0, rid, 0, TC_BW_ECHO_BLOCK1, br.block1, 0, &sv.m, sv.o, OPTN, g_buf,
                  sizeof g_buf);
     st = tc_bwc_put_response(c, &sv.m, sv.o, g_buf, &res);
     break;

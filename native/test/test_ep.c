@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "turbocoap.h"
+#include "calls.h"
 
 static int g_pass, g_fail;
 
@@ -126,13 +127,13 @@ static int dg_same(const node *a, uint32_t i, const node *b, uint32_t j) {
 static int deliver(node *from, uint32_t i, node *to, uint64_t now, tc_ep_event *ev) {
   uint32_t len;
   const uint8_t *b = dg(from, i, &len);
-  return tc_ep_recv(to->ep, now, from->addr, 4, b, len, &to->tx, &to->msg, to->opts, OPT_CAP,
+  return t_ep_recv(to->ep, now, from->addr, 4, b, len, &to->tx, &to->msg, to->opts, OPT_CAP,
                     ev);
 }
 
 static int inject(node *to, const uint8_t *addr, const uint8_t *b, size_t len, uint64_t now,
                   tc_ep_event *ev) {
-  return tc_ep_recv(to->ep, now, addr, 4, b, len, &to->tx, &to->msg, to->opts, OPT_CAP, ev);
+  return t_ep_recv(to->ep, now, addr, 4, b, len, &to->tx, &to->msg, to->opts, OPT_CAP, ev);
 }
 
 static tc_ep_stats stats(const node *n) {
@@ -155,7 +156,7 @@ static int req(node *c, const node *s, uint64_t now, uint32_t flags, uint32_t co
   o[0].offset = 0;
   o[0].length = n;
   m.option_count = n ? 1u : 0u;
-  return tc_ep_request(c->ep, now, s->addr, 4, flags, &m, o, src, 4, &c->tx, id, NULL, NULL);
+  return t_ep_request(c->ep, now, s->addr, 4, flags, &m, o, src, 4, &c->tx, id, NULL, NULL);
 }
 
 static int resp(node *s, uint32_t id, uint64_t now, uint32_t code, const char *payload) {
@@ -172,7 +173,7 @@ static int resp(node *s, uint32_t id, uint64_t now, uint32_t code, const char *p
   o[0].offset = 0;
   o[0].length = 0;
   m.option_count = 1;
-  return tc_ep_respond(s->ep, now, id, &m, o, src, &s->tx);
+  return t_ep_respond(s->ep, now, id, &m, o, src, &s->tx);
 }
 
 /* Raw message builder. */
@@ -1277,16 +1278,16 @@ static void t_bounds(void) {
     tc_msg m;
     memset(&m, 0, sizeof m);
     m.code = 0x45;
-    CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
+    CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
              TC_E_INVALID);
     m.code = 1;
-    CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 0, 0, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
+    CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 0, 0, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
              TC_E_INVALID);
-    CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 29, 0, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
+    CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 29, 0, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
              TC_E_INVALID);
-    CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 4, 8, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
+    CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 4, 8, &m, NULL, NULL, 4, &c->tx, &id, NULL, NULL),
              TC_E_INVALID);
-    CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 33, &c->tx, &id, NULL, NULL),
+    CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 33, &c->tx, &id, NULL, NULL),
              TC_E_INVALID);
   }
   node_free(c);
@@ -1322,13 +1323,13 @@ static void t_bounds(void) {
     uint32_t id3;
     memset(&m, 0, sizeof m);
     m.code = 0x45;
-    CHECK_EQ(tc_ep_notify(s->ep, 1001, PEER_Z, 4, TC_REQ_CON, TOK, 4, &m, NULL, NULL, &s->tx,
+    CHECK_EQ(t_ep_notify(s->ep, 1001, PEER_Z, 4, TC_REQ_CON, TOK, 4, &m, NULL, NULL, &s->tx,
                           &id),
              0);
-    CHECK_EQ(tc_ep_notify(s->ep, 1001, PEER_Z, 4, TC_REQ_CON, TOK, 4, &m, NULL, NULL, &s->tx,
+    CHECK_EQ(t_ep_notify(s->ep, 1001, PEER_Z, 4, TC_REQ_CON, TOK, 4, &m, NULL, NULL, &s->tx,
                           &id3),
              TC_E_FULL);
-    CHECK_EQ(tc_ep_notify(s->ep, 1001, PEER_Z, 4, 0, TOK, 4, &m, NULL, NULL, &s->tx, &id3), 0);
+    CHECK_EQ(t_ep_notify(s->ep, 1001, PEER_Z, 4, 0, TOK, 4, &m, NULL, NULL, &s->tx, &id3), 0);
   }
   /* every CON slot busy: the separate response goes NON rather than not at all */
   {
@@ -1406,14 +1407,14 @@ static void t_tokens(void) {
   s = node_new(&cfg, 42, 2);
   memset(&m, 0, sizeof m);
   m.code = 1;
-  CHECK_EQ(tc_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &a->tx, &id, ta, &la), 0);
-  CHECK_EQ(tc_ep_request(b2->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &b2->tx, &id, tb, &lb), 0);
+  CHECK_EQ(t_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &a->tx, &id, ta, &la), 0);
+  CHECK_EQ(t_ep_request(b2->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &b2->tx, &id, tb, &lb), 0);
   CHECK_EQ(la, 8);
   CHECK_EQ(lb, 8);
   CHECK(memcmp(ta, tb, 8) != 0);             /* different seeds, different tokens */
   CHECK(DG_MID(a, 0) != DG_MID(b2, 0));      /* and different initial MIDs */
-  CHECK_EQ(tc_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &a->tx, &id, t2, &la), 0);
-  CHECK_EQ(tc_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &a->tx, &id, t3, &la), 0);
+  CHECK_EQ(t_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &a->tx, &id, t2, &la), 0);
+  CHECK_EQ(t_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, NULL, 8, &a->tx, &id, t3, &la), 0);
   for (i = 0; i < 8; i++) {
     x2 = x2 << 8 | t2[i];
     x3 = x3 << 8 | t3[i];
@@ -1434,15 +1435,15 @@ static void t_tokens(void) {
     memcpy(src, ta, 8);
     m.token_offset = 0;
     m.token_length = 8;
-    CHECK_EQ(tc_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, src, -1, &a->tx, &id, NULL, NULL),
+    CHECK_EQ(t_ep_request(a->ep, 0, s->addr, 4, 0, &m, NULL, src, -1, &a->tx, &id, NULL, NULL),
              TC_E_INVALID);
-    CHECK_EQ(tc_ep_request(a->ep, 0, PEER_X, 4, 0, &m, NULL, src, -1, &a->tx, &id, t2, &la), 0);
+    CHECK_EQ(t_ep_request(a->ep, 0, PEER_X, 4, 0, &m, NULL, src, -1, &a->tx, &id, t2, &la), 0);
     CHECK(la == 8 && memcmp(t2, ta, 8) == 0);
   }
   /* zero-length generated tokens: one outstanding per peer */
-  CHECK_EQ(tc_ep_request(a->ep, 0, PEER_Y, 4, 0, &m, NULL, NULL, 0, &a->tx, &id, NULL, &la), 0);
+  CHECK_EQ(t_ep_request(a->ep, 0, PEER_Y, 4, 0, &m, NULL, NULL, 0, &a->tx, &id, NULL, &la), 0);
   CHECK_EQ(la, 0);
-  CHECK_EQ(tc_ep_request(a->ep, 0, PEER_Y, 4, 0, &m, NULL, NULL, 0, &a->tx, &id, NULL, &la),
+  CHECK_EQ(t_ep_request(a->ep, 0, PEER_Y, 4, 0, &m, NULL, NULL, 0, &a->tx, &id, NULL, &la),
            TC_E_INVALID);
   node_free(a);
   node_free(b2);
@@ -1468,7 +1469,7 @@ static void t_keep_notify(void) {
   ob.offset = 0;
   ob.length = 0;
   m.option_count = 1;
-  CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 4, TC_REQ_CON | TC_REQ_KEEP, &m, &ob, &obs, 6,
+  CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 4, TC_REQ_CON | TC_REQ_KEEP, &m, &ob, &obs, 6,
                          &c->tx, &id, tok, &tkl),
            0);
   CHECK_EQ(deliver(c, 0, s, 1, &ev), 0);
@@ -1485,7 +1486,7 @@ static void t_keep_notify(void) {
   memset(&m, 0, sizeof m);
   m.code = 0x45;
   m.payload_length = 2;
-  CHECK_EQ(tc_ep_notify(s->ep, 10, c->addr, 4, TC_REQ_CON, tok, tkl, &m, NULL,
+  CHECK_EQ(t_ep_notify(s->ep, 10, c->addr, 4, TC_REQ_CON, tok, tkl, &m, NULL,
                         (const uint8_t *)"v2", &s->tx, &nid),
            0);
   CHECK(nid != 0);
@@ -1506,11 +1507,11 @@ static void t_keep_notify(void) {
   /* NON notifications, several */
   txreset(s);
   txreset(c);
-  CHECK_EQ(tc_ep_notify(s->ep, 20, c->addr, 4, 0, tok, tkl, &m, NULL, (const uint8_t *)"v3",
+  CHECK_EQ(t_ep_notify(s->ep, 20, c->addr, 4, 0, tok, tkl, &m, NULL, (const uint8_t *)"v3",
                         &s->tx, &nid),
            0);
   CHECK_EQ(nid, 0);
-  CHECK_EQ(tc_ep_notify(s->ep, 21, c->addr, 4, 0, tok, tkl, &m, NULL, (const uint8_t *)"v4",
+  CHECK_EQ(t_ep_notify(s->ep, 21, c->addr, 4, 0, tok, tkl, &m, NULL, (const uint8_t *)"v4",
                         &s->tx, &nid),
            0);
   CHECK_EQ(DG_TYPE(s, 0), TC_NON);
@@ -1526,7 +1527,7 @@ static void t_keep_notify(void) {
   /* cancel: the next notification is answered with RST; the server learns it */
   CHECK_EQ(tc_ep_cancel(c->ep, id), 0);
   txreset(s);
-  CHECK_EQ(tc_ep_notify(s->ep, 30, c->addr, 4, TC_REQ_CON, tok, tkl, &m, NULL,
+  CHECK_EQ(t_ep_notify(s->ep, 30, c->addr, 4, TC_REQ_CON, tok, tkl, &m, NULL,
                         (const uint8_t *)"v5", &s->tx, &nid),
            0);
   CHECK_EQ(deliver(s, 0, c, 1000001, &ev), 0);
@@ -1539,7 +1540,7 @@ static void t_keep_notify(void) {
   CHECK_EQ(ev.status, TC_E_RESET);
   /* an unanswered CON notification times out with an event */
   txreset(s);
-  CHECK_EQ(tc_ep_notify(s->ep, 100, PEER_X, 4, TC_REQ_CON, tok, tkl, &m, NULL,
+  CHECK_EQ(t_ep_notify(s->ep, 100, PEER_X, 4, TC_REQ_CON, tok, tkl, &m, NULL,
                         (const uint8_t *)"v6", &s->tx, &nid),
            0);
   {
@@ -1574,7 +1575,7 @@ static void t_response_checks(void) {
   memset(&m, 0, sizeof m);
   m.code = 1;
   /* piggybacked response with an unrecognized critical option */
-  CHECK_EQ(tc_ep_request(c->ep, 0, s->addr, 4, TC_REQ_CON, &m, NULL, NULL, 4, &c->tx, &id, tok,
+  CHECK_EQ(t_ep_request(c->ep, 0, s->addr, 4, TC_REQ_CON, &m, NULL, NULL, 4, &c->tx, &id, tok,
                          &tkl),
            0);
   mid = DG_MID(c, 0);
@@ -1587,7 +1588,7 @@ static void t_response_checks(void) {
   CHECK_EQ(c->tx.count, 0); /* an ACK is rejected silently */
   CHECK_EQ(stats(c).con_slots_used, 0);
   /* piggybacked response with the wrong token: ignored, still retransmitting */
-  CHECK_EQ(tc_ep_request(c->ep, 2, s->addr, 4, TC_REQ_CON, &m, NULL, NULL, 4, &c->tx, &id, tok,
+  CHECK_EQ(t_ep_request(c->ep, 2, s->addr, 4, TC_REQ_CON, &m, NULL, NULL, 4, &c->tx, &id, tok,
                          &tkl),
            0);
   mid = DG_MID(c, 0);
@@ -1618,7 +1619,7 @@ static void t_response_checks(void) {
   CHECK_EQ(stats(c).unmatched, 3); /* + the wrong-token ACK above */
   /* a separate response arriving before the empty ACK also ends retransmission */
   txreset(c);
-  CHECK_EQ(tc_ep_request(c->ep, 6, s->addr, 4, TC_REQ_CON, &m, NULL, NULL, 4, &c->tx, &id, tok,
+  CHECK_EQ(t_ep_request(c->ep, 6, s->addr, 4, TC_REQ_CON, &m, NULL, NULL, 4, &c->tx, &id, tok,
                          &tkl),
            0);
   n = mk(b, TC_NON, 0x45, 0x2222, tok, tkl, NULL, 0, "p");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calls.h"
 #include "test.h"
 #include "turbocoap.h"
 
@@ -124,9 +125,9 @@ static uint32_t h_mk(uint8_t *out, uint32_t type, uint32_t code, uint32_t mid, c
 
 static int h_in(hnode *n, uint64_t now, const uint8_t *addr, const uint8_t *b, uint32_t len) {
   if (n->srv)
-    return tc_srv_recv(n->srv, n->ep, now, addr, 4, b, len, &n->tx, &n->msg, n->opts, H_OPTS,
+    return t_srv_recv(n->srv, n->ep, now, addr, 4, b, len, &n->tx, &n->msg, n->opts, H_OPTS,
                        &n->ev, &n->req);
-  return tc_ep_recv(n->ep, now, addr, 4, b, len, &n->tx, &n->msg, n->opts, H_OPTS, &n->ev);
+  return t_ep_recv(n->ep, now, addr, 4, b, len, &n->tx, &n->msg, n->opts, H_OPTS, &n->ev);
 }
 
 /* Respond to id with code and a payload of plen bytes ('p'). */
@@ -138,8 +139,8 @@ static int h_resp(hnode *n, uint64_t now, uint32_t id, uint32_t code, uint32_t p
   memset(src, 'p', plen);
   m.code = code;
   m.payload_length = plen;
-  if (n->srv) return tc_srv_respond(n->srv, n->ep, now, id, &m, NULL, src, resource, &n->tx);
-  return tc_ep_respond(n->ep, now, id, &m, NULL, src, &n->tx);
+  if (n->srv) return t_srv_respond(n->srv, n->ep, now, id, &m, NULL, src, resource, &n->tx);
+  return t_ep_respond(n->ep, now, id, &m, NULL, src, &n->tx);
 }
 
 /* Decode datagram k of n's tx queue; returns 0 and fills m/o/bytes, or -1. */
@@ -460,7 +461,7 @@ static int h_notify(hnode *s, uint64_t now) {
   m.code = 0x45;
   m.payload_length = 4;
   h_reset(s);
-  return tc_srv_notify(s->srv, s->ep, now, 1, 0, &m, NULL, pl, &s->tx);
+  return t_srv_notify(s->srv, s->ep, now, 1, 0, &m, NULL, pl, &s->tx);
 }
 
 static void h_observe_per_host(void) {
@@ -549,7 +550,7 @@ static int h_b1(tc_bw1 *b, uint64_t now, uint32_t host, uint32_t port, uint32_t 
   uint8_t a[4];
   h_addr(host, port, a);
   memset(block, 'u', sizeof block);
-  return tc_bw1_feed(b, now, a, 4, (const uint8_t *)"up", 2, tc_block_value(num, more, 2), 0, 0,
+  return t_bw1_feed(b, now, a, 4, (const uint8_t *)"up", 2, tc_block_value(num, more, 2), 0, 0,
                      block, more ? 64u : 10u, r);
 }
 

@@ -7,6 +7,7 @@
 
 #include "test.h"
 #include "turbocoap.h"
+#include "calls.h"
 
 #define NOBS 10000u
 #define OPTCAP 32
@@ -150,7 +151,7 @@ static int reg(rig *r, uint64_t now, uint32_t i, uint32_t res, uint32_t *seq) {
   uint8_t a[4], t[4];
   peer_of(i, a);
   token_of(i, t);
-  return tc_obs_register(r->obs, now, a, 4, t, 4, res, seq);
+  return t_obs_register(r->obs, now, a, 4, t, 4, res, seq);
 }
 
 static int dereg(rig *r, uint32_t i) {
@@ -227,8 +228,8 @@ static void t_registration(void) {
     CHECK(s2 > s1, "sequence continues after the record was freed");
   }
   /* bad input */
-  CHECK_EQ(tc_obs_register(r.obs, 0, a, 0, t, 4, 1, NULL), TC_E_INVALID, "addr 0");
-  CHECK_EQ(tc_obs_register(r.obs, 0, a, 4, t, 33, 1, NULL), TC_E_INVALID, "token 33");
+  CHECK_EQ(t_obs_register(r.obs, 0, a, 0, t, 4, 1, NULL), TC_E_INVALID, "addr 0");
+  CHECK_EQ(t_obs_register(r.obs, 0, a, 4, t, 33, 1, NULL), TC_E_INVALID, "token 33");
   tc_obs_config_default(&cfg);
   cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.max_per_resource = cfg.max_observers + 1;
@@ -308,12 +309,12 @@ static void t_fanout_10000(void) {
   CHECK_EQ(tc_obs_count(r.obs, 7), NOBS, "count");
   note_make(&n, 0x45, "v1", 1);
   /* tx holds 1000 datagrams: the fan-out pauses nine times */
-  sent = tc_obs_notify(r.obs, r.ep, 10, 7, 0, &n.m, n.o, n.src, &r.tx);
+  sent = t_obs_notify(r.obs, r.ep, 10, 7, 0, &n.m, n.o, n.src, &r.tx);
   CHECK_EQ(sent, 1000, "first batch fills tx");
   CHECK_EQ(tc_obs_pending(r.obs), NOBS - 1000, "pending exact");
   flush(&r, &t, 0x45, (seq + 1) & 0xFFFFFF, "v1");
   while (tc_obs_pending(r.obs) > 0 && rounds++ < 100) {
-    sent = tc_obs_resume(r.obs, r.ep, 11, &r.tx);
+    sent = t_obs_resume(r.obs, r.ep, 11, &r.tx);
     if (sent <= 0) break;
     flush(&r, &t, 0x45, (seq + 1) & 0xFFFFFF, "v1");
   }
@@ -324,7 +325,7 @@ static void t_fanout_10000(void) {
   for (i = 0; i < NOBS; i++)
     if (t.count[i] != 1 || t.last_type[i] != TC_NON) once = 0;
   CHECK(once, "each observer exactly once, NON");
-  CHECK_EQ(tc_obs_resume(r.obs, r.ep, 12, &r.tx), 0, "nothing left");
+  CHECK_EQ(t_obs_resume(r.obs, r.ep, 12, &r.tx), 0, "nothing left");
   tc_obs_get_stats(r.obs, &st);
   CHECK(st.sent_non == NOBS && st.sent_con == 0 && st.jobs == 0 && st.pending == 0, "stats");
 
@@ -332,17 +333,17 @@ static void t_fanout_10000(void) {
    * exactly once, those served v2 before get v3 as well */
   tally_clear(&t);
   note_make(&n, 0x45, "v2", 0);
-  sent = tc_obs_notify(r.obs, r.ep, 20, 7, 0, &n.m, n.o, n.src, &r.tx);
+  sent = t_obs_notify(r.obs, r.ep, 20, 7, 0, &n.m, n.o, n.src, &r.tx);
   CHECK_EQ(sent, 1000, "v2 first batch");
   flush(&r, &t, 0x45, (seq + 2) & 0xFFFFFF, "v2");
   note_make(&n, 0x45, "v3", 0);
   rounds = 0;
-  sent = tc_obs_notify(r.obs, r.ep, 21, 7, 0, &n.m, n.o, n.src, &r.tx);
+  sent = t_obs_notify(r.obs, r.ep, 21, 7, 0, &n.m, n.o, n.src, &r.tx);
   CHECK_EQ(sent, 1000, "v3 first batch");
   tally_clear(&t);
   flush(&r, &t, 0x45, (seq + 3) & 0xFFFFFF, "v3");
   while (tc_obs_pending(r.obs) > 0 && rounds++ < 100) {
-    tc_obs_resume(r.obs, r.ep, 22, &r.tx);
+    t_obs_resume(r.obs, r.ep, 22, &r.tx);
     flush(&r, &t, 0x45, (seq + 3) & 0xFFFFFF, "v3");
   }
   once = 1;
@@ -356,7 +357,7 @@ static void t_fanout_10000(void) {
     uint32_t before;
     tally_clear(&t);
     note_make(&n, 0x45, "v4", 0);
-    tc_obs_notify(r.obs, r.ep, 30, 7, 0, &n.m, n.o, n.src, &r.tx);
+    t_obs_notify(r.obs, r.ep, 30, 7, 0, &n.m, n.o, n.src, &r.tx);
     flush(&r, &t, 0x45, (seq + 4) & 0xFFFFFF, "v4");
     before = tc_obs_pending(r.obs);
     /* the list is newest first: 9999..9000 were served, 5 was not */
@@ -371,7 +372,7 @@ static void t_fanout_10000(void) {
     CHECK(reg(&r, 31, 5, 7, NULL) > 0, "5 registers again while pending");
     CHECK_EQ(tc_obs_pending(r.obs), before - 1, "a new registration is not pending");
     while (tc_obs_pending(r.obs) > 0 && rounds++ < 200) {
-      tc_obs_resume(r.obs, r.ep, 32, &r.tx);
+      t_obs_resume(r.obs, r.ep, 32, &r.tx);
       flush(&r, &t, 0x45, (seq + 4) & 0xFFFFFF, "v4");
     }
     CHECK_EQ(t.count[5], 0, "re-registered during the fan-out: not included");
@@ -392,14 +393,14 @@ static void t_fanout_10000(void) {
     if (rig_new(&r2, &c2, 8, 10, 1 << 16) == 0) {
       for (k = 0; k < 40; k++) reg(&r2, 0, k, 1 + k % 4, NULL);
       note_make(&n, 0x45, "a", 0);
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 1, 1, 0, &n.m, n.o, n.src, &r2.tx), 10, "job 1");
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 1, 2, 0, &n.m, n.o, n.src, &r2.tx), 0, "2 queued");
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 1, 3, 0, &n.m, n.o, n.src, &r2.tx), 0, "3 queued");
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 1, 4, 0, &n.m, n.o, n.src, &r2.tx), TC_E_FULL,
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 1, 1, 0, &n.m, n.o, n.src, &r2.tx), 10, "job 1");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 1, 2, 0, &n.m, n.o, n.src, &r2.tx), 0, "2 queued");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 1, 3, 0, &n.m, n.o, n.src, &r2.tx), 0, "3 queued");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 1, 4, 0, &n.m, n.o, n.src, &r2.tx), TC_E_FULL,
                "max_jobs");
       CHECK_EQ(tc_obs_pending(r2.obs), 20, "pending: 2 and 3");
       tx_reset(&r2);
-      CHECK_EQ(tc_obs_resume(r2.obs, r2.ep, 2, &r2.tx), 10, "job 2 runs first");
+      CHECK_EQ(t_obs_resume(r2.obs, r2.ep, 2, &r2.tx), 10, "job 2 runs first");
       CHECK_EQ(tc_obs_pending(r2.obs), 10, "3 waits");
       {
         dgi d;
@@ -407,16 +408,16 @@ static void t_fanout_10000(void) {
         CHECK(d.ok && d.observer % 4 == 1, "FIFO: resource 2 first");
       }
       tx_reset(&r2);
-      CHECK_EQ(tc_obs_resume(r2.obs, r2.ep, 2, &r2.tx), 10, "job 3");
+      CHECK_EQ(t_obs_resume(r2.obs, r2.ep, 2, &r2.tx), 10, "job 3");
       tx_reset(&r2);
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 1, 4, 0, &n.m, n.o, n.src, &r2.tx), 10, "job 4");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 1, 4, 0, &n.m, n.o, n.src, &r2.tx), 10, "job 4");
       CHECK_EQ(tc_obs_pending(r2.obs), 0, "all done");
       /* a pending fan-out whose remaining observers all leave is finished at once (its job
        * slot and resource record are not held) */
       tx_reset(&r2);
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 3, 1, 0, &n.m, n.o, n.src, &r2.tx), 10, "fill tx");
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 3, 2, 0, &n.m, n.o, n.src, &r2.tx), 0, "2 pending");
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 3, 3, 0, &n.m, n.o, n.src, &r2.tx), 0, "3 pending");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 3, 1, 0, &n.m, n.o, n.src, &r2.tx), 10, "fill tx");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 3, 2, 0, &n.m, n.o, n.src, &r2.tx), 0, "2 pending");
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 3, 3, 0, &n.m, n.o, n.src, &r2.tx), 0, "3 pending");
       for (k = 0; k < 40; k++)
         if (k % 4 == 1) dereg(&r2, k);
       {
@@ -424,7 +425,7 @@ static void t_fanout_10000(void) {
         tc_obs_get_stats(r2.obs, &st2);
         CHECK(st2.jobs == 1 && st2.pending == 10 && st2.resources == 3, "job 2 ended");
       }
-      CHECK_EQ(tc_obs_notify(r2.obs, r2.ep, 3, 4, 0, &n.m, n.o, n.src, &r2.tx), 0,
+      CHECK_EQ(t_obs_notify(r2.obs, r2.ep, 3, 4, 0, &n.m, n.o, n.src, &r2.tx), 0,
                "its slot is free again");
       rig_free(&r2);
     } else {
@@ -449,7 +450,7 @@ static void feed_ack_rst(rig *r, uint64_t now, uint32_t obs_i, uint32_t mid, int
   d[2] = (uint8_t)(mid >> 8);
   d[3] = (uint8_t)mid;
   memset(ev, 0, sizeof *ev);
-  CHECK_EQ(tc_ep_recv(r->ep, now, a, 4, d, 4, &tx, &m, o, 8, ev), 0, "ep recv");
+  CHECK_EQ(t_ep_recv(r->ep, now, a, 4, d, 4, &tx, &m, o, 8, ev), 0, "ep recv");
 }
 
 static void t_con_rules(void) {
@@ -471,7 +472,7 @@ static void t_con_rules(void) {
   note_make(&n, 0x45, "x", 0);
   /* notifications 1..8: the 4th and 8th are CON (each CON ACKed before the next round) */
   for (k = 1; k <= 8; k++) {
-    int sent = tc_obs_notify(r.obs, r.ep, 100 * k, 1, 0, &n.m, n.o, n.src, &r.tx);
+    int sent = t_obs_notify(r.obs, r.ep, 100 * k, 1, 0, &n.m, n.o, n.src, &r.tx);
     uint32_t j, want = (k % 4 == 0) ? TC_CON : TC_NON;
     if (sent != 20) pattern_ok = 0;
     for (j = 0; j < r.tx.count; j++) {
@@ -506,7 +507,7 @@ static void t_con_rules(void) {
    * ACK; while a CON is in flight newer notifications go NON */
   for (k = 9; k <= 12; k++) {
     uint32_t j;
-    tc_obs_notify(r.obs, r.ep, 100 * k, 1, 0, &n.m, n.o, n.src, &r.tx);
+    t_obs_notify(r.obs, r.ep, 100 * k, 1, 0, &n.m, n.o, n.src, &r.tx);
     for (j = 0; j < r.tx.count; j++) {
       dgi d;
       dg_info(&r, j, &d);
@@ -524,7 +525,7 @@ static void t_con_rules(void) {
   CHECK_EQ(tc_obs_count(r.obs, 1), 19, "RST removed observer 0");
   /* observer 1's CON is in flight: the next notifications to it are NON */
   tally_clear(&t);
-  tc_obs_notify(r.obs, r.ep, 1300, 1, TC_OBS_CON, &n.m, n.o, n.src, &r.tx);
+  t_obs_notify(r.obs, r.ep, 1300, 1, TC_OBS_CON, &n.m, n.o, n.src, &r.tx);
   {
     uint32_t j, one_type = 99, others_con = 0;
     for (j = 0; j < r.tx.count; j++) {
@@ -562,7 +563,7 @@ static void t_con_rules(void) {
   {
     uint32_t j, mid = 0, found = 0;
     uint8_t a[4];
-    tc_obs_notify(r.obs, r.ep, 200000, 1, 0, &n.m, n.o, n.src, &r.tx);
+    t_obs_notify(r.obs, r.ep, 200000, 1, 0, &n.m, n.o, n.src, &r.tx);
     for (j = 0; j < r.tx.count; j++) {
       dgi d;
       dg_info(&r, j, &d);
@@ -584,13 +585,13 @@ static void t_con_rules(void) {
   /* a non-2.xx notification has no Observe and ends every registration */
   tally_clear(&t);
   note_make(&n, 0x84, "gone", 0);
-  CHECK_EQ(tc_obs_notify(r.obs, r.ep, 300000, 1, 0, &n.m, n.o, n.src, &r.tx), 17, "4.04 sent");
+  CHECK_EQ(t_obs_notify(r.obs, r.ep, 300000, 1, 0, &n.m, n.o, n.src, &r.tx), 17, "4.04 sent");
   flush(&r, &t, 0x84, 0, "gone");
   CHECK(t.bad == 0 && t.total == 17, "4.04 without Observe");
   CHECK_EQ(tc_obs_count(r.obs, 1), 0, "all removed");
   tc_obs_get_stats(r.obs, &st);
   CHECK(st.observers == 0 && st.resources == 0 && st.removed_final == 17, "final stats");
-  CHECK_EQ(tc_obs_notify(r.obs, r.ep, 300001, 1, 0, &n.m, n.o, n.src, &r.tx), 0, "nobody");
+  CHECK_EQ(t_obs_notify(r.obs, r.ep, 300001, 1, 0, &n.m, n.o, n.src, &r.tx), 0, "nobody");
   tally_free(&t);
   rig_free(&r);
 }
@@ -611,7 +612,7 @@ static void t_con_by_time_and_slots(void) {
   }
   for (i = 0; i < 20; i++) reg(&r, 0, i, 1, NULL);
   note_make(&n, 0x45, "t", 0);
-  tc_obs_notify(r.obs, r.ep, 999, 1, 0, &n.m, n.o, n.src, &r.tx);
+  t_obs_notify(r.obs, r.ep, 999, 1, 0, &n.m, n.o, n.src, &r.tx);
   for (j = 0; j < r.tx.count; j++) {
     dgi d;
     dg_info(&r, j, &d);
@@ -621,7 +622,7 @@ static void t_con_by_time_and_slots(void) {
   tx_reset(&r);
   /* past the interval every observer is due a CON, but the ep has 8 CON slots: 8 CON, 12 NON,
    * and those 12 stay due */
-  tc_obs_notify(r.obs, r.ep, 1000, 1, 0, &n.m, n.o, n.src, &r.tx);
+  t_obs_notify(r.obs, r.ep, 1000, 1, 0, &n.m, n.o, n.src, &r.tx);
   con = non = 0;
   for (j = 0; j < r.tx.count; j++) {
     dgi d;
@@ -634,7 +635,7 @@ static void t_con_by_time_and_slots(void) {
   CHECK_EQ(st.con_deferred, 12, "deferred");
   tx_reset(&r);
   /* ACK nothing; the 8 in flight go NON, the 12 deferred still cannot get a slot */
-  tc_obs_notify(r.obs, r.ep, 1100, 1, 0, &n.m, n.o, n.src, &r.tx);
+  t_obs_notify(r.obs, r.ep, 1100, 1, 0, &n.m, n.o, n.src, &r.tx);
   con = 0;
   for (j = 0; j < r.tx.count; j++) {
     dgi d;
@@ -650,11 +651,11 @@ static void t_con_by_time_and_slots(void) {
     memset(&m, 0, sizeof m);
     m.code = 0x45;
     m.payload_length = 1300;
-    CHECK_EQ(tc_obs_notify(r.obs, r.ep, 1200, 1, 0, &m, NULL, big, &r.tx),
+    CHECK_EQ(t_obs_notify(r.obs, r.ep, 1200, 1, 0, &m, NULL, big, &r.tx),
              TC_E_MESSAGE_TOO_LARGE, "over max_message_size");
     m.code = 0x01;
     m.payload_length = 1;
-    CHECK_EQ(tc_obs_notify(r.obs, r.ep, 1200, 1, 0, &m, NULL, big, &r.tx), TC_E_INVALID,
+    CHECK_EQ(t_obs_notify(r.obs, r.ep, 1200, 1, 0, &m, NULL, big, &r.tx), TC_E_INVALID,
              "request code");
   }
   rig_free(&r);
@@ -684,7 +685,7 @@ static void t_non_reset_via_ep(void) {
   }
   for (i = 0; i < 10; i++) CHECK(reg(&r, now, i, 1, &seq) > 0, "register");
   note_make(&n, 0x45, "v1", 0);
-  CHECK_EQ(tc_obs_notify(r.obs, r.ep, now, 1, 0, &n.m, n.o, n.src, &r.tx), 10, "fan-out");
+  CHECK_EQ(t_obs_notify(r.obs, r.ep, now, 1, 0, &n.m, n.o, n.src, &r.tx), 10, "fan-out");
   for (i = 0; i < 10; i++) mids[i] = 0xFFFFFFFFu;
   for (j = 0; j < r.tx.count; j++) {
     dgi d;
@@ -733,7 +734,7 @@ static void t_non_reset_via_ep(void) {
     uint32_t k, last = 0;
     for (k = 0; k < TC_EP_NON_NOTIFY_RING; k++) {
       uint32_t id = 7;
-      CHECK_EQ(tc_ep_notify(r.ep, now + 20, a, 4, 0, tok, 1, &n.m, n.o, n.src, &r.tx, &id), 0,
+      CHECK_EQ(t_ep_notify(r.ep, now + 20, a, 4, 0, tok, 1, &n.m, n.o, n.src, &r.tx, &id), 0,
                "notify");
       CHECK_EQ(id, 0, "NON id 0");
       last = (uint32_t)r.tx.buf[r.tx.items[0].offset + 2] << 8 | r.tx.buf[r.tx.items[0].offset + 3];
@@ -745,7 +746,7 @@ static void t_non_reset_via_ep(void) {
       uint8_t d[4] = {0x70, 0, (uint8_t)(last >> 8), (uint8_t)last};
       tc_msg m;
       tc_opt o[8];
-      CHECK_EQ(tc_ep_recv(r.ep, now + 22, a, 4, d, 4, &r.tx, &m, o, 8, &ev), 0, "recv");
+      CHECK_EQ(t_ep_recv(r.ep, now + 22, a, 4, d, 4, &r.tx, &m, o, 8, &ev), 0, "recv");
       CHECK(ev.kind == TC_EV_NOTIFY_RESET && ev.id == TC_EP_NON_NOTIFY_ID(last),
             "newest kept (kind %u)", ev.kind);
       CHECK_EQ(tc_obs_on_recv(r.obs, now + 22, a, 4, &ev), 0, "not an observer");
@@ -756,7 +757,7 @@ static void t_non_reset_via_ep(void) {
       uint8_t d[4] = {0x70, 0, (uint8_t)(m1 >> 8), (uint8_t)m1};
       tc_msg m;
       tc_opt o[8];
-      CHECK_EQ(tc_ep_recv(r.ep, now + 23, a, 4, d, 4, &r.tx, &m, o, 8, &ev), 0, "recv");
+      CHECK_EQ(t_ep_recv(r.ep, now + 23, a, 4, d, 4, &r.tx, &m, o, 8, &ev), 0, "recv");
       CHECK_EQ(ev.kind, TC_EV_NOTIFY_RESET, "oldest entry of the ring kept");
     }
   }

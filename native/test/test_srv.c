@@ -8,6 +8,7 @@
 
 #include "test.h"
 #include "turbocoap.h"
+#include "calls.h"
 
 #define OPTCAP 64
 #define OPT_ACCEPT 17u
@@ -142,7 +143,7 @@ typedef struct dgram {
 static int feed(rig *r, uint32_t peer, const uint8_t *d, uint32_t n) {
   uint8_t a[4];
   peer_of(peer, a);
-  return tc_srv_recv(r->srv, r->ep, r->now, a, 4, d, n, &r->tx, &r->msg, r->opts, OPTCAP, &r->ev,
+  return t_srv_recv(r->srv, r->ep, r->now, a, 4, d, n, &r->tx, &r->msg, r->opts, OPTCAP, &r->ev,
                      &r->req);
 }
 
@@ -258,7 +259,7 @@ static int respond(rig *r, uint32_t id, uint32_t code, const uint8_t *body, uint
   if (len) memcpy(g_src + 1, body, len);
   m.payload_offset = 1;
   m.payload_length = len;
-  return tc_srv_respond(r->srv, r->ep, r->now, id, &m, with_cf ? o : NULL, g_src, resource,
+  return t_srv_respond(r->srv, r->ep, r->now, id, &m, with_cf ? o : NULL, g_src, resource,
                         &r->tx);
 }
 
@@ -483,10 +484,10 @@ static void t_body_release(void) {
   id1 = r->ev.id;
   tc_srv_get_stats(r->srv, &st);
   CHECK_EQ(st.uploads, 1, "body stored");
-  CHECK_EQ(tc_srv_drop(r->srv, r->ep, id1), 0, "drop");
+  CHECK_EQ(t_srv_drop(r->srv, r->ep, id1), 0, "drop");
   tc_srv_get_stats(r->srv, &st);
   CHECK_EQ(st.uploads, 0, "drop released the body");
-  CHECK_EQ(tc_srv_drop(r->srv, r->ep, id1), TC_E_STALE, "dropped once");
+  CHECK_EQ(t_srv_drop(r->srv, r->ep, id1), TC_E_STALE, "dropped once");
   /* respond without reading: released too */
   upload_two(r, 2);
   id2 = r->ev.id;
@@ -669,7 +670,7 @@ static void t_block2_edges(void) {
   tmsg_uint(&t, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
   exchange(r, 2, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "other query: not cached");
-  CHECK_EQ(tc_srv_drop(r->srv, r->ep, r->ev.id), 0, "drop");
+  CHECK_EQ(t_srv_drop(r->srv, r->ep, r->ev.id), 0, "drop");
   /* a POST response is scoped to the peer */
   req_init(&t, 0x02, "post", 5);
   exchange(r, 1, &t, NULL);
@@ -680,7 +681,7 @@ static void t_block2_edges(void) {
   req_uint(&t, 0x02, "post", 6, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
   exchange(r, 2, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "other peer: not from the cache");
-  tc_srv_drop(r->srv, r->ep, r->ev.id);
+  t_srv_drop(r->srv, r->ep, r->ev.id);
   exchange(r, 1, &t, &d);
   CHECK(r->ev.kind == TC_EV_NONE && d.ok && d.code == 0x44 && d.block2 == tc_block_value(1, 1, 6),
         "same peer: from the cache");
@@ -693,7 +694,7 @@ static void t_block2_edges(void) {
   tmsg_payload(&t, "query-b", 7);
   exchange(r, 1, &t, NULL);
   CHECK_EQ(r->ev.kind, TC_EV_REQUEST, "FETCH with another body: another key");
-  tc_srv_drop(r->srv, r->ep, r->ev.id);
+  t_srv_drop(r->srv, r->ep, r->ev.id);
   req_uint(&t, 0x05, "f", 9, TC_OPT_BLOCK2, tc_block_value(1, 0, 6));
   tmsg_payload(&t, "query-a", 7);
   exchange(r, 1, &t, &d);
@@ -730,7 +731,7 @@ static void t_block2_edges(void) {
     memset(&m, 0, sizeof m);
     m.code = 0x45;
     m.payload_length = sizeof huge;
-    CHECK_EQ(tc_srv_respond(r->srv, r->ep, r->now, r->ev.id, &m, NULL, huge, 0, &r->tx),
+    CHECK_EQ(t_srv_respond(r->srv, r->ep, r->now, r->ev.id, &m, NULL, huge, 0, &r->tx),
              TC_E_MESSAGE_TOO_LARGE, "too large");
   }
   CHECK_EQ(r->tx.count, 0, "nothing sent");
@@ -745,7 +746,7 @@ static void t_block2_edges(void) {
   CHECK_EQ(st.reps, 0, "none left");
   /* bad arguments */
   CHECK_EQ(respond(r, 0x1234, 0x01, NULL, 0, 0, 0), TC_E_INVALID, "request code");
-  CHECK_EQ(tc_srv_respond(NULL, r->ep, 0, 1, &r->msg, NULL, NULL, 0, &r->tx), TC_E_INVALID,
+  CHECK_EQ(t_srv_respond(NULL, r->ep, 0, 1, &r->msg, NULL, NULL, 0, &r->tx), TC_E_INVALID,
            "NULL srv");
   rig_free(r);
 }
@@ -770,7 +771,7 @@ static void notify_msg(tc_msg *m, const void *src, uint32_t len) {
 /* tc_srv_notify of resource with m (payload in g_src) into an empty tx queue. */
 static int notify(rig *r, uint32_t resource, uint32_t flags, const tc_msg *m) {
   tx_reset(r);
-  return tc_srv_notify(r->srv, r->ep, r->now, resource, flags, m, NULL, g_src, &r->tx);
+  return t_srv_notify(r->srv, r->ep, r->now, resource, flags, m, NULL, g_src, &r->tx);
 }
 
 /* Register observer i (peer i, token i) of path "obs" through a GET with Observe 0 answered
@@ -851,7 +852,7 @@ static void t_observe(void) {
         tmp.tx.items = items;
         tmp.tx.item_cap = 4;
         tmp.tx.count = tmp.tx.used = 0;
-        if (tc_srv_recv(r->srv, r->ep, r->now, d.addr, 4, ack, 4, &tmp.tx, &tmp.msg, tmp.opts,
+        if (t_srv_recv(r->srv, r->ep, r->now, d.addr, 4, ack, 4, &tmp.tx, &tmp.msg, tmp.opts,
                         OPTCAP, &tmp.ev, &tmp.req) == 0 &&
             tmp.ev.kind == TC_EV_NONE)
           acked++;
@@ -926,7 +927,7 @@ static void t_observe(void) {
   /* POST with Observe 0 is no registration */
   observe_req(r, 0x02, 52, 0);
   CHECK_EQ(r->req.flags, 0, "POST: not flagged");
-  tc_srv_drop(r->srv, r->ep, r->ev.id);
+  t_srv_drop(r->srv, r->ep, r->ev.id);
   /* a notification to nobody */
   CHECK_EQ(notify(r, 99, 0, &m), 0, "nobody");
   rig_free(r);
