@@ -5,7 +5,11 @@
  *  7. a critical option the server does not implement gets 4.02;
  *  3. RFC 9175 §2.4: at most 3x the request's bytes toward an unverified endpoint (4.01 + Echo
  *     otherwise), Observe only toward verified endpoints, duplicate NON requests ignored; our
- *     client and libcoap's answer the challenge transparently.
+ *     client and libcoap's answer the challenge transparently;
+ *  2. Observe bounded per host, refused observers told (no Observe) and counted;
+ *  4. Block1 bounded per host, stalled uploads reclaimed for another host;
+ *  5. a block-0 GET within Max-Age is served from the cache without the handler;
+ *  6. dedup eviction keeps a POST's record while idempotent ones go: the POST never runs twice.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +21,7 @@ import type { IncomingRequest } from '../ts/incoming';
 import { Router } from '../ts/router';
 import { createServer, type CoapServer, type ResponseInit, type ServerOptions } from '../ts/server';
 import { libcoap, runCoapClient } from './support/peers';
-import { RawPeer, Tracked, msg, opt, pathOpts, sleep, udpBackends, within } from './support/udp';
+import { RawPeer, Tracked, blockValue, msg, opt, pathOpts, sleep, udpBackends, within } from './support/udp';
 
 type Res = ResponseInit | Promise<ResponseInit>;
 const OBSERVE = 6;
@@ -25,6 +29,8 @@ const OSCORE = 9;
 const QBLOCK1 = 19;
 const QBLOCK2 = 31;
 const ECHO = 252;
+const BLOCK1 = 27;
+const BLOCK2 = 23;
 const large = new Uint8Array(20000).map((_, i) => (i * 7) & 0xff);
 
 const tools = libcoap();
@@ -191,6 +197,120 @@ describe.each(udpBackends)('hardening (%s)', (backend) => {
     } finally {
       await other.close();
     }
+  });
+
+  it('finding 2: observers are bounded per host; a refused one is told (no Observe); another host still registers', async () => {
+    const { server, port } = await serve(routes(), { amplificationLimit: 0, observe: { maxObserversPerHost: 4 } });
+    const reg = (p: RawPeer, mid: number) => p.send(msg('CON', '0.01', mid, [mid & 0xff], [{ number: OBSERVE, value: new Uint8Array(0) }, ...pathOpts('/obs')]), port);
+    let observed = 0;
+    let plain = 0;
+    for (let i = 0; i < 10; i++) {
+      const p = peers.add(await RawPeer.open()); // one host, ten ports
+      await reg(p, 100 + i);
+      const m = await p.next(2000);
+      expect(m.msg?.code).toBe('2.05');
+      if (opt(m.msg, OBSERVE) !== undefined) observed++;
+      else plain++;
+    }
+    expect(observed).toBe(4); // before: 10 (nothing bounded a host)
+    expect(plain).toBe(6);
+    const other = peers.add(await RawPeer.open('127.0.0.2'));
+    await reg(other, 200);
+    expect(opt((await other.next(2000)).msg, OBSERVE)).toBeDefined();
+    const st = server.stats();
+    expect(st?.observers).toBe(5);
+    expect(st?.observersRefused).toBe(6);
+  });
+
+  it('finding 2: an observer that never acknowledges gets CON notifications only, not a stream', async () => {
+    const { server, port } = await serve(routes(), { amplificationLimit: 0 });
+    const p = peers.add(await RawPeer.open());
+    await p.send(msg('CON', '0.01', 1, [5], [{ number: OBSERVE, value: new Uint8Array(0) }, ...pathOpts('/obs')]), port);
+    expect(opt((await p.next(2000)).msg, OBSERVE)).toBeDefined();
+    const res = server.resource('/obs');
+    for (let i = 0; i < 20; i++) res.notify('x');
+    const got = await p.drain(400);
+    // every notification it got is confirmable (so that its silence removes it), at most 8 of them
+    expect(got.length).toBeGreaterThan(0);
+    expect(got.length).toBeLessThanOrEqual(8);
+    expect(got.every((m) => m.msg?.type === 'CON')).toBe(true);
+    expect(server.stats()?.notificationsSkipped).toBeGreaterThan(0);
+  });
+
+  it('finding 4: uploads are bounded per host; a stalled one is reclaimed for another host', async () => {
+    const r = new Router<IncomingRequest, Res>();
+    r.put('/up', (req) => ({ code: '2.04', payload: String(req.payload.length) }));
+    const { server, port } = await serve(r, {
+      amplificationLimit: 0,
+      blockwise: { maxUploads: 3, maxUploadsPerHost: 2, uploadReclaimAfter: 200 },
+    });
+    const first = (p: RawPeer, mid: number) =>
+      p.send(msg('CON', '0.03', mid, [mid & 0xff], [...pathOpts('/up'), { number: BLOCK1, value: blockValue(0, true, 16) }], new Uint8Array(16)), port);
+    const codes: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const p = peers.add(await RawPeer.open());
+      await first(p, 10 + i);
+      codes.push((await p.next(2000)).msg?.code ?? '');
+    }
+    expect(codes).toEqual(['2.31', '2.31', '5.03', '5.03']); // before: four (per port, not per host)
+    const b = peers.add(await RawPeer.open('127.0.0.2'));
+    await first(b, 20);
+    expect((await b.next(2000)).msg?.code).toBe('2.31'); // another host: served during the flood
+    // the table (3) is full; once the first host's uploads stall, a third host is not locked out
+    const c = peers.add(await RawPeer.open('127.0.0.3'));
+    await first(c, 30);
+    expect((await c.next(2000)).msg?.code).toBe('5.03');
+    await sleep(300);
+    await first(c, 31);
+    expect((await c.next(2000)).msg?.code).toBe('2.31');
+    const st = server.stats();
+    expect(st?.uploadsReclaimed).toBe(1);
+    expect(st?.uploadsRefused).toBe(3);
+  });
+
+  it('finding 5: a block-0 GET within Max-Age is served from the cache, not the handler', async () => {
+    const r = new Router<IncomingRequest, Res>();
+    let ran = 0;
+    r.get('/big', () => {
+      ran++;
+      return { code: '2.05', payload: large, maxAge: 60 };
+    });
+    const { server, port } = await serve(r, { amplificationLimit: 0 });
+    for (let i = 0; i < 20; i++) {
+      const p = peers.add(await RawPeer.open());
+      await p.send(msg('CON', '0.01', 50 + i, [i + 1], [...pathOpts('/big'), { number: BLOCK2, value: blockValue(0, false, 1024) }]), port);
+      const m = await p.next(2000);
+      expect(m.msg?.code).toBe('2.05');
+      expect(m.msg?.payload.length).toBe(1024);
+    }
+    expect(ran).toBe(1); // before: 20 (each re-ran the handler over the whole body)
+    expect(server.stats()?.blocksReused).toBe(19);
+  });
+
+  it('finding 6: requests from other ports do not push out a POST: its retransmission never runs it twice', async () => {
+    const r = new Router<IncomingRequest, Res>();
+    let posts = 0;
+    r.post('/p', () => {
+      posts++;
+      return { code: '2.04', payload: 'done' };
+    });
+    r.get('/g', () => ({ code: '2.05', payload: 'g' }));
+    const { server, port } = await serve(r, { amplificationLimit: 0, maxInProgress: 16, dedupEntries: 64 });
+    const a = peers.add(await RawPeer.open());
+    const post = msg('CON', '0.02', 4242, [1], pathOpts('/p'));
+    await a.send(post, port);
+    expect((await a.next(2000)).msg?.code).toBe('2.04');
+    const b = peers.add(await RawPeer.open());
+    for (let i = 0; i < 150; i++) {
+      await b.send(msg('NON', '0.01', i, [2], pathOpts('/g')), port);
+      if (i % 16 === 15) await b.drain(20);
+    }
+    await b.drain(200);
+    expect(server.stats()?.dedupEvictions).toBeGreaterThan(64);
+    await a.send(post, port); // the same POST again (same Message ID)
+    const again = await a.next(2000);
+    expect(again.msg?.code).toBe('2.04'); // the cached response
+    expect(posts).toBe(1); // before: 2
   });
 
   it.skipIf(coap === undefined && process.env.CI !== 'true')('finding 3: libcoap coap-client fetches /large with the defence on', async () => {

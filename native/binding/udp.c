@@ -1036,6 +1036,7 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   o[STATS_SRV + 9] = ss.uploads_refused;
   o[STATS_SRV + 10] = ss.uploads_reclaimed;
   o[STATS_SRV + 11] = ss.notifications_skipped;
+  o[STATS_SRV + 12] = ss.blocks_reused;
   return NULL;
 }
 

@@ -371,6 +371,11 @@ typedef struct tc_bw2_rep {
  */
 int tc_bw2_put(tc_bw2 *s, uint64_t now, const tc_bw2_rep *r, uint32_t *id);
 
+/** Whether representation id is still fresh at now: its response carried a Max-Age option
+ *  (> 0) and that many seconds have not passed since it was stored (or last put with the same
+ *  body). *remaining_s (may be NULL) gets the seconds left, rounded up. 1 or 0. */
+int tc_bw2_fresh(const tc_bw2 *s, uint64_t now, uint32_t id, uint32_t *remaining_s);
+
 /** Find the live representation for (peer, key): one scoped to peer first, else a shared one.
  *  peer may be NULL / 0 (shared only). Returns 0 with *id set, or TC_E_STALE (none, or
  *  expired: run the handler and tc_bw2_put), or TC_E_INVALID. */

@@ -206,8 +206,11 @@ typedef struct tc_srv_stats {
   uint32_t uploads_reclaimed;/**< stalled uploads dropped to make room for another */
   uint32_t notifications_skipped; /**< notifications not sent to observers that have not
                                   confirmed one yet (tc_obs_config.confirm_first) */
+  uint32_t blocks_reused;    /**< GET/FETCH block-0 requests answered from a cached
+                                  representation still within its Max-Age, without the
+                                  application */
 } tc_srv_stats;
-#define TC_SRV_STATS_WORDS 12
+#define TC_SRV_STATS_WORDS 13
 
 /** Copy the counters into *out. */
 void tc_srv_get_stats(const tc_srv *s, tc_srv_stats *out);

@@ -950,6 +950,7 @@ typedef struct rep {
   uint32_t first;   /* one data chunk, or the first index chunk; NONE for an empty body */
   uint32_t nchunks; /* data + index */
   uint64_t expires;
+  uint64_t fresh_until; /* stored + its Max-Age (explicit, > 0), else 0 */
 } rep;
 
 struct tc_bw2 {
@@ -1227,7 +1228,7 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
   uint32_t i, cls, nopts, j, etag_len = 0, ex;
   const uint8_t *etag = NULL;
   int64_t ol;
-  uint64_t h, need, expires;
+  uint64_t h, need, expires, fresh;
   const uint8_t *body;
   rep *r;
   table t;
@@ -1250,6 +1251,14 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
     }
   body = resp->payload_length ? src + resp->payload_offset : NULL;
   expires = add_sat(now, lifetime_ms ? lifetime_ms : s->cfg.default_lifetime_ms);
+  {
+    uint32_t ma = 0;
+    for (j = 0; j < resp->option_count; j++)
+      if (opts[j].number == TC_OPT_MAX_AGE && tc_uint_decode(src + opts[j].offset, opts[j].length,
+                                                             &ma) == 0)
+        break;
+    fresh = ma ? add_sat(now, (uint64_t)ma * 1000u) : 0u;
+  }
   i = bw2_find_exact(s, peer, peer_len, key, key_len, &h);
   if (i != NONE) {
     r = &RS(s)[i];
@@ -1259,6 +1268,7 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
       int same = opts_same(resp, opts, src, ROPT(s, i), r->optlen);
       if (same && bw2_same_body(s, r, body, resp->payload_length)) {
         if (expires > r->expires) r->expires = expires;
+        r->fresh_until = fresh;
         bw2_touch(s, i);
         s->st.kept++;
         if (id) *id = bw2_id(s, i);
@@ -1298,11 +1308,22 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
   bw2_store_body(s, r, body, resp->payload_length);
   r->nchunks = (uint32_t)need;
   r->expires = expires;
+  r->fresh_until = fresh;
   if (expires < s->next_expiry) s->next_expiry = expires;
   lru_push(&t, i);
   s->st.puts++;
   if (id) *id = bw2_id(s, i);
   return 0;
+}
+
+int tc_bw2_fresh(const tc_bw2 *s, uint64_t now, uint32_t id, uint32_t *remaining_s) {
+  uint32_t i;
+  const rep *r;
+  if (!bw2_ok(s) || bw2_lookup(s, id, &i) < 0) return 0;
+  r = &((const rep *)(const void *)((const uint8_t *)s + s->off_r))[i];
+  if (r->fresh_until <= now || r->expires <= now) return 0;
+  if (remaining_s) *remaining_s = (uint32_t)((r->fresh_until - now + 999u) / 1000u);
+  return 1;
 }
 
 int tc_bw2_find(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,

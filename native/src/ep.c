@@ -92,10 +92,14 @@ typedef struct dedup_rec {
   uint32_t next;   /* hash chain */
   uint32_t aux;    /* D_INPROG: in-progress index; D_CACHED: cached length */
   uint32_t bucket;
-  uint32_t pad;
+  uint32_t keep;   /* rounds of the write cursor it is still passed over (non-idempotent) */
   uint64_t expires;
   uint64_t cpos;   /* D_CACHED: absolute position in the response cache */
 } dedup_rec;
+/* A POST or PATCH exchange (not idempotent: running it twice is not harmless) is passed over
+ * by the dedup write cursor this many times before it can be evicted, so that eviction takes
+ * completed idempotent exchanges first. */
+#define KEEP_NONIDEMPOTENT 3u
 
 typedef struct ip_rec {
   uint32_t dedup;
@@ -568,12 +572,18 @@ static uint32_t dedup_insert(tc_ep *ep, uint64_t now, uint64_t h, const uint8_t 
                              uint32_t alen, uint32_t mid, uint32_t state, uint64_t lifetime) {
   dedup_rec *d = DD(ep), *r;
   uint32_t i, b, n = ep->cfg.dedup_entries;
-  for (;;) { /* pinned (in-progress) records are skipped; fewer than n are pinned */
+  /* pinned (in-progress) records are skipped, fewer than n are pinned; kept (non-idempotent)
+   * ones are passed over while their chances last, each pass using one up: the loop ends */
+  for (;;) {
     i = ep->dwpos;
     ep->dwpos = i + 1u == n ? 0u : i + 1u;
     if (ep->dsweep) ep->dsweep--;
     r = &d[i];
     if (r->state == D_INPROG) continue;
+    if (r->state != D_FREE && r->keep != 0u && r->expires > now) { /* a second chance */
+      r->keep--;
+      continue;
+    }
     if (r->state != D_FREE) {
       dedup_unlink(ep, i);
       if (r->expires > now) ep->st.dedup_evictions++;
@@ -587,6 +597,7 @@ static uint32_t dedup_insert(tc_ep *ep, uint64_t now, uint64_t h, const uint8_t 
   r->state = (uint8_t)state;
   r->mid = (uint16_t)mid;
   r->aux = 0;
+  r->keep = 0;
   r->bucket = b;
   r->expires = add_sat(now, lifetime);
   r->cpos = 0;
@@ -1292,6 +1303,7 @@ static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const ui
   if (pi == NONE) pi = peer_get(ep, h, addr, alen); /* cannot fail: a free ip slot exists */
   d = dedup_insert(ep, now, h, addr, alen, msg->message_id, D_INPROG,
                    msg->type == TC_CON ? ep->exchange_lifetime : ep->non_lifetime);
+  if ((code & 31u) == 2u || (code & 31u) == 6u) DD(ep)[d].keep = KEEP_NONIDEMPOTENT;
   slot = ep->ip_free;
   r = &IP(ep)[slot];
   ep->ip_free = r->next;

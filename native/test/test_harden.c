@@ -610,6 +610,114 @@ static void h_upload_fair(void) {
   free(b);
 }
 
+/* ------------------------------------------------------------ finding 6 */
+
+/* Requests from many other ports push a POST's dedup record towards eviction: completed
+ * idempotent exchanges go first, so the POST's duplicate is still recognised (not run twice). */
+static void h_dedup_post(void) {
+  tc_ep_config c;
+  hnode *s;
+  uint8_t b[2048], a[4];
+  uint32_t len, i;
+  int delivered;
+  h_ep_cfg(&c);
+  c.amplification_factor = 0;
+  c.dedup_entries = 128;
+  s = h_new(&c, NULL);
+  h_addr(1, 1, a);
+  len = h_mk(b, TC_CON, 2, 4242, "post", NULL);
+  CHECK_EQ(h_in(s, 1000, a, b, len), 0, "recv");
+  CHECK_EQ(s->ev.kind, TC_EV_REQUEST, "POST delivered");
+  CHECK_EQ(h_resp(s, 1000, s->ev.id, 0x44, 2, 0), 0, "answered");
+  /* 3 x dedup_entries GETs from other endpoints (before: the POST's record went after 128) */
+  for (i = 0; i < 3u * c.dedup_entries; i++) {
+    uint8_t o[4], g[64];
+    uint32_t gl;
+    h_addr(2 + (i & 0xFF), 1 + (i >> 8), o);
+    h_reset(s);
+    gl = h_mk(g, TC_NON, 1, i, "get", NULL);
+    (void)h_in(s, 1001, o, g, gl);
+    if (s->ev.kind == TC_EV_REQUEST) (void)h_resp(s, 1001, s->ev.id, 0x45, 2, 0);
+  }
+  CHECK(h_stats(s).dedup_evictions >= 2u * c.dedup_entries, "evictions happened (%llu)",
+        (unsigned long long)h_stats(s).dedup_evictions);
+  /* the POST retransmitted (same MID): a duplicate, answered from the cache, not run again */
+  h_reset(s);
+  CHECK_EQ(h_in(s, 1002, a, b, len), 0, "recv");
+  delivered = s->ev.kind == TC_EV_REQUEST;
+  CHECK(!delivered, "the POST is not delivered twice");
+  CHECK_EQ(s->tx.count, 1, "its response replayed");
+  /* a GET's record, in contrast, went: idempotent exchanges are evicted first */
+  {
+    uint8_t o[4], g[64];
+    uint32_t gl;
+    h_addr(2, 1, o);
+    gl = h_mk(g, TC_NON, 1, 0, "get", NULL);
+    h_reset(s);
+    CHECK_EQ(h_in(s, 1003, o, g, gl), 0, "recv");
+    CHECK_EQ(s->ev.kind, TC_EV_REQUEST, "the oldest GET was forgotten (delivered again)");
+  }
+  h_free(s);
+}
+
+/* ------------------------------------------------------------ finding 5 */
+
+/* GET /big: a large response with Max-Age; within it, block 0 comes from the cache without the
+ * application (before: every block-0 request ran the handler and stored the body again). */
+static int h_get_big(hnode *s, uint64_t now, uint32_t host, uint32_t mid) {
+  uint8_t b[2048], a[4];
+  uint32_t len;
+  h_addr(host, 1, a);
+  h_reset(s);
+  len = h_mk(b, TC_CON, 1, mid, "big", NULL);
+  if (h_in(s, now, a, b, len) != 0) return -1;
+  return s->ev.kind == TC_EV_REQUEST;
+}
+
+static int h_resp_maxage(hnode *s, uint64_t now, uint32_t maxage) {
+  static uint8_t src[4200];
+  tc_msg m;
+  tc_opt o[1];
+  int n = tc_uint_encode(maxage, src);
+  memset(&m, 0, sizeof m);
+  m.code = 0x45;
+  o[0].number = 14;
+  o[0].offset = 0;
+  o[0].length = (uint32_t)n;
+  m.option_count = maxage ? 1u : 0u;
+  memset(src + 4, 'B', 4000);
+  m.payload_offset = 4;
+  m.payload_length = 4000;
+  return t_srv_respond(s->srv, s->ep, now, s->ev.id, &m, o, src, 0, &s->tx);
+}
+
+static void h_block0_reuse(void) {
+  tc_ep_config c;
+  tc_srv_config sc = h_srv_cfg();
+  tc_srv_stats st;
+  hnode *s;
+  uint8_t v[64];
+  int l;
+  h_ep_cfg(&c);
+  c.amplification_factor = 0;
+  s = h_new(&c, &sc);
+  CHECK_EQ(h_get_big(s, 1000, 1, 1), 1, "first: the handler runs");
+  CHECK_EQ(h_resp_maxage(s, 1000, 60), 0, "answered");
+  CHECK(h_opt(s, 0, 23, v) >= 0, "block-wise");
+  CHECK_EQ(h_get_big(s, 11000, 2, 2), 0, "within Max-Age: not delivered");
+  CHECK_EQ(s->tx.count, 1, "answered from the cache");
+  CHECK_EQ(h_code(s, 0), 0x45, "2.05");
+  CHECK(h_opt(s, 0, 23, v) >= 0, "block 0 with Block2");
+  l = h_opt(s, 0, 14, v);
+  CHECK(l == 1 && v[0] == 50, "Max-Age: what is left (%d, %u)", l, l > 0 ? v[0] : 0u);
+  tc_srv_get_stats(s->srv, &st);
+  CHECK_EQ(st.blocks_reused, 1, "counted");
+  CHECK_EQ(h_get_big(s, 62000, 3, 3), 1, "after Max-Age: the handler runs again");
+  CHECK_EQ(h_resp_maxage(s, 62000, 0), 0, "answered, without Max-Age");
+  CHECK_EQ(h_get_big(s, 62100, 4, 4), 1, "no Max-Age: every request runs the handler");
+  h_free(s);
+}
+
 void test_harden(void);
 void test_harden(void) {
   h_pass0 = tc_test_passed;
@@ -621,6 +729,8 @@ void test_harden(void) {
   h_echo_bound();
   h_observe_per_host();
   h_upload_fair();
+  h_dedup_post();
+  h_block0_reuse();
   printf("harden-tests: %lu passed, %lu failed\n", tc_test_passed - h_pass0,
          tc_test_failed - h_fail0);
 }

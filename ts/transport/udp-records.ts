@@ -201,6 +201,9 @@ export interface EndpointStats {
   /** Notifications not sent to observers that have not yet acknowledged one (their first, CON,
    *  still in flight). */
   notificationsSkipped: number;
+  /** Block-0 GET/FETCH requests answered from a cached representation still within its
+   *  Max-Age, without running the handler. */
+  blocksReused: number;
   /** Amplification defence (RFC 9175 §2.4): 4.01 + Echo sent instead of a response too large
    *  for an endpoint that has not shown it receives. */
   echoChallenges: number;
@@ -217,7 +220,7 @@ export interface EndpointStats {
 
 /** Words of tc_srv_stats (uploads, uploads done, blocks in, representations, blocks out,
  *  observers, notifications, observers removed). */
-export const SRV_STATS_WORDS = 12;
+export const SRV_STATS_WORDS = 13;
 
 /**
  * A UDP socket run by tc_ep. Implemented by the native driver and the WASM driver;
@@ -314,6 +317,7 @@ export function statsFrom(
     uploadsRefused: srv[at + 9] as number,
     uploadsReclaimed: srv[at + 10] as number,
     notificationsSkipped: srv[at + 11] as number,
+    blocksReused: srv[at + 12] as number,
     echoChallenges: (ep2[ep2At] as number | undefined) ?? 0,
     responsesNon: (ep2[ep2At + 1] as number | undefined) ?? 0,
     responsesDropped: (ep2[ep2At + 2] as number | undefined) ?? 0,
