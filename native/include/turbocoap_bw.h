@@ -482,10 +482,11 @@ typedef struct tc_obs_config {
   uint32_t confirm_first;    /**< 1 (default): an observer that has not yet acknowledged a
                                   notification gets CON ones only, each newer one replacing
                                   the one in flight (RFC 7641 §4.5.2), at most 8, then none
-                                  until it acknowledges; none either while no CON slot is free
-                                  (counted skipped_unconfirmed). A vanished observer thus
-                                  costs at most 8 CONs and one CON's retransmissions and is
-                                  then removed. 0: con_every alone */
+                                  until it acknowledges (counted skipped_unconfirmed); when no
+                                  CON slot is free it gets NON like anyone. A vanished
+                                  observer thus costs at most 8 CONs and one CON's
+                                  retransmissions and is then removed. 0: con_every alone.
+                                  Over a reliable transport it does not apply */
 } tc_obs_config;
 
 

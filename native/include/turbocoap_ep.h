@@ -200,15 +200,19 @@ typedef struct tc_ep_event {
  *    Empty message with content): CON -> RST; otherwise ignored (stats.format_errors).
  *    Unknown version, ACK carrying a request, non-empty RST, Empty NON: ignored.
  *  - Empty CON (ping) -> RST.
- *  - duplicate (same peer and Message ID within EXCHANGE_LIFETIME / NON_LIFETIME): the cached
- *    response is replayed; while the request is in progress it is ignored (a CON gets the
+ *  - duplicate (same peer and Message ID within EXCHANGE_LIFETIME / NON_LIFETIME): a NON is
+ *    ignored (RFC 7252 §4.5, stats.non_duplicates); for a CON the cached response is
+ *    replayed; while the request is in progress it is ignored (a CON gets the
  *    empty ACK again if one was already sent); once the response has left the cache a CON
- *    gets an empty ACK. Never delivered twice.
+ *    gets an empty ACK. Never delivered twice while its record lives (dedup_entries later
+ *    records evict it, completed POST/PATCH ones only after three more passes of the cursor).
  *  - request with an unknown method (0.08..0.31) -> 4.05; with an unrecognized critical
- *    option, a critical option of bad length or a non-repeatable critical option repeated:
- *    CON -> 4.02 with a diagnostic payload, NON -> rejected (ignored, §5.4.1);
- *    with Proxy-Uri or Proxy-Scheme -> 5.05 (we are not a proxy); table full -> 5.03 with
- *    Max-Age overload_max_age. Checked in that order. These responses are piggybacked for a
+ *    option (also OSCORE, Q-Block1, Q-Block2: known but not implemented), a critical option
+ *    of bad length or a non-repeatable critical option repeated: CON -> 4.02 with a diagnostic payload, NON -> rejected (ignored, §5.4.1);
+ *    with Proxy-Uri or Proxy-Scheme -> 5.05 (we are not a proxy); amplification defence on
+ *    (amplification_factor) and a GET/FETCH with Observe 0 from an endpoint neither verified
+ *    nor carrying a valid Echo -> 4.01 with a fresh Echo option (RFC 9175 §2.4); table full
+ *    -> 5.03 with Max-Age overload_max_age. Checked in that order. These responses are piggybacked for a
  *    CON, NON for a NON, cached for duplicates, and subject to No-Response.
  *  - RST (Empty) matching a NON notification sent to addr (tc_ep_notify) among the last
  *    TC_EP_NON_NOTIFY_RING Message IDs, within NON_LIFETIME: ev->kind = TC_EV_NOTIFY_RESET

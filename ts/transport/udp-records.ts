@@ -376,9 +376,10 @@ export interface ObserveOptions {
   /** Registrations per client host (IP address, any port). Default min(64, maxObservers), >= 1. */
   readonly maxObserversPerHost?: number;
   /**
-   * An observer that has not yet acknowledged a notification gets confirmable ones only, and
-   * none while that one is unacknowledged, so an observer that vanished is removed after one
-   * notification's retransmissions instead of being sent every change. Default true.
+   * An observer that has not yet acknowledged a notification gets confirmable ones only (a
+   * newer one replacing the one unacknowledged, at most 8, then none until it acknowledges),
+   * so an observer that vanished is removed after one notification's retransmissions instead
+   * of being sent every change. Default true.
    */
   readonly confirmFirst?: boolean;
   /**
