@@ -267,9 +267,10 @@ int tc_bw1_feed(tc_bw1 *s, uint64_t now, const tc_bw1_block *b, tc_bw1_result *r
 /**
  * Build the answer for a CONTINUE or REJECT result: code, Block1 / Size1 / Max-Age as
  * res->flags say, and for errors a short diagnostic payload. (For COMPLETE / WHOLE the
- * handler's response carries Block1 res->block1; other statuses give TC_E_INVALID.) msg: caller-owned, written (token and type left 0: tc_ep_respond
- * fills them in); opts: caller-owned, opt_cap >= 3; buf: caller-owned, cap bytes (64 is
- * plenty), holds the option values and payload (msg/opts offsets index into it).
+ * handler's response carries Block1 res->block1; other statuses give TC_E_INVALID.)
+ * msg: caller-owned, written (token and type left 0: the messaging layer's respond fills them
+ * in); opts: caller-owned, opt_cap >= 3; buf: caller-owned, cap bytes (64 is plenty), holds
+ * the option values and payload (msg/opts offsets index into it).
  * Returns the bytes of buf used, TC_E_BUFFER_TOO_SMALL or TC_E_INVALID.
  */
 int tc_bw1_response(const tc_bw1_result *res, tc_msg *msg, tc_opt *opts, uint32_t opt_cap,
@@ -537,6 +538,11 @@ int tc_obs_find(const tc_obs *o, const uint8_t *peer, uint32_t peer_len, const u
  *  then ignored). Returns 0 or TC_E_STALE. */
 int tc_obs_remove(tc_obs *o, uint32_t id);
 
+/** Remove every observer of peer: the peer is gone (e.g. its RFC 8323 connection closed, which
+ *  ends its registrations, RFC 8323 §7). Scans the registry (max_observers records); counted
+ *  in stats.removed_reset. Returns how many were removed, or TC_E_INVALID. */
+int tc_obs_forget_peer(tc_obs *o, const uint8_t *peer, uint32_t peer_len);
+
 /** Observers of resource now. */
 uint32_t tc_obs_count(const tc_obs *o, uint32_t resource);
 
@@ -600,7 +606,7 @@ int tc_obs_on_event(tc_obs *o, uint64_t now, const tc_ep_event *ev);
 int tc_obs_on_reset(tc_obs *o, const uint8_t *peer, uint32_t peer_len, uint32_t mid);
 
 /**
- * Feed the event of a tc_ep_recv(ep, now, peer, peer_len, ...) call: TC_EV_NOTIFY_RESET removes
+ * Feed the event of a tc_ep_recv call about a message from peer: TC_EV_NOTIFY_RESET removes
  * the observer whose last NON notification (to peer) had that Message ID (tc_obs_on_reset);
  * every other event goes to tc_obs_on_event (which alone cannot handle TC_EV_NOTIFY_RESET: it
  * lacks the peer, and returns 0 for it). Returns 1 if the event was about one of our

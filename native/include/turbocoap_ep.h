@@ -139,7 +139,7 @@ enum tc_ep_kind {
   TC_EV_NOTIFY_RESET = 5 /**< a RST answered a recent NON notification (RFC 7641 §3.6: the
                               client cancelled the Observe relation): id is
                               TC_EP_NON_NOTIFY_ID(its Message ID), status TC_E_RESET, flags
-                              TC_EVF_LAST; the RST came from the addr given to tc_ep_recv.
+                              TC_EVF_LAST; the RST came from rx->addr of tc_ep_recv.
                               Hand it to tc_obs_on_recv(o, now, addr, addr_len, &ev). */
 };
 
@@ -187,12 +187,12 @@ typedef struct tc_ep_event {
  *        (offsets into rx->data), so the caller need not decode it again.
  * tx:    replies the core sends at once (RST, ACK, replayed response, 4.02, 4.05, 5.03,
  *        5.05) are appended: at most ONE datagram per call; the call needs one free item and
- *        addr_len + max_message_size free bytes, else it returns TC_E_FULL having looked at
+ *        rx->addr_len + max_message_size free bytes, else it returns TC_E_FULL having looked at
  *        nothing and changed nothing.
  * rx->opts: rx->opt_cap entries; a message with more options than that is treated like a message
  *        format error (CON: RST; otherwise ignored), so give room for plenty (e.g. 64).
  * ev:    written (kind TC_EV_NONE when nothing is for the application).
- * Returns 0, or TC_E_FULL / TC_E_INVALID (addr_len out of range) for caller errors. Malformed
+ * Returns 0, or TC_E_FULL / TC_E_INVALID (rx->addr_len out of range) for caller errors. Malformed
  * datagrams are not errors of the call: they get the RFC's reaction and ev->kind = NONE.
  *
  * Reactions (RFC 7252 unless noted):

@@ -4,7 +4,7 @@
  * Observe registry tc_obs) talks to a messaging layer, whatever carries the messages.
  * Included by turbocoap.h before turbocoap_ep.h; do not include it directly.
  *
- * Layers (see /docs of the house plan): socket -> security -> framing -> messaging -> application.
+ * Layers: socket -> security -> framing -> messaging -> application.
  * A messaging layer owns exchanges (ids), message IDs and reliability:
  *  - tc_ep (turbocoap_ep.h): RFC 7252 over datagrams: CON/NON, ACKs, retransmission,
  *    deduplication. It implements the seam with tc_ep_messaging().

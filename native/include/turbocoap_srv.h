@@ -107,7 +107,8 @@ typedef struct tc_srv_req {
  * notifications (tc_obs_on_recv). Other events pass through unchanged. For a delivered
  * TC_EV_REQUEST the pipeline keeps the exchange's state until tc_srv_respond / tc_srv_drop (or
  * the slot's reuse). The seam's output must have room for one answer.
- * Returns 0 or TC_E_INVALID.
+ * Returns 0 or TC_E_INVALID (also when m->max_exchanges exceeds the config's max_in_progress:
+ * the pipeline could not track every exchange).
  */
 int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx,
                  tc_ep_event *ev, tc_srv_req *req);
@@ -122,6 +123,11 @@ int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx
  */
 int tc_srv_recv(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx,
                 tc_ep_event *ev, tc_srv_req *req);
+
+/** The peer is gone (e.g. its RFC 8323 connection closed): its Observe registrations end
+ *  (tc_obs_forget_peer). Its open exchanges are the messaging layer's to close (tc_srv_drop
+ *  each, or let their slots be reused). Returns the observers removed, or TC_E_INVALID. */
+int tc_srv_forget_peer(tc_srv *s, const uint8_t *peer, uint32_t peer_len);
 
 /** Copy the body of a delivered upload (TC_SRVF_BODY) into out (caller-owned, cap bytes) and
  *  release it. Read it before answering: a body still unread when its exchange ends

@@ -1423,7 +1423,10 @@ static int bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint
   msg->option_count = n;
 
   if (msg_limit != 0u) {
-    /* worst-case framing: 6 header bytes (TCP with extended length) + payload marker */
+    /* The options' bytes (the same in every framing: measured as a UDP message less its
+     * 4-byte header) plus the worst-case framing of any transport: 6 header bytes (RFC 8323
+     * with a 4-byte extended length) + the payload marker. So the block fits msg_limit on
+     * whichever transport the caller's messaging layer uses. */
     tc_msg m = *msg;
     tc_opt tmp[64 + 4];
     int enc;

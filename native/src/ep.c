@@ -1462,7 +1462,7 @@ int tc_ep_recv(tc_ep *ep, uint64_t now, const tc_rx *rx, tc_txq *tx, tc_ep_event
   msg = rx->msg;
   opts = rx->opts;
   opt_cap = rx->opt_cap;
-  if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX ||
+  if (!ep_ok(ep) || !addr_ok(addr, addr_len) ||
       (data == NULL && len != 0) || !tx_ok(tx) || msg == NULL || ev == NULL ||
       (opts == NULL && opt_cap != 0))
     return TC_E_INVALID;
@@ -1717,7 +1717,7 @@ int tc_ep_request(tc_ep *ep, uint64_t now, const tc_req_args *a, tc_txq *tx,
 
 int tc_ep_ping(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len, tc_txq *tx,
                uint32_t *id) {
-  if (!ep_ok(ep) || addr == NULL || addr_len < 1u || addr_len > TC_ADDR_MAX || !tx_ok(tx))
+  if (!ep_ok(ep) || !addr_ok(addr, addr_len) || !tx_ok(tx))
     return TC_E_INVALID;
   tc_req_result res;
   int rc = start_request(ep, now, addr, addr_len, TC_REQ_CON | CF_PING, 0u, NULL, NULL, NULL, 0,

@@ -257,6 +257,13 @@ int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8
 
 static inline int obs_ok(const tc_obs *o) { return o != NULL && o->magic == OBS_MAGIC; }
 
+/* A (peer, token) an observer can have. */
+static inline int observer_ok(const uint8_t *peer, uint32_t peer_len, const uint8_t *token,
+                              uint32_t token_len) {
+  return addr_ok(peer, peer_len) && token_len <= TC_EP_TOKEN_MAX &&
+         (token != NULL || token_len == 0u);
+}
+
 /* ---------------------------------------------------------- hashing (SipHash-1-3) */
 
 /* Keyed hash of (tag, a[0..an), b[0..bn)). */
@@ -542,8 +549,7 @@ int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t re
   peer_len = who->peer_len;
   token = who->token;
   token_len = who->token_len;
-  if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
-      (token == NULL && token_len != 0u))
+  if (!obs_ok(o) || !observer_ok(peer, peer_len, token, token_len))
     return TC_E_INVALID;
   i = obs_find(o, peer, peer_len, token, token_len);
   ri = res_find(o, resource);
@@ -613,8 +619,7 @@ int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t re
 int tc_obs_deregister(tc_obs *o, const uint8_t *peer, uint32_t peer_len, const uint8_t *token,
                       uint32_t token_len) {
   uint32_t i;
-  if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
-      (token == NULL && token_len != 0u))
+  if (!obs_ok(o) || !observer_ok(peer, peer_len, token, token_len))
     return TC_E_INVALID;
   i = obs_find(o, peer, peer_len, token, token_len);
   if (i == NONE) return TC_E_STALE;
@@ -625,8 +630,7 @@ int tc_obs_deregister(tc_obs *o, const uint8_t *peer, uint32_t peer_len, const u
 int tc_obs_find(const tc_obs *o, const uint8_t *peer, uint32_t peer_len, const uint8_t *token,
                 uint32_t token_len) {
   uint32_t i;
-  if (!obs_ok(o) || !addr_ok(peer, peer_len) || token_len > TC_EP_TOKEN_MAX ||
-      (token == NULL && token_len != 0u))
+  if (!obs_ok(o) || !observer_ok(peer, peer_len, token, token_len))
     return TC_E_INVALID;
   i = obs_find(o, peer, peer_len, token, token_len);
   return i == NONE ? TC_E_STALE : (int)obs_id(o, i);
@@ -638,6 +642,21 @@ int tc_obs_remove(tc_obs *o, uint32_t id) {
   if (obs_lookup(o, id, &i) < 0) return TC_E_STALE;
   obs_del(o, i);
   return 0;
+}
+
+int tc_obs_forget_peer(tc_obs *o, const uint8_t *peer, uint32_t peer_len) {
+  uint32_t i;
+  int n = 0;
+  if (!obs_ok(o) || !addr_ok(peer, peer_len)) return TC_E_INVALID;
+  for (i = 0; i < o->cfg.max_observers; i++) {
+    const obs_rec *r = &COB(o)[i];
+    if ((r->flags & OF_USED) && r->alen == peer_len && memcmp(r->addr, peer, peer_len) == 0) {
+      obs_del(o, i);
+      o->st.removed_reset++;
+      n++;
+    }
+  }
+  return n;
 }
 
 uint32_t tc_obs_count(const tc_obs *o, uint32_t resource) {

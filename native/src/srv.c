@@ -461,7 +461,7 @@ int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx
                  tc_ep_event *ev, tc_srv_req *req) {
   if (req != NULL) memset(req, 0, sizeof *req);
   if (!srv_ok(s) || !seam_ok(m) || req == NULL || ev == NULL || rx == NULL ||
-      !addr_ok(rx->addr, rx->addr_len))
+      !addr_ok(rx->addr, rx->addr_len) || m->max_exchanges > s->cfg.max_in_progress)
     return TC_E_INVALID;
   switch (ev->kind) {
   case TC_EV_REQUEST:
@@ -479,6 +479,11 @@ int tc_srv_input(tc_srv *s, const tc_messaging *m, uint64_t now, const tc_rx *rx
     break;
   }
   return 0;
+}
+
+int tc_srv_forget_peer(tc_srv *s, const uint8_t *peer, uint32_t peer_len) {
+  if (!srv_ok(s)) return TC_E_INVALID;
+  return tc_obs_forget_peer(OBS(s), peer, peer_len);
 }
 
 int tc_srv_read_body(tc_srv *s, uint32_t body_id, uint8_t *out, uint32_t cap) {

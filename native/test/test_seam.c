@@ -254,6 +254,11 @@ static void t_plain_and_drop(void) {
   CHECK_EQ(tc_srv_drop(s, &m, 0x20004u), 0, "drop");
   CHECK_EQ(f->drops, 1, "dropped in the layer");
   CHECK_EQ(f->dropped, 0x20004u, "that exchange");
+  /* a layer with more exchange slots than the pipeline tracks is refused */
+  m.max_exchanges = EXCH_MAX + 1u;
+  CHECK_EQ(deliver(s, &m, f, &q, 0x30003u, 2, "y", 0, 0, 0, 0), TC_E_INVALID,
+           "max_exchanges over max_in_progress");
+  m.max_exchanges = EXCH_MAX;
   /* tc_srv_recv is the datagram path: it wants a tc_ep seam */
   CHECK_EQ(tc_srv_recv(s, &m, 1000, &q.rx, &q.ev, &q.req), TC_E_INVALID, "recv needs tc_ep");
   CHECK(tc_messaging_ep(&m) == NULL, "not a tc_ep seam");
@@ -354,6 +359,16 @@ static void t_observe_reliable(void) {
   /* deregistration with Observe 1 */
   CHECK_EQ(deliver(s, &m, f, &q, 0x20006u, 99, "temp", 0, 0, 1, 1), 0, "deregister");
   CHECK_EQ(tc_obs_count(tc_srv_obs(s), 7), 0, "deregistered");
+  /* the connection closes: its registrations end */
+  CHECK_EQ(deliver(s, &m, f, &q, 0x30007u, 41, "temp", 0, 0, 1, 0), 0, "register 2");
+  CHECK_EQ(answer(s, &m, 0x30007u, 0x45, 1, 7), 0, "respond 2");
+  CHECK_EQ(deliver(s, &m, f, &q, 0x30008u, 42, "temp", 0, 0, 1, 0), 0, "register 3");
+  CHECK_EQ(answer(s, &m, 0x30008u, 0x45, 1, 8), 0, "respond 3");
+  CHECK_EQ(tc_obs_count(tc_srv_obs(s), 7) + tc_obs_count(tc_srv_obs(s), 8), 2, "two observed");
+  CHECK_EQ(tc_srv_forget_peer(s, (const uint8_t *)"other", 5), 0, "another peer: none");
+  CHECK_EQ(tc_srv_forget_peer(s, PEER, sizeof PEER), 2, "both of the peer's removed");
+  CHECK_EQ(tc_obs_count(tc_srv_obs(s), 7) + tc_obs_count(tc_srv_obs(s), 8), 0, "none left");
+  CHECK_EQ(tc_srv_notify(s, &m, 4000, 7, 0, &out), 0, "nobody to notify");
 out:
   free(f);
   free(s);
