@@ -49,7 +49,8 @@ describe.skipIf(npmCoap.missing !== undefined).each(udpBackends)('npm coap inter
     let n = 0;
     router.get('/big', () => ({ code: '2.05', payload: body }));
     router.get('/obs', () => ({ code: '2.05', payload: `v${n}` }), { obs: true });
-    const server = servers.add(createServer(router, { backend }));
+    // npm coap's client does not answer RFC 9175 Echo challenges: the defence is off for it
+    const server = servers.add(createServer(router, { backend, amplificationLimit: 0 }));
     await server.listen({ port: 0, host: '127.0.0.1' });
     const port = server.address().port;
 

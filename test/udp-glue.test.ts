@@ -78,7 +78,8 @@ afterEach(async () => {
 });
 
 async function driver(create: UdpDriverFactory, onBatch: Parameters<UdpDriverFactory>[3] = () => {}, o?: EndpointOptions): Promise<UdpDriver> {
-  const d = create(4, endpointConfig({ maxClientRequests: 8, conSlots: 4, ...o }), seed, onBatch);
+  // raw records and peers here do not answer Echo challenges: the defence has its own suite
+  const d = create(4, endpointConfig({ maxClientRequests: 8, conSlots: 4, amplificationLimit: 0, ...o }), seed, onBatch);
   open.push(d);
   await d.bind('127.0.0.1', 0, 0);
   return d;
@@ -175,16 +176,21 @@ describe('endpointConfig', () => {
   it('is tc_ep_config then tc_srv_config, with the core defaults', () => {
     const c = endpointConfig({ maxMessageSize: 1152, maxInProgress: 100 });
     expect(c.length).toBe(CONFIG_WORDS);
-    expect(CONFIG_WORDS).toBe(44);
+    expect(CONFIG_WORDS).toBe(54);
+    // the amplification defence: factor, verified endpoints, echo and verified lifetimes
+    expect(Array.from(c.subarray(16, 20))).toEqual([3, 4096, 30000, 3600000]);
+    expect(Array.from(endpointConfig({ amplificationLimit: 0, verifiedPeers: 8, echoLifetime: 5000, verifiedLifetime: 9000 }).subarray(16, 20))).toEqual([0, 8, 5000, 9000]);
     const s = Array.from(c.subarray(EP_CONFIG_WORDS));
-    // bw1: max_transfers, max_per_peer, max_body, pool_bytes, chunk, max_key, idle, szx, busy_max_age
-    expect(s.slice(0, 9)).toEqual([64, 4, 1 << 20, 4 << 20, 1024, 256, 120000, 6, 2]);
+    // bw1: max_transfers, max_per_peer, max_body, pool_bytes, chunk, max_key, idle, szx, busy_max_age,
+    // max_per_host, port_offset, reclaim_idle
+    expect(s.slice(0, 12)).toEqual([64, 4, 1 << 20, 4 << 20, 1024, 256, 120000, 6, 2, 16, 1, 10000]);
     // bw2: max_reps, pool_bytes, chunk, max_key, max_opt_bytes, max_opts, szx, lifetime
-    expect(s.slice(9, 17)).toEqual([64, 8 << 20, 1024, 256, 256, 16, 6, 60000]);
-    // obs: max_observers, per resource, resources, con_every, con_interval, jobs, message size, opts
-    expect(s.slice(17, 25)).toEqual([16384, 16384, 1024, 20, 86400000, 8, 1152, 16]);
+    expect(s.slice(12, 20)).toEqual([64, 8 << 20, 1024, 256, 256, 16, 6, 60000]);
+    // obs: max_observers, per resource, resources, con_every, con_interval, jobs, message size, opts,
+    // max_per_host, port_offset, confirm_first
+    expect(s.slice(20, 31)).toEqual([16384, 16384, 1024, 20, 86400000, 8, 1152, 16, 64, 1, 1]);
     // max_in_progress and max_message_size follow the ep's; max_resource_keys
-    expect(s.slice(25)).toEqual([100, 1152, 256]);
+    expect(s.slice(31)).toEqual([100, 1152, 256]);
   });
 
   it('maps the blockwise and observe groups', () => {
@@ -202,9 +208,12 @@ describe('endpointConfig', () => {
       observe: { maxObservers: 10, maxObserversPerResource: 7, maxResources: 4, conEvery: 0, conInterval: 5000 },
     });
     const s = Array.from(c.subarray(EP_CONFIG_WORDS));
-    expect(s.slice(0, 9)).toEqual([3, 3, 5000, 8192, 1024, 256, 777, 2, 2]);
-    expect(s.slice(9, 17)).toEqual([5, 16384, 1024, 256, 256, 16, 2, 999]);
-    expect(s.slice(17, 22)).toEqual([10, 7, 4, 0, 5000]);
+    expect(s.slice(0, 12)).toEqual([3, 3, 5000, 8192, 1024, 256, 777, 2, 2, 3, 1, 10000]);
+    expect(s.slice(12, 20)).toEqual([5, 16384, 1024, 256, 256, 16, 2, 999]);
+    expect(s.slice(20, 25)).toEqual([10, 7, 4, 0, 5000]);
+    expect(s.slice(28, 31)).toEqual([10, 1, 1]);
+    const h = Array.from(endpointConfig({ blockwise: { maxUploadsPerHost: 5, uploadReclaimAfter: 3000 }, observe: { maxObserversPerHost: 9, confirmFirst: false } }).subarray(EP_CONFIG_WORDS));
+    expect([h[9], h[11], h[28], h[30]]).toEqual([5, 3000, 9, 0]);
   });
 
   it('rejects bad group values with RangeError (and a non-object group with TypeError)', () => {
@@ -221,6 +230,14 @@ describe('endpointConfig', () => {
       { observe: { maxResources: 0 } },
       { observe: { conEvery: -1 } },
       { observe: { conInterval: 1.5 } },
+      { amplificationLimit: -1 },
+      { amplificationLimit: 1001 },
+      { verifiedPeers: 3 },
+      { echoLifetime: 999 },
+      { verifiedLifetime: 10 },
+      { blockwise: { maxUploadsPerHost: 0 } },
+      { blockwise: { uploadReclaimAfter: 0 } },
+      { observe: { maxObserversPerHost: 0 } },
     ];
     for (const o of bad) expect(() => endpointConfig(o), JSON.stringify(o)).toThrow(RangeError);
     expect(() => endpointConfig({ observe: 5 as unknown as EndpointOptions['observe'] })).toThrow(TypeError);
@@ -474,7 +491,8 @@ describe.each(factories)('%s UDP driver: the server pipeline behind the records'
 
   it('registers observers through RESPOND resource and notifies 10,000 of them in one flush', async () => {
     const N = 10_000;
-    const srv = await TestServer.open(create);
+    // one raw peer (one host) holds all 10,000, and they are notified NON at once
+    const srv = await TestServer.open(create, { observe: { maxObserversPerHost: N, confirmFirst: false } });
     const peer = await RawPeer.open();
     try {
       let flagged = 0;

@@ -148,6 +148,39 @@ interface Target {
 
 const OPT_BLOCK2 = OptionNumber.Block2;
 const OPT_BLOCK1 = OptionNumber.Block1;
+/** 4.01 Unauthorized. */
+const CODE_UNAUTHORIZED = 0x81;
+/** Echo challenges in a row a request answers before it takes the 4.01 as the answer. @internal */
+export const MAX_ECHO_RETRIES = 2;
+/** The longest Echo value (RFC 9175 §2.2.1: 1..40 bytes). */
+const ECHO_MAX = 40;
+
+/**
+ * The Echo value of a 4.01 Unauthorized record (RFC 9175 §2.4: the server wants to see that we
+ * receive before it sends more), or undefined. A request answering it repeats itself with the
+ * value, as libcoap's client does. @internal
+ */
+export function echoChallenge(b: Received, r: number): Uint8Array | undefined {
+  if (b.code(r) !== CODE_UNAUTHORIZED) return undefined;
+  const n = b.optionCount(r);
+  for (let k = 0; k < n; k++) {
+    const num = b.optionNumber(r, k);
+    if (num === OptionNumber.Echo) {
+      const off = b.optionOffset(r, k);
+      const len = b.optionLength(r, k);
+      return len > 0 && len <= ECHO_MAX ? b.bytes.slice(off, off + len) : undefined;
+    }
+    if (num > OptionNumber.Echo) break;
+  }
+  return undefined;
+}
+
+/** extra with an Echo option added (options may come in any order: the core sorts them). */
+export function withEcho(extra: readonly ExtraOption[] | undefined, echo: Uint8Array): ExtraOption[] {
+  const out = extra !== undefined ? extra.filter((e) => e.number !== OptionNumber.Echo) : [];
+  out.push({ number: OptionNumber.Echo, value: echo });
+  return out;
+}
 const CODE_GET = 1;
 const CODE_FETCH = 5;
 
@@ -589,6 +622,10 @@ class Transfer {
 export class Call extends Op {
   /** The block-wise transfer, once there is one. */
   private x: Transfer | undefined;
+  /** The last request sent (to repeat it with an Echo value), and Echo answers in a row. */
+  private lastExtra: readonly ExtraOption[] | undefined;
+  private lastPayload: Uint8Array | string | undefined;
+  private echoes = 0;
 
   constructor(
     private readonly route: Route,
@@ -631,6 +668,8 @@ export class Call extends Op {
 
   private send(extra: readonly ExtraOption[] | undefined, payload: Uint8Array | string | undefined): void {
     if (this.settled) return;
+    this.lastExtra = extra;
+    this.lastPayload = payload;
     const e = writeRequest(this.route, this.spec, extra, payload, false, this.onId);
     if (e !== undefined) this.fail(e);
   }
@@ -638,6 +677,15 @@ export class Call extends Op {
   onRecord(b: Received, r: number, last: boolean): void {
     if (last) this.id = 0;
     if (this.settled) return;
+    const echo = last ? echoChallenge(b, r) : undefined;
+    if (echo !== undefined && this.echoes < MAX_ECHO_RETRIES) {
+      // RFC 9175 §2.4: the server first wants proof that we receive: the same request again,
+      // with its Echo value
+      this.echoes++;
+      this.send(withEcho(this.lastExtra, echo), this.lastPayload);
+      return;
+    }
+    this.echoes = 0;
     let x = this.x;
     if (x === undefined) {
       if (!this.spec.auto || recordUint(b, r, OPT_BLOCK2) === undefined) {

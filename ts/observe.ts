@@ -17,12 +17,15 @@ import { OptionNumber } from './options';
 import type { PayloadInit } from './outgoing';
 import {
   Call,
+  MAX_ECHO_RETRIES,
   Outstanding,
+  echoChallenge,
   failure,
   type AgentSocket,
   globalAgent,
   prepare,
   transfers,
+  withEcho,
   writeRequest,
   type Agent,
   type RequestOptions,
@@ -197,6 +200,8 @@ export class Observation implements AsyncIterable<IncomingResponse> {
   private readonly waiters: { resolve: (r: IteratorResult<IncomingResponse>) => void; reject: (e: unknown) => void }[] = [];
   private readonly max: number;
   private ended = false;
+  /** Echo challenges (4.01) answered in a row. */
+  private echoes = 0;
   /** The error to throw once the buffer is drained. */
   private error: unknown = undefined;
   private route: Route | undefined;
@@ -331,11 +336,12 @@ export class Observation implements AsyncIterable<IncomingResponse> {
    * Sends a registration (GET/FETCH with Observe 0, kept by the core for the notifications),
    * with `token` (a re-registration) or a token the core generates.
    */
-  private register(token?: Uint8Array): Registration | undefined {
+  private register(token?: Uint8Array, echo?: Uint8Array): Registration | undefined {
     const route = this.route as Route;
     const spec = this.spec as RequestSpec;
     const reg = new Registration(this, route);
-    const e = writeRequest(route, spec, [{ number: OPT_OBSERVE, value: 0 }], spec.payload, true, reg.onId, token);
+    const extra = [{ number: OPT_OBSERVE, value: 0 }];
+    const e = writeRequest(route, spec, echo !== undefined ? withEcho(extra, echo) : extra, spec.payload, true, reg.onId, token);
     if (e !== undefined) {
       this.end(e);
       return undefined;
@@ -355,6 +361,17 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       this.regTimer = undefined;
     }
     const now = performance.now();
+    const echo = echoChallenge(b, r);
+    if (echo !== undefined && this.echoes < MAX_ECHO_RETRIES) {
+      // RFC 9175 §2.4: the server wants proof that we receive before it notifies: register
+      // again with its Echo value (a new request; the old one is forgotten first)
+      this.echoes++;
+      this.token = undefined;
+      reg.cancel();
+      this.reg = this.register(undefined, echo);
+      return;
+    }
+    this.echoes = 0;
     if (b.code(r) >> 5 !== 2) {
       // The server ended (or refused) the relation: nothing to deregister.
       this.end(new CoapObserveError(new IncomingResponse(b, r)), false);

@@ -218,7 +218,11 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(max_client_requests) \
   X(con_slots) \
   X(max_message_size) \
-  X(response_timeout_ms)
+  X(response_timeout_ms) \
+  X(amplification_factor) \
+  X(verified_peers) \
+  X(echo_lifetime_ms) \
+  X(verified_lifetime_ms)
 
 /* X(field): tc_srv_config, word by word (TypeScript SRVC_<FIELD>, dots as underscores, an
  * index into the driver config). */
@@ -232,6 +236,9 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(bw1.idle_timeout_ms) \
   X(bw1.preferred_szx) \
   X(bw1.busy_max_age) \
+  X(bw1.max_per_host) \
+  X(bw1.port_offset) \
+  X(bw1.reclaim_idle_ms) \
   X(bw2.max_reps) \
   X(bw2.pool_bytes) \
   X(bw2.chunk_size) \
@@ -248,6 +255,9 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(obs.max_jobs) \
   X(obs.max_message_size) \
   X(obs.max_opts) \
+  X(obs.max_per_host) \
+  X(obs.port_offset) \
+  X(obs.confirm_first) \
   X(max_in_progress) \
   X(max_message_size) \
   X(max_resource_keys)
@@ -279,7 +289,13 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(U32, con_slots_used) \
   X(U32, dedup_used) \
   X(U32, peers) \
-  X(U32, reserved)
+  X(U32, reserved) \
+  X(U64, echo_challenges) \
+  X(U64, responses_non) \
+  X(U64, responses_dropped) \
+  X(U64, non_duplicates) \
+  X(U32, verified) \
+  X(U32, reserved2)
 
 #define TCA_SRV_STATS(X) \
   X(U32, uploads) \
@@ -289,7 +305,12 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(U32, blocks_out) \
   X(U32, observers) \
   X(U32, notifications) \
-  X(U32, observers_removed)
+  X(U32, observers_removed) \
+  X(U32, observers_refused) \
+  X(U32, uploads_refused) \
+  X(U32, uploads_reclaimed) \
+  X(U32, notifications_skipped) \
+  X(U32, blocks_reused)
 
 #define TCA_DRIVER_STATS(X) \
   X(U64, batches)      /* batches handed to JS */ \

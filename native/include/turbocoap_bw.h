@@ -151,6 +151,10 @@ int tc_bw_key(const tc_msg *msg, const tc_opt *opts, const uint8_t *src, uint32_
 
 /* --------------------------------------------------- Block1 reassembly store */
 
+/** port_offset value (tc_bw1_config, tc_obs_config): addresses carry no port (each address is
+ *  its own host). */
+#define TC_NO_PORT 0xFFFFFFFFu
+
 /** Bounds and behaviour of a Block1 store. Defaults from tc_bw1_config_default(). */
 typedef struct tc_bw1_config {
   uint32_t max_transfers;   /**< concurrent uploads, default 64, 1..65535 */
@@ -165,6 +169,14 @@ typedef struct tc_bw1_config {
   uint32_t preferred_szx;   /**< block size the server asks for (RFC 7959 §2.3), default 6
                                  (1024), 0..6; a client's smaller SZX is kept */
   uint32_t busy_max_age;    /**< Max-Age (s) on 5.03 when a bound is exhausted, default 2 */
+  uint32_t max_per_host;    /**< concurrent uploads per host (the address without its port,
+                                 see port_offset), default 16, >= 1; beyond it: 5.03 */
+  uint32_t port_offset;     /**< byte offset of the 2-byte port in the opaque address (left out
+                                 when grouping by host), default 1; TC_NO_PORT: none */
+  uint32_t reclaim_idle_ms; /**< when the store or its pool is full, an upload idle for at
+                                 least this long may be reclaimed to make room: the least
+                                 recently active one of the host holding the most uploads
+                                 (stats.reclaimed), default 10000, >= 1 */
 } tc_bw1_config;
 
 /** A Block1 store: opaque, tc_bw1_size() bytes. */
@@ -290,6 +302,8 @@ typedef struct tc_bw1_stats {
   uint32_t too_large;      /**< 4.13 answers */
   uint32_t busy;           /**< 5.03 answers */
   uint32_t bad;            /**< 4.00 answers */
+  uint32_t reclaimed;      /**< stalled uploads dropped to make room for another */
+  uint32_t refused_host;   /**< new uploads refused (5.03, counted in busy too) for max_per_host */
 } tc_bw1_stats;
 
 /** Copy the counters into *out. */
@@ -357,6 +371,11 @@ typedef struct tc_bw2_rep {
  * or TC_E_INVALID.
  */
 int tc_bw2_put(tc_bw2 *s, uint64_t now, const tc_bw2_rep *r, uint32_t *id);
+
+/** Whether representation id is still fresh at now: its response carried a Max-Age option
+ *  (> 0) and that many seconds have not passed since it was stored (or last put with the same
+ *  body). *remaining_s (may be NULL) gets the seconds left, rounded up. 1 or 0. */
+int tc_bw2_fresh(const tc_bw2 *s, uint64_t now, uint32_t id, uint32_t *remaining_s);
 
 /** Find the live representation for (peer, key): one scoped to peer first, else a shared one.
  *  peer may be NULL / 0 (shared only). Returns 0 with *id set, or TC_E_STALE (none, or
@@ -454,7 +473,23 @@ typedef struct tc_obs_config {
                                   1280, 16..65535 */
   uint32_t max_opts;         /**< options of one notification (Observe added), default 16,
                                   1..64 */
+  uint32_t max_per_host;     /**< registrations per host (the address without its port, see
+                                  port_offset), default 64, >= 1; beyond it:
+                                  TC_E_FULL (served without Observe), counted rejected_host */
+  uint32_t port_offset;      /**< byte offset of a 2-byte port inside the opaque address, left
+                                  out when grouping by host: default 1 (the drivers' canonical
+                                  addresses: family, port, address); TC_NO_PORT: the whole
+                                  address is the host */
+  uint32_t confirm_first;    /**< 1 (default): an observer that has not yet acknowledged a
+                                  notification gets CON ones only, each newer one replacing
+                                  the one in flight (RFC 7641 §4.5.2), at most 8, then none
+                                  until it acknowledges (counted skipped_unconfirmed); when no
+                                  CON slot is free it gets NON like anyone. A vanished
+                                  observer thus costs at most 8 CONs and one CON's
+                                  retransmissions and is then removed. 0: con_every alone.
+                                  Over a reliable transport it does not apply */
 } tc_obs_config;
+
 
 /** An Observe registry: opaque, tc_obs_size() bytes. */
 typedef struct tc_obs tc_obs;
@@ -594,6 +629,11 @@ typedef struct tc_obs_stats {
   uint64_t removed_final;    /**< observers removed after a non-2.xx notification */
   uint64_t rejected;         /**< registrations refused (TC_E_FULL) */
   uint64_t errors;           /**< notifications the ep refused (observer skipped) */
+  uint64_t rejected_host;    /**< of those, refused for max_per_host */
+  uint64_t skipped_unconfirmed; /**< notifications not sent to an observer that has not yet
+                                  acknowledged one (its first, CON, is still in flight) */
+  uint32_t hosts;            /**< hosts with observers now */
+  uint32_t pad;
 } tc_obs_stats;
 
 /** Copy the counters into *out. */

@@ -65,6 +65,20 @@ typedef struct tc_ep_config {
                                         1280, range 96..65507 */
   uint32_t response_timeout_ms;    /**< client: give up waiting for a (separate or NON) response
                                         after this, default MAX_TRANSMIT_WAIT (93000 with defaults) */
+  /* amplification defence (RFC 9175 §2.4) */
+  uint32_t amplification_factor;   /**< toward an endpoint (address and port) that has not shown
+                                        it receives, a response is at most this many times the
+                                        request's bytes, else it is replaced by 4.01 with an Echo
+                                        option; an Observe registration from such an endpoint
+                                        gets 4.01 + Echo before the application sees it.
+                                        Default 3; 0 disables the defence. At most 1000 */
+  uint32_t verified_peers;         /**< endpoints remembered as verified (they echoed a value we
+                                        sent), 4-way set-associative, the entry expiring soonest
+                                        replaced; default 4096, 4..2^20 */
+  uint32_t echo_lifetime_ms;       /**< how long an Echo value we sent is accepted, default
+                                        30000, 1000..3600000 */
+  uint32_t verified_lifetime_ms;   /**< how long an endpoint stays verified after it echoed,
+                                        default 3600000 (1 h), >= 1000 */
 } tc_ep_config;
 
 /** Fill cfg with the defaults above. */
@@ -182,15 +196,19 @@ typedef struct tc_ep_event {
  *    Empty message with content): CON -> RST; otherwise ignored (stats.format_errors).
  *    Unknown version, ACK carrying a request, non-empty RST, Empty NON: ignored.
  *  - Empty CON (ping) -> RST.
- *  - duplicate (same peer and Message ID within EXCHANGE_LIFETIME / NON_LIFETIME): the cached
- *    response is replayed; while the request is in progress it is ignored (a CON gets the
+ *  - duplicate (same peer and Message ID within EXCHANGE_LIFETIME / NON_LIFETIME): a NON is
+ *    ignored (RFC 7252 §4.5, stats.non_duplicates); for a CON the cached response is
+ *    replayed; while the request is in progress it is ignored (a CON gets the
  *    empty ACK again if one was already sent); once the response has left the cache a CON
- *    gets an empty ACK. Never delivered twice.
+ *    gets an empty ACK. Never delivered twice while its record lives (dedup_entries later
+ *    records evict it, completed POST/PATCH ones only after three more passes of the cursor).
  *  - request with an unknown method (0.08..0.31) -> 4.05; with an unrecognized critical
- *    option, a critical option of bad length or a non-repeatable critical option repeated:
- *    CON -> 4.02 with a diagnostic payload, NON -> rejected (ignored, §5.4.1);
- *    with Proxy-Uri or Proxy-Scheme -> 5.05 (we are not a proxy); table full -> 5.03 with
- *    Max-Age overload_max_age. Checked in that order. These responses are piggybacked for a
+ *    option (also OSCORE, Q-Block1, Q-Block2: known but not implemented), a critical option
+ *    of bad length or a non-repeatable critical option repeated: CON -> 4.02 with a diagnostic payload, NON -> rejected (ignored, §5.4.1);
+ *    with Proxy-Uri or Proxy-Scheme -> 5.05 (we are not a proxy); amplification defence on
+ *    (amplification_factor) and a GET/FETCH with Observe 0 from an endpoint neither verified
+ *    nor carrying a valid Echo -> 4.01 with a fresh Echo option (RFC 9175 §2.4); table full
+ *    -> 5.03 with Max-Age overload_max_age. Checked in that order. These responses are piggybacked for a
  *    CON, NON for a NON, cached for duplicates, and subject to No-Response.
  *  - RST (Empty) matching a NON notification sent to addr (tc_ep_notify) among the last
  *    TC_EP_NON_NOTIFY_RING Message IDs, within NON_LIFETIME: ev->kind = TC_EV_NOTIFY_RESET
@@ -331,6 +349,15 @@ typedef struct tc_ep_stats {
   uint32_t dedup_used;      /**< live dedup records (expired ones count until swept) */
   uint32_t peers;           /**< entries in the per-peer counter table */
   uint32_t reserved;
+  uint64_t echo_challenges; /**< 4.01 + Echo sent instead of a response (amplification defence) */
+  uint64_t responses_non;   /**< separate responses to CON requests sent NON because every CON
+                                 slot was busy (RFC 7252 §5.2.3 allows it; nothing is dropped) */
+  uint64_t responses_dropped;/**< tc_ep_respond calls that found no room even in an empty tx
+                                 queue (the driver then drops the exchange); stays 0 */
+  uint64_t non_duplicates;  /**< duplicate NON requests ignored (RFC 7252 §4.5), counted in
+                                 duplicates too */
+  uint32_t verified;        /**< live entries of the verified-endpoint table */
+  uint32_t reserved2;
 } tc_ep_stats;
 
 /** Copy the counters into *out. */

@@ -43,9 +43,9 @@ extern "C" {
 /** Bounds of a server pipeline. Defaults from tc_srv_config_default(). All uint32 words, so
  *  bindings pass it as a flat table of TC_SRV_CONFIG_WORDS words. */
 typedef struct tc_srv_config {
-  tc_bw1_config bw1;          /**< Block1 reassembly store (9 words) */
+  tc_bw1_config bw1;          /**< Block1 reassembly store (12 words) */
   tc_bw2_config bw2;          /**< Block2 serving store (8 words) */
-  tc_obs_config obs;          /**< Observe registry (8 words) */
+  tc_obs_config obs;          /**< Observe registry (11 words) */
   uint32_t max_in_progress;   /**< pending records, one per exchange slot (request key, peer,
                                    token, Block options kept until the application answers):
                                    at least the messaging layer's max_exchanges (tc_ep:
@@ -61,7 +61,7 @@ typedef struct tc_srv_config {
                                    a resource beyond it still notifies, but a notification
                                    larger than a block then fails with TC_E_MESSAGE_TOO_LARGE */
 } tc_srv_config;
-#define TC_SRV_CONFIG_WORDS 28
+#define TC_SRV_CONFIG_WORDS 34
 
 /** A server pipeline: opaque, tc_srv_size() bytes. */
 typedef struct tc_srv tc_srv;
@@ -205,8 +205,18 @@ typedef struct tc_srv_stats {
   uint32_t observers;        /**< Observe registrations now */
   uint32_t notifications;    /**< notification datagrams queued */
   uint32_t observers_removed;/**< removed on RST, timeout or a final notification */
+  uint32_t observers_refused;/**< registrations served without Observe (a bound: in total, per
+                                  resource or per host) */
+  uint32_t uploads_refused;  /**< Block1 requests answered 5.03 (a bound: slots, pool, per
+                                  peer or per host) */
+  uint32_t uploads_reclaimed;/**< stalled uploads dropped to make room for another */
+  uint32_t notifications_skipped; /**< notifications not sent to observers that have not
+                                  confirmed one yet (tc_obs_config.confirm_first) */
+  uint32_t blocks_reused;    /**< GET/FETCH block-0 requests answered from a cached
+                                  representation still within its Max-Age, without the
+                                  application */
 } tc_srv_stats;
-#define TC_SRV_STATS_WORDS 8
+#define TC_SRV_STATS_WORDS 13
 
 /** Copy the counters into *out. */
 void tc_srv_get_stats(const tc_srv *s, tc_srv_stats *out);

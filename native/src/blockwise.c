@@ -445,7 +445,9 @@ static int bw1_config_ok(const tc_bw1_config *c) {
   return c != NULL && c->max_transfers >= 1u && c->max_transfers <= 65535u &&
          c->max_per_peer >= 1u && c->max_per_peer <= c->max_transfers && c->max_body >= 1u &&
          c->max_body <= (1u << 30) && pool_config_ok(c->chunk_size, c->pool_bytes, c->max_key) &&
-         c->idle_timeout_ms >= 1u && c->preferred_szx <= 6u;
+         c->idle_timeout_ms >= 1u && c->preferred_szx <= 6u && c->max_per_host >= 1u &&
+         (c->port_offset == TC_NO_PORT || c->port_offset <= TC_ADDR_MAX - 2u) &&
+         c->reclaim_idle_ms >= 1u;
 }
 
 static int bw1_layout_of(const tc_bw1_config *c, bw1_layout *l) {
@@ -477,6 +479,9 @@ void tc_bw1_config_default(tc_bw1_config *c) {
   c->idle_timeout_ms = 120000;
   c->preferred_szx = 6;
   c->busy_max_age = 2;
+  c->max_per_host = 16;
+  c->port_offset = 1;
+  c->reclaim_idle_ms = 10000;
 }
 
 size_t tc_bw1_size(const tc_bw1_config *cfg) {
@@ -535,6 +540,55 @@ static uint32_t bw1_peer_count(tc_bw1 *s, uint32_t pb, const uint8_t *a, uint32_
     i = x->pnext;
   }
   return n;
+}
+
+/* The host of an address: its port (2 bytes at port_offset) zeroed. */
+static void bw1_host_of(const tc_bw1 *s, const uint8_t *a, uint32_t alen, uint8_t *out) {
+  uint32_t p = s->cfg.port_offset;
+  memcpy(out, a, alen);
+  if (p != TC_NO_PORT && p + 2u <= alen) out[p] = out[p + 1u] = 0;
+}
+
+/* Uploads of host (a, alen: an address with its port zeroed) in the peer index bucket pb (the
+ * index is keyed by host, so a host's uploads share a bucket). */
+static uint32_t bw1_host_count(tc_bw1 *s, uint32_t pb, const uint8_t *host, uint32_t alen) {
+  uint32_t i = PB(s)[pb], n = 0;
+  uint8_t h[TC_ADDR_MAX];
+  while (i != NONE) {
+    xfer *x = &XS(s)[i];
+    if (x->h.alen == alen) {
+      bw1_host_of(s, x->h.addr, alen, h);
+      if (memcmp(h, host, alen) == 0) n++;
+    }
+    i = x->pnext;
+  }
+  return n;
+}
+
+static void bw1_release(tc_bw1 *s, uint32_t i);
+
+/* Makes room by dropping a stalled upload (open, idle >= reclaim_idle_ms, not `keep`): the
+ * least recently active one of the host holding the most uploads, so that one host cannot
+ * keep everyone else out. Returns 1 if one was dropped. */
+static int bw1_reclaim(tc_bw1 *s, uint64_t now, uint32_t keep) {
+  uint32_t i, best = NONE, best_n = 0;
+  uint8_t h[TC_ADDR_MAX];
+  for (i = s->sl.lru_head; i != NONE; i = XS(s)[i].h.next) { /* least recently active first */
+    xfer *x = &XS(s)[i];
+    uint32_t n;
+    if (now < x->active || now - x->active < s->cfg.reclaim_idle_ms) break;
+    if (x->h.state != X_OPEN || i == keep) continue;
+    bw1_host_of(s, x->h.addr, x->h.alen, h);
+    n = bw1_host_count(s, x->pb, h, x->h.alen);
+    if (n > best_n) {
+      best = i;
+      best_n = n;
+    }
+  }
+  if (best == NONE) return 0;
+  bw1_release(s, best);
+  s->st.reclaimed++;
+  return 1;
 }
 
 static void bw1_touch(tc_bw1 *s, uint32_t i, uint64_t now) {
@@ -632,6 +686,7 @@ static int bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_
   tc_block b;
   uint32_t bsize, off, i, rszx, need;
   uint64_t h, ph;
+  uint8_t host[TC_ADDR_MAX];
   table t;
   if (r != NULL) memset(r, 0, sizeof *r);
   if (!bw1_ok(s) || r == NULL || !addr_ok(peer, peer_len) || (key == NULL && key_len != 0u) ||
@@ -657,7 +712,8 @@ static int bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_
   rszx = bw1_resp_szx(s, b.szx);
   t = bw1_table(s);
   h = key_hash(s->k0, s->k1, peer, peer_len, key, key_len);
-  ph = key_hash(s->k0, s->k1, peer, peer_len, NULL, 0);
+  bw1_host_of(s, peer, peer_len, host);
+  ph = key_hash(s->k0, s->k1, host, peer_len, NULL, 0);
   i = table_find(&t, h, peer, peer_len, key, key_len);
 
   if ((flags & TC_BW_HAS_SIZE1) && size1 > s->cfg.max_body) {
@@ -714,11 +770,19 @@ static int bw1_feed(tc_bw1 *s, uint64_t now, const uint8_t *peer, uint32_t peer_
     return bw1_reject(s, r, TC_CODE_TOO_LARGE);
   }
   need = bw1_chunks_needed(s, i == NONE ? 0u : XS(s)[i].received, payload_len);
+  while (need > pool_free_count(&s->pl) && bw1_reclaim(s, now, i)) {
+  }
   if (need > pool_free_count(&s->pl)) return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
   if (i == NONE) {
     xfer *x;
     uint32_t pb = (uint32_t)(ph & s->pmask);
-    if (s->sl.free == NONE || bw1_peer_count(s, pb, peer, peer_len) >= s->cfg.max_per_peer)
+    if (bw1_peer_count(s, pb, peer, peer_len) >= s->cfg.max_per_peer)
+      return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
+    if (bw1_host_count(s, pb, host, peer_len) >= s->cfg.max_per_host) {
+      s->st.refused_host++;
+      return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
+    }
+    if (s->sl.free == NONE && !bw1_reclaim(s, now, NONE))
       return bw1_reject(s, r, TC_CODE_UNAVAILABLE);
     i = table_take(&t, h, peer, peer_len, key, key_len);
     x = &XS(s)[i];
@@ -886,6 +950,7 @@ typedef struct rep {
   uint32_t first;   /* one data chunk, or the first index chunk; NONE for an empty body */
   uint32_t nchunks; /* data + index */
   uint64_t expires;
+  uint64_t fresh_until; /* stored + its Max-Age (explicit, > 0), else 0 */
 } rep;
 
 struct tc_bw2 {
@@ -1163,7 +1228,7 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
   uint32_t i, cls, nopts, j, etag_len = 0, ex;
   const uint8_t *etag = NULL;
   int64_t ol;
-  uint64_t h, need, expires;
+  uint64_t h, need, expires, fresh;
   const uint8_t *body;
   rep *r;
   table t;
@@ -1186,6 +1251,14 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
     }
   body = resp->payload_length ? src + resp->payload_offset : NULL;
   expires = add_sat(now, lifetime_ms ? lifetime_ms : s->cfg.default_lifetime_ms);
+  {
+    uint32_t ma = 0;
+    for (j = 0; j < resp->option_count; j++)
+      if (opts[j].number == TC_OPT_MAX_AGE && tc_uint_decode(src + opts[j].offset, opts[j].length,
+                                                             &ma) == 0)
+        break;
+    fresh = ma ? add_sat(now, (uint64_t)ma * 1000u) : 0u;
+  }
   i = bw2_find_exact(s, peer, peer_len, key, key_len, &h);
   if (i != NONE) {
     r = &RS(s)[i];
@@ -1195,6 +1268,7 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
       int same = opts_same(resp, opts, src, ROPT(s, i), r->optlen);
       if (same && bw2_same_body(s, r, body, resp->payload_length)) {
         if (expires > r->expires) r->expires = expires;
+        r->fresh_until = fresh;
         bw2_touch(s, i);
         s->st.kept++;
         if (id) *id = bw2_id(s, i);
@@ -1234,11 +1308,22 @@ static int bw2_put(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_l
   bw2_store_body(s, r, body, resp->payload_length);
   r->nchunks = (uint32_t)need;
   r->expires = expires;
+  r->fresh_until = fresh;
   if (expires < s->next_expiry) s->next_expiry = expires;
   lru_push(&t, i);
   s->st.puts++;
   if (id) *id = bw2_id(s, i);
   return 0;
+}
+
+int tc_bw2_fresh(const tc_bw2 *s, uint64_t now, uint32_t id, uint32_t *remaining_s) {
+  uint32_t i;
+  const rep *r;
+  if (!bw2_ok(s) || bw2_lookup(s, id, &i) < 0) return 0;
+  r = &((const rep *)(const void *)((const uint8_t *)s + s->off_r))[i];
+  if (r->fresh_until <= now || r->expires <= now) return 0;
+  if (remaining_s) *remaining_s = (uint32_t)((r->fresh_until - now + 999u) / 1000u);
+  return 1;
 }
 
 int tc_bw2_find(tc_bw2 *s, uint64_t now, const uint8_t *peer, uint32_t peer_len,

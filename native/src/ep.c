@@ -50,6 +50,18 @@
 #define OPT_PROXY_URI 35u
 #define OPT_PROXY_SCHEME 39u
 #define OPT_NO_RESPONSE 258u
+#define OPT_OBSERVE 6u
+#define OPT_ECHO 252u
+#define CODE_UNAUTHORIZED 0x81u        /* 4.01 */
+/* Critical options the registry knows but this endpoint does not implement: treated as
+ * unrecognized (4.02 for a CON request, a rejected response), RFC 7252 §5.4.1. */
+#define OPT_OSCORE 9u   /* RFC 8613 */
+#define OPT_QBLOCK1 19u /* RFC 9177 */
+#define OPT_QBLOCK2 31u /* RFC 9177 */
+/* Echo values we send (RFC 9175 §2.4): 2 bytes of time (seconds, mod 2^16) and 6 bytes of
+ * a keyed MAC over the endpoint's address and that time. */
+#define ECHO_LEN 8u
+#define VER_WAYS 4u
 #define LAST_KNOWN_METHOD 7u /* GET POST PUT DELETE FETCH PATCH iPATCH */
 
 /* dedup record states */
@@ -68,6 +80,7 @@ enum { C_FREE = 0, C_HELD, C_SENT, C_WAIT };
 #define IF_CON 1u
 #define IF_ACKED 2u
 #define IF_INLIST 4u
+#define IF_VERIFIED 8u /* the request's endpoint has shown it receives (or the defence is off) */
 /* CON slot kinds */
 enum { K_FREE = 0, K_CLIENT, K_SERVER, K_NOTIFY };
 
@@ -79,10 +92,14 @@ typedef struct dedup_rec {
   uint32_t next;   /* hash chain */
   uint32_t aux;    /* D_INPROG: in-progress index; D_CACHED: cached length */
   uint32_t bucket;
-  uint32_t pad;
+  uint32_t keep;   /* rounds of the write cursor it is still passed over (non-idempotent) */
   uint64_t expires;
   uint64_t cpos;   /* D_CACHED: absolute position in the response cache */
 } dedup_rec;
+/* A POST or PATCH exchange (not idempotent: running it twice is not harmless) is passed over
+ * by the dedup write cursor this many times before it can be evicted, so that eviction takes
+ * completed idempotent exchanges first. */
+#define KEEP_NONIDEMPOTENT 3u
 
 typedef struct ip_rec {
   uint32_t dedup;
@@ -94,7 +111,7 @@ typedef struct ip_rec {
   uint8_t flags;
   uint8_t tkl;
   uint8_t nores;
-  uint8_t pad[2];
+  uint16_t req_len; /* bytes of the request datagram (saturated), for the amplification limit */
   uint8_t token[TC_EP_TOKEN_MAX];
 } ip_rec;
 
@@ -140,6 +157,14 @@ typedef struct nn_rec {
 } nn_rec;
 #define NN_SLOTS TC_EP_NON_NOTIFY_RING
 
+/* An endpoint that echoed a value we sent (RFC 9175 §2.4): 4-way sets indexed by address hash. */
+typedef struct ver_rec {
+  uint64_t expires; /* 0 = empty */
+  uint8_t addr[TC_ADDR_MAX];
+  uint8_t alen;
+  uint8_t pad[3];
+} ver_rec;
+
 typedef struct con_rec {
   uint8_t addr[TC_ADDR_MAX];
   uint8_t alen;
@@ -175,6 +200,9 @@ struct tc_ep {
   uint32_t con_free, con_count;
   uint32_t next_mid;
   uint32_t pad;
+  uint64_t echo_k0, echo_k1; /* MAC key of Echo values */
+  uint64_t off_ver;
+  uint32_t vsets, vlive;     /* verified-endpoint sets (a power of two), live entries */
   tc_ep_stats st;
 };
 
@@ -221,6 +249,7 @@ static uint32_t token_bucket(const tc_ep *ep, const uint8_t *a, uint32_t alen, c
   ((uint8_t *)(ep) + (ep)->off_condata + (uint64_t)(i) * (ep)->cfg.max_message_size)
 #define CACHE(ep) ((uint8_t *)(ep) + (ep)->off_cache)
 #define NN(ep) ((nn_rec *)((uint8_t *)(ep) + (ep)->off_nn))
+#define VR(ep) ((ver_rec *)((uint8_t *)(ep) + (ep)->off_ver))
 /* read-only views for const callers */
 #define CDD(ep) ((const dedup_rec *)((const uint8_t *)(ep) + (ep)->off_dedup))
 #define CIP(ep) ((const ip_rec *)((const uint8_t *)(ep) + (ep)->off_ip))
@@ -228,8 +257,9 @@ static uint32_t token_bucket(const tc_ep *ep, const uint8_t *a, uint32_t alen, c
 #define CCS(ep) ((const con_rec *)((const uint8_t *)(ep) + (ep)->off_con))
 
 typedef struct layout {
-  uint64_t dedup, dbuck, ip, peer, pbuck, client, tbuck, mbuck, con, condata, cache, nn, total;
-  uint32_t dbn, pbn, tbn, mbn;
+  uint64_t dedup, dbuck, ip, peer, pbuck, client, tbuck, mbuck, con, condata, cache, nn, ver,
+      total;
+  uint32_t dbn, pbn, tbn, mbn, vsets;
 } layout;
 
 
@@ -247,6 +277,10 @@ static int config_ok(const tc_ep_config *c) {
   if (c->con_slots < 1u || c->con_slots > 65535u) return 0;
   if (c->max_message_size < MIN_MESSAGE_SIZE || c->max_message_size > MAX_UDP_PAYLOAD) return 0;
   if (c->response_timeout_ms < 1u) return 0;
+  if (c->amplification_factor > 1000u) return 0;
+  if (c->verified_peers < VER_WAYS || c->verified_peers > (1u << 20)) return 0;
+  if (c->echo_lifetime_ms < 1000u || c->echo_lifetime_ms > 3600000u) return 0;
+  if (c->verified_lifetime_ms < 1000u) return 0;
   return 1;
 }
 
@@ -272,6 +306,8 @@ static int make_layout(const tc_ep_config *c, layout *l) {
   l->condata = o; o = up8(o + (uint64_t)c->con_slots * c->max_message_size);
   l->cache = o; o = up8(o + c->response_cache_bytes);
   l->nn = o; o = up8(o + (uint64_t)NN_SLOTS * sizeof(nn_rec));
+  l->vsets = pow2_at_least((c->verified_peers + VER_WAYS - 1u) / VER_WAYS);
+  l->ver = o; o = up8(o + (uint64_t)l->vsets * VER_WAYS * sizeof(ver_rec));
   l->total = o;
   if (o > (uint64_t)SIZE_MAX) return 0;
   return 1;
@@ -298,6 +334,10 @@ void tc_ep_config_default(tc_ep_config *c) {
   c->con_slots = 256u;
   c->max_message_size = 1280u;
   c->response_timeout_ms = 93000u;
+  c->amplification_factor = 3u;
+  c->verified_peers = 4096u;
+  c->echo_lifetime_ms = 30000u;
+  c->verified_lifetime_ms = 3600000u;
 }
 
 /* ACK_TIMEOUT * (2^k - 1) * ACK_RANDOM_FACTOR, in ms (k <= 21: no overflow). */
@@ -347,6 +387,8 @@ int tc_ep_init(tc_ep *ep, size_t mem_len, const tc_ep_config *cfg, const uint8_t
   ep->off_condata = l.condata;
   ep->off_cache = l.cache;
   ep->off_nn = l.nn;
+  ep->off_ver = l.ver;
+  ep->vsets = l.vsets;
   ep->dmask = l.dbn - 1u;
   ep->pmask = l.pbn - 1u;
   ep->tmask = l.tbn - 1u;
@@ -385,6 +427,13 @@ int tc_ep_init(tc_ep *ep, size_t mem_len, const tc_ep_config *cfg, const uint8_t
   ep->non_lifetime = tc_ep_non_lifetime(cfg);
   ep->next_deadline = NEVER;
   ep->next_mid = (uint32_t)(prf64(ep) & 0xFFFFu);
+  {
+    /* the Echo MAC key, derived from the PRF key without using up PRF outputs */
+    static const uint8_t d0[8] = {'e', 'c', 'h', 'o', '-', 'k', 'e', '0'};
+    static const uint8_t d1[8] = {'e', 'c', 'h', 'o', '-', 'k', 'e', '1'};
+    ep->echo_k0 = tc_siphash(ep->tok_k0, ep->tok_k1, d0, 8, 2, 4);
+    ep->echo_k1 = tc_siphash(ep->tok_k0, ep->tok_k1, d1, 8, 2, 4);
+  }
   ep->magic = EP_MAGIC;
   return 0;
 }
@@ -523,12 +572,18 @@ static uint32_t dedup_insert(tc_ep *ep, uint64_t now, uint64_t h, const uint8_t 
                              uint32_t alen, uint32_t mid, uint32_t state, uint64_t lifetime) {
   dedup_rec *d = DD(ep), *r;
   uint32_t i, b, n = ep->cfg.dedup_entries;
-  for (;;) { /* pinned (in-progress) records are skipped; fewer than n are pinned */
+  /* pinned (in-progress) records are skipped, fewer than n are pinned; kept (non-idempotent)
+   * ones are passed over while their chances last, each pass using one up: the loop ends */
+  for (;;) {
     i = ep->dwpos;
     ep->dwpos = i + 1u == n ? 0u : i + 1u;
     if (ep->dsweep) ep->dsweep--;
     r = &d[i];
     if (r->state == D_INPROG) continue;
+    if (r->state != D_FREE && r->keep != 0u && r->expires > now) { /* a second chance */
+      r->keep--;
+      continue;
+    }
     if (r->state != D_FREE) {
       dedup_unlink(ep, i);
       if (r->expires > now) ep->st.dedup_evictions++;
@@ -542,6 +597,7 @@ static uint32_t dedup_insert(tc_ep *ep, uint64_t now, uint64_t h, const uint8_t 
   r->state = (uint8_t)state;
   r->mid = (uint16_t)mid;
   r->aux = 0;
+  r->keep = 0;
   r->bucket = b;
   r->expires = add_sat(now, lifetime);
   r->cpos = 0;
@@ -906,6 +962,8 @@ static int32_t bad_critical(uint32_t code, const tc_opt *o, uint32_t n) {
     uint32_t num = o[i].number;
     if (num & 1u) {
       const tc_option_def *def = tc_option_find(code, num);
+      /* known to the registry is not enough: the endpoint must act on it */
+      if (num == OPT_OSCORE || num == OPT_QBLOCK1 || num == OPT_QBLOCK2) return (int32_t)num;
       if (def == NULL || o[i].length < def->min_length || o[i].length > def->max_length ||
           (num == prev && !def->repeatable))
         return (int32_t)num;
@@ -923,6 +981,85 @@ static inline int suppressed(uint32_t v, uint32_t code) {
   case 5: return (v & 0x10u) != 0;
   default: return 0;
   }
+}
+
+/* ------------------------------------------------------------------ Echo (RFC 9175) */
+
+/* The Echo value for addr at time now: 2 bytes of seconds (mod 2^16), 6 bytes of MAC. */
+static void echo_make(const tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t alen,
+                      uint32_t t, uint8_t out[ECHO_LEN]) {
+  uint8_t b[TC_ADDR_MAX + 3];
+  uint64_t mac;
+  uint32_t i;
+  (void)now;
+  b[0] = (uint8_t)(t >> 8);
+  b[1] = (uint8_t)t;
+  b[2] = (uint8_t)alen;
+  memcpy(b + 3, addr, alen);
+  mac = tc_siphash(ep->echo_k0, ep->echo_k1, b, 3u + alen, 2, 4);
+  out[0] = b[0];
+  out[1] = b[1];
+  for (i = 0; i < 6; i++) out[2 + i] = (uint8_t)(mac >> (8 * i));
+}
+
+static inline uint32_t echo_time(uint64_t now) { return (uint32_t)(now / 1000u) & 0xFFFFu; }
+
+/* Whether v is an Echo value we gave addr within echo_lifetime_ms. */
+static int echo_valid(const tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t alen,
+                      const uint8_t *v, uint32_t vlen) {
+  uint8_t want[ECHO_LEN];
+  uint32_t t, age, diff = 0, i;
+  if (vlen != ECHO_LEN) return 0;
+  t = (uint32_t)v[0] << 8 | v[1];
+  age = (echo_time(now) - t) & 0xFFFFu;
+  if ((uint64_t)age * 1000u > (uint64_t)ep->cfg.echo_lifetime_ms + 999u) return 0;
+  echo_make(ep, now, addr, alen, t, want);
+  for (i = 0; i < ECHO_LEN; i++) diff |= (uint32_t)(want[i] ^ v[i]);
+  return diff == 0;
+}
+
+static inline ver_rec *ver_set(tc_ep *ep, uint64_t h) {
+  return &VR(ep)[((uint32_t)(h >> 40) & (ep->vsets - 1u)) * VER_WAYS];
+}
+
+static int ver_find(tc_ep *ep, uint64_t now, uint64_t h, const uint8_t *addr, uint32_t alen) {
+  ver_rec *v = ver_set(ep, h);
+  uint32_t i;
+  for (i = 0; i < VER_WAYS; i++)
+    if (v[i].expires > now && addr_eq(v[i].addr, v[i].alen, addr, alen)) return 1;
+  return 0;
+}
+
+/* Remember addr as verified: its own entry, else an empty or expired one, else the one that
+ * expires soonest in its set. */
+static void ver_add(tc_ep *ep, uint64_t now, uint64_t h, const uint8_t *addr, uint32_t alen) {
+  ver_rec *v = ver_set(ep, h), *best = NULL;
+  uint32_t i;
+  for (i = 0; i < VER_WAYS; i++) {
+    if (v[i].expires != 0u && addr_eq(v[i].addr, v[i].alen, addr, alen)) {
+      best = &v[i];
+      break;
+    }
+    if (best == NULL || v[i].expires < best->expires) best = &v[i];
+  }
+  if (best->expires == 0u) ep->vlive++;
+  memcpy(best->addr, addr, alen);
+  best->alen = (uint8_t)alen;
+  best->expires = add_sat(now, ep->cfg.verified_lifetime_ms);
+  if (best->expires == 0u) best->expires = 1u;
+}
+
+/* Encode 4.01 with a fresh Echo option for addr into src/o/m (src >= ECHO_LEN bytes). */
+static void echo_challenge_msg(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t alen,
+                               uint8_t *src, tc_opt *o, tc_msg *m) {
+  memset(m, 0, sizeof *m);
+  m->code = CODE_UNAUTHORIZED;
+  echo_make(ep, now, addr, alen, echo_time(now), src);
+  o->number = OPT_ECHO;
+  o->offset = 0;
+  o->length = ECHO_LEN;
+  m->option_count = 1;
+  ep->st.echo_challenges++;
 }
 
 /* ------------------------------------------------------------------ responding */
@@ -946,9 +1083,14 @@ static int emit_response(tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t d, uint32
     r->state = D_ACKONLY;
     return 0;
   }
+  if (rtype == TC_CON && acked && ep->con_free == NONE) {
+    /* every CON slot is busy (e.g. held by peers that never ACK): rather than leave an
+     * accepted request unanswered, send the separate response NON (RFC 7252 §5.2.3) */
+    rtype = TC_NON;
+    ep->st.responses_non++;
+  }
   if (rtype == TC_CON && acked) { /* separate response: CON, retransmitted until ACKed */
     con_rec *c;
-    if (ep->con_free == NONE) return TC_E_FULL;
     len = enc(CDATA(ep, ep->con_free), ep->cfg.max_message_size, TC_CON, resp->code,
               ep->next_mid & 0xFFFFu, tok, tkl, resp, opts, src);
     if (len == TC_E_BUFFER_TOO_SMALL) return TC_E_MESSAGE_TOO_LARGE;
@@ -1045,8 +1187,11 @@ static void auto_respond(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const 
     n += put_dec(src + n, (uint32_t)bad_opt);
   } else if (code == CODE_PROXYING_NOT_SUPPORTED) {
     n = put_text(src, "Not a proxy");
+  } else if (code == CODE_UNAUTHORIZED) { /* RFC 9175 §2.4: prove you receive at addr */
+    echo_challenge_msg(ep, now, addr, alen, src, &o, &m);
+    n = 0;
   }
-  if (code != CODE_SERVICE_UNAVAILABLE) {
+  if (code != CODE_SERVICE_UNAVAILABLE && code != CODE_UNAUTHORIZED) {
     m.payload_offset = 0;
     m.payload_length = n;
   }
@@ -1069,6 +1214,10 @@ static void format_error(tc_ep *ep, tc_txq *tx, const uint8_t *addr, uint32_t al
 static void on_duplicate(tc_ep *ep, tc_txq *tx, uint32_t d, uint32_t type) {
   dedup_rec *r = &DD(ep)[d];
   ep->st.duplicates++;
+  if (type == TC_NON) { /* RFC 7252 §4.5: silently ignored, never answered again */
+    ep->st.non_duplicates++;
+    return;
+  }
   switch (r->state) {
   case D_INPROG:
     if (type == TC_CON && (IP(ep)[r->aux].flags & IF_ACKED))
@@ -1092,10 +1241,11 @@ static void on_duplicate(tc_ep *ep, tc_txq *tx, uint32_t d, uint32_t type) {
 }
 
 static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const uint8_t *addr,
-                       uint32_t alen, const uint8_t *data, tc_msg *msg, const tc_opt *opts,
-                       tc_ep_event *ev) {
-  uint32_t code = msg->code, i, nores = 0, proxy = 0, d, slot, pi;
+                       uint32_t alen, const uint8_t *data, size_t len, tc_msg *msg,
+                       const tc_opt *opts, tc_ep_event *ev) {
+  uint32_t code = msg->code, i, nores = 0, proxy = 0, d, slot, pi, verified = 1, observe = 0;
   int32_t bad = -1;
+  const tc_opt *echo = NULL;
   ip_rec *r;
   for (i = 0; i < msg->option_count; i++) {
     uint32_t num = opts[i].number;
@@ -1103,6 +1253,12 @@ static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const ui
       nores = opts[i].length ? data[opts[i].offset] : 0u;
     else if (num == OPT_PROXY_URI || num == OPT_PROXY_SCHEME)
       proxy = 1;
+    else if (num == OPT_ECHO)
+      echo = &opts[i];
+    else if (num == OPT_OBSERVE) {
+      uint32_t v = 1;
+      observe = tc_uint_decode(data + opts[i].offset, opts[i].length, &v) == 0 && v == 0u;
+    }
   }
   if ((code & 31u) > LAST_KNOWN_METHOD) {
     auto_respond(ep, now, tx, h, addr, alen, msg, data, CODE_METHOD_NOT_ALLOWED, -1, nores);
@@ -1120,6 +1276,23 @@ static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const ui
     auto_respond(ep, now, tx, h, addr, alen, msg, data, CODE_PROXYING_NOT_SUPPORTED, -1, nores);
     return;
   }
+  if (ep->cfg.amplification_factor != 0u) { /* RFC 9175 §2.4 */
+    if (ver_find(ep, now, h, addr, alen)) {
+      verified = 1;
+    } else if (echo != NULL &&
+               echo_valid(ep, now, addr, alen, data + echo->offset, echo->length)) {
+      ver_add(ep, now, h, addr, alen);
+      verified = 1;
+    } else {
+      verified = 0;
+    }
+    /* notifications follow a registration without further requests: only toward an
+     * endpoint that has shown it receives */
+    if (!verified && observe && ((code & 31u) == 1u || (code & 31u) == 5u)) {
+      auto_respond(ep, now, tx, h, addr, alen, msg, data, CODE_UNAUTHORIZED, -1, nores);
+      return;
+    }
+  }
   pi = peer_find(ep, h, addr, alen);
   if (ep->ip_free == NONE ||
       (pi != NONE && PR(ep)[pi].ip_count >= ep->cfg.max_in_progress_per_peer)) {
@@ -1130,6 +1303,7 @@ static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const ui
   if (pi == NONE) pi = peer_get(ep, h, addr, alen); /* cannot fail: a free ip slot exists */
   d = dedup_insert(ep, now, h, addr, alen, msg->message_id, D_INPROG,
                    msg->type == TC_CON ? ep->exchange_lifetime : ep->non_lifetime);
+  if ((code & 31u) == 2u || (code & 31u) == 6u) DD(ep)[d].keep = KEEP_NONIDEMPOTENT;
   slot = ep->ip_free;
   r = &IP(ep)[slot];
   ep->ip_free = r->next;
@@ -1141,11 +1315,12 @@ static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const ui
   r->tkl = (uint8_t)msg->token_length;
   if (msg->token_length) memcpy(r->token, data + msg->token_offset, msg->token_length);
   r->nores = (uint8_t)nores;
-  r->flags = 0;
+  r->req_len = (uint16_t)(len > 0xFFFFu ? 0xFFFFu : len);
+  r->flags = verified ? IF_VERIFIED : 0u;
   r->prev = r->next = NONE;
   DD(ep)[d].aux = slot;
   if (msg->type == TC_CON) {
-    r->flags = IF_CON | IF_INLIST;
+    r->flags |= IF_CON | IF_INLIST;
     r->ack_due = add_sat(now, ep->cfg.separate_ack_delay_ms);
     r->prev = ep->ip_tail;
     if (ep->ip_tail != NONE) IP(ep)[ep->ip_tail].next = slot;
@@ -1327,7 +1502,7 @@ int tc_ep_recv(tc_ep *ep, uint64_t now, const tc_rx *rx, tc_txq *tx, tc_ep_event
     on_duplicate(ep, tx, d, type);
     return 0;
   }
-  if (cls == 0u) on_request(ep, now, tx, h, addr, addr_len, data, msg, opts, ev);
+  if (cls == 0u) on_request(ep, now, tx, h, addr, addr_len, data, len, msg, opts, ev);
   else on_response(ep, now, tx, h, addr, addr_len, data, msg, opts, ev);
   return 0;
 }
@@ -1354,6 +1529,21 @@ int tc_ep_peer(const tc_ep *ep, uint32_t id, uint8_t *out, uint32_t cap) {
 
 /* ------------------------------------------------------------------ serving */
 
+/* Whether resp, encoded for request r, is over amplification_factor x the request's bytes.
+ * A cheap upper bound first (option header <= 5 bytes), the exact size only near the limit. */
+static int over_limit(const tc_ep *ep, const ip_rec *r, const tc_msg *resp, tc_opt *opts,
+                      const uint8_t *src) {
+  uint64_t limit = (uint64_t)ep->cfg.amplification_factor * r->req_len, bound;
+  uint32_t i;
+  int len;
+  if (ep->cfg.amplification_factor == 0u) return 0;
+  bound = 4u + 1u + r->tkl + (uint64_t)resp->payload_length + 1u;
+  for (i = 0; i < resp->option_count; i++) bound += 5u + (uint64_t)opts[i].length;
+  if (bound <= limit) return 0;
+  len = enc(NULL, 0, TC_CON, resp->code, 0, r->token, r->tkl, resp, opts, src);
+  return len < 0 || (uint64_t)len > limit;
+}
+
 int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc_txq *tx) {
   uint32_t slot;
   const tc_msg *resp;
@@ -1364,9 +1554,24 @@ int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc
   if (ip_lookup(ep, id, &slot) < 0) return TC_E_STALE;
   if (!response_code_ok(resp->code)) return TC_E_INVALID;
   r = &IP(ep)[slot];
-  rc = emit_response(ep, now, tx, r->dedup, (r->flags & IF_CON) ? TC_CON : TC_NON,
-                     r->flags & IF_ACKED, r->token, r->tkl, r->nores, resp, out->opts, out->src);
-  if (rc < 0) return rc;
+  if (!(r->flags & IF_VERIFIED) && over_limit(ep, r, resp, out->opts, out->src)) {
+    /* too large for an endpoint that has not shown it receives: 4.01 + Echo instead */
+    const dedup_rec *dr = &DD(ep)[r->dedup];
+    uint8_t esrc[ECHO_LEN];
+    tc_opt eo;
+    tc_msg em;
+    echo_challenge_msg(ep, now, dr->addr, dr->alen, esrc, &eo, &em);
+    rc = emit_response(ep, now, tx, r->dedup, (r->flags & IF_CON) ? TC_CON : TC_NON,
+                       r->flags & IF_ACKED, r->token, r->tkl, r->nores, &em, &eo, esrc);
+    if (rc < 0) ep->st.echo_challenges--;
+  } else {
+    rc = emit_response(ep, now, tx, r->dedup, (r->flags & IF_CON) ? TC_CON : TC_NON,
+                       r->flags & IF_ACKED, r->token, r->tkl, r->nores, resp, out->opts, out->src);
+  }
+  if (rc < 0) {
+    if (rc == TC_E_FULL && tx->count == 0u) ep->st.responses_dropped++;
+    return rc;
+  }
   ip_release(ep, slot);
   return 0;
 }
@@ -1758,4 +1963,5 @@ void tc_ep_get_stats(const tc_ep *ep, tc_ep_stats *out) {
   out->con_slots_used = ep->con_count;
   out->dedup_used = ep->dlive;
   out->peers = ep->peer_count;
+  out->verified = ep->vlive;
 }

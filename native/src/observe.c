@@ -34,6 +34,10 @@
 #define OF_USED 1u
 #define OF_INCON 2u
 #define OF_INMID 4u
+#define OF_CONFIRMED 8u /* it acknowledged a CON notification: known to be there */
+/* confirm_first: CON notifications an unconfirmed observer is sent at most, each newer one
+ * replacing the one in flight (RFC 7641 §4.5.2); after that, nothing until it acknowledges */
+#define UNCONF_MAX 8u
 
 typedef struct obs_rec {
   uint8_t addr[TC_ADDR_MAX];
@@ -51,9 +55,21 @@ typedef struct obs_rec {
   uint32_t non_count;  /* notifications since the last CON */
   uint32_t mark;       /* serial of the last job that served it */
   uint16_t mid;        /* MID of the last NON notification */
-  uint16_t pad;
+  uint16_t unconf;     /* CON notifications sent while unconfirmed (confirm_first) */
   uint64_t last_con;   /* when the last CON was sent (or the registration) */
+  uint32_t host;       /* host record (per-host count) */
+  uint32_t pad2;
 } obs_rec;
+
+/* A host (address without its port) with observers: how many. */
+typedef struct host_rec {
+  uint8_t addr[TC_ADDR_MAX];
+  uint8_t alen;
+  uint8_t pad[3];
+  uint32_t count;
+  uint32_t next; /* bucket chain, or free list */
+  uint32_t hb;
+} host_rec;
 
 typedef struct res_rec {
   uint32_t id;
@@ -90,6 +106,8 @@ struct tc_obs {
   uint64_t off_obs, off_kb, off_cb, off_mb, off_res, off_rb, off_jobs, off_jopts, off_jdata, size;
   uint32_t omask, rmask;
   uint32_t o_free, o_count;
+  uint64_t off_host, off_hb;
+  uint32_t h_free, h_count;
   uint32_t r_free, r_count;
   uint32_t serial;
   uint32_t pad2;
@@ -98,6 +116,7 @@ struct tc_obs {
 
 typedef struct obs_layout {
   uint64_t off_obs, off_kb, off_cb, off_mb, off_res, off_rb, off_jobs, off_jopts, off_jdata, size;
+  uint64_t off_host, off_hb;
   uint32_t obuckets, rbuckets;
 } obs_layout;
 
@@ -106,7 +125,10 @@ static int config_ok(const tc_obs_config *c) {
          c->max_per_resource >= 1u && c->max_per_resource <= c->max_observers &&
          c->max_resources >= 1u && c->max_resources <= (1u << 24) && c->con_interval_ms >= 1u &&
          c->max_jobs >= 1u && c->max_jobs <= 256u && c->max_message_size >= 16u &&
-         c->max_message_size <= 65535u && c->max_opts >= 1u && c->max_opts <= 64u;
+         c->max_message_size <= 65535u && c->max_opts >= 1u && c->max_opts <= 64u &&
+         c->max_per_host >= 1u &&
+         (c->port_offset == TC_NO_PORT || c->port_offset <= TC_ADDR_MAX - 2u) &&
+         c->confirm_first <= 1u;
 }
 
 static int layout_of(const tc_obs_config *c, obs_layout *l) {
@@ -133,6 +155,10 @@ static int layout_of(const tc_obs_config *c, obs_layout *l) {
   o = up8(o + (uint64_t)c->max_jobs * (c->max_opts + 1u) * sizeof(tc_opt));
   l->off_jdata = o;
   o = up8(o + (uint64_t)c->max_jobs * c->max_message_size);
+  l->off_host = o;
+  o = up8(o + (uint64_t)c->max_observers * sizeof(host_rec));
+  l->off_hb = o;
+  o = up8(o + (uint64_t)l->obuckets * 4u);
   l->size = o;
   if (o > (uint64_t)SIZE_MAX) return -1;
   return 0;
@@ -148,6 +174,9 @@ void tc_obs_config_default(tc_obs_config *c) {
   c->max_jobs = 8;
   c->max_message_size = 1280;
   c->max_opts = 16;
+  c->max_per_host = 64;
+  c->port_offset = 1;
+  c->confirm_first = 1;
 }
 
 size_t tc_obs_size(const tc_obs_config *cfg) {
@@ -171,6 +200,8 @@ size_t tc_obs_size(const tc_obs_config *cfg) {
   ((tc_opt *)(void *)((uint8_t *)(o) + (o)->off_jopts + \
                       (uint64_t)(j) * ((o)->cfg.max_opts + 1u) * sizeof(tc_opt)))
 #define JDATA(o, j) ((uint8_t *)(o) + (o)->off_jdata + (uint64_t)(j) * (o)->cfg.max_message_size)
+#define HR(o) ((host_rec *)(void *)((uint8_t *)(o) + (o)->off_host))
+#define HB(o) ((uint32_t *)(void *)((uint8_t *)(o) + (o)->off_hb))
 
 int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8_t seed[16]) {
   obs_layout l;
@@ -194,6 +225,8 @@ int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8
   o->off_jopts = l.off_jopts;
   o->off_jdata = l.off_jdata;
   o->size = l.size;
+  o->off_host = l.off_host;
+  o->off_hb = l.off_hb;
   o->omask = l.obuckets - 1u;
   o->rmask = l.rbuckets - 1u;
   for (i = 0; i < cfg->max_observers; i++) {
@@ -202,7 +235,12 @@ int tc_obs_init(tc_obs *o, size_t mem_len, const tc_obs_config *cfg, const uint8
     r->gen = 1;
     r->next = i + 1u < cfg->max_observers ? i + 1u : NONE;
   }
-  for (i = 0; i < l.obuckets; i++) KB(o)[i] = CB(o)[i] = MB(o)[i] = NONE;
+  for (i = 0; i < l.obuckets; i++) KB(o)[i] = CB(o)[i] = MB(o)[i] = HB(o)[i] = NONE;
+  for (i = 0; i < cfg->max_observers; i++) {
+    memset(&HR(o)[i], 0, sizeof(host_rec));
+    HR(o)[i].next = i + 1u < cfg->max_observers ? i + 1u : NONE;
+  }
+  o->h_free = 0;
   for (i = 0; i < cfg->max_resources; i++) {
     res_rec *r = &RS(o)[i];
     memset(r, 0, sizeof *r);
@@ -252,6 +290,40 @@ static uint32_t mid_bucket(const tc_obs *o, const uint8_t *a, uint32_t alen, uin
   m[0] = (uint8_t)(mid >> 8);
   m[1] = (uint8_t)mid;
   return (uint32_t)(hash2(o, 1, a, alen, m, 2) & o->omask);
+}
+
+/* The host of an address: the address with its port (2 bytes at port_offset) zeroed. */
+static void host_of(const tc_obs *o, const uint8_t *a, uint32_t alen, uint8_t *out) {
+  uint32_t p = o->cfg.port_offset;
+  memcpy(out, a, alen);
+  if (p != TC_NO_PORT && p + 2u <= alen) out[p] = out[p + 1u] = 0;
+}
+
+static uint32_t host_find(const tc_obs *o, const uint8_t *h, uint32_t alen, uint32_t *bucket) {
+  const host_rec *hr = (const host_rec *)(const void *)((const uint8_t *)o + o->off_host);
+  const uint32_t *hb = (const uint32_t *)(const void *)((const uint8_t *)o + o->off_hb);
+  uint32_t i;
+  *bucket = (uint32_t)(hash2(o, 2, h, alen, NULL, 0) & o->omask);
+  for (i = hb[*bucket]; i != NONE; i = hr[i].next)
+    if (hr[i].alen == alen && memcmp(hr[i].addr, h, alen) == 0) return i;
+  return NONE;
+}
+
+/* One observer fewer on host record i (freed at 0). */
+static void host_put(tc_obs *o, uint32_t i) {
+  host_rec *h = &HR(o)[i];
+  uint32_t *link;
+  if (h->count > 1u) {
+    h->count--;
+    return;
+  }
+  link = &HB(o)[h->hb];
+  while (*link != NONE && *link != i) link = &HR(o)[*link].next;
+  if (*link == i) *link = h->next;
+  h->count = 0;
+  h->next = o->h_free;
+  o->h_free = i;
+  o->h_count--;
 }
 
 static uint32_t mix32(const tc_obs *o, uint32_t x) { return (uint32_t)fmix64((uint64_t)x ^ o->k0); }
@@ -456,6 +528,7 @@ static void obs_del(tc_obs *o, uint32_t i) {
   chain_remove(&KB(o)[ob->hb], OB(o), i, 0);
   con_unlink(o, i);
   mid_unlink(o, i);
+  host_put(o, ob->host);
   ob->flags = 0;
   ob->gen = (uint8_t)(ob->gen + 1u);
   if (ob->gen > 127u) ob->gen = 1; /* ids stay below 2^31: they are returned as int */
@@ -468,7 +541,8 @@ static void obs_del(tc_obs *o, uint32_t i) {
 int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t resource,
                     uint32_t *seq) {
   const uint8_t *peer, *token;
-  uint32_t i, ri, peer_len, token_len;
+  uint32_t i, ri, peer_len, token_len, hi = NONE, hb = 0;
+  uint8_t host[TC_ADDR_MAX];
   obs_rec *ob;
   if (who == NULL) return TC_E_INVALID;
   peer = who->peer;
@@ -479,6 +553,15 @@ int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t re
     return TC_E_INVALID;
   i = obs_find(o, peer, peer_len, token, token_len);
   ri = res_find(o, resource);
+  if (i == NONE) { /* a new observer: within its host's bound */
+    host_of(o, peer, peer_len, host);
+    hi = host_find(o, host, peer_len, &hb);
+    if (hi != NONE && HR(o)[hi].count >= o->cfg.max_per_host) {
+      o->st.rejected++;
+      o->st.rejected_host++;
+      return TC_E_FULL;
+    }
+  }
   if (i != NONE && OB(o)[i].res == ri) { /* the same registration again: refresh it */
     ob = &OB(o)[i];
     ob->last_con = now;
@@ -506,6 +589,20 @@ int tc_obs_register(tc_obs *o, uint64_t now, const tc_observer *who, uint32_t re
       if (token_len) memcpy(ob->token, token, token_len);
       ob->flags = OF_USED;
       ob->con_id = 0;
+      ob->unconf = 0;
+      if (hi == NONE) { /* a free host record exists: hosts <= observers */
+        hi = o->h_free;
+        o->h_free = HR(o)[hi].next;
+        memcpy(HR(o)[hi].addr, host, peer_len);
+        HR(o)[hi].alen = (uint8_t)peer_len;
+        HR(o)[hi].count = 0;
+        HR(o)[hi].hb = hb;
+        HR(o)[hi].next = HB(o)[hb];
+        HB(o)[hb] = hi;
+        o->h_count++;
+      }
+      HR(o)[hi].count++;
+      ob->host = hi;
       ob->hb = key_bucket(o, peer, peer_len, token, token_len);
       ob->hnext = KB(o)[ob->hb];
       KB(o)[ob->hb] = i;
@@ -602,6 +699,21 @@ static int run_jobs(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t *se
             ((jb->flags & TC_OBS_CON) != 0u ||
              (o->cfg.con_every != 0u && ob->non_count + 1u >= o->cfg.con_every) ||
              (now >= ob->last_con && now - ob->last_con >= o->cfg.con_interval_ms));
+      if (!reliable && o->cfg.confirm_first && !(ob->flags & OF_CONFIRMED) && !jb->final) {
+        /* not known to be there (it never acknowledged a notification): CON, each newer
+         * state replacing the one in flight, at most UNCONF_MAX, so that a vanished observer
+         * is removed after one CON's retransmissions */
+        if (ob->unconf >= UNCONF_MAX) {
+          o->st.skipped_unconfirmed++;
+          goto next_observer;
+        }
+        if (ob->con_id != 0u) {
+          tc_ep *ep = tc_messaging_ep(m);
+          if (ep != NULL) (void)tc_ep_cancel(ep, ob->con_id);
+          con_unlink(o, oi);
+        }
+        con = 1;
+      }
       if (ob->con_id != 0u) con = 0; /* one CON in flight per observer */
       na.addr = ob->addr;
       na.addr_len = ob->alen;
@@ -618,6 +730,7 @@ static int run_jobs(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t *se
         (*sent)++;
         if (nr.flags & TC_NOTIFY_SENT_CON) {
           o->st.sent_con++;
+          if (!(ob->flags & OF_CONFIRMED) && ob->unconf < 0xFFFFu) ob->unconf++;
           ob->non_count = 0;
           ob->last_con = now;
           con_link(o, oi, nr.id);
@@ -635,6 +748,11 @@ static int run_jobs(tc_obs *o, const tc_messaging *m, uint64_t now, uint32_t *se
         obs_del(o, oi);
         o->st.removed_final++;
       }
+      continue;
+    next_observer:
+      ob->mark = jb->serial;
+      if (jb->remaining > 0u) jb->remaining--;
+      jb->cursor = ob->next;
     }
     if (jb->used) job_free(o, best); /* (a final notification may have ended it already) */
   }
@@ -768,6 +886,7 @@ int tc_obs_on_event(tc_obs *o, uint64_t now, const tc_ep_event *ev) {
   if (i == NONE) return 0;
   if (ev->kind == TC_EV_ACKED) {
     con_unlink(o, i);
+    OB(o)[i].flags |= OF_CONFIRMED;
     return 1;
   }
   if (ev->status == TC_E_RESET) o->st.removed_reset++;
@@ -811,6 +930,7 @@ void tc_obs_get_stats(const tc_obs *o, tc_obs_stats *out) {
   out->observers = o->o_count;
   out->resources = o->r_count;
   out->pending = tc_obs_pending(o);
+  out->hosts = o->h_count;
   out->jobs = 0;
   for (j = 0; j < o->cfg.max_jobs; j++)
     if (CJOBS(o)[j].used) out->jobs++;

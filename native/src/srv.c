@@ -71,6 +71,7 @@ struct tc_srv {
   uint32_t rk_mask, rk_free;
   uint32_t scratch_cap;
   uint32_t blocks_in;
+  uint32_t reused; /* block-0 requests answered from a fresh cached representation */
   uint64_t off_obs, off_bw1, off_bw2, off_pend, off_pkeys, off_rk, off_rkb, off_rkkeys;
   uint64_t off_scratch, size;
 };
@@ -397,6 +398,36 @@ static void on_request(tc_srv *s, const tc_messaging *ms, uint64_t now, const tc
       out.opts = o;
       out.src = SCRATCH(s);
       if (n >= 0 && tc_messaging_respond(ms, now, ev->id, &out) == 0) {
+        consume(ev);
+        return;
+      }
+    }
+  } else if (kl >= 0 && (method == CODE_GET || method == CODE_FETCH) &&
+             !(bi.flags & TC_BWI_OBSERVE)) {
+    /* block 0 of a shared representation still fresh (its Max-Age has not passed): served
+     * from the cache without the application, so a small request costs a small amount */
+    uint32_t rid, left = 0, i;
+    if (tc_bw2_find(BW2(s), now, NULL, 0, key, klen, &rid) == 0 &&
+        tc_bw2_fresh(BW2(s), now, rid, &left)) {
+      tc_msg m;
+      tc_opt o[OPT_CAP];
+      uint32_t f = ((bi.flags & TC_BWI_BLOCK2) ? TC_BW_HAS_BLOCK2 : 0u) |
+                   ((bi.flags & TC_BWI_SIZE2) ? TC_BW_SIZE2 : 0u);
+      tc_bw2_ask ask = {(bi.flags & TC_BWI_BLOCK2) ? bi.block2 : 0u, f, 0,
+                        limit_sub(msg_size(s, ms), msg->token_length)};
+      tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP, s->scratch_cap};
+      int n = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
+      tc_outmsg out;
+      for (i = 0; n >= 0 && i < m.option_count; i++)
+        if (o[i].number == TC_OPT_MAX_AGE) { /* what is left of it, in the same bytes */
+          uint32_t k, v = left;
+          for (k = o[i].length; k > 0u; k--, v >>= 8) SCRATCH(s)[o[i].offset + k - 1u] = (uint8_t)v;
+        }
+      out.msg = &m;
+      out.opts = o;
+      out.src = SCRATCH(s);
+      if (n >= 0 && (m.code >> 5) == 2u && tc_messaging_respond(ms, now, ev->id, &out) == 0) {
+        s->reused++;
         consume(ev);
         return;
       }
@@ -735,4 +766,9 @@ void tc_srv_get_stats(const tc_srv *s, tc_srv_stats *out) {
   out->observers = ob.observers;
   out->notifications = (uint32_t)(ob.sent_con + ob.sent_non);
   out->observers_removed = (uint32_t)(ob.removed_reset + ob.removed_timeout + ob.removed_final);
+  out->observers_refused = (uint32_t)ob.rejected;
+  out->uploads_refused = b1.busy;
+  out->uploads_reclaimed = b1.reclaimed;
+  out->notifications_skipped = (uint32_t)ob.skipped_unconfirmed;
+  out->blocks_reused = s->reused;
 }

@@ -57,6 +57,7 @@ static void test_cfg(tc_ep_config *c) {
   c->max_client_requests = 16;
   c->con_slots = 8;
   c->max_message_size = 512;
+  c->amplification_factor = 0; /* the defence has its own tests (test_harden.c) */
 }
 
 static node *node_new(const tc_ep_config *cfg, uint8_t seed_byte, uint8_t last) {
@@ -723,13 +724,14 @@ static void t_non(void) {
   CHECK_EQ(ev.id, id);
   CHECK_EQ(ev.flags, TC_EVF_LAST);
   CHECK_EQ(c->tx.count, 1); /* no ACK for a NON response */
-  /* duplicate NON request: the cached NON response is replayed */
+  /* duplicate NON request: silently ignored (RFC 7252 §4.5), not answered again */
   CHECK_EQ(deliver(c, 0, s, 4, &ev), 0);
   CHECK_EQ(ev.kind, TC_EV_NONE);
-  CHECK_EQ(s->tx.count, 2);
-  CHECK(dg_same(s, 0, s, 1));
-  /* ... and the client treats the replay as a duplicate: ignored, not redelivered */
-  CHECK_EQ(deliver(s, 1, c, 5, &ev), 0);
+  CHECK_EQ(s->tx.count, 1);
+  CHECK_EQ(stats(s).non_duplicates, 1);
+  CHECK_EQ(stats(s).replays, 0);
+  /* ... and the client treats a duplicate response as a duplicate: ignored, not redelivered */
+  CHECK_EQ(deliver(s, 0, c, 5, &ev), 0);
   CHECK_EQ(ev.kind, TC_EV_NONE);
   CHECK_EQ(c->tx.count, 1);
   /* unanswered NON request: TIMEOUT after response_timeout_ms */
@@ -974,10 +976,10 @@ static void t_overload(void) {
   CHECK_EQ(DG_TYPE(s, 1), TC_NON);
   CHECK_EQ(DG_CODE(s, 1), 0xA3);
   CHECK_EQ(stats(s).overloads, 2);
-  /* a duplicate of the overloaded request gets the same 5.03 */
+  /* a duplicate of the overloaded NON request is ignored (RFC 7252 §4.5) */
   CHECK_EQ(inject(s, PEER_Z, b, n, 1, &ev), 0);
-  CHECK_EQ(s->tx.count, 3);
-  CHECK(dg_same(s, 1, s, 2));
+  CHECK_EQ(s->tx.count, 2);
+  CHECK_EQ(stats(s).non_duplicates, 1);
   /* room again after answering */
   CHECK_EQ(resp(s, ida, 2, 0x45, ""), 0);
   CHECK_EQ(resp(s, idy, 2, 0x45, ""), 0);
@@ -1144,9 +1146,9 @@ static void t_dedup_fifo(void) {
   n = mk(b, TC_NON, 1, 2, TOK, 4, NULL, 0, NULL); /* MID 2 still remembered */
   CHECK_EQ(inject(s, PEER_X, b, n, 6, &ev), 0);
   CHECK_EQ(ev.kind, TC_EV_NONE);
-  CHECK_EQ(s->tx.count, 1);
-  CHECK(s->tx.items[0].length == rlen[2] &&
-        memcmp(s->tx.buf + s->tx.items[0].offset, rbuf[2], rlen[2]) == 0);
+  CHECK_EQ(s->tx.count, 0); /* a NON duplicate: ignored (RFC 7252 §4.5) */
+  CHECK_EQ(stats(s).non_duplicates, 1);
+  CHECK(rlen[2] > 0 && rbuf[2][0] != 0);
   n = mk(b, TC_NON, 1, 1, TOK, 4, NULL, 0, NULL); /* MID 1 forgotten: a new request */
   CHECK_EQ(inject(s, PEER_X, b, n, 7, &ev), 0);
   CHECK_EQ(ev.kind, TC_EV_REQUEST);
@@ -1329,11 +1331,19 @@ static void t_bounds(void) {
              TC_E_FULL);
     CHECK_EQ(t_ep_notify(s->ep, 1001, PEER_Z, 4, 0, TOK, 4, &m, NULL, NULL, &s->tx, &id3), 0);
   }
-  CHECK_EQ(resp(s, ev.id, 1002, 0x45, "x"), TC_E_FULL);
-  CHECK_EQ(stats(s).in_progress, 1);
+  /* every CON slot busy: the separate response goes NON rather than not at all */
+  {
+    uint32_t k = s->tx.count;
+    uint64_t dropped = stats(s).responses_dropped;
+    CHECK_EQ(resp(s, ev.id, 1002, 0x45, "x"), 0);
+    CHECK_EQ(stats(s).in_progress, 0);
+    CHECK_EQ(stats(s).responses_non, 1);
+    CHECK_EQ(stats(s).responses_dropped, dropped);
+    CHECK_EQ(s->tx.count, k + 1u);
+    CHECK_EQ(DG_TYPE(s, k), TC_NON);
+    CHECK_EQ(DG_CODE(s, k), 0x45);
+  }
   CHECK_EQ(tc_ep_cancel(s->ep, id), 0);
-  CHECK_EQ(resp(s, ev.id, 1003, 0x45, "x"), 0);
-  CHECK_EQ(stats(s).in_progress, 0);
   /* events full: the client timeout stays due */
   txreset(c);
   CHECK_EQ(req(c, s, 0, 0, 1, "t", &id), 0);

@@ -8,6 +8,7 @@ void test_blockwise(void); /* test_blockwise.c */
 void test_observe(void);   /* test_observe.c */
 void test_blockwise_client(void); /* test_blockwise_client.c */
 void test_srv(void);       /* test_srv.c */
+void test_harden(void);    /* test_harden.c */
 void test_seam(void);      /* test_seam.c */
 void test_dgram(void);     /* test_dgram.c: the datagram driver (native/driver) */
 
@@ -21,6 +22,7 @@ int main(void) {
   test_observe();
   test_blockwise_client();
   test_srv();
+  test_harden();
   test_seam();
   test_dgram();
   printf("c-tests: %lu passed, %lu failed\n", tc_test_passed, tc_test_failed);

@@ -169,6 +169,7 @@ static void t_registration(void) {
   uint8_t a[4], t[4];
   tc_obs_stats st;
   tc_obs_config_default(&cfg);
+  cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.max_observers = 6;
   cfg.max_per_resource = 4;
   cfg.max_resources = 2;
@@ -230,6 +231,7 @@ static void t_registration(void) {
   CHECK_EQ(t_obs_register(r.obs, 0, a, 0, t, 4, 1, NULL), TC_E_INVALID, "addr 0");
   CHECK_EQ(t_obs_register(r.obs, 0, a, 4, t, 33, 1, NULL), TC_E_INVALID, "token 33");
   tc_obs_config_default(&cfg);
+  cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.max_per_resource = cfg.max_observers + 1;
   CHECK_EQ(tc_obs_size(&cfg), 0, "per resource over total");
   rig_free(&r);
@@ -295,6 +297,7 @@ static void t_fanout_10000(void) {
   int sent;
   tc_obs_stats st;
   tc_obs_config_default(&cfg);
+  cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.con_every = 0; /* NON only (by count); the 24 h rule does not trigger */
   if (rig_new(&r, &cfg, 256, 1000, 1 << 20) != 0 || tally_new(&t) != 0) {
     CHECK(0, "rig");
@@ -384,6 +387,7 @@ static void t_fanout_10000(void) {
     rig r2;
     uint32_t k;
     tc_obs_config_default(&c2);
+    c2.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
     c2.max_jobs = 2;
     c2.con_every = 0;
     if (rig_new(&r2, &c2, 8, 10, 1 << 16) == 0) {
@@ -458,6 +462,7 @@ static void t_con_rules(void) {
   tc_ep_event ev;
   tc_obs_stats st;
   tc_obs_config_default(&cfg);
+  cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.con_every = 4;
   if (rig_new(&r, &cfg, 64, 256, 1 << 16) != 0 || tally_new(&t) != 0) {
     CHECK(0, "rig");
@@ -598,6 +603,7 @@ static void t_con_by_time_and_slots(void) {
   uint32_t i, j, con = 0, non = 0;
   tc_obs_stats st;
   tc_obs_config_default(&cfg);
+  cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.con_every = 0;
   cfg.con_interval_ms = 1000;
   if (rig_new(&r, &cfg, 8, 256, 1 << 16) != 0) {
@@ -666,6 +672,7 @@ static void t_non_reset_via_ep(void) {
   uint32_t mids[10], i, j, seq, nonl;
   uint64_t now = 1000;
   tc_obs_config_default(&cfg);
+  cfg.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   cfg.con_every = 0; /* all NON */
   if (rig_new(&r, &cfg, 8, 64, 64 * 1400) != 0) {
     CHECK(0, "rig");

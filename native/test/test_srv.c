@@ -47,6 +47,7 @@ static void srv_cfg(tc_srv_config *c) {
   c->obs.max_per_resource = 100;
   c->obs.max_resources = 8;
   c->obs.con_every = 0;
+  c->obs.confirm_first = 0; /* the CON-first policy has its own tests (test_harden.c) */
   c->max_resource_keys = 8;
 }
 
@@ -62,6 +63,7 @@ static rig *rig_new(const tc_srv_config *sc) {
   ec.max_in_progress_per_peer = sc->max_in_progress;
   ec.max_message_size = sc->max_message_size;
   ec.dedup_entries = 4096;
+  ec.amplification_factor = 0; /* the defence has its own tests (test_harden.c) */
   es = tc_ep_size(&ec);
   ss = tc_srv_size(sc);
   for (i = 0; i < 32; i++) seed[i] = (uint8_t)(i * 29 + 3);

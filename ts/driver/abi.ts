@@ -228,37 +228,47 @@ export const EPC_MAX_CLIENT_REQUESTS = 12;
 export const EPC_CON_SLOTS = 13;
 export const EPC_MAX_MESSAGE_SIZE = 14;
 export const EPC_RESPONSE_TIMEOUT_MS = 15;
-export const EP_CONFIG_WORDS = 16;
-export const SRVC_BW1_MAX_TRANSFERS = 16;
-export const SRVC_BW1_MAX_PER_PEER = 17;
-export const SRVC_BW1_MAX_BODY = 18;
-export const SRVC_BW1_POOL_BYTES = 19;
-export const SRVC_BW1_CHUNK_SIZE = 20;
-export const SRVC_BW1_MAX_KEY = 21;
-export const SRVC_BW1_IDLE_TIMEOUT_MS = 22;
-export const SRVC_BW1_PREFERRED_SZX = 23;
-export const SRVC_BW1_BUSY_MAX_AGE = 24;
-export const SRVC_BW2_MAX_REPS = 25;
-export const SRVC_BW2_POOL_BYTES = 26;
-export const SRVC_BW2_CHUNK_SIZE = 27;
-export const SRVC_BW2_MAX_KEY = 28;
-export const SRVC_BW2_MAX_OPT_BYTES = 29;
-export const SRVC_BW2_MAX_OPTS = 30;
-export const SRVC_BW2_PREFERRED_SZX = 31;
-export const SRVC_BW2_DEFAULT_LIFETIME_MS = 32;
-export const SRVC_OBS_MAX_OBSERVERS = 33;
-export const SRVC_OBS_MAX_PER_RESOURCE = 34;
-export const SRVC_OBS_MAX_RESOURCES = 35;
-export const SRVC_OBS_CON_EVERY = 36;
-export const SRVC_OBS_CON_INTERVAL_MS = 37;
-export const SRVC_OBS_MAX_JOBS = 38;
-export const SRVC_OBS_MAX_MESSAGE_SIZE = 39;
-export const SRVC_OBS_MAX_OPTS = 40;
-export const SRVC_MAX_IN_PROGRESS = 41;
-export const SRVC_MAX_MESSAGE_SIZE = 42;
-export const SRVC_MAX_RESOURCE_KEYS = 43;
-export const SRV_CONFIG_WORDS = 28;
-export const CONFIG_WORDS = 44;
+export const EPC_AMPLIFICATION_FACTOR = 16;
+export const EPC_VERIFIED_PEERS = 17;
+export const EPC_ECHO_LIFETIME_MS = 18;
+export const EPC_VERIFIED_LIFETIME_MS = 19;
+export const EP_CONFIG_WORDS = 20;
+export const SRVC_BW1_MAX_TRANSFERS = 20;
+export const SRVC_BW1_MAX_PER_PEER = 21;
+export const SRVC_BW1_MAX_BODY = 22;
+export const SRVC_BW1_POOL_BYTES = 23;
+export const SRVC_BW1_CHUNK_SIZE = 24;
+export const SRVC_BW1_MAX_KEY = 25;
+export const SRVC_BW1_IDLE_TIMEOUT_MS = 26;
+export const SRVC_BW1_PREFERRED_SZX = 27;
+export const SRVC_BW1_BUSY_MAX_AGE = 28;
+export const SRVC_BW1_MAX_PER_HOST = 29;
+export const SRVC_BW1_PORT_OFFSET = 30;
+export const SRVC_BW1_RECLAIM_IDLE_MS = 31;
+export const SRVC_BW2_MAX_REPS = 32;
+export const SRVC_BW2_POOL_BYTES = 33;
+export const SRVC_BW2_CHUNK_SIZE = 34;
+export const SRVC_BW2_MAX_KEY = 35;
+export const SRVC_BW2_MAX_OPT_BYTES = 36;
+export const SRVC_BW2_MAX_OPTS = 37;
+export const SRVC_BW2_PREFERRED_SZX = 38;
+export const SRVC_BW2_DEFAULT_LIFETIME_MS = 39;
+export const SRVC_OBS_MAX_OBSERVERS = 40;
+export const SRVC_OBS_MAX_PER_RESOURCE = 41;
+export const SRVC_OBS_MAX_RESOURCES = 42;
+export const SRVC_OBS_CON_EVERY = 43;
+export const SRVC_OBS_CON_INTERVAL_MS = 44;
+export const SRVC_OBS_MAX_JOBS = 45;
+export const SRVC_OBS_MAX_MESSAGE_SIZE = 46;
+export const SRVC_OBS_MAX_OPTS = 47;
+export const SRVC_OBS_MAX_PER_HOST = 48;
+export const SRVC_OBS_PORT_OFFSET = 49;
+export const SRVC_OBS_CONFIRM_FIRST = 50;
+export const SRVC_MAX_IN_PROGRESS = 51;
+export const SRVC_MAX_MESSAGE_SIZE = 52;
+export const SRVC_MAX_RESOURCE_KEYS = 53;
+export const SRV_CONFIG_WORDS = 34;
+export const CONFIG_WORDS = 54;
 /** seed bytes a driver takes: 32 for tc_ep, 16 for tc_srv */
 export const SEED_BYTES = 48;
 
@@ -281,27 +291,38 @@ export const ST_CON_SLOTS_USED = 104;
 export const ST_DEDUP_USED = 108;
 export const ST_PEERS = 112;
 export const ST_RESERVED = 116;
-export const ST_UPLOADS = 120;
-export const ST_UPLOADS_DONE = 124;
-export const ST_BLOCKS_IN = 128;
-export const ST_REPS = 132;
-export const ST_BLOCKS_OUT = 136;
-export const ST_OBSERVERS = 140;
-export const ST_NOTIFICATIONS = 144;
-export const ST_OBSERVERS_REMOVED = 148;
-export const ST_BATCHES = 152;
-export const ST_RECORDS = 160;
-export const ST_SENT = 168;
-export const ST_SEND_CALLS = 176;
-export const ST_SEND_ERRORS = 184;
-export const ST_DROPPED = 192;
-export const ST_FALLBACK = 200;
-export const ST_GSO_SENDS = 208;
-export const ST_RECV_ERRORS = 216;
-export const ST_TIMER_RUNS = 224;
-export const STATS_BYTES = 232;
+export const ST_ECHO_CHALLENGES = 120;
+export const ST_RESPONSES_NON = 128;
+export const ST_RESPONSES_DROPPED = 136;
+export const ST_NON_DUPLICATES = 144;
+export const ST_VERIFIED = 152;
+export const ST_RESERVED2 = 156;
+export const ST_UPLOADS = 160;
+export const ST_UPLOADS_DONE = 164;
+export const ST_BLOCKS_IN = 168;
+export const ST_REPS = 172;
+export const ST_BLOCKS_OUT = 176;
+export const ST_OBSERVERS = 180;
+export const ST_NOTIFICATIONS = 184;
+export const ST_OBSERVERS_REMOVED = 188;
+export const ST_OBSERVERS_REFUSED = 192;
+export const ST_UPLOADS_REFUSED = 196;
+export const ST_UPLOADS_RECLAIMED = 200;
+export const ST_NOTIFICATIONS_SKIPPED = 204;
+export const ST_BLOCKS_REUSED = 208;
+export const ST_BATCHES = 216;
+export const ST_RECORDS = 224;
+export const ST_SENT = 232;
+export const ST_SEND_CALLS = 240;
+export const ST_SEND_ERRORS = 248;
+export const ST_DROPPED = 256;
+export const ST_FALLBACK = 264;
+export const ST_GSO_SENDS = 272;
+export const ST_RECV_ERRORS = 280;
+export const ST_TIMER_RUNS = 288;
+export const STATS_BYTES = 296;
 /** Byte offsets of the 64-bit stats fields. */
-export const STATS_U64: readonly number[] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 152, 160, 168, 176, 184, 192, 200, 208, 216, 224];
+export const STATS_U64: readonly number[] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 120, 128, 136, 144, 216, 224, 232, 240, 248, 256, 264, 272, 280, 288];
 
 /** The layout table native/driver/abi.c compiles (tca_layout); both backends report theirs. */
 export const ABI_LAYOUT: readonly number[] = [
@@ -315,13 +336,15 @@ export const ABI_LAYOUT: readonly number[] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6,
   8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 0, 1, 2, 6, 7,
   8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-  14, 15, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-  13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
-  0, 8, 8, 8, 16, 8, 24, 8, 32, 8, 40, 8, 48, 8, 56, 8,
-  64, 8, 72, 8, 80, 8, 88, 8, 96, 4, 100, 4, 104, 4, 108, 4,
-  112, 4, 116, 4, 120, 4, 124, 4, 128, 4, 132, 4, 136, 4, 140, 4,
-  144, 4, 148, 4, 152, 8, 160, 8, 168, 8, 176, 8, 184, 8, 192, 8,
-  200, 8, 208, 8, 216, 8, 224, 8, 232, 48,
+  14, 15, 16, 17, 18, 19, 20, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+  25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 0, 8, 8, 8, 16, 8,
+  24, 8, 32, 8, 40, 8, 48, 8, 56, 8, 64, 8, 72, 8, 80, 8,
+  88, 8, 96, 4, 100, 4, 104, 4, 108, 4, 112, 4, 116, 4, 120, 8,
+  128, 8, 136, 8, 144, 8, 152, 4, 156, 4, 160, 4, 164, 4, 168, 4,
+  172, 4, 176, 4, 180, 4, 184, 4, 188, 4, 192, 4, 196, 4, 200, 4,
+  204, 4, 208, 4, 216, 8, 224, 8, 232, 8, 240, 8, 248, 8, 256, 8,
+  264, 8, 272, 8, 280, 8, 288, 8, 296, 48,
 ];
 /** FNV-1a of ABI_LAYOUT (tca_hash). */
-export const ABI_HASH = 0x5c8da7d5;
+export const ABI_HASH = 0x3795747e;

@@ -275,6 +275,32 @@ export interface EndpointStats {
   notifications: number;
   /** Observers removed (RST, CON timeout, or a final notification). */
   observersRemoved: number;
+  /** Observe registrations served without Observe because a bound was reached (in total, per
+   *  resource or per host). */
+  observersRefused: number;
+  /** Block1 requests answered 5.03 because a bound was reached (slots, memory, per client
+   *  endpoint or per host). */
+  uploadsRefused: number;
+  /** Stalled uploads dropped to make room for another one. */
+  uploadsReclaimed: number;
+  /** Notifications not sent to observers that have not yet acknowledged one (their first, CON,
+   *  still in flight). */
+  notificationsSkipped: number;
+  /** Block-0 GET/FETCH requests answered from a cached representation still within its
+   *  Max-Age, without running the handler. */
+  blocksReused: number;
+  /** Amplification defence (RFC 9175 §2.4): 4.01 + Echo sent instead of a response too large
+   *  for an endpoint that has not shown it receives. */
+  echoChallenges: number;
+  /** Endpoints remembered as verified (they echoed a value the server sent). */
+  verifiedPeers: number;
+  /** Separate responses to CON requests sent NON because every CON slot was busy (instead of
+   *  being dropped). */
+  responsesNon: number;
+  /** Accepted requests whose response could not be sent at all. Stays 0. */
+  responsesDropped: number;
+  /** Duplicate NON requests ignored (RFC 7252 §4.5). */
+  nonDuplicates: number;
 }
 
 
@@ -298,8 +324,16 @@ export interface BlockwiseOptions {
   readonly maxUploadsPerPeer?: number;
   /** Bytes of upload bodies stored at once over all uploads. Default 4 MiB, 1024..2^31. */
   readonly uploadMemory?: number;
+  /** The same, per client host (IP address, any port). Default min(16, maxUploads), >= 1. */
+  readonly maxUploadsPerHost?: number;
   /** An upload that gets no block for this many ms is dropped. Default 120000, >= 1. */
   readonly uploadTimeout?: number;
+  /**
+   * When the upload slots or memory are full, an upload idle for at least this many ms is
+   * dropped to make room (the least recently active one of the host holding the most
+   * uploads), rather than refusing everyone until uploadTimeout. Default 10000, >= 1.
+   */
+  readonly uploadReclaimAfter?: number;
   /** Large responses (representations) cached for Block2 at once. Default 64, 1..65535. */
   readonly maxRepresentations?: number;
   /** Bytes of cached representations over all of them. Default 8 MiB, 1024..2^31. */
@@ -316,6 +350,15 @@ export interface ObserveOptions {
   readonly maxObserversPerResource?: number;
   /** Resources with observers at once. Default 1024, 1..2^24. */
   readonly maxResources?: number;
+  /** Registrations per client host (IP address, any port). Default min(64, maxObservers), >= 1. */
+  readonly maxObserversPerHost?: number;
+  /**
+   * An observer that has not yet acknowledged a notification gets confirmable ones only (a
+   * newer one replacing the one unacknowledged, at most 8, then none until it acknowledges),
+   * so an observer that vanished is removed after one notification's retransmissions instead
+   * of being sent every change. Default true.
+   */
+  readonly confirmFirst?: boolean;
   /**
    * Every conEvery-th notification to an observer is sent confirmable (1 = all), to find
    * out whether it is still there; 0 = only by time (conInterval). Default 20.
@@ -371,6 +414,21 @@ export interface EndpointOptions {
    * Default MAX_TRANSMIT_WAIT (93000 with the default transmission parameters).
    */
   readonly responseTimeout?: number;
+  /**
+   * Amplification defence (RFC 9175 §2.4): toward an endpoint (address and port) that has not
+   * shown it receives, a response is at most this many times the request's bytes; a larger
+   * one is replaced by 4.01 Unauthorized with an Echo option, and an Observe registration from
+   * such an endpoint is answered so before the handler runs. A client that repeats the request
+   * with the Echo value (this library's client and libcoap's do) is verified from then on.
+   * Default 3; 0 turns the defence off.
+   */
+  readonly amplificationLimit?: number;
+  /** Endpoints remembered as verified (bounded; the one expiring soonest makes room). Default 4096, 4..2^20. */
+  readonly verifiedPeers?: number;
+  /** How long (ms) an Echo value the server sent is accepted. Default 30000, 1000..3600000. */
+  readonly echoLifetime?: number;
+  /** How long (ms) an endpoint stays verified after it echoed. Default 3600000, >= 1000. */
+  readonly verifiedLifetime?: number;
   /** Block-wise transfers (RFC 7959): upload and response-cache bounds, block size. */
   readonly blockwise?: BlockwiseOptions;
   /** Observe (RFC 7641): observer registry bounds and CON pacing of notifications. */

@@ -15,6 +15,8 @@ export type { BlockwiseOptions, EndpointOptions, EndpointStats, ObserveOptions, 
 import {
   CONFIG_WORDS,
   EPC_ACK_RANDOM_FACTOR_X1000,
+  EPC_AMPLIFICATION_FACTOR,
+  EPC_ECHO_LIFETIME_MS,
   EPC_ACK_TIMEOUT_MS,
   EPC_CON_SLOTS,
   EPC_DEDUP_ENTRIES,
@@ -30,16 +32,21 @@ import {
   EPC_RESPONSE_CACHE_BYTES,
   EPC_RESPONSE_TIMEOUT_MS,
   EPC_SEPARATE_ACK_DELAY_MS,
+  EPC_VERIFIED_LIFETIME_MS,
+  EPC_VERIFIED_PEERS,
   RX_WORDS,
   SRVC_BW1_BUSY_MAX_AGE,
   SRVC_BW1_CHUNK_SIZE,
   SRVC_BW1_IDLE_TIMEOUT_MS,
   SRVC_BW1_MAX_BODY,
   SRVC_BW1_MAX_KEY,
+  SRVC_BW1_MAX_PER_HOST,
   SRVC_BW1_MAX_PER_PEER,
   SRVC_BW1_MAX_TRANSFERS,
   SRVC_BW1_POOL_BYTES,
+  SRVC_BW1_PORT_OFFSET,
   SRVC_BW1_PREFERRED_SZX,
+  SRVC_BW1_RECLAIM_IDLE_MS,
   SRVC_BW2_CHUNK_SIZE,
   SRVC_BW2_DEFAULT_LIFETIME_MS,
   SRVC_BW2_MAX_KEY,
@@ -51,30 +58,38 @@ import {
   SRVC_MAX_IN_PROGRESS,
   SRVC_MAX_MESSAGE_SIZE,
   SRVC_MAX_RESOURCE_KEYS,
+  SRVC_OBS_CONFIRM_FIRST,
   SRVC_OBS_CON_EVERY,
   SRVC_OBS_CON_INTERVAL_MS,
   SRVC_OBS_MAX_JOBS,
   SRVC_OBS_MAX_MESSAGE_SIZE,
   SRVC_OBS_MAX_OBSERVERS,
   SRVC_OBS_MAX_OPTS,
+  SRVC_OBS_MAX_PER_HOST,
   SRVC_OBS_MAX_PER_RESOURCE,
   SRVC_OBS_MAX_RESOURCES,
+  SRVC_OBS_PORT_OFFSET,
   ST_BAD_OPTIONS,
   ST_BATCHES,
   ST_BLOCKS_IN,
   ST_BLOCKS_OUT,
+  ST_BLOCKS_REUSED,
   ST_CLIENT_REQUESTS,
   ST_CON_SLOTS_USED,
   ST_DEDUP_EVICTIONS,
   ST_DEDUP_USED,
   ST_DROPPED,
   ST_DUPLICATES,
+  ST_ECHO_CHALLENGES,
   ST_FALLBACK,
   ST_FORMAT_ERRORS,
   ST_GSO_SENDS,
   ST_IN_PROGRESS,
+  ST_NON_DUPLICATES,
   ST_NOTIFICATIONS,
+  ST_NOTIFICATIONS_SKIPPED,
   ST_OBSERVERS,
+  ST_OBSERVERS_REFUSED,
   ST_OBSERVERS_REMOVED,
   ST_OVERLOADS,
   ST_PEERS,
@@ -82,6 +97,8 @@ import {
   ST_REPLAYS,
   ST_REPS,
   ST_RESETS_SENT,
+  ST_RESPONSES_DROPPED,
+  ST_RESPONSES_NON,
   ST_RETRANSMITS,
   ST_RX,
   ST_SEND_CALLS,
@@ -92,6 +109,9 @@ import {
   ST_UNMATCHED,
   ST_UPLOADS,
   ST_UPLOADS_DONE,
+  ST_UPLOADS_RECLAIMED,
+  ST_UPLOADS_REFUSED,
+  ST_VERIFIED,
 } from '../driver/abi';
 
 // The record layout, error codes, config word order and stats offsets: generated from the C
@@ -202,6 +222,16 @@ export function statsFromView(v: DataView, at = 0): EndpointStats {
     observers: u32(ST_OBSERVERS),
     notifications: u32(ST_NOTIFICATIONS),
     observersRemoved: u32(ST_OBSERVERS_REMOVED),
+    observersRefused: u32(ST_OBSERVERS_REFUSED),
+    uploadsRefused: u32(ST_UPLOADS_REFUSED),
+    uploadsReclaimed: u32(ST_UPLOADS_RECLAIMED),
+    notificationsSkipped: u32(ST_NOTIFICATIONS_SKIPPED),
+    blocksReused: u32(ST_BLOCKS_REUSED),
+    echoChallenges: u64(ST_ECHO_CHALLENGES),
+    verifiedPeers: u32(ST_VERIFIED),
+    responsesNon: u64(ST_RESPONSES_NON),
+    responsesDropped: u64(ST_RESPONSES_DROPPED),
+    nonDuplicates: u64(ST_NON_DUPLICATES),
   };
 }
 
@@ -213,6 +243,12 @@ function uint(name: string, v: number | undefined, dflt: number, min: number, ma
     throw new RangeError(`${name} must be an integer in ${min}..${max}, not ${String(v)}`);
   }
   return v;
+}
+
+function flag(name: string, v: boolean | undefined, dflt: boolean): number {
+  if (v === undefined) return dflt ? 1 : 0;
+  if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, not ${String(v)}`);
+  return v ? 1 : 0;
 }
 
 function group<T extends object>(name: string, v: T | undefined): Partial<T> {
@@ -262,6 +298,10 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   const maxMessageSize = uint('maxMessageSize', o.maxMessageSize, 1280, 96, 65507);
   cfg[EPC_MAX_MESSAGE_SIZE] = maxMessageSize;
   cfg[EPC_RESPONSE_TIMEOUT_MS] = uint('responseTimeout', o.responseTimeout, Math.min(wait, 0xffffffff) || 1, 1, 0xffffffff);
+  cfg[EPC_AMPLIFICATION_FACTOR] = uint('amplificationLimit', o.amplificationLimit, 3, 0, 1000);
+  cfg[EPC_VERIFIED_PEERS] = uint('verifiedPeers', o.verifiedPeers, client ? 16 : 4096, 4, 1 << 20);
+  cfg[EPC_ECHO_LIFETIME_MS] = uint('echoLifetime', o.echoLifetime, 30000, 1000, 3600000);
+  cfg[EPC_VERIFIED_LIFETIME_MS] = uint('verifiedLifetime', o.verifiedLifetime, 3600000, 1000, 0xffffffff);
 
   // tc_srv_config; the fields not exposed keep the core's defaults (tc_*_config_default)
   const bw = group('blockwise', o.blockwise);
@@ -284,6 +324,9 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   cfg[SRVC_BW1_IDLE_TIMEOUT_MS] = uint('blockwise.uploadTimeout', bw.uploadTimeout, 120000, 1, 0xffffffff);
   cfg[SRVC_BW1_PREFERRED_SZX] = szx;
   cfg[SRVC_BW1_BUSY_MAX_AGE] = overloadMaxAge;
+  cfg[SRVC_BW1_MAX_PER_HOST] = uint('blockwise.maxUploadsPerHost', bw.maxUploadsPerHost, Math.min(16, maxUploads), 1, 65535);
+  cfg[SRVC_BW1_PORT_OFFSET] = 1; // the drivers' canonical addresses (family, port, address)
+  cfg[SRVC_BW1_RECLAIM_IDLE_MS] = uint('blockwise.uploadReclaimAfter', bw.uploadReclaimAfter, 10000, 1, 0xffffffff);
   // Block2 store (tc_bw2_config)
   cfg[SRVC_BW2_MAX_REPS] = uint('blockwise.maxRepresentations', bw.maxRepresentations, client ? 1 : 64, 1, 65535);
   cfg[SRVC_BW2_POOL_BYTES] = uint('blockwise.cacheMemory', bw.cacheMemory, client ? 4 * chunk : 8 << 20, chunk, 2 ** 31);
@@ -302,6 +345,9 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   cfg[SRVC_OBS_MAX_JOBS] = 8;
   cfg[SRVC_OBS_MAX_MESSAGE_SIZE] = maxMessageSize;
   cfg[SRVC_OBS_MAX_OPTS] = 16;
+  cfg[SRVC_OBS_MAX_PER_HOST] = uint('observe.maxObserversPerHost', ob.maxObserversPerHost, Math.min(64, maxObservers), 1, 1 << 24);
+  cfg[SRVC_OBS_PORT_OFFSET] = 1; // the drivers' canonical addresses (family, port, address)
+  cfg[SRVC_OBS_CONFIRM_FIRST] = flag('observe.confirmFirst', ob.confirmFirst, true);
   // the pipeline: max_in_progress and max_message_size are the ep's
   cfg[SRVC_MAX_IN_PROGRESS] = maxInProgress;
   cfg[SRVC_MAX_MESSAGE_SIZE] = maxMessageSize;
