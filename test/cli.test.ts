@@ -226,6 +226,14 @@ describe('requests against the demo server', () => {
     const r = await runCli(['get', `coap://127.0.0.1:${dead}/x`, '--timeout', '3000']);
     expect(r.code).toBe(3);
   });
+
+  // IP_RECVERR is Linux's; the WebAssembly backend is not told of ICMP errors (README)
+  it.runIf(hasNative && process.platform === 'linux')('a closed port fails at once with ECONNREFUSED on the native backend (no --timeout)', async () => {
+    const dead = await freePort();
+    const r = await runCli(['get', `coap://127.0.0.1:${dead}/x`], { env: { ...process.env, TURBOCOAP_BACKEND: 'native' } });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('ECONNREFUSED');
+  }, 30_000);
 });
 
 describe('arguments, output and progress', () => {

@@ -83,6 +83,7 @@ describe('layering', () => {
       TIMEOUT: records.E_TIMEOUT,
       RESET: records.E_RESET,
       BAD_OPTION: records.E_BAD_OPTION,
+      UNREACHABLE: records.E_UNREACHABLE,
     });
   });
 });

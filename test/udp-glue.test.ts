@@ -17,10 +17,11 @@ import { nativeUdpFactory, type UdpAddon } from '../ts/transport/udp-native';
 import {
   CONFIG_WORDS,
   EP_CONFIG_WORDS,
+  EV_FAILED,
   EV_REQUEST,
-  EV_UNREACHABLE,
   E_INVALID,
   E_STALE,
+  E_UNREACHABLE,
   OBS_CON,
   REQ_CON,
   REQ_KEEP,
@@ -29,16 +30,14 @@ import {
   RX_BODY_ID,
   RX_BODY_LEN,
   RX_CODE,
-  RX_FAMILY,
   RX_ID,
-  RX_IP,
   RX_KIND,
   RX_OPTS,
   RX_OPT_COUNT,
   RX_PAYLOAD_LEN,
   RX_PAYLOAD_OFF,
-  RX_PORT,
   RX_SRV_FLAGS,
+  RX_STATUS,
   RX_WORDS,
   SEED_BYTES,
   SRVF_BODY,
@@ -562,7 +561,7 @@ describe.each(factories)('%s UDP driver: the server pipeline behind the records'
 
 describe('native UDP driver: ICMP port unreachable', () => {
   // IP_RECVERR is Linux's; elsewhere the native driver does not learn of refused datagrams
-  it.runIf(process.platform === 'linux')('a datagram to a closed port comes back as an EV_UNREACHABLE record for that address (Linux)', async () => {
+  it.runIf(process.platform === 'linux')('a request to a closed port fails at once: an EV_FAILED record with E_UNREACHABLE for its id (Linux)', async () => {
     const closed = await new Promise<number>((resolve) => {
       const s = createSocket('udp4');
       s.bind(0, '127.0.0.1', () => {
@@ -577,18 +576,20 @@ describe('native UDP driver: ICMP port unreachable', () => {
       let r = 0;
       for (let i = 0; i < count; i++) {
         records.push(Array.from(u32.subarray(r, r + RX_WORDS)));
-        if (u32[r + RX_KIND] === EV_UNREACHABLE && u32[r + RX_PORT] === closed) found!();
+        if (u32[r + RX_KIND] === EV_FAILED) found!();
         r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
       }
     });
-    d.txWords.set([TX_REQUEST, 0, 0, 0, 1, 4, closed, 0x0100007f, 0, 0, 0, 0, 4, 0, 0, 0]);
+    d.txWords.set([TX_REQUEST, 0, 0, REQ_CON, 1, 4, closed, 0x0100007f, 0, 0, 0, 0, 4, 0, 0, 0]);
     expect(d.flush(TX_REQUEST_WORDS, 0)).toBe(0);
-    await within(seen, 5000, 'the EV_UNREACHABLE record');
-    const rec = records.find((w) => w[RX_KIND] === EV_UNREACHABLE)!;
-    expect(rec[RX_FAMILY]).toBe(4);
-    expect(rec[RX_IP]).toBe(0x0100007f);
-    expect(rec[RX_ID]).toBe(0);
+    const id = d.txWords[1] as number;
+    expect(id).not.toBe(0);
+    await within(seen, 5000, 'the EV_FAILED record');
+    const rec = records.find((w) => w[RX_KIND] === EV_FAILED)!;
+    expect(rec[RX_ID]).toBe(id);
+    expect(rec[RX_STATUS]! | 0).toBe(E_UNREACHABLE);
     expect(d.stats().sendErrors).toBe(0);
+    expect(d.stats().clientRequests).toBe(0);
   });
 });
 

@@ -242,6 +242,8 @@ export function failure(rc: number): Error {
       return new CoapResetError();
     case Status.BAD_OPTION:
       return new CoapNetworkError('BAD_OPTION', 'BAD_OPTION: the response has an unrecognized critical option');
+    case Status.UNREACHABLE:
+      return new CoapNetworkError('ECONNREFUSED', 'ECONNREFUSED: the port is closed (ICMP port unreachable)');
     case Status.FULL:
       return new CoapNetworkError('FULL', 'FULL: too many outstanding requests (maxClientRequests / conSlots)');
     case Status.MESSAGE_TOO_LARGE:

@@ -42,6 +42,7 @@ const DESCRIPTIONS: Record<string, string> = {
   TIMEOUT: 'no answer in time',
   RESET: 'the peer answered with a Reset (RST)',
   BAD_OPTION: 'the response has an unrecognized critical option',
+  UNREACHABLE: 'the peer refused a datagram (ICMP port unreachable)',
 };
 
 /** Describes a core error code for messages. */
@@ -162,10 +163,11 @@ export class CoapResetError extends CoapError {
 /**
  * The request could not be sent or answered for a reason below CoAP: the
  * host name did not resolve, the socket could not be opened or bound, the
- * endpoint's tables are full, the agent was closed, or the response carried
- * an unrecognized critical option. `code` is a stable upper-case name
- * (`'FULL'`, `'BAD_OPTION'`, `'CLOSED'`, or a Node/libuv error code such as
- * `'ENOTFOUND'` or `'EADDRINUSE'`).
+ * endpoint's tables are full, the agent was closed, the response carried
+ * an unrecognized critical option, or the peer's port is closed (ICMP port
+ * unreachable, native backend on Linux). `code` is a stable upper-case name
+ * (`'FULL'`, `'BAD_OPTION'`, `'CLOSED'`, `'ECONNREFUSED'`, or a Node/libuv error
+ * code such as `'ENOTFOUND'` or `'EADDRINUSE'`).
  */
 export class CoapNetworkError extends CoapError {
   constructor(code: string, message?: string, options?: { cause?: unknown }) {

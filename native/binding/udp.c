@@ -427,8 +427,8 @@ static void schedule_check(tcu *u) {
 
 #if defined(__linux__)
 /* The socket's error queue (IP_RECVERR / IPV6_RECVERR, set at bind): each ICMP port unreachable
- * becomes an EV_UNREACHABLE record for the destination it answered, so that requests to a
- * closed port can fail at once. Drained completely (a non-empty queue keeps the socket
+ * goes to the driver (tcd_unreachable) with the destination it answered, so that requests to a
+ * closed port fail at once. Drained completely (a non-empty queue keeps the socket
  * readable). */
 static void read_errqueue(tcu *u) {
   uv_os_fd_t fd;
@@ -472,7 +472,7 @@ static void read_errqueue(tcu *u) {
         continue;
       alen = tcb_sockaddr_to_addr((const struct sockaddr *)&sa, addr);
       if (alen == 0) continue;
-      while ((a = tcd_unreachable(u->d, addr, alen)) > 0)
+      while ((a = tcd_unreachable(u->d, uv_now(u->loop), addr, alen)) > 0)
         if (!act(u, a)) return;
     }
   }

@@ -32,7 +32,7 @@
   X(MSG_WORDS, 9, TC_MSG_WORDS) \
   X(OPT_WORDS, 3, TC_OPT_WORDS) \
   X(FRAME_WORDS, 3, TC_FRAME_WORDS) \
-  X(ERROR_COUNT, 21, TC_ERROR_COUNT) \
+  X(ERROR_COUNT, 22, TC_ERROR_COUNT) \
   X(ADDR_MAX, 28, TC_ADDR_MAX) \
   X(TOKEN_MAX, 32, TC_EP_TOKEN_MAX) \
   X(EV_NONE, 0, TC_EV_NONE) \
@@ -63,9 +63,7 @@
   X(TX_DROP, 4) \
   X(TX_PING, 5) \
   X(TX_NOTIFY, 6) \
-  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */ \
-  X(EV_UNREACHABLE, 64) /* RX record kind of the driver's own: the record's address refused a \
-                           datagram (ICMP port unreachable); ID 0, STATUS 0 */
+  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
 
 /* --------------------------------------------------------------------------- records */
 

@@ -108,14 +108,20 @@ int tcd_recv(tcd_dgram *d, uint64_t now, const uint8_t *addr, uint32_t alen, con
   return TCD_DONE;
 }
 
-int tcd_unreachable(tcd_dgram *d, const uint8_t *addr, uint32_t alen) {
-  tc_ep_event ev;
+int tcd_unreachable(tcd_dgram *d, uint64_t now, const uint8_t *addr, uint32_t alen) {
+  uint32_t room, cap, i;
+  int n;
   if (alen < 1u || alen > TC_ADDR_MAX) return TC_E_INVALID;
-  if (!tcb_rx_room(&d->rx, 0)) return TCD_DELIVER;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = TCB_EV_UNREACHABLE;
-  tcb_rx_put(&d->rx, &ev, addr, alen, NULL, 0, NULL, NULL, NULL);
-  return TCD_DONE;
+  for (;;) {
+    room = (d->rx.word_cap - d->rx.word_used) / TCB_RX_WORDS;
+    if (room == 0) return TCD_DELIVER;
+    cap = room < TCD_TIMER_EVENTS ? room : TCD_TIMER_EVENTS;
+    n = tc_ep_unreachable(d->ep, now, addr, alen, d->evs, cap);
+    if (n < 0) return n;
+    for (i = 0; i < (uint32_t)n; i++)
+      tcb_rx_put(&d->rx, &d->evs[i], NULL, 0, NULL, 0, NULL, NULL, NULL);
+    if ((uint32_t)n < cap) return TCD_DONE;
+  }
 }
 
 int tcd_timer(tcd_dgram *d, uint64_t now) {

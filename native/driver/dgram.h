@@ -96,10 +96,10 @@ void tcd_destroy(tcd_dgram *d);
 int tcd_recv(tcd_dgram *d, uint64_t now, const uint8_t *addr, uint32_t alen, const uint8_t *data,
              uint32_t len);
 
-/** The host learned that addr[0..alen) refused a datagram (ICMP port unreachable): an
- *  EV_UNREACHABLE record for JS. TCD_DONE, TCD_DELIVER (no room: act, call again) or
- *  TC_E_INVALID. */
-int tcd_unreachable(tcd_dgram *d, const uint8_t *addr, uint32_t alen);
+/** The host learned that addr[0..alen) refused a datagram (ICMP port unreachable): the client
+ *  requests outstanding to it fail now (tc_ep_unreachable), one EV_FAILED record each (status
+ *  TC_E_UNREACHABLE). TCD_DONE, TCD_DELIVER (no room: act, call again) or TC_E_INVALID. */
+int tcd_unreachable(tcd_dgram *d, uint64_t now, const uint8_t *addr, uint32_t alen);
 
 /** Runs what is due at now (tc_srv_timer, tc_ep_timer). TCD_DONE, or TCD_SEND / TCD_DELIVER:
  *  work is left (act, call again). Gives TCD_DONE after TCD_TIMER_ROUNDS rounds. */

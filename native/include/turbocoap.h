@@ -63,7 +63,8 @@ enum tc_type { TC_CON = 0, TC_NON = 1, TC_ACK = 2, TC_RST = 3 };
   X(FULL, -18, "a bounded table or the caller's tx queue is full") \
   X(TIMEOUT, -19, "(event status) no ACK/response in time") \
   X(RESET, -20, "(event status) the peer answered with RST") \
-  X(BAD_OPTION, -21, "(event status) response with an unrecognized critical option")
+  X(BAD_OPTION, -21, "(event status) response with an unrecognized critical option") \
+  X(UNREACHABLE, -22, "(event status) the peer refused a datagram (ICMP port unreachable)")
 
 #define TC_ERROR_ENUM_(name, value, doc) TC_E_##name = (value),
 /** Negative return codes. tc_error_name() gives each a stable upper-case name. */
@@ -71,7 +72,7 @@ enum tc_error { TC_ERRORS(TC_ERROR_ENUM_) };
 #undef TC_ERROR_ENUM_
 
 /** Number of error codes: errors are -1 .. -TC_ERROR_COUNT (checked against TC_ERRORS). */
-#define TC_ERROR_COUNT 21
+#define TC_ERROR_COUNT 22
 
 /** Name of an error code, e.g. "RESERVED_TKL"; "UNKNOWN" for anything else.
  *  Returns a static string (never freed). */

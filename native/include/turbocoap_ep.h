@@ -161,7 +161,8 @@ enum tc_ep_kind {
 typedef struct tc_ep_event {
   uint32_t kind;   /**< tc_ep_kind */
   uint32_t id;     /**< exchange id (REQUEST) or client request id (RESPONSE, FAILED) */
-  int32_t status;  /**< FAILED: TC_E_TIMEOUT, TC_E_RESET or TC_E_BAD_OPTION; NOTIFY_RESET:
+  int32_t status;  /**< FAILED: TC_E_TIMEOUT, TC_E_RESET, TC_E_BAD_OPTION or
+                        TC_E_UNREACHABLE (tc_ep_unreachable); NOTIFY_RESET:
                         TC_E_RESET; else 0. A CON
                         notification fails with TC_E_RESET (the client cancelled the Observe
                         relation, RFC 7641 §3.6) or TC_E_TIMEOUT */
@@ -314,6 +315,19 @@ tc_ep *tc_messaging_ep(const tc_messaging *m);
  *  Returns 0, TC_E_FULL or TC_E_INVALID. */
 int tc_ep_ping(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len, tc_txq *tx,
                uint32_t *id);
+
+/**
+ * The host learned that addr (addr_len bytes) refused a datagram (ICMP port unreachable, e.g.
+ * from a socket's error queue): every client request and ping outstanding to that address
+ * (sent, held by NSTART, or kept for Observe) fails at once with TC_EV_FAILED, status
+ * TC_E_UNREACHABLE, flags TC_EVF_LAST, written to events (ev_cap entries) instead of waiting
+ * out its retransmissions. Server exchanges and notifications to addr are not touched.
+ * Returns the number of events written (>= 0); when it equals ev_cap more may be left: call
+ * again (failed requests are gone, so each call makes progress). TC_E_INVALID for bad
+ * arguments.
+ */
+int tc_ep_unreachable(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
+                      tc_ep_event *events, uint32_t ev_cap);
 
 /* ---------------------------------------------------------------------- time */
 

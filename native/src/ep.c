@@ -1856,6 +1856,19 @@ int tc_ep_cancel(tc_ep *ep, uint32_t id) {
   return 0;
 }
 
+int tc_ep_unreachable(tc_ep *ep, uint64_t now, const uint8_t *addr, uint32_t addr_len,
+                      tc_ep_event *events, uint32_t ev_cap) {
+  uint32_t i, nev = 0;
+  if (!ep_ok(ep) || !addr_ok(addr, addr_len) || (events == NULL && ev_cap != 0))
+    return TC_E_INVALID;
+  for (i = 0; i < ep->cfg.max_client_requests && nev < ev_cap; i++) {
+    const client_rec *c = &CL(ep)[i];
+    if (c->state != C_FREE && addr_eq(c->addr, c->alen, addr, addr_len))
+      cl_fail(ep, now, i, TC_E_UNREACHABLE, &events[nev++]);
+  }
+  return (int)nev;
+}
+
 /* ------------------------------------------------------------------ time */
 
 static void recompute_deadline(tc_ep *ep, uint64_t now) {

@@ -184,14 +184,15 @@ static void test_error_names(void) {
       "TRUNCATED_HEADER", "BAD_VERSION", "RESERVED_TKL", "TOKEN_PAST_END", "RESERVED_NIBBLE",
       "OPTION_PAST_END", "OPTION_NUMBER_OVERFLOW", "EMPTY_PAYLOAD", "EMPTY_WITH_CONTENT",
       "LENGTH_PAST_END", "TRAILING_BYTES", "TOO_MANY_OPTIONS", "MESSAGE_TOO_LARGE", "WS_LENGTH",
-      "BUFFER_TOO_SMALL", "INVALID", "STALE", "FULL", "TIMEOUT", "RESET", "BAD_OPTION"};
+      "BUFFER_TOO_SMALL", "INVALID", "STALE", "FULL", "TIMEOUT", "RESET", "BAD_OPTION",
+      "UNREACHABLE"};
   int i;
-  CHECK_EQ(TC_E_BAD_OPTION, -TC_ERROR_COUNT, "error count");
+  CHECK_EQ(TC_E_UNREACHABLE, -TC_ERROR_COUNT, "error count");
   for (i = 1; i <= TC_ERROR_COUNT; i++)
     CHECK(strcmp(tc_error_name(-i), want[i - 1]) == 0, "%d -> %s", -i, tc_error_name(-i));
   CHECK(strcmp(tc_error_name(0), "UNKNOWN") == 0, "0");
   CHECK(strcmp(tc_error_name(1), "UNKNOWN") == 0, "1");
-  CHECK(strcmp(tc_error_name(-TC_ERROR_COUNT - 1), "UNKNOWN") == 0, "-22");
+  CHECK(strcmp(tc_error_name(-TC_ERROR_COUNT - 1), "UNKNOWN") == 0, "-23");
   CHECK(strcmp(tc_error_name(-2147483647 - 1), "UNKNOWN") == 0, "INT_MIN");
 }
 

@@ -195,24 +195,40 @@ static void test_timer(void) {
   tcd_destroy(d);
 }
 
-/* An ICMP port unreachable the host learned of becomes a record for that address. */
+/* An ICMP port unreachable the host learned of fails the requests to that address: one
+ * EV_FAILED record each (TC_E_UNREACHABLE), handed over when the batch is full. */
 static void test_unreachable(void) {
   tcd_dgram *d = make(TCB_RX_MAX_WORDS + TCB_RX_WORDS, 16);
   host h = {0};
-  int a, n = 0;
+  enum { REQS = 24 }; /* more FAILED records than the batch holds (19) */
+  uint32_t tx[REQS * TCB_TX_REQUEST_WORDS] = {0};
+  int a, n = 0, i;
   if (d == NULL) return;
-  CHECK_EQ(tcd_unreachable(d, peer, 0), TC_E_INVALID, "no address");
-  CHECK_EQ(tcd_unreachable(d, peer, sizeof peer), TCD_DONE, "a record");
-  CHECK_EQ(d->rx.words[TCB_RX_KIND], TCB_EV_UNREACHABLE, "kind");
-  CHECK_EQ(d->rx.words[TCB_RX_PORT], 5683, "its port");
-  CHECK_EQ(d->rx.words[TCB_RX_OPT_COUNT], 0, "no options");
-  CHECK(tcd_pending(d), "pending");
-  /* room for the worst case plus one record: the third asks for a hand-over first */
-  CHECK_EQ(tcd_unreachable(d, peer, sizeof peer), TCD_DONE, "a second record");
-  while ((a = tcd_unreachable(d, peer, sizeof peer)) > 0 && n++ < 4) act(d, &h, a);
-  CHECK_EQ(a, TCD_DONE, "then taken");
-  CHECK_EQ(h.deliveries, 1, "one hand-over");
-  CHECK_EQ(h.records, 2, "of the first two");
+  CHECK_EQ(tcd_unreachable(d, 1000, peer, 0), TC_E_INVALID, "no address");
+  CHECK_EQ(tcd_unreachable(d, 1000, peer, sizeof peer), TCD_DONE, "nothing outstanding");
+  CHECK_EQ(d->rx.count, 0, "no record");
+  for (i = 0; i < REQS; i++) { /* NON requests: none held by NSTART */
+    uint32_t *w = tx + i * TCB_TX_REQUEST_WORDS;
+    w[TCB_TX_REQUEST_KIND] = TCB_TX_REQUEST;
+    w[TCB_TX_REQUEST_CODE] = 1;
+    tcb_addr_to_words(peer, sizeof peer, w + TCB_TX_REQUEST_FAMILY);
+    w[TCB_TX_REQUEST_TOKEN] = 4;
+  }
+  while ((a = tcd_flush(d, 1000, tx, sizeof tx / 4, NULL, 0)) > 0 && n++ < REQS) act(d, &h, a);
+  CHECK_EQ(a, TCD_DONE, "flush");
+  CHECK_EQ(d->tx_failed, 0, "every request sent");
+  act(d, &h, TCD_SEND);
+  h.deliveries = h.records = 0;
+  n = 0;
+  while ((a = tcd_unreachable(d, 1001, peer, sizeof peer)) > 0 && n++ < 4) act(d, &h, a);
+  CHECK_EQ(a, TCD_DONE, "then done");
+  CHECK_EQ(h.deliveries, 1, "one hand-over of a full batch");
+  CHECK_EQ(h.records + d->rx.count, REQS, "a record per request");
+  CHECK(d->rx.count > 0, "the rest in the next batch");
+  CHECK_EQ(d->rx.words[TCB_RX_KIND], TC_EV_FAILED, "failed");
+  CHECK_EQ((int32_t)d->rx.words[TCB_RX_STATUS], TC_E_UNREACHABLE, "unreachable");
+  CHECK(d->rx.words[TCB_RX_ID] & 0x80000000u, "a client request id");
+  CHECK_EQ(tcd_get_stats(d)->ep.client_requests, 0, "none left");
   tcd_destroy(d);
 }
 

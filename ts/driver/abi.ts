@@ -11,7 +11,7 @@
 export const MSG_WORDS = 9;
 export const OPT_WORDS = 3;
 export const FRAME_WORDS = 3;
-export const ERROR_COUNT = 21;
+export const ERROR_COUNT = 22;
 export const ADDR_MAX = 28;
 export const TOKEN_MAX = 32;
 export const EV_NONE = 0;
@@ -42,7 +42,6 @@ export const TX_DROP = 4;
 export const TX_PING = 5;
 export const TX_NOTIFY = 6;
 export const WASM_IN_DATA = 32;
-export const EV_UNREACHABLE = 64;
 
 // Error codes (TC_E_*)
 /** fewer bytes than the fixed header needs */
@@ -87,8 +86,10 @@ export const E_TIMEOUT = -19;
 export const E_RESET = -20;
 /** (event status) response with an unrecognized critical option */
 export const E_BAD_OPTION = -21;
+/** (event status) the peer refused a datagram (ICMP port unreachable) */
+export const E_UNREACHABLE = -22;
 /** Error names, index -code - 1 (tc_error_name). */
-export const ERROR_NAMES: readonly string[] = ['TRUNCATED_HEADER', 'BAD_VERSION', 'RESERVED_TKL', 'TOKEN_PAST_END', 'RESERVED_NIBBLE', 'OPTION_PAST_END', 'OPTION_NUMBER_OVERFLOW', 'EMPTY_PAYLOAD', 'EMPTY_WITH_CONTENT', 'LENGTH_PAST_END', 'TRAILING_BYTES', 'TOO_MANY_OPTIONS', 'MESSAGE_TOO_LARGE', 'WS_LENGTH', 'BUFFER_TOO_SMALL', 'INVALID', 'STALE', 'FULL', 'TIMEOUT', 'RESET', 'BAD_OPTION'];
+export const ERROR_NAMES: readonly string[] = ['TRUNCATED_HEADER', 'BAD_VERSION', 'RESERVED_TKL', 'TOKEN_PAST_END', 'RESERVED_NIBBLE', 'OPTION_PAST_END', 'OPTION_NUMBER_OVERFLOW', 'EMPTY_PAYLOAD', 'EMPTY_WITH_CONTENT', 'LENGTH_PAST_END', 'TRAILING_BYTES', 'TOO_MANY_OPTIONS', 'MESSAGE_TOO_LARGE', 'WS_LENGTH', 'BUFFER_TOO_SMALL', 'INVALID', 'STALE', 'FULL', 'TIMEOUT', 'RESET', 'BAD_OPTION', 'UNREACHABLE'];
 
 // RX record: word indices
 export const RX_KIND = 0;
@@ -326,10 +327,10 @@ export const STATS_U64: readonly number[] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 7
 
 /** The layout table native/driver/abi.c compiles (tca_layout); both backends report theirs. */
 export const ABI_LAYOUT: readonly number[] = [
-  9, 3, 3, 21, 28, 32, 0, 1, 2, 3, 4, 5, 1, 2, 1, 2,
+  9, 3, 3, 22, 28, 32, 0, 1, 2, 3, 4, 5, 1, 2, 1, 2,
   4, 1, 2, 1, 7, 23, 128, 256, 6, 1, 2, 3, 4, 5, 6, 32,
-  64, 4294967295, 4294967294, 4294967293, 4294967292, 4294967291, 4294967290, 4294967289, 4294967288, 4294967287, 4294967286, 4294967285, 4294967284, 4294967283, 4294967282, 4294967281,
-  4294967280, 4294967279, 4294967278, 4294967277, 4294967276, 4294967275, 0, 1, 2, 3, 4, 5, 6, 10, 11, 12,
+  4294967295, 4294967294, 4294967293, 4294967292, 4294967291, 4294967290, 4294967289, 4294967288, 4294967287, 4294967286, 4294967285, 4294967284, 4294967283, 4294967282, 4294967281, 4294967280,
+  4294967279, 4294967278, 4294967277, 4294967276, 4294967275, 4294967274, 0, 1, 2, 3, 4, 5, 6, 10, 11, 12,
   13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 0, 1, 2,
   3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6, 7, 11, 12,
   13, 14, 15, 16, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 9, 10,
@@ -347,4 +348,4 @@ export const ABI_LAYOUT: readonly number[] = [
   264, 8, 272, 8, 280, 8, 288, 8, 296, 48,
 ];
 /** FNV-1a of ABI_LAYOUT (tca_hash). */
-export const ABI_HASH = 0x3795747e;
+export const ABI_HASH = 0x522d3c0c;

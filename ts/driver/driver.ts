@@ -27,6 +27,7 @@ export const Status = {
   TIMEOUT: -19,
   RESET: -20,
   BAD_OPTION: -21,
+  UNREACHABLE: -22,
 } as const;
 
 /** The other end of an exchange. */
@@ -96,15 +97,10 @@ export interface DriverListener {
   onRequest(b: Received, r: number): void;
   /** A response to client request `b.id(r)`. */
   onResponse(b: Received, r: number): void;
-  /** Client request `id` failed with a {@link Status} (TIMEOUT, RESET, BAD_OPTION...). */
+  /** Client request `id` failed with a {@link Status} (TIMEOUT, RESET, BAD_OPTION, UNREACHABLE...). */
   onFailed(id: number, status: number): void;
   /** A response to exchange `id` was refused with a {@link Status} (MESSAGE_TOO_LARGE, INVALID): answer again. */
   onRespondFailed(id: number, status: number): void;
-  /**
-   * The peer `b.remote(r)` refused a datagram (ICMP port unreachable, where the driver can see
-   * it): requests outstanding to it will not be answered.
-   */
-  onUnreachable?(b: Received, r: number): void;
 }
 
 /**

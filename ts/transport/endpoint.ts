@@ -15,7 +15,6 @@ import {
   EV_FAILED,
   EV_REQUEST,
   EV_RESPONSE,
-  EV_UNREACHABLE,
   E_STALE,
   REQ_TOKEN,
   REQ_TOKEN_SHIFT,
@@ -127,7 +126,6 @@ export class Endpoint implements Driver {
       if (kind === EV_REQUEST) l.onRequest(batch, r);
       else if (kind === EV_RESPONSE) l.onResponse(batch, r);
       else if (kind === EV_FAILED) l.onFailed(u32[r + RX_ID] as number, (u32[r + RX_STATUS] as number) | 0);
-      else if (kind === EV_UNREACHABLE) l.onUnreachable?.(batch, r);
       r += RX_WORDS + 3 * (u32[r + RX_OPT_COUNT] as number);
     }
   };
