@@ -9,6 +9,7 @@ void test_observe(void);   /* test_observe.c */
 void test_blockwise_client(void); /* test_blockwise_client.c */
 void test_srv(void);       /* test_srv.c */
 void test_seam(void);      /* test_seam.c */
+void test_conn(void);      /* test_conn.c */
 
 unsigned long tc_test_passed, tc_test_failed;
 
@@ -21,6 +22,7 @@ int main(void) {
   test_blockwise_client();
   test_srv();
   test_seam();
+  test_conn();
   printf("c-tests: %lu passed, %lu failed\n", tc_test_passed, tc_test_failed);
   int ep_failed = test_ep_run();
   return tc_test_failed == 0 && ep_failed == 0 ? 0 : 1;
