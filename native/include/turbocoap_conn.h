@@ -44,8 +44,9 @@
  *    request received before it has been answered or dropped (§5.4.1);
  *  - Release: TC_CONN_EV_RELEASE; no new requests from us (tc_conn_request: TC_E_STALE);
  *  - Abort: TC_CONN_EV_ABORT, then CLOSED;
- *  - nothing received for cfg.idle_ms: a Ping; no Pong (nor anything else) within
- *    cfg.ping_timeout_ms: the connection is dead, CLOSED with status TC_E_TIMEOUT.
+ *  - nothing received for cfg.idle_ms: a Ping; no Pong within cfg.ping_timeout_ms: the
+ *    connection is dead, CLOSED with status TC_E_TIMEOUT (also when the Ping found no room in
+ *    the output: a peer that reads nothing of what we send is treated as gone).
  * When the connection closes, one TC_CONN_EV_CLOSED event is reported; every client request
  * still outstanding has failed with it (no TC_EV_FAILED per request) and every exchange is gone.
  */

@@ -1006,8 +1006,14 @@ int tc_conn_timer(tc_conn *c, uint64_t now, tc_conn_event *ev, uint32_t ev_cap) 
     return 1;
   }
   if (c->cfg.idle_ms != 0u && c->ping_id == 0u && now >= c->last_rx &&
-      now - c->last_rx >= c->cfg.idle_ms)
-    (void)tc_conn_ping(c, now, 0, NULL); /* no room: stays due */
+      now - c->last_rx >= c->cfg.idle_ms && tc_conn_ping(c, now, 0, NULL) == TC_E_FULL) {
+    /* a peer that does not even read what we send: the Ping counts as sent, so the
+     * connection is declared dead ping_timeout_ms from now (half-open, slow readers) */
+    c->ping_seq = (c->ping_seq + 1u) & 0xFFFFu;
+    c->ping_id = 0xC0000000u | c->ping_seq;
+    c->ping_sent = now;
+    gen_bytes(c, c->ping_tok, PING_TKL);
+  }
   custody_check(c);
   for (i = 0; i < c->cfg.max_requests && nev < ev_cap; i++) {
     rq_rec *r = &RQ(c)[i];

@@ -1061,6 +1061,56 @@ out:
   side_free(&b);
 }
 
+/* A peer that reads nothing: the output fills, the idle Ping finds no room, and the connection
+ * is declared dead ping_timeout_ms later instead of waiting for ever. */
+static void t_slow_reader(void) {
+  tc_conn_config cc, sc;
+  side a, b;
+  req q;
+  uint32_t i, filled = 0;
+  tc_conn_event ev[4];
+  cfg_default(&cc, TC_TCP, 1152, 0);
+  cfg_default(&sc, TC_TCP, 1152, 0);
+  cc.idle_ms = 0;
+  sc.out_bytes = 1024;
+  sc.idle_ms = 100;
+  sc.ping_timeout_ms = 50;
+  if (side_init(&a, &cc, "client", 0, 0) || side_init(&b, &sc, "server", 0, 0)) {
+    CHECK(0, "setup");
+    goto out;
+  }
+  run(&a, &b, 0, CH_WHOLE);
+  req_init(&q, 1, "x");
+  for (i = 0; i < 6; i++) CHECK_EQ(req_send(&a, 1, &q, 0, NULL), 0, "request");
+  run(&a, &b, 1, CH_WHOLE);
+  CHECK_EQ(count_kind(&b, TC_EV_REQUEST), 6, "six open");
+  for (i = 0; i < b.nlog; i++) {
+    tc_msg r;
+    tc_outmsg out;
+    int p;
+    if (b.log[i].ev.kind != TC_EV_REQUEST) continue;
+    memset(&r, 0, sizeof r);
+    r.code = 0x45;
+    out.msg = &r;
+    out.opts = NULL;
+    out.src = g_big;
+    for (p = 760; p >= 0; p--) {
+      r.payload_length = (uint32_t)p;
+      if (tc_conn_respond(b.c, 2, b.log[i].ev.id, &out) == 0) break;
+    }
+    if (p < 0) filled = 1;
+  }
+  CHECK(filled, "the output is full (the client reads nothing)");
+  CHECK_EQ(tc_conn_next_deadline(b.c), 101, "idle deadline");
+  CHECK_EQ(tc_conn_timer(b.c, 101, ev, 4), 0, "the Ping finds no room");
+  CHECK_EQ(tc_conn_next_deadline(b.c), 151, "dead in ping_timeout_ms");
+  CHECK_EQ(tc_conn_timer(b.c, 151, ev, 4), 1, "dead");
+  CHECK(ev[0].kind == TC_CONN_EV_CLOSED && ev[0].status == TC_E_TIMEOUT, "closed: timeout");
+out:
+  side_free(&a);
+  side_free(&b);
+}
+
 void test_conn(void);
 void test_conn(void) {
   unsigned long p0 = tc_test_passed, f0 = tc_test_failed;
@@ -1076,5 +1126,6 @@ void test_conn(void) {
   t_srv_transfers();
   t_observe();
   t_bounds();
+  t_slow_reader();
   printf("conn-tests: %lu passed, %lu failed\n", tc_test_passed - p0, tc_test_failed - f0);
 }
