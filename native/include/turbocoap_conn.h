@@ -244,6 +244,33 @@ int tc_conn_notify(tc_conn *c, uint64_t now, const tc_notify_args *a, tc_notify_
  *  TC_CONN_EV_READY / TC_CONN_EV_CSM (the size and BERT change). Returns 0 or TC_E_INVALID. */
 int tc_conn_messaging(tc_conn *c, tc_messaging *m);
 
+/**
+ * Many connections under ONE tc_srv (a server): give each connection a disjoint exchange slot
+ * range (cfg.exchange_base) within the tc_srv's max_in_progress, and pass
+ *  - the connection's own seam (tc_conn_messaging) to tc_srv_input / tc_srv_respond /
+ *    tc_srv_drop for its exchanges (block sizes and BERT follow that connection's peer), and
+ *  - a router seam (tc_conn_router_messaging) to tc_srv_notify / tc_srv_resume, which fan out
+ *    to observers on every connection: notify finds the connection by the observer's peer
+ *    handle, respond / drop by the exchange slot, through the caller's lookups.
+ * The router (caller-owned) is borrowed by the seam for as long as it is used.
+ */
+typedef struct tc_conn_router {
+  /** The open connection whose peer handle is peer, or NULL (gone: TC_E_STALE). */
+  tc_conn *(*by_peer)(void *ctx, const uint8_t *peer, uint32_t peer_len);
+  /** The connection owning exchange slot (id & 0xFFFF), or NULL. */
+  tc_conn *(*by_slot)(void *ctx, uint32_t slot);
+  void *ctx;
+  uint32_t transport;        /**< TC_TCP or TC_WS (the framing of every connection) */
+  uint32_t max_message_size; /**< what notifications are sized by: the smallest send limit
+                                  of the connections (e.g. TC_CONN_BASE_MMS) */
+  uint32_t max_exchanges;    /**< the slots of all connections (<= tc_srv max_in_progress) */
+  uint32_t reserved;
+} tc_conn_router;
+
+/** Fill *m with the router seam: flags TC_MSGF_RELIABLE, the router's transport, size and
+ *  slot count. Returns 0 or TC_E_INVALID. */
+int tc_conn_router_messaging(tc_conn_router *r, tc_messaging *m);
+
 /* --------------------------------------------------------------------- our requests */
 
 /**

@@ -558,6 +558,44 @@ int tc_conn_messaging(tc_conn *c, tc_messaging *m) {
   return 0;
 }
 
+static int router_respond(const tc_messaging *m, uint64_t now, uint32_t id,
+                          const tc_outmsg *r) {
+  const tc_conn_router *rt = (const tc_conn_router *)m->state;
+  tc_conn *c = rt->by_slot(rt->ctx, id & 0xFFFFu);
+  return c != NULL ? tc_conn_respond(c, now, id, r) : TC_E_STALE;
+}
+static int router_notify(const tc_messaging *m, uint64_t now, const tc_notify_args *a,
+                         tc_notify_result *res) {
+  const tc_conn_router *rt = (const tc_conn_router *)m->state;
+  tc_conn *c;
+  if (res != NULL) memset(res, 0, sizeof *res);
+  if (a == NULL || !addr_ok(a->addr, a->addr_len)) return TC_E_INVALID;
+  c = rt->by_peer(rt->ctx, a->addr, a->addr_len);
+  return c != NULL ? tc_conn_notify(c, now, a, res) : TC_E_STALE;
+}
+static int router_drop(const tc_messaging *m, uint32_t id) {
+  const tc_conn_router *rt = (const tc_conn_router *)m->state;
+  tc_conn *c = rt->by_slot(rt->ctx, id & 0xFFFFu);
+  return c != NULL ? tc_conn_drop(c, id) : TC_E_STALE;
+}
+static const tc_messaging_ops ROUTER_OPS = {router_respond, router_notify, router_drop};
+
+int tc_conn_router_messaging(tc_conn_router *r, tc_messaging *m) {
+  if (m == NULL) return TC_E_INVALID;
+  memset(m, 0, sizeof *m);
+  if (r == NULL || r->by_peer == NULL || r->by_slot == NULL ||
+      (r->transport != TC_TCP && r->transport != TC_WS) || r->max_exchanges == 0u ||
+      r->max_exchanges > 65536u || r->max_message_size < 64u)
+    return TC_E_INVALID;
+  m->ops = &ROUTER_OPS;
+  m->state = r;
+  m->transport = r->transport;
+  m->flags = TC_MSGF_RELIABLE;
+  m->max_message_size = r->max_message_size;
+  m->max_exchanges = r->max_exchanges;
+  return 0;
+}
+
 /* ------------------------------------------------------------------------ our requests */
 
 int tc_conn_request(tc_conn *c, uint64_t now, const tc_req_args *a, tc_req_result *res) {

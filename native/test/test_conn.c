@@ -1061,6 +1061,87 @@ out:
   side_free(&b);
 }
 
+/* Two connections under one tc_srv: disjoint exchange slots, notifications routed by peer. */
+static side *g_rt[2];
+static tc_conn *rt_by_peer(void *ctx, const uint8_t *peer, uint32_t len) {
+  uint32_t i;
+  (void)ctx;
+  for (i = 0; i < 2; i++)
+    if (strlen(g_rt[i]->peer) == len && memcmp(g_rt[i]->peer, peer, len) == 0) return g_rt[i]->c;
+  return NULL;
+}
+static tc_conn *rt_by_slot(void *ctx, uint32_t slot) {
+  (void)ctx;
+  return slot < 8 ? g_rt[0]->c : slot < 16 ? g_rt[1]->c : NULL;
+}
+
+static void t_router(void) {
+  tc_conn_config cc, sc;
+  side a1, a2, b1, b2;
+  tc_conn_router rt;
+  tc_messaging rm;
+  req q;
+  uint32_t id1, id2;
+  tc_msg nm;
+  tc_outmsg out;
+  const logent *l;
+  cfg_default(&cc, TC_TCP, 1152, 0);
+  cfg_default(&sc, TC_TCP, 1152, 0);
+  cc.idle_ms = 0;
+  sc.max_exchanges = 8;
+  if (side_init(&a1, &cc, "s", 0, 0) || side_init(&a2, &cc, "s", 0, 0) ||
+      side_init(&b1, &sc, "c1", 1, 1280)) {
+    CHECK(0, "setup");
+    return;
+  }
+  sc.exchange_base = 8;
+  if (side_init(&b2, &sc, "c2", 0, 0)) {
+    CHECK(0, "setup");
+    return;
+  }
+  b2.srv = b1.srv; /* shared */
+  CHECK_EQ(b2.m.max_exchanges, 16, "slots up to base + max");
+  g_rt[0] = &b1;
+  g_rt[1] = &b2;
+  memset(&rt, 0, sizeof rt);
+  rt.by_peer = rt_by_peer;
+  rt.by_slot = rt_by_slot;
+  rt.transport = TC_TCP;
+  rt.max_message_size = TC_CONN_BASE_MMS;
+  rt.max_exchanges = 16;
+  CHECK_EQ(tc_conn_router_messaging(&rt, &rm), 0, "router seam");
+  run(&a1, &b1, 0, CH_WHOLE);
+  run(&a2, &b2, 0, CH_WHOLE);
+  req_init(&q, 1, "obs");
+  req_uint(&q, TC_OPT_OBSERVE, 0);
+  CHECK_EQ(req_send(&a1, 1, &q, TC_REQ_KEEP, &id1), 0, "observe 1");
+  CHECK_EQ(req_send(&a2, 1, &q, TC_REQ_KEEP, &id2), 0, "observe 2");
+  run(&a1, &b1, 1, CH_WHOLE);
+  run(&a2, &b2, 1, CH_WHOLE);
+  l = last_kind(&b2, TC_EV_REQUEST);
+  CHECK(l != NULL && (l->ev.id & 0xFFFFu) >= 8, "second connection's slots");
+  CHECK_EQ(tc_obs_count(tc_srv_obs(b1.srv), 7), 2, "two observers");
+  memset(&nm, 0, sizeof nm);
+  nm.code = 0x45;
+  nm.payload_length = 1;
+  out.msg = &nm;
+  out.opts = NULL;
+  out.src = (const uint8_t *)"n";
+  CHECK_EQ(tc_srv_notify(b1.srv, &rm, 2, 7, 0, &out), 2, "fan-out over both connections");
+  run(&b1, &a1, 3, CH_WHOLE);
+  run(&b2, &a2, 3, CH_WHOLE);
+  CHECK_EQ(count_kind(&a1, TC_EV_RESPONSE), 2, "client 1: response + notification");
+  CHECK_EQ(count_kind(&a2, TC_EV_RESPONSE), 2, "client 2: response + notification");
+  /* through the router, respond / drop find the connection by slot */
+  CHECK_EQ(tc_messaging_drop(&rm, 0x10005u), TC_E_STALE, "no such exchange");
+  CHECK_EQ(tc_messaging_drop(&rm, 0x10020u), TC_E_STALE, "slot of no connection");
+  b2.srv = NULL;
+  side_free(&a1);
+  side_free(&a2);
+  side_free(&b1);
+  side_free(&b2);
+}
+
 /* A peer that reads nothing: the output fills, the idle Ping finds no room, and the connection
  * is declared dead ping_timeout_ms later instead of waiting for ever. */
 static void t_slow_reader(void) {
@@ -1127,5 +1208,6 @@ void test_conn(void) {
   t_observe();
   t_bounds();
   t_slow_reader();
+  t_router();
   printf("conn-tests: %lu passed, %lu failed\n", tc_test_passed - p0, tc_test_failed - f0);
 }
