@@ -36,7 +36,7 @@
  *    signal, a response or Empty message with more options than TC_CONN_OPT_MAX): Abort, CLOSED;
  *  - Empty messages (0.00) are ignored (§3.4); unknown signal codes (7.00, 7.06..7.31) too;
  *  - requests: unknown method (0.08..0.31) 4.05, unrecognized/bad critical option 4.02,
- *    Proxy-Uri/Proxy-Scheme 5.05, a token over TC_EP_TOKEN_MAX 4.00, no free exchange slot
+ *    Proxy-Uri/Proxy-Scheme 5.05, a token over TC_EP_TOKEN_MAX 4.00 (the token echoed), no free exchange slot
  *    5.03 with Max-Age cfg.overload_max_age; otherwise TC_EV_REQUEST (all of them answered by
  *    the connection itself, not delivered); after we sent Release they are still served;
  *  - responses are matched to our requests by token; an unmatched one is ignored (counted);
@@ -48,7 +48,12 @@
  *    connection is dead, CLOSED with status TC_E_TIMEOUT (also when the Ping found no room in
  *    the output: a peer that reads nothing of what we send is treated as gone).
  * When the connection closes, one TC_CONN_EV_CLOSED event is reported; every client request
- * still outstanding has failed with it (no TC_EV_FAILED per request) and every exchange is gone.
+ * still outstanding has failed with it (no TC_EV_FAILED per request) and every exchange is gone
+ * (a tc_srv above: tc_srv_forget_peer(srv, peer handle) ends the peer's Observe registrations).
+ *
+ * Memory: tc_conn_size() is about out_bytes + max_message_size + 48 * max_exchanges +
+ * 56 * max_requests + 200 bytes (about 19 KiB with the defaults; about 6.5 KiB with
+ * out_bytes 4096, 8 exchanges and 8 requests for many idle connections).
  */
 #ifndef TURBOCOAP_CONN_H
 #define TURBOCOAP_CONN_H
@@ -73,14 +78,14 @@ typedef struct tc_conn_config {
   uint32_t flags;            /**< TC_CONNF_*, default TC_CONNF_BERT */
   uint32_t max_message_size; /**< our Max-Message-Size: the largest message we accept (the
                                   deframer's buffer) and advertise, 64..16 MiB, default 1152 */
-  uint32_t out_bytes;        /**< output buffer bytes, 1024..2^30, default 65536; a message we
+  uint32_t out_bytes;        /**< output buffer bytes, 1024..2^30, default 16384; a message we
                                   send never exceeds out_bytes - 256 (tc_conn_send_limit) */
-  uint32_t max_exchanges;    /**< requests from the peer in progress, 1..65535, default 64 */
+  uint32_t max_exchanges;    /**< requests from the peer in progress, 1..65535, default 16 */
   uint32_t exchange_base;    /**< exchange ids use slots exchange_base .. + max_exchanges - 1
                                   (so several connections can share one tc_srv with disjoint
                                   slot ranges), exchange_base + max_exchanges <= 65536,
                                   default 0 */
-  uint32_t max_requests;     /**< our requests outstanding, 1..65535, default 64 */
+  uint32_t max_requests;     /**< our requests outstanding, 1..65535, default 16 */
   uint32_t request_timeout_ms; /**< a request of ours without a response fails after this
                                   (TC_EV_FAILED, TC_E_TIMEOUT), default 60000, >= 1 */
   uint32_t csm_timeout_ms;   /**< the peer's CSM must arrive within this of tc_conn_init,
@@ -147,7 +152,8 @@ enum tc_conn_kind {
                                TC_CONN_EVF_BERT if it offered BERT. Refresh the seam
                                (tc_conn_messaging) */
   TC_CONN_EV_CSM = 17,    /**< a later CSM changed the settings (as READY) */
-  TC_CONN_EV_PONG = 18,   /**< a Pong answered our Ping id: value = round-trip ms, flags
+  TC_CONN_EV_PONG = 18,   /**< a Pong answered our Ping id (tc_conn_ping, or an idle Ping of
+                               tc_conn_timer): value = round-trip ms, flags
                                TC_CONN_EVF_CUSTODY if it carried Custody */
   TC_CONN_EV_RELEASE = 19,/**< the peer sent Release (message: its options, Alternative-Address
                                values, Hold-Off): value = Hold-Off seconds, or

@@ -117,10 +117,10 @@ void tc_conn_config_default(tc_conn_config *cfg) {
   cfg->transport = TC_TCP;
   cfg->flags = TC_CONNF_BERT;
   cfg->max_message_size = TC_CONN_BASE_MMS;
-  cfg->out_bytes = 65536;
-  cfg->max_exchanges = 64;
+  cfg->out_bytes = 16384;
+  cfg->max_exchanges = 16;
   cfg->exchange_base = 0;
-  cfg->max_requests = 64;
+  cfg->max_requests = 16;
   cfg->request_timeout_ms = 60000;
   cfg->csm_timeout_ms = 10000;
   cfg->idle_ms = 30000;
@@ -193,7 +193,7 @@ uint32_t tc_conn_state(const tc_conn *c) { return conn_ok(c) ? c->state | c->sfl
 static int put_msg(tc_conn *c, const tc_msg *m0, tc_opt *opts, const uint8_t *src,
                    const uint8_t *tok, uint32_t tkl, int for_abort) {
   tc_msg m = *m0;
-  uint32_t T = tkl + (tkl >= 13u ? 1u : 0u);
+  uint32_t T = tkl + (tkl >= 269u ? 2u : tkl >= 13u ? 1u : 0u);
   uint32_t hdr = c->cfg.transport == TC_WS ? WS_HDR : 0u;
   uint32_t limit = tc_conn_send_limit(c), room = out_room(c, for_abort), cap, hl, total;
   uint8_t *p, b0;
@@ -202,7 +202,7 @@ static int put_msg(tc_conn *c, const tc_msg *m0, tc_opt *opts, const uint8_t *sr
   m.message_id = 0;
   m.token_offset = 0;
   m.token_length = 0;
-  if (tkl > TC_EP_TOKEN_MAX) return TC_E_INVALID;
+  if (tkl > TC_MAX_TOKEN_LENGTH) return TC_E_INVALID;
   if (for_abort && limit < 64u) limit = 64u;
   if (limit <= T) return TC_E_MESSAGE_TOO_LARGE;
   if (room <= hdr + T) {
@@ -232,7 +232,12 @@ static int put_msg(tc_conn *c, const tc_msg *m0, tc_opt *opts, const uint8_t *sr
   hl = 2u + ((b0 >> 4) == 13u ? 1u : (b0 >> 4) == 14u ? 2u : (b0 >> 4) == 15u ? 4u : 0u);
   if (T) {
     memmove(p, p + T, hl);
-    if (tkl >= 13u) {
+    if (tkl >= 269u) {
+      p[hl] = (uint8_t)((tkl - 269u) >> 8);
+      p[hl + 1u] = (uint8_t)(tkl - 269u);
+      memcpy(p + hl + 2u, tok, tkl);
+      p[0] = (uint8_t)((b0 & 0xF0u) | 14u);
+    } else if (tkl >= 13u) {
       p[hl] = (uint8_t)(tkl - 13u);
       memcpy(p + hl + 1u, tok, tkl);
       p[0] = (uint8_t)((b0 & 0xF0u) | 13u);
@@ -730,9 +735,7 @@ static void auto_respond(tc_conn *c, const uint8_t *data, const tc_msg *msg, uin
     d[20 + k] = 0;
     sig_diag(&s, d);
   }
-  /* a token too long for us is not echoed */
-  if (put_msg(c, &s.m, s.o, s.buf, data + msg->token_offset,
-              msg->token_length <= TC_EP_TOKEN_MAX ? msg->token_length : 0u, 0) == 0)
+  if (put_msg(c, &s.m, s.o, s.buf, data + msg->token_offset, msg->token_length, 0) == 0)
     c->st.auto_replies++;
 }
 

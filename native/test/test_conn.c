@@ -325,7 +325,7 @@ static void cfg_default(tc_conn_config *c, uint32_t transport, uint32_t mms, uin
 static void t_config(void) {
   tc_conn_config c;
   tc_conn_config_default(&c);
-  CHECK(tc_conn_size(&c) > 65536u, "default size");
+  CHECK(tc_conn_size(&c) > 16384u, "default size");
   c.transport = TC_UDP;
   CHECK_EQ(tc_conn_size(&c), 0, "UDP is not a connection");
   tc_conn_config_default(&c);
@@ -705,6 +705,8 @@ static void both_ways(int mode, uint32_t transport) {
   req q;
   cfg_default(&cc, transport, 1152, 0);
   cfg_default(&sc, transport, 1152, 0);
+  cc.max_requests = sc.max_requests = 32;
+  cc.max_exchanges = sc.max_exchanges = 32;
   if (side_init(&a, &cc, "client", 0, 0) || side_init(&b, &sc, "server", 0, 0)) {
     CHECK(0, "setup");
     goto out;
@@ -791,6 +793,7 @@ static void srv_transfer(int bert, int mode) {
   tc_opt o[32];
   cfg_default(&cc, TC_TCP, mms, bert ? TC_CONNF_BERT : 0u);
   cfg_default(&sc, TC_TCP, mms, TC_CONNF_BERT);
+  sc.out_bytes = 65536;
   if (side_init(&a, &cc, "client", 0, 0) || side_init(&b, &sc, "server", 1, bert ? 20000 : 1280)) {
     CHECK(0, "setup");
     goto out;
@@ -1039,6 +1042,28 @@ static void t_bounds(void) {
       CHECK(resp_decode(&a, &m, o) >= 0 && m.code == cases[i].want, "code %x", cases[i].want);
     }
     CHECK_EQ(count_kind(&b, TC_EV_REQUEST), 0, "none delivered");
+  }
+  /* a token longer than we keep: 4.00, the token echoed */
+  {
+    uint8_t raw[128], tokb[40];
+    tc_msg m2;
+    tc_opt o2[4];
+    uint32_t len;
+    const uint8_t *p;
+    int n;
+    for (i = 0; i < 40; i++) tokb[i] = (uint8_t)(i + 1);
+    memset(&m2, 0, sizeof m2);
+    m2.code = 1;
+    m2.token_length = 40;
+    n = tc_encode(raw, sizeof raw, TC_TCP, &m2, o2, tokb);
+    CHECK(n > 40, "encode long token");
+    run(&b, &a, 1, CH_WHOLE);
+    raw_into(&b, raw, (uint32_t)n);
+    p = tc_conn_out(b.c, &len);
+    CHECK(p != NULL && tc_decode(p, len, TC_TCP, &m2, o2, 4) >= 0 && m2.code == 0x80 &&
+              m2.token_length == 40 && memcmp(p + m2.token_offset, tokb, 40) == 0,
+          "4.00 with the 40-byte token");
+    CHECK_EQ(count_kind(&b, TC_EV_REQUEST), 0, "not delivered");
   }
   /* a response matching nothing is ignored */
   {
