@@ -35,6 +35,8 @@ typedef struct fz {
 } fz;
 
 static uint8_t g_payload[70000];
+#define CONN_MEM (192u << 10)
+static void *g_c, *g_s, *g_df;
 
 /* Check and discard n bytes (0 = all) of the output. */
 static void drain(fz *f, uint32_t want) {
@@ -138,10 +140,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   sc.max_resource_keys = 2;
   cn = tc_conn_size(&f.cfg);
   sn = tc_srv_size(&sc);
-  f.c = malloc(cn);
-  f.s = malloc(sn);
-  f.df = malloc(tc_deframer_size(70000));
-  REQUIRE(f.c && f.s && f.df);
+  /* allocated once, initialised every run (large blocks are slow to allocate under ASan) */
+  if (g_c == NULL) {
+    g_c = malloc(CONN_MEM);
+    g_s = malloc(sn);
+    g_df = malloc(tc_deframer_size(70000));
+  }
+  REQUIRE(g_c && g_s && g_df && cn <= CONN_MEM);
+  f.c = (tc_conn *)g_c;
+  f.s = (tc_srv *)g_s;
+  f.df = (tc_deframer *)g_df;
   REQUIRE(tc_deframer_init(f.df, tc_deframer_size(70000), 70000) == 0);
   REQUIRE(tc_conn_init(f.c, cn, &f.cfg, seed, (const uint8_t *)"peer", 4, 0) == 0);
   REQUIRE(tc_srv_init(f.s, sn, &sc, seed) == 0);
@@ -249,8 +257,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       REQUIRE(tc_conn_next_deadline(f.c) == UINT64_MAX);
   }
   drain(&f, 0);
-  free(f.c);
-  free(f.s);
-  free(f.df);
   return 0;
 }
