@@ -1,6 +1,7 @@
 /* gen_seeds.c — write a libFuzzer seed corpus from the shared test vectors:
  *   <dir>/decode/vNNN    transport byte + vector bytes
- *   <dir>/deframer/sNNN  split header + a stream of TCP re-encoded vectors */
+ *   <dir>/deframer/sNNN  split header + a stream of TCP re-encoded vectors
+ *   <dir>/conn/cNNN      config byte + operations: a peer's CSM, requests, Ping, Release */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,44 @@ int main(int argc, char **argv) {
       size_t n = slen < 3000 ? slen : 3000;
       snprintf(name, sizeof name, "s%03u", i);
       if (write_file(argv[1], "deframer", name, heads[i], lens[i], stream, n) != 0) return 1;
+      files++;
+    }
+  }
+  /* conn seeds (fuzz_conn.c): feed a CSM, a GET, a Ping with Custody, answer, drain, Release */
+  {
+    static const uint8_t csm[] = {0x00, 0xE1};                   /* CSM, no options */
+    static const uint8_t csm_b[] = {0x30, 0xE1, 0x21, 0x40, 0x40};  /* MMS 64, Block-Wise */
+    static const uint8_t get[] = {0x52, 0x01, 0xAB, 0xCD, 0xB3, 'o', 'b', 's', 0x60};
+    static const uint8_t ping[] = {0x11, 0xE2, 0x07, 0x20};        /* Ping, Custody */
+    static const uint8_t rel[] = {0x20, 0xE4, 0x41, 0x05};         /* Release, Hold-Off 5 */
+    static const uint8_t sels[] = {0x00, 0x01, 0x06, 0x12};
+    uint8_t buf[256];
+    for (i = 0; i < sizeof sels; i++) {
+      size_t w = 0;
+      int ws = sels[i] & 1;
+      const uint8_t *parts[4] = {i == 2 ? csm_b : csm, get, ping, rel};
+      size_t lens2[4] = {i == 2 ? sizeof csm_b : sizeof csm, sizeof get, sizeof ping, sizeof rel};
+      uint32_t k;
+      buf[w++] = sels[i];
+      for (k = 0; k < 4; k++) {
+        size_t j, n = lens2[k];
+        buf[w++] = 0;
+        buf[w++] = (uint8_t)(n - 1);
+        for (j = 0; j < n; j++) buf[w++] = parts[k][j];
+        if (ws) buf[w - n] &= 0x0F; /* WebSocket: Len nibble 0 */
+        if (k == 2) { /* answer the GET through tc_srv, then drain */
+          buf[w++] = 6;
+          buf[w++] = 3;
+          buf[w++] = 4;
+          buf[w++] = 0;
+        }
+      }
+      buf[w++] = 5; /* time passes: idle Ping, then no Pong */
+      buf[w++] = 200;
+      buf[w++] = 5;
+      buf[w++] = 200;
+      snprintf(name, sizeof name, "c%03u", i);
+      if (write_file(argv[1], "conn", name, buf, w, NULL, 0) != 0) return 1;
       files++;
     }
   }

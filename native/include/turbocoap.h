@@ -276,6 +276,10 @@ static inline int tc_option_is_no_cache_key(uint32_t number) { return (number & 
 /* The server pipeline: ep + block-wise stores + Observe registry (srv.c). */
 #include "turbocoap_srv.h"
 
+/* One RFC 8323 connection (TCP, TLS, WebSockets): CSM, Ping/Pong, Release, Abort, token
+ * matching, the messaging seam over a reliable transport (conn.c). */
+#include "turbocoap_conn.h"
+
 #ifdef __cplusplus
 }
 #endif

@@ -140,6 +140,8 @@ typedef struct tc_messaging_ops {
 #define TC_MSGF_RELIABLE 1u /**< a reliable transport (RFC 8323): no CON/NON, no ACK/RST, no
                                  message IDs; notifications are never confirmable (RFC 8323
                                  §7.1: the connection tells whether the client is there) */
+#define TC_MSGF_BERT 2u     /**< with TC_MSGF_RELIABLE: both sides' CSMs offered
+                                 Block-Wise-Transfer, so BERT (SZX 7, RFC 8323 §6) may be used */
 
 /**
  * A messaging layer as the application layer sees it. Caller-owned and filled by the layer

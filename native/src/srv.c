@@ -278,6 +278,13 @@ static inline uint32_t limit_sub(uint32_t x, uint32_t y) { return x > y ? x - y 
 
 static inline int seam_ok(const tc_messaging *m) { return m != NULL && m->ops != NULL; }
 
+/* BERT (SZX 7, RFC 8323 §6) is allowed over this seam: both CSMs offered Block-Wise-Transfer. */
+static inline uint32_t bert_flag(const tc_messaging *m) {
+  return (m->flags & (TC_MSGF_RELIABLE | TC_MSGF_BERT)) == (TC_MSGF_RELIABLE | TC_MSGF_BERT)
+             ? TC_BW_BERT
+             : 0u;
+}
+
 /* Append option (number, uint v) at scratch[*w]. */
 static void add_uint_opt(uint8_t *buf, uint32_t *w, tc_opt *o, uint32_t *n, uint32_t number,
                          uint32_t v) {
@@ -365,7 +372,7 @@ static void on_request(tc_srv *s, const tc_messaging *ms, uint64_t now, const tc
     b.key = key;
     b.key_len = klen;
     b.block1 = bi.block1;
-    b.flags = (bi.flags & TC_BWI_SIZE1) ? TC_BW_HAS_SIZE1 : 0u;
+    b.flags = ((bi.flags & TC_BWI_SIZE1) ? TC_BW_HAS_SIZE1 : 0u) | bert_flag(ms);
     b.size1 = bi.size1;
     b.payload = data + msg->payload_offset;
     b.payload_len = msg->payload_length;
@@ -389,7 +396,8 @@ static void on_request(tc_srv *s, const tc_messaging *ms, uint64_t now, const tc
     if (tc_bw2_find(BW2(s), now, addr, alen, key, klen, &rid) == 0) {
       tc_msg m;
       tc_opt o[OPT_CAP];
-      uint32_t f = TC_BW_HAS_BLOCK2 | ((bi.flags & TC_BWI_SIZE2) ? TC_BW_SIZE2 : 0u);
+      uint32_t f = TC_BW_HAS_BLOCK2 | ((bi.flags & TC_BWI_SIZE2) ? TC_BW_SIZE2 : 0u) |
+                   bert_flag(ms);
       tc_bw2_ask ask = {bi.block2, f, 0, limit_sub(msg_size(s, ms), msg->token_length)};
       tc_msgbuf mb = {&m, o, SCRATCH(s), OPT_CAP, s->scratch_cap};
       int n = tc_bw2_serve(BW2(s), now, rid, &ask, &mb);
@@ -577,6 +585,7 @@ static int respond_blockwise(tc_srv *s, const tc_messaging *ms, uint64_t now, ui
   if (p->flags & P_BLOCK2) f |= TC_BW_HAS_BLOCK2;
   if (p->flags & P_SIZE2) f |= TC_BW_SIZE2;
   if (p->flags & P_ECHO1) f |= TC_BW_ECHO_BLOCK1;
+  f |= bert_flag(ms);
   limit = limit_sub(msg_size(s, ms), p->tlen + (*has_obs ? OBSERVE_ROOM : 0u));
   ask.block2 = p->block2;
   ask.flags = f;

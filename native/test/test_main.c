@@ -12,6 +12,7 @@ void test_harden(void);    /* test_harden.c */
 void test_seam(void);      /* test_seam.c */
 void test_dgram(void);     /* test_dgram.c: the datagram driver (native/driver) */
 void test_unreachable_ep(void); /* test_unreachable.c: tc_ep_unreachable */
+void test_conn(void);      /* test_conn.c */
 
 unsigned long tc_test_passed, tc_test_failed;
 
@@ -27,6 +28,7 @@ int main(void) {
   test_seam();
   test_dgram();
   test_unreachable_ep();
+  test_conn();
   printf("c-tests: %lu passed, %lu failed\n", tc_test_passed, tc_test_failed);
   int ep_failed = test_ep_run();
   return tc_test_failed == 0 && ep_failed == 0 ? 0 : 1;
