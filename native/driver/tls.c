@@ -1,0 +1,753 @@
+/*
+ * tls.c — the OpenSSL record layer (see tls.h). Three parts, so that DTLS reuses the first two:
+ *   1. context: credentials, verification, ALPN, PSK and SNI policy, built into an SSL_CTX;
+ *   2. session core: the SSL object, its callbacks, the handshake driver, error mapping, info;
+ *   3. stream I/O: two memory BIOs with bounds (feed / read / write / take_out / close).
+ * The datagram part (issue 12) goes beside part 3: a BIO_METHOD that keeps one record per
+ * datagram (a plain memory BIO merges them), DTLSv1_listen-style stateless cookies before any
+ * session exists, and retransmission driven by the caller from DTLSv1_get_timeout() /
+ * DTLSv1_handle_timeout() instead of OpenSSL's own timer.
+ */
+#include "tls.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#define TC_TLS_CAP_DEFAULT ((size_t)64 * 1024)
+#define TC_TLS_CAP_MIN ((size_t)20 * 1024) /* one full record (16 KiB + expansion) must fit */
+#define TC_TLS_PSK_ID_MAX 128
+#define TC_TLS_PSK_KEY_MAX 64
+#define TC_TLS_PSK_TABLE_MAX 64
+#define TC_TLS_SNI_TABLE_MAX 32
+#define TC_TLS_RECORD_SLACK 256 /* the most a record adds to its plaintext (header, IV, tag, pad) */
+
+static const char *const tc_tls_error_names[] = {
+  "INVALID", "NOMEM", "CONFIG", "UNSUPPORTED", "HANDSHAKE", "VERIFY", "PEER_CERT_REQUIRED",
+  "PSK", "ALPN", "ALERT", "PROTOCOL", "CLOSED"
+};
+
+const char *tc_tls_error_name(int err) {
+  if (err <= TC_TLS_ERROR_FIRST && err >= TC_TLS_ERROR_LAST) return tc_tls_error_names[TC_TLS_ERROR_FIRST - err];
+  return "UNKNOWN";
+}
+
+/* RFC 8323 §8.2: the ALPN protocol ID "coap", in wire format. */
+static const unsigned char coap_alpn[] = { 4, 'c', 'o', 'a', 'p' };
+
+#define CERT_SUITES                                                                     \
+  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"   \
+  "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-CCM"
+/* RFC 7925 §4.2 makes TLS_PSK_WITH_AES_128_CCM_8 the CoAP suite; the others for peers without it. */
+#define PSK_SUITES                                                                      \
+  "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:PSK-AES128-CCM:PSK-AES256-GCM-SHA384:"         \
+  "PSK-CHACHA20-POLY1305:ECDHE-PSK-CHACHA20-POLY1305"
+
+typedef struct { char id[TC_TLS_PSK_ID_MAX + 1]; uint8_t key[TC_TLS_PSK_KEY_MAX]; size_t key_len; } psk_entry;
+typedef struct { char name[256]; tc_tls_ctx *ctx; } sni_entry;
+
+struct tc_tls_ctx {
+  SSL_CTX *ssl_ctx;
+  int refs;
+  tc_tls_role role;
+  tc_tls_transport transport;
+  tc_tls_alpn_policy alpn;
+  int request_cert, reject_unauthorized;
+  size_t in_cap, out_cap;
+  /* client PSK */
+  int has_client_psk;
+  char psk_identity[TC_TLS_PSK_ID_MAX + 1];
+  uint8_t psk_key[TC_TLS_PSK_KEY_MAX];
+  size_t psk_key_len;
+  /* server PSK and SNI */
+  tc_tls_psk_fn psk_fn; void *psk_user;
+  tc_tls_sni_fn sni_fn; void *sni_user;
+  psk_entry *psk_tab; unsigned psk_n;
+  sni_entry *sni_tab; unsigned sni_n;
+};
+
+struct tc_tls {
+  tc_tls_ctx *ctx; /* holds a reference */
+  SSL *ssl;
+  BIO *rbio, *wbio; /* owned by ssl */
+  tc_tls_state state;
+  int err;
+  int alert_sent, alert_received;
+  int psk_used, psk_unknown, alpn_failed, sent_close;
+  int host_is_ip;
+  char host[256];
+  char psk_id[TC_TLS_PSK_ID_MAX + 1]; /* server: the identity the client sent */
+  char errmsg[320];
+};
+
+/* ================================================================ helpers */
+
+static void set_msg(char *dst, size_t cap, const char *a, const char *b) {
+  if (dst == NULL || cap == 0) return;
+  snprintf(dst, cap, "%s%s%s", a, (b != NULL && b[0] != '\0') ? ": " : "", b != NULL ? b : "");
+}
+
+/* The reason text of the first queued OpenSSL error (or `fallback`); clears the queue. */
+static const char *openssl_reason(char *buf, size_t cap, const char *fallback) {
+  unsigned long e = ERR_peek_error();
+  const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+  if (r != NULL) snprintf(buf, cap, "%s", r);
+  else if (e != 0) ERR_error_string_n(e, buf, cap);
+  else snprintf(buf, cap, "%s", fallback);
+  ERR_clear_error();
+  return buf;
+}
+
+static int ctx_fail(tc_tls_ctx *c, int code, char *err, size_t errcap, const char *what) {
+  char reason[200];
+  set_msg(err, errcap, what, openssl_reason(reason, sizeof reason, ""));
+  if (c != NULL) tc_tls_ctx_free(c);
+  return code;
+}
+
+static int lower_ascii(int ch) { return (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch; }
+
+static int name_eq(const char *a, const char *b) {
+  for (; *a != '\0' && *b != '\0'; a++, b++)
+    if (lower_ascii((unsigned char)*a) != lower_ascii((unsigned char)*b)) return 0;
+  return *a == *b;
+}
+
+/* "*.example.com" matches exactly one leftmost label. */
+static int sni_match(const char *pattern, const char *name) {
+  if (pattern[0] == '*' && pattern[1] == '.') {
+    const char *dot = strchr(name, '.');
+    return dot != NULL && dot != name && name_eq(pattern + 1, dot);
+  }
+  return name_eq(pattern, name);
+}
+
+/* ================================================================ 2. session callbacks */
+
+static void info_cb(const SSL *ssl, int where, int ret) {
+  if ((where & SSL_CB_ALERT) == 0) return;
+  tc_tls *s = SSL_get_app_data(ssl);
+  if (s == NULL) return;
+  if (where & SSL_CB_READ) s->alert_received = ret;
+  else s->alert_sent = ret;
+}
+
+/* rejectUnauthorized = false: record the result, carry on. */
+static int verify_accept_all(int preverify_ok, X509_STORE_CTX *x) {
+  (void)preverify_ok;
+  (void)x;
+  return 1;
+}
+
+static unsigned int psk_client_cb(SSL *ssl, const char *hint, char *identity, unsigned int max_identity_len,
+                                  unsigned char *psk, unsigned int max_psk_len) {
+  (void)hint;
+  tc_tls *s = SSL_get_app_data(ssl);
+  if (s == NULL || !s->ctx->has_client_psk) return 0;
+  size_t idlen = strlen(s->ctx->psk_identity);
+  if (idlen + 1 > max_identity_len || s->ctx->psk_key_len > max_psk_len) return 0;
+  memcpy(identity, s->ctx->psk_identity, idlen + 1);
+  memcpy(psk, s->ctx->psk_key, s->ctx->psk_key_len);
+  s->psk_used = 1;
+  return (unsigned int)s->ctx->psk_key_len;
+}
+
+static unsigned int psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk, unsigned int max_psk_len) {
+  tc_tls *s = SSL_get_app_data(ssl);
+  if (s == NULL || identity == NULL) return 0;
+  tc_tls_ctx *c = s->ctx;
+  s->psk_used = 1;
+  snprintf(s->psk_id, sizeof s->psk_id, "%s", identity);
+  for (unsigned i = 0; i < c->psk_n; i++) {
+    if (strcmp(c->psk_tab[i].id, identity) == 0 && c->psk_tab[i].key_len <= max_psk_len) {
+      memcpy(psk, c->psk_tab[i].key, c->psk_tab[i].key_len);
+      return (unsigned int)c->psk_tab[i].key_len;
+    }
+  }
+  if (c->psk_fn != NULL) {
+    uint8_t key[TC_TLS_PSK_KEY_MAX];
+    size_t cap = max_psk_len < sizeof key ? max_psk_len : sizeof key;
+    size_t n = c->psk_fn(c->psk_user, identity, key, cap);
+    if (n > 0 && n <= cap) {
+      memcpy(psk, key, n);
+      OPENSSL_cleanse(key, sizeof key);
+      return (unsigned int)n;
+    }
+    OPENSSL_cleanse(key, sizeof key);
+  }
+  s->psk_unknown = 1;
+  return 0;
+}
+
+/* Server ALPN: select "coap" from the client's list; a list without it is refused. */
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                          unsigned int inlen, void *arg) {
+  (void)arg;
+  tc_tls *s = SSL_get_app_data(ssl);
+  if (s == NULL || s->ctx->alpn == TC_TLS_ALPN_OFF) return SSL_TLSEXT_ERR_NOACK;
+  for (unsigned int i = 0; i < inlen;) {
+    unsigned int n = in[i];
+    if (n == 0 || i + 1 + n > inlen) break;
+    if (n == coap_alpn[0] && memcmp(in + i + 1, coap_alpn + 1, n) == 0) {
+      *out = in + i + 1;
+      *outlen = (unsigned char)n;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + n;
+  }
+  s->alpn_failed = 1;
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* Server, ALPN required: a ClientHello without ALPN is refused before any work is done. */
+static int client_hello_cb(SSL *ssl, int *al, void *arg) {
+  (void)arg;
+  tc_tls *s = SSL_get_app_data(ssl);
+  const unsigned char *p;
+  size_t len;
+  if (s != NULL && s->ctx->alpn == TC_TLS_ALPN_REQUIRE &&
+      !SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len)) {
+    s->alpn_failed = 1;
+    *al = SSL_AD_NO_APPLICATION_PROTOCOL;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Server SNI: the session's context table first, then its callback; unknown names keep the
+ * default certificate (as Node does). Verification settings follow the chosen context. */
+static int servername_cb(SSL *ssl, int *al, void *arg) {
+  (void)al;
+  (void)arg;
+  tc_tls *s = SSL_get_app_data(ssl);
+  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (s == NULL || name == NULL || name[0] == '\0') return SSL_TLSEXT_ERR_NOACK;
+  tc_tls_ctx *c = s->ctx, *alt = NULL;
+  for (unsigned i = 0; i < c->sni_n && alt == NULL; i++)
+    if (sni_match(c->sni_tab[i].name, name)) alt = c->sni_tab[i].ctx;
+  if (alt == NULL && c->sni_fn != NULL) alt = c->sni_fn(c->sni_user, name);
+  if (alt != NULL && alt != c && alt->role == TC_TLS_SERVER) {
+    if (SSL_set_SSL_CTX(ssl, alt->ssl_ctx) == NULL) return SSL_TLSEXT_ERR_ALERT_FATAL;
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(alt->ssl_ctx), SSL_CTX_get_verify_callback(alt->ssl_ctx));
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* ================================================================ 1. context */
+
+static int load_chain(SSL_CTX *ctx, const char *pem, size_t len) {
+  BIO *b = BIO_new_mem_buf(pem, (int)len);
+  if (b == NULL) return 0;
+  X509 *leaf = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
+  int ok = leaf != NULL && SSL_CTX_use_certificate(ctx, leaf) == 1;
+  X509_free(leaf);
+  while (ok) {
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    if (x == NULL) {
+      unsigned long e = ERR_peek_last_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) ERR_clear_error();
+      else ok = 0;
+      break;
+    }
+    if (SSL_CTX_add0_chain_cert(ctx, x) != 1) { X509_free(x); ok = 0; }
+  }
+  BIO_free(b);
+  return ok;
+}
+
+static int load_key(SSL_CTX *ctx, const char *pem, size_t len) {
+  BIO *b = BIO_new_mem_buf(pem, (int)len);
+  if (b == NULL) return 0;
+  EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+  int ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  EVP_PKEY_free(k);
+  BIO_free(b);
+  return ok;
+}
+
+/* Trust anchors; for a server that asks for client certificates they are also the CA names
+ * it sends in CertificateRequest. Returns the number loaded (0 = error). */
+static int load_ca(SSL_CTX *ctx, const char *pem, size_t len, int as_client_ca) {
+  BIO *b = BIO_new_mem_buf(pem, (int)len);
+  if (b == NULL) return 0;
+  X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+  int n = 0;
+  for (;;) {
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    if (x == NULL) break;
+    if (X509_STORE_add_cert(store, x) != 1 || (as_client_ca && SSL_CTX_add_client_CA(ctx, x) != 1)) {
+      X509_free(x);
+      n = 0;
+      break;
+    }
+    X509_free(x);
+    n++;
+  }
+  if (n > 0) ERR_clear_error(); /* the PEM_R_NO_START_LINE that ends the loop */
+  BIO_free(b);
+  return n;
+}
+
+static int version_ok(int v) { return v == 0 || v == TLS1_2_VERSION || v == TLS1_3_VERSION; }
+
+int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t errcap) {
+  if (err != NULL && errcap > 0) err[0] = '\0';
+  if (out == NULL) return TC_TLS_E_INVALID;
+  *out = NULL;
+  ERR_clear_error();
+  if (cfg == NULL || (cfg->role != TC_TLS_CLIENT && cfg->role != TC_TLS_SERVER) ||
+      (cfg->alpn != TC_TLS_ALPN_OPTIONAL && cfg->alpn != TC_TLS_ALPN_REQUIRE && cfg->alpn != TC_TLS_ALPN_OFF) ||
+      !version_ok(cfg->min_version) || !version_ok(cfg->max_version) ||
+      (cfg->min_version != 0 && cfg->max_version != 0 && cfg->min_version > cfg->max_version)) {
+    set_msg(err, errcap, "invalid TLS config (role, alpn policy or version)", NULL);
+    return TC_TLS_E_INVALID;
+  }
+  if (cfg->transport == TC_TLS_DATAGRAM) {
+    set_msg(err, errcap, "DTLS is not implemented in this build of the record layer (tc_tls: stream only)", NULL);
+    return TC_TLS_E_UNSUPPORTED;
+  }
+  if (cfg->transport != TC_TLS_STREAM) return TC_TLS_E_INVALID;
+  if ((cfg->in_cap != 0 && cfg->in_cap < TC_TLS_CAP_MIN) || (cfg->out_cap != 0 && cfg->out_cap < TC_TLS_CAP_MIN) ||
+      cfg->in_cap > INT_MAX || cfg->out_cap > INT_MAX) {
+    set_msg(err, errcap, "in_cap/out_cap must be 0 or 20 KiB .. 2 GiB", NULL);
+    return TC_TLS_E_INVALID;
+  }
+  if ((cfg->cert_pem == NULL) != (cfg->key_pem == NULL) || cfg->cert_len > INT_MAX || cfg->key_len > INT_MAX ||
+      cfg->ca_len > INT_MAX) {
+    set_msg(err, errcap, "cert and key go together", NULL);
+    return TC_TLS_E_CONFIG;
+  }
+  int client_psk = cfg->role == TC_TLS_CLIENT && (cfg->psk_identity != NULL || cfg->psk_key != NULL);
+  if (client_psk && (cfg->psk_identity == NULL || cfg->psk_key == NULL || cfg->psk_key_len == 0 ||
+                     cfg->psk_key_len > TC_TLS_PSK_KEY_MAX || strlen(cfg->psk_identity) == 0 ||
+                     strlen(cfg->psk_identity) > TC_TLS_PSK_ID_MAX)) {
+    set_msg(err, errcap, "PSK: identity must be 1..128 bytes and key 1..64 bytes", NULL);
+    return TC_TLS_E_CONFIG;
+  }
+
+  tc_tls_ctx *c = calloc(1, sizeof *c);
+  if (c == NULL) return TC_TLS_E_NOMEM;
+  c->refs = 1;
+  c->role = cfg->role;
+  c->transport = cfg->transport;
+  c->alpn = cfg->alpn;
+  c->request_cert = cfg->request_cert != 0;
+  c->reject_unauthorized = cfg->reject_unauthorized != 0;
+  c->in_cap = cfg->in_cap != 0 ? cfg->in_cap : TC_TLS_CAP_DEFAULT;
+  c->out_cap = cfg->out_cap != 0 ? cfg->out_cap : TC_TLS_CAP_DEFAULT;
+  c->psk_fn = cfg->psk_fn;
+  c->psk_user = cfg->psk_user;
+  c->sni_fn = cfg->sni_fn;
+  c->sni_user = cfg->sni_user;
+  if (client_psk) {
+    c->has_client_psk = 1;
+    memcpy(c->psk_identity, cfg->psk_identity, strlen(cfg->psk_identity) + 1);
+    memcpy(c->psk_key, cfg->psk_key, cfg->psk_key_len);
+    c->psk_key_len = cfg->psk_key_len;
+  }
+  int server = cfg->role == TC_TLS_SERVER;
+  SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  if (ctx == NULL) return ctx_fail(c, TC_TLS_E_NOMEM, err, errcap, "SSL_CTX_new");
+  c->ssl_ctx = ctx;
+  SSL_CTX_set_app_data(ctx, c);
+
+  int has_cert = cfg->cert_pem != NULL;
+  int min_v = cfg->min_version != 0 ? cfg->min_version : TLS1_2_VERSION;
+  int max_v = cfg->max_version != 0 ? cfg->max_version : (client_psk && !has_cert ? TLS1_2_VERSION : TLS1_3_VERSION);
+  if (SSL_CTX_set_min_proto_version(ctx, min_v) != 1 || SSL_CTX_set_max_proto_version(ctx, max_v) != 1)
+    return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "protocol version");
+  /* Idle connections keep no record buffers; no renegotiation; no compression. Session
+   * resumption is not offered yet (no cache, no tickets): nothing grows with past sessions. */
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
+                               (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (server) SSL_CTX_set_num_tickets(ctx, 0);
+
+  const char *ciphers = cfg->ciphers;
+  if (ciphers == NULL) {
+    if (server) ciphers = has_cert ? CERT_SUITES ":" PSK_SUITES : PSK_SUITES;
+    else ciphers = client_psk ? (has_cert ? PSK_SUITES ":" CERT_SUITES : PSK_SUITES) : CERT_SUITES;
+  }
+  if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "cipher list");
+  if (cfg->ciphersuites != NULL && SSL_CTX_set_ciphersuites(ctx, cfg->ciphersuites) != 1)
+    return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "TLS 1.3 ciphersuites");
+
+  if (has_cert) {
+    if (!load_chain(ctx, cfg->cert_pem, cfg->cert_len)) return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "certificate");
+    if (!load_key(ctx, cfg->key_pem, cfg->key_len)) return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "private key");
+  }
+  if (cfg->ca_pem != NULL) {
+    if (load_ca(ctx, cfg->ca_pem, cfg->ca_len, server && c->request_cert) == 0)
+      return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "CA bundle (no certificate read)");
+  } else {
+    (void)SSL_CTX_set_default_verify_paths(ctx);
+    ERR_clear_error();
+  }
+
+  int mode = SSL_VERIFY_NONE;
+  if (!server) mode = SSL_VERIFY_PEER;
+  else if (c->request_cert) mode = SSL_VERIFY_PEER | (c->reject_unauthorized ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+  SSL_CTX_set_verify(ctx, mode, c->reject_unauthorized ? NULL : verify_accept_all);
+
+  if (server) {
+    static const unsigned char sid_ctx[] = "turbocoap";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+    SSL_CTX_set_psk_server_callback(ctx, psk_server_cb);
+    if (cfg->psk_hint != NULL && SSL_CTX_use_psk_identity_hint(ctx, cfg->psk_hint) != 1)
+      return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "PSK identity hint");
+  } else {
+    if (c->alpn != TC_TLS_ALPN_OFF && SSL_CTX_set_alpn_protos(ctx, coap_alpn, sizeof coap_alpn) != 0)
+      return ctx_fail(c, TC_TLS_E_NOMEM, err, errcap, "ALPN");
+    if (client_psk) SSL_CTX_set_psk_client_callback(ctx, psk_client_cb);
+  }
+  ERR_clear_error();
+  *out = c;
+  return 0;
+}
+
+void tc_tls_ctx_free(tc_tls_ctx *c) {
+  if (c == NULL || --c->refs > 0) return;
+  for (unsigned i = 0; i < c->sni_n; i++) tc_tls_ctx_free(c->sni_tab[i].ctx);
+  free(c->sni_tab);
+  if (c->psk_tab != NULL) {
+    OPENSSL_cleanse(c->psk_tab, sizeof(psk_entry) * TC_TLS_PSK_TABLE_MAX);
+    free(c->psk_tab);
+  }
+  OPENSSL_cleanse(c->psk_key, sizeof c->psk_key);
+  SSL_CTX_free(c->ssl_ctx);
+  free(c);
+}
+
+int tc_tls_ctx_add_psk(tc_tls_ctx *c, const char *identity, const uint8_t *key, size_t key_len) {
+  if (c == NULL || c->role != TC_TLS_SERVER || identity == NULL || key == NULL || key_len == 0 ||
+      key_len > TC_TLS_PSK_KEY_MAX)
+    return TC_TLS_E_INVALID;
+  size_t idlen = strlen(identity);
+  if (idlen == 0 || idlen > TC_TLS_PSK_ID_MAX) return TC_TLS_E_INVALID;
+  if (c->psk_tab == NULL && (c->psk_tab = calloc(TC_TLS_PSK_TABLE_MAX, sizeof(psk_entry))) == NULL)
+    return TC_TLS_E_NOMEM;
+  unsigned i = 0;
+  while (i < c->psk_n && strcmp(c->psk_tab[i].id, identity) != 0) i++;
+  if (i == c->psk_n) {
+    if (c->psk_n == TC_TLS_PSK_TABLE_MAX) return TC_TLS_E_INVALID;
+    c->psk_n++;
+  }
+  memcpy(c->psk_tab[i].id, identity, idlen + 1);
+  OPENSSL_cleanse(c->psk_tab[i].key, sizeof c->psk_tab[i].key);
+  memcpy(c->psk_tab[i].key, key, key_len);
+  c->psk_tab[i].key_len = key_len;
+  return 0;
+}
+
+int tc_tls_ctx_add_sni(tc_tls_ctx *c, const char *name, tc_tls_ctx *alt) {
+  if (c == NULL || alt == NULL || alt == c || name == NULL || c->role != TC_TLS_SERVER ||
+      alt->role != TC_TLS_SERVER || strlen(name) == 0 || strlen(name) >= sizeof c->sni_tab[0].name)
+    return TC_TLS_E_INVALID;
+  if (c->sni_tab == NULL && (c->sni_tab = calloc(TC_TLS_SNI_TABLE_MAX, sizeof(sni_entry))) == NULL)
+    return TC_TLS_E_NOMEM;
+  if (c->sni_n == TC_TLS_SNI_TABLE_MAX) return TC_TLS_E_INVALID;
+  memcpy(c->sni_tab[c->sni_n].name, name, strlen(name) + 1);
+  c->sni_tab[c->sni_n].ctx = alt;
+  alt->refs++;
+  c->sni_n++;
+  return 0;
+}
+
+/* ================================================================ 2. session core */
+
+static void fail(tc_tls *s, int code, const char *msg) {
+  if (s->state == TC_TLS_FAILED) return;
+  s->state = TC_TLS_FAILED;
+  s->err = code;
+  snprintf(s->errmsg, sizeof s->errmsg, "%s", msg);
+}
+
+static int alert_desc(int alert) { return alert & 0xff; }
+static int alert_fatal(int alert) { return (alert >> 8) == SSL3_AL_FATAL; }
+
+/* Map a failed SSL call to a TC_TLS_E_* code with a message; empties the error queue. */
+static void fail_from_openssl(tc_tls *s, int ssl_error, int in_handshake) {
+  unsigned long e = ERR_peek_error();
+  int reason = e != 0 ? ERR_GET_REASON(e) : 0;
+  char why[200], msg[320];
+  openssl_reason(why, sizeof why, ssl_error == SSL_ERROR_ZERO_RETURN ? "peer closed during the handshake"
+                                                                      : "TLS error");
+  int code = in_handshake ? TC_TLS_E_HANDSHAKE : TC_TLS_E_PROTOCOL;
+  int got_alert = alert_fatal(s->alert_received) ? alert_desc(s->alert_received) : -1;
+  if (s->alpn_failed) {
+    code = TC_TLS_E_ALPN;
+    snprintf(msg, sizeof msg, "ALPN: the client did not offer \"coap\" (%s)", why);
+  } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+    long v = SSL_get_verify_result(s->ssl);
+    code = TC_TLS_E_VERIFY;
+    snprintf(msg, sizeof msg, "certificate verification failed: %s (X509 error %ld)",
+             X509_verify_cert_error_string(v), v);
+  } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    code = TC_TLS_E_PEER_CERT_REQUIRED;
+    snprintf(msg, sizeof msg, "the client sent no certificate, and one is required (%s)", why);
+  } else if (s->psk_unknown) {
+    code = TC_TLS_E_PSK;
+    snprintf(msg, sizeof msg, "PSK: unknown identity \"%s\"", s->psk_id);
+  } else if (s->psk_used && (reason == SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC || reason == SSL_R_DIGEST_CHECK_FAILED ||
+                             got_alert == SSL_AD_BAD_RECORD_MAC || got_alert == SSL_AD_DECRYPT_ERROR ||
+                             got_alert == SSL_AD_UNKNOWN_PSK_IDENTITY)) {
+    code = TC_TLS_E_PSK;
+    snprintf(msg, sizeof msg, "PSK handshake failed (wrong key or unknown identity): %s", why);
+  } else if (got_alert >= 0) {
+    code = TC_TLS_E_ALERT;
+    snprintf(msg, sizeof msg, "the peer sent a fatal alert: %s (%d): %s", SSL_alert_desc_string_long(s->alert_received),
+             got_alert, why);
+  } else {
+    snprintf(msg, sizeof msg, "%s", why);
+  }
+  fail(s, code, msg);
+}
+
+static void handshake_done(tc_tls *s) {
+  s->state = TC_TLS_OPEN;
+  if (s->ctx->role == TC_TLS_CLIENT && s->ctx->alpn == TC_TLS_ALPN_REQUIRE) {
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(s->ssl, &p, &n);
+    if (n == 0) fail(s, TC_TLS_E_ALPN, "ALPN: the server did not select \"coap\"");
+  }
+}
+
+/* Advance the handshake with what is buffered. */
+static void drive(tc_tls *s) {
+  if (s->state != TC_TLS_HANDSHAKING) return;
+  int r = SSL_do_handshake(s->ssl);
+  if (r == 1) {
+    handshake_done(s);
+    return;
+  }
+  int e = SSL_get_error(s->ssl, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+  fail_from_openssl(s, e, 1);
+}
+
+/* ================================================================ 3. stream I/O */
+
+/* Two memory BIOs: ciphertext in (rbio), ciphertext out (wbio). An empty BIO means "retry",
+ * never EOF. A datagram session would attach its record-preserving BIO here instead. */
+static int attach_stream_bios(tc_tls *s) {
+  BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+  if (r == NULL || w == NULL) {
+    BIO_free(r);
+    BIO_free(w);
+    return 0;
+  }
+  BIO_set_mem_eof_return(r, -1);
+  BIO_set_mem_eof_return(w, -1);
+  SSL_set_bio(s->ssl, r, w);
+  s->rbio = r;
+  s->wbio = w;
+  return 1;
+}
+
+tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
+  if (err != NULL && errcap > 0) err[0] = '\0';
+  if (c == NULL || (host != NULL && (c->role == TC_TLS_SERVER || strlen(host) == 0 || strlen(host) > 253))) {
+    set_msg(err, errcap, "tc_tls_new: no context, or a host on a server / of a bad length", NULL);
+    return NULL;
+  }
+  ERR_clear_error();
+  tc_tls *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  s->ctx = c;
+  c->refs++;
+  s->ssl = SSL_new(c->ssl_ctx);
+  if (s->ssl == NULL || !attach_stream_bios(s)) goto oom;
+  SSL_set_app_data(s->ssl, s);
+  SSL_set_info_callback(s->ssl, info_cb);
+  if (c->role == TC_TLS_CLIENT) {
+    SSL_set_connect_state(s->ssl);
+    if (host != NULL) {
+      memcpy(s->host, host, strlen(host) + 1);
+      ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
+      s->host_is_ip = ip != NULL;
+      ASN1_OCTET_STRING_free(ip);
+      ERR_clear_error();
+      int ok;
+      if (s->host_is_ip) {
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), host) == 1;
+      } else {
+        SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = SSL_set_tlsext_host_name(s->ssl, host) == 1 && SSL_set1_host(s->ssl, host) == 1;
+      }
+      if (!ok) {
+        char reason[200];
+        set_msg(err, errcap, "host name", openssl_reason(reason, sizeof reason, ""));
+        tc_tls_free(s);
+        return NULL;
+      }
+    }
+    drive(s); /* the ClientHello */
+  } else {
+    SSL_set_accept_state(s->ssl);
+  }
+  ERR_clear_error();
+  return s;
+oom:
+  set_msg(err, errcap, "out of memory", NULL);
+  tc_tls_free(s);
+  ERR_clear_error();
+  return NULL;
+}
+
+void tc_tls_free(tc_tls *s) {
+  if (s == NULL) return;
+  SSL_free(s->ssl); /* frees both BIOs */
+  tc_tls_ctx_free(s->ctx);
+  free(s);
+}
+
+long tc_tls_feed(tc_tls *s, const uint8_t *ct, size_t len) {
+  if (s == NULL || (ct == NULL && len > 0)) return TC_TLS_E_INVALID;
+  if (s->state == TC_TLS_FAILED) return s->err;
+  size_t buffered = BIO_ctrl_pending(s->rbio);
+  size_t room = s->ctx->in_cap > buffered ? s->ctx->in_cap - buffered : 0;
+  size_t n = len < room ? len : room;
+  if (n > 0 && BIO_write(s->rbio, ct, (int)n) != (int)n) {
+    ERR_clear_error();
+    fail(s, TC_TLS_E_NOMEM, "out of memory buffering ciphertext");
+    return s->err;
+  }
+  drive(s);
+  ERR_clear_error();
+  return s->state == TC_TLS_FAILED ? s->err : (long)n;
+}
+
+long tc_tls_read(tc_tls *s, uint8_t *out, size_t cap) {
+  if (s == NULL || (out == NULL && cap > 0)) return TC_TLS_E_INVALID;
+  if (s->state == TC_TLS_FAILED) return s->err;
+  drive(s);
+  if (s->state == TC_TLS_HANDSHAKING || s->state == TC_TLS_FAILED) {
+    ERR_clear_error();
+    return s->state == TC_TLS_FAILED ? s->err : 0;
+  }
+  size_t got = 0;
+  while (got < cap) {
+    size_t n = 0;
+    size_t want = cap - got < (size_t)INT_MAX ? cap - got : (size_t)INT_MAX;
+    int r = SSL_read_ex(s->ssl, out + got, want, &n);
+    if (r == 1) {
+      got += n;
+      continue;
+    }
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+    if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify */
+      if (s->state == TC_TLS_OPEN) s->state = TC_TLS_PEER_CLOSED;
+      else if (s->state == TC_TLS_CLOSING) s->state = TC_TLS_CLOSED;
+      break;
+    }
+    fail_from_openssl(s, e, 0);
+    break;
+  }
+  ERR_clear_error();
+  if (got > 0) return (long)got;
+  return s->state == TC_TLS_FAILED ? s->err : 0;
+}
+
+long tc_tls_write(tc_tls *s, const uint8_t *pt, size_t len) {
+  if (s == NULL || (pt == NULL && len > 0)) return TC_TLS_E_INVALID;
+  if (s->state == TC_TLS_FAILED) return s->err;
+  if (s->sent_close) return TC_TLS_E_CLOSED;
+  drive(s);
+  if (s->state == TC_TLS_HANDSHAKING || s->state == TC_TLS_FAILED) {
+    ERR_clear_error();
+    return s->state == TC_TLS_FAILED ? s->err : 0;
+  }
+  size_t off = 0;
+  while (off < len) {
+    size_t pending = BIO_ctrl_pending(s->wbio);
+    if (pending + TC_TLS_RECORD_SLACK >= s->ctx->out_cap) break;
+    size_t room = s->ctx->out_cap - pending - TC_TLS_RECORD_SLACK;
+    size_t chunk = len - off;
+    if (chunk > SSL3_RT_MAX_PLAIN_LENGTH) chunk = SSL3_RT_MAX_PLAIN_LENGTH;
+    if (chunk > room) chunk = room;
+    size_t n = 0;
+    if (SSL_write_ex(s->ssl, pt + off, chunk, &n) != 1) {
+      int e = SSL_get_error(s->ssl, 0);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+      fail_from_openssl(s, e, 0);
+      break;
+    }
+    off += n;
+  }
+  ERR_clear_error();
+  if (off > 0) return (long)off;
+  return s->state == TC_TLS_FAILED ? s->err : 0;
+}
+
+size_t tc_tls_pending_out(const tc_tls *s) { return s != NULL ? BIO_ctrl_pending(s->wbio) : 0; }
+
+long tc_tls_take_out(tc_tls *s, uint8_t *out, size_t cap) {
+  if (s == NULL || (out == NULL && cap > 0)) return TC_TLS_E_INVALID;
+  if (cap == 0 || BIO_ctrl_pending(s->wbio) == 0) return 0;
+  int n = BIO_read(s->wbio, out, cap > (size_t)INT_MAX ? INT_MAX : (int)cap);
+  ERR_clear_error();
+  return n > 0 ? (long)n : 0;
+}
+
+int tc_tls_close(tc_tls *s) {
+  if (s == NULL) return TC_TLS_E_INVALID;
+  if (s->state == TC_TLS_FAILED) return s->err;
+  if (s->sent_close) return 0;
+  s->sent_close = 1;
+  if (s->state == TC_TLS_HANDSHAKING) { /* nothing to protect yet: the transport's close says it */
+    s->state = TC_TLS_CLOSED;
+    return 0;
+  }
+  (void)SSL_shutdown(s->ssl); /* queues close_notify in wbio */
+  ERR_clear_error();
+  s->state = s->state == TC_TLS_PEER_CLOSED ? TC_TLS_CLOSED : TC_TLS_CLOSING;
+  return 0;
+}
+
+tc_tls_state tc_tls_get_state(const tc_tls *s) { return s != NULL ? s->state : TC_TLS_FAILED; }
+int tc_tls_error(const tc_tls *s) { return s != NULL ? s->err : TC_TLS_E_INVALID; }
+const char *tc_tls_errmsg(const tc_tls *s) { return s != NULL ? s->errmsg : "no session"; }
+
+int tc_tls_get_info(const tc_tls *s, tc_tls_info *o) {
+  if (s == NULL || o == NULL) return TC_TLS_E_INVALID;
+  memset(o, 0, sizeof *o);
+  int done = SSL_is_init_finished(s->ssl);
+  o->version = done ? SSL_version(s->ssl) : 0;
+  const SSL_CIPHER *ci = done ? SSL_get_current_cipher(s->ssl) : NULL;
+  if (ci != NULL) snprintf(o->cipher, sizeof o->cipher, "%s", SSL_CIPHER_get_name(ci));
+  const unsigned char *p = NULL;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(s->ssl, &p, &n);
+  if (p != NULL && n < sizeof o->alpn) {
+    memcpy(o->alpn, p, n);
+    o->alpn[n] = '\0';
+  }
+  const char *sn = s->ctx->role == TC_TLS_CLIENT ? (s->host_is_ip ? NULL : s->host)
+                                                 : SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+  if (sn != NULL) snprintf(o->servername, sizeof o->servername, "%s", sn);
+  if (s->psk_used) {
+    const char *id = s->ctx->role == TC_TLS_CLIENT ? s->ctx->psk_identity : SSL_get_psk_identity(s->ssl);
+    if (id != NULL) snprintf(o->psk_identity, sizeof o->psk_identity, "%s", id);
+  }
+  o->peer_cert = SSL_get0_peer_certificate(s->ssl) != NULL;
+  o->verify_result = o->peer_cert ? SSL_get_verify_result(s->ssl) : -1;
+  o->alert_sent = s->alert_sent;
+  o->alert_received = s->alert_received;
+  o->session_reused = SSL_session_reused(s->ssl);
+  return 0;
+}
