@@ -84,6 +84,7 @@ struct tc_tls {
   int alert_sent, alert_received;
   int psk_used, psk_unknown, alpn_failed, sent_close;
   int host_is_ip;
+  long first_verify_error; /* X509_V_ERR_* of the first failure when failures are allowed */
   char host[256];
   char psk_id[TC_TLS_PSK_ID_MAX + 1]; /* server: the identity the client sent */
   char errmsg[320];
@@ -141,10 +142,12 @@ static void info_cb(const SSL *ssl, int where, int ret) {
   else s->alert_sent = ret;
 }
 
-/* rejectUnauthorized = false: record the result, carry on. */
+/* rejectUnauthorized = false: record the first failure (the root cause; OpenSSL's own result
+ * is the last one seen), carry on. */
 static int verify_accept_all(int preverify_ok, X509_STORE_CTX *x) {
-  (void)preverify_ok;
-  (void)x;
+  SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+  tc_tls *s = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+  if (!preverify_ok && s != NULL && s->first_verify_error == 0) s->first_verify_error = X509_STORE_CTX_get_error(x);
   return 1;
 }
 
@@ -365,9 +368,11 @@ int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t
   int max_v = cfg->max_version != 0 ? cfg->max_version : (client_psk && !has_cert ? TLS1_2_VERSION : TLS1_3_VERSION);
   if (SSL_CTX_set_min_proto_version(ctx, min_v) != 1 || SSL_CTX_set_max_proto_version(ctx, max_v) != 1)
     return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "protocol version");
-  /* Idle connections keep no record buffers; no renegotiation; no compression. Session
+  /* Idle connections keep no record buffers. The chain sent is the configured one (leaf +
+   * intermediates), not one completed from the trust store with its root (bytes on the wire).
+   * No renegotiation, no compression. Session
    * resumption is not offered yet (no cache, no tickets): nothing grows with past sessions. */
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
                                (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -501,9 +506,11 @@ static void fail_from_openssl(tc_tls *s, int ssl_error, int in_handshake) {
   } else if (s->psk_unknown) {
     code = TC_TLS_E_PSK;
     snprintf(msg, sizeof msg, "PSK: unknown identity \"%s\"", s->psk_id);
-  } else if (s->psk_used && (reason == SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC || reason == SSL_R_DIGEST_CHECK_FAILED ||
-                             got_alert == SSL_AD_BAD_RECORD_MAC || got_alert == SSL_AD_DECRYPT_ERROR ||
-                             got_alert == SSL_AD_UNKNOWN_PSK_IDENTITY)) {
+  } else if (s->psk_used && in_handshake &&
+             (got_alert < 0 || got_alert == SSL_AD_BAD_RECORD_MAC || got_alert == SSL_AD_DECRYPT_ERROR ||
+              got_alert == SSL_AD_UNKNOWN_PSK_IDENTITY)) {
+    /* The identity was known (or we are the client): what fails after the key is in use is the
+     * first record protected with it, i.e. the keys differ. */
     code = TC_TLS_E_PSK;
     snprintf(msg, sizeof msg, "PSK handshake failed (wrong key or unknown identity): %s", why);
   } else if (got_alert >= 0) {
@@ -586,7 +593,7 @@ tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
         ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), host) == 1;
       } else {
         SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = SSL_set_tlsext_host_name(s->ssl, host) == 1 && SSL_set1_host(s->ssl, host) == 1;
+        ok = SSL_set_tlsext_host_name(s->ssl, s->host) == 1 && SSL_set1_host(s->ssl, s->host) == 1;
       }
       if (!ok) {
         char reason[200];
@@ -745,7 +752,7 @@ int tc_tls_get_info(const tc_tls *s, tc_tls_info *o) {
     if (id != NULL) snprintf(o->psk_identity, sizeof o->psk_identity, "%s", id);
   }
   o->peer_cert = SSL_get0_peer_certificate(s->ssl) != NULL;
-  o->verify_result = o->peer_cert ? SSL_get_verify_result(s->ssl) : -1;
+  o->verify_result = !o->peer_cert ? -1 : s->first_verify_error != 0 ? s->first_verify_error : SSL_get_verify_result(s->ssl);
   o->alert_sent = s->alert_sent;
   o->alert_received = s->alert_received;
   o->session_reused = SSL_session_reused(s->ssl);

@@ -182,7 +182,7 @@ typedef struct tc_tls_info {
   char servername[256];   /**< SNI: sent (client) or received (server), "" if none */
   char psk_identity[129]; /**< PSK identity used, "" if none */
   int peer_cert;          /**< 1 when the peer presented a certificate */
-  long verify_result;     /**< X509_V_OK (0) or an X509_V_ERR_* code; -1 when nothing was
+  long verify_result;     /**< X509_V_OK (0) or the first X509_V_ERR_* code; -1 when nothing was
                                verified (no peer certificate, PSK) */
   int alert_sent;         /**< last alert we sent: (level << 8) | description, 0 if none */
   int alert_received;     /**< last alert received, as above (close_notify = 0x100) */
