@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`, first half: the C unit tests, plain and under ASan + UBSan (make -C native test
 // asan), and the TLS record layer's (make -C native tls-test). They need make and a C compiler.
-// Outside CI, where either is missing, they are skipped with a one-line reason; with CI set they are required (make then fails loudly).
+// Outside CI, where either is missing, they are skipped with a one-line reason; with CI set they
+// are required (make then fails loudly).
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
