@@ -15,8 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef _WIN32
+#include <sys/time.h> /* struct timeval for DTLSv1_get_timeout */
+#else
+#include <winsock2.h>
+#endif
+
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -29,6 +39,9 @@
 #define TC_TLS_PSK_TABLE_MAX 64
 #define TC_TLS_SNI_TABLE_MAX 32
 #define TC_TLS_RECORD_SLACK 256 /* the most a record adds to its plaintext (header, IV, tag, pad) */
+#define TC_DTLS_MTU_DEFAULT 1232  /* IPv6 minimum MTU 1280 - 40 (IPv6) - 8 (UDP) */
+#define TC_DTLS_QUEUE_MAX 64      /* datagrams queued per direction per session */
+#define TC_DTLS_PEER_MAX 64
 
 static const char *const tc_tls_error_names[] = {
   "INVALID", "NOMEM", "CONFIG", "UNSUPPORTED", "HANDSHAKE", "VERIFY", "PEER_CERT_REQUIRED",
@@ -57,7 +70,11 @@ typedef struct { char name[256]; tc_tls_ctx *ctx; } sni_entry;
 
 struct tc_tls_ctx {
   SSL_CTX *ssl_ctx;
+  BIO_METHOD *dgram_meth; /* datagram contexts: the record-preserving BIO */
   int refs;
+  size_t mtu;                   /* datagram: the largest UDP payload */
+  unsigned retransmit_us;       /* datagram: first retransmission timeout */
+  uint8_t cookie_key[32];       /* datagram server: HMAC key of the stateless cookies */
   tc_tls_role role;
   tc_tls_transport transport;
   tc_tls_alpn_policy alpn;
@@ -75,10 +92,22 @@ struct tc_tls_ctx {
   sni_entry *sni_tab; unsigned sni_n;
 };
 
+/* A bounded FIFO of datagrams (one per slot, boundaries kept). */
+typedef struct {
+  uint8_t *p[TC_DTLS_QUEUE_MAX];
+  size_t n[TC_DTLS_QUEUE_MAX];
+  unsigned head, count;
+  size_t bytes;
+} dq;
+
 struct tc_tls {
   tc_tls_ctx *ctx; /* holds a reference */
   SSL *ssl;
-  BIO *rbio, *wbio; /* owned by ssl */
+  BIO *rbio, *wbio; /* owned by ssl (the same BIO for a datagram session) */
+  int dgram;
+  dq din, dout;     /* datagram session: records in, records out */
+  uint8_t peer[TC_DTLS_PEER_MAX]; /* datagram server: the address the cookie is bound to */
+  size_t peer_len;
   tc_tls_state state;
   int err;
   int alert_sent, alert_received;
@@ -300,25 +329,32 @@ static int load_ca(SSL_CTX *ctx, const char *pem, size_t len, int as_client_ca) 
   return n;
 }
 
-static int version_ok(int v) { return v == 0 || v == TLS1_2_VERSION || v == TLS1_3_VERSION; }
+static int version_ok(int dgram, int v) {
+  return v == 0 || (dgram ? v == DTLS1_2_VERSION : (v == TLS1_2_VERSION || v == TLS1_3_VERSION));
+}
+
+static int dgram_meth_new(tc_tls_ctx *c);
+static int cookie_generate_cb(SSL *ssl, unsigned char *cookie, unsigned int *len);
+static int cookie_verify_cb(SSL *ssl, const unsigned char *cookie, unsigned int len);
 
 int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
   if (out == NULL) return TC_TLS_E_INVALID;
   *out = NULL;
   ERR_clear_error();
+  int dgram = cfg != NULL && cfg->transport == TC_TLS_DATAGRAM;
   if (cfg == NULL || (cfg->role != TC_TLS_CLIENT && cfg->role != TC_TLS_SERVER) ||
+      (cfg->transport != TC_TLS_STREAM && cfg->transport != TC_TLS_DATAGRAM) ||
       (cfg->alpn != TC_TLS_ALPN_OPTIONAL && cfg->alpn != TC_TLS_ALPN_REQUIRE && cfg->alpn != TC_TLS_ALPN_OFF) ||
-      !version_ok(cfg->min_version) || !version_ok(cfg->max_version) ||
+      !version_ok(dgram, cfg->min_version) || !version_ok(dgram, cfg->max_version) ||
       (cfg->min_version != 0 && cfg->max_version != 0 && cfg->min_version > cfg->max_version)) {
-    set_msg(err, errcap, "invalid TLS config (role, alpn policy or version)", NULL);
+    set_msg(err, errcap, "invalid TLS config (role, transport, alpn policy or version)", NULL);
     return TC_TLS_E_INVALID;
   }
-  if (cfg->transport == TC_TLS_DATAGRAM) {
-    set_msg(err, errcap, "DTLS is not implemented in this build of the record layer (tc_tls: stream only)", NULL);
-    return TC_TLS_E_UNSUPPORTED;
+  if (dgram && ((cfg->mtu != 0 && (cfg->mtu < 256 || cfg->mtu > 65507)) || cfg->retransmit_ms > 60000)) {
+    set_msg(err, errcap, "DTLS: mtu must be 0 or 256..65507, retransmit_ms 0..60000", NULL);
+    return TC_TLS_E_INVALID;
   }
-  if (cfg->transport != TC_TLS_STREAM) return TC_TLS_E_INVALID;
   if ((cfg->in_cap != 0 && cfg->in_cap < TC_TLS_CAP_MIN) || (cfg->out_cap != 0 && cfg->out_cap < TC_TLS_CAP_MIN) ||
       cfg->in_cap > INT_MAX || cfg->out_cap > INT_MAX) {
     set_msg(err, errcap, "in_cap/out_cap must be 0 or 20 KiB .. 2 GiB", NULL);
@@ -342,11 +378,13 @@ int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t
   c->refs = 1;
   c->role = cfg->role;
   c->transport = cfg->transport;
-  c->alpn = cfg->alpn;
+  c->alpn = dgram ? TC_TLS_ALPN_OFF : cfg->alpn; /* "coap" is registered for TLS only (RFC 8323 §8.2) */
   c->request_cert = cfg->request_cert != 0;
   c->reject_unauthorized = cfg->reject_unauthorized != 0;
   c->in_cap = cfg->in_cap != 0 ? cfg->in_cap : TC_TLS_CAP_DEFAULT;
   c->out_cap = cfg->out_cap != 0 ? cfg->out_cap : TC_TLS_CAP_DEFAULT;
+  c->mtu = cfg->mtu != 0 ? cfg->mtu : TC_DTLS_MTU_DEFAULT;
+  c->retransmit_us = (cfg->retransmit_ms != 0 ? cfg->retransmit_ms : 1000) * 1000u;
   c->psk_fn = cfg->psk_fn;
   c->psk_user = cfg->psk_user;
   c->sni_fn = cfg->sni_fn;
@@ -358,14 +396,16 @@ int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t
     c->psk_key_len = cfg->psk_key_len;
   }
   int server = cfg->role == TC_TLS_SERVER;
-  SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  SSL_CTX *ctx = SSL_CTX_new(dgram ? (server ? DTLS_server_method() : DTLS_client_method())
+                                   : (server ? TLS_server_method() : TLS_client_method()));
   if (ctx == NULL) return ctx_fail(c, TC_TLS_E_NOMEM, err, errcap, "SSL_CTX_new");
   c->ssl_ctx = ctx;
   SSL_CTX_set_app_data(ctx, c);
 
   int has_cert = cfg->cert_pem != NULL;
-  int min_v = cfg->min_version != 0 ? cfg->min_version : TLS1_2_VERSION;
-  int max_v = cfg->max_version != 0 ? cfg->max_version : (client_psk && !has_cert ? TLS1_2_VERSION : TLS1_3_VERSION);
+  int min_v = cfg->min_version != 0 ? cfg->min_version : dgram ? DTLS1_2_VERSION : TLS1_2_VERSION;
+  int max_v = cfg->max_version != 0 ? cfg->max_version
+              : dgram ? DTLS1_2_VERSION : (client_psk && !has_cert ? TLS1_2_VERSION : TLS1_3_VERSION);
   if (SSL_CTX_set_min_proto_version(ctx, min_v) != 1 || SSL_CTX_set_max_proto_version(ctx, max_v) != 1)
     return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "protocol version");
   /* Idle connections keep no record buffers. The chain sent is the configured one (leaf +
@@ -377,6 +417,18 @@ int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t
                                (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (server) SSL_CTX_set_num_tickets(ctx, 0);
+  if (dgram) {
+    /* MTU from the config, never queried from a socket; a server answers a ClientHello without
+     * a valid cookie with a HelloVerifyRequest (see tc_dtls_listen). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_QUERY_MTU | (server ? SSL_OP_COOKIE_EXCHANGE : 0));
+    if (!dgram_meth_new(c)) return ctx_fail(c, TC_TLS_E_NOMEM, err, errcap, "datagram BIO");
+    if (server) {
+      if (RAND_bytes(c->cookie_key, (int)sizeof c->cookie_key) != 1)
+        return ctx_fail(c, TC_TLS_E_NOMEM, err, errcap, "cookie key");
+      SSL_CTX_set_cookie_generate_cb(ctx, cookie_generate_cb);
+      SSL_CTX_set_cookie_verify_cb(ctx, cookie_verify_cb);
+    }
+  }
 
   const char *ciphers = cfg->ciphers;
   if (ciphers == NULL) {
@@ -432,7 +484,9 @@ void tc_tls_ctx_free(tc_tls_ctx *c) {
     free(c->psk_tab);
   }
   OPENSSL_cleanse(c->psk_key, sizeof c->psk_key);
+  OPENSSL_cleanse(c->cookie_key, sizeof c->cookie_key);
   SSL_CTX_free(c->ssl_ctx);
+  if (c->dgram_meth != NULL) BIO_meth_free(c->dgram_meth);
   free(c);
 }
 
@@ -565,6 +619,175 @@ static int attach_stream_bios(tc_tls *s) {
   return 1;
 }
 
+
+/* ================================================================ 4. datagram I/O (DTLS) */
+
+/* A plain memory BIO merges records; this one keeps one datagram per BIO_write/BIO_read, in
+ * two bounded FIFOs of the session. No socket, no address: the driver owns both. */
+
+static int dq_push(dq *q, const void *data, size_t n, size_t cap_bytes) {
+  if (q->count == TC_DTLS_QUEUE_MAX || q->bytes + n > cap_bytes) return 0;
+  uint8_t *p = malloc(n > 0 ? n : 1);
+  if (p == NULL) return 0;
+  memcpy(p, data, n);
+  unsigned i = (q->head + q->count) % TC_DTLS_QUEUE_MAX;
+  q->p[i] = p;
+  q->n[i] = n;
+  q->count++;
+  q->bytes += n;
+  return 1;
+}
+
+/* Pop one datagram into out; a datagram longer than cap is truncated (as recv() would).
+ * Returns its length as copied, or -1 when the queue is empty. */
+static long dq_pop(dq *q, void *out, size_t cap) {
+  if (q->count == 0) return -1;
+  unsigned i = q->head;
+  size_t n = q->n[i] < cap ? q->n[i] : cap;
+  memcpy(out, q->p[i], n);
+  free(q->p[i]);
+  q->bytes -= q->n[i];
+  q->p[i] = NULL;
+  q->head = (q->head + 1) % TC_DTLS_QUEUE_MAX;
+  q->count--;
+  return (long)n;
+}
+
+static void dq_clear(dq *q) {
+  uint8_t sink[1];
+  while (dq_pop(q, sink, 0) >= 0) {}
+}
+
+static int dgram_bio_write(BIO *b, const char *in, int n) {
+  tc_tls *s = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  if (s == NULL || n < 0) return -1;
+  if (!dq_push(&s->dout, in, (size_t)n, s->ctx->out_cap)) {
+    BIO_set_retry_write(b);
+    return -1;
+  }
+  return n;
+}
+
+static int dgram_bio_read(BIO *b, char *out, int cap) {
+  tc_tls *s = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  if (s == NULL || cap < 0) return -1;
+  long n = dq_pop(&s->din, out, (size_t)cap);
+  if (n < 0) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  return (int)n;
+}
+
+static int dgram_bio_puts(BIO *b, const char *str) { return dgram_bio_write(b, str, (int)strlen(str)); }
+
+static long dgram_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)num;
+  (void)ptr;
+  tc_tls *s = BIO_get_data(b);
+  switch (cmd) {
+  case BIO_CTRL_FLUSH:
+  case BIO_CTRL_DUP:
+  case BIO_CTRL_DGRAM_SET_NEXT_TIMEOUT: /* the caller owns the clock (tc_tls_timeout_ms) */
+  case BIO_CTRL_DGRAM_SET_PEER:
+  case BIO_CTRL_DGRAM_SET_CONNECTED:
+    return 1;
+  case BIO_CTRL_PENDING:
+    return s != NULL && s->din.count > 0 ? (long)s->din.n[s->din.head] : 0;
+  case BIO_CTRL_WPENDING:
+    return 0;
+  case BIO_CTRL_DGRAM_QUERY_MTU:
+  case BIO_CTRL_DGRAM_GET_FALLBACK_MTU:
+    return s != NULL ? (long)s->ctx->mtu : TC_DTLS_MTU_DEFAULT;
+  case BIO_CTRL_DGRAM_GET_MTU_OVERHEAD: /* mtu already excludes the IP and UDP headers */
+  case BIO_CTRL_DGRAM_MTU_EXCEEDED:
+  case BIO_CTRL_DGRAM_GET_PEER:         /* addresses are the driver's business */
+  default:
+    return 0;
+  }
+}
+
+static int dgram_bio_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static int dgram_bio_destroy(BIO *b) {
+  BIO_set_data(b, NULL);
+  return 1;
+}
+
+static int dgram_meth_new(tc_tls_ctx *c) {
+  BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOURCE_SINK | BIO_get_new_index(), "turbocoap-dgram");
+  if (m == NULL) return 0;
+  c->dgram_meth = m;
+  return BIO_meth_set_write(m, dgram_bio_write) == 1 && BIO_meth_set_read(m, dgram_bio_read) == 1 &&
+         BIO_meth_set_puts(m, dgram_bio_puts) == 1 && BIO_meth_set_ctrl(m, dgram_bio_ctrl) == 1 &&
+         BIO_meth_set_create(m, dgram_bio_create) == 1 && BIO_meth_set_destroy(m, dgram_bio_destroy) == 1;
+}
+
+static int attach_dgram_bio(tc_tls *s) {
+  BIO *b = BIO_new(s->ctx->dgram_meth);
+  if (b == NULL) return 0;
+  BIO_set_data(b, s);
+  SSL_set_bio(s->ssl, b, b); /* one BIO both ways: SSL takes the one reference */
+  s->rbio = s->wbio = b;
+  s->dgram = 1;
+  return 1;
+}
+
+/* Stateless cookies (RFC 6347 §4.2.1): HMAC-SHA256(ctx key, peer address). */
+static int cookie_make(tc_tls *s, unsigned char *out, unsigned int *len) {
+  unsigned int n = 0;
+  if (s->peer_len == 0 ||
+      HMAC(EVP_sha256(), s->ctx->cookie_key, (int)sizeof s->ctx->cookie_key, s->peer, s->peer_len, out, &n) == NULL)
+    return 0;
+  *len = n;
+  return 1;
+}
+
+static int cookie_generate_cb(SSL *ssl, unsigned char *cookie, unsigned int *len) {
+  tc_tls *s = SSL_get_app_data(ssl);
+  return s != NULL && cookie_make(s, cookie, len);
+}
+
+static int cookie_verify_cb(SSL *ssl, const unsigned char *cookie, unsigned int len) {
+  tc_tls *s = SSL_get_app_data(ssl);
+  unsigned char want[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  return s != NULL && cookie_make(s, want, &n) && n == len && CRYPTO_memcmp(want, cookie, n) == 0;
+}
+
+/* The retransmission schedule: retransmit_ms, doubling, at most 60 s. */
+static unsigned int dtls_timer_cb(SSL *ssl, unsigned int prev_us) {
+  tc_tls *s = SSL_get_app_data(ssl);
+  unsigned int first = s != NULL ? s->ctx->retransmit_us : 1000000u;
+  if (prev_us == 0) return first;
+  return prev_us >= 30000000u ? 60000000u : prev_us * 2;
+}
+
+/* The SSL object, its BIO(s) and callbacks; no handshake step yet. */
+static tc_tls *session_alloc(tc_tls_ctx *c) {
+  tc_tls *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  s->ctx = c;
+  c->refs++;
+  s->ssl = SSL_new(c->ssl_ctx);
+  if (s->ssl == NULL || !(c->transport == TC_TLS_DATAGRAM ? attach_dgram_bio(s) : attach_stream_bios(s))) {
+    tc_tls_free(s);
+    return NULL;
+  }
+  SSL_set_app_data(s->ssl, s);
+  SSL_set_info_callback(s->ssl, info_cb);
+  if (s->dgram) {
+    DTLS_set_timer_cb(s->ssl, dtls_timer_cb);
+    SSL_set_mtu(s->ssl, (long)c->mtu);
+  }
+  return s;
+}
+
 tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
   if (c == NULL || (host != NULL && (c->role == TC_TLS_SERVER || strlen(host) == 0 || strlen(host) > 253))) {
@@ -572,14 +795,12 @@ tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
     return NULL;
   }
   ERR_clear_error();
-  tc_tls *s = calloc(1, sizeof *s);
-  if (s == NULL) return NULL;
-  s->ctx = c;
-  c->refs++;
-  s->ssl = SSL_new(c->ssl_ctx);
-  if (s->ssl == NULL || !attach_stream_bios(s)) goto oom;
-  SSL_set_app_data(s->ssl, s);
-  SSL_set_info_callback(s->ssl, info_cb);
+  tc_tls *s = session_alloc(c);
+  if (s == NULL) {
+    set_msg(err, errcap, "out of memory", NULL);
+    ERR_clear_error();
+    return NULL;
+  }
   if (c->role == TC_TLS_CLIENT) {
     SSL_set_connect_state(s->ssl);
     if (host != NULL) {
@@ -608,16 +829,13 @@ tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
   }
   ERR_clear_error();
   return s;
-oom:
-  set_msg(err, errcap, "out of memory", NULL);
-  tc_tls_free(s);
-  ERR_clear_error();
-  return NULL;
 }
 
 void tc_tls_free(tc_tls *s) {
   if (s == NULL) return;
-  SSL_free(s->ssl); /* frees both BIOs */
+  SSL_free(s->ssl); /* frees the BIO(s) */
+  dq_clear(&s->din);
+  dq_clear(&s->dout);
   tc_tls_ctx_free(s->ctx);
   free(s);
 }
@@ -625,6 +843,12 @@ void tc_tls_free(tc_tls *s) {
 long tc_tls_feed(tc_tls *s, const uint8_t *ct, size_t len) {
   if (s == NULL || (ct == NULL && len > 0)) return TC_TLS_E_INVALID;
   if (s->state == TC_TLS_FAILED) return s->err;
+  if (s->dgram) { /* one datagram; dropped (0) when the queue is full, as a socket would */
+    if (len == 0 || !dq_push(&s->din, ct, len, s->ctx->in_cap)) return 0;
+    drive(s);
+    ERR_clear_error();
+    return s->state == TC_TLS_FAILED ? s->err : (long)len;
+  }
   size_t buffered = BIO_ctrl_pending(s->rbio);
   size_t room = s->ctx->in_cap > buffered ? s->ctx->in_cap - buffered : 0;
   size_t n = len < room ? len : room;
@@ -653,6 +877,7 @@ long tc_tls_read(tc_tls *s, uint8_t *out, size_t cap) {
     int r = SSL_read_ex(s->ssl, out + got, want, &n);
     if (r == 1) {
       got += n;
+      if (s->dgram) break; /* one record is one message */
       continue;
     }
     int e = SSL_get_error(s->ssl, r);
@@ -679,6 +904,17 @@ long tc_tls_write(tc_tls *s, const uint8_t *pt, size_t len) {
     ERR_clear_error();
     return s->state == TC_TLS_FAILED ? s->err : 0;
   }
+  if (s->dgram) { /* one message, one record, one datagram */
+    size_t n = 0;
+    if (len == 0 || len > DTLS_get_data_mtu(s->ssl)) return TC_TLS_E_INVALID;
+    if (SSL_write_ex(s->ssl, pt, len, &n) != 1) {
+      int e = SSL_get_error(s->ssl, 0);
+      if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) fail_from_openssl(s, e, 0);
+      ERR_clear_error();
+      return s->state == TC_TLS_FAILED ? s->err : 0;
+    }
+    return (long)n;
+  }
   size_t off = 0;
   while (off < len) {
     size_t pending = BIO_ctrl_pending(s->wbio);
@@ -701,10 +937,18 @@ long tc_tls_write(tc_tls *s, const uint8_t *pt, size_t len) {
   return s->state == TC_TLS_FAILED ? s->err : 0;
 }
 
-size_t tc_tls_pending_out(const tc_tls *s) { return s != NULL ? BIO_ctrl_pending(s->wbio) : 0; }
+size_t tc_tls_pending_out(const tc_tls *s) {
+  if (s == NULL) return 0;
+  return s->dgram ? s->dout.bytes : BIO_ctrl_pending(s->wbio);
+}
 
 long tc_tls_take_out(tc_tls *s, uint8_t *out, size_t cap) {
   if (s == NULL || (out == NULL && cap > 0)) return TC_TLS_E_INVALID;
+  if (s->dgram) { /* one datagram; it never splits */
+    if (s->dout.count == 0) return 0;
+    if (cap < s->dout.n[s->dout.head]) return TC_TLS_E_INVALID;
+    return dq_pop(&s->dout, out, cap);
+  }
   if (cap == 0 || BIO_ctrl_pending(s->wbio) == 0) return 0;
   int n = BIO_read(s->wbio, out, cap > (size_t)INT_MAX ? INT_MAX : (int)cap);
   ERR_clear_error();
@@ -757,4 +1001,65 @@ int tc_tls_get_info(const tc_tls *s, tc_tls_info *o) {
   o->alert_received = s->alert_received;
   o->session_reused = SSL_session_reused(s->ssl);
   return 0;
+}
+
+/* ================================================================ DTLS: timers and listen */
+
+long tc_tls_timeout_ms(tc_tls *s) {
+  if (s == NULL || !s->dgram || s->state == TC_TLS_FAILED) return -1;
+  struct timeval tv;
+  if (DTLSv1_get_timeout(s->ssl, &tv) != 1) return -1;
+  return (long)tv.tv_sec * 1000 + ((long)tv.tv_usec + 999) / 1000;
+}
+
+int tc_tls_on_timeout(tc_tls *s) {
+  if (s == NULL) return TC_TLS_E_INVALID;
+  if (s->state == TC_TLS_FAILED) return s->err;
+  if (!s->dgram) return 0;
+  long r = DTLSv1_handle_timeout(s->ssl);
+  if (r < 0) fail_from_openssl(s, SSL_ERROR_SSL, s->state == TC_TLS_HANDSHAKING);
+  ERR_clear_error();
+  return s->state == TC_TLS_FAILED ? s->err : (r > 0 ? 1 : 0);
+}
+
+size_t tc_tls_max_plaintext(const tc_tls *s) {
+  if (s == NULL) return 0;
+  return s->dgram ? DTLS_get_data_mtu(s->ssl) : SSL3_RT_MAX_PLAIN_LENGTH;
+}
+
+int tc_dtls_listen(tc_tls_ctx *c, const uint8_t *dgram, size_t len, const uint8_t *peer, size_t peer_len,
+                   uint8_t *out, size_t cap, size_t *out_len, tc_tls **accepted) {
+  if (out_len != NULL) *out_len = 0;
+  if (accepted != NULL) *accepted = NULL;
+  if (c == NULL || c->transport != TC_TLS_DATAGRAM || c->role != TC_TLS_SERVER || dgram == NULL || peer == NULL ||
+      peer_len == 0 || peer_len > TC_DTLS_PEER_MAX || out_len == NULL || accepted == NULL || (out == NULL && cap > 0))
+    return TC_TLS_E_INVALID;
+  /* Only a handshake record (content type 22, DTLS version major 0xFE) can open a session;
+   * anything else is dropped before a byte is allocated. */
+  if (len < 13 + 12 || dgram[0] != 22 || dgram[1] != 0xFE) return TC_DTLS_DROP;
+  ERR_clear_error();
+  tc_tls *s = session_alloc(c);
+  if (s == NULL) return TC_TLS_E_NOMEM;
+  memcpy(s->peer, peer, peer_len);
+  s->peer_len = peer_len;
+  SSL_set_accept_state(s->ssl);
+  BIO_ADDR *client = BIO_ADDR_new();
+  int r = -1;
+  if (client != NULL && dq_push(&s->din, dgram, len, c->in_cap)) r = DTLSv1_listen(s->ssl, client);
+  BIO_ADDR_free(client);
+  int ret = TC_DTLS_DROP;
+  if (r == 1) { /* a valid cookie: the session continues from this ClientHello */
+    drive(s);
+    *accepted = s;
+    ERR_clear_error();
+    return TC_DTLS_ACCEPT;
+  }
+  if (s->dout.count > 0 && cap >= s->dout.n[s->dout.head]) {
+    long n = dq_pop(&s->dout, out, cap);
+    *out_len = (size_t)n;
+    ret = TC_DTLS_HELLO_VERIFY;
+  }
+  tc_tls_free(s);
+  ERR_clear_error();
+  return ret;
 }

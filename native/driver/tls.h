@@ -13,10 +13,15 @@
  *  - tc_tls: one connection. Batched: one feed may carry many records, one take_out drains
  *    every pending record. Buffers are bounded per session (tc_tls_config.in_cap/out_cap).
  *
- * DTLS (issue 12) reuses the context, credential, verification, ALPN/PSK/SNI and error code
- * of this layer; only the BIO pair differs (a datagram-preserving BIO instead of the two
- * memory BIOs, plus cookie exchange and DTLSv1_get_timeout-driven retransmission). Today
- * tc_tls_config.transport = TC_TLS_DATAGRAM is refused with TC_TLS_E_UNSUPPORTED.
+ * DTLS 1.2 (tc_tls_config.transport = TC_TLS_DATAGRAM) shares the context, credentials,
+ * verification, PSK/SNI and error code; only the I/O differs: a BIO that keeps datagram
+ * boundaries (a memory BIO merges records) in two bounded queues, so feed() takes one
+ * datagram, take_out() gives one datagram, read() gives one message and write() sends one
+ * message as one record. A server answers unknown ClientHellos statelessly with
+ * tc_dtls_listen() (HelloVerifyRequest, cookie = HMAC of the peer's address) and creates the
+ * session only once the cookie comes back. Retransmission is the caller's: it asks
+ * tc_tls_timeout_ms() after each call and calls tc_tls_on_timeout() when that time has passed.
+ * ALPN is not used over DTLS.
  *
  * Conventions: pointers passed in are borrowed for the call only (the context copies what it
  * keeps); counts are returned as >= 0, errors as negative TC_TLS_E_* codes. Error codes live
@@ -40,7 +45,8 @@ enum tc_tls_error {
   TC_TLS_E_INVALID = -100,          /**< an argument out of range, or a call in the wrong state */
   TC_TLS_E_NOMEM = -101,            /**< OpenSSL or malloc could not allocate */
   TC_TLS_E_CONFIG = -102,           /**< bad certificate, key, CA bundle, cipher list or PSK */
-  TC_TLS_E_UNSUPPORTED = -103,      /**< a feature this build or OpenSSL lacks (named in the message) */
+  TC_TLS_E_UNSUPPORTED = -103,      /**< a feature this build or OpenSSL lacks (named in the message);
+                                         reserved: nothing returns it today */
   TC_TLS_E_HANDSHAKE = -104,        /**< handshake failed (no shared cipher/version, bad message, ...) */
   TC_TLS_E_VERIFY = -105,           /**< the peer's certificate failed verification (chain or name);
                                          tc_tls_info.verify_result has the X509_V_ERR_* code */
@@ -60,7 +66,7 @@ const char *tc_tls_error_name(int err);
 /* -------------------------------------------------------------------- config */
 
 typedef enum { TC_TLS_CLIENT = 0, TC_TLS_SERVER = 1 } tc_tls_role;
-/** TLS over a stream; DTLS over datagrams (reserved: TC_TLS_E_UNSUPPORTED today). */
+/** TLS over a stream; DTLS 1.2 over datagrams. */
 typedef enum { TC_TLS_STREAM = 0, TC_TLS_DATAGRAM = 1 } tc_tls_transport;
 
 /** ALPN "coap" (RFC 8323 §8.2): clients offer it, servers select it. The policy says what
@@ -109,11 +115,16 @@ typedef struct tc_tls_config {
                                      PSK-AES128-CCM8 leading, when PSK is configured) */
   const char *ciphersuites;     /**< TLS 1.3 suites; NULL: OpenSSL's default */
   int min_version, max_version; /**< 0x0303 = TLS 1.2, 0x0304 = TLS 1.3; 0: defaults (1.2 .. 1.3;
-                                     a PSK client without a certificate stops at 1.2) */
+                                     a PSK client without a certificate stops at 1.2). Datagram:
+                                     0 or 0xFEFD (DTLS 1.2) */
   size_t in_cap;                /**< ciphertext accepted but not yet decrypted, per session;
                                      0: 64 KiB; at least 20 KiB (one full record + header) */
   size_t out_cap;               /**< ciphertext produced but not yet taken, per session (write()
                                      stops accepting plaintext beyond it); 0: 64 KiB; >= 20 KiB */
+  /* DTLS only */
+  size_t mtu;                   /**< the largest UDP payload: 0 = 1232 (IPv6 minimum MTU); 256..65507 */
+  unsigned retransmit_ms;       /**< first handshake retransmission timeout, doubling to 60 s;
+                                     0 = 1000 (RFC 6347 §4.2.4.1) */
 } tc_tls_config;
 
 /** Make a context. On failure returns a negative code, sets *out = NULL and writes a message
@@ -152,19 +163,23 @@ void tc_tls_free(tc_tls *s);
 
 /** Bytes received from the socket. Accepts at most in_cap minus what is buffered and returns
  *  how many it took (the caller keeps the rest and feeds it after reading); drives the
- *  handshake. Returns a negative code once the session failed. */
+ *  handshake. Returns a negative code once the session failed. Datagram: one datagram per
+ *  call, len or 0 (queue full: dropped, as a socket would). */
 long tc_tls_feed(tc_tls *s, const uint8_t *ct, size_t len);
-/** Plaintext for the layer above, up to cap bytes, as many records as are buffered. Returns 0
+/** Plaintext for the layer above, up to cap bytes, as many records as are buffered (datagram:
+ *  one record, one message; cap should be tc_tls_max_plaintext()). Returns 0
  *  when nothing is ready (more ciphertext needed, or the peer closed: see tc_tls_state()). A
  *  failure is reported after the plaintext decrypted before it. */
 long tc_tls_read(tc_tls *s, uint8_t *out, size_t cap);
 /** Encrypt application data. Returns the bytes accepted: all of them unless the pending
  *  ciphertext reached out_cap (take it out and write the rest) or the handshake is not done
- *  (0). TC_TLS_E_CLOSED after tc_tls_close(). */
+ *  (0). TC_TLS_E_CLOSED after tc_tls_close(). Datagram: one message of at most
+ *  tc_tls_max_plaintext() bytes (else TC_TLS_E_INVALID), all or 0. */
 long tc_tls_write(tc_tls *s, const uint8_t *pt, size_t len);
 /** Ciphertext waiting to be sent (handshake flights, records, alerts, close_notify). */
 size_t tc_tls_pending_out(const tc_tls *s);
-/** Move up to cap bytes of pending ciphertext to out; returns the count. */
+/** Move up to cap bytes of pending ciphertext to out; returns the count. Datagram: exactly one
+ *  datagram (TC_TLS_E_INVALID when it does not fit in cap; it stays queued). */
 long tc_tls_take_out(tc_tls *s, uint8_t *out, size_t cap);
 /** Send close_notify (once; idempotent). Pending plaintext writes stay valid before it. */
 int tc_tls_close(tc_tls *s);
@@ -189,6 +204,29 @@ typedef struct tc_tls_info {
   int session_reused;
 } tc_tls_info;
 int tc_tls_get_info(const tc_tls *s, tc_tls_info *out);
+
+/* -------------------------------------------------------------------- DTLS */
+
+/** tc_dtls_listen() outcomes. */
+enum { TC_DTLS_DROP = 0, TC_DTLS_HELLO_VERIFY = 1, TC_DTLS_ACCEPT = 2 };
+
+/** Server, datagram context: a datagram from a peer that has no session yet. `peer` is the
+ *  peer's address as opaque bytes (1..64; the cookie is bound to it). Returns
+ *  TC_DTLS_HELLO_VERIFY with a HelloVerifyRequest in out[0..*out_len) to send back (nothing
+ *  is kept), TC_DTLS_ACCEPT with a new session in *accepted (the ClientHello carried a valid
+ *  cookie; its first flight is pending in tc_tls_take_out), or TC_TLS_E_* / TC_DTLS_DROP
+ *  (not a ClientHello, a bad cookie, garbage: ignore it). */
+int tc_dtls_listen(tc_tls_ctx *ctx, const uint8_t *dgram, size_t len, const uint8_t *peer, size_t peer_len,
+                   uint8_t *out, size_t cap, size_t *out_len, tc_tls **accepted);
+/** Datagram session: milliseconds until tc_tls_on_timeout() is due (0 = now), or -1 when no
+ *  retransmission is pending. Ask again after every feed/write/on_timeout. Stream: -1. */
+long tc_tls_timeout_ms(tc_tls *s);
+/** Datagram session: retransmit the last flight if its time has come (1), nothing to do (0),
+ *  or a negative code when the handshake gave up (12 timeouts). Stream: 0. */
+int tc_tls_on_timeout(tc_tls *s);
+/** The largest plaintext one write() takes: the DTLS record payload for the MTU (what CoAP's
+ *  message size must stay under), or 16384 for TLS (larger TLS writes are split). */
+size_t tc_tls_max_plaintext(const tc_tls *s);
 
 #ifdef __cplusplus
 }
