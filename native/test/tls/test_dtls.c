@@ -136,7 +136,7 @@ static void test_dtls_psk(void) {
   CHECK_EQ(tc_tls_timeout_ms(c), -1, "no retransmission pending once open");
 
   /* a replayed record is dropped; a forged or truncated one too; the session lives on */
-  uint8_t rec[2048];
+  uint8_t rec[2048] = { 0 };
   tc_tls_write(c, (const uint8_t *)"once", 4);
   long rn = tc_tls_take_out(c, rec, sizeof rec);
   uint8_t out[2048];
