@@ -766,6 +766,7 @@ int main(void) {
   test_bad_input();
   test_dtls();
   test_tls_interop(dir);
+  test_tls_libcoap(dir);
   remove_certs();
   free(ca.pem); free(ca2.pem); free(srv_cert.pem); free(srv_key.pem); free(srv2_cert.pem); free(srv2_key.pem);
   free(cli_cert.pem); free(cli_key.pem); free(cli2_cert.pem); free(cli2_key.pem);
