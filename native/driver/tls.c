@@ -788,8 +788,49 @@ static tc_tls *session_alloc(tc_tls_ctx *c) {
   return s;
 }
 
+/* A memory BIO keeps the largest buffer it ever held. When an open session's BIO is empty and
+ * that buffer is larger than 4 KiB, a fresh BIO replaces it: an idle connection holds no
+ * transfer-sized buffers (and SSL_MODE_RELEASE_BUFFERS frees OpenSSL's record buffers). */
+#define TC_TLS_SHRINK_ABOVE ((size_t)4 * 1024)
+
+static size_t mem_capacity(BIO *b) {
+  BUF_MEM *m = NULL;
+  BIO_get_mem_ptr(b, &m);
+  return m != NULL ? m->max : 0;
+}
+
+static void shrink_if_idle(tc_tls *s) {
+  if (s->dgram || s->state == TC_TLS_HANDSHAKING) return;
+  if (BIO_ctrl_pending(s->rbio) == 0 && mem_capacity(s->rbio) > TC_TLS_SHRINK_ABOVE) {
+    BIO *r = BIO_new(BIO_s_mem());
+    if (r != NULL) {
+      BIO_set_mem_eof_return(r, -1);
+      SSL_set0_rbio(s->ssl, r); /* frees the old one */
+      s->rbio = r;
+    }
+  }
+  if (BIO_ctrl_pending(s->wbio) == 0 && mem_capacity(s->wbio) > TC_TLS_SHRINK_ABOVE) {
+    BIO *w = BIO_new(BIO_s_mem());
+    if (w != NULL) {
+      BIO_set_mem_eof_return(w, -1);
+      SSL_set0_wbio(s->ssl, w);
+      s->wbio = w;
+    }
+  }
+}
+
+size_t tc_tls_buffer_bytes(const tc_tls *s) {
+  if (s == NULL) return 0;
+  if (s->dgram) return s->din.bytes + s->dout.bytes;
+  return mem_capacity(s->rbio) + mem_capacity(s->wbio);
+}
+
 tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
+  if (c != NULL && c->transport == TC_TLS_DATAGRAM && c->role == TC_TLS_SERVER) {
+    set_msg(err, errcap, "tc_tls_new: a DTLS server session starts from tc_dtls_listen (cookie exchange)", NULL);
+    return NULL;
+  }
   if (c == NULL || (host != NULL && (c->role == TC_TLS_SERVER || strlen(host) == 0 || strlen(host) > 253))) {
     set_msg(err, errcap, "tc_tls_new: no context, or a host on a server / of a bad length", NULL);
     return NULL;
@@ -890,6 +931,7 @@ long tc_tls_read(tc_tls *s, uint8_t *out, size_t cap) {
     fail_from_openssl(s, e, 0);
     break;
   }
+  shrink_if_idle(s);
   ERR_clear_error();
   if (got > 0) return (long)got;
   return s->state == TC_TLS_FAILED ? s->err : 0;
@@ -951,6 +993,7 @@ long tc_tls_take_out(tc_tls *s, uint8_t *out, size_t cap) {
   }
   if (cap == 0 || BIO_ctrl_pending(s->wbio) == 0) return 0;
   int n = BIO_read(s->wbio, out, cap > (size_t)INT_MAX ? INT_MAX : (int)cap);
+  shrink_if_idle(s);
   ERR_clear_error();
   return n > 0 ? (long)n : 0;
 }

@@ -184,6 +184,11 @@ long tc_tls_take_out(tc_tls *s, uint8_t *out, size_t cap);
 /** Send close_notify (once; idempotent). Pending plaintext writes stay valid before it. */
 int tc_tls_close(tc_tls *s);
 
+/** Bytes of buffer the session's BIOs hold (capacity, for memory accounting). An open stream
+ *  session drops any buffer over 4 KiB once it is drained, so an idle one holds at most 8 KiB
+ *  here (OpenSSL's record buffers are released too: SSL_MODE_RELEASE_BUFFERS). */
+size_t tc_tls_buffer_bytes(const tc_tls *s);
+
 tc_tls_state tc_tls_get_state(const tc_tls *s);
 /** The latched error code (0 when none) and its message: OpenSSL's reason, the X.509 verify
  *  reason, or the alert. The message stays valid until tc_tls_free(). */

@@ -575,6 +575,9 @@ static void test_large(void) {
     CHECK(p.got[1].len == n && memcmp(p.got[1].buf, a, n) == 0, "server received 1 MiB intact (%zu)", p.got[1].len);
     CHECK(p.got[0].len == n && memcmp(p.got[0].buf, b, n) == 0, "client received 1 MiB intact (%zu)", p.got[0].len);
     CHECK(p.max_out[0] <= 32 * 1024 && p.max_out[1] <= 32 * 1024, "ciphertext out bounded: %zu %zu", p.max_out[0], p.max_out[1]);
+    CHECK(tc_tls_buffer_bytes(p.end[0]) <= 8192 && tc_tls_buffer_bytes(p.end[1]) <= 8192, "idle after the transfer: %zu %zu bytes held",
+          tc_tls_buffer_bytes(p.end[0]), tc_tls_buffer_bytes(p.end[1]));
+    exchange(&p, "after shrinking");
     /* the input bound: an open session that is not read takes at most in_cap */
     uint8_t junk[4096];
     memset(junk, 0x17, sizeof junk);
@@ -735,6 +738,11 @@ static void test_config(void) {
   k = server_cfg();
   tc_tls_ctx *s = mk(&k);
   CHECK(tc_tls_new(s, "localhost", err, sizeof err) == NULL, "a server session takes no host");
+  tc_tls_config dk = server_cfg();
+  dk.transport = TC_TLS_DATAGRAM;
+  tc_tls_ctx *ds = mk(&dk);
+  CHECK(tc_tls_new(ds, NULL, err, sizeof err) == NULL && strstr(err, "tc_dtls_listen") != NULL, "DTLS server: listen first");
+  tc_tls_ctx_free(ds);
   CHECK_EQ(tc_tls_ctx_add_psk(s, "", key1, 16), TC_TLS_E_INVALID, "empty identity");
   CHECK_EQ(tc_tls_ctx_add_psk(s, "x", key1, 0), TC_TLS_E_INVALID, "empty key");
   tc_tls_ctx_free(s);
