@@ -209,11 +209,11 @@ static void test_dtls_stateless(void) {
     size_t hl = 0;
     tc_tls *s = NULL;
     int r = tc_dtls_listen(sc, hello, (size_t)hn, peer, sizeof peer, hvr, sizeof hvr, &hl, &s);
-    if (r == TC_DTLS_HELLO_VERIFY && s == NULL && hl > 0) hv++;
+    if (r == TC_DTLS_HELLO_VERIFY && s == NULL && hl > 0 && hl < (size_t)hn) hv++; /* no amplification */
     else other++;
     tc_tls_free(s);
   }
-  CHECK(hv == 3000 && other == 0, "3000 ClientHellos, 3000 HelloVerifyRequests, no session (%d/%d)", hv, other);
+  CHECK(hv == 3000 && other == 0, "3000 ClientHellos, 3000 smaller HelloVerifyRequests, no session (%d/%d)", hv, other);
   /* the cookie the client gets for PEER_A does not open a session from another peer */
   size_t hl = 0;
   tc_tls *s = NULL;
