@@ -1,12 +1,14 @@
 /*
- * tls.c — the OpenSSL record layer (see tls.h). Three parts, so that DTLS reuses the first two:
+ * tls.c — the OpenSSL record layer (see tls.h), TLS and DTLS 1.2 sharing all but the I/O:
  *   1. context: credentials, verification, ALPN, PSK and SNI policy, built into an SSL_CTX;
  *   2. session core: the SSL object, its callbacks, the handshake driver, error mapping, info;
- *   3. stream I/O: two memory BIOs with bounds (feed / read / write / take_out / close).
- * The datagram part (issue 12) goes beside part 3: a BIO_METHOD that keeps one record per
- * datagram (a plain memory BIO merges them), DTLSv1_listen-style stateless cookies before any
- * session exists, and retransmission driven by the caller from DTLSv1_get_timeout() /
- * DTLSv1_handle_timeout() instead of OpenSSL's own timer.
+ *   3. stream I/O: two memory BIOs with bounds (feed / read / write / take_out / close);
+ *   4. datagram I/O: a BIO_METHOD that keeps one record per datagram (a plain memory BIO
+ *      merges them) over two bounded queues, stateless cookies through DTLSv1_listen before
+ *      any session exists, and retransmission driven by the caller (DTLSv1_get_timeout /
+ *      DTLSv1_handle_timeout): OpenSSL never owns a socket or a timer. (OpenSSL still reads
+ *      the clock: a read after the deadline retransmits by itself, which is harmless.)
+ * Not here yet: session resumption (no cache, no tickets), Connection ID, raw public keys.
  */
 #include "tls.h"
 
@@ -603,7 +605,7 @@ static void drive(tc_tls *s) {
 /* ================================================================ 3. stream I/O */
 
 /* Two memory BIOs: ciphertext in (rbio), ciphertext out (wbio). An empty BIO means "retry",
- * never EOF. A datagram session would attach its record-preserving BIO here instead. */
+ * never EOF. A datagram session attaches the record-preserving BIO of part 4 instead. */
 static int attach_stream_bios(tc_tls *s) {
   BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
   if (r == NULL || w == NULL) {
@@ -618,7 +620,6 @@ static int attach_stream_bios(tc_tls *s) {
   s->wbio = w;
   return 1;
 }
-
 
 /* ================================================================ 4. datagram I/O (DTLS) */
 
