@@ -4,8 +4,9 @@
 // attacks from raw UDP sockets) and our legitimate client in a third (bench/lib/soak-client.mjs),
 // all on loopback. Every second it prints the server process's RSS and V8 heap used / external /
 // arrayBuffers (asked over IPC), legitimate answers/s, legitimate requests lost (no answer within
-// 5 s), the worst amplification seen by one unverified source, and the server's stats()
-// counters. At the end, per backend: RSS at start / 10 s / 30 s / 60 s / end and OK when lost = 0,
+// 5 s), the worst amplification seen by one unverified source, the server's stats()
+// counters, the distinct attacking ports so far and the size of the server's JS-side table of
+// observable paths (`paths`). At the end, per backend: RSS at start / 10 s / 30 s / 60 s / end and OK when lost = 0,
 // dropped = 0 and amplification <= 3.
 //
 //   npm run soak                                  60 s per backend, native then wasm
@@ -74,25 +75,26 @@ async function soak(backend) {
     const rss = { 0: first?.mem.rss };
     log(`soak: ${backend} backend, ${SECONDS} s, server pid ${server.pid} on ${HOST}:${port}, RSS ${MB(first?.mem.rss)} MB before the load`);
     console.log(
-      `\n## ${backend}\n\n   t  rss MB  heap MB  ext MB  ab MB  answers/s  lost  dropped  non  echo  verified  observers refused  uploads refused reclaimed  reused  worst amp`,
+      `\n## ${backend}\n\n   t  rss MB  heap MB  ext MB  ab MB  answers/s  lost  dropped  non  echo  verified  observers refused  uploads refused reclaimed  reused  worst amp  peers  paths`,
     );
     const t0 = Date.now();
     let last = 0;
     let worstAmp = 0;
     let s;
     let c;
+    let a;
     for (let t = 1; t <= SECONDS; t++) {
       await sleep(Math.max(0, t * 1000 - (Date.now() - t0)));
       for (const k of kids) if (k.exited) throw new Error(`${k.name} exited (code ${k.exitCode}, signal ${k.signal})\n${k.output()}`);
-      const [sv, a, cl] = await Promise.all([server.ask(), attack.ask(), client.ask()]);
+      const [sv, av, cl] = await Promise.all([server.ask(), attack.ask(), client.ask()]);
       if (sv) s = sv;
       if (cl) c = cl;
-      if (a) worstAmp = Math.max(worstAmp, a.worstAmp);
+      if (av) (a = av), (worstAmp = Math.max(worstAmp, av.worstAmp));
       const st = s?.stats ?? {};
       const m = sv?.mem ?? {};
       rss[t] = m.rss;
       console.log(
-        `${pad(t, 4)}  ${pad(MB(m.rss), 6)}  ${pad(MB(m.heapUsed), 7)}  ${pad(MB(m.external), 6)}  ${pad(MB(m.arrayBuffers), 5)}  ${pad((c?.answered ?? 0) - last, 9)}  ${pad(c?.lost, 4)}  ${pad(st.responsesDropped, 7)}  ${pad(st.responsesNon, 4)}  ${pad(st.echoChallenges, 4)}  ${pad(st.verifiedPeers, 8)}  ${pad(st.observers, 9)} ${pad(st.observersRefused, 7)}  ${pad(st.uploads, 7)} ${pad(st.uploadsRefused, 7)} ${pad(st.uploadsReclaimed, 9)}  ${pad(st.blocksReused, 6)}  ${worstAmp.toFixed(2).padStart(9)}`,
+        `${pad(t, 4)}  ${pad(MB(m.rss), 6)}  ${pad(MB(m.heapUsed), 7)}  ${pad(MB(m.external), 6)}  ${pad(MB(m.arrayBuffers), 5)}  ${pad((c?.answered ?? 0) - last, 9)}  ${pad(c?.lost, 4)}  ${pad(st.responsesDropped, 7)}  ${pad(st.responsesNon, 4)}  ${pad(st.echoChallenges, 4)}  ${pad(st.verifiedPeers, 8)}  ${pad(st.observers, 9)} ${pad(st.observersRefused, 7)}  ${pad(st.uploads, 7)} ${pad(st.uploadsRefused, 7)} ${pad(st.uploadsReclaimed, 9)}  ${pad(st.blocksReused, 6)}  ${worstAmp.toFixed(2).padStart(9)}  ${pad(a?.peers, 5)}  ${pad(sv?.resources, 6)}`,
       );
       last = c?.answered ?? 0;
     }
@@ -105,8 +107,9 @@ async function soak(backend) {
     const ok = fin.lost === 0 && st.responsesDropped === 0 && worstAmp <= 3;
     const at = (t) => (rss[t] === undefined ? '–' : `${MB(rss[t])} MB`);
     console.log(
-      `\nsoak ${backend}: server RSS start ${at(0)}, 10 s ${at(10)}, 30 s ${at(30)}, 60 s ${at(60)}, end ${MB(end?.mem.rss)} MB (heap ${MB(end?.mem.heapUsed)} MB); ` +
-        `${fin.answered} answers (${((fin.answered ?? 0) / SECONDS).toFixed(0)}/s), ${fin.lost} lost, ${st.responsesDropped} dropped, worst amplification ${worstAmp.toFixed(2)}x: ${ok ? 'OK' : 'NOT OK'}`,
+      `\nsoak ${backend}: server RSS start ${at(0)}, 10 s ${at(10)}, 30 s ${at(30)}, 60 s ${at(60)}, end ${MB(end?.mem.rss)} MB (heap ${MB(end?.mem.heapUsed)} MB, ${end?.resources} observable paths); ` +
+        `${fin.answered} answers (${((fin.answered ?? 0) / SECONDS).toFixed(0)}/s), ${fin.lost} lost, ${st.responsesDropped} dropped, worst amplification ${worstAmp.toFixed(2)}x: ${ok ? 'OK' : 'NOT OK'}` +
+        ` (${a?.peers} attacking ports; RSS of the client ${MB(c?.rss)} MB, of the attackers ${MB(a?.rss)} MB)`,
     );
     return ok;
   } finally {

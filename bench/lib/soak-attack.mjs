@@ -2,15 +2,18 @@
 // sockets on loopback, every 100 ms until told to stop.
 //   node bench/lib/soak-attack.mjs PORT
 //   slow  CON requests to a 2-second handler from 64 ports that never ACK the separate response
-//   obs   Observe registrations from new ports of one host (up to 200) that answer the Echo
-//         challenge once and never acknowledge a notification
+//   obs   Observe registrations from a new port of one host every tick, each answering the Echo
+//         challenge once and never acknowledging a notification; the oldest port is closed once
+//         200 are open, so the distinct peers seen by the server keep growing (vanished observers)
 //   amp   small GETs of /large from 16 ports that never answer the Echo challenge
-//   up    first blocks of uploads (up to 200) that never continue
+//   up    a first block of an upload from a new port every tick, never continued (ports rotate
+//         like obs)
 //   big   block-0 GETs of /large (1 MiB) from a source that answers the Echo challenge
 //   dup   duplicate NON POSTs
-// Over IPC, { stats: id } is answered with { id, ampSent, ampRecv, worstAmp, sent }: bytes sent
-// to and received from the server by the amp sockets, the worst ratio of one amp socket, and
-// datagrams sent in all.
+//   paths GETs with Observe 0 of 100 new paths /s/N per tick from the verified source
+// Over IPC, { stats: id } is answered with { id, ampSent, ampRecv, worstAmp, sent, peers, rss }:
+// bytes sent to and received from the server by the amp sockets, the worst ratio of one amp
+// socket, datagrams sent in all, distinct source ports used, and this process's RSS.
 import { createSocket } from 'node:dgram';
 
 const HOST = '127.0.0.1';
@@ -59,12 +62,14 @@ function sock(onMsg) {
   return s;
 }
 let sent = 0;
+let peers = 64 + 16 + 2; // slow, amp, big, dup
 const send = (s, b) => {
   sent++;
   s.send(b, port, HOST, () => {});
 };
 
 let mid = 1;
+let pathN = 0;
 const M = () => (mid = (mid + 1) & 0xffff);
 
 const slow = Array.from({ length: 64 }, () => sock()); // never ACK anything
@@ -91,7 +96,9 @@ function attack() {
     a.sent += b.length;
     send(a.s, b);
   }
-  if (obsSocks.length < 200) {
+  if (obsSocks.length >= 200) obsSocks.shift().close();
+  {
+    peers++;
     const s = sock((m, me) => {
       const e = echoOf(m);
       if (e) send(me, enc(0, 1, M(), [3], [[6, Buffer.alloc(0)], ...path('/obs'), [252, e]]));
@@ -99,13 +106,16 @@ function attack() {
     obsSocks.push(s);
     send(s, enc(0, 1, M(), [3], [[6, Buffer.alloc(0)], ...path('/obs')]));
   }
-  if (upSocks.length < 200) {
+  if (upSocks.length >= 200) upSocks.shift().close();
+  {
+    peers++;
     const s = sock();
     upSocks.push(s);
     send(s, enc(0, 3, M(), [4], [...path('/up'), [27, Buffer.from([0x08 | 2])]], Buffer.alloc(64)));
   }
   for (let i = 0; i < 20; i++) send(big, enc(0, 1, M(), [5], [...path('/large'), [23, Buffer.from([6])]]));
   for (let i = 0; i < 5; i++) send(dup, dupMsg);
+  for (let i = 0; i < 100; i++) send(big, enc(1, 1, M(), [6], [[6, Buffer.alloc(0)], ...path(`/s/${++pathN}`)]));
 }
 
 const timer = setInterval(attack, 100);
@@ -125,7 +135,7 @@ process.on('message', (m) => {
     ampRecv += a.recv;
     if (a.sent > 0) worstAmp = Math.max(worstAmp, a.recv / a.sent);
   }
-  process.send?.({ id: m.stats, ampSent, ampRecv, worstAmp, sent });
+  process.send?.({ id: m.stats, ampSent, ampRecv, worstAmp, sent, peers, rss: process.memoryUsage.rss() });
 });
 process.once('SIGTERM', stop);
 process.once('disconnect', stop);

@@ -1,7 +1,7 @@
 // The legitimate client of bench/soak.mjs, in its own process: 16 workers each asking
 // GET /ok in turn with this library's Agent; a request without an answer within 5 s is lost.
 //   TURBOCOAP_BACKEND=native|wasm node bench/lib/soak-client.mjs PORT
-// Over IPC, { stats: id } is answered with { id, answered, lost, other } (other: answered
+// Over IPC, { stats: id } is answered with { id, answered, lost, other, rss } (other: answered
 // with a code other than 2.05); { stop: true } lets the requests in flight finish and exits.
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
@@ -47,7 +47,7 @@ async function stop() {
 }
 process.on('message', (m) => {
   if (m?.stop) return void stop();
-  if (m?.stats !== undefined) process.send?.({ id: m.stats, answered, lost, other });
+  if (m?.stats !== undefined) process.send?.({ id: m.stats, answered, lost, other, rss: process.memoryUsage.rss() });
 });
 process.once('SIGTERM', () => process.exit(0));
 process.once('disconnect', () => process.exit(0));
