@@ -64,7 +64,7 @@ export interface ResponseInit {
 }
 
 /** The bytes of a BytesInit (a view, no copy), or undefined if `v` is not bytes. */
-export function bytesOf(v: unknown): Uint8Array | undefined {
+function bytesOf(v: unknown): Uint8Array | undefined {
   if (v instanceof Uint8Array) return v;
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
   if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
@@ -111,7 +111,7 @@ function describeLength(number: number, len: number, lo: number, hi: number): Co
 }
 
 /** Whether `len` is a valid value length for option `number` (registered options only). */
-export function checkLength(number: number, len: number): CoapOptionError | undefined {
+function checkLength(number: number, len: number): CoapOptionError | undefined {
   const b = optionLengths(number);
   if (b < 0) return undefined;
   const lo = b >>> 16;

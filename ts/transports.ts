@@ -17,8 +17,3 @@ const BY_SCHEME: ReadonlyMap<string, DriverFactory> = new Map([['coap', udp]]);
 export function driverFactory(scheme: string): DriverFactory | undefined {
   return BY_SCHEME.get(scheme);
 }
-
-/** The schemes with a transport. */
-export function supportedSchemes(): string[] {
-  return [...BY_SCHEME.keys()];
-}

@@ -123,18 +123,17 @@ static inline void tcb_rx_put(tcb_rx *b, const tc_ep_event *ev, const uint8_t *a
 
 /* ------------------------------------------------------------------------- TX */
 
-/** Checks that a tc_opt table of count entries at o, and a span, lie inside the areas. */
-static inline int tcb_opts_ok(const uint32_t *o, uint32_t count, uint32_t nbytes) {
-  uint32_t i;
-  for (i = 0; i < count; i++) {
-    uint32_t off = o[3 * i + 1], len = o[3 * i + 2];
-    if (off > nbytes || len > nbytes - off) return 0;
-  }
-  return 1;
-}
-
+/** Whether the span of len bytes at off lies inside a byte area of nbytes bytes. */
 static inline int tcb_span_ok(uint32_t off, uint32_t len, uint32_t nbytes) {
   return off <= nbytes && len <= nbytes - off;
+}
+
+/** Whether the values of a tc_opt table of count entries at o lie inside the byte area. */
+static inline int tcb_opts_ok(const uint32_t *o, uint32_t count, uint32_t nbytes) {
+  uint32_t i;
+  for (i = 0; i < count; i++)
+    if (!tcb_span_ok(o[3 * i + 1], o[3 * i + 2], nbytes)) return 0;
+  return 1;
 }
 
 /**
@@ -160,12 +159,21 @@ static inline int tcb_msg_sources_ok(const tc_msg *m, const tc_opt *o, uint64_t 
 #define TCB_TX_DONE 0
 #define TCB_TX_DRAIN 1 /**< the tx queue is full: send it, reset it, call again at *pos */
 
+/** The size in words of the record at r (hdr header words, then r[count] option triples),
+ *  or 0 when it does not fit in the left words of the table. */
+static inline uint32_t tcb_rec_size(const uint32_t *r, uint32_t left, uint32_t hdr,
+                                    uint32_t count) {
+  if (left < hdr || r[count] > (left - hdr) / 3u) return 0;
+  return hdr + 3u * r[count];
+}
+
 /** A response-shaped record (RESPOND, NOTIFY): code, payload offset, payload length and
- *  option count at r[code], r[poff], r[plen], r[count]; options at r + hdr. 0 with *m filled, or
- *  TC_E_INVALID for spans outside the byte area. The caller checked that the option table
- *  lies in the record table. */
-static inline int tcb_resp_msg(const uint32_t *r, uint32_t code, uint32_t poff, uint32_t plen,
-                               uint32_t count, uint32_t hdr, uint32_t nbytes, tc_msg *m) {
+ *  option count at r[code], r[poff], r[plen], r[count]; options at r + hdr; sources in bytes.
+ *  0 with *m and *out filled, or TC_E_INVALID for spans outside the byte area. The caller
+ *  checked that the option table lies in the record table (tcb_rec_size). */
+static inline int tcb_resp_msg(uint32_t *r, uint32_t code, uint32_t poff, uint32_t plen,
+                               uint32_t count, uint32_t hdr, const uint8_t *bytes,
+                               uint32_t nbytes, tc_msg *m, tc_outmsg *out) {
   if (!tcb_span_ok(r[poff], r[plen], nbytes) || !tcb_opts_ok(r + hdr, r[count], nbytes))
     return TC_E_INVALID;
   memset(m, 0, sizeof *m);
@@ -173,6 +181,9 @@ static inline int tcb_resp_msg(const uint32_t *r, uint32_t code, uint32_t poff, 
   m->payload_offset = r[poff];
   m->payload_length = r[plen];
   m->option_count = r[count];
+  out->msg = m;
+  out->opts = (tc_opt *)(r + hdr);
+  out->src = bytes;
   return 0;
 }
 
@@ -203,17 +214,12 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
     case TCB_TX_RESPOND: {
       tc_msg m;
       tc_outmsg out;
-      if (left < TCB_TX_RESPOND_WORDS ||
-          r[TCB_TX_RESPOND_OPT_COUNT] > (left - TCB_TX_RESPOND_WORDS) / 3u)
-        return TC_E_INVALID;
-      size = TCB_TX_RESPOND_WORDS + 3u * r[TCB_TX_RESPOND_OPT_COUNT];
+      size = tcb_rec_size(r, left, TCB_TX_RESPOND_WORDS, TCB_TX_RESPOND_OPT_COUNT);
+      if (size == 0) return TC_E_INVALID;
       rc = tcb_resp_msg(r, TCB_TX_RESPOND_CODE, TCB_TX_RESPOND_PAYLOAD_OFF,
                         TCB_TX_RESPOND_PAYLOAD_LEN, TCB_TX_RESPOND_OPT_COUNT,
-                        TCB_TX_RESPOND_WORDS, nbytes, &m);
+                        TCB_TX_RESPOND_WORDS, bytes, nbytes, &m, &out);
       if (rc != 0) break;
-      out.msg = &m;
-      out.opts = (tc_opt *)(r + TCB_TX_RESPOND_WORDS);
-      out.src = bytes;
       rc = tc_srv_respond(s, &ms, now, r[TCB_TX_RESPOND_ID], &out, r[TCB_TX_RESPOND_RESOURCE]);
       if (rc == TC_E_FULL) {
         if (tx->count > 0) return TCB_TX_DRAIN;
@@ -228,11 +234,9 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
       tc_req_result res;
       uint8_t addr[TC_ADDR_MAX];
       uint32_t alen, caller, tok_off = 0, tok_len, tok;
-      if (left < TCB_TX_REQUEST_WORDS ||
-          r[TCB_TX_REQUEST_OPT_COUNT] > (left - TCB_TX_REQUEST_WORDS) / 3u)
-        return TC_E_INVALID;
+      size = tcb_rec_size(r, left, TCB_TX_REQUEST_WORDS, TCB_TX_REQUEST_OPT_COUNT);
+      if (size == 0) return TC_E_INVALID;
       tok = r[TCB_TX_REQUEST_TOKEN];
-      size = TCB_TX_REQUEST_WORDS + 3u * r[TCB_TX_REQUEST_OPT_COUNT];
       r[TCB_TX_REQUEST_ID] = 0; /* the id out is 0 unless the request went out */
       /* the caller's token (offset << 6 | length in the byte area), or a length to generate */
       caller = r[TCB_TX_REQUEST_FLAGS] & (uint32_t)TCB_REQ_TOKEN;
@@ -297,17 +301,12 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
     case TCB_TX_NOTIFY: {
       tc_msg m;
       tc_outmsg out;
-      if (left < TCB_TX_NOTIFY_WORDS ||
-          r[TCB_TX_NOTIFY_OPT_COUNT] > (left - TCB_TX_NOTIFY_WORDS) / 3u)
-        return TC_E_INVALID;
-      size = TCB_TX_NOTIFY_WORDS + 3u * r[TCB_TX_NOTIFY_OPT_COUNT];
+      size = tcb_rec_size(r, left, TCB_TX_NOTIFY_WORDS, TCB_TX_NOTIFY_OPT_COUNT);
+      if (size == 0) return TC_E_INVALID;
       rc = tcb_resp_msg(r, TCB_TX_NOTIFY_CODE, TCB_TX_NOTIFY_PAYLOAD_OFF,
                         TCB_TX_NOTIFY_PAYLOAD_LEN, TCB_TX_NOTIFY_OPT_COUNT, TCB_TX_NOTIFY_WORDS,
-                        nbytes, &m);
+                        bytes, nbytes, &m, &out);
       if (rc != 0) break;
-      out.msg = &m;
-      out.opts = (tc_opt *)(r + TCB_TX_NOTIFY_WORDS);
-      out.src = bytes;
       rc = tc_srv_notify(s, &ms, now, r[TCB_TX_NOTIFY_RESOURCE], r[TCB_TX_NOTIFY_FLAGS], &out);
       if (rc > 0) rc = 0; /* datagrams queued */
       if (rc == 0 && tc_srv_pending(s) > 0 && tx->count > 0) {

@@ -80,10 +80,6 @@ import {
 } from './udp-records';
 import { udpFactory, type UdpBackendKind } from './udp-select';
 
-/** What an endpoint delivers (the driver contract's listener). */
-export type EndpointListener = DriverListener;
-export type { IdCallback };
-
 const utf8 = new TextEncoder();
 
 export class Endpoint implements Driver {
@@ -106,7 +102,7 @@ export class Endpoint implements Driver {
     family: 4 | 6,
     kind: UdpBackendKind | undefined,
     opts: EndpointOptions | undefined,
-    private readonly listener: EndpointListener,
+    private readonly listener: DriverListener,
     role: 'server' | 'client' = 'server',
   ) {
     const f = udpFactory(kind);

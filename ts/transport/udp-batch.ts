@@ -5,7 +5,6 @@
  * @internal
  */
 import type { Received, RemoteInfo } from '../driver/driver';
-import { formatIp } from '../net/ip';
 import {
   EVF_CONFIRMABLE,
   EVF_LAST,
@@ -31,7 +30,7 @@ import {
   RX_TYPE,
   SRVF_BODY,
   SRVF_OBSERVE,
-  scopeZone,
+  formatRecordAddress,
 } from './udp-records';
 
 /** One delivered batch: record words, the byte area, and where the record offsets start in it. */
@@ -94,9 +93,7 @@ export class UdpBatch implements Received {
     const u32 = this.u32;
     const family = u32[r + RX_FAMILY] === 4 ? 4 : 6;
     const w8 = (this.w8 ??= new Uint8Array(u32.buffer, u32.byteOffset, u32.byteLength));
-    let address = formatIp(family, w8, (r + RX_IP) * 4);
-    const scope = u32[r + RX_SCOPE] as number;
-    if (family === 6 && scope !== 0) address += `%${scopeZone(scope)}`;
+    const address = formatRecordAddress(family, w8, (r + RX_IP) * 4, u32[r + RX_SCOPE] as number);
     return { address, port: u32[r + RX_PORT] as number, family: family === 4 ? 'IPv4' : 'IPv6' };
   }
   observeAsked(r: number): boolean {

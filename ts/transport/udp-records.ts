@@ -8,7 +8,7 @@
  * @internal
  */
 import { networkInterfaces } from 'node:os';
-import { formatIPv4, formatIPv6 } from '../net/ip';
+import { formatIp } from '../net/ip';
 import type { EndpointOptions, EndpointStats, SocketAddress } from '../driver/driver';
 
 export type { BlockwiseOptions, EndpointOptions, EndpointStats, ObserveOptions, SocketAddress } from '../driver/driver';
@@ -125,18 +125,6 @@ export const RX_OPTS = RX_WORDS;
  *  (a 1 MiB response, served block-wise by the pipeline, fits with room to spare). */
 export const TX_TABLE_WORDS = 1 << 16;
 export const TX_AREA_BYTES = 2 * 1024 * 1024 + 64 * 1024;
-
-/**
- * A view of one delivered batch: record words and the byte area (offsets in records are
- * relative to `base` in `u8`).
- */
-export class Batch {
-  constructor(
-    readonly u32: Uint32Array,
-    readonly u8: Uint8Array,
-    readonly base: number,
-  ) {}
-}
 
 /** Receives batches from a driver: `count` records in `u32`, bytes in `u8` at `base`. */
 export type BatchHandler = (u32: Uint32Array, u8: Uint8Array, count: number, base: number) => void;
@@ -357,20 +345,6 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
 
 // ---------------------------------------------------------------------- addresses
 
-/** IP text and bytes: the one parser / formatter (ts/net/ip.ts). */
-export { parseIPv4, parseIPv6 } from '../net/ip';
-
-/** IPv4 text of the address words of a record (IPv4 in the first word, little-endian memory). */
-export function formatIPv4Word(w: number): string {
-  return formatIPv4([w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, w >>> 24]);
-}
-
-/** RFC 5952 text of 16 address bytes given as 4 little-endian words. */
-export function formatIPv6Words(w0: number, w1: number, w2: number, w3: number): string {
-  const b = new Uint8Array(new Uint32Array([w0, w1, w2, w3]).buffer);
-  return formatIPv6(b);
-}
-
 // IPv6 zones
 
 /** IPv6 zone names that are not interface names, interned: scope = 0x80000000 | index. */
@@ -403,9 +377,11 @@ export function scopeZone(scope: number): string {
   return String(scope);
 }
 
-/** Formats record address words (family, the four address words, scope id). */
-export function formatRecordAddress(family: number, w0: number, w1: number, w2: number, w3: number, scope: number): string {
-  if (family === 4) return formatIPv4Word(w0);
-  const s = formatIPv6Words(w0, w1, w2, w3);
-  return scope === 0 ? s : `${s}%${scopeZone(scope)}`;
+/**
+ * Text of a record's address: `family` (4, else 6), its address words seen as bytes in `b`
+ * from byte `at` (the bytes as they lie in memory), and its scope id (IPv6 only).
+ */
+export function formatRecordAddress(family: number, b: Uint8Array, at: number, scope: number): string {
+  const s = formatIp(family === 4 ? 4 : 6, b, at);
+  return family === 4 || scope === 0 ? s : `${s}%${scopeZone(scope)}`;
 }

@@ -16,7 +16,7 @@
  */
 import * as dgram from 'node:dgram';
 import { lookup } from 'node:dns';
-import { ipFamily } from '../net/ip';
+import { ipFamily, parseIPv4, parseIPv6 } from '../net/ip';
 import type { WasmRaw } from '../backend/wasm';
 import { checkAbi } from '../driver/abi-check';
 import { CoapNetworkError } from '../errors';
@@ -51,8 +51,6 @@ import {
   WASM_SEND_SCOPE,
   WASM_SEND_WORDS,
   formatRecordAddress,
-  parseIPv4,
-  parseIPv6,
   statsFromView,
   zoneScope,
   type BatchHandler,
@@ -300,15 +298,7 @@ class WasmUdpDriver implements UdpDriver {
     for (let i = 0; i < n; i++, e += WASM_SEND_WORDS) {
       const off = u32[e + WASM_SEND_OFF] as number;
       const len = u32[e + WASM_SEND_LEN] as number;
-      const ip = e + WASM_SEND_IP;
-      const host = formatRecordAddress(
-        u32[e + WASM_SEND_FAMILY] as number,
-        u32[ip] as number,
-        u32[ip + 1] as number,
-        u32[ip + 2] as number,
-        u32[ip + 3] as number,
-        u32[e + WASM_SEND_SCOPE] as number,
-      );
+      const host = formatRecordAddress(u32[e + WASM_SEND_FAMILY] as number, u8, (e + WASM_SEND_IP) * 4, u32[e + WASM_SEND_SCOPE] as number);
       if (sock !== undefined) {
         // dgram sends on a socket complete in order: one callback, on the batch's last
         // datagram, tells close() when everything handed over has left (a callback on every

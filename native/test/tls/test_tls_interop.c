@@ -37,7 +37,7 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
-static pid_t spawn(const char *cmd) {
+pid_t tls_test_spawn(const char *cmd) {
   pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
@@ -47,7 +47,7 @@ static pid_t spawn(const char *cmd) {
   return pid;
 }
 
-static void reap(pid_t pid) {
+void tls_test_stop(pid_t pid) {
   if (pid <= 0) return;
   kill(-pid, SIGTERM);
   waitpid(pid, NULL, 0);
@@ -128,10 +128,10 @@ static void client_vs_s_server(const char *dir, int psk) {
              "exec openssl s_server -accept 127.0.0.1:%d -naccept 1 -cert %s/srv.pem -key %s/srv.key -alpn coap -rev -quiet "
              ">/dev/null 2>&1",
              port, dir, dir);
-  pid_t pid = spawn(cmd);
+  pid_t pid = tls_test_spawn(cmd);
   int fd = connect_retry(port);
   CHECK(fd >= 0, "connect to s_server on %d", port);
-  if (fd < 0) { reap(pid); return; }
+  if (fd < 0) { tls_test_stop(pid); return; }
   tc_tls_config cc;
   memset(&cc, 0, sizeof cc);
   cc.role = TC_TLS_CLIENT;
@@ -172,7 +172,7 @@ static void client_vs_s_server(const char *dir, int psk) {
   tc_tls_free(s);
   tc_tls_ctx_free(c);
   free(ca);
-  reap(pid);
+  tls_test_stop(pid);
 }
 
 /* `openssl s_client` against our server, verifying it with the test CA. */
@@ -192,11 +192,11 @@ static void server_vs_s_client(const char *dir, const pem_t *cert, const pem_t *
            "echo hello-from-s_client | exec openssl s_client -connect 127.0.0.1:%d -CAfile %s/ca.pem -verify_return_error "
            "-verify_hostname localhost -servername localhost -alpn coap -quiet >%s 2>&1",
            ntohs(a.sin_port), dir, outpath);
-  pid_t pid = spawn(cmd);
+  pid_t pid = tls_test_spawn(cmd);
   struct pollfd p = { lfd, POLLIN, 0 };
   int fd = poll(&p, 1, 5000) == 1 ? accept(lfd, NULL, NULL) : -1;
   CHECK(fd >= 0, "s_client connected");
-  if (fd < 0) { close(lfd); reap(pid); return; }
+  if (fd < 0) { close(lfd); tls_test_stop(pid); return; }
   tc_tls_config sc;
   memset(&sc, 0, sizeof sc);
   sc.role = TC_TLS_SERVER;
@@ -227,7 +227,7 @@ static void server_vs_s_client(const char *dir, const pem_t *cert, const pem_t *
   }
   close(fd);
   close(lfd);
-  reap(pid);
+  tls_test_stop(pid);
   FILE *f = fopen(outpath, "rb");
   char text[4096] = { 0 };
   if (f != NULL) {

@@ -27,22 +27,6 @@
 #define PSK_ID "tc-client"
 #define PSK_KEY "tc-secret-key"
 
-static pid_t spawn_sh(const char *cmd) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-    _exit(127);
-  }
-  return pid;
-}
-
-static void stop(pid_t pid) {
-  if (pid <= 0) return;
-  kill(-pid, SIGTERM);
-  waitpid(pid, NULL, 0);
-}
-
 static int wait_exit(pid_t pid, int ms) {
   int status = 0;
   for (int i = 0; i < ms / 20; i++) {
@@ -136,7 +120,7 @@ static long dtls_recv(tc_tls *s, int fd, uint8_t *buf, size_t cap, struct sockad
 static void dtls_client_vs_libcoap(int port) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "exec coap-server-openssl -A 127.0.0.1 -p %d -k %s -h hint -v 0 >/dev/null 2>&1", port, PSK_KEY);
-  pid_t pid = spawn_sh(cmd);
+  pid_t pid = tls_test_spawn(cmd);
   struct sockaddr_in srv, from;
   int fd = loopback_socket(SOCK_DGRAM, port + 1, &srv);
   tc_tls_ctx *c = psk_ctx(TC_TLS_CLIENT, TC_TLS_DATAGRAM);
@@ -176,7 +160,7 @@ static void dtls_client_vs_libcoap(int port) {
   CHECK(open, "DTLS handshake with coap-server-openssl");
   tc_tls_ctx_free(c);
   close(fd);
-  stop(pid);
+  tls_test_stop(pid);
 }
 
 static void libcoap_client_vs_dtls_server(const char *dir) {
@@ -188,7 +172,7 @@ static void libcoap_client_vs_dtls_server(const char *dir) {
   snprintf(out, sizeof out, "%s/coap-client-dtls.out", dir);
   snprintf(cmd, sizeof cmd, "exec coap-client-openssl -B 5 -u %s -k %s coaps://127.0.0.1:%d/hello >%s 2>&1", PSK_ID, PSK_KEY,
            port, out);
-  pid_t pid = spawn_sh(cmd);
+  pid_t pid = tls_test_spawn(cmd);
   tc_tls_ctx *sc = psk_ctx(TC_TLS_SERVER, TC_TLS_DATAGRAM);
   tc_tls *s = NULL;
   uint8_t buf[2048], reply[2048];
@@ -235,7 +219,7 @@ static void libcoap_client_vs_dtls_server(const char *dir) {
   CHECK(hvr >= 1, "coap-client went through the cookie exchange");
   CHECK(s != NULL && tc_tls_get_state(s) != TC_TLS_FAILED, "DTLS session with coap-client: %s", s != NULL ? tc_tls_errmsg(s) : "none");
   CHECK(answered, "coap-client's GET arrived over DTLS");
-  stop(pid);
+  tls_test_stop(pid);
   FILE *f = fopen(out, "rb");
   char text[2048] = { 0 };
   if (f != NULL) {
@@ -287,7 +271,7 @@ static size_t frame(const uint8_t *buf, size_t len, uint8_t *code, const uint8_t
 static void tls_client_vs_libcoap(int port) {
   char cmd[512];
   snprintf(cmd, sizeof cmd, "exec coap-server-openssl -A 127.0.0.1 -p %d -k %s -h hint -v 0 >/dev/null 2>&1", port, PSK_KEY);
-  pid_t pid = spawn_sh(cmd);
+  pid_t pid = tls_test_spawn(cmd);
   struct sockaddr_in srv;
   int fd = -1;
   for (int i = 0; i < 100; i++) {
@@ -299,7 +283,7 @@ static void tls_client_vs_libcoap(int port) {
     nanosleep(&ts, NULL);
   }
   CHECK(fd >= 0, "connect to coap-server-openssl's TLS port");
-  if (fd < 0) { stop(pid); return; }
+  if (fd < 0) { tls_test_stop(pid); return; }
   tc_tls_ctx *c = psk_ctx(TC_TLS_CLIENT, TC_TLS_STREAM);
   char err[256];
   tc_tls *s = tc_tls_new(c, NULL, err, sizeof err);
@@ -340,7 +324,7 @@ static void tls_client_vs_libcoap(int port) {
   close(fd);
   tc_tls_free(s);
   tc_tls_ctx_free(c);
-  stop(pid);
+  tls_test_stop(pid);
 }
 
 static void libcoap_client_vs_tls_server(const char *dir) {
@@ -353,7 +337,7 @@ static void libcoap_client_vs_tls_server(const char *dir) {
   snprintf(out, sizeof out, "%s/coap-client-tls.out", dir);
   snprintf(cmd, sizeof cmd, "exec coap-client-openssl -B 5 -u %s -k %s coaps+tcp://127.0.0.1:%d/hello >%s 2>&1", PSK_ID,
            PSK_KEY, port, out);
-  pid_t pid = spawn_sh(cmd);
+  pid_t pid = tls_test_spawn(cmd);
   struct pollfd p = { lfd, POLLIN, 0 };
   int fd = poll(&p, 1, 5000) == 1 ? accept(lfd, NULL, NULL) : -1;
   CHECK(fd >= 0, "coap-client connected over TCP");
@@ -403,7 +387,7 @@ static void libcoap_client_vs_tls_server(const char *dir) {
   tc_tls_get_info(s, &in);
   CHECK(answered, "coap-client's GET arrived over TLS: %s", tc_tls_errmsg(s));
   printf("tls-libcoap: coap-client-openssl over TLS: %s, ALPN \"%s\"\n", in.cipher, in.alpn);
-  stop(pid);
+  tls_test_stop(pid);
   FILE *f = fopen(out, "rb");
   char text[2048] = { 0 };
   if (f != NULL) {
