@@ -335,6 +335,24 @@ describe.each(udpBackends)('client (%s)', (backend) => {
     await a.close();
   });
 
+  it('close() in the same turn as a request rejects it with CLOSED (not left pending)', async () => {
+    const p = await peer();
+    p.onMessage = (m, self) => {
+      void self.send({ type: 'ACK', code: '2.05', messageId: m.msg!.messageId, token: m.msg!.token, options: [], payload: new TextEncoder().encode('ok') }, m.rinfo.port);
+      return true;
+    };
+    const a = new Agent({ backend });
+    const url = `coap://127.0.0.1:${p.port}/c`;
+    expect((await within(a.request(url), 3000)).text()).toBe('ok'); // the socket is bound
+    const r = a.request(url).catch((e: unknown) => e);
+    const closing = a.close();
+    const e = await within(r, 3000);
+    expect(e instanceof CoapNetworkError && e.code === 'CLOSED').toBe(true);
+    await closing;
+    expect((await within(a.request(url), 3000)).text()).toBe('ok');
+    await a.close();
+  });
+
   it('completes requests issued across event-loop turns while responses arrive (slot reuse, NSTART 1)', async () => {
     const server = createServer((req) => ({ code: '2.05', payload: req.path }), { backend: udpBackends[0] });
     await server.listen({ port: 0, host: '127.0.0.1' });

@@ -1107,8 +1107,10 @@ export class Agent {
       const s = this.sockets[i];
       if (s === undefined) continue;
       this.sockets[i] = undefined;
-      s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
+      // close() first: it flushes the records written this turn, so their requests get
+      // their ids (and are outstanding) before failAll rejects everything outstanding.
       all.push(s.ep.close());
+      s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
     }
     await Promise.all(all);
   }
