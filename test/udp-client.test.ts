@@ -305,6 +305,9 @@ describe.each(udpBackends)('client (%s)', (backend) => {
     const a = agent();
     await expect(a.request('http://127.0.0.1/x')).rejects.toBeInstanceOf(CoapError);
     await expect(a.request('coap://[::1/x')).rejects.toBeInstanceOf(CoapUriError);
+    for (const bad of [null, 42, {}]) {
+      await expect(a.request(bad as never)).rejects.toSatisfy((e: unknown) => e instanceof CoapUriError && e.code === 'NOT_ABSOLUTE' && e.input === String(bad));
+    }
     await expect(a.request('coap://127.0.0.1:5683/x', { method: 'BREW' as never })).rejects.toBeInstanceOf(TypeError);
     await expect(a.request('coap://127.0.0.1:5683/x', { contentFormat: 'no/such-type' })).rejects.toBeInstanceOf(CoapEncodeError);
     await expect(a.request('coap://127.0.0.1:5683/x', { options: [{ number: 70000, value: 1 }] })).rejects.toBeInstanceOf(CoapEncodeError);

@@ -214,7 +214,8 @@ const DEFAULT_MAX_BODY = 1 << 20;
 const targets = new Map<string, Target>();
 
 function target(url: string | URL): Target {
-  const key = typeof url === 'string' ? url : url.href;
+  // anything but a string or URL (null, a number): parseUri's typed CoapUriError
+  const key = typeof url === 'string' ? url : url instanceof URL ? url.href : (parseUri(url), '');
   let t = targets.get(key);
   if (t !== undefined) return t;
   const uri = parseUri(key);
