@@ -314,6 +314,35 @@ describe('serve', () => {
   });
 });
 
+describe('serve --amplification-limit', () => {
+  /** The response code byte a raw GET /large (one 11-byte datagram, no Echo answered) gets. */
+  const rawGetLarge = (port: number): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      const sock = createSocket('udp4');
+      const timer = setTimeout(() => (sock.close(), reject(new Error('no response'))), 5000);
+      sock.on('message', (m) => {
+        clearTimeout(timer);
+        sock.close();
+        resolve(m[1] as number);
+      });
+      sock.send(Buffer.from([0x40, 0x01, 0x12, 0x34, 0xb5, ...Buffer.from('large')]), port, '127.0.0.1');
+    });
+
+  it('0 turns the RFC 9175 defence off for clients that do not answer Echo; the default challenges them', async () => {
+    for (const [args, code] of [[['--amplification-limit', '0'], 0x45], [[], 0x81]] as const) {
+      const p = await freePort();
+      const s = spawnPeer('serve', process.execPath, [cliPath, 'serve', '--port', String(p), '--host', '127.0.0.1', ...args]);
+      await waitForOutput(s, /listening on coap:/);
+      expect(await rawGetLarge(p)).toBe(code); // 2.05 (block 0) with 0; 4.01 + Echo by default
+      s.proc.kill('SIGTERM');
+      await Promise.race([s.done, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    const bad = await runCli(['serve', '--amplification-limit', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--amplification-limit');
+  });
+});
+
 describe('bench', () => {
   it.runIf(process.platform === 'linux' && hasNative)('passes its arguments to coap-bench (1-second run)', async () => {
     expect(benchPath).toBeTruthy();

@@ -305,6 +305,9 @@ describe.each(udpBackends)('client (%s)', (backend) => {
     const a = agent();
     await expect(a.request('http://127.0.0.1/x')).rejects.toBeInstanceOf(CoapError);
     await expect(a.request('coap://[::1/x')).rejects.toBeInstanceOf(CoapUriError);
+    for (const bad of [null, 42, {}]) {
+      await expect(a.request(bad as never)).rejects.toSatisfy((e: unknown) => e instanceof CoapUriError && e.code === 'NOT_ABSOLUTE' && e.input === String(bad));
+    }
     await expect(a.request('coap://127.0.0.1:5683/x', { method: 'BREW' as never })).rejects.toBeInstanceOf(TypeError);
     await expect(a.request('coap://127.0.0.1:5683/x', { contentFormat: 'no/such-type' })).rejects.toBeInstanceOf(CoapEncodeError);
     await expect(a.request('coap://127.0.0.1:5683/x', { options: [{ number: 70000, value: 1 }] })).rejects.toBeInstanceOf(CoapEncodeError);
@@ -332,6 +335,24 @@ describe.each(udpBackends)('client (%s)', (backend) => {
     expect(e instanceof CoapNetworkError && e.code === 'CLOSED').toBe(true);
     const again = await within(a.request(`coap://127.0.0.1:${p.port}/c`), 3000);
     expect(again.text()).toBe('again');
+    await a.close();
+  });
+
+  it('close() in the same turn as a request rejects it with CLOSED (not left pending)', async () => {
+    const p = await peer();
+    p.onMessage = (m, self) => {
+      void self.send({ type: 'ACK', code: '2.05', messageId: m.msg!.messageId, token: m.msg!.token, options: [], payload: new TextEncoder().encode('ok') }, m.rinfo.port);
+      return true;
+    };
+    const a = new Agent({ backend });
+    const url = `coap://127.0.0.1:${p.port}/c`;
+    expect((await within(a.request(url), 3000)).text()).toBe('ok'); // the socket is bound
+    const r = a.request(url).catch((e: unknown) => e);
+    const closing = a.close();
+    const e = await within(r, 3000);
+    expect(e instanceof CoapNetworkError && e.code === 'CLOSED').toBe(true);
+    await closing;
+    expect((await within(a.request(url), 3000)).text()).toBe('ok');
     await a.close();
   });
 

@@ -4,7 +4,7 @@
  *
  * ```
  * turbocoap get|post|put|delete|fetch|patch|ipatch <uri> [options]
- * turbocoap serve [--port 5683] [--host ::]
+ * turbocoap serve [--port 5683] [--host ::] [--amplification-limit 3]
  * turbocoap bench <uri> [coap-bench options...]
  * turbocoap backend
  * ```
@@ -76,7 +76,7 @@ const MAIN_HELP = `usage: turbocoap <command> [options]
 
 commands:
   get|post|put|delete|fetch|patch|ipatch <uri>   send one request and print the response
-  serve [--port 5683] [--host ::]                 run the demo server
+  serve [--port 5683] [--host ::] [...]           run the demo server
   bench <uri> [coap-bench options...]             load-test a CoAP/UDP server with coap-bench
   backend                                         print the backend in use: native or wasm
   help [command]                                  help for a command
@@ -125,18 +125,24 @@ options:
 exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
 `;
 
-const SERVE_HELP = `usage: turbocoap serve [--port PORT] [--host HOST]
+const SERVE_HELP = `usage: turbocoap serve [--port PORT] [--host HOST] [--amplification-limit N]
 
 Runs the demo server until SIGINT or SIGTERM.
 
 options:
-  --port PORT   UDP port (default 5683; 0 picks a free one)
-  --host HOST   address to bind (default ::, all IPv6 and IPv4 addresses)
-  -h, --help    this help
+  --port PORT                UDP port (default 5683; 0 picks a free one)
+  --host HOST                address to bind (default ::, all IPv6 and IPv4 addresses)
+  --amplification-limit N    RFC 9175 amplification defence: a response to a client not
+                             yet verified is at most N times its request, else 4.01 with
+                             Echo (default 3; 0 turns it off, for clients that do not
+                             answer Echo, such as npm coap)
+  -h, --help                 this help
 
 resources:
   GET  /hello                      a greeting (text/plain)
-  GET  /time                       the current time, ISO 8601 (Max-Age 1)
+  GET  /time                       the current time, ISO 8601 (Max-Age 1); observable,
+                                   a notification every second
+  GET  /large                      1,048,576 bytes (byte i = i % 251), block-wise
   GET  /store                      the stored keys (link-format)
   GET|PUT|POST|DELETE /store/KEY   an in-memory store with ETags; PUT replaces,
                                    POST appends; bounded (4.13 for a value too large,
@@ -247,6 +253,7 @@ const SERVE_FLAGS: FlagTable = {
   ...HELP_FLAGS,
   port: { type: 'string', short: 'P' },
   host: { type: 'string', short: 'H' },
+  'amplification-limit': { type: 'string' },
 };
 
 /** A Content-Format argument: a number 0..65535 or a media type (`text/plain`, `application/json`, ...). */
@@ -675,7 +682,11 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
   const portArg = str(p, 'port') ?? '5683';
   if (!/^\d+$/.test(portArg) || Number(portArg) > 65535) throw new UsageError(`--port must be 0..65535, not ${JSON.stringify(portArg)}`);
   const host = str(p, 'host') ?? '::';
-  const server = createDemoServer();
+  const amp = str(p, 'amplification-limit');
+  if (amp !== undefined && (!/^\d+$/.test(amp) || Number(amp) > 1000)) {
+    throw new UsageError(`--amplification-limit must be 0..1000, not ${JSON.stringify(amp)}`);
+  }
+  const server = createDemoServer(amp === undefined ? {} : { server: { amplificationLimit: Number(amp) } });
   try {
     await server.listen({ port: Number(portArg), host });
   } catch (e) {

@@ -214,7 +214,8 @@ const DEFAULT_MAX_BODY = 1 << 20;
 const targets = new Map<string, Target>();
 
 function target(url: string | URL): Target {
-  const key = typeof url === 'string' ? url : url.href;
+  // anything but a string or URL (null, a number): parseUri's typed CoapUriError
+  const key = typeof url === 'string' ? url : url instanceof URL ? url.href : (parseUri(url), '');
   let t = targets.get(key);
   if (t !== undefined) return t;
   const uri = parseUri(key);
@@ -1107,8 +1108,10 @@ export class Agent {
       const s = this.sockets[i];
       if (s === undefined) continue;
       this.sockets[i] = undefined;
-      s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
+      // close() first: it flushes the records written this turn, so their requests get
+      // their ids (and are outstanding) before failAll rejects everything outstanding.
       all.push(s.ep.close());
+      s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
     }
     await Promise.all(all);
   }

@@ -122,10 +122,8 @@ export class CoapUriError extends CoapError {
   readonly input: string;
   constructor(reason: CoapUriErrorReason, input: string, detail?: string) {
     const shown = input.length > 200 ? `${input.slice(0, 200)}…` : input;
-    super(
-      `invalid CoAP URI (${reason})${detail === undefined ? '' : `: ${detail}`}: ${JSON.stringify(shown)}`,
-      reason.toUpperCase().replace(/-/g, '_'),
-    );
+    const code = reason.toUpperCase().replace(/-/g, '_');
+    super(`invalid CoAP URI (${code})${detail === undefined ? '' : `: ${detail}`}: ${JSON.stringify(shown)}`, code);
     this.input = shown;
   }
 
