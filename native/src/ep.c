@@ -1068,6 +1068,8 @@ static inline int amp_verified(tc_ep *ep, uint64_t now, uint64_t h, const uint8_
   return ep->cfg.amplification_factor == 0u || ver_find(ep, now, h, addr, alen);
 }
 
+#define NO_BUDGET UINT64_MAX /* a verified endpoint (or the defence off): no byte budget */
+
 /* Bytes that may still go to an unverified endpoint for a request of req_len bytes, spent
  * already bytes on it (an empty ACK): amplification_factor x req_len - spent, at least 0. */
 static inline uint64_t amp_budget(const tc_ep *ep, uint32_t req_len, uint32_t spent) {
@@ -1084,7 +1086,8 @@ static inline uint64_t amp_budget(const tc_ep *ep, uint32_t req_len, uint32_t sp
  */
 static int emit_response(tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t d, uint32_t rtype,
                          uint32_t acked, const uint8_t *tok, uint32_t tkl, uint32_t nores,
-                         const tc_msg *resp, tc_opt *opts, const uint8_t *src, uint32_t nocon) {
+                         const tc_msg *resp, tc_opt *opts, const uint8_t *src,
+                         uint64_t budget) {
   dedup_rec *r = &DD(ep)[d];
   uint32_t alen = r->alen, n, s;
   int len;
@@ -1101,10 +1104,6 @@ static int emit_response(tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t d, uint32
      * accepted request unanswered, send the separate response NON (RFC 7252 §5.2.3) */
     rtype = TC_NON;
     ep->st.responses_non++;
-  } else if (rtype == TC_CON && acked && nocon) {
-    /* toward an unverified endpoint: no retransmissions (each would be more bytes than the
-     * amplification limit allows), so the separate response goes NON */
-    rtype = TC_NON;
   }
   if (rtype == TC_CON && acked) { /* separate response: CON, retransmitted until ACKed */
     con_rec *c;
@@ -1123,6 +1122,12 @@ static int emit_response(tc_ep *ep, uint64_t now, tc_txq *tx, uint32_t d, uint32
     c->len = (uint32_t)len;
     mid_link(ep, c->mid, s | CON_TAG);
     con_start(ep, now, s);
+    if (budget / (uint32_t)len <= ep->cfg.max_retransmit) {
+      /* toward an unverified endpoint: only the transmissions the budget pays for (the
+       * caller made sure of the first) */
+      uint64_t more = budget / (uint32_t)len;
+      c->retrans = (uint16_t)(ep->cfg.max_retransmit - (more > 0u ? more - 1u : 0u));
+    }
     (void)send_copy(ep, tx, r->addr, alen, CDATA(ep, s), c->len);
     r->state = D_ACKONLY;
     return 0;
@@ -1233,7 +1238,7 @@ static void auto_respond(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const 
     }
   }
   (void)emit_response(ep, now, tx, d, req->type, 0, tok, req->token_length, nores, &m,
-                      m.option_count ? &o : NULL, src, 0);
+                      m.option_count ? &o : NULL, src, NO_BUDGET);
 }
 
 /* ------------------------------------------------------------------ receiving */
@@ -1603,7 +1608,8 @@ static int over_budget(const ip_rec *r, uint64_t budget, const tc_msg *resp, tc_
 }
 
 int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc_txq *tx) {
-  uint32_t slot, rtype, acked, nocon;
+  uint32_t slot, rtype, acked;
+  uint64_t budget = NO_BUDGET;
   const tc_msg *resp;
   ip_rec *r;
   int rc;
@@ -1614,9 +1620,8 @@ int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc
   r = &IP(ep)[slot];
   rtype = (r->flags & IF_CON) ? TC_CON : TC_NON;
   acked = r->flags & IF_ACKED;
-  nocon = !(r->flags & IF_VERIFIED);
-  if (nocon && ep->cfg.amplification_factor != 0u &&
-      over_budget(r, amp_budget(ep, r->req_len, acked ? 4u : 0u), resp, out->opts, out->src)) {
+  if (!(r->flags & IF_VERIFIED)) budget = amp_budget(ep, r->req_len, acked ? 4u : 0u);
+  if (budget != NO_BUDGET && over_budget(r, budget, resp, out->opts, out->src)) {
     /* RFC 9175 §2.4: too large for an endpoint that has not shown it receives (the empty ACK
      * already sent counts): 4.01 + Echo instead, if that fits */
     dedup_rec *dr = &DD(ep)[r->dedup];
@@ -1624,7 +1629,7 @@ int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc
     tc_opt eo;
     tc_msg em;
     echo_challenge_msg(ep, now, dr->addr, dr->alen, esrc, &eo, &em);
-    if (over_budget(r, amp_budget(ep, r->req_len, acked ? 4u : 0u), &em, &eo, esrc)) {
+    if (over_budget(r, budget, &em, &eo, esrc)) {
       /* not even the challenge fits (a 4-byte request): RST for an unacknowledged CON, else
        * nothing */
       ep->st.echo_challenges--;
@@ -1636,11 +1641,11 @@ int tc_ep_respond(tc_ep *ep, uint64_t now, uint32_t id, const tc_outmsg *out, tc
       return 0;
     }
     rc = emit_response(ep, now, tx, r->dedup, rtype, acked, r->token, r->tkl, r->nores, &em, &eo,
-                       esrc, nocon);
+                       esrc, budget);
     if (rc < 0) ep->st.echo_challenges--;
   } else {
     rc = emit_response(ep, now, tx, r->dedup, rtype, acked, r->token, r->tkl, r->nores, resp,
-                       out->opts, out->src, nocon && ep->cfg.amplification_factor != 0u);
+                       out->opts, out->src, budget);
   }
   if (rc < 0) {
     if (rc == TC_E_FULL && tx->count == 0u) ep->st.responses_dropped++;

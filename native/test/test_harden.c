@@ -543,7 +543,7 @@ static void h_amplification_sweep(void) {
   tc_ep_config c;
   tc_ep_event evs[8];
   uint8_t b[2048], d[8], a[4];
-  uint32_t w, ci, ti, pi, si, ei, ty, shapes = 0, bad = 0, host = 0;
+  uint32_t w, ci, ti, pi, si, ei, ty, k, shapes = 0, bad = 0, host = 0, retx = 0;
   uint64_t now = 1000, in_all = 0, out_all = 0, worst_in = 1, worst_out = 0;
   for (w = 0; w < 2; w++) {
     tc_srv_config sc = h_srv_cfg();
@@ -598,9 +598,12 @@ static void h_amplification_sweep(void) {
                 in += 4;
                 (void)h_in(s, now, a, d, 4);
                 /* later timers: retransmissions, if any */
-                now += 200000u;
-                (void)tc_ep_timer(s->ep, now, &s->tx, evs, 8);
+                for (k = 0; k < 8u; k++) {
+                  now += 30000u;
+                  (void)tc_ep_timer(s->ep, now, &s->tx, evs, 8);
+                }
                 out = h_bytes_to(s, a);
+                retx = (uint32_t)h_stats(s).retransmits;
                 shapes++;
                 in_all += in;
                 out_all += out;
@@ -615,6 +618,7 @@ static void h_amplification_sweep(void) {
                           sizes[si], (unsigned long long)in, (unsigned long long)out);
                 }
               }
+    CHECK(retx > 0, "separate CON responses were retransmitted (%u)", retx);
     h_free(s);
   }
   /* the smallest request: 4 bytes, no token, no option (GET /, ping) */
