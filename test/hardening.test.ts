@@ -170,13 +170,33 @@ describe.each(udpBackends)('hardening (%s)', (backend) => {
     });
     const { server, port } = await serve(r);
     const p = peers.add(await RawPeer.open());
-    const m = msg('NON', '0.02', 77, [3], pathOpts('/p'));
+    // a POST from an endpoint not yet verified is challenged before the handler runs
+    await p.send(msg('NON', '0.02', 76, [3], pathOpts('/p')), port);
+    const a = await p.next(2000);
+    expect(a.msg?.code).toBe('4.01');
+    expect(ran).toBe(0);
+    const m = msg('NON', '0.02', 77, [3], [...pathOpts('/p'), { number: ECHO, value: opt(a.msg, ECHO) as Uint8Array }]);
     await p.send(m, port);
     expect((await p.next(2000)).msg?.code).toBe('2.04');
     for (let i = 0; i < 5; i++) await p.send(m, port);
     expect((await p.drain(300)).length).toBe(0); // before: five replays of the response
     expect(ran).toBe(1);
     expect(server.stats()?.nonDuplicates).toBe(5);
+  });
+
+  it('finding 3: a POST is never run twice by the Echo challenge (challenged before the handler)', async () => {
+    const r = new Router<IncomingRequest, Res>();
+    let ran = 0;
+    r.post('/act', () => {
+      ran++;
+      return { code: '2.04', payload: large.subarray(0, 3000) };
+    });
+    const { server, port } = await serve(r);
+    const res = await within(agent.request(`coap://127.0.0.1:${port}/act`, { method: 'POST', payload: 'go' }), 10000);
+    expect(res.code).toBe('2.04');
+    expect(Buffer.from(res.payload).equals(Buffer.from(large.subarray(0, 3000)))).toBe(true);
+    expect(ran).toBe(1); // before: 2 (the 4.01 replaced the response after the handler ran)
+    expect(server.stats()?.echoChallenges).toBe(1);
   });
 
   it('finding 3: our client answers the Echo challenge transparently (GET /large, Observe)', async () => {

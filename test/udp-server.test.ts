@@ -154,7 +154,9 @@ describe.each(udpBackends)('server (%s)', (backend) => {
         await sleep(60);
         return { code: '2.05', payload: 'again' };
       },
-      { separateResponseDelay: 20, ackTimeout: 60, maxRetransmit: 2 },
+      // the defence off: toward an unverified endpoint only the transmissions that fit 3x the
+      // request are sent (test/hardening.test.ts)
+      { separateResponseDelay: 20, ackTimeout: 60, maxRetransmit: 2, amplificationLimit: 0 },
     );
     const p = await raw();
     await p.send(msg('CON', '0.01', 0x99, [1], pathOpts('/r')), port);

@@ -70,7 +70,15 @@ typedef struct tc_ep_config {
                                         it receives, a response is at most this many times the
                                         request's bytes, else it is replaced by 4.01 with an Echo
                                         option; an Observe registration from such an endpoint
-                                        gets 4.01 + Echo before the application sees it.
+                                        gets 4.01 + Echo before the application sees it, and so
+                                        does a request of an unsafe method (not GET/FETCH) unless
+                                        factor x its bytes >= max_message_size + 4 (so that no
+                                        handler runs twice because of the challenge). Strict per
+                                        request: an empty ACK sent counts, a separate CON
+                                        response is retransmitted only within the budget, the
+                                        core's diagnostic payloads are dropped to fit, a shorter
+                                        duplicate gets no cached replay over it, and when not
+                                        even 4.01 + Echo fits a CON gets RST, a NON nothing.
                                         Default 3; 0 disables the defence. At most 1000 */
   uint32_t verified_peers;         /**< endpoints remembered as verified (they echoed a value we
                                         sent), 4-way set-associative, the entry expiring soonest

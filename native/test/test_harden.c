@@ -423,6 +423,239 @@ static void h_echo_bound(void) {
 }
 
 
+static tc_srv_config h_srv_cfg(void);
+
+/* A POST (not safe) from an unverified endpoint is never run twice because of the defence:
+ * a small one is challenged before the application sees it, and the repeat with the Echo
+ * value is delivered once and gets the large response; one large enough that any response
+ * fits is delivered at once. A GET still runs first (re-running it is harmless). */
+static void h_echo_unsafe_once(void) {
+  tc_ep_config c;
+  hnode *s;
+  uint8_t b[2048], a[4], echo[64];
+  uint32_t len, delivered = 0, m, w;
+  int el;
+  tc_tmsg x;
+  for (w = 0; w < 2; w++) { /* bare messaging layer, then the pipeline */
+    tc_srv_config sc = h_srv_cfg();
+    h_ep_cfg(&c);
+    s = h_new(&c, w ? &sc : NULL);
+    delivered = 0;
+    h_addr(40, 1, a);
+    for (m = 2; m <= 7; m++) { /* POST PUT DELETE FETCH(safe) PATCH iPATCH */
+      if (m == 5) continue;
+      h_reset(s);
+      len = h_mk(b, TC_CON, m, 100 + m, "act", NULL);
+      CHECK_EQ(h_in(s, 1000, a, b, len), 0, "recv");
+      if (s->ev.kind == TC_EV_REQUEST) {
+        delivered++;
+        CHECK_EQ(h_resp(s, 1000, s->ev.id, 0x44, 600, 0), 0, "respond");
+      }
+      CHECK(s->ev.kind == TC_EV_NONE, "method %u: challenged before the handler", m);
+      CHECK_EQ(h_code(s, 0), 0x81, "4.01");
+      CHECK(h_within(s, len, 3), "<= 3x");
+    }
+    CHECK_EQ(delivered, 0, "no handler ran");
+    /* the repeat with the Echo value: delivered once, the large response goes out */
+    el = h_opt(s, 0, 252, echo);
+    tmsg_init(&x, 0);
+    tmsg_opt(&x, 252, echo, el > 0 ? (uint32_t)el : 0u);
+    h_reset(s);
+    len = h_mk(b, TC_CON, 2, 200, "act", &x);
+    CHECK_EQ(h_in(s, 1100, a, b, len), 0, "recv");
+    CHECK_EQ(s->ev.kind, TC_EV_REQUEST, "with the echo: delivered");
+    CHECK_EQ(h_resp(s, 1100, s->ev.id, 0x44, 600, 0), 0, "respond");
+    CHECK_EQ(h_code(s, 0), 0x44, "2.04, the handler's response");
+    /* a POST of >= (max_message_size + 4) / 3 bytes from another unverified endpoint: any
+     * response fits, delivered at once */
+    h_addr(41, 1, a);
+    tmsg_init(&x, 0);
+    memset(b, 'q', 500);
+    tmsg_payload(&x, b, 500);
+    h_reset(s);
+    len = h_mk(b, TC_CON, 2, 300, "act", &x);
+    CHECK(3u * len >= c.max_message_size + 4u, "large request (%u bytes)", len);
+    CHECK_EQ(h_in(s, 1200, a, b, len), 0, "recv");
+    CHECK_EQ(s->ev.kind, TC_EV_REQUEST, "large POST delivered");
+    CHECK_EQ(h_resp(s, 1200, s->ev.id, 0x44, 900, 0), 0, "respond");
+    CHECK_EQ(h_code(s, 0), 0x44, "2.04");
+    CHECK(h_within(s, len, 3), "<= 3x");
+    /* a GET is delivered; its large response is replaced */
+    h_addr(42, 1, a);
+    h_reset(s);
+    len = h_mk(b, TC_CON, 1, 400, "large", NULL);
+    CHECK_EQ(h_in(s, 1300, a, b, len), 0, "recv");
+    CHECK_EQ(s->ev.kind, TC_EV_REQUEST, "GET delivered");
+    CHECK_EQ(h_resp(s, 1300, s->ev.id, 0x45, 900, 0), 0, "respond");
+    CHECK_EQ(h_code(s, 0), 0x81, "4.01");
+    h_free(s);
+  }
+}
+
+/* Bytes queued to address a (4 bytes) in n's tx queue. */
+static uint64_t h_bytes_to(const hnode *n, const uint8_t *a) {
+  uint64_t t = 0;
+  uint32_t k;
+  for (k = 0; k < n->tx.count; k++)
+    if (n->tx.items[k].addr_length == 4u &&
+        memcmp(n->tx.buf + n->tx.items[k].addr_offset, a, 4) == 0)
+      t += n->tx.items[k].length;
+  return t;
+}
+
+/* A raw datagram: type, code, mid, tkl-byte token, path of plen bytes, extra options (sorted,
+ * after Uri-Path) and a payload of paylen bytes. */
+static uint32_t h_raw(uint8_t *out, uint32_t type, uint32_t code, uint32_t mid, uint32_t tkl,
+                      uint32_t plen, uint32_t opt, uint32_t olen, uint32_t paylen) {
+  tc_tmsg t;
+  uint8_t v[300];
+  int n;
+  tmsg_init(&t, code);
+  t.msg.type = type;
+  t.msg.message_id = mid;
+  memset(t.src, 0x5A, tkl);
+  t.msg.token_length = tkl;
+  t.w = tkl;
+  memset(v, 'u', sizeof v);
+  if (opt != 0u && opt < 11u) tmsg_opt(&t, opt, v, olen);
+  if (plen) tmsg_opt(&t, 11, v, plen);
+  if (opt > 11u) tmsg_opt(&t, opt, v, olen);
+  if (paylen) tmsg_payload(&t, v, paylen);
+  n = tc_encode(out, 2048, TC_UDP, &t.msg, t.opts, t.src);
+  if (n < 0) {
+    CHECK(0, "h_raw: encode %d", n);
+    exit(2);
+  }
+  return (uint32_t)n;
+}
+
+/* The 3x rule holds strictly: from many unverified endpoints, requests of every shape and size
+ * (CON/NON, every method and an unknown one, tokens 0..8, Observe, unimplemented critical
+ * options, Proxy-Uri, pings, format errors, short duplicates of a request's Message ID, a
+ * per-peer overload) answered piggybacked, separately and NON with small to large responses:
+ * per endpoint, the bytes sent are at most 3x the bytes received. */
+static void h_amplification_sweep(void) {
+  static const uint32_t codes[] = {1, 2, 3, 4, 5, 6, 7, 9};
+  static const uint32_t tkls[] = {0, 1, 4, 8};
+  static const uint32_t plens[] = {0, 1, 5, 40};
+  static const uint32_t sizes[] = {0, 3, 8, 20, 60, 200, 1000};
+  static const uint32_t extra[][2] = {{0, 0}, {6, 1}, {6, 0}, {9, 0}, {35, 8}, {60, 1}, {12, 1}};
+  tc_ep_config c;
+  tc_ep_event evs[8];
+  uint8_t b[2048], d[8], a[4];
+  uint32_t w, ci, ti, pi, si, ei, ty, k, shapes = 0, bad = 0, host = 0, retx = 0;
+  uint64_t now = 1000, in_all = 0, out_all = 0, worst_in = 1, worst_out = 0;
+  for (w = 0; w < 2; w++) {
+    tc_srv_config sc = h_srv_cfg();
+    hnode *s;
+    h_ep_cfg(&c);
+    c.max_in_progress_per_peer = 2;
+    s = h_new(&c, w ? &sc : NULL);
+    for (ci = 0; ci < sizeof codes / sizeof codes[0]; ci++)
+      for (ti = 0; ti < 4; ti++)
+        for (pi = 0; pi < 4; pi++)
+          for (ei = 0; ei < sizeof extra / sizeof extra[0]; ei++)
+            for (ty = 0; ty < 2; ty++)
+              for (si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                uint32_t len, mid = (host * 7u) & 0xFFFFu, type = ty ? TC_NON : TC_CON, sep;
+                uint64_t in = 0, out = 0;
+                int rc;
+                host++;
+                h_addr(host & 0xFFFFu, 1u + (host >> 16), a);
+                sep = (host % 3u) == 0u; /* every third: a separate response */
+                h_reset(s);
+                len = h_raw(b, type, codes[ci], mid, tkls[ti], plens[pi], extra[ei][0],
+                            extra[ei][1], si == 6 ? 0u : plens[pi] * 2u);
+                now++;
+                in += len;
+                CHECK_EQ(h_in(s, now, a, b, len), 0, "recv");
+                if (s->ev.kind == TC_EV_REQUEST) {
+                  uint32_t id = s->ev.id;
+                  if (si == 0) { /* a second request while this one waits: per-peer bound */
+                    uint8_t b2[64];
+                    uint32_t l2 = h_raw(b2, type, 1, mid + 1u, tkls[ti], 0, 0, 0, 0), l3;
+                    in += l2;
+                    (void)h_in(s, now, a, b2, l2); /* held open: the peer's second */
+                    l3 = h_raw(b2, type, 1, mid + 2u, tkls[ti], 0, 0, 0, 0);
+                    in += l3;
+                    (void)h_in(s, now, a, b2, l3); /* a third: 5.03 */
+                    CHECK(s->ev.kind != TC_EV_REQUEST, "per-peer bound: not delivered");
+                  }
+                  if (sep) { /* past separate_ack_delay_ms: an empty ACK first */
+                    now += c.separate_ack_delay_ms + 1u;
+                    (void)tc_ep_timer(s->ep, now, &s->tx, evs, 8);
+                  }
+                  rc = h_resp(s, now, id, si == 1 ? 0x84u : 0x45u, sizes[si], 0);
+                  CHECK(rc == 0, "respond: %d", rc);
+                }
+                /* a true duplicate, then a 4-byte datagram with the same Message ID */
+                in += len;
+                (void)h_in(s, now, a, b, len);
+                d[0] = (uint8_t)(0x40u | (type << 4));
+                d[1] = (uint8_t)codes[ci];
+                d[2] = (uint8_t)(mid >> 8);
+                d[3] = (uint8_t)mid;
+                in += 4;
+                (void)h_in(s, now, a, d, 4);
+                /* later timers: retransmissions, if any */
+                for (k = 0; k < 8u; k++) {
+                  now += 30000u;
+                  (void)tc_ep_timer(s->ep, now, &s->tx, evs, 8);
+                }
+                out = h_bytes_to(s, a);
+                retx = (uint32_t)h_stats(s).retransmits;
+                shapes++;
+                in_all += in;
+                out_all += out;
+                if (out * worst_in > worst_out * in) {
+                  worst_out = out;
+                  worst_in = in;
+                }
+                if (out > 3u * in) {
+                  if (bad++ < 5)
+                    CHECK(0, "code %u tkl %u path %u opt %u %s size %u: %llu bytes in, %llu out",
+                          codes[ci], tkls[ti], plens[pi], extra[ei][0], ty ? "NON" : "CON",
+                          sizes[si], (unsigned long long)in, (unsigned long long)out);
+                }
+              }
+    CHECK(retx > 0, "separate CON responses were retransmitted (%u)", retx);
+    h_free(s);
+  }
+  /* the smallest request: 4 bytes, no token, no option (GET /, ping) */
+  {
+    hnode *s;
+    h_ep_cfg(&c);
+    s = h_new(&c, NULL);
+    for (ty = 0; ty < 2; ty++) {
+      h_addr(60000u + ty, 9, a);
+      h_reset(s);
+      d[0] = (uint8_t)(0x40u | ((ty ? TC_NON : TC_CON) << 4));
+      d[1] = 1;
+      d[2] = 0;
+      d[3] = (uint8_t)(9 + ty);
+      CHECK_EQ(h_in(s, now, a, d, 4), 0, "recv");
+      CHECK_EQ(s->ev.kind, TC_EV_REQUEST, "delivered");
+      CHECK_EQ(h_resp(s, now, s->ev.id, 0x45, 100, 0), 0, "respond");
+      if (ty == 0) {
+        CHECK_EQ(s->tx.count, 1, "CON: one datagram");
+        CHECK_EQ(h_type(s, 0), TC_RST, "CON: RST (not even 4.01 + Echo fits in 12 bytes)");
+        CHECK_EQ(s->tx.items[0].length, 4, "4 bytes");
+      } else {
+        CHECK_EQ(s->tx.count, 0, "NON: nothing");
+      }
+      h_reset(s);
+      CHECK_EQ(h_in(s, now, a, d, 4), 0, "duplicate");
+      CHECK(h_bytes_to(s, a) <= 12u, "duplicate within 3x");
+    }
+    h_free(s);
+  }
+  CHECK_EQ(bad, 0, "endpoints over 3x");
+  printf("harden: amplification sweep: %u shapes, %llu bytes in, %llu out; worst %llu -> %llu\n",
+         shapes, (unsigned long long)in_all, (unsigned long long)out_all,
+         (unsigned long long)worst_in, (unsigned long long)worst_out);
+}
+
+
 /* ------------------------------------------------------------ finding 2 */
 
 static tc_srv_config h_srv_cfg(void) {
@@ -727,6 +960,8 @@ void test_harden(void) {
   h_echo();
   h_echo_observe();
   h_echo_bound();
+  h_echo_unsafe_once();
+  h_amplification_sweep();
   h_observe_per_host();
   h_upload_fair();
   h_dedup_post();
