@@ -85,6 +85,16 @@ export interface ServerOptions extends EndpointOptions {
   readonly onError?: (err: unknown, req: IncomingRequest | undefined) => void;
 }
 
+/** Server counters: the endpoint's ({@link EndpointStats}) and the server's own. */
+export interface ServerStats extends EndpointStats {
+  /**
+   * Observable paths the server keeps an entry for (path -> the core's resource id). Bounded:
+   * entries whose observers have all gone are reclaimed once there are more than
+   * `observe.maxResources` plus a quarter of it (at least 16); at most that many plus one.
+   */
+  readonly observableResources: number;
+}
+
 /** Where to listen. */
 export interface ListenOptions {
   /** UDP port (default 5683; 0 picks a free one). */
@@ -224,12 +234,18 @@ function codeProblem(code: unknown): string {
  * new state to all of them in one call (the fan-out runs in C).
  */
 export class ObservableResource {
+  /** @internal a response registered an observer of this path with `observe: true` */
+  _registered = false;
+
   /** @internal */
   constructor(
     private readonly server: CoapServer,
     /** The request path observers registered for (e.g. `'/time'`). */
     readonly path: string,
-    /** @internal the core's resource id */
+    /**
+     * @internal the core's resource id while this object is the path's entry (a path whose
+     * observers have all gone may get a new entry and id later: notify() uses the path's)
+     */
     readonly _id: number,
   ) {}
 
@@ -242,8 +258,9 @@ export class ObservableResource {
    * Errors (handler failures, a response that cannot be sent) go to the server's `onError`.
    * @throws CoapServerError `NOT_LISTENING` before `listen()` or after `close()`, and
    *   `NOT_OBSERVABLE` when the server has a Router and no GET route with the `obs` attribute
-   *   serves the path (nor did a response register an observer for it with `observe: true`).
-   *   A server with a handler function cannot tell: any path is accepted.
+   *   serves the path (nor did a response register an observer for it with `observe: true`:
+   *   remembered by this object, and by the path while it has observers). A server with a
+   *   handler function cannot tell: any path is accepted.
    */
   notify(init?: NotifyInit | PayloadInit): void {
     this.server._notify(this, init);
@@ -263,10 +280,16 @@ export class CoapServer implements DriverListener {
   private inflight = 0;
   private idle: (() => void) | undefined;
   private closing: Promise<void> | undefined;
+  /**
+   * Observable paths -> their entry (the core's resource id). Bounded: once it holds more
+   * than {@link CoapServer.resourceLimit} entries, those whose resource has no observer left
+   * in the core are forgotten (sweep).
+   */
   private readonly resources = new Map<string, ObservableResource>();
-  /** Paths a response registered an observer for with `observe: true` (observable from then on). */
-  private readonly registered = new Set<string>();
+  /** The ids of the entries in `resources` (an id is not handed out again while in use). */
+  private readonly resourceIds = new Set<number>();
   private nextResource = 1;
+  private sweeping = false;
   /** The counters when the endpoint closed (stats() keeps them after close()). */
   private lastStats: EndpointStats | undefined;
 
@@ -346,26 +369,69 @@ export class CoapServer implements DriverListener {
 
   /**
    * The observable resource of a request path (created on first use; the same object for
-   * the same path). Observers register for it through GETs with Observe 0 on a route that
-   * allows it (the route's `obs` attribute, or {@link ResponseInit.observe}).
+   * the same path while it has observers: a path whose observers have all gone may be given
+   * a new object later, and an old one keeps notifying the path's observers). Observers
+   * register for it through GETs with Observe 0 on a route that allows it (the route's
+   * `obs` attribute, or {@link ResponseInit.observe}).
    */
   resource(path: string): ObservableResource {
     let r = this.resources.get(path);
     if (r === undefined) {
-      if (this.nextResource > 0x7fffffff) throw new CoapServerError('TOO_MANY_RESOURCES', 'resource: too many observable paths');
-      r = new ObservableResource(this, path, this.nextResource++);
+      if (this.resources.size >= this.resourceLimit()) this.sweep();
+      let id = this.nextResource;
+      while (this.resourceIds.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+      this.nextResource = id >= 0xffffffff ? 1 : id + 1;
+      r = new ObservableResource(this, path, id);
       this.resources.set(path, r);
+      this.resourceIds.add(id);
     }
     return r;
   }
 
+  /** How many entries `resources` holds before a sweep: observe.maxResources and some slack. */
+  private resourceLimit(): number {
+    const max = this.options.observe?.maxResources ?? 1024;
+    return max + Math.max(16, max >> 2);
+  }
+
   /**
-   * Messaging-layer counters: live while listening, the last values after {@link close}
-   * (until the next listen), undefined before the first listen.
+   * Forgets the entries whose resource has no observer left in the core. The core counts
+   * them (OBSERVERS records, run after every response written before them, so a
+   * registration on its way is counted) in one flush; an entry found empty is gone before
+   * any later response could register on its id.
    */
-  stats(): EndpointStats | undefined {
+  private sweep(): void {
     const ep = this.ep;
-    return ep !== undefined && !ep.closed ? ep.stats() : this.lastStats;
+    if (this.sweeping) return;
+    if (ep === undefined || ep.closed) {
+      // no registry: nobody observes anything
+      this.resources.clear();
+      this.resourceIds.clear();
+      return;
+    }
+    this.sweeping = true;
+    try {
+      for (const r of this.resources.values()) {
+        ep.observers(r._id, (_id, count) => {
+          if (count !== 0 || this.resources.get(r.path) !== r) return;
+          this.resources.delete(r.path);
+          this.resourceIds.delete(r._id);
+        });
+      }
+      ep.flush();
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /**
+   * Messaging-layer counters and the server's own: live while listening, the last values
+   * after {@link close} (until the next listen), undefined before the first listen.
+   */
+  stats(): ServerStats | undefined {
+    const ep = this.ep;
+    const st = ep !== undefined && !ep.closed ? ep.stats() : this.lastStats;
+    return st === undefined ? undefined : { ...st, observableResources: this.resources.size };
   }
 
   /**
@@ -516,16 +582,18 @@ export class CoapServer implements DriverListener {
     if (code < 0 || (cls !== 2 && cls !== 4 && cls !== 5)) return new CoapResponseError('INVALID_CODE', codeProblem(res.code));
     let resource = 0;
     if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) {
-      resource = this.resource(req.path)._id;
-      if (res.observe === true) this.registered.add(req.path);
+      const r = this.resource(req.path);
+      resource = r._id;
+      if (res.observe === true) r._registered = true;
     }
     return this.writeInit(ep, id, code, res, resource, false, false);
   }
 
-  /** Whether notify() may run for `path` (see {@link ObservableResource.notify}). */
-  private observable(path: string): boolean {
+  /** Whether notify() may run for `r` (see {@link ObservableResource.notify}). */
+  private observable(r: ObservableResource): boolean {
     const router = this.router;
-    if (router === undefined || this.registered.has(path)) return true;
+    if (router === undefined || r._registered || this.resources.get(r.path)?._registered === true) return true;
+    const path = r.path;
     const m = router.route({ method: 'GET', path } as IncomingRequest);
     return m.status === undefined && router.observable(m.pattern);
   }
@@ -535,7 +603,7 @@ export class CoapServer implements DriverListener {
     if (this.state !== 'listening') {
       throw new CoapServerError('NOT_LISTENING', `notify ${r.path}: the server is ${this.state === 'idle' ? 'not listening yet (call listen() first)' : 'closed'}`);
     }
-    if (!this.observable(r.path)) {
+    if (!this.observable(r)) {
       throw new CoapServerError('NOT_OBSERVABLE', `notify ${r.path}: no GET route with the obs attribute serves this path (router.get(path, handler, { obs: true }))`);
     }
     // listen() under way: not bound yet, so nobody observes anything yet.
@@ -573,7 +641,11 @@ export class CoapServer implements DriverListener {
       const code = codeOf(res.code);
       const cls = code >> 5;
       if (code < 0 || (cls !== 2 && cls !== 4 && cls !== 5)) err = new CoapResponseError('INVALID_CODE', `notify: ${codeProblem(res.code)}`);
-      else err = this.writeInit(ep, 0, code, res, r._id, true, res.confirmable === true);
+      else {
+        // the path's entry now (0 when nobody observes it: the core then sends nothing)
+        const id = this.resources.get(r.path)?._id ?? 0;
+        err = this.writeInit(ep, 0, code, res, id, true, res.confirmable === true);
+      }
     }
     if (err !== undefined) this.reportError(err, undefined);
   }

@@ -3,7 +3,7 @@
  * point (index.ts) only: browsers have no UDP.
  */
 export { createServer, CoapServer, ObservableResource } from './server';
-export type { ResponseInit, NotifyInit, RequestHandler, ServerRouter, ServerOptions, ListenOptions } from './server';
+export type { ResponseInit, NotifyInit, RequestHandler, ServerRouter, ServerOptions, ServerStats, ListenOptions } from './server';
 export { request, Agent, globalAgent } from './client';
 export type { RequestOptions, AgentOptions, CoapResponse } from './client';
 export { IncomingRequest, IncomingResponse, CoapRequestError } from './incoming';

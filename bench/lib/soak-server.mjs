@@ -29,7 +29,7 @@ await server.listen({ port, host: '127.0.0.1' });
 const notifier = setInterval(() => server.resource('/obs').notify(), 100);
 
 process.on('message', (m) => {
-  if (m && m.stats !== undefined) process.send?.({ id: m.stats, mem: process.memoryUsage(), stats: server.stats() ?? {}, resources: server.resources?.size });
+  if (m && m.stats !== undefined) process.send?.({ id: m.stats, mem: process.memoryUsage(), stats: server.stats() ?? {}, resources: server.stats()?.observableResources });
 });
 process.stdout.write(`ready ${tc.backend.kind}\n`);
 const stop = () => {

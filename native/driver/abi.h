@@ -63,6 +63,7 @@
   X(TX_DROP, 4) \
   X(TX_PING, 5) \
   X(TX_NOTIFY, 6) \
+  X(TX_OBSERVERS, 7)   /* TX_SMALL layout: ID a resource, RC out its observer count */ \
   X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
 
 /* --------------------------------------------------------------------------- records */
@@ -118,7 +119,7 @@
   X(PAYLOAD_LEN, 1) \
   X(OPT_COUNT, 1)
 
-#define TCA_TX_SMALL(X) /* CANCEL (tc_ep_cancel), DROP (tc_srv_drop) */ \
+#define TCA_TX_SMALL(X) /* CANCEL (tc_ep_cancel), DROP (tc_srv_drop), OBSERVERS (tc_obs_count) */ \
   X(KIND, 1) \
   X(ID, 1) \
   X(RC, 1)

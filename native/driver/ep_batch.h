@@ -25,7 +25,11 @@
  *            (records run in order: CANCEL the old one first).
  *   CANCEL   tc_ep_cancel          DROP  tc_srv_drop         PING  tc_ep_ping
  *   NOTIFY   tc_srv_notify (FLAGS: TC_OBS_CON)
- * RC out: 0 or a TC_E_* code; ID out: 0 unless RC is 0.
+ *   OBSERVERS  (TX_SMALL layout) tc_obs_count of resource ID, written to RC (never a failure):
+ *            run in order with the RESPONDs before it, so a count of 0 means that no
+ *            observer of ID is left, and JS may forget the resource (a later registration
+ *            of its path gets a new id).
+ * RC out: 0 or a TC_E_* code (OBSERVERS: the count); ID out: 0 unless RC is 0.
  * A RESPOND that fails with TC_E_FULL even with an empty tx queue (every CON slot busy)
  * drops the exchange (RC reports TC_E_FULL); other failures leave it open for JS to answer
  * again (e.g. 5.00 after TC_E_MESSAGE_TOO_LARGE).
@@ -282,6 +286,11 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
       rc = r[0] == TCB_TX_CANCEL ? tc_ep_cancel(ep, r[TCB_TX_SMALL_ID])
                                  : tc_srv_drop(s, &ms, r[TCB_TX_SMALL_ID]);
       break;
+    case TCB_TX_OBSERVERS:
+      if (left < TCB_TX_SMALL_WORDS) return TC_E_INVALID;
+      r[TCB_TX_SMALL_RC] = tc_obs_count(tc_srv_obs(s), r[TCB_TX_SMALL_ID]);
+      *pos += TCB_TX_SMALL_WORDS;
+      continue; /* a count, not a status */
     case TCB_TX_PING: {
       uint8_t addr[TC_ADDR_MAX];
       uint32_t alen, id = 0;

@@ -54,16 +54,21 @@ static void config(uint32_t *cfg) {
 
 #define CFG_WORDS ((sizeof(tc_ep_config) + sizeof(tc_srv_config)) / 4)
 
-static tcd_dgram *make(uint32_t rx_words, uint32_t txq_items) {
+static tcd_dgram *make_amp(uint32_t rx_words, uint32_t txq_items, uint32_t amplification) {
   uint32_t cfg[CFG_WORDS];
   uint8_t seed[TCA_SEED_BYTES] = {1, 2, 3};
   tcd_limits lim = {rx_words, 1u << 17, txq_items, 1u << 16};
   int err = 1;
   tcd_dgram *d;
   config(cfg);
+  if (amplification != 3u) cfg[offsetof(tc_ep_config, amplification_factor) / 4] = amplification;
   d = tcd_create(cfg, CFG_WORDS, seed, sizeof seed, &lim, &err);
   CHECK(d != NULL && err == 0, "tcd_create: %d", err);
   return d;
+}
+
+static tcd_dgram *make(uint32_t rx_words, uint32_t txq_items) {
+  return make_amp(rx_words, txq_items, 3);
 }
 
 static void test_create(void) {
@@ -127,6 +132,47 @@ static void test_request_respond(void) {
   CHECK_EQ(d->stats.drv.batches, 1, "stats: one batch");
   CHECK_EQ(d->stats.drv.records, 1, "stats: one record");
   CHECK_EQ(d->stats.drv.sent, 1, "stats: one datagram sent");
+  tcd_destroy(d);
+}
+
+/* OBSERVERS records report a resource's observer count, in order with the RESPONDs before
+ * them: the registration a RESPOND makes is counted, a deregistration is seen. */
+static void test_observers(void) {
+  static const uint8_t reg[] = {0x41, 0x01, 0x12, 0x35, 0xAB, 0x60, 0x51, 'a'}; /* Observe 0 */
+  static const uint8_t dereg[] = {0x41, 0x01, 0x12, 0x36, 0xAB, 0x61, 0x01, 0x51, 'a'};
+  enum { R = TCB_TX_RESPOND_WORDS, S = TCB_TX_SMALL_WORDS };
+  tcd_dgram *d = make_amp(1u << 12, 16, 0); /* no Echo challenge before registering */
+  host h = {0};
+  uint32_t tx[R + 2 * S] = {0}, q[S] = {0};
+  if (d == NULL) return;
+  CHECK_EQ(recv_all(d, &h, 1000, reg, sizeof reg), TCD_DONE, "recv");
+  CHECK_EQ(d->rx.count, 1, "one record");
+  CHECK(d->rx.words[TCB_RX_SRV_FLAGS] & TC_SRVF_OBSERVE, "an Observe registration");
+  tx[TCB_TX_RESPOND_KIND] = TCB_TX_RESPOND;
+  tx[TCB_TX_RESPOND_ID] = d->rx.words[TCB_RX_ID];
+  tx[TCB_TX_RESPOND_CODE] = 0x45;
+  tx[TCB_TX_RESPOND_RESOURCE] = 7;
+  tx[R + TCB_TX_SMALL_KIND] = TCB_TX_OBSERVERS;
+  tx[R + TCB_TX_SMALL_ID] = 7;
+  tx[R + TCB_TX_SMALL_RC] = 99;
+  tx[R + S + TCB_TX_SMALL_KIND] = TCB_TX_OBSERVERS;
+  tx[R + S + TCB_TX_SMALL_ID] = 8;
+  tx[R + S + TCB_TX_SMALL_RC] = 99;
+  act(d, &h, TCD_DELIVER);
+  CHECK_EQ(tcd_flush(d, 1001, tx, R + 2 * S, NULL, 0), TCD_DONE, "flush");
+  CHECK_EQ(tx[TCB_TX_RESPOND_RC], 0, "registered");
+  CHECK_EQ(tx[R + TCB_TX_SMALL_RC], 1, "resource 7: one observer (the RESPOND before)");
+  CHECK_EQ(tx[R + S + TCB_TX_SMALL_RC], 0, "resource 8: none");
+  CHECK_EQ(d->tx_failed, 0, "a count is not a failure");
+  act(d, &h, TCD_SEND);
+  /* the observer deregisters (GET with Observe 1): its resource has nobody left */
+  CHECK_EQ(recv_all(d, &h, 1002, dereg, sizeof dereg), TCD_DONE, "recv");
+  q[TCB_TX_SMALL_KIND] = TCB_TX_OBSERVERS;
+  q[TCB_TX_SMALL_ID] = 7;
+  q[TCB_TX_SMALL_RC] = 99;
+  CHECK_EQ(tcd_flush(d, 1003, q, S, NULL, 0), TCD_DONE, "flush");
+  CHECK_EQ(q[TCB_TX_SMALL_RC], 0, "resource 7: no observer left");
+  CHECK_EQ(tcd_flush(d, 1004, q, S - 1, NULL, 0), TC_E_INVALID, "a truncated record");
   tcd_destroy(d);
 }
 
@@ -283,6 +329,7 @@ static void test_layout(void) {
 void test_dgram(void) {
   test_create();
   test_request_respond();
+  test_observers();
   test_drain();
   test_retry();
   test_timer();

@@ -173,6 +173,12 @@ export interface Driver {
   cancel(id: number): void;
   /** Server: forget exchange `id` without answering. */
   drop(id: number): void;
+  /**
+   * Server: asks how many observers `resource` has. After the next flush (which runs the
+   * records written before this one first), `cb` gets (resource, count); not at all if the
+   * driver is closed.
+   */
+  observers(resource: number, cb: IdCallback): void;
   /** Copies out and releases the Block1 body `id` of a request, or returns a negative {@link Status}. */
   readBody(id: number, length: number): Uint8Array | number;
   /** Sends what was written. */

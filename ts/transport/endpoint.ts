@@ -36,6 +36,7 @@ import {
   TX_NOTIFY_RC,
   TX_NOTIFY_RESOURCE,
   TX_NOTIFY_WORDS,
+  TX_OBSERVERS,
   TX_PING,
   TX_PING_FAMILY,
   TX_PING_ID,
@@ -322,6 +323,22 @@ export class Endpoint implements Driver {
     this.wpos = p + TX_SMALL_WORDS;
   }
 
+  /**
+   * Queues an OBSERVERS record: after the flush (which runs the records written before it
+   * first), cb gets (resource, its observer count).
+   */
+  observers(resource: number, cb: IdCallback): void {
+    if (this.closed || !this.reserve(TX_SMALL_WORDS, 0)) return;
+    const w = this.w;
+    const p = this.wpos;
+    w[p + TX_SMALL_KIND] = TX_OBSERVERS;
+    w[p + TX_SMALL_ID] = resource;
+    w[p + TX_SMALL_RC] = 0;
+    this.wpos = p + TX_SMALL_WORDS;
+    this.idPos.push(p);
+    this.idCbs.push(cb);
+  }
+
   /** Queues a CoAP ping to an address; cb gets the id. */
   ping(family: number, port: number, ip: Uint8Array, scope: number, cb: IdCallback): void {
     if (!this.reserve(TX_PING_WORDS, 0)) return;
@@ -358,7 +375,8 @@ export class Endpoint implements Driver {
       cbs = this.idCbs.slice();
       for (let k = 0; k < n; k++) {
         const p = this.idPos[k] as number;
-        // NOTIFY: the resource (in); REQUEST / PING: the id (out)
+        // NOTIFY: the resource (in); REQUEST / PING: the id (out); OBSERVERS: the resource
+        // (in) and its observer count (RC)
         const kind = w[p + TX_REQUEST_KIND];
         if (kind === TX_NOTIFY) ids[k] = w[p + TX_NOTIFY_RESOURCE] as number;
         else if (rc < 0) ids[k] = 0;
