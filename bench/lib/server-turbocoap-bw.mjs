@@ -34,7 +34,8 @@ router.get(
   { obs: true },
 );
 const server = tc.createServer(router, {
-  observe: { maxObservers: 1 << 16, maxObserversPerResource: 1 << 16 },
+  // every observer comes from 127.0.0.1: lift the per-host cap (default 64) too
+  observe: { maxObservers: 1 << 16, maxObserversPerResource: 1 << 16, maxObserversPerHost: 1 << 16 },
   onError: (err) => {
     notifyErrors++;
     firstError ??= String(err?.message ?? err);

@@ -1035,7 +1035,11 @@ static void build_request(void) {
 #define OPT_BLOCK2 23u
 #define OPT_SIZE2 28u
 #define CODE_GET 1u
-#define XOPT_ROOM 4u /* bytes kept after the URI option values for one more option value */
+#define OPT_ECHO 252u /* RFC 9175 */
+#define CODE_UNAUTHORIZED 0x81u /* 4.01: with Echo, the server's amplification challenge */
+#define ECHO_MAX 40u            /* RFC 9175 §2.2.1: Echo values are 1..40 bytes */
+#define ECHO_TRIES 2u           /* Echo challenges answered per request */
+#define ECHO_EXTRA (3u + ECHO_MAX) /* bytes an Echo option adds after Block2/Observe */
 #define OBS_SEQ_HALF (1u << 23) /* RFC 7641 §3.4 */
 #define OBS_STALE_NS (128LL * NS_PER_S)
 
@@ -1056,25 +1060,50 @@ static uint32_t uint_get(const uint8_t *p, uint32_t len) {
   return v;
 }
 
-/* Encode a CON GET of the URL with token tok, Message ID mid and one more option
- * (xnum, xval[0..xlen)). Returns the length or a negative TC_E_*. */
+/* Encode a CON GET of the URL with token tok, Message ID mid, one more option
+ * (xnum, xval[0..xlen)) and, when elen > 0, an Echo option (echo[0..elen), elen <=
+ * ECHO_MAX). Returns the length or a negative TC_E_*. */
 static int encode_get(uint8_t *out, size_t cap, uint32_t mid, uint64_t tok, uint32_t xnum,
-                      const uint8_t *xval, uint32_t xlen) {
-  tc_opt o[MAX_URI_OPTS + 3];
+                      const uint8_t *xval, uint32_t xlen, const uint8_t *echo, uint32_t elen) {
+  tc_opt o[MAX_URI_OPTS + 4];
+  if (xlen > 4u || elen > ECHO_MAX || g_srclen + 4u + ECHO_MAX > sizeof G.src) return TC_E_INVALID;
   memcpy(o, G.opts, G.nopts * sizeof *o);
   memcpy(G.src, &tok, TOKEN_LEN);
   if (xlen) memcpy(G.src + g_srclen, xval, xlen);
   o[G.nopts].number = xnum;
   o[G.nopts].offset = (uint32_t)g_srclen;
   o[G.nopts].length = xlen;
+  uint32_t nopt = G.nopts + 1u;
+  if (elen) { /* tc_encode sorts: Echo (252) lands after Uri-Path, Block2, ... */
+    memcpy(G.src + g_srclen + 4u, echo, elen);
+    o[nopt].number = OPT_ECHO;
+    o[nopt].offset = (uint32_t)g_srclen + 4u;
+    o[nopt].length = elen;
+    nopt++;
+  }
   tc_msg m;
   memset(&m, 0, sizeof m);
   m.type = TC_CON;
   m.code = CODE_GET;
   m.message_id = mid;
   m.token_length = TOKEN_LEN;
-  m.option_count = G.nopts + 1u;
+  m.option_count = nopt;
   return tc_encode(out, cap, TC_UDP, &m, o, G.src);
+}
+
+/* If the response m (options in dopts) is a 4.01 carrying an Echo option of 1..40 bytes
+ * (RFC 9175 §2.4: the server asks us to prove we receive at this address), copies
+ * the value to echo and returns its length; otherwise 0. */
+static uint32_t echo_challenge(const uint8_t *buf, const tc_msg *m, int nopt, uint8_t echo[ECHO_MAX]) {
+  if (m->code != CODE_UNAUTHORIZED) return 0;
+  for (int k = 0; k < nopt; k++)
+    if (dopts[k].number == OPT_ECHO) {
+      uint32_t len = dopts[k].length;
+      if (len == 0 || len > ECHO_MAX) return 0;
+      memcpy(echo, buf + dopts[k].offset, len);
+      return len;
+    }
+  return 0;
 }
 
 /* Send one datagram on fd, riding out a full send buffer. Returns 0 or -1 (counted). */
@@ -1195,6 +1224,9 @@ typedef struct bclient {
   uint32_t rto_ms;
   uint32_t size2; /* Size2 seen in this download, 0 = none */
   uint32_t req_len;
+  uint8_t echo_len;   /* > 0: the next request carries echo (answering a 4.01 challenge) */
+  uint8_t echo_tries; /* challenges answered for the current block */
+  uint8_t echo[ECHO_MAX];
   uint64_t token;
   uint64_t got; /* body bytes received in this download */
   int64_t t_start, t_deadline, t_giveup;
@@ -1206,7 +1238,7 @@ static struct {
   uint32_t n, szx0, req_cap, min_szx, first_left;
   int verify;
   uint64_t body_len; /* length of the first complete body; UINT64_MAX until then */
-  uint64_t downloads, bytes, requests, failed, no_block2, retired;
+  uint64_t downloads, bytes, requests, failed, no_block2, retired, echo_challenges;
   uint64_t window_bytes; /* checked body bytes received inside the measured window */
   uint64_t e_code, e_etag, e_length, e_block, e_content;
   int etag_seen;
@@ -1240,7 +1272,7 @@ static void b_request(uint32_t i) {
   uint64_t tok = G.key ^ ((++G.seq << 16) | i);
   uint8_t v[4];
   uint32_t vl = uint_put(c->num << 4 | c->szx, v);
-  int n = encode_get(c->req, B.req_cap, mid, tok, OPT_BLOCK2, v, vl);
+  int n = encode_get(c->req, B.req_cap, mid, tok, OPT_BLOCK2, v, vl, c->echo, c->echo_len);
   if (n < 0) {
     fprintf(stderr, "coap-bench: cannot encode a block request: %s\n", tc_error_name(n));
     exit(2);
@@ -1271,6 +1303,8 @@ static void b_start(uint32_t i) {
   c->got = 0;
   c->etag_len = 0xff;
   c->size2 = 0;
+  c->echo_len = 0;
+  c->echo_tries = 0;
   c->t_start = G.now;
   c->measured = (uint8_t)G.measuring;
   G.inflight++;
@@ -1307,10 +1341,22 @@ static void b_end(uint32_t i, int ok) {
 static void b_response(uint32_t i, const uint8_t *buf, const tc_msg *m, int nopt) {
   bclient *c = &B.c[i];
   if ((m->code >> 5) != 2) {
+    if (m->code == CODE_UNAUTHORIZED && c->echo_tries < ECHO_TRIES) {
+      uint32_t elen = echo_challenge(buf, m, nopt, c->echo);
+      if (elen) { /* ask for the same block again (new MID and token) with the Echo */
+        c->echo_len = (uint8_t)elen;
+        c->echo_tries++;
+        B.echo_challenges++;
+        b_request(i);
+        return;
+      }
+    }
     B.e_code++;
     b_end(i, 0);
     return;
   }
+  c->echo_len = 0; /* the server answered: this socket is verified, the Echo is spent */
+  c->echo_tries = 0;
   int have_block = 0, have_etag = 0;
   uint32_t bv = 0, size2 = 0, elen = 0;
   const uint8_t *etag = NULL;
@@ -1497,13 +1543,14 @@ static void b_print(double elapsed) {
            ",\"etag\":%" PRIu64 ",\"length\":%" PRIu64 ",\"block\":%" PRIu64 ",\"content\":%" PRIu64
            ",\"rst\":%" PRIu64 ",\"timeouts\":%" PRIu64 "},\"no_block2\":%" PRIu64 ",\"unmatched\":%" PRIu64
            ",\"malformed\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"send_errors\":%" PRIu64
-           ",\"icmp_errors\":%" PRIu64 ",\"sockets_retired\":%" PRIu64 ",\"cpu_s\":%.3f}\n",
+           ",\"icmp_errors\":%" PRIu64 ",\"sockets_retired\":%" PRIu64 ",\"echo_challenges\":%" PRIu64
+           ",\"cpu_s\":%.3f}\n",
            B.n - B.first_left, (double)hist_pct(h, 5000) / 1e3, (double)hist_pct(h, 9000) / 1e3,
            (double)hist_pct(h, 9900) / 1e3, (double)h->max / 1e3,
            h->count ? (double)h->sum / (double)h->count / 1e3 : 0.0, B.requests, G.st.retx, errors, B.failed,
            B.e_code, B.e_etag, B.e_length, B.e_block, B.e_content, G.st.rst, G.st.timeouts, B.no_block2,
            G.st.unmatched, G.st.malformed, G.st.unexpected, G.st.send_errors, G.st.icmp_errors, B.retired,
-           G.cpu_used);
+           B.echo_challenges, G.cpu_used);
     return;
   }
   printf("coap-bench --block2 %u %s\n", tc_szx_size(B.szx0), G.url);
@@ -1517,7 +1564,8 @@ static void b_print(double elapsed) {
   printf("  body bytes      %.1f MB/s (every checked block received in the window)\n", bps / 1e6);
   printf("  download (ms)   p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", (double)hist_pct(h, 5000) / 1e3,
          (double)hist_pct(h, 9000) / 1e3, (double)hist_pct(h, 9900) / 1e3, (double)h->max / 1e3);
-  printf("  block requests  %" PRIu64 "  retransmissions %" PRIu64 "\n", B.requests, G.st.retx);
+  printf("  block requests  %" PRIu64 "  retransmissions %" PRIu64 "  Echo challenges %" PRIu64 "\n", B.requests,
+         G.st.retx, B.echo_challenges);
   printf("  errors          %" PRIu64 " (code %" PRIu64 ", etag %" PRIu64 ", length %" PRIu64 ", block %" PRIu64
          ", content %" PRIu64 ", rst %" PRIu64 ", timeouts %" PRIu64 ")\n",
          errors, B.e_code, B.e_etag, B.e_length, B.e_block, B.e_content, G.st.rst, G.st.timeouts);
@@ -1537,9 +1585,10 @@ static int run_block2(void) {
     (void)setrlimit(RLIMIT_NOFILE, &rl);
   }
   uint8_t v[4] = {0xff, 0xff, 0xff, 0};
-  int need = encode_get(NULL, 0, 0xffff, 0, OPT_BLOCK2, v, 3);
+  uint8_t e[ECHO_MAX] = {0};
+  int need = encode_get(NULL, 0, 0xffff, 0, OPT_BLOCK2, v, 3, e, ECHO_MAX);
   if (need < 0) die("cannot encode the block request%s", "");
-  B.req_cap = (uint32_t)need;
+  B.req_cap = (uint32_t)need; /* room for the largest Block2 and Echo */
   B.c = calloc(B.n, sizeof *B.c);
   uint8_t *reqs = malloc((size_t)B.n * B.req_cap);
   if (!B.c || !reqs) die("out of memory%s", "");
@@ -1605,35 +1654,45 @@ typedef struct observer {
   uint32_t last_seq;
   uint32_t rto_ms;
   uint16_t mid;
+  uint16_t rlen; /* length of the registration request in flight */
   uint8_t state, retx;
+  uint8_t echo_tries; /* Echo challenges answered (each re-registration uses a new MID) */
 } observer;
 
 static struct {
   observer *o;
-  uint32_t n, next, pending, unresolved, reqlen;
-  uint8_t *reqs; /* registration requests, reqlen bytes each */
+  uint32_t n, next, pending, unresolved, reqcap;
+  uint32_t per_sock; /* observers per socket: registration MIDs are base + attempt * per_sock + i / K */
+  uint8_t *reqs;     /* registration requests, reqcap bytes each (room for an Echo) */
   uint16_t base_mid[MAX_SHARES];
   uint32_t drops[MAX_SHARES], drops_at_measure[MAX_SHARES];
   uint64_t registered, reg_timeouts, reg_rst, reg_errors, reg_no_observe;
-  uint64_t notifications, con, acks, duplicates, stale, ended;
+  uint64_t notifications, con, acks, duplicates, stale, ended, echo_challenges;
   int64_t t_registered;
 } O;
 
 static int32_t o_sock(uint32_t i) { return (int32_t)(i % G.nsocks); }
 
-static void o_register(uint32_t i) {
+/* Send registration i (attempt ob->echo_tries: 0, or the answer to that many Echo
+ * challenges, carrying echo[0..elen)). Same token every time; a new MID per attempt. */
+static void o_send(uint32_t i, const uint8_t *echo, uint32_t elen) {
   observer *ob = &O.o[i];
   int32_t k = o_sock(i);
-  uint16_t mid = (uint16_t)(O.base_mid[k] + i / G.nsocks);
-  uint8_t *req = O.reqs + (size_t)i * O.reqlen;
-  int n = encode_get(req, O.reqlen, mid, ob->token, OPT_OBSERVE, NULL, 0);
-  if (n != (int)O.reqlen) die("cannot encode a registration%s", "");
+  uint16_t mid = (uint16_t)(O.base_mid[k] + ob->echo_tries * O.per_sock + i / G.nsocks);
+  uint8_t *req = O.reqs + (size_t)i * O.reqcap;
+  int n = encode_get(req, O.reqcap, mid, ob->token, OPT_OBSERVE, NULL, 0, echo, elen);
+  if (n < 0) die("cannot encode a registration%s", "");
   ob->mid = mid;
+  ob->rlen = (uint16_t)n;
   ob->state = O_CON;
   ob->retx = 0;
   timer_at(&ob->t_deadline, con_start(&ob->rto_ms, &ob->t_giveup));
+  stage(k, req, (size_t)n, NULL, 0);
+}
+
+static void o_register(uint32_t i) {
   O.pending++;
-  stage(k, req, O.reqlen, NULL, 0);
+  o_send(i, NULL, 0);
 }
 
 static void o_pump(void) {
@@ -1665,6 +1724,17 @@ static int o_observe_value(const uint8_t *buf, int nopt, uint32_t *v) {
 static void o_first(uint32_t i, const uint8_t *buf, const tc_msg *m, int nopt) {
   observer *ob = &O.o[i];
   uint32_t v;
+  if (m->code == CODE_UNAUTHORIZED && ob->echo_tries < ECHO_TRIES &&
+      (ob->echo_tries + 2u) * O.per_sock <= 65536u) { /* the next attempt's MIDs exist */
+    uint8_t echo[ECHO_MAX];
+    uint32_t elen = echo_challenge(buf, m, nopt, echo);
+    if (elen) { /* register again, same token, with the Echo: proves we receive here */
+      ob->echo_tries++;
+      O.echo_challenges++;
+      o_send(i, echo, elen);
+      return;
+    }
+  }
   if ((m->code >> 5) != 2) {
     O.reg_errors++;
     o_resolve(i, O_FAIL);
@@ -1721,7 +1791,7 @@ static void o_datagram(int32_t k, const uint8_t *buf, size_t len) {
   uint32_t i;
   observer *ob;
   if (m.type == TC_ACK || m.type == TC_RST) {
-    i = (uint32_t)(uint16_t)(m.message_id - O.base_mid[k]) * G.nsocks + (uint32_t)k;
+    i = (uint32_t)(uint16_t)(m.message_id - O.base_mid[k]) % O.per_sock * G.nsocks + (uint32_t)k;
     ob = i < O.n ? &O.o[i] : NULL;
     if (!ob || ob->state != O_CON || ob->mid != m.message_id) {
       G.st.unmatched++;
@@ -1791,7 +1861,7 @@ static void o_timers(void) {
     if (ob->t_deadline <= G.now) {
       if (ob->state == O_CON && con_retry(&ob->retx, &ob->rto_ms, &ob->t_deadline, ob->t_giveup)) {
         G.st.retx++;
-        stage(o_sock(i), O.reqs + (size_t)i * O.reqlen, O.reqlen, NULL, 0);
+        stage(o_sock(i), O.reqs + (size_t)i * O.reqcap, ob->rlen, NULL, 0);
       } else {
         O.reg_timeouts++;
         o_resolve(i, O_FAIL);
@@ -1837,11 +1907,11 @@ static void o_print(double elapsed) {
            "\"max\":%u,\"mean\":%.2f},\"rx_dropped\":%" PRIu64 ",\"rx_dropped_window\":%" PRIu64
            ",\"retransmissions\":%" PRIu64 ",\"unmatched\":%" PRIu64 ",\"malformed\":%" PRIu64
            ",\"unexpected\":%" PRIu64 ",\"send_errors\":%" PRIu64 ",\"icmp_errors\":%" PRIu64
-           ",\"rcvbuf\":%d,\"cpu_s\":%.3f,\"cpu_us_per_notification\":%.3f}\n",
+           ",\"echo_challenges\":%" PRIu64 ",\"rcvbuf\":%d,\"cpu_s\":%.3f,\"cpu_us_per_notification\":%.3f}\n",
            G.warmup, elapsed, O.notifications, nps, O.con, O.acks, O.duplicates, O.stale, O.ended, notified,
            mn, mx, O.registered ? (double)O.notifications / (double)O.registered : 0.0, drops, drops_window,
            G.st.retx, G.st.unmatched, G.st.malformed, G.st.unexpected, G.st.send_errors, G.st.icmp_errors,
-           G.rcvbuf_actual, G.cpu_used, O.notifications ? G.cpu_used * 1e6 / (double)O.notifications : 0.0);
+           O.echo_challenges, G.rcvbuf_actual, G.cpu_used, O.notifications ? G.cpu_used * 1e6 / (double)O.notifications : 0.0);
     return;
   }
   printf("coap-bench --observe %u %s\n", O.n, G.url);
@@ -1849,6 +1919,7 @@ static void o_print(double elapsed) {
          O.n, G.nsocks, G.conns, elapsed, G.warmup);
   if (reg_s < 0) printf("  registered      %" PRIu64 " (interrupted)\n", O.registered);
   else printf("  registered      %" PRIu64 " in %.3f s\n", O.registered, reg_s);
+  if (O.echo_challenges) printf("  Echo challenges %" PRIu64 " answered (RFC 9175)\n", O.echo_challenges);
   printf("  reg. failures   %" PRIu64 " (timeouts %" PRIu64 ", rst %" PRIu64 ", code %" PRIu64
          ", no Observe %" PRIu64 ")\n",
          fails, O.reg_timeouts, O.reg_rst, O.reg_errors, O.reg_no_observe);
@@ -1870,11 +1941,13 @@ static int run_observe(void) {
   if (G.nsocks > O.n) G.nsocks = O.n;
   if ((O.n + G.nsocks - 1u) / G.nsocks > 65535u)
     die("--observe: at most 65535 observers per socket: raise -k%s", "");
-  int need = encode_get(NULL, 0, 0, 0, OPT_OBSERVE, NULL, 0);
+  uint8_t e[ECHO_MAX] = {0};
+  int need = encode_get(NULL, 0, 0, 0, OPT_OBSERVE, NULL, 0, e, ECHO_MAX);
   if (need < 0) die("cannot encode the registration%s", "");
-  O.reqlen = (uint32_t)need;
+  O.reqcap = (uint32_t)need;
+  O.per_sock = (O.n + G.nsocks - 1u) / G.nsocks;
   O.o = calloc(O.n, sizeof *O.o);
-  O.reqs = malloc((size_t)O.n * O.reqlen);
+  O.reqs = malloc((size_t)O.n * O.reqcap);
   G.npool = G.nsocks;
   G.pool = calloc(G.npool, sizeof *G.pool);
   if (!O.o || !O.reqs || !G.pool) die("out of memory%s", "");
