@@ -21,13 +21,13 @@ import {
   type RemoteInfo,
   type SocketAddress,
 } from './driver/driver';
-import { CoapNetworkError, CoapResponseError, CoapServerError } from './errors';
+import { CoapNetworkError, CoapResponseError, CoapServerError, invalidArgType, notBoolean, outOfRange } from './errors';
 import { CoapRequestError, IncomingRequest } from './incoming';
 import { ipFamily } from './net/ip';
 import { OptionNumber } from './options';
 import { codeOf, formatOf, locationOptions, payloadOf, putOption, valueBound, type OptionInit, type PayloadInit, type ResponseInit } from './outgoing';
 import { Router } from './router';
-import { driverFactory } from './transports';
+import { checkEndpointOptions, driverFactory } from './transports';
 import { CoapUriError } from './uri';
 
 export type { ResponseInit };
@@ -274,7 +274,15 @@ export class CoapServer implements DriverListener {
   constructor(handler: RequestHandler | ServerRouter, options: ServerOptions = {}) {
     if (handler instanceof Router) this.router = handler as ServerRouter;
     else if (typeof handler === 'function') this.handler = handler;
-    else throw new TypeError('createServer: expected a handler function or a Router');
+    else throw invalidArgType('createServer: handler', 'a function or a Router', handler);
+    if (options === null || typeof options !== 'object') throw invalidArgType('createServer: options', 'an object', options);
+    for (const k of ['ipv6Only', 'reuseAddr', 'wellKnownCore', 'exposeErrors'] as const) {
+      const e = notBoolean(k, options[k]);
+      if (e !== undefined) throw e;
+    }
+    const ct = options.closeTimeout;
+    if (ct !== undefined && !(typeof ct === 'number' && ct >= 0 && ct <= 2147483647)) throw outOfRange('closeTimeout', '0..2147483647 ms', ct);
+    checkEndpointOptions('coap', options.backend, options, 'server');
     this.options = { ...options };
   }
 
@@ -300,7 +308,7 @@ export class CoapServer implements DriverListener {
     if (this.state === 'listening') throw new CoapServerError('ALREADY_LISTENING', 'listen: the server is listening already');
     const o: ListenOptions = typeof opts === 'number' ? { port: opts } : opts;
     const port = o.port ?? 5683;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: invalid port ${String(port)}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw outOfRange('listen: port', 'an integer in 0..65535', port);
     let host = o.host ?? '::';
     let family: number = ipFamily(host);
     this.state = 'listening';
