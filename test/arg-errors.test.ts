@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Deframer, codeToString, decode, encode, methodToCode, parseCode } from '../ts/index';
 import { Agent, request, type AgentOptions, type RequestOptions } from '../ts/client';
-import { CoapArgRangeError, CoapArgTypeError } from '../ts/errors';
+import { CoapArgRangeError, CoapArgTypeError, CoapResponseError } from '../ts/errors';
 import { observe } from '../ts/observe';
 import { createServer, type ServerOptions } from '../ts/server';
 import { udpBackends } from './support/udp';
@@ -124,5 +124,40 @@ describe.each(udpBackends)('asynchronous argument errors (%s)', (backend) => {
       err = e;
     }
     expectArgError(err, cls, code, names);
+  });
+});
+
+describe.each(udpBackends)('strict booleans in server responses (%s)', (backend) => {
+  it("notify({ confirmable: 'yes' }) throws TypeError ERR_INVALID_ARG_TYPE", async () => {
+    const s = createServer(handler, { backend });
+    await s.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      expectArgError(
+        thrown(() => s.resource('/x').notify({ code: '2.05', payload: 'x', confirmable: 'yes' as never })),
+        T,
+        TYPE,
+        'confirmable',
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a response with observe: 'yes' is not sent: 5.00, CoapResponseError INVALID_OPTION to onError", async () => {
+    const errors: unknown[] = [];
+    const s = createServer(() => ({ code: '2.05', payload: 'x', observe: 'yes' as never }), { backend, onError: (e) => void errors.push(e) });
+    await s.listen({ port: 0, host: '127.0.0.1' });
+    const agent = new Agent({ backend });
+    try {
+      const res = await request(`coap://127.0.0.1:${s.address().port}/x`, { agent, options: [{ number: 6, value: 0 }] });
+      expect(res.code).toBe('5.00');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(CoapResponseError);
+      expect((errors[0] as CoapResponseError).code).toBe('INVALID_OPTION');
+      expect((errors[0] as Error).message).toContain('observe');
+    } finally {
+      await agent.close();
+      await s.close();
+    }
   });
 });

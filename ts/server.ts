@@ -522,6 +522,7 @@ export class CoapServer implements DriverListener {
     const code = codeOf(res.code);
     const cls = code >> 5;
     if (code < 0 || (cls !== 2 && cls !== 4 && cls !== 5)) return new CoapResponseError('INVALID_CODE', codeProblem(res.code));
+    if (notBoolean('observe', res.observe) !== undefined) return new CoapResponseError('INVALID_OPTION', `observe must be a boolean, not ${JSON.stringify(res.observe)}`);
     let resource = 0;
     if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) {
       resource = this.resource(req.path)._id;
@@ -540,6 +541,8 @@ export class CoapServer implements DriverListener {
 
   /** @internal ObservableResource.notify */
   _notify(r: ObservableResource, init: NotifyInit | PayloadInit | undefined): void {
+    const notBool = typeof init === 'object' && init !== null ? notBoolean('notify: confirmable', (init as { confirmable?: unknown }).confirmable) : undefined;
+    if (notBool !== undefined) throw notBool;
     if (this.state !== 'listening') {
       throw new CoapServerError('NOT_LISTENING', `notify ${r.path}: the server is ${this.state === 'idle' ? 'not listening yet (call listen() first)' : 'closed'}`);
     }
