@@ -22,8 +22,10 @@ export {
   CoapResponseError,
   CoapServerError,
   CoapSchemeError,
+  CoapArgTypeError,
+  CoapArgRangeError,
 } from './errors';
-export type { ResponseFailure, ServerFailure } from './errors';
+export type { ResponseFailure, ServerFailure, ArgErrorCode } from './errors';
 export {
   OptionNumber,
   SignalingOptionNumber,

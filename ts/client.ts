@@ -39,6 +39,9 @@ import {
   CoapResetError,
   CoapSchemeError,
   CoapTimeoutError,
+  invalidArgValue,
+  notBoolean,
+  outOfRange,
   type BlockwiseFailure,
 } from './errors';
 import { IncomingResponse, recordUint } from './incoming';
@@ -47,7 +50,7 @@ import { parseIPv4, parseIPv6, splitZone } from './net/ip';
 import { OptionNumber } from './options';
 import { formatOf, payloadOf, putOption, valueBound, type ContentFormatInit, type OptionInit, type PayloadInit } from './outgoing';
 import { defaultBackend } from './state';
-import { driverFactory } from './transports';
+import { checkEndpointOptions, driverFactory } from './transports';
 import { parseUri, uriToOptions, type CoapUri } from './uri';
 
 /** Progress of a block-wise transfer (RFC 7959), for {@link RequestOptions.onProgress}. */
@@ -319,8 +322,10 @@ export interface ExtraOption {
 /** Validates request options; returns the spec, or the error to reject with. @internal */
 export function prepare(t: Target, o: RequestOptions): RequestSpec | Error {
   const method = o.method ?? 'GET';
+  const notBool = notBoolean('confirmable', o.confirmable);
+  if (notBool !== undefined) return notBool;
   const mi = methodIndexAnyCase(method);
-  if (mi < 0) return new TypeError(`unknown method ${JSON.stringify(method)}`);
+  if (mi < 0) return invalidArgValue('method', 'a CoAP method name (GET, POST, PUT, DELETE, FETCH, PATCH, iPATCH)', method);
   const uriOpts = t.uriOpts;
   const user = o.options;
   let payload: string | Uint8Array | undefined;
@@ -360,12 +365,12 @@ export function prepare(t: Target, o: RequestOptions): RequestSpec | Error {
   if (early) {
     const bs = o.blockSize as number;
     szx = Math.log2(bs) - 4;
-    if (!Number.isInteger(szx) || szx < 0 || szx > 6) return new RangeError(`blockSize must be 16, 32, 64, 128, 256, 512 or 1024, not ${String(bs)}`);
+    if (!Number.isInteger(szx) || szx < 0 || szx > 6) return outOfRange('blockSize', '16, 32, 64, 128, 256, 512 or 1024', bs);
   }
   let maxBody = DEFAULT_MAX_BODY;
   if (o.maxBodySize !== undefined) {
     maxBody = o.maxBodySize;
-    if (!Number.isInteger(maxBody) || maxBody < 1 || maxBody > MAX_BODY) return new RangeError(`maxBodySize must be an integer in 1..${MAX_BODY}, not ${String(maxBody)}`);
+    if (!Number.isInteger(maxBody) || maxBody < 1 || maxBody > MAX_BODY) return outOfRange('maxBodySize', `an integer in 1..${MAX_BODY}`, maxBody);
   }
   if (payload !== undefined) {
     if (typeof payload === 'string') {
@@ -535,7 +540,7 @@ abstract class Op extends Outstanding {
     }
     if (timeout !== undefined) {
       if (!(timeout >= 0 && timeout <= 2147483647)) {
-        this.cancel(new RangeError(`timeout must be 0..2147483647 ms, not ${String(timeout)}`));
+        this.cancel(outOfRange('timeout', '0..2147483647 ms', timeout));
         return;
       }
       this.timer = setTimeout(() => this.cancel(new CoapTimeoutError(`no response within ${timeout} ms`)), timeout);
@@ -969,7 +974,8 @@ export class Agent {
       ...options,
     };
     const tl = options.tokenLength ?? 8;
-    if (!Number.isInteger(tl) || tl < 0 || tl > 8) throw new RangeError(`tokenLength must be 0..8, not ${String(tl)}`);
+    if (!Number.isInteger(tl) || tl < 0 || tl > 8) throw outOfRange('tokenLength', 'an integer in 0..8', tl);
+    checkEndpointOptions('coap', options.backend, this.opts, 'client');
     this.tokenLength = tl;
   }
 

@@ -11,7 +11,7 @@ import type { Backend, DeframerHandle } from './backend/types';
 import { ERROR_COUNT, MSG_WORDS, OPT_WORDS } from './backend/types';
 import { CODE_STRINGS, TYPE_NAMES, codeNumberOrInvalid, transportNumber } from './codes';
 import type { MessageType, Transport } from './codes';
-import { CoapEncodeError, CoapFrameError, CoapParseError } from './errors';
+import { CoapArgRangeError, CoapEncodeError, CoapFrameError, CoapParseError, invalidArgType, invalidArgValue, outOfRange } from './errors';
 
 /** One option: its number and raw value. */
 export interface CoapOption {
@@ -94,9 +94,9 @@ export class Codec {
   }
 
   decode(input: Uint8Array, opts?: CodecOptions): CoapMessage {
-    if (!isBytes(input)) throw new TypeError('decode: input must be a Uint8Array');
+    if (!isBytes(input)) throw invalidArgType('decode: input', 'a Uint8Array', input);
     const transport = opts === undefined ? 0 : transportNumber(opts.transport);
-    if (transport < 0) throw new TypeError(`decode: unknown transport ${String(opts?.transport)}`);
+    if (transport < 0) throw invalidArgValue('decode: transport', 'a known transport', opts?.transport);
     const be = this.backend;
     let rc = be.decode(input, transport);
     let t = be.table; // valid: decode() re-validated it
@@ -129,7 +129,7 @@ export class Codec {
 
   encode(msg: CoapMessage, opts?: CodecOptions): Uint8Array {
     const transport = opts === undefined ? 0 : transportNumber(opts.transport);
-    if (transport < 0) throw new TypeError(`encode: unknown transport ${String(opts?.transport)}`);
+    if (transport < 0) throw invalidArgValue('encode: transport', 'a known transport', opts?.transport);
     if (msg === null || typeof msg !== 'object') throw invalid('message must be an object');
     const code = codeNumberOrInvalid(msg.code);
     if (code < 0) throw invalid(`code ${JSON.stringify(msg.code)} (expected 'c.dd')`);
@@ -260,13 +260,13 @@ export class DeframerImpl {
   constructor(codec: Codec, opts?: DeframerOptions) {
     const max = opts?.maxMessageSize ?? 1152;
     if (!Number.isInteger(max) || max < 2 || max > 0xffffffff) {
-      throw new RangeError(`Deframer: invalid maxMessageSize ${max}`);
+      throw outOfRange('Deframer: maxMessageSize', 'a valid message size', max);
     }
     this.codec = codec;
     this.maxMessageSize = max;
     const h = codec.backend.deframerCreate(max);
     if (typeof h === 'number') {
-      throw new RangeError(`Deframer: cannot create (${codec.errorName(h)}) for maxMessageSize ${max}`);
+      throw new CoapArgRangeError('ERR_INVALID_ARG_VALUE', `Deframer: cannot create (${codec.errorName(h)}) for maxMessageSize ${max}`);
     }
     this.handle = h;
   }
@@ -280,7 +280,7 @@ export class DeframerImpl {
    *   reserved token length); the deframer is unusable afterwards.
    */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (!isBytes(chunk)) throw new TypeError('Deframer.push: chunk must be a Uint8Array');
+    if (!isBytes(chunk)) throw invalidArgType('Deframer.push: chunk', 'a Uint8Array', chunk);
     const h = this.handle;
     if (h === undefined) throw new Error('Deframer: closed');
     const be = this.codec.backend;

@@ -1,4 +1,5 @@
 /** Message codes, types and transports. */
+import { outOfRange } from './errors';
 
 /** Wire framings: UDP/DTLS (RFC 7252), TCP/TLS (RFC 8323 §3) and WebSocket (RFC 8323 §4). */
 export type Transport = 'udp' | 'tcp' | 'ws';
@@ -24,7 +25,7 @@ const CODE_NUMBERS: ReadonlyMap<string, number> = new Map(CODE_STRINGS.map((s, n
  */
 export function codeToString(n: number): string {
   const s = CODE_STRINGS[n];
-  if (s === undefined || !Number.isInteger(n)) throw new RangeError(`invalid CoAP code ${n}`);
+  if (s === undefined || !Number.isInteger(n)) throw outOfRange('code', 'a CoAP code 0..255', n);
   return s;
 }
 
@@ -46,7 +47,7 @@ export function codeNumberOrInvalid(s: string): number {
  */
 export function parseCode(s: string): number {
   const n = CODE_NUMBERS.get(s);
-  if (n === undefined) throw new RangeError(`invalid CoAP code ${JSON.stringify(s)} (expected 'c.dd')`);
+  if (n === undefined) throw outOfRange('code', "a CoAP code 'c.dd'", s, 'ERR_INVALID_ARG_VALUE');
   return n;
 }
 

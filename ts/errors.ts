@@ -1,6 +1,8 @@
 /**
  * Error classes. Every error turbocoap throws for bad input is a {@link CoapError} with a
- * stable upper-case `code`; use `instanceof` or `code` to tell them apart. This module
+ * stable upper-case `code`; use `instanceof` or `code` to tell them apart. A mistake in an
+ * API argument is a TypeError / RangeError with a Node-style `code` instead
+ * ({@link CoapArgTypeError}, {@link CoapArgRangeError}, made by the factories at the end). This module
  * imports nothing (it is the leaf every other module may import).
  * {@link CoapUriError} lives in ./uri and CoapObserveError in ./observe.
  */
@@ -237,4 +239,62 @@ export class CoapBlockwiseError extends CoapError {
     this.size = info.size;
     this.bytes = info.bytes ?? 0;
   }
+}
+
+/** Node-style codes of the argument errors (see {@link CoapArgTypeError}). */
+export type ArgErrorCode = 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' | 'ERR_OUT_OF_RANGE' | 'ERR_MEMORY_ALLOCATION_FAILED';
+
+/**
+ * A mistake in an API argument: the wrong type (`code` `'ERR_INVALID_ARG_TYPE'`) or a value
+ * not allowed (`'ERR_INVALID_ARG_VALUE'`). Like Node's own, it is a TypeError.
+ */
+export class CoapArgTypeError extends TypeError {
+  readonly code: ArgErrorCode;
+  constructor(code: ArgErrorCode, message: string) {
+    super(message);
+    this.name = 'TypeError';
+    this.code = code;
+  }
+}
+
+/**
+ * An API argument out of its range (`code` `'ERR_OUT_OF_RANGE'`, or `'ERR_INVALID_ARG_VALUE'`
+ * for a value that is not one of those allowed). Like Node's own, it is a RangeError.
+ */
+export class CoapArgRangeError extends RangeError {
+  readonly code: ArgErrorCode;
+  constructor(code: ArgErrorCode, message: string) {
+    super(message);
+    this.name = 'RangeError';
+    this.code = code;
+  }
+}
+
+/** Shows a received argument in a message. */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'function') return 'a function';
+  if (v !== null && typeof v === 'object') return Array.isArray(v) ? 'an array' : 'an object';
+  return String(v);
+}
+
+/** `name` has the wrong type: TypeError ERR_INVALID_ARG_TYPE. @internal */
+export function invalidArgType(name: string, expected: string, actual: unknown): CoapArgTypeError {
+  return new CoapArgTypeError('ERR_INVALID_ARG_TYPE', `${name} must be ${expected}, not ${shown(actual)}`);
+}
+
+/** `name` has a value not allowed: TypeError ERR_INVALID_ARG_VALUE. @internal */
+export function invalidArgValue(name: string, expected: string, actual: unknown): CoapArgTypeError {
+  return new CoapArgTypeError('ERR_INVALID_ARG_VALUE', `${name} must be ${expected}, not ${shown(actual)}`);
+}
+
+/** `name` is out of range: RangeError ERR_OUT_OF_RANGE (or ERR_INVALID_ARG_VALUE). @internal */
+export function outOfRange(name: string, expected: string, actual: unknown, code: ArgErrorCode = 'ERR_OUT_OF_RANGE'): CoapArgRangeError {
+  return new CoapArgRangeError(code, `${name} must be ${expected}, not ${shown(actual)}`);
+}
+
+/** An optional boolean argument that is neither undefined nor a boolean (no truthy strings): its TypeError ERR_INVALID_ARG_TYPE. @internal */
+export function notBoolean(name: string, v: unknown): CoapArgTypeError | undefined {
+  return v !== undefined && typeof v !== 'boolean' ? invalidArgType(name, 'a boolean', v) : undefined;
 }

@@ -7,6 +7,7 @@
  * `'c.dd'` strings, the same two forms the codec uses.
  */
 import { CODE_STRINGS, codeNumberOrInvalid } from './codes';
+import { outOfRange } from './errors';
 
 /** A CoAP request method (RFC 7252 §5.8, RFC 8132). */
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'FETCH' | 'PATCH' | 'iPATCH';
@@ -77,7 +78,7 @@ export function isMethod(m: unknown): m is Method {
 /** The code number of a method, e.g. `'GET'` → 1 (0.01). */
 export function methodToCode(m: Method): number {
   const i = methodIndex(m);
-  if (i < 0) throw new RangeError(`unknown CoAP method ${JSON.stringify(m)}`);
+  if (i < 0) throw outOfRange('method', 'a CoAP method name', m, 'ERR_INVALID_ARG_VALUE');
   return i + 1;
 }
 

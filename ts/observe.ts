@@ -11,7 +11,7 @@
  */
 import { OBS_NO_MAX_AGE } from './backend/types';
 import type { Received } from './driver/driver';
-import { CoapAbortError, CoapBlockwiseError, CoapError, CoapNetworkError, CoapTimeoutError } from './errors';
+import { CoapAbortError, CoapBlockwiseError, CoapError, CoapNetworkError, CoapTimeoutError, invalidArgValue, outOfRange } from './errors';
 import { IncomingResponse, recordUint } from './incoming';
 import { OptionNumber } from './options';
 import type { PayloadInit } from './outgoing';
@@ -234,18 +234,18 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       signal.addEventListener('abort', this.onAbort, { once: true });
     }
     if (!Number.isInteger(max) || max < 1) {
-      this.end(new RangeError(`maxBuffered must be a positive integer, not ${String(max)}`));
+      this.end(outOfRange('maxBuffered', 'a positive integer', max));
       return;
     }
     const method = typeof init.method === 'string' ? init.method.toUpperCase() : init.method;
     if (method !== undefined && method !== 'GET' && method !== 'FETCH') {
-      this.end(new TypeError(`observe: method must be 'GET' or 'FETCH', not ${JSON.stringify(init.method)}`));
+      this.end(invalidArgValue('observe: method', "'GET' or 'FETCH'", init.method));
       return;
     }
     const timeout = init.timeout;
     if (timeout !== undefined) {
       if (!(timeout >= 0 && timeout <= 2147483647)) {
-        this.end(new RangeError(`timeout must be 0..2147483647 ms, not ${String(timeout)}`));
+        this.end(outOfRange('timeout', '0..2147483647 ms', timeout));
         return;
       }
       this.regTimer = setTimeout(() => this.end(new CoapTimeoutError(`no registration response within ${timeout} ms`)), timeout);
@@ -301,7 +301,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
    */
   cancel(options: { readonly timeout?: number } = {}): Promise<void> {
     const t = options.timeout;
-    if (t !== undefined && !(t >= 0 && t <= 2147483647)) return Promise.reject(new RangeError(`timeout must be 0..2147483647 ms, not ${String(t)}`));
+    if (t !== undefined && !(t >= 0 && t <= 2147483647)) return Promise.reject(outOfRange('timeout', '0..2147483647 ms', t));
     if (!this.ended) this.end(undefined, true, t);
     else if (t !== undefined) this.deregistration?.limit(t);
     return this.deregistration?.done ?? Promise.resolve();

@@ -3,6 +3,7 @@ import type { RawOptionDef } from './backend/types';
 import { codeNumberOrInvalid } from './codes';
 import { loadWasmBackend } from './backend/wasm';
 import { defaultBackend, hasBackendProvider } from './state';
+import { outOfRange } from './errors';
 
 /** Option numbers of the ordinary options in the registry (RFC 7252 §12.2 and later RFCs). */
 export const OptionNumber = {
@@ -202,7 +203,7 @@ export function optionRegistry(): readonly OptionInfo[] {
  * @throws RangeError unless `n` is an integer in 0..Number.MAX_SAFE_INTEGER.
  */
 export function encodeUint(n: number): Uint8Array {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`invalid uint option value ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw outOfRange('uint option value', 'a safe integer >= 0', n);
   let len = 0;
   for (let v = n; v > 0; v = Math.floor(v / 256)) len++;
   const out = new Uint8Array(len);
@@ -218,7 +219,7 @@ export function decodeUint(b: Uint8Array): number {
   let v = 0;
   for (let i = 0; i < b.length; i++) {
     v = v * 256 + b[i];
-    if (v > Number.MAX_SAFE_INTEGER) throw new RangeError('uint option value too large');
+    if (v > Number.MAX_SAFE_INTEGER) throw outOfRange('uint option value', `at most ${Number.MAX_SAFE_INTEGER}`, v);
   }
   return v;
 }

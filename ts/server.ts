@@ -21,13 +21,13 @@ import {
   type RemoteInfo,
   type SocketAddress,
 } from './driver/driver';
-import { CoapNetworkError, CoapResponseError, CoapServerError } from './errors';
+import { CoapNetworkError, CoapResponseError, CoapServerError, invalidArgType, notBoolean, outOfRange } from './errors';
 import { CoapRequestError, IncomingRequest } from './incoming';
 import { ipFamily } from './net/ip';
 import { OptionNumber } from './options';
 import { codeOf, formatOf, locationOptions, payloadOf, putOption, valueBound, type OptionInit, type PayloadInit, type ResponseInit } from './outgoing';
 import { Router } from './router';
-import { driverFactory } from './transports';
+import { checkEndpointOptions, driverFactory } from './transports';
 import { CoapUriError } from './uri';
 
 export type { ResponseInit };
@@ -297,7 +297,15 @@ export class CoapServer implements DriverListener {
   constructor(handler: RequestHandler | ServerRouter, options: ServerOptions = {}) {
     if (handler instanceof Router) this.router = handler as ServerRouter;
     else if (typeof handler === 'function') this.handler = handler;
-    else throw new TypeError('createServer: expected a handler function or a Router');
+    else throw invalidArgType('createServer: handler', 'a function or a Router', handler);
+    if (options === null || typeof options !== 'object') throw invalidArgType('createServer: options', 'an object', options);
+    for (const k of ['ipv6Only', 'reuseAddr', 'wellKnownCore', 'exposeErrors'] as const) {
+      const e = notBoolean(k, options[k]);
+      if (e !== undefined) throw e;
+    }
+    const ct = options.closeTimeout;
+    if (ct !== undefined && !(typeof ct === 'number' && ct >= 0 && ct <= 2147483647)) throw outOfRange('closeTimeout', '0..2147483647 ms', ct);
+    checkEndpointOptions('coap', options.backend, options, 'server');
     this.options = { ...options };
   }
 
@@ -323,7 +331,7 @@ export class CoapServer implements DriverListener {
     if (this.state === 'listening') throw new CoapServerError('ALREADY_LISTENING', 'listen: the server is listening already');
     const o: ListenOptions = typeof opts === 'number' ? { port: opts } : opts;
     const port = o.port ?? 5683;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`listen: invalid port ${String(port)}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw outOfRange('listen: port', 'an integer in 0..65535', port);
     let host = o.host ?? '::';
     let family: number = ipFamily(host);
     this.state = 'listening';
@@ -580,6 +588,7 @@ export class CoapServer implements DriverListener {
     const code = codeOf(res.code);
     const cls = code >> 5;
     if (code < 0 || (cls !== 2 && cls !== 4 && cls !== 5)) return new CoapResponseError('INVALID_CODE', codeProblem(res.code));
+    if (notBoolean('observe', res.observe) !== undefined) return new CoapResponseError('INVALID_OPTION', `observe must be a boolean, not ${JSON.stringify(res.observe)}`);
     let resource = 0;
     if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) {
       const r = this.resource(req.path);
@@ -600,6 +609,8 @@ export class CoapServer implements DriverListener {
 
   /** @internal ObservableResource.notify */
   _notify(r: ObservableResource, init: NotifyInit | PayloadInit | undefined): void {
+    const notBool = typeof init === 'object' && init !== null ? notBoolean('notify: confirmable', (init as { confirmable?: unknown }).confirmable) : undefined;
+    if (notBool !== undefined) throw notBool;
     if (this.state !== 'listening') {
       throw new CoapServerError('NOT_LISTENING', `notify ${r.path}: the server is ${this.state === 'idle' ? 'not listening yet (call listen() first)' : 'closed'}`);
     }

@@ -25,6 +25,7 @@ import {
   type DeframerHandle,
   type RawOptionDef,
 } from './types';
+import { CoapArgRangeError } from '../errors';
 
 /** The exports of wasm/glue.c (pointers are offsets into memory). */
 interface Exports {
@@ -195,7 +196,7 @@ class WasmBackend implements Backend {
 
   private malloc(n: number): number {
     const p = this.ex.tcw_malloc(n);
-    if (p === 0) throw new RangeError(`turbocoap.wasm: out of memory allocating ${n} bytes`);
+    if (p === 0) throw new CoapArgRangeError('ERR_MEMORY_ALLOCATION_FAILED', `turbocoap.wasm: out of memory allocating ${n} bytes`);
     this.sync();
     return p;
   }

@@ -113,6 +113,7 @@ import {
   ST_UPLOADS_REFUSED,
   ST_VERIFIED,
 } from '../driver/abi';
+import { invalidArgType, outOfRange } from '../errors';
 
 // The record layout, error codes, config word order and stats offsets: generated from the C
 // declaration (native/driver/abi.h, scripts/gen-abi.mjs).
@@ -227,21 +228,22 @@ export function statsFromView(v: DataView, at = 0): EndpointStats {
 
 function uint(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new RangeError(`${name} must be an integer in ${min}..${max}, not ${String(v)}`);
+  if (typeof v !== 'number') throw invalidArgType(name, `an integer in ${min}..${max}`, v);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw outOfRange(name, `an integer in ${min}..${max}`, v);
   }
   return v;
 }
 
 function flag(name: string, v: boolean | undefined, dflt: boolean): number {
   if (v === undefined) return dflt ? 1 : 0;
-  if (typeof v !== 'boolean') throw new TypeError(`${name} must be a boolean, not ${String(v)}`);
+  if (typeof v !== 'boolean') throw invalidArgType(name, 'a boolean', v);
   return v ? 1 : 0;
 }
 
 function group<T extends object>(name: string, v: T | undefined): Partial<T> {
   if (v === undefined) return {};
-  if (v === null || typeof v !== 'object') throw new TypeError(`${name} must be an object, not ${String(v)}`);
+  if (v === null || typeof v !== 'object') throw invalidArgType(name, 'an object', v);
   return v;
 }
 
@@ -259,7 +261,8 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   let factor = 1500;
   if (o.ackRandomFactor !== undefined) {
     const f = o.ackRandomFactor;
-    if (typeof f !== 'number' || !(f >= 1 && f <= 10)) throw new RangeError(`ackRandomFactor must be in 1..10, not ${String(f)}`);
+    if (typeof f !== 'number') throw invalidArgType('ackRandomFactor', 'a number in 1..10', f);
+    if (!(f >= 1 && f <= 10)) throw outOfRange('ackRandomFactor', 'a number in 1..10', f);
     factor = Math.round(f * 1000);
   }
   const maxRetransmit = uint('maxRetransmit', o.maxRetransmit, 4, 0, 20);
@@ -296,7 +299,7 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   const ob = group('observe', o.observe);
   const block = uint('blockwise.preferredBlockSize', bw.preferredBlockSize, 1024, 16, 1024);
   if ((block & (block - 1)) !== 0) {
-    throw new RangeError(`blockwise.preferredBlockSize must be a power of two in 16..1024, not ${block}`);
+    throw outOfRange('blockwise.preferredBlockSize', 'a power of two in 16..1024', block);
   }
   const szx = Math.log2(block) - 4;
   const maxUploads = uint('blockwise.maxUploads', bw.maxUploads, client ? 1 : 64, 1, 65535);

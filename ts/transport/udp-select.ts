@@ -13,6 +13,7 @@ import { defaultBackend } from '../state';
 import { nativeUdpFactory, type UdpAddon } from './udp-native';
 import type { UdpDriverFactory } from './udp-records';
 import { wasmUdpFactory } from './udp-wasm';
+import { invalidArgValue } from '../errors';
 
 /** Which implementation runs a UDP endpoint. */
 export type UdpBackendKind = 'native' | 'wasm';
@@ -40,11 +41,16 @@ function defaultKind(): UdpBackendKind {
   return picked;
 }
 
+/** Throws TypeError ERR_INVALID_ARG_VALUE unless `kind` is undefined, `'native'` or `'wasm'`. */
+export function checkBackendKind(kind: unknown): void {
+  if (kind !== undefined && kind !== 'native' && kind !== 'wasm') {
+    throw invalidArgValue('backend', "'native' or 'wasm'", kind);
+  }
+}
+
 /** The driver factory for `kind` (default: the process backend's kind). */
 export function udpFactory(kind?: UdpBackendKind): { kind: UdpBackendKind; create: UdpDriverFactory } {
-  if (kind !== undefined && kind !== 'native' && kind !== 'wasm') {
-    throw new TypeError(`backend must be 'native' or 'wasm', not ${JSON.stringify(kind)}`);
-  }
+  checkBackendKind(kind);
   const k = kind ?? defaultKind();
   if (k === 'native') {
     if (nativeFactory === undefined) {

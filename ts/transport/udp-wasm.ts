@@ -19,7 +19,7 @@ import { lookup } from 'node:dns';
 import { ipFamily, parseIPv4, parseIPv6 } from '../net/ip';
 import type { WasmRaw } from '../backend/wasm';
 import { checkAbi } from '../driver/abi-check';
-import { CoapNetworkError } from '../errors';
+import { CoapArgRangeError, CoapNetworkError, outOfRange } from '../errors';
 import {
   CONFIG_WORDS,
   E_STALE,
@@ -164,15 +164,15 @@ class WasmUdpDriver implements UdpDriver {
     this.sync();
     const lp = this.ex.tcw_abi_layout() >>> 2;
     checkAbi('turbocoap.wasm', this.ex.tcw_abi_hash(), this.u32.subarray(lp, lp + this.ex.tcw_abi_layout_words()), 'npm run build:wasm');
-    if (config.length !== CONFIG_WORDS) throw new RangeError('turbocoap: bad endpoint config size');
-    if (seed.length !== SEED_BYTES) throw new RangeError(`turbocoap: seed must be ${SEED_BYTES} bytes`);
+    if (config.length !== CONFIG_WORDS) throw outOfRange('turbocoap: endpoint config length', `${CONFIG_WORDS}`, config.length);
+    if (seed.length !== SEED_BYTES) throw outOfRange('turbocoap: seed length', `${SEED_BYTES} bytes`, seed.length);
     this.u32.set(config, raw.tablePtr >>> 2);
     this.u8.set(seed, raw.bytesPtr);
     this.h = this.ex.tcw_udp_create(raw.tablePtr, CONFIG_WORDS, raw.bytesPtr, TX_TABLE_WORDS, TX_AREA_BYTES);
     this.info0 = this.h >>> 2;
     this.sync(); // creation allocates: memory may have grown
     this.u8.fill(0, raw.bytesPtr, raw.bytesPtr + SEED_BYTES);
-    if (this.h === 0) throw new RangeError('turbocoap: invalid endpoint configuration (or out of WASM memory)');
+    if (this.h === 0) throw new CoapArgRangeError('ERR_INVALID_ARG_VALUE', 'turbocoap: invalid endpoint configuration (or out of WASM memory)');
     this.maxBody = this.info(WASM_INFO_MAX_BODY);
   }
 
@@ -352,7 +352,7 @@ class WasmUdpDriver implements UdpDriver {
     if (this.closed || this.h === 0) return E_STALE;
     const cap = Math.min(length >>> 0, this.maxBody);
     const p = this.ex.tcw_malloc(cap);
-    if (p === 0) throw new RangeError('turbocoap: out of WASM memory');
+    if (p === 0) throw new CoapArgRangeError('ERR_MEMORY_ALLOCATION_FAILED', 'turbocoap: out of WASM memory');
     try {
       const rc = this.ex.tcw_udp_read_body(this.h, id >>> 0, p, cap);
       if (rc < 0) return rc;
