@@ -25,6 +25,7 @@
  *            (records run in order: CANCEL the old one first).
  *   CANCEL   tc_ep_cancel          DROP  tc_srv_drop         PING  tc_ep_ping
  *   NOTIFY   tc_srv_notify (FLAGS: TC_OBS_CON)
+ * (stream.h runs the same records against connections.)
  * RC out: 0 or a TC_E_* code; ID out: 0 unless RC is 0.
  * A RESPOND that fails with TC_E_FULL even with an empty tx queue (every CON slot busy)
  * drops the exchange (RC reports TC_E_FULL); other failures leave it open for JS to answer
