@@ -11,7 +11,6 @@
 #define SF_QUEUED 1u  /* in the out list */
 #define SF_CLOSED 2u  /* tc_conn closed: CLOSED reported, observers forgotten */
 #define SF_RETRIED 4u /* tcs_flush: the current record already had its write attempt */
-#define PEER_LEN 5u   /* the peer handle the core sees: 'S', the slot (LE), 0 */
 #define EV_CAP 2u     /* one message event per tc_conn_recv call (conn.c) */
 #ifdef TC_WITH_TLS
 #define TLS_CHUNK 16384u
@@ -24,7 +23,9 @@ typedef struct tcs_slot {
   uint32_t flags;
   uint32_t alen;
   uint8_t addr[TC_ADDR_MAX];
-  uint8_t peer[PEER_LEN];
+  uint8_t peer[TC_ADDR_MAX]; /* the handle the core sees: the peer's address with the slot
+                                in place of the port (per-host bounds of the pipeline still
+                                see the host; unique per connection), alen bytes */
 #ifdef TC_WITH_TLS
   tc_tls *tls;
   uint8_t *wbuf; /* ciphertext taken out of the session, wlen bytes from wpos */
@@ -125,12 +126,14 @@ static tc_conn *by_slot(const tcs_stream *s, uint32_t xslot) {
   return i < s->lim.max_conns ? s->slots[i].c : NULL;
 }
 
+static uint32_t peer_slot(const uint8_t *peer) { return (uint32_t)peer[1] | (uint32_t)peer[2] << 8; }
+
 static tc_conn *by_peer(const tcs_stream *s, const uint8_t *peer, uint32_t len) {
   uint32_t i;
-  if (len != PEER_LEN || peer[0] != 'S') return NULL;
-  i = (uint32_t)peer[1] | (uint32_t)peer[2] << 8 | (uint32_t)peer[3] << 16;
-  if (i >= s->lim.max_conns || s->slots[i].c == NULL ||
-      memcmp(s->slots[i].peer, peer, PEER_LEN) != 0)
+  if (peer == NULL || len < 3u || len > TC_ADDR_MAX) return NULL;
+  i = peer_slot(peer);
+  if (i >= s->lim.max_conns || s->slots[i].c == NULL || s->slots[i].alen != len ||
+      memcmp(s->slots[i].peer, peer, len) != 0)
     return NULL;
   return s->slots[i].c;
 }
@@ -156,7 +159,7 @@ static int rt_notify(const tc_messaging *m, uint64_t now, const tc_notify_args *
     s->st.notify_skipped++;
     return TC_E_STALE;
   }
-  if (r == 0) queue_out(s, (uint32_t)(a->addr[1] | a->addr[2] << 8 | a->addr[3] << 16));
+  if (r == 0) queue_out(s, peer_slot(a->addr));
   return r;
 }
 
@@ -291,7 +294,7 @@ static void conn_closed(tcs_stream *s, uint32_t i) {
   tcs_slot *sl = &s->slots[i];
   if (sl->flags & SF_CLOSED) return;
   sl->flags |= SF_CLOSED;
-  (void)tc_srv_forget_peer(s->srv, sl->peer, PEER_LEN);
+  (void)tc_srv_forget_peer(s->srv, sl->peer, sl->alen);
   queue_out(s, i);
 }
 
@@ -347,7 +350,7 @@ static int open_slot(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *ad
   tc_conn_config cfg;
   uint8_t seed[32];
   tcs_slot *sl;
-  if (addr == NULL || alen < 1u || alen > TC_ADDR_MAX || slot_of(s, id) != NONE)
+  if (addr == NULL || alen < 3u || alen > TC_ADDR_MAX || slot_of(s, id) != NONE)
     return TC_E_INVALID;
   if (s->nfree == 0u) {
     s->st.refused_total++;
@@ -369,19 +372,17 @@ static int open_slot(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *ad
   memcpy(seed, s->seed, 32);
   s->seed_ctr++;
   for (n = 0; n < 4; n++) seed[n] ^= (uint8_t)(s->seed_ctr >> (8 * n));
-  sl->peer[0] = 'S';
+  memcpy(sl->peer, addr, alen);
   sl->peer[1] = (uint8_t)i;
   sl->peer[2] = (uint8_t)(i >> 8);
-  sl->peer[3] = (uint8_t)(i >> 16);
-  sl->peer[4] = 0;
-  if (tc_conn_init(sl->c, s->conn_size, &cfg, seed, sl->peer, PEER_LEN, now) != 0) {
+  sl->alen = alen;
+  if (tc_conn_init(sl->c, s->conn_size, &cfg, seed, sl->peer, alen, now) != 0) {
     slot_free(s, i);
     return TC_E_INVALID;
   }
   s->nfree--;
   sl->id = id;
   sl->flags = 0;
-  sl->alen = alen;
   memcpy(sl->addr, addr, alen);
   hash_put(s, id, i);
   s->st.opened++;
@@ -599,7 +600,7 @@ int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
       put(s, i, &ev, NULL, NULL);
     }
     s->slots[i].flags |= SF_CLOSED;
-    (void)tc_srv_forget_peer(s->srv, s->slots[i].peer, PEER_LEN);
+    (void)tc_srv_forget_peer(s->srv, s->slots[i].peer, s->slots[i].alen);
   }
   hash_del(s, id);
   slot_free(s, i);
@@ -737,7 +738,7 @@ int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const u
       m.option_count = r[TCB_TX_REQUEST_OPT_COUNT];
       memset(&ra, 0, sizeof ra);
       ra.addr = s->slots[i].peer;
-      ra.addr_len = PEER_LEN;
+      ra.addr_len = s->slots[i].alen;
       ra.flags = r[TCB_TX_REQUEST_FLAGS] & ~(uint32_t)TCB_REQ_TOKEN;
       ra.gen_token_length = caller ? -1 : (int32_t)tok_len;
       ra.req.msg = &m;

@@ -108,8 +108,10 @@ void tcs_destroy(tcs_stream *s);
 
 /**
  * A new connection (accepted, or connected by a client) with the host's id (any uint32 not
- * open now) from the canonical address addr[0..alen) (addr.h: the peer's, for the per-host
- * bound). Its CSM is queued at once (TCS_WRITE). Returns TCS_WRITE, or TC_E_FULL (a bound:
+ * open now) from the canonical address addr[0..alen) (addr.h, alen >= 3: the peer's; the
+ * per-host bound compares it without its port). The core sees the connection as that address
+ * with the table slot in place of the port: unique per connection, and the pipeline's own
+ * per-host bounds (Observe, Block1) still count by host. Its CSM is queued at once (TCS_WRITE). Returns TCS_WRITE, or TC_E_FULL (a bound:
  * close the socket), TC_E_INVALID (bad arguments, id in use).
  */
 int tcs_open(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *addr, uint32_t alen);

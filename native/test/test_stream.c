@@ -61,6 +61,7 @@ static uint64_t g_now;
 #ifdef TC_WITH_TLS
 /* tls-test: set by the TLS test before it runs the scenarios */
 tc_tls_ctx *g_stream_tls_srv, *g_stream_tls_cli;
+tc_tls_ctx *g_stream_tls_bad; /* a client whose handshake must fail (wrong PSK, untrusted CA) */
 #endif
 
 /* ------------------------------------------------------------------ setup */
@@ -443,6 +444,17 @@ static void t_basic(void) {
   CHECK_EQ(c.evs[TC_CONN_EV_READY], 3, "client: three connections ready");
   CHECK_EQ(tcs_conn_state(s.s, 101) & 0xFFu, TC_CONN_READY, "ready");
   CHECK((tcs_conn_state(s.s, 101) & TC_CONN_S_PEER_BERT) != 0, "BERT offered");
+#ifdef TC_WITH_TLS
+  if (g_stream_tls_srv != NULL) { /* every byte so far went through TLS */
+    tc_tls_info si, ci;
+    CHECK(tcs_tls(s.s, 101) != NULL && tcs_tls(c.s, 1) != NULL, "TLS sessions");
+    CHECK_EQ(tc_tls_get_info(tcs_tls(s.s, 101), &si), 0, "server info");
+    CHECK_EQ(tc_tls_get_info(tcs_tls(c.s, 1), &ci), 0, "client info");
+    CHECK(si.version >= 0x0303 && strcmp(si.alpn, "coap") == 0, "TLS, ALPN coap (%s)", si.alpn);
+    CHECK(tc_tls_get_state(tcs_tls(c.s, 1)) == TC_TLS_OPEN, "open");
+    CHECK(ci.psk_identity[0] != '\0' || ci.verify_result == 0, "PSK, or a verified chain");
+  }
+#endif
   /* client -> server on every connection */
   tx_request(&c, 1, 1, "hello", NULL, 0, NULL, 0, 0);
   tx_request(&c, 2, 1, "hello", NULL, 0, NULL, 0, 0);
@@ -745,6 +757,47 @@ static void t_create(void) {
         "max_conns * max_exchanges over 65535");
 }
 
+#ifdef TC_WITH_TLS
+/* A handshake that fails ends that connection only (a CLOSED record with the TLS error). */
+static void t_tls_fail(void) {
+  node c, s;
+  uint8_t ca[7], sa[7];
+  link *l;
+  uint32_t k;
+  if (g_stream_tls_bad == NULL) return;
+  node_init(&s, 1, stream_new(8, 4, 1152, 4, 4));
+  node_init(&c, 0, stream_new(8, 8, 1152, 4, 4));
+  if (s.s == NULL || c.s == NULL) goto out;
+  connect_pair(&c, 1, &s, 101, 2, 40001);
+  addr4(ca, 3, 40002);
+  addr4(sa, 1, 5684);
+  CHECK_EQ(tcs_open_tls(s.s, g_now, 102, ca, 7, g_stream_tls_srv, NULL), TCS_WRITE, "accept");
+  CHECK_EQ(tcs_open_tls(c.s, g_now, 2, sa, 7, g_stream_tls_bad, "localhost"), TCS_WRITE,
+           "connect with bad credentials");
+  for (k = 0; k < MAX_LINKS; k++)
+    if (!g_links[k].open) break;
+  l = &g_links[k];
+  l->a = &c;
+  l->aid = 2;
+  l->b = &s;
+  l->bid = 102;
+  l->a_reads = l->b_reads = 1;
+  l->open = 1;
+  run(&c, &s);
+  CHECK(c.evs[TC_CONN_EV_CLOSED] + s.evs[TC_CONN_EV_CLOSED] >= 1, "the bad connection closed");
+  CHECK(c.last_closed_status <= TC_TLS_ERROR_FIRST || s.last_closed_status <= TC_TLS_ERROR_FIRST,
+        "with a TLS error (%d, %d)", c.last_closed_status, s.last_closed_status);
+  CHECK_EQ(tcs_conn_state(s.s, 102), 0, "gone from the server");
+  CHECK_EQ(c.evs[TC_CONN_EV_READY], 1, "only the good connection got ready");
+  tx_request(&c, 1, 1, "hello", NULL, 0, NULL, 0, 0);
+  run(&c, &s);
+  CHECK_EQ(c.resp_count[1], 1, "the good connection is served");
+out:
+  node_free(&c);
+  node_free(&s);
+}
+#endif
+
 void STREAM_TEST_NAME(void);
 void STREAM_TEST_NAME(void) {
   uint32_t i, x = 777;
@@ -762,6 +815,9 @@ void STREAM_TEST_NAME(void) {
   t_create();
   t_basic();
   t_bounds();
+#ifdef TC_WITH_TLS
+  t_tls_fail();
+#endif
   free(g_big);
   free(g_got);
 }
