@@ -801,6 +801,7 @@ out:
 void STREAM_TEST_NAME(void);
 void STREAM_TEST_NAME(void) {
   uint32_t i, x = 777;
+  unsigned long p0 = tc_test_passed, f0 = tc_test_failed;
   g_big = malloc(MIB);
   g_got = malloc(MIB);
   if (g_big == NULL || g_got == NULL) {
@@ -820,4 +821,5 @@ void STREAM_TEST_NAME(void) {
 #endif
   free(g_big);
   free(g_got);
+  printf("stream-tests: %lu passed, %lu failed\n", tc_test_passed - p0, tc_test_failed - f0);
 }
