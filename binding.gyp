@@ -6,7 +6,8 @@
         "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
         "<!@(node -p \"require('./native/sources.json').driver.join(' ')\")",
         "native/binding/addon.cc",
-        "native/binding/udp.c"
+        "native/binding/udp.c",
+        "native/driver/tls.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -15,6 +16,7 @@
       ],
       "defines": [
         "NAPI_VERSION=8",
+        "TC_WITH_TLS",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED"
       ],

@@ -51,6 +51,7 @@ import {
   TX_REQUEST_WORDS,
   TX_RESPOND,
   TX_RESPOND_WORDS,
+  TX_SMALL_WORDS,
   TX_TABLE_WORDS,
   endpointConfig,
   type EndpointOptions,
@@ -347,10 +348,11 @@ describe.each(factories)('%s UDP driver: tx records from JS', (_kind, create) =>
       expect(d.flush(TX_REQUEST_WORDS, 16)).toBe(1);
       expect(w[2]! | 0).toBe(E_INVALID);
       // records run in order: CANCEL the kept request, then the same token again in one flush
+      w.fill(0, 0, TX_SMALL_WORDS);
       w.set([TX_CANCEL, id, 0]);
-      get(3, REQ_TOKEN, word(8, 5)); // NON
-      expect(d.flush(3 + TX_REQUEST_WORDS, 16)).toBe(0);
-      expect(w[3 + 1]).toBeGreaterThan(0);
+      get(TX_SMALL_WORDS, REQ_TOKEN, word(8, 5)); // NON
+      expect(d.flush(TX_SMALL_WORDS + TX_REQUEST_WORDS, 16)).toBe(0);
+      expect(w[TX_SMALL_WORDS + 1]).toBeGreaterThan(0);
       const again = await peer.next();
       expect(again.msg).toMatchObject({ type: 'NON', code: '0.01' });
       expect(Array.from(again.msg!.token)).toEqual(tok);

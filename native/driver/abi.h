@@ -48,7 +48,15 @@
   X(SRVF_BLOCK2, 4, TC_SRVF_BLOCK2) \
   X(REQ_CON, 1, TC_REQ_CON) \
   X(REQ_KEEP, 2, TC_REQ_KEEP) \
-  X(OBS_CON, 1, TC_OBS_CON)
+  X(OBS_CON, 1, TC_OBS_CON) \
+  X(CONN_EV_READY, 16, TC_CONN_EV_READY) /* connection records (stream.h): ID = value */ \
+  X(CONN_EV_CSM, 17, TC_CONN_EV_CSM) \
+  X(CONN_EV_PONG, 18, TC_CONN_EV_PONG) \
+  X(CONN_EV_RELEASE, 19, TC_CONN_EV_RELEASE) \
+  X(CONN_EV_ABORT, 20, TC_CONN_EV_ABORT) \
+  X(CONN_EV_CLOSED, 21, TC_CONN_EV_CLOSED) \
+  X(CONN_EVF_BERT, 4, TC_CONN_EVF_BERT) \
+  X(CONN_EVF_CUSTODY, 8, TC_CONN_EVF_CUSTODY)
 
 /* X(NAME, value): the records' own constants (C: TCB_<NAME>). */
 #define TCA_CONSTANTS(X) \
@@ -64,6 +72,7 @@
   X(TX_PING, 5) \
   X(TX_NOTIFY, 6) \
   X(TX_OBSERVERS, 7)   /* TX_SMALL layout: ID a resource, RC out its observer count */ \
+  X(FAMILY_CONN, 255)  /* FAMILY of a record about a connection (stream.h): PORT = its id */ \
   X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
 
 /* --------------------------------------------------------------------------- records */
@@ -122,7 +131,8 @@
 #define TCA_TX_SMALL(X) /* CANCEL (tc_ep_cancel), DROP (tc_srv_drop), OBSERVERS (tc_obs_count) */ \
   X(KIND, 1) \
   X(ID, 1) \
-  X(RC, 1)
+  X(RC, 1) \
+  X(CONN, 1)         /* streams (stream.h): CANCEL's connection id; ignored over datagrams */
 
 #define TCA_TX_PING(X) /* tc_ep_ping */ \
   X(KIND, 1) \

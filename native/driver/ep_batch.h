@@ -29,6 +29,7 @@
  *            run in order with the RESPONDs before it, so a count of 0 means that no
  *            observer of ID is left, and JS may forget the resource (a later registration
  *            of its path gets a new id).
+ * (stream.h runs the same records against connections.)
  * RC out: 0 or a TC_E_* code (OBSERVERS: the count); ID out: 0 unless RC is 0.
  * A RESPOND that fails with TC_E_FULL even with an empty tx queue (every CON slot busy)
  * drops the exchange (RC reports TC_E_FULL); other failures leave it open for JS to answer

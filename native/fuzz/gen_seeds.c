@@ -103,6 +103,19 @@ int main(int argc, char **argv) {
       files++;
     }
   }
+  /* stream seeds (fuzz_stream.c): two connections, a CSM, GET /hello and an Observe GET each,
+   * answered, written, a notification, time, a close */
+  {
+    static const uint8_t ops[] = {
+        0, 0, 0, 7,                                   /* open 0 and 1 (hosts 0, 1) */
+        1, 16, 0, 0x00, 0xE1,                         /* 17 bytes to connection 0: CSM, */
+        0x60, 0x01, 0xB5, 'h', 'e', 'l', 'l', 'o',    /* GET /hello, */
+        0x50, 0x01, 0x60, 0x53, 'o', 'b', 's',        /* GET /obs Observe 0 */
+        1, 1, 1, 0x00, 0xE1,                          /* CSM on connection 1 */
+        8, 2, 5, 0, 9, 3, 5, 0, 8, 1, 5, 0, 7, 200, 5, 0, 6, 1, 7, 255, 5, 0};
+    if (write_file(argv[1], "stream", "s000", ops, (uint32_t)sizeof ops, NULL, 0) != 0) return 1;
+    files++;
+  }
   printf("gen-seeds: %u files\n", files);
   return 0;
 }

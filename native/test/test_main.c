@@ -13,6 +13,7 @@ void test_seam(void);      /* test_seam.c */
 void test_dgram(void);     /* test_dgram.c: the datagram driver (native/driver) */
 void test_unreachable_ep(void); /* test_unreachable.c: tc_ep_unreachable */
 void test_conn(void);      /* test_conn.c */
+void test_stream(void);    /* test_stream.c: the connection driver (native/driver) */
 
 unsigned long tc_test_passed, tc_test_failed;
 
@@ -29,6 +30,7 @@ int main(void) {
   test_dgram();
   test_unreachable_ep();
   test_conn();
+  test_stream();
   printf("c-tests: %lu passed, %lu failed\n", tc_test_passed, tc_test_failed);
   int ep_failed = test_ep_run();
   return tc_test_failed == 0 && ep_failed == 0 ? 0 : 1;

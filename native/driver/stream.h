@@ -1,0 +1,210 @@
+/*
+ * stream.h — the connection driver: what both hosts (the native addon over libuv TCP, the
+ * WebAssembly module under node:net) run between MANY RFC 8323 connections of one listener (or
+ * one client agent) and JavaScript, once.
+ *
+ * One object holds a bounded table of connections (each a tc_conn; with TC_WITH_TLS, optionally
+ * a tc_tls session under it), ONE tc_srv shared by all of them (each connection owns a disjoint
+ * exchange slot range; notifications are routed by the observer's peer handle), the receive
+ * batch (ep_batch.h records) and the list of connections with bytes to write.
+ *
+ * Records (ep_batch.h layout): where a datagram record has an address, a stream record has
+ * FAMILY = TCB_FAMILY_CONN and PORT = the host's connection id (IP and SCOPE 0). RX kinds are
+ * TC_EV_REQUEST / RESPONSE / FAILED as over UDP, and the connection's own events
+ * TC_CONN_EV_READY .. CLOSED (ID = the event's value: the peer's Max-Message-Size for READY /
+ * CSM, the RTT for PONG, Hold-Off for RELEASE, Bad-CSM-Option for ABORT; STATUS = why for
+ * CLOSED; FLAGS = TC_CONN_EVF_*). TX records are ep_batch.h's: RESPOND / DROP find the
+ * connection by the exchange id, REQUEST / PING / CANCEL by FAMILY_CONN + PORT (REQUEST,
+ * PING) or the request id's connection (CANCEL: the id carries it, see tcs_flush), NOTIFY
+ * fans out over every connection.
+ *
+ * Calls answer with an action instead of calling the host back (no re-entry):
+ *   TCS_DONE     done
+ *   TCS_WRITE    connections have bytes to write: loop tcs_next_out / tcs_out / tcs_written,
+ *                then call again
+ *   TCS_DELIVER  the batch is full: hand it to JS, tcs_delivered, call again
+ *   TCS_PAUSE    (tcs_recv) this connection's output has no room for the answers its next
+ *                message may need: keep the rest of the chunk, stop reading this socket, write
+ *                its output; call tcs_recv with the rest once tcs_written made room. A peer
+ *                that never reads is then closed by tc_conn's idle Ping (dead, TC_E_TIMEOUT).
+ * Fairness: a call works on one connection's chunk (at most the host's read size) or on one
+ * round of TX records; a full connection never blocks the others (a notification that finds
+ * a connection's output full skips that observer; a RESPOND that finds it full after one
+ * write attempt reports TC_E_FULL with the exchange still open).
+ *
+ * Bounds: max_conns in total and max_per_host per host address (tcs_open: TC_E_FULL), per
+ * connection its tc_conn_config (max_message_size = its input buffer, out_bytes = its output,
+ * max_exchanges / max_requests = pending requests each way), with TLS the session's in_cap /
+ * out_cap. Every connection is checked for liveness by tc_conn's idle Ping.
+ *
+ * Time is the host's clock in ms (`now`); nothing here reads a clock or a socket.
+ */
+#ifndef TURBOCOAP_DRIVER_STREAM_H
+#define TURBOCOAP_DRIVER_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abi.h"
+#include "ep_batch.h"
+#include "turbocoap.h"
+
+#ifdef TC_WITH_TLS
+#include "tls.h"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TCS_DONE 0
+#define TCS_WRITE 1
+#define TCS_DELIVER 2
+#define TCS_PAUSE 3
+
+/** tcs_next_out: what to do with a connection. */
+#define TCS_OUT_NONE 0  /**< nothing (no connection has work) */
+#define TCS_OUT_WRITE 1 /**< write tcs_out's bytes, then tcs_written */
+#define TCS_OUT_CLOSE 2 /**< the connection is closed and its output drained: close the socket,
+                             then tcs_close */
+
+/** The object's own bounds and the host's buffer sizes. */
+typedef struct tcs_limits {
+  uint32_t max_conns;    /**< connections open at once, >= 1; max_conns * the connection
+                              config's max_exchanges <= 65535 (the shared exchange slots) */
+  uint32_t max_per_host; /**< connections per host address (port ignored), >= 1 */
+  uint32_t rx_words;     /**< batch record table, >= 2 * TCB_RX_MAX_WORDS */
+  uint32_t rx_bytes;     /**< batch byte area, >= max_message_size + 3 */
+} tcs_limits;
+
+/** Counters of the object (the core's are per connection: tcs_conn_stats). */
+typedef struct tcs_stats {
+  uint64_t batches, records;  /**< batches handed to JS, records in them */
+  uint64_t rx_bytes, tx_bytes;/**< stream bytes in and out (ciphertext with TLS) */
+  uint32_t conns;             /**< open now */
+  uint32_t opened, closed;    /**< in total */
+  uint32_t refused_total;     /**< tcs_open refused: max_conns */
+  uint32_t refused_host;      /**< tcs_open refused: max_per_host */
+  uint32_t paused;            /**< tcs_recv answered TCS_PAUSE */
+  uint32_t notify_skipped;    /**< notifications not sent: the observer's output was full */
+  uint32_t respond_full;      /**< RESPOND records failed TC_E_FULL after a write attempt */
+  uint32_t timer_runs;
+  uint32_t reserved;
+} tcs_stats;
+
+typedef struct tcs_stream tcs_stream;
+
+/**
+ * An object for connections configured by cc (every connection; exchange_base is set per
+ * connection) and a pipeline by sc (its max_in_progress must be >= max_conns *
+ * cc->max_exchanges), seed: TCA_SEED_BYTES bytes of entropy (borrowed). Returns it, or NULL
+ * with *err = TC_E_INVALID (bad config or limits) or TC_E_FULL (out of memory).
+ */
+tcs_stream *tcs_create(const tc_conn_config *cc, const tc_srv_config *sc, const tcs_limits *lim,
+                       const uint8_t *seed, uint32_t seed_len, int *err);
+
+/** Frees s and every connection (NULL: nothing). */
+void tcs_destroy(tcs_stream *s);
+
+/**
+ * A new connection (accepted, or connected by a client) with the host's id (any uint32 not
+ * open now) from the canonical address addr[0..alen) (addr.h, alen >= 3: the peer's; the
+ * per-host bound compares it without its port). The core sees the connection as that address
+ * with the table slot in place of the port: unique per connection, and the pipeline's own
+ * per-host bounds (Observe, Block1) still count by host. Its CSM is queued at once (TCS_WRITE). Returns TCS_WRITE, or TC_E_FULL (a bound:
+ * close the socket), TC_E_INVALID (bad arguments, id in use).
+ */
+int tcs_open(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *addr, uint32_t alen);
+
+#ifdef TC_WITH_TLS
+/** As tcs_open, with a TLS session from ctx under the connection (server: host NULL; client:
+ *  the server's name for SNI and verification). The connection's bytes are then ciphertext.
+ *  TC_TLS_E_* on a session failure. */
+int tcs_open_tls(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *addr, uint32_t alen,
+                 tc_tls_ctx *ctx, const char *host);
+/** The connection's TLS session (NULL: none, or no such connection), e.g. for tc_tls_get_info. */
+tc_tls *tcs_tls(tcs_stream *s, uint32_t id);
+#endif
+
+/**
+ * Bytes read from connection id's socket: data[0..len). *used: how many were taken. Returns
+ * TCS_DONE (all taken), TCS_WRITE (all taken, output to write), TCS_DELIVER / TCS_PAUSE (act,
+ * call again with the rest), or TC_E_INVALID (no such connection). On a closed connection the
+ * bytes are taken and ignored.
+ */
+int tcs_recv(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *data, uint32_t len,
+             uint32_t *used);
+
+/** The next connection with work, in FIFO order (each connection once until it is served
+ *  again): TCS_OUT_WRITE / TCS_OUT_CLOSE with *id, or TCS_OUT_NONE. */
+int tcs_next_out(tcs_stream *s, uint32_t *id);
+
+/** The bytes to write to connection id (contiguous), *len = 0 / NULL when none. Valid until
+ *  the next call on s. */
+const uint8_t *tcs_out(tcs_stream *s, uint32_t id, uint32_t *len);
+
+/** n bytes of what tcs_out gave were written (a partial write: call tcs_out again later, when
+ *  the socket is writable). Returns TCS_DONE, TCS_WRITE (more to write), or TC_E_INVALID. */
+int tcs_written(tcs_stream *s, uint32_t id, uint32_t n);
+
+/**
+ * The host closed connection id (socket error, EOF, or after TCS_OUT_CLOSE): the connection
+ * is removed, its Observe registrations end (tc_srv_forget_peer), its exchanges are gone; if
+ * it was not closed already a TC_CONN_EV_CLOSED record (status 0) is added, unless the batch
+ * is full. Returns TCS_DONE, or TC_E_INVALID (no such connection).
+ */
+int tcs_close(tcs_stream *s, uint64_t now, uint32_t id);
+
+/** Runs what is due at now on every connection (CSM waits, idle Pings, dead peers, request
+ *  timeouts) and the pipeline's timers. TCS_DONE, TCS_WRITE or TCS_DELIVER (act, call again:
+ *  the run resumes where it stopped). */
+int tcs_timer(tcs_stream *s, uint64_t now);
+
+/** When tcs_timer is next needed (host clock, ms); UINT64_MAX: never. */
+uint64_t tcs_deadline(const tcs_stream *s);
+
+/**
+ * Runs the TX records w[.. nwords) with their bytes b[0..nbytes) (ep_batch.h) from where the
+ * last call stopped. TCS_WRITE: a connection's output is full (write, call again with the same
+ * table: the record is retried once); TCS_DONE: every record ran, tcs_tx_failed of them
+ * failed (their output waits in tcs_next_out); or a negative TC_E_* for a malformed table
+ * (records before it ran).
+ */
+int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const uint8_t *b,
+              uint32_t nbytes);
+
+/** Records of the last complete tcs_flush whose RC is not 0. */
+uint32_t tcs_tx_failed(const tcs_stream *s);
+
+/** The host handed the batch to JS: empties it. */
+void tcs_delivered(tcs_stream *s);
+
+/** The batch (JS reads its words and bytes). */
+const tcb_rx *tcs_batch(const tcs_stream *s);
+
+/** Whether there are records to hand over or bytes to write. */
+int tcs_pending(const tcs_stream *s);
+
+/** The Block1 body of a delivered request (TC_SRVF_BODY): tc_srv_read_body. */
+int tcs_read_body(tcs_stream *s, uint32_t body_id, uint8_t *out, uint32_t cap);
+
+/** The shared pipeline (stats, tests). */
+tc_srv *tcs_srv(tcs_stream *s);
+
+/** The object's counters (refreshed). */
+const tcs_stats *tcs_get_stats(tcs_stream *s);
+
+/** Connection id's counters: 0, or TC_E_INVALID (no such connection). */
+int tcs_conn_stats(const tcs_stream *s, uint32_t id, tc_conn_stats *out);
+
+/** Connection id's tc_conn_state, or 0 (no such connection). */
+uint32_t tcs_conn_state(const tcs_stream *s, uint32_t id);
+
+/** Bytes allocated now (the object and its connections). */
+size_t tcs_memory(const tcs_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TURBOCOAP_DRIVER_STREAM_H */
