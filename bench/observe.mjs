@@ -18,6 +18,7 @@
 //   npm run bench:observe
 //   BENCH_OBSERVERS=10000      observers (default 10000)
 //   BENCH_OBS_SOCKETS=100      client sockets the observers are spread over (default 100)
+//   BENCH_CONFIRM_FIRST=0      turbocoap servers: observe.confirmFirst off (default on, as shipped)
 //   BENCH_SECONDS=10           measured seconds (default 10)
 //   BENCH_WARMUP=2             warm-up seconds after the registrations (default 2)
 //   BENCH_REG_SECONDS=60       bound on the registration phase (default 60)

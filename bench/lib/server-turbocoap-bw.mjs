@@ -34,8 +34,9 @@ router.get(
   { obs: true },
 );
 const server = tc.createServer(router, {
-  // every observer comes from 127.0.0.1: lift the per-host cap (default 64) too
-  observe: { maxObservers: 1 << 16, maxObserversPerResource: 1 << 16, maxObserversPerHost: 1 << 16 },
+  // every observer comes from 127.0.0.1: lift the per-host cap (default 64) too;
+  // BENCH_CONFIRM_FIRST=0 turns off observe.confirmFirst (CON-only until an observer ACKs once)
+  observe: { maxObservers: 1 << 16, maxObserversPerResource: 1 << 16, maxObserversPerHost: 1 << 16, confirmFirst: process.env.BENCH_CONFIRM_FIRST !== '0' },
   onError: (err) => {
     notifyErrors++;
     firstError ??= String(err?.message ?? err);
