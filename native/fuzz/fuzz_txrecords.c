@@ -359,11 +359,17 @@ static void flush(node *self, node *peer, input *in) {
       case TCB_TX_REQUEST: size = TCB_TX_REQUEST_WORDS + 3u * r[15]; break;
       case TCB_TX_NOTIFY: size = TCB_TX_NOTIFY_WORDS + 3u * r[7]; break;
       case TCB_TX_CANCEL:
-      case TCB_TX_DROP: size = TCB_TX_SMALL_WORDS; break;
+      case TCB_TX_DROP:
+      case TCB_TX_OBSERVERS: size = TCB_TX_SMALL_WORDS; break;
       case TCB_TX_PING: size = TCB_TX_PING_WORDS; break;
       default: size = 0; REQUIRE(0);
       }
       REQUIRE(size <= pos - p);
+      if (r[0] == TCB_TX_OBSERVERS) { /* RC is the observer count, never a failure */
+        records++;
+        p += size;
+        continue;
+      }
       if (r[2] != 0u) bad++;
       REQUIRE((int32_t)r[2] <= 0);
       if (r[0] == TCB_TX_REQUEST || r[0] == TCB_TX_PING) {
