@@ -192,6 +192,41 @@ static inline int tcb_resp_msg(uint32_t *r, uint32_t code, uint32_t poff, uint32
   return 0;
 }
 
+/** A REQUEST record's message and request arguments, everything but the address: the caller's
+ *  token (TCB_REQ_TOKEN: offset << 6 | length in the byte area) or a length to generate,
+ *  payload and options (r + TCB_TX_REQUEST_WORDS; sources in bytes). 0 with *m and *ra
+ *  filled (ra->addr unset), or TC_E_INVALID for a bad token length or spans outside the byte
+ *  area. The caller checked that the option table lies in the record table (tcb_rec_size). */
+static inline int tcb_req_args(uint32_t *r, const uint8_t *bytes, uint32_t nbytes, tc_msg *m,
+                               tc_req_args *ra) {
+  uint32_t tok = r[TCB_TX_REQUEST_TOKEN], tok_off = 0, tok_len = tok;
+  uint32_t caller = r[TCB_TX_REQUEST_FLAGS] & (uint32_t)TCB_REQ_TOKEN;
+  if (caller) {
+    tok_off = tok >> TCB_REQ_TOKEN_SHIFT;
+    tok_len = tok & ((1u << TCB_REQ_TOKEN_SHIFT) - 1u);
+  }
+  if (tok_len > TC_EP_TOKEN_MAX || (caller && !tcb_span_ok(tok_off, tok_len, nbytes)) ||
+      !tcb_span_ok(r[TCB_TX_REQUEST_PAYLOAD_OFF], r[TCB_TX_REQUEST_PAYLOAD_LEN], nbytes) ||
+      !tcb_opts_ok(r + TCB_TX_REQUEST_WORDS, r[TCB_TX_REQUEST_OPT_COUNT], nbytes))
+    return TC_E_INVALID;
+  memset(m, 0, sizeof *m);
+  m->code = r[TCB_TX_REQUEST_CODE];
+  if (caller) {
+    m->token_offset = tok_off;
+    m->token_length = tok_len;
+  }
+  m->payload_offset = r[TCB_TX_REQUEST_PAYLOAD_OFF];
+  m->payload_length = r[TCB_TX_REQUEST_PAYLOAD_LEN];
+  m->option_count = r[TCB_TX_REQUEST_OPT_COUNT];
+  memset(ra, 0, sizeof *ra);
+  ra->flags = r[TCB_TX_REQUEST_FLAGS] & ~(uint32_t)TCB_REQ_TOKEN;
+  ra->gen_token_length = caller ? -1 : (int32_t)tok_len;
+  ra->req.msg = m;
+  ra->req.opts = (tc_opt *)(r + TCB_TX_REQUEST_WORDS);
+  ra->req.src = bytes;
+  return 0;
+}
+
 /**
  * Run the JS records w[*pos .. nwords) against s and ep. First resumes pending Observe
  * fan-outs (tc_srv_resume) while tc_srv_pending(s) > 0. Stops with TCB_TX_DRAIN when the tx
@@ -238,43 +273,17 @@ static inline int tcb_tx_run(tc_srv *s, tc_ep *ep, uint64_t now, uint32_t *w, ui
       tc_req_args ra;
       tc_req_result res;
       uint8_t addr[TC_ADDR_MAX];
-      uint32_t alen, caller, tok_off = 0, tok_len, tok;
+      uint32_t alen;
       size = tcb_rec_size(r, left, TCB_TX_REQUEST_WORDS, TCB_TX_REQUEST_OPT_COUNT);
       if (size == 0) return TC_E_INVALID;
-      tok = r[TCB_TX_REQUEST_TOKEN];
       r[TCB_TX_REQUEST_ID] = 0; /* the id out is 0 unless the request went out */
-      /* the caller's token (offset << 6 | length in the byte area), or a length to generate */
-      caller = r[TCB_TX_REQUEST_FLAGS] & (uint32_t)TCB_REQ_TOKEN;
-      tok_len = tok;
-      if (caller) {
-        tok_off = tok >> TCB_REQ_TOKEN_SHIFT;
-        tok_len = tok & ((1u << TCB_REQ_TOKEN_SHIFT) - 1u);
-      }
       alen = tcb_words_to_addr(r + TCB_TX_REQUEST_FAMILY, addr);
-      if (alen == 0 || tok_len > TC_EP_TOKEN_MAX ||
-          (caller && !tcb_span_ok(tok_off, tok_len, nbytes)) ||
-          !tcb_span_ok(r[TCB_TX_REQUEST_PAYLOAD_OFF], r[TCB_TX_REQUEST_PAYLOAD_LEN], nbytes) ||
-          !tcb_opts_ok(r + TCB_TX_REQUEST_WORDS, r[TCB_TX_REQUEST_OPT_COUNT], nbytes)) {
+      if (alen == 0 || tcb_req_args(r, bytes, nbytes, &m, &ra) != 0) {
         rc = TC_E_INVALID;
         break;
       }
-      memset(&m, 0, sizeof m);
-      m.code = r[TCB_TX_REQUEST_CODE];
-      if (caller) {
-        m.token_offset = tok_off;
-        m.token_length = tok_len;
-      }
-      m.payload_offset = r[TCB_TX_REQUEST_PAYLOAD_OFF];
-      m.payload_length = r[TCB_TX_REQUEST_PAYLOAD_LEN];
-      m.option_count = r[TCB_TX_REQUEST_OPT_COUNT];
-      memset(&ra, 0, sizeof ra);
       ra.addr = addr;
       ra.addr_len = alen;
-      ra.flags = r[TCB_TX_REQUEST_FLAGS] & ~(uint32_t)TCB_REQ_TOKEN;
-      ra.gen_token_length = caller ? -1 : (int32_t)tok_len;
-      ra.req.msg = &m;
-      ra.req.opts = (tc_opt *)(r + TCB_TX_REQUEST_WORDS);
-      ra.req.src = bytes;
       rc = tc_ep_request(ep, now, &ra, tx, &res);
       if (rc == TC_E_FULL && tx->count > 0) return TCB_TX_DRAIN; /* maybe only the queue */
       r[TCB_TX_REQUEST_ID] = rc == 0 ? res.id : 0;

@@ -698,47 +698,20 @@ int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const u
       tc_msg m;
       tc_req_args ra;
       tc_req_result res;
-      uint32_t caller, tok_off = 0, tok_len, tok;
-      if (left < TCB_TX_REQUEST_WORDS ||
-          r[TCB_TX_REQUEST_OPT_COUNT] > (left - TCB_TX_REQUEST_WORDS) / 3u)
-        goto bad;
-      size = TCB_TX_REQUEST_WORDS + 3u * r[TCB_TX_REQUEST_OPT_COUNT];
+      size = tcb_rec_size(r, left, TCB_TX_REQUEST_WORDS, TCB_TX_REQUEST_OPT_COUNT);
+      if (size == 0) goto bad;
       r[TCB_TX_REQUEST_ID] = 0;
-      tok = r[TCB_TX_REQUEST_TOKEN];
-      caller = r[TCB_TX_REQUEST_FLAGS] & (uint32_t)TCB_REQ_TOKEN;
-      tok_len = tok;
-      if (caller) {
-        tok_off = tok >> TCB_REQ_TOKEN_SHIFT;
-        tok_len = tok & ((1u << TCB_REQ_TOKEN_SHIFT) - 1u);
-      }
       i = conn_arg(s, r + TCB_TX_REQUEST_FAMILY);
       if (i == NONE) {
         rc = TC_E_STALE;
         break;
       }
-      if (tok_len > TC_EP_TOKEN_MAX || (caller && !tcb_span_ok(tok_off, tok_len, nbytes)) ||
-          !tcb_span_ok(r[TCB_TX_REQUEST_PAYLOAD_OFF], r[TCB_TX_REQUEST_PAYLOAD_LEN], nbytes) ||
-          !tcb_opts_ok(r + TCB_TX_REQUEST_WORDS, r[TCB_TX_REQUEST_OPT_COUNT], nbytes)) {
+      if (tcb_req_args(r, b, nbytes, &m, &ra) != 0) {
         rc = TC_E_INVALID;
         break;
       }
-      memset(&m, 0, sizeof m);
-      m.code = r[TCB_TX_REQUEST_CODE];
-      if (caller) {
-        m.token_offset = tok_off;
-        m.token_length = tok_len;
-      }
-      m.payload_offset = r[TCB_TX_REQUEST_PAYLOAD_OFF];
-      m.payload_length = r[TCB_TX_REQUEST_PAYLOAD_LEN];
-      m.option_count = r[TCB_TX_REQUEST_OPT_COUNT];
-      memset(&ra, 0, sizeof ra);
       ra.addr = s->slots[i].peer;
       ra.addr_len = s->slots[i].alen;
-      ra.flags = r[TCB_TX_REQUEST_FLAGS] & ~(uint32_t)TCB_REQ_TOKEN;
-      ra.gen_token_length = caller ? -1 : (int32_t)tok_len;
-      ra.req.msg = &m;
-      ra.req.opts = (tc_opt *)(r + TCB_TX_REQUEST_WORDS);
-      ra.req.src = b;
       rc = tc_conn_request(s->slots[i].c, now, &ra, &res);
       if (rc == TC_E_FULL && !s->tx_retry && tc_conn_out_pending(s->slots[i].c) > 0u) {
         s->tx_retry = 1;
