@@ -248,6 +248,13 @@ async function freePort(): Promise<number> {
 
 /* ------------------------------------------------------------------ tests */
 
+beforeAll(() => {
+  if (hasNative) makePki();
+});
+afterAll(() => {
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
+});
+
 describe.skipIf(!hasNative)('native stream host', () => {
   const hosts: Host[] = [];
   const host = (l?: Limits) => {
@@ -255,10 +262,8 @@ describe.skipIf(!hasNative)('native stream host', () => {
     hosts.push(h);
     return h;
   };
-  beforeAll(() => makePki());
   afterAll(async () => {
     await Promise.all(hosts.map((h) => h.close()));
-    if (certDir) rmSync(certDir, { recursive: true, force: true });
   });
 
   it('TCP: OPEN and READY on both sides, a request through, the response back, stats', async () => {
@@ -523,5 +528,20 @@ describe.skipIf(!hasNative || coapClient === undefined)('libcoap coap-client-ope
     expect(out2).toContain('world over tcp');
     const open = server.recs.find((r) => r.kind === abi.CONN_EV_OPEN && r.status === tls.index);
     expect(open?.data.toString()).toBe('libcoap');
+  });
+
+  it('GET coaps+tcp:// with certificates made by openssl (-R CA)', async (ctx) => {
+    if (pki === undefined) {
+      if (inCI) throw new Error('CI: openssl not found');
+      ctx.skip();
+      return;
+    }
+    const server = new Host();
+    hosts.push(server);
+    server.routes.set('hello', 'world over tls');
+    const tls = await server.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: pki.cert, keyPem: pki.key } });
+    const out = await runClient(['-m', 'get', '-B', '5', '-R', join(certDir, 'ca.pem'), `coaps+tcp://127.0.0.1:${tls.address.port}/hello`]);
+    expect(out).toContain('world over tls');
+    expect(server.recs.some((r) => r.kind === abi.CONN_EV_OPEN && (r.flags & abi.CONN_EVF_TLS) !== 0)).toBe(true);
   });
 });
