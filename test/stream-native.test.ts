@@ -212,7 +212,7 @@ async function roundTrip(server: Host, client: Host, cid: number, path = 'hello'
 /* ------------------------------------------------------------------ certificates */
 
 let certDir = '';
-let pki: { ca: string; cert: string; key: string; otherCa: string } | undefined;
+let pki: { ca: string; cert: string; key: string; otherCa: string; cliCert: string; cliKey: string } | undefined;
 
 function makePki(): void {
   const openssl = findBinary('openssl');
@@ -228,7 +228,12 @@ function makePki(): void {
   run('req', '-new', '-key', f('srv.key'), '-subj', '/CN=turbocoap-test-server', '-out', f('srv.csr'));
   writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   run('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('srv.pem'));
+  run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('cli.key'));
+  run('req', '-new', '-key', f('cli.key'), '-subj', '/CN=turbocoap-test-client', '-out', f('cli.csr'));
+  run('x509', '-req', '-in', f('cli.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-out', f('cli.pem'));
   pki = {
+    cliCert: readFileSync(f('cli.pem'), 'utf8'),
+    cliKey: readFileSync(f('cli.key'), 'utf8'),
     ca: readFileSync(f('ca.pem'), 'utf8'),
     cert: readFileSync(f('srv.pem'), 'utf8'),
     key: readFileSync(f('srv.key'), 'utf8'),
@@ -362,6 +367,33 @@ describe.skipIf(!hasNative)('native stream host', () => {
     const closed = await client.wait(isKind(abi.CONN_EV_CLOSED, bad), 'CLOSED (verify)');
     expect(closed.flags & abi.CONN_EVF_TLSERR).toBe(abi.CONN_EVF_TLSERR);
     expect(closed.status).toBe(-105); // TC_TLS_E_VERIFY
+  });
+
+  it('TLS: mutual authentication (requestCert) gives the client CN; SNI servername checked by DNS name', async (ctx) => {
+    if (pki === undefined) {
+      if (inCI) throw new Error('CI: openssl not found');
+      ctx.skip();
+      return;
+    }
+    const server = host();
+    const client = host();
+    const { address } = await server.core.listen({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { certPem: pki.cert, keyPem: pki.key, caPem: pki.ca, requestCert: true, rejectUnauthorized: true },
+    });
+    const { cid, sid } = await pair(server, client, address.port, { caPem: pki.ca, certPem: pki.cliCert, keyPem: pki.cliKey, servername: 'localhost' });
+    expect(server.recs.find(isOpen(sid))!.data.toString()).toBe('turbocoap-test-client');
+    await roundTrip(server, client, cid, 'mutual');
+    // without a client certificate the server refuses the handshake
+    const anon = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: pki.ca } });
+    const closed = await client.wait(isKind(abi.CONN_EV_CLOSED, anon), 'CLOSED (no client certificate)');
+    expect(closed.flags & abi.CONN_EVF_TLSERR).toBe(abi.CONN_EVF_TLSERR);
+    await server.wait((r) => r.kind === abi.CONN_EV_CLOSED && (r.flags & abi.CONN_EVF_TLSERR) !== 0, 'server CLOSED with TLSERR');
+    // a servername the certificate does not name fails verification
+    const wrong = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: pki.ca, certPem: pki.cliCert, keyPem: pki.cliKey, servername: 'example.org' } });
+    const c2 = await client.wait(isKind(abi.CONN_EV_CLOSED, wrong), 'CLOSED (name mismatch)');
+    expect(c2.status).toBe(-105);
   });
 
   it('a refused connect gives CLOSED with SYSERR -111 (ECONNREFUSED)', async () => {
