@@ -10,34 +10,14 @@
  *  - messages to send are written as TX records into {@link StreamCore.txWords} /
  *    {@link StreamCore.txBytes} and handed over with {@link StreamCore.flush}.
  */
-import type { BackendKind, SocketAddress } from '../driver/driver';
+import type { BackendKind, SocketAddress, TlsSettings } from '../driver/driver';
 
 /** A batch: u32/u8 views of the records and bytes, count records, base = byte offset base. */
 export type StreamBatchHandler = (u32: Uint32Array, u8: Uint8Array, count: number, base: number) => void;
 
-/** Normalized security (S3 converts the public Node-TLS-vocabulary options into this). */
-export interface TlsSettings {
-  /** Own certificate chain, PEM. */
-  certPem?: string;
-  /** Own private key, PEM. */
-  keyPem?: string;
-  /** Trusted CAs, PEM text (several CAs concatenated). */
-  caPem?: string;
-  /** Server: ask for (and verify) a client certificate. */
-  requestCert?: boolean;
-  /** Verify the peer's certificate (client default true). */
-  rejectUnauthorized?: boolean;
-  /** Server: PSK identity -> key. */
-  pskTable?: ReadonlyMap<string, Uint8Array>;
-  /** Server: asked for identities not in the table (after it). */
-  pskCallback?: (identity: string) => Uint8Array | undefined;
-  /** Client: PSK identity. */
-  pskIdentity?: string;
-  /** Client: PSK key. */
-  pskKey?: Uint8Array;
-  /** Client: SNI + name check (not for IP literals). */
-  servername?: string;
-}
+/** Normalized security (S3 converts the public Node-TLS-vocabulary options into this);
+ *  declared with the driver contract (ts/driver/driver.ts), which the layers above may import. */
+export type { TlsSettings };
 
 /** tcp = TCP or TLS byte stream; ws = WebSocket messages. */
 export type StreamFraming = 'tcp' | 'ws';
