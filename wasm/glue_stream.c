@@ -48,6 +48,7 @@ typedef struct tcw_stream {
   uint8_t *txb;
   uint32_t *out;
   uint32_t out_count;
+  tcs_host_stats stats;
 } tcw_stream;
 
 static void st_info(tcw_stream *h) {
@@ -110,6 +111,7 @@ TCW_API tcw_stream *tcw_stream_create(const uint32_t *cfg, uint32_t cfg_words, c
   h->info[TCB_WASM_STREAM_TXB_CAP] = txb_bytes;
   h->info[TCB_WASM_STREAM_OUT] = (uint32_t)(uintptr_t)h->out;
   h->info[TCB_WASM_STREAM_MAX_BODY] = sc.bw1.max_body;
+  h->info[TCB_WASM_STREAM_STATS] = (uint32_t)(uintptr_t)&h->stats;
   st_info(h);
   return h;
 }
@@ -218,4 +220,60 @@ TCW_API void tcw_stream_delivered(tcw_stream *h) {
 /** tcs_read_body into out (cap bytes, e.g. a tcw_malloc block). */
 TCW_API int tcw_stream_read_body(tcw_stream *h, uint32_t id, uint8_t *out, uint32_t cap) {
   return tcs_read_body(h->s, id, out, cap);
+}
+
+/** The room a CLOSED record needs (stream.c drops it silently without). */
+static int room_for_record(const tcw_stream *h) {
+  const tcb_rx *b = tcs_batch(h->s);
+  return b->word_cap - b->word_used >= TCB_RX_MAX_WORDS;
+}
+
+/**
+ * tcs_host_event: an OPEN record (the peer's address words at in[0..), its identity at
+ * in[TCB_ADDR_WORDS * 4..+dlen)) or a CLOSED record of a connection the driver never had
+ * (dlen < 0: no address). 0, TC_E_FULL (deliver, call again) or TC_E_INVALID.
+ */
+TCW_API int tcw_stream_event(tcw_stream *h, uint32_t kind, uint32_t id, int32_t status,
+                             uint32_t flags, int32_t dlen) {
+  uint8_t addr[TC_ADDR_MAX];
+  uint32_t alen = 0;
+  int rc;
+  if (dlen > (int32_t)(h->info[TCB_WASM_STREAM_IN_CAP] - TCB_ADDR_WORDS * 4u)) return TC_E_INVALID;
+  if (dlen >= 0) {
+    alen = tcb_words_to_addr((const uint32_t *)(void *)h->in, addr);
+    if (alen == 0) return TC_E_INVALID;
+  }
+  rc = tcs_host_event(h->s, kind, id, dlen >= 0 ? addr : NULL, alen, status, flags,
+                      h->in + TCB_ADDR_WORDS * 4u, dlen > 0 ? (uint32_t)dlen : 0u);
+  st_info(h);
+  return rc;
+}
+
+/** The socket of connection id is gone: tcs_close_status (its CLOSED record carries status
+ *  and flags unless the driver closed it first). TC_E_FULL: deliver the batch first. */
+TCW_API int tcw_stream_close(tcw_stream *h, double now, uint32_t id, int32_t status,
+                             uint32_t flags) {
+  int rc;
+  if (!room_for_record(h)) return TC_E_FULL;
+  rc = tcs_close_status(h->s, (uint64_t)now, id, status, flags);
+  st_info(h);
+  return rc;
+}
+
+/** tcs_abort with the diagnostic at in[0..dlen) (UTF-8, at most 255 bytes). */
+TCW_API int tcw_stream_abort(tcw_stream *h, double now, uint32_t id, uint32_t dlen) {
+  char diag[256];
+  int rc;
+  if (dlen > 255u) dlen = 255u;
+  memcpy(diag, h->in, dlen);
+  diag[dlen] = '\0';
+  rc = tcs_abort(h->s, (uint64_t)now, id, dlen > 0u ? diag : NULL);
+  st_info(h);
+  return rc;
+}
+
+/** Refreshes the stats struct at info STATS (the host block is JS's own: left 0 here). */
+TCW_API void tcw_stream_stats(tcw_stream *h) {
+  h->stats.st = *tcs_get_stats(h->s);
+  tc_srv_get_stats(tcs_srv(h->s), &h->stats.srv);
 }

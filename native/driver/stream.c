@@ -615,6 +615,20 @@ int tcs_close_status(tcs_stream *s, uint64_t now, uint32_t id, int32_t status, u
 
 int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) { return tcs_close_status(s, now, id, 0, 0); }
 
+int tcs_abort(tcs_stream *s, uint64_t now, uint32_t id, const char *diag) {
+  uint32_t i = slot_of(s, id);
+  tc_ep_event ev;
+  if (i == NONE) return TC_E_INVALID;
+  if (s->slots[i].flags & SF_CLOSED) return TC_E_STALE;
+  if (s->rx.word_cap - s->rx.word_used < TCB_RX_MAX_WORDS) return TC_E_FULL;
+  (void)tc_conn_abort(s->slots[i].c, now, diag);
+  memset(&ev, 0, sizeof ev);
+  ev.kind = TC_CONN_EV_CLOSED;
+  put(s, i, &ev, NULL, NULL);
+  conn_closed(s, i);
+  return TCS_WRITE;
+}
+
 int tcs_host_event(tcs_stream *s, uint32_t kind, uint32_t id, const uint8_t *addr, uint32_t alen,
                    int32_t status, uint32_t flags, const uint8_t *data, uint32_t dlen) {
   uint32_t *w;

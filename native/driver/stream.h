@@ -147,6 +147,12 @@ int tcs_close(tcs_stream *s, uint64_t now, uint32_t id);
  *  negative errno when the socket failed); tcs_close is status 0, flags 0. */
 int tcs_close_status(tcs_stream *s, uint64_t now, uint32_t id, int32_t status, uint32_t flags);
 
+/** The host ends connection id with an Abort (§5.6) carrying diag (NUL-terminated, may be
+ *  NULL): the Abort is queued, a CLOSED record (status 0) added, and once the output drained
+ *  tcs_next_out says TCS_OUT_CLOSE. Returns TCS_WRITE, TC_E_STALE (closed already), TC_E_FULL
+ *  (the batch is full: deliver it, call again) or TC_E_INVALID (no such connection). */
+int tcs_abort(tcs_stream *s, uint64_t now, uint32_t id, const char *diag);
+
 /**
  * A host record about a connection, appended to the batch:
  *  - TCB_CONN_EV_OPEN: connection id's transport is up (TCP connected; TLS: handshake done).

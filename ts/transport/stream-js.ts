@@ -107,7 +107,6 @@ const H_CONNECTS = 1;
 const H_CONNECT_ERRORS = 2;
 const H_REFUSED = 3;
 const H_READ_ERRORS = 4;
-const H_WRITE_ERRORS = 5;
 const H_WRITES = 6;
 const H_WRITES_QUEUED = 7;
 const H_READ_PAUSES = 8;
