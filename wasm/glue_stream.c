@@ -260,7 +260,15 @@ TCW_API int tcw_stream_close(tcw_stream *h, double now, uint32_t id, int32_t sta
   return rc;
 }
 
-/** tcs_abort with the diagnostic at in[0..dlen) (UTF-8, at most 255 bytes). */
+/** tcs_shutdown: close connection id gracefully (TCS_WRITE, or TCS_DELIVER: call again). */
+TCW_API int tcw_stream_shutdown(tcw_stream *h, double now, uint32_t id) {
+  int rc = tcs_shutdown(h->s, (uint64_t)now, id);
+  st_info(h);
+  return rc;
+}
+
+/** tcs_abort with the diagnostic at in[0..dlen) (UTF-8, at most 255 bytes): TCS_WRITE, or
+ *  TCS_DELIVER (deliver, call again). */
 TCW_API int tcw_stream_abort(tcw_stream *h, double now, uint32_t id, uint32_t dlen) {
   char diag[256];
   int rc;

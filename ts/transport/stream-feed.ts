@@ -51,8 +51,10 @@ export interface StreamFeed {
   hostEvent(kind: number, id: number, addr: Uint32Array | undefined, status: number, flags: number, data?: Uint8Array): number;
   /** tcs_close_status: the socket of connection id is gone. */
   close(now: number, id: number, status: number, flags: number): number;
-  /** Aborts connection id (an Abort signal with the diagnostic, then its output drains and
-   *  OUT_CLOSE follows). 0 or a negative TC_E_*. */
+  /** tcs_shutdown: closes connection id gracefully (CLOSED record now; its output drains,
+   *  then OUT_CLOSE). TCS_WRITE, TCS_DELIVER (hand the batch over, call again) or TC_E_*. */
+  shutdown(now: number, id: number): number;
+  /** tcs_abort: as shutdown, after an Abort signal with the diagnostic. */
   abort(now: number, id: number, diagnostic: string): number;
   /** Fills the out list (tcs_next_out / tcs_out); returns its length. */
   collect(): number;

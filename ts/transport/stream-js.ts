@@ -142,7 +142,7 @@ class Link implements HostLink {
   queue: Uint8Array[] = [];
   qoff = 0;
   paused = false;
-  /** closeConn(graceful): end once the output drained */
+  /** shut down in the driver (closeConn, close): input is ignored */
   ending = false;
   /** the socket was ended: later output is dropped */
   ended = false;
@@ -304,7 +304,7 @@ class JsStreamCore implements StreamCore {
   private feedChunk(l: Link, chunk: Uint8Array, off: number): boolean {
     const feed = this.feed;
     if (this.framing === 'ws' && chunk.length > feed.inCap) {
-      feed.abort(now(), l.id, 'message too large');
+      this.endConn(l, true, 'message too large');
       return true;
     }
     let stalls = 0;
@@ -415,17 +415,6 @@ class JsStreamCore implements StreamCore {
         l.conn?.uncork?.();
       }
     }
-    for (const l of this.endings) this.tryEnd(l);
-  }
-
-  private readonly endings = new Set<Link>();
-
-  private tryEnd(l: Link): void {
-    if (l.blocked || l.st === St.Gone) return;
-    this.endings.delete(l);
-    if (l.ended) return;
-    l.ended = true;
-    l.conn?.end();
   }
 
   private rearm(): void {
@@ -503,16 +492,21 @@ class JsStreamCore implements StreamCore {
       l.conn?.destroy();
       return;
     }
-    if (abort) {
-      this.feed.abort(now(), id, diagnostic ?? '');
-      this.writeOut();
-      this.schedule();
-      return;
-    }
+    this.endConn(l, abort, diagnostic ?? '');
+    this.writeOut();
+    this.schedule();
+  }
+
+  /** tcs_shutdown / tcs_abort: a CLOSED record now; the output drains, then OUT_CLOSE. */
+  private endConn(l: Link, abort: boolean, diagnostic: string): void {
     if (l.ending) return;
     l.ending = true;
-    this.endings.add(l);
-    this.writeOut();
+    const t = now();
+    for (let k = 0; k < 2; k++) {
+      const rc = abort ? this.feed.abort(t, l.id, diagnostic) : this.feed.shutdown(t, l.id);
+      if (rc !== TCS_DELIVER) break;
+      this.dispatch();
+    }
   }
 
   flush(nwords: number, nbytes: number): number {
@@ -552,11 +546,9 @@ class JsStreamCore implements StreamCore {
       await Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
       const links = [...this.links.values()];
       for (const l of links) {
-        if (l.st === St.Open) {
-          // the driver's output first, then FIN
-          l.ending = true;
-          this.endings.add(l);
-        } else l.conn?.destroy();
+        // the driver's output first, then FIN
+        if (l.st === St.Open) this.endConn(l, false, '');
+        else l.conn?.destroy();
       }
       this.writeOut();
       await new Promise<void>((resolve) => {

@@ -21,6 +21,7 @@ import {
   TLS_E_VERIFY,
 } from '../driver/abi';
 import type { SocketAddress } from '../driver/driver';
+import { ipFamily } from '../net/ip';
 import type { StreamConnectOptions, StreamListenOptions, TlsSettings } from './stream-core';
 import type { HostConn, HostLink, HostListener, SocketHost } from './stream-js';
 
@@ -92,7 +93,6 @@ function wire(sock: net.Socket, link: HostLink, onFail: (err: Error) => [number,
   sock.setNoDelay(true);
   sock.on('data', (b: Buffer) => link.data(b));
   sock.on('drain', () => link.drained());
-  sock.on('end', () => sock.end()); // half-close from the peer: finish ours
   sock.on('error', (err: Error) => {
     if (status[0] === 0 && status[1] === 0) status = onFail(err);
   });
@@ -231,13 +231,13 @@ export const tcpSocketHost: SocketHost = {
       return;
     }
     const psk = t.pskKey !== undefined;
-    const ip = net.isIP(o.host) !== 0;
+    const ip = ipFamily(o.host) !== 0;
     const name = t.servername ?? (ip ? undefined : o.host);
     let open = false;
     const opts: tls.ConnectionOptions = {
       host: o.host,
       port: o.port,
-      servername: name !== undefined && net.isIP(name) === 0 ? name : undefined,
+      servername: name !== undefined && ipFamily(name) === 0 ? name : undefined,
       ca: pem(t.caPem),
       cert: pem(t.certPem),
       key: pem(t.keyPem),
@@ -247,7 +247,7 @@ export const tcpSocketHost: SocketHost = {
       maxVersion: psk ? 'TLSv1.2' : undefined,
       // an IP literal is checked against the certificate's IP SANs (Node's default checks
       // the servername, which is empty for IP literals)
-      checkServerIdentity: (host, cert) => tls.checkServerIdentity(name ?? o.host, cert),
+      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name ?? o.host, cert),
     };
     if (psk) {
       const key = Buffer.from(t.pskKey!.buffer, t.pskKey!.byteOffset, t.pskKey!.byteLength);

@@ -58,6 +58,7 @@ interface StreamExports {
   tcw_stream_event(h: number, kind: number, id: number, status: number, flags: number, dlen: number): number;
   tcw_stream_close(h: number, now: number, id: number, status: number, flags: number): number;
   tcw_stream_abort(h: number, now: number, id: number, dlen: number): number;
+  tcw_stream_shutdown(h: number, now: number, id: number): number;
   tcw_stream_collect(h: number): number;
   tcw_stream_wrote(h: number, count: number): number;
   tcw_stream_kick(h: number, id: number): number;
@@ -160,6 +161,11 @@ class WasmStreamFeed implements StreamFeed {
   close(now: number, id: number, status: number, flags: number): number {
     if (this.h === 0) return E_STALE;
     return this.ex.tcw_stream_close(this.h, now, id >>> 0, status | 0, flags >>> 0);
+  }
+
+  shutdown(now: number, id: number): number {
+    if (this.h === 0) return E_STALE;
+    return this.ex.tcw_stream_shutdown(this.h, now, id >>> 0);
   }
 
   abort(now: number, id: number, diagnostic: string): number {
