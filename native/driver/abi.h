@@ -73,6 +73,13 @@
   X(TX_NOTIFY, 6) \
   X(TX_OBSERVERS, 7)   /* TX_SMALL layout: ID a resource, RC out its observer count */ \
   X(FAMILY_CONN, 255)  /* FAMILY of a record about a connection (stream.h): PORT = its id */ \
+  X(CONN_EV_OPEN, 22)  /* host record (tcs_host_event): a connection's transport is up (TCP \
+                          connected; TLS: handshake done). ID = connection id, FAMILY..SCOPE = \
+                          the peer's real address, DATA/LEN = the peer's identity (UTF-8: PSK \
+                          identity or certificate subject CN), STATUS = listener index */ \
+  X(CONN_EVF_TLS, 16)  /* OPEN: the connection is secured */ \
+  X(CONN_EVF_SYSERR, 32) /* CLOSED: STATUS is a negative errno (Linux numbering) */ \
+  X(CONN_EVF_TLSERR, 64) /* CLOSED: STATUS is a TC_TLS_E_* code */ \
   X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
 
 /* --------------------------------------------------------------------------- records */
@@ -271,6 +278,33 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(max_message_size) \
   X(max_resource_keys)
 
+/* X(field): tc_conn_config, word by word (TypeScript CONNC_<FIELD>: the index within the conn
+ * block of a stream config). A stream config (what JS hands a stream host; TypeScript
+ * STREAM_CONFIG_WORDS) is tc_conn_config words (at STREAM_CONFIG_CONN), then tc_srv_config
+ * words (at STREAM_CONFIG_SRV; word SRVC_X is at STREAM_CONFIG_SRV + SRVC_X - EP_CONFIG_WORDS),
+ * then tcs_limits words (at STREAM_CONFIG_LIMITS). */
+#define TCA_CONN_CONFIG(X) \
+  X(transport) \
+  X(flags) \
+  X(max_message_size) \
+  X(out_bytes) \
+  X(max_exchanges) \
+  X(exchange_base) \
+  X(max_requests) \
+  X(request_timeout_ms) \
+  X(csm_timeout_ms) \
+  X(idle_ms) \
+  X(ping_timeout_ms) \
+  X(overload_max_age)
+
+/* X(field): tcs_limits (stream.h), word by word (TypeScript SLIM_<FIELD>: the index within the
+ * limits block of a stream config). */
+#define TCA_STREAM_LIMITS(X) \
+  X(max_conns) \
+  X(max_per_host) \
+  X(rx_words) \
+  X(rx_bytes)
+
 /* Seed bytes a driver takes: 32 for tc_ep, 16 for tc_srv. */
 #define TCA_SEED_BYTES 48u
 
@@ -333,6 +367,36 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(U64, recv_errors)  /* failed receives */ \
   X(U64, timer_runs)   /* tc_ep_timer rounds */
 
+/* X(type, field): the stream driver's counters (tcs_stats, stream.h). A stream host's stats
+ * struct (tcs_host_stats, TypeScript SST_<FIELD> byte offsets, STREAM_STATS_BYTES) is
+ * tcs_stats, then tc_srv_stats, then the host's own counters (tcs_host_counters). */
+#define TCA_STREAM_STATS(X) \
+  X(U64, batches)        /* batches handed to JS */ \
+  X(U64, records)        /* records in them */ \
+  X(U64, rx_bytes)       /* stream bytes in (ciphertext with TLS) */ \
+  X(U64, tx_bytes)       /* stream bytes out */ \
+  X(U32, conns)          /* open now */ \
+  X(U32, opened)         /* in total */ \
+  X(U32, closed) \
+  X(U32, refused_total)  /* tcs_open refused: max_conns */ \
+  X(U32, refused_host)   /* tcs_open refused: max_per_host */ \
+  X(U32, paused)         /* tcs_recv answered TCS_PAUSE */ \
+  X(U32, notify_skipped) /* notifications not sent: the observer's output was full */ \
+  X(U32, respond_full)   /* RESPOND records failed TC_E_FULL after a write attempt */ \
+  X(U32, timer_runs) \
+  X(U32, stale_ids)      /* RESPOND / DROP records for an exchange of a closed connection */
+
+#define TCA_STREAM_HOST_STATS(X) \
+  X(U64, accepted)       /* connections accepted by listeners */ \
+  X(U64, connects)       /* connections started by connect() */ \
+  X(U64, connect_errors) /* connects that failed before OPEN (TCP or TLS) */ \
+  X(U64, refused)        /* accepted sockets closed at once: over a connection bound */ \
+  X(U64, read_errors)    /* connections ended by a read error (not EOF) */ \
+  X(U64, write_errors)   /* connections ended by a write error */ \
+  X(U64, writes)         /* socket writes (uv_try_write and uv_write) */ \
+  X(U64, writes_queued)  /* writes that waited in libuv's queue (the socket was full) */ \
+  X(U64, read_pauses)    /* reads stopped until the output drained (TCS_PAUSE) */
+
 #define TCA_U64 uint64_t
 #define TCA_U32 uint32_t
 #define TCA_MEMBER_(type, name) TCA_##type name;
@@ -340,6 +404,15 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
 typedef struct tcd_counters {
   TCA_DRIVER_STATS(TCA_MEMBER_)
 } tcd_counters;
+
+/** A stream host's own counters. */
+typedef struct tcs_host_counters {
+  TCA_STREAM_HOST_STATS(TCA_MEMBER_)
+} tcs_host_counters;
+/** The stream driver's counters (stream.h). */
+typedef struct tcs_stats {
+  TCA_STREAM_STATS(TCA_MEMBER_)
+} tcs_stats;
 #undef TCA_MEMBER_
 
 /** Everything stats() reports, one struct read by JS at the generated offsets. */
@@ -348,6 +421,13 @@ typedef struct tcd_stats {
   tc_srv_stats srv;
   tcd_counters drv;
 } tcd_stats;
+
+/** Everything a stream host's stats() reports (TypeScript SST_*, STREAM_STATS_BYTES). */
+typedef struct tcs_host_stats {
+  tcs_stats st;
+  tc_srv_stats srv;
+  tcs_host_counters host;
+} tcs_host_stats;
 
 /* ------------------------------------------------------------------------ layout table */
 

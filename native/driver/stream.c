@@ -497,6 +497,7 @@ int tcs_recv(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *data, uint
         memset(&ev, 0, sizeof ev);
         ev.kind = TC_CONN_EV_CLOSED;
         ev.status = (int32_t)got;
+        ev.flags = TCB_CONN_EVF_TLSERR;
         if (s->rx.word_cap - s->rx.word_used >= TCB_RX_MAX_WORDS) put(s, i, &ev, NULL, NULL);
         conn_closed(s, i);
       }
@@ -588,7 +589,7 @@ int tcs_written(tcs_stream *s, uint32_t id, uint32_t n) {
   return TCS_DONE;
 }
 
-int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
+int tcs_close_status(tcs_stream *s, uint64_t now, uint32_t id, int32_t status, uint32_t flags) {
   uint32_t i = slot_of(s, id);
   (void)now;
   if (i == NONE) return TC_E_INVALID;
@@ -597,6 +598,8 @@ int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
       tc_ep_event ev;
       memset(&ev, 0, sizeof ev);
       ev.kind = TC_CONN_EV_CLOSED;
+      ev.status = status;
+      ev.flags = flags;
       put(s, i, &ev, NULL, NULL);
     }
     s->slots[i].flags |= SF_CLOSED;
@@ -608,6 +611,39 @@ int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
   s->free_list[s->nfree++] = i;
   s->st.closed++;
   return TCS_DONE;
+}
+
+int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) { return tcs_close_status(s, now, id, 0, 0); }
+
+int tcs_host_event(tcs_stream *s, uint32_t kind, uint32_t id, const uint8_t *addr, uint32_t alen,
+                   int32_t status, uint32_t flags, const uint8_t *data, uint32_t dlen) {
+  uint32_t *w;
+  if ((kind != TCB_CONN_EV_OPEN && kind != TC_CONN_EV_CLOSED) || (data == NULL && dlen != 0u) ||
+      (kind == TCB_CONN_EV_OPEN && (addr == NULL || alen < 3u || alen > TC_ADDR_MAX)))
+    return TC_E_INVALID;
+  if (kind != TCB_CONN_EV_OPEN) dlen = 0;
+  if (s->rx.word_cap - s->rx.word_used < TCB_RX_WORDS ||
+      s->rx.data_cap - s->rx.data_used < dlen + 3u)
+    return TC_E_FULL;
+  w = s->rx.words + s->rx.word_used;
+  memset(w, 0, TCB_RX_WORDS * 4u);
+  w[TCB_RX_KIND] = kind;
+  w[TCB_RX_STATUS] = (uint32_t)status;
+  w[TCB_RX_FLAGS] = flags;
+  if (kind == TCB_CONN_EV_OPEN) {
+    w[TCB_RX_ID] = id;
+    tcb_addr_to_words(addr, alen, w + TCB_RX_FAMILY);
+    if (dlen > 0u) memcpy(s->rx.data + s->rx.data_used, data, dlen);
+    w[TCB_RX_DATA] = s->rx.data_used;
+    w[TCB_RX_LEN] = dlen;
+    s->rx.data_used += (dlen + 3u) & ~3u;
+  } else {
+    w[TCB_RX_FAMILY] = TCB_FAMILY_CONN;
+    w[TCB_RX_PORT] = id;
+  }
+  s->rx.word_used += TCB_RX_WORDS;
+  s->rx.count++;
+  return 0;
 }
 
 /* ------------------------------------------------------------------ time */

@@ -757,6 +757,47 @@ static void t_create(void) {
         "max_conns * max_exchanges over 65535");
 }
 
+/* Host records: OPEN with the real address and identity, CLOSED with a status and flags. */
+static void t_host_records(void) {
+  tcs_stream *s = stream_new(4, 4, 1152, 4, 4);
+  const tcb_rx *b;
+  uint8_t a[7];
+  uint32_t n = 0;
+  int r;
+  if (s == NULL) return;
+  b = tcs_batch(s);
+  addr4(a, 9, 40009);
+  CHECK_EQ(tcs_host_event(s, TCB_CONN_EV_OPEN, 77, a, 7, 3, TCB_CONN_EVF_TLS,
+                          (const uint8_t *)"client-1", 8), 0, "OPEN");
+  CHECK_EQ(b->count, 1, "one record");
+  CHECK_EQ(b->words[TCB_RX_KIND], TCB_CONN_EV_OPEN, "kind");
+  CHECK_EQ(b->words[TCB_RX_ID], 77, "id");
+  CHECK_EQ(b->words[TCB_RX_STATUS], 3, "listener index");
+  CHECK_EQ(b->words[TCB_RX_FLAGS], TCB_CONN_EVF_TLS, "TLS flag");
+  CHECK_EQ(b->words[TCB_RX_FAMILY], 4, "real address");
+  CHECK_EQ(b->words[TCB_RX_PORT], 40009, "real port");
+  CHECK_EQ(b->words[TCB_RX_LEN], 8, "identity length");
+  CHECK(memcmp(b->data + b->words[TCB_RX_DATA], "client-1", 8) == 0, "identity bytes");
+  CHECK_EQ(tcs_host_event(s, TC_CONN_EV_CLOSED, 78, NULL, 0, -111, TCB_CONN_EVF_SYSERR, NULL, 0),
+           0, "CLOSED of a connect that failed");
+  CHECK_EQ(b->words[TCB_RX_WORDS + TCB_RX_FAMILY], TCB_FAMILY_CONN, "FAMILY_CONN");
+  CHECK_EQ(b->words[TCB_RX_WORDS + TCB_RX_PORT], 78, "PORT = id");
+  CHECK_EQ((int32_t)b->words[TCB_RX_WORDS + TCB_RX_STATUS], -111, "errno");
+  CHECK_EQ(tcs_host_event(s, 5, 1, a, 7, 0, 0, NULL, 0), TC_E_INVALID, "other kinds");
+  while ((r = tcs_host_event(s, TC_CONN_EV_CLOSED, 1, NULL, 0, 0, 0, NULL, 0)) == 0) n++;
+  CHECK_EQ(r, TC_E_FULL, "a full batch says so");
+  CHECK(n > 10, "until it was full (%u)", n);
+  tcs_delivered(s);
+  CHECK_EQ(tcs_open(s, g_now, 5, a, 7), TCS_WRITE, "open");
+  CHECK_EQ(tcs_close_status(s, g_now, 5, -104, TCB_CONN_EVF_SYSERR), TCS_DONE, "close with a status");
+  CHECK_EQ(b->count, 1, "its CLOSED record");
+  CHECK_EQ(b->words[TCB_RX_KIND], TC_CONN_EV_CLOSED, "CLOSED");
+  CHECK_EQ((int32_t)b->words[TCB_RX_STATUS], -104, "status");
+  CHECK_EQ(b->words[TCB_RX_FLAGS], TCB_CONN_EVF_SYSERR, "flags");
+  CHECK_EQ(b->words[TCB_RX_PORT], 5, "its id");
+  tcs_destroy(s);
+}
+
 #ifdef TC_WITH_TLS
 /* A handshake that fails ends that connection only (a CLOSED record with the TLS error). */
 static void t_tls_fail(void) {
@@ -814,6 +855,7 @@ void STREAM_TEST_NAME(void) {
   }
   g_now = 0;
   t_create();
+  t_host_records();
   t_basic();
   t_bounds();
 #ifdef TC_WITH_TLS
