@@ -54,3 +54,118 @@ describe('JS stream host: CoAP over TCP (WASM driver)', () => {
     expect(cli.recs.some((r) => r.kind === CONN_EV_OPEN)).toBe(false);
   });
 });
+
+// ----------------------------------------------------------------------------- TLS
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findBinary, inCI } from './support/peers';
+
+interface Pki {
+  ca: string;
+  cert: string;
+  key: string;
+  clientCert: string;
+  clientKey: string;
+  otherCa: string;
+}
+
+/** An EC P-256 CA, a server certificate (SAN IP:127.0.0.1, DNS:localhost, CN server), a client
+ *  certificate (CN client-7) and an unrelated CA, made by openssl now. */
+function makePki(): Pki | string {
+  const openssl = findBinary('openssl');
+  if (openssl === undefined) {
+    if (inCI) throw new Error('CI: openssl not found');
+    return 'openssl not found on PATH';
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tc-pki-'));
+  const run = (...args: string[]): void => void execFileSync(openssl, args, { cwd: dir, stdio: 'pipe' });
+  try {
+    const ca = (name: string): void => {
+      run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+      run('req', '-x509', '-new', '-key', `${name}.key`, '-days', '2', '-subj', `/CN=${name}`, '-out', `${name}.pem`);
+    };
+    const leaf = (name: string, cn: string, ext: string): void => {
+      run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+      run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
+      require('node:fs').writeFileSync(join(dir, `${name}.ext`), ext);
+      run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+    };
+    ca('ca');
+    ca('other');
+    leaf('server', 'server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    leaf('client', 'client-7', 'extendedKeyUsage=clientAuth\n');
+    const r = (f: string): string => readFileSync(join(dir, f), 'utf8');
+    return { ca: r('ca.pem'), cert: r('server.pem'), key: r('server.key'), clientCert: r('client.pem'), clientKey: r('client.key'), otherCa: r('other.pem') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const pki = makePki();
+if (typeof pki === 'string') console.warn(`stream-js TLS certificates: SKIPPED (${pki})`);
+const key7 = new Uint8Array(Buffer.from('secret-key-7'));
+
+describe('JS stream host: CoAP over TLS (WASM driver)', () => {
+  it('PSK: round trip, OPEN carries TLS and the identity on both sides', async () => {
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = () => 'psk ok';
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
+    const cli = harness('tcp', 'client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'dev-7', pskKey: key7 } });
+    const open = await cli.opened(id);
+    expect(open.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+    await cli.ready(id);
+    const res = await cli.response(cli.request(id, '/x'));
+    expect(Buffer.from(res.payload).toString()).toBe('psk ok');
+    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
+    expect(Buffer.from(sopen.data).toString()).toBe('dev-7');
+    expect(sopen.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+  });
+
+  it('PSK: a wrong key or an unknown identity is CLOSED with TLSERR PSK', async () => {
+    const srv = harness('tcp', 'server');
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskCallback: (id) => (id === 'dev-7' ? key7 : undefined) } });
+    const cli = harness('tcp', 'client');
+    const a = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'dev-7', pskKey: new Uint8Array(Buffer.from('wrong')) } });
+    const b = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'nobody', pskKey: key7 } });
+    for (const id of [a, b]) {
+      const c = await cli.closed(id);
+      expect(c.flags).toBe(CONN_EVF_TLSERR);
+      expect(c.status).toBe(TLS_E_PSK);
+    }
+    expect(srv.recs.some((r) => r.kind === CONN_EV_OPEN)).toBe(false);
+  });
+
+  it.skipIf(typeof pki === 'string')('certificates: server cert (IP SAN) and a client certificate; OPEN carries the CN', async () => {
+    const p = pki as Pki;
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = () => 'cert ok';
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key, caPem: p.ca, requestCert: true } });
+    const cli = harness('tcp', 'client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca, certPem: p.clientCert, keyPem: p.clientKey } });
+    const open = await cli.opened(id);
+    expect(Buffer.from(open.data).toString()).toBe('server');
+    await cli.ready(id);
+    const res = await cli.response(cli.request(id, '/c'));
+    expect(Buffer.from(res.payload).toString()).toBe('cert ok');
+    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
+    expect(Buffer.from(sopen.data).toString()).toBe('client-7');
+  });
+
+  it.skipIf(typeof pki === 'string')('certificates: an untrusted server, or a name mismatch, is CLOSED with TLSERR VERIFY', async () => {
+    const p = pki as Pki;
+    const srv = harness('tcp', 'server');
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+    const cli = harness('tcp', 'client');
+    const a = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.otherCa } });
+    const b = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca, servername: 'example.org' } });
+    for (const id of [a, b]) {
+      const c = await cli.closed(id);
+      expect(c.flags).toBe(CONN_EVF_TLSERR);
+      expect(c.status).toBe(TLS_E_VERIFY);
+    }
+  });
+});
