@@ -544,7 +544,8 @@ class JsStreamCore implements StreamCore {
     this.closing = (async () => {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
-      await Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
+      // listeners stop accepting now; their close completes once the connections are gone
+      const listening = Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
       const links = [...this.links.values()];
       for (const l of links) {
         // the driver's output first, then FIN
@@ -561,6 +562,7 @@ class JsStreamCore implements StreamCore {
         poll();
       });
       for (const l of this.links.values()) l.conn?.destroy();
+      await listening;
       this.dispatchFinal();
       this.closed = true;
       this.feed.free();
