@@ -57,8 +57,8 @@ describe('JS stream host: CoAP over TCP (WASM driver)', () => {
 
 // ----------------------------------------------------------------------------- TLS
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary, inCI } from './support/peers';
@@ -90,7 +90,7 @@ function makePki(): Pki | string {
     const leaf = (name: string, cn: string, ext: string): void => {
       run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
       run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-      require('node:fs').writeFileSync(join(dir, `${name}.ext`), ext);
+      writeFileSync(join(dir, `${name}.ext`), ext);
       run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
     };
     ca('ca');
@@ -270,7 +270,6 @@ describe('JS stream host: CoAP over WebSockets (ws, WASM driver)', () => {
 // ------------------------------------------------------------- bounds, garbage, slow readers
 
 import * as net from 'node:net';
-import { spawnSync } from 'node:child_process';
 import { wsBrowserSocketHost } from '../ts/transport/ws-browser';
 
 /** RFC 8323 §3.2 frames in buf: [code, token length, whole frame length]; stops at a partial one. */
@@ -421,7 +420,6 @@ describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS strea
     srv.autoRespond = (p) => `libcoap ${p}`;
     const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
     const r = await new Promise<{ out: string; code: number | null }>((resolve) => {
-      const { spawn } = require('node:child_process') as typeof import('node:child_process');
       const p = spawn(coapClient as string, ['-m', 'get', '-B', '5', `coap+tcp://127.0.0.1:${address.port}/hello/world`]);
       let out = '';
       p.stdout.on('data', (d) => (out += String(d)));
@@ -431,4 +429,3 @@ describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS strea
     expect(r.code).toBe(0);
   });
 });
-void spawnSync;

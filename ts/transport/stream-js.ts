@@ -321,6 +321,8 @@ class JsStreamCore implements StreamCore {
           l.queue.unshift(off === 0 ? chunk : chunk.subarray(off));
           this.hostCounters[H_READ_PAUSES]++;
           l.conn?.pause();
+          // not congested, yet nothing moved: no 'drain' will come, so look again shortly
+          if (!l.blocked) setTimeout(() => this.unpause(l), 5);
           return false;
         }
       } else if (rc < 0) return true; // no such connection (closed meanwhile)
