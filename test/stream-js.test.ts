@@ -429,3 +429,61 @@ describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS strea
     expect(r.code).toBe(0);
   });
 });
+
+// ------------------------------------------------------------------- closing, timers, ws abuse
+
+import { CONNC_CSM_TIMEOUT_MS, CONN_EV_ABORT, STREAM_CONFIG_CONN } from '../ts/driver/abi';
+
+describe('JS stream host: closing, timers, WebSocket misuse (WASM driver)', () => {
+  it('two listeners on one core (OPEN STATUS = index); closeConn(abort) sends Abort with its diagnostic', async () => {
+    const srv = harness('tcp', 'server');
+    await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const second = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    expect(second.index).toBe(1);
+    const cli = harness('tcp', 'client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: second.address.port });
+    await cli.ready(id);
+    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+    expect(sopen.status).toBe(1);
+    await srv.ready(sopen.conn);
+    cli.core.closeConn(id, true, 'going away');
+    expect((await cli.closed(id)).status).toBe(0);
+    await srv.waitFor((r) => r.kind === CONN_EV_ABORT && r.conn === sopen.conn, 'ABORT at the server');
+    await srv.closed(sopen.conn);
+  });
+
+  it('a peer that sends no CSM is aborted when the CSM wait ends (the timer)', async () => {
+    const srv = new Harness(tcp, 'tcp', 'server', {}, (cfg) => {
+      cfg[STREAM_CONFIG_CONN + CONNC_CSM_TIMEOUT_MS] = 150;
+    });
+    cores.push(srv);
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const c = await rawClient(address.port);
+    await c.ended; // closed by the server
+    expect(c.codes).toEqual([0xe1, 0xe5]); // CSM, then Abort
+    const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+    expect((await srv.closed(open.conn)).status).not.toBe(0);
+  });
+
+  it('WebSockets: a text message or a message over Max-Message-Size ends the connection', async () => {
+    const srv = wsHarness('server');
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const open = (): Promise<WsClient> =>
+      new Promise((r, j) => {
+        const w = new WsClient(`ws://127.0.0.1:${address.port}/.well-known/coap`, 'coap');
+        w.on('open', () => r(w)).on('error', j);
+      });
+    const a = await open();
+    const aClosed = new Promise<number>((r) => a.on('close', (code) => r(code)));
+    a.send('hello');
+    expect(await aClosed).toBe(1003);
+    const b = await open();
+    const got: Buffer[] = [];
+    b.on('message', (d: Buffer) => got.push(d));
+    const bClosed = new Promise<number>((r) => b.on('close', (code) => r(code)));
+    b.send(Buffer.from([0x00, 0xe1])); // CSM
+    b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
+    await bClosed;
+    expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+  });
+});
