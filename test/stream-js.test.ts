@@ -414,6 +414,53 @@ if (coapClient === undefined) {
   console.warn('stream-js libcoap interop: SKIPPED (coap-client-notls not found on PATH)');
 }
 
+/** Runs a libcoap client; its stdout and exit code. */
+function libcoapRun(bin: string, args: string[]): Promise<{ out: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn(bin, args);
+    let out = '';
+    p.stdout.on('data', (d) => (out += String(d)));
+    const t = setTimeout(() => p.kill('SIGKILL'), 15000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ out, code });
+    });
+  });
+}
+
+const coapClientTls = findBinary('coap-client-openssl');
+if (coapClientTls === undefined) {
+  if (inCI) throw new Error('CI: coap-client-openssl not found (apt-get install libcoap3-bin)');
+  console.warn('stream-js libcoap TLS interop: SKIPPED (coap-client-openssl not found on PATH)');
+}
+
+describe.skipIf(coapClientTls === undefined)('libcoap coap-client-openssl -> JS stream host (coaps+tcp, WASM driver)', () => {
+  it('PSK', async () => {
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = (p) => `psk ${p}`;
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
+    const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-u', 'dev-7', '-k', 'secret-key-7', `coaps+tcp://127.0.0.1:${address.port}/a`]);
+    expect(r.out).toContain('psk a');
+    const open = await srv.waitFor((x) => x.kind === CONN_EV_OPEN, 'OPEN');
+    expect(Buffer.from(open.data).toString()).toBe('dev-7');
+  });
+
+  it.skipIf(typeof pki === 'string')('certificates (-R CA)', async () => {
+    const p = pki as Pki;
+    const dir = mkdtempSync(join(tmpdir(), 'tc-ca-'));
+    try {
+      writeFileSync(join(dir, 'ca.pem'), p.ca);
+      const srv = harness('tcp', 'server');
+      srv.autoRespond = (x) => `pki ${x}`;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+      const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-R', join(dir, 'ca.pem'), `coaps+tcp://127.0.0.1:${address.port}/b`]);
+      expect(r.out).toContain('pki b');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS stream host (coap+tcp, WASM driver)', () => {
   it('GET coap+tcp:// is answered', async () => {
     const srv = harness('tcp', 'server');
