@@ -42,7 +42,12 @@ describe('JS stream host: CoAP over TCP (WASM driver)', () => {
     const c = await cli.closed(id);
     expect(c.status).toBe(0);
     await srv.closed(sopen.conn);
-    expect(srv.core.stats().conns).toBe(0);
+    const st = srv.core.stats();
+    expect(st.conns).toBe(0);
+    expect([st.opened, st.closed, st.accepted]).toEqual([1, 1, 1]);
+    expect(st.rxBytes).toBeGreaterThan(0);
+    expect(st.txBytes).toBeGreaterThan(0);
+    expect(cli.core.stats().connects).toBe(1);
   });
 
   it('a refused connect is CLOSED with SYSERR -ECONNREFUSED', async () => {
@@ -532,5 +537,26 @@ describe('JS stream host: closing, timers, WebSocket misuse (WASM driver)', () =
     b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
     await bClosed;
     expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+  });
+});
+
+describe('JS stream host: the browser side', () => {
+  it('stream-js, stream-wasm and ws-browser bundle for browsers without Node built-ins or npm ws', async () => {
+    const esbuild = await import('esbuild');
+    const r = await esbuild.build({
+      stdin: {
+        contents: "export { jsStreamCore } from './ts/transport/stream-js'; export { wasmStreamFeed } from './ts/transport/stream-wasm'; export { wsBrowserSocketHost } from './ts/transport/ws-browser';",
+        resolveDir: join(__dirname, '..'),
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      metafile: true,
+    });
+    const inputs = Object.keys(r.metafile.inputs);
+    expect(inputs.some((f) => f.endsWith('ts/transport/ws-browser.ts'))).toBe(true);
+    expect(inputs.filter((f) => f.startsWith('node:') || f.includes('node_modules/ws/') || f.endsWith('stream-node.ts') || f.endsWith('ws-node.ts'))).toEqual([]);
   });
 });
