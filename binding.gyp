@@ -7,6 +7,8 @@
         "<!@(node -p \"require('./native/sources.json').driver.join(' ')\")",
         "native/binding/addon.cc",
         "native/binding/udp.c",
+        "native/binding/stream.c",
+        "native/binding/stream_feed.c",
         "native/driver/tls.c"
       ],
       "include_dirs": [
