@@ -143,6 +143,24 @@ int tcs_written(tcs_stream *s, uint32_t id, uint32_t n);
  */
 int tcs_close(tcs_stream *s, uint64_t now, uint32_t id);
 
+/**
+ * The host closes connection id gracefully (JS asked: no Release, no Abort): a CLOSED record
+ * (status 0) now, its observers and exchanges end, input is ignored from now on; its output
+ * drains (with TLS: then close_notify), then tcs_next_out gives TCS_OUT_CLOSE (send FIN, close
+ * the socket, tcs_close). Returns TCS_WRITE, TCS_DELIVER (the batch has no room for the
+ * record: hand it over, call again), or TC_E_INVALID. On a closed connection: TCS_WRITE.
+ */
+int tcs_shutdown(tcs_stream *s, uint64_t now, uint32_t id);
+
+/** As tcs_shutdown, after an Abort signal (RFC 8323 §5.6) with the diagnostic diag (may be
+ *  NULL) queued. */
+int tcs_abort(tcs_stream *s, uint64_t now, uint32_t id, const char *diag);
+
+/** A Release signal (§5.5) with Hold-Off hold_off_s (TC_CONN_NO_VALUE: none) and a diagnostic
+ *  (may be NULL): no new requests from us; the peer closes. TCS_WRITE, TC_E_STALE (closed),
+ *  TC_E_FULL (no room in the output), TC_E_INVALID. */
+int tcs_release(tcs_stream *s, uint64_t now, uint32_t id, uint32_t hold_off_s, const char *diag);
+
 /** As tcs_close, with status and flags in its CLOSED record (e.g. TCB_CONN_EVF_SYSERR with a
  *  negative errno when the socket failed); tcs_close is status 0, flags 0. */
 int tcs_close_status(tcs_stream *s, uint64_t now, uint32_t id, int32_t status, uint32_t flags);
