@@ -373,7 +373,24 @@ for (const [feedKind, feed] of FEEDS) {
       expect(one.core.stats().refused).toBe(1);
     });
 
-    it('garbage instead of a CSM is answered with Abort (7.05) and the connection closes', async () => {
+    it('hundreds of idle connections and a slow reader do not starve a client', async () => {
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = () => 'served';
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const idle = await Promise.all(Array.from({ length: 300 }, () => rawClient(address.port)));
+    const slow = await rawClient(address.port);
+    slow.sock.pause();
+    slow.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
+    const cli = harness('tcp', 'client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+    await cli.ready(id);
+    for (let k = 0; k < 20; k++) expect(Buffer.from((await cli.response(cli.request(id, '/p'))).payload).toString()).toBe('served');
+    expect(srv.core.stats().conns).toBe(302);
+    for (const c of idle) c.sock.destroy();
+    slow.sock.destroy();
+  });
+
+  it('garbage instead of a CSM is answered with Abort (7.05) and the connection closes', async () => {
       const srv = harness('tcp', 'server');
       const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
       const c = await rawClient(address.port);
