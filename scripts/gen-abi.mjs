@@ -70,6 +70,8 @@ const records = [
   ['TX_NOTIFY', 'TCA_TX_NOTIFY'],
   ['WASM_INFO', 'TCA_WASM_INFO'],
   ['WASM_SEND', 'TCA_WASM_SEND'],
+  ['WASM_STREAM', 'TCA_WASM_STREAM'],
+  ['WASM_OUT', 'TCA_WASM_OUT'],
 ].map(([prefix, name]) => {
   let at = 0;
   const fields = list(abiH, name, ABI_H).map(([n, w]) => {

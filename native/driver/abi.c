@@ -4,6 +4,7 @@
  */
 #include "abi.h"
 #include "stream.h"
+#include "tls.h" /* the TC_TLS_E_* codes only (no OpenSSL in the header) */
 
 /* --------------------------------------------------------------- compile-time checks */
 
@@ -11,6 +12,13 @@
   _Static_assert((value) == (expr), "abi.h: " #name " differs from the core's " #expr);
 TCA_CORE_CONSTANTS(TCA_CORE_CHECK_)
 #undef TCA_CORE_CHECK_
+
+/* the TC_TLS_E_* codes JavaScript TLS hosts report (abi.h TLS_E_*) */
+_Static_assert((int)TCB_TLS_E_HANDSHAKE == (int)TC_TLS_E_HANDSHAKE && (int)TCB_TLS_E_VERIFY == (int)TC_TLS_E_VERIFY &&
+                   (int)TCB_TLS_E_PEER_CERT_REQUIRED == (int)TC_TLS_E_PEER_CERT_REQUIRED &&
+                   (int)TCB_TLS_E_PSK == (int)TC_TLS_E_PSK && (int)TCB_TLS_E_ALPN == (int)TC_TLS_E_ALPN &&
+                   (int)TCB_TLS_E_ALERT == (int)TC_TLS_E_ALERT && (int)TCB_TLS_E_PROTOCOL == (int)TC_TLS_E_PROTOCOL,
+               "abi.h: TLS_E_* differ from tls.h");
 
 /* configs: the lists name every word of the structs, in order */
 #define TCA_ONE_(f) +1
@@ -70,6 +78,8 @@ _Static_assert(sizeof(tc_srv_stats) == sizeof(tca_srv_stats_mirror), "abi.h: TCA
 #define TCA_L_TXN_(n, w) (uint32_t)TCB_TX_NOTIFY_##n,
 #define TCA_L_WI_(n, w) (uint32_t)TCB_WASM_INFO_##n,
 #define TCA_L_WS_(n, w) (uint32_t)TCB_WASM_SEND_##n,
+#define TCA_L_WST_(n, w) (uint32_t)TCB_WASM_STREAM_##n,
+#define TCA_L_WO_(n, w) (uint32_t)TCB_WASM_OUT_##n,
 #define TCA_L_EPC_(f) (uint32_t)(offsetof(tc_ep_config, f) / 4u),
 #define TCA_L_SRVC_(f) (uint32_t)(offsetof(tc_srv_config, f) / 4u),
 #define TCA_L_CONNC_(f) (uint32_t)(offsetof(tc_conn_config, f) / 4u),
@@ -93,6 +103,8 @@ static const uint32_t tca_layout_[] = {
     TCA_TX_NOTIFY(TCA_L_TXN_) TCB_TX_NOTIFY_WORDS,
     TCA_WASM_INFO(TCA_L_WI_) TCB_WASM_INFO_WORDS,
     TCA_WASM_SEND(TCA_L_WS_) TCB_WASM_SEND_WORDS,
+    TCA_WASM_STREAM(TCA_L_WST_) TCB_WASM_STREAM_WORDS,
+    TCA_WASM_OUT(TCA_L_WO_) TCB_WASM_OUT_WORDS,
     TCA_EP_CONFIG(TCA_L_EPC_) (uint32_t)(sizeof(tc_ep_config) / 4u),
     TCA_SRV_CONFIG(TCA_L_SRVC_) (uint32_t)(sizeof(tc_srv_config) / 4u),
     TCA_CONN_CONFIG(TCA_L_CONNC_) (uint32_t)(sizeof(tc_conn_config) / 4u),

@@ -80,7 +80,14 @@
   X(CONN_EVF_TLS, 16)  /* OPEN: the connection is secured */ \
   X(CONN_EVF_SYSERR, 32) /* CLOSED: STATUS is a negative errno (Linux numbering) */ \
   X(CONN_EVF_TLSERR, 64) /* CLOSED: STATUS is a TC_TLS_E_* code */ \
-  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
+  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */ \
+  X(TLS_E_HANDSHAKE, -104) /* TC_TLS_E_* (tls.h) a JavaScript TLS host reports in CLOSED STATUS */ \
+  X(TLS_E_VERIFY, -105) \
+  X(TLS_E_PEER_CERT_REQUIRED, -106) \
+  X(TLS_E_PSK, -107) \
+  X(TLS_E_ALPN, -108) \
+  X(TLS_E_ALERT, -109) \
+  X(TLS_E_PROTOCOL, -110)
 
 /* --------------------------------------------------------------------------- records */
 
@@ -192,6 +199,36 @@
   X(OFF, 1) \
   X(LEN, 1)
 
+/* The WebAssembly stream host's handle (wasm/glue_stream.c): words JS reads after every call
+ * (pointers are offsets into linear memory). C TCB_WASM_STREAM_<FIELD>, TypeScript
+ * WASM_STREAM_<FIELD>. */
+#define TCA_WASM_STREAM(X) \
+  X(RX_WORDS, 1)     /* the batch: record table */ \
+  X(RX_USED, 1)      /* words used */ \
+  X(RX_DATA, 1)      /* byte area */ \
+  X(RX_DATA_USED, 1) /* bytes used */ \
+  X(RX_COUNT, 1)     /* records */ \
+  X(IN, 1)           /* input area: a chunk or WebSocket message; or address words (TCA_RX \
+                        FAMILY..SCOPE) and identity bytes after them */ \
+  X(IN_CAP, 1)       /* its size */ \
+  X(IN_USED, 1)      /* tcw_stream_recv: bytes taken */ \
+  X(TXW, 1)          /* tx record table */ \
+  X(TXW_CAP, 1)      /* its words */ \
+  X(TXB, 1)          /* tx byte area */ \
+  X(TXB_CAP, 1)      /* its size */ \
+  X(TX_FAILED, 1)    /* tcw_stream_flush: records that failed */ \
+  X(OUT, 1)          /* the out list (TCA_WASM_OUT entries, tcw_stream_collect) */ \
+  X(STATS, 1)        /* tcs_host_stats (tcw_stream_stats) */ \
+  X(MAX_BODY, 1)     /* the largest Block1 body */
+
+/* One out list entry of the WebAssembly stream host: what a connection has for its socket. */
+#define TCA_WASM_OUT(X) \
+  X(ID, 1)           /* connection id */ \
+  X(OP, 1)           /* 1 write the bytes; 2 closed and drained: close the socket */ \
+  X(OFF, 1)          /* the bytes: offset into linear memory */ \
+  X(LEN, 1) \
+  X(DONE, 1)         /* JS: bytes the socket took (0: congested, they stay) */
+
 #define TCA_FIELD_(P, name, words) P##name, P##name##_LAST_ = P##name + (words)-1,
 #define TCB_RX_F_(n, w) TCA_FIELD_(TCB_RX_, n, w)
 #define TCB_TXR_F_(n, w) TCA_FIELD_(TCB_TX_RESPOND_, n, w)
@@ -201,6 +238,8 @@
 #define TCB_TXN_F_(n, w) TCA_FIELD_(TCB_TX_NOTIFY_, n, w)
 #define TCB_WI_F_(n, w) TCA_FIELD_(TCB_WASM_INFO_, n, w)
 #define TCB_WS_F_(n, w) TCA_FIELD_(TCB_WASM_SEND_, n, w)
+#define TCB_WST_F_(n, w) TCA_FIELD_(TCB_WASM_STREAM_, n, w)
+#define TCB_WO_F_(n, w) TCA_FIELD_(TCB_WASM_OUT_, n, w)
 enum tcb_rx_word { TCA_RX(TCB_RX_F_) TCB_RX_WORDS };
 enum tcb_tx_respond_word { TCA_TX_RESPOND(TCB_TXR_F_) TCB_TX_RESPOND_WORDS };
 enum tcb_tx_request_word { TCA_TX_REQUEST(TCB_TXQ_F_) TCB_TX_REQUEST_WORDS };
@@ -209,6 +248,8 @@ enum tcb_tx_ping_word { TCA_TX_PING(TCB_TXP_F_) TCB_TX_PING_WORDS };
 enum tcb_tx_notify_word { TCA_TX_NOTIFY(TCB_TXN_F_) TCB_TX_NOTIFY_WORDS };
 enum tcb_wasm_info_word { TCA_WASM_INFO(TCB_WI_F_) TCB_WASM_INFO_WORDS };
 enum tcb_wasm_send_word { TCA_WASM_SEND(TCB_WS_F_) TCB_WASM_SEND_WORDS };
+enum tcb_wasm_stream_word { TCA_WASM_STREAM(TCB_WST_F_) TCB_WASM_STREAM_WORDS };
+enum tcb_wasm_out_word { TCA_WASM_OUT(TCB_WO_F_) TCB_WASM_OUT_WORDS };
 
 #define TCA_CONST_(name, value) TCB_##name = (value),
 enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
