@@ -7,7 +7,8 @@
         "<!@(node -p \"require('./native/sources.json').driver.join(' ')\")",
         "native/binding/addon.cc",
         "native/binding/udp.c",
-        "native/driver/tls.c"
+        "native/driver/tls.c",
+        "native/driver/dtls.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

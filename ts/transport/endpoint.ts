@@ -78,6 +78,7 @@ import {
   endpointConfig,
   zoneScope,
   type UdpDriver,
+  type UdpDriverFactory,
 } from './udp-records';
 import { udpFactory, type UdpBackendKind } from './udp-select';
 
@@ -105,8 +106,10 @@ export class Endpoint implements Driver {
     opts: EndpointOptions | undefined,
     private readonly listener: DriverListener,
     role: 'server' | 'client' = 'server',
+    /** A driver of another kind over the same records (DTLS: ts/transport/dtls.ts). */
+    driverFactory?: { kind: UdpBackendKind; create: UdpDriverFactory },
   ) {
-    const f = udpFactory(kind);
+    const f = driverFactory ?? udpFactory(kind);
     this.kind = f.kind;
     this.driver = f.create(family, endpointConfig(opts, role), new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch);
     this.w = this.driver.txWords;
