@@ -135,7 +135,9 @@ export function dtlsDriverFactory(limits?: DtlsLimits): DriverFactory {
     }
     const create: UdpDriverFactory = (fam: 4 | 6, config: Uint32Array, seed: Uint8Array, onBatch: BatchHandler) =>
       new NativeUdpDriver(addon, fam, config, seed, onBatch, { server: role === 'server', security });
-    const opts: EndpointOptions = { ...options, maxMessageSize: mtu - DTLS_RECORD_OVERHEAD };
+    // the cookie exchange proved the peer's address: no Echo challenges over DTLS (RFC 9175
+    // §2.4 is for unsecured endpoints) unless asked for
+    const opts: EndpointOptions = { amplificationLimit: 0, ...options, maxMessageSize: mtu - DTLS_RECORD_OVERHEAD };
     return new Endpoint(family, 'native', opts, listener, role, { kind: 'native', create });
   };
 }
