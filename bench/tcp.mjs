@@ -10,8 +10,9 @@
 //   2. throughput: coap-bench, GET /time, 64 pipelined over 4 connections, BENCH_SECONDS after
 //      BENCH_WARMUP; the server's CPU per request from /proc/PID/stat (utime + stime) over the
 //      measured window
-// Then client throughput: turbocoap's client (native, WASM) with 64 requests in flight against
-// libcoap's TCP server and against turbocoap's (native) TCP server.
+// Then client throughput: turbocoap's client (native, WASM; one connection per origin) with 64
+// requests in flight against libcoap's TCP / TLS server and against turbocoap's (native), next to
+// coap-bench with 64 pipelined on one connection as the yardstick.
 // Prints markdown tables with ratios vs libcoap and the issue's targets as met / NOT met.
 //
 //   npm run bench:tcp
@@ -258,46 +259,55 @@ for (const s of servers) {
 
 const clientResults = [];
 if (want('clients')) {
+  // [against, transport, server definition]
   const targetsC = [];
-  if (libcoapTcp) targetsC.push(['libcoap TCP', 'libcoap', (p) => [libcoapTcp, ['-A', HOST, '-p', String(p), '-v', '0'], {}], undefined]);
-  if (!tcMissing) targetsC.push(['turbocoap native TCP', 'native', ours('native')('tcp').cmd, 'ready']);
-  for (const [against, key, cmdOf, readyLine] of targetsC) {
-    const port = await freePort();
-    const [cmd, args, opts] = cmdOf(port);
-    log(`== client throughput against ${against} on ${HOST}:${port}, ${PIPELINE} in flight, ${SECONDS} s`);
-    const srv = start(against, cmd, args, opts);
+  for (const t of ['tcp', 'tls']) {
+    if (!wantT(t)) continue;
+    targetsC.push(['libcoap', t, servers[0].transports[t]]);
+    targetsC.push(['turbocoap (native)', t, ours('native')(t)]);
+  }
+  for (const [against, t, d] of targetsC) {
+    const tag = `${against} ${t}`;
+    if (d.missing) {
+      clientResults.push({ label: 'all clients', against: tag, error: `not run: ${d.missing}` });
+      continue;
+    }
+    const port = d.pair ? await freePortPair() : await freePort();
+    const [cmd, args, opts] = d.cmd(port);
+    const url = d.url(port);
+    log(`== client throughput against ${tag} on ${HOST}:${d.listenPort(port)}, ${PIPELINE} in flight, ${SECONDS} s`);
+    const srv = start(tag, cmd, args, opts);
     try {
-      await waitTcp(srv, port, 20000, readyLine);
-      const url = `coap+tcp://${HOST}:${port}/${PATH}`;
+      await waitTcp(srv, d.listenPort(port), 20000, d.readyLine);
       for (const backend of ['native', 'wasm']) {
         const label = `turbocoap (${backend === 'wasm' ? 'WASM' : backend})`;
         let r;
         if (tcMissing) r = { error: `not run: ${tcMissing}` };
         else {
-          const c = await runToEnd(label, process.execPath, [resolve(root, 'bench', 'lib', 'client.mjs'), 'turbocoap', url, String(PIPELINE), String(SECONDS), String(WARMUP)], (SECONDS + WARMUP + 30) * 1000, {
-            env: { ...process.env, TURBOCOAP_BACKEND: backend },
-          });
+          const env = { ...process.env, TURBOCOAP_BACKEND: backend, ...(t === 'tls' ? { BENCH_PSK: `${PSK_ID}:${PSK_KEY}` } : {}) };
+          const c = await runToEnd(label, process.execPath, [resolve(root, 'bench', 'lib', 'client.mjs'), 'turbocoap', url, String(PIPELINE), String(SECONDS), String(WARMUP)], (SECONDS + WARMUP + 30) * 1000, { env });
           try {
             r = JSON.parse(c.stdout.trim().split('\n').pop() ?? '');
           } catch {
-            r = { error: `no result (exit ${c.exitCode}${c.timedOut ? ', timed out' : ''}): ${c.stderr.trim().split('\n').slice(-2).join(' | ')}` };
+            r = { error: `no result (exit ${c.exitCode}${c.timedOut ? ', timed out' : ''}): ${c.stderr.trim().split('\n').slice(-2).join(' / ')}` };
           }
         }
-        Object.assign(r, { label, against, key });
+        Object.assign(r, { label, against: tag });
         clientResults.push(r);
         log(`   ${label}: ${r.error ?? `${f0(r.rps)} req/s (${r.errors} errors${r.firstError ? `, first: ${r.firstError}` : ''})`}`);
       }
-      // the yardstick: coap-bench (C) against the same server
-      const cb = await runToEnd('coap-bench', bin, ['-c', String(PIPELINE), '-k', '1', '-d', String(SECONDS), '-w', String(WARMUP), '--json', url], (SECONDS + WARMUP + 30) * 1000);
+      // the yardstick: coap-bench (C) with the same 64 in flight on one connection
+      const cbArgs = ['-c', String(PIPELINE), '-k', '1', '-d', String(SECONDS), '-w', String(WARMUP), '--json', ...secArgs(t), url];
+      const cb = await runToEnd('coap-bench', bin, cbArgs, (SECONDS + WARMUP + 30) * 1000);
       try {
         const j = JSON.parse(cb.stdout.trim().split('\n').pop());
-        clientResults.push({ label: 'coap-bench (C, 1 connection)', against, key, rps: j.rps, errors: j.timeouts + j.lost });
+        clientResults.push({ label: 'coap-bench (C, 1 connection)', against: tag, rps: j.rps, errors: j.timeouts + j.lost });
       } catch {
-        /* reported as missing */
+        clientResults.push({ label: 'coap-bench (C, 1 connection)', against: tag, error: `no result (exit ${cb.exitCode})` });
       }
     } catch (e) {
-      log(`!! clients against ${against}: ${e?.message ?? e}`);
-      clientResults.push({ label: 'all clients', against, key, error: String(e?.message ?? e).split('\n')[0] });
+      log(`!! clients against ${tag}: ${e?.message ?? e}`);
+      clientResults.push({ label: 'all clients', against: tag, error: String(e?.message ?? e).split('\n')[0] });
     } finally {
       await srv.kill();
     }
@@ -313,11 +323,12 @@ const get = (k, t) => {
 const lib = (t) => get('libcoap', t)?.load?.rps;
 const out = [];
 const cell = (r, f) => (r?.error ? `failed: ${r.error.replace(/\|/g, '/')}` : r?.load ? f(r.load) : '–');
-out.push('');
-out.push(`## CoAP over TCP / TLS servers (coap-bench, GET /${PATH}, ${PIPELINE} pipelined over ${CONNS} connections, ${SECONDS} s after ${WARMUP} s warm-up; JS handler on turbocoap)`);
-out.push('');
-out.push('| server | transport | req/s | p50 µs | p99 µs | server CPU µs/req | server cores | vs libcoap | errors |');
-out.push('|---|---|---:|---:|---:|---:|---:|---:|---|');
+const anyServer = Object.keys(results).length > 0;
+if (anyServer) out.push('');
+if (anyServer) out.push(`## CoAP over TCP / TLS servers (coap-bench, GET /${PATH}, ${PIPELINE} pipelined over ${CONNS} connections, ${SECONDS} s after ${WARMUP} s warm-up; JS handler on turbocoap)`);
+if (anyServer) out.push('');
+if (anyServer) out.push('| server | transport | req/s | p50 µs | p99 µs | server CPU µs/req | server cores | vs libcoap | errors |');
+if (anyServer) out.push('|---|---|---:|---:|---:|---:|---:|---:|---|');
 for (const s of servers) {
   for (const t of ['tcp', 'tls', 'ws']) {
     const r = results[s.key]?.[t];
@@ -332,7 +343,7 @@ for (const s of servers) {
     out.push(`| ${s.label} | ${t} | ${f0(L.rps)} | ${f0(L.latency_us.p50)} | ${f0(L.latency_us.p99)} | ${f1(L.serverCpuUs)} | ${L.serverCores?.toFixed(2) ?? '–'} | ${vs} | ${errs} |`);
   }
 }
-if (IDLE > 0) {
+if (IDLE > 0 && anyServer) {
   out.push('');
   out.push(`## Memory per idle connection (${IDLE} connections, CSMs exchanged; server RSS after − before, over connections up)`);
   out.push('');
@@ -353,7 +364,7 @@ if (IDLE > 0) {
 }
 if (clientResults.length) {
   out.push('');
-  out.push(`## Clients over TCP (${PIPELINE} GETs /${PATH} in flight, ${SECONDS} s)`);
+  out.push(`## Clients over TCP / TLS (${PIPELINE} GETs /${PATH} in flight on one connection, ${SECONDS} s)`);
   out.push('');
   out.push('| client | against | req/s | errors | vs coap-bench (C) |');
   out.push('|---|---|---:|---:|---:|');
