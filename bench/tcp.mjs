@@ -180,7 +180,7 @@ const ours = (backend) => (t) => ({
   cmd: (port) => [
     process.execPath,
     [resolve(root, 'bench', 'lib', 'server-turbocoap-stream.mjs'), t, String(port), ...(t === 'tls' ? [PSK_ID, PSK_KEY] : [])],
-    { env: { ...process.env, TURBOCOAP_BACKEND: backend } },
+    { env: { ...process.env, TURBOCOAP_BACKEND: backend, BENCH_MAX_CONNS: String(IDLE + 64) } },
   ],
   readyLine: 'ready',
   url: (port) => `${t === 'tls' ? 'coaps+tcp' : t === 'ws' ? 'coap+ws' : 'coap+tcp'}://${HOST}:${port}/${PATH}`,

@@ -1,7 +1,8 @@
 // A turbocoap server over one RFC 8323 transport with a trivial JS handler, for bench/tcp.mjs
 // (one per child process).
 //   TURBOCOAP_BACKEND=native|wasm node bench/lib/server-turbocoap-stream.mjs tcp|tls|ws PORT [PSK_ID PSK_KEY]
-// tls uses the PSK (identity -> key). Prints "ready <backend> <transport>" once listening;
+// tls uses the PSK (identity -> key). BENCH_MAX_CONNS=N raises the connection limits (total and
+// per host) to N. Prints "ready <backend> <transport>" once listening;
 // closes on SIGTERM/SIGINT.
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
@@ -19,7 +20,9 @@ if (!['tcp', 'tls', 'ws'].includes(transport) || !(port > 0) || (transport === '
   process.exit(2);
 }
 const server = tc.createServer(() => ({ code: '2.05', payload: PAYLOAD, contentFormat: 0 }));
-const options = { transport, port, host: '127.0.0.1' };
+// the idle-connection run opens BENCH_MAX_CONNS connections from one host (127.0.0.1)
+const maxConns = Number(process.env.BENCH_MAX_CONNS) || undefined;
+const options = { transport, port, host: '127.0.0.1', ...(maxConns ? { maxConnections: maxConns, maxConnectionsPerHost: maxConns } : {}) };
 if (transport === 'tls') options.psk = { [pskId]: pskKey };
 await server.listen(options);
 process.stdout.write(`ready ${tc.backend.kind} ${transport}\n`);
