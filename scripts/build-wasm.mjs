@@ -23,9 +23,9 @@ const outIdx = args.indexOf('--out');
 
 const sources = JSON.parse(readFileSync(join(root, 'native', 'sources.json'), 'utf8'));
 const core = [...sources.core, ...sources.driver];
-// The glue: exports of the codec, deframer, driver ABI and datagram driver (glue.c) and of
-// the client transfers (glue_client.c).
-const glue = ['wasm/glue.c', 'wasm/glue_client.c'];
+// The glue: exports of the codec, deframer, driver ABI and datagram driver (glue.c), of
+// the client transfers (glue_client.c) and of the connection driver (glue_stream.c).
+const glue = ['wasm/glue.c', 'wasm/glue_client.c', 'wasm/glue_stream.c'];
 // Every function a glue file marks TCW_API is exported.
 const exported = glue.flatMap((file) => {
   const names = [...readFileSync(join(root, file), 'utf8').matchAll(/^TCW_API\b[^(]*?\b(tcw_\w+)\(/gm)].map(

@@ -70,6 +70,8 @@ const records = [
   ['TX_NOTIFY', 'TCA_TX_NOTIFY'],
   ['WASM_INFO', 'TCA_WASM_INFO'],
   ['WASM_SEND', 'TCA_WASM_SEND'],
+  ['WASM_STREAM', 'TCA_WASM_STREAM'],
+  ['WASM_OUT', 'TCA_WASM_OUT'],
 ].map(([prefix, name]) => {
   let at = 0;
   const fields = list(abiH, name, ABI_H).map(([n, w]) => {
@@ -81,12 +83,17 @@ const records = [
 });
 const epConfig = list(abiH, 'TCA_EP_CONFIG', ABI_H).map(([f]) => ident(f, 'TCA_EP_CONFIG'));
 const srvConfig = list(abiH, 'TCA_SRV_CONFIG', ABI_H).map(([f]) => ident(f, 'TCA_SRV_CONFIG'));
-const stats = ['TCA_EP_STATS', 'TCA_SRV_STATS', 'TCA_DRIVER_STATS'].map((name) =>
-  list(abiH, name, ABI_H).map(([t, f]) => {
-    if (t !== 'U64' && t !== 'U32') fail(`${name}: type ${t} is not U64 or U32`);
-    return [ident(f, name), t === 'U64' ? 8 : 4];
-  }),
-);
+const connConfig = list(abiH, 'TCA_CONN_CONFIG', ABI_H).map(([f]) => ident(f, 'TCA_CONN_CONFIG'));
+const streamLimits = list(abiH, 'TCA_STREAM_LIMITS', ABI_H).map(([f]) => ident(f, 'TCA_STREAM_LIMITS'));
+const statsList = (names) =>
+  names.map((name) =>
+    list(abiH, name, ABI_H).map(([t, f]) => {
+      if (t !== 'U64' && t !== 'U32') fail(`${name}: type ${t} is not U64 or U32`);
+      return [ident(f, name), t === 'U64' ? 8 : 4];
+    }),
+  );
+const stats = statsList(['TCA_EP_STATS', 'TCA_SRV_STATS', 'TCA_DRIVER_STATS']);
+const streamStats = statsList(['TCA_STREAM_STATS', 'TCA_SRV_STATS', 'TCA_STREAM_HOST_STATS']);
 const seed = /^#define TCA_SEED_BYTES (\d+)u?$/m.exec(abiH);
 if (seed === null) fail(`${ABI_H}: no TCA_SEED_BYTES`);
 const seedBytes = Number(seed[1]);
@@ -118,17 +125,21 @@ function structLayout(fields) {
   });
   return { offs, size: align(at, max), align: max };
 }
-const parts = stats.map(structLayout);
-let base = 0;
-let maxAlign = 1;
-const statFields = [];
-for (const p of parts) {
-  base = align(base, p.align);
-  for (const [f, o, size] of p.offs) statFields.push([f, base + o, size]);
-  base += p.size;
-  maxAlign = Math.max(maxAlign, p.align);
+/** A struct of the lists' structs in order: [fields [name, offset, size]], total size. */
+function nestedLayout(lists) {
+  let base = 0;
+  let maxAlign = 1;
+  const fields = [];
+  for (const p of lists.map(structLayout)) {
+    base = align(base, p.align);
+    for (const [f, o, size] of p.offs) fields.push([f, base + o, size]);
+    base += p.size;
+    maxAlign = Math.max(maxAlign, p.align);
+  }
+  return { fields, bytes: align(base, maxAlign) };
 }
-const statsBytes = align(base, maxAlign);
+const { fields: statFields, bytes: statsBytes } = nestedLayout(stats);
+const { fields: streamStatFields, bytes: streamStatsBytes } = nestedLayout(streamStats);
 
 // ------------------------------------------------------------------- the layout table
 const layout = [
@@ -140,6 +151,12 @@ const layout = [
   epConfig.length,
   ...srvConfig.map((_, i) => i),
   srvConfig.length,
+  ...connConfig.map((_, i) => i),
+  connConfig.length,
+  ...streamLimits.map((_, i) => i),
+  streamLimits.length,
+  ...streamStatFields.flatMap(([, o, size]) => [o, size]),
+  streamStatsBytes,
   ...statFields.flatMap(([, o, size]) => [o, size]),
   statsBytes,
   seedBytes,
@@ -192,6 +209,27 @@ srvConfig.forEach((f, i) => c(`SRVC_${upper(f)}`, epConfig.length + i));
 c('SRV_CONFIG_WORDS', srvConfig.length);
 c('CONFIG_WORDS', epConfig.length + srvConfig.length);
 c('SEED_BYTES', seedBytes, 'seed bytes a driver takes: 32 for tc_ep, 16 for tc_srv');
+L.push(
+  '',
+  '// Stream config (what JS hands a stream host): tc_conn_config words, then tc_srv_config words,',
+  '// then tcs_limits words. CONNC_* / SLIM_* index their block; tc_srv_config word SRVC_X is at',
+  '// STREAM_CONFIG_SRV + SRVC_X - EP_CONFIG_WORDS.',
+);
+connConfig.forEach((f, i) => c(`CONNC_${upper(f)}`, i));
+c('CONN_CONFIG_WORDS', connConfig.length);
+streamLimits.forEach((f, i) => c(`SLIM_${upper(f)}`, i));
+c('STREAM_LIMITS_WORDS', streamLimits.length);
+c('STREAM_CONFIG_CONN', 0);
+c('STREAM_CONFIG_SRV', connConfig.length);
+c('STREAM_CONFIG_LIMITS', connConfig.length + srvConfig.length);
+c('STREAM_CONFIG_WORDS', connConfig.length + srvConfig.length + streamLimits.length);
+L.push('', '// Stream host stats (tcs_host_stats): byte offsets; 64-bit fields are listed in STREAM_STATS_U64');
+for (const [f, o] of streamStatFields) c(`SST_${upper(f)}`, o);
+c('STREAM_STATS_BYTES', streamStatsBytes);
+L.push(
+  '/** Byte offsets of the 64-bit stream stats fields. */',
+  `export const STREAM_STATS_U64: readonly number[] = [${streamStatFields.filter(([, , s]) => s === 8).map(([, o]) => o).join(', ')}];`,
+);
 L.push('', '// Stats (tcd_stats): byte offsets; 64-bit fields are listed in STATS_U64');
 for (const [f, o] of statFields) c(`ST_${upper(f)}`, o);
 c('STATS_BYTES', statsBytes);

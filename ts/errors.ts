@@ -124,14 +124,15 @@ export class CoapResponseError extends CoapError {
 }
 
 /** Why a server call was refused (see {@link CoapServerError}). */
-export type ServerFailure = 'NOT_OBSERVABLE' | 'NOT_LISTENING' | 'ALREADY_LISTENING' | 'TOO_MANY_RESOURCES';
+export type ServerFailure = 'NOT_OBSERVABLE' | 'NOT_LISTENING' | 'ALREADY_LISTENING' | 'TOO_MANY_RESOURCES' | 'UNSUPPORTED_TRANSPORT';
 
 /**
  * A server method was called in a state or with an argument it cannot serve:
  *  - `'NOT_OBSERVABLE'`: `resource(path).notify()` for a path no observable route serves
  *    (without a Router: a path no client registered for);
  *  - `'NOT_LISTENING'`: `notify()` or `address()` before `listen()` or after `close()`;
- *  - `'ALREADY_LISTENING'`: `listen()` on a listening server;
+ *  - `'ALREADY_LISTENING'`: `listen()` for a transport the server listens on already;
+ *  - `'UNSUPPORTED_TRANSPORT'`: `listen()` for a transport not built in here (DTLS under WASM);
  *  - `'TOO_MANY_RESOURCES'`: more than 2^31 observable paths.
  */
 export class CoapServerError extends CoapError {
@@ -178,15 +179,41 @@ export class CoapNetworkError extends CoapError {
 }
 
 /**
- * A URL's scheme names a transport this client does not speak (today: only `coap://`,
- * CoAP over UDP). `code` is `'UNSUPPORTED_SCHEME'`; `scheme` is the URL's.
+ * A connection of a reliable transport (CoAP over TCP, TLS or WebSockets, RFC 8323; or a
+ * DTLS session) failed or ended, and with it the requests outstanding on it. `code`:
+ *  - an errno name from the socket: `'ECONNREFUSED'`, `'ECONNRESET'`, `'ETIMEDOUT'`, ...;
+ *  - `'ABORTED'`: the peer sent Abort (RFC 8323 §5.6); `'RELEASED'`: the peer released the
+ *    connection (Release, §5.5) and closed it; `'CLOSED'`: it closed (either side, or the agent
+ *    or server was closed) with requests outstanding; `'TIMEOUT'`: the peer stopped answering
+ *    Pings; `'PROTOCOL'`: the peer broke RFC 8323 (no CSM first, a frame too large...);
+ *  - TLS: `'HANDSHAKE'` (the handshake failed, e.g. no shared cipher, or the peer refused our
+ *    credentials), `'VERIFY'` (a certificate failed verification, or none was sent where one is
+ *    required), `'PSK'` (unknown PSK identity or wrong key), `'ALPN'` (the peer does not speak
+ *    `coap`), `'TLS_CONFIG'` (our certificate, key, CA or PSK could not be used), `'TLS'`.
+ * It is a {@link CoapNetworkError}.
+ */
+export class CoapConnectionError extends CoapNetworkError {
+  constructor(code: string, message?: string, options?: { cause?: unknown }) {
+    super(code, message ?? `${code}: the connection failed`, options);
+  }
+}
+
+/** Whether a connection error is a TLS/DTLS handshake or certificate failure. */
+export function isSecurityFailure(code: string): boolean {
+  return code === 'HANDSHAKE' || code === 'VERIFY' || code === 'PSK' || code === 'ALPN' || code === 'TLS_CONFIG' || code === 'TLS';
+}
+
+/**
+ * A URL's scheme names a transport this client does not speak (it speaks `coap://`,
+ * `coap+tcp://`, `coaps+tcp://`, `coap+ws://`, `coaps+ws://`, and `coaps://` where DTLS is
+ * built in). `code` is `'UNSUPPORTED_SCHEME'`; `scheme` is the URL's.
  */
 export class CoapSchemeError extends CoapError {
   declare readonly code: 'UNSUPPORTED_SCHEME';
   /** The scheme, e.g. `'coaps'`. */
   readonly scheme: string;
   constructor(scheme: string) {
-    super(`UNSUPPORTED_SCHEME: ${JSON.stringify(scheme)}: this client speaks coap:// (CoAP over UDP)`, 'UNSUPPORTED_SCHEME');
+    super(`UNSUPPORTED_SCHEME: ${JSON.stringify(scheme)}: no transport for this scheme here`, 'UNSUPPORTED_SCHEME');
     this.scheme = scheme;
   }
 }

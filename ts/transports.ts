@@ -1,19 +1,34 @@
 /**
  * The transports by URI scheme: the one module above ts/transport/ that names them. The
  * server, the client and everything else above the drivers are written against
- * ts/driver/driver.ts; they get a driver from here. Today: `coap` (CoAP over UDP).
+ * ts/driver/driver.ts; they get a driver from here: `coap` (CoAP over UDP), `coap+tcp` and
+ * `coaps+tcp` (RFC 8323 over TCP and TLS), `coap+ws` and `coaps+ws` (over WebSockets).
  *
  * @internal
  */
 import type { BackendKind, DriverFactory, EndpointOptions } from './driver/driver';
 import { Endpoint } from './transport/endpoint';
+import type { StreamFraming } from './transport/stream-core';
+import { StreamEndpoint } from './transport/stream-endpoint';
+import { streamFactory } from './transport/stream-select';
 import { endpointConfig } from './transport/udp-records';
 import { checkBackendKind } from './transport/udp-select';
 
 /** CoAP over UDP (RFC 7252): the datagram endpoint run by the C core. */
 const udp: DriverFactory = (family, backend, options, listener, role) => new Endpoint(family, backend, options, listener, role);
 
-const BY_SCHEME: ReadonlyMap<string, DriverFactory> = new Map([['coap', udp]]);
+/** CoAP over a reliable transport (RFC 8323): connections run by the C core's stream driver. */
+function stream(framing: StreamFraming): DriverFactory {
+  return (_family, backend, options, listener, role) => new StreamEndpoint(streamFactory(framing, backend).create, framing, options, listener, role);
+}
+
+const BY_SCHEME: ReadonlyMap<string, DriverFactory> = new Map([
+  ['coap', udp],
+  ['coap+tcp', stream('tcp')],
+  ['coaps+tcp', stream('tcp')],
+  ['coap+ws', stream('ws')],
+  ['coaps+ws', stream('ws')],
+]);
 
 /** The driver factory for a URI scheme, or undefined when no transport for it is built in. */
 export function driverFactory(scheme: string): DriverFactory | undefined {
@@ -25,8 +40,7 @@ export function driverFactory(scheme: string): DriverFactory | undefined {
  * same checker, run early: at createServer / new Agent instead of listen / the first request).
  * Throws TypeError / RangeError with a Node-style `code`.
  */
-export function checkEndpointOptions(scheme: string, backend: BackendKind | undefined, options: EndpointOptions, role: 'server' | 'client'): void {
-  if (scheme !== 'coap') return;
+export function checkEndpointOptions(_scheme: string, backend: BackendKind | undefined, options: EndpointOptions, role: 'server' | 'client'): void {
   checkBackendKind(backend);
   endpointConfig(options, role);
 }

@@ -73,7 +73,21 @@
   X(TX_NOTIFY, 6) \
   X(TX_OBSERVERS, 7)   /* TX_SMALL layout: ID a resource, RC out its observer count */ \
   X(FAMILY_CONN, 255)  /* FAMILY of a record about a connection (stream.h): PORT = its id */ \
-  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */
+  X(CONN_EV_OPEN, 22)  /* host record (tcs_host_event): a connection's transport is up (TCP \
+                          connected; TLS: handshake done). ID = connection id, FAMILY..SCOPE = \
+                          the peer's real address, DATA/LEN = the peer's identity (UTF-8: PSK \
+                          identity or certificate subject CN), STATUS = listener index */ \
+  X(CONN_EVF_TLS, 16)  /* OPEN: the connection is secured */ \
+  X(CONN_EVF_SYSERR, 32) /* CLOSED: STATUS is a negative errno (Linux numbering) */ \
+  X(CONN_EVF_TLSERR, 64) /* CLOSED: STATUS is a TC_TLS_E_* code */ \
+  X(WASM_IN_DATA, 32)  /* WebAssembly input area: the datagram's byte offset (address words first) */ \
+  X(TLS_E_HANDSHAKE, -104) /* TC_TLS_E_* (tls.h) a JavaScript TLS host reports in CLOSED STATUS */ \
+  X(TLS_E_VERIFY, -105) \
+  X(TLS_E_PEER_CERT_REQUIRED, -106) \
+  X(TLS_E_PSK, -107) \
+  X(TLS_E_ALPN, -108) \
+  X(TLS_E_ALERT, -109) \
+  X(TLS_E_PROTOCOL, -110)
 
 /* --------------------------------------------------------------------------- records */
 
@@ -185,6 +199,36 @@
   X(OFF, 1) \
   X(LEN, 1)
 
+/* The WebAssembly stream host's handle (wasm/glue_stream.c): words JS reads after every call
+ * (pointers are offsets into linear memory). C TCB_WASM_STREAM_<FIELD>, TypeScript
+ * WASM_STREAM_<FIELD>. */
+#define TCA_WASM_STREAM(X) \
+  X(RX_WORDS, 1)     /* the batch: record table */ \
+  X(RX_USED, 1)      /* words used */ \
+  X(RX_DATA, 1)      /* byte area */ \
+  X(RX_DATA_USED, 1) /* bytes used */ \
+  X(RX_COUNT, 1)     /* records */ \
+  X(IN, 1)           /* input area: a chunk or WebSocket message; or address words (TCA_RX \
+                        FAMILY..SCOPE) and identity bytes after them */ \
+  X(IN_CAP, 1)       /* its size */ \
+  X(IN_USED, 1)      /* tcw_stream_recv: bytes taken */ \
+  X(TXW, 1)          /* tx record table */ \
+  X(TXW_CAP, 1)      /* its words */ \
+  X(TXB, 1)          /* tx byte area */ \
+  X(TXB_CAP, 1)      /* its size */ \
+  X(TX_FAILED, 1)    /* tcw_stream_flush: records that failed */ \
+  X(OUT, 1)          /* the out list (TCA_WASM_OUT entries, tcw_stream_collect) */ \
+  X(STATS, 1)        /* tcs_host_stats (tcw_stream_stats) */ \
+  X(MAX_BODY, 1)     /* the largest Block1 body */
+
+/* One out list entry of the WebAssembly stream host: what a connection has for its socket. */
+#define TCA_WASM_OUT(X) \
+  X(ID, 1)           /* connection id */ \
+  X(OP, 1)           /* 1 write the bytes; 2 closed and drained: close the socket */ \
+  X(OFF, 1)          /* the bytes: offset into linear memory */ \
+  X(LEN, 1) \
+  X(DONE, 1)         /* JS: bytes the socket took (0: congested, they stay) */
+
 #define TCA_FIELD_(P, name, words) P##name, P##name##_LAST_ = P##name + (words)-1,
 #define TCB_RX_F_(n, w) TCA_FIELD_(TCB_RX_, n, w)
 #define TCB_TXR_F_(n, w) TCA_FIELD_(TCB_TX_RESPOND_, n, w)
@@ -194,6 +238,8 @@
 #define TCB_TXN_F_(n, w) TCA_FIELD_(TCB_TX_NOTIFY_, n, w)
 #define TCB_WI_F_(n, w) TCA_FIELD_(TCB_WASM_INFO_, n, w)
 #define TCB_WS_F_(n, w) TCA_FIELD_(TCB_WASM_SEND_, n, w)
+#define TCB_WST_F_(n, w) TCA_FIELD_(TCB_WASM_STREAM_, n, w)
+#define TCB_WO_F_(n, w) TCA_FIELD_(TCB_WASM_OUT_, n, w)
 enum tcb_rx_word { TCA_RX(TCB_RX_F_) TCB_RX_WORDS };
 enum tcb_tx_respond_word { TCA_TX_RESPOND(TCB_TXR_F_) TCB_TX_RESPOND_WORDS };
 enum tcb_tx_request_word { TCA_TX_REQUEST(TCB_TXQ_F_) TCB_TX_REQUEST_WORDS };
@@ -202,6 +248,8 @@ enum tcb_tx_ping_word { TCA_TX_PING(TCB_TXP_F_) TCB_TX_PING_WORDS };
 enum tcb_tx_notify_word { TCA_TX_NOTIFY(TCB_TXN_F_) TCB_TX_NOTIFY_WORDS };
 enum tcb_wasm_info_word { TCA_WASM_INFO(TCB_WI_F_) TCB_WASM_INFO_WORDS };
 enum tcb_wasm_send_word { TCA_WASM_SEND(TCB_WS_F_) TCB_WASM_SEND_WORDS };
+enum tcb_wasm_stream_word { TCA_WASM_STREAM(TCB_WST_F_) TCB_WASM_STREAM_WORDS };
+enum tcb_wasm_out_word { TCA_WASM_OUT(TCB_WO_F_) TCB_WASM_OUT_WORDS };
 
 #define TCA_CONST_(name, value) TCB_##name = (value),
 enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
@@ -271,6 +319,33 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(max_message_size) \
   X(max_resource_keys)
 
+/* X(field): tc_conn_config, word by word (TypeScript CONNC_<FIELD>: the index within the conn
+ * block of a stream config). A stream config (what JS hands a stream host; TypeScript
+ * STREAM_CONFIG_WORDS) is tc_conn_config words (at STREAM_CONFIG_CONN), then tc_srv_config
+ * words (at STREAM_CONFIG_SRV; word SRVC_X is at STREAM_CONFIG_SRV + SRVC_X - EP_CONFIG_WORDS),
+ * then tcs_limits words (at STREAM_CONFIG_LIMITS). */
+#define TCA_CONN_CONFIG(X) \
+  X(transport) \
+  X(flags) \
+  X(max_message_size) \
+  X(out_bytes) \
+  X(max_exchanges) \
+  X(exchange_base) \
+  X(max_requests) \
+  X(request_timeout_ms) \
+  X(csm_timeout_ms) \
+  X(idle_ms) \
+  X(ping_timeout_ms) \
+  X(overload_max_age)
+
+/* X(field): tcs_limits (stream.h), word by word (TypeScript SLIM_<FIELD>: the index within the
+ * limits block of a stream config). */
+#define TCA_STREAM_LIMITS(X) \
+  X(max_conns) \
+  X(max_per_host) \
+  X(rx_words) \
+  X(rx_bytes)
+
 /* Seed bytes a driver takes: 32 for tc_ep, 16 for tc_srv. */
 #define TCA_SEED_BYTES 48u
 
@@ -333,6 +408,36 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(U64, recv_errors)  /* failed receives */ \
   X(U64, timer_runs)   /* tc_ep_timer rounds */
 
+/* X(type, field): the stream driver's counters (tcs_stats, stream.h). A stream host's stats
+ * struct (tcs_host_stats, TypeScript SST_<FIELD> byte offsets, STREAM_STATS_BYTES) is
+ * tcs_stats, then tc_srv_stats, then the host's own counters (tcs_host_counters). */
+#define TCA_STREAM_STATS(X) \
+  X(U64, batches)        /* batches handed to JS */ \
+  X(U64, records)        /* records in them */ \
+  X(U64, rx_bytes)       /* stream bytes in (ciphertext with TLS) */ \
+  X(U64, tx_bytes)       /* stream bytes out */ \
+  X(U32, conns)          /* open now */ \
+  X(U32, opened)         /* in total */ \
+  X(U32, closed) \
+  X(U32, refused_total)  /* tcs_open refused: max_conns */ \
+  X(U32, refused_host)   /* tcs_open refused: max_per_host */ \
+  X(U32, paused)         /* tcs_recv answered TCS_PAUSE */ \
+  X(U32, notify_skipped) /* notifications not sent: the observer's output was full */ \
+  X(U32, respond_full)   /* RESPOND records failed TC_E_FULL after a write attempt */ \
+  X(U32, timer_runs) \
+  X(U32, stale_ids)      /* RESPOND / DROP records for an exchange of a closed connection */
+
+#define TCA_STREAM_HOST_STATS(X) \
+  X(U64, accepted)       /* connections accepted by listeners */ \
+  X(U64, connects)       /* connections started by connect() */ \
+  X(U64, connect_errors) /* connects that failed before OPEN (TCP or TLS) */ \
+  X(U64, refused)        /* accepted sockets closed at once: over a connection bound */ \
+  X(U64, read_errors)    /* connections ended by a read error (not EOF) */ \
+  X(U64, write_errors)   /* connections ended by a write error */ \
+  X(U64, writes)         /* socket writes (uv_try_write and uv_write) */ \
+  X(U64, writes_queued)  /* writes that waited in libuv's queue (the socket was full) */ \
+  X(U64, read_pauses)    /* reads stopped until the output drained (TCS_PAUSE) */
+
 #define TCA_U64 uint64_t
 #define TCA_U32 uint32_t
 #define TCA_MEMBER_(type, name) TCA_##type name;
@@ -340,6 +445,15 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
 typedef struct tcd_counters {
   TCA_DRIVER_STATS(TCA_MEMBER_)
 } tcd_counters;
+
+/** A stream host's own counters. */
+typedef struct tcs_host_counters {
+  TCA_STREAM_HOST_STATS(TCA_MEMBER_)
+} tcs_host_counters;
+/** The stream driver's counters (stream.h). */
+typedef struct tcs_stats {
+  TCA_STREAM_STATS(TCA_MEMBER_)
+} tcs_stats;
 #undef TCA_MEMBER_
 
 /** Everything stats() reports, one struct read by JS at the generated offsets. */
@@ -348,6 +462,13 @@ typedef struct tcd_stats {
   tc_srv_stats srv;
   tcd_counters drv;
 } tcd_stats;
+
+/** Everything a stream host's stats() reports (TypeScript SST_*, STREAM_STATS_BYTES). */
+typedef struct tcs_host_stats {
+  tcs_stats st;
+  tc_srv_stats srv;
+  tcs_host_counters host;
+} tcs_host_stats;
 
 /* ------------------------------------------------------------------------ layout table */
 

@@ -23,6 +23,9 @@ typedef struct tcs_slot {
   uint32_t flags;
   uint32_t alen;
   uint8_t addr[TC_ADDR_MAX];
+  uint32_t xoff, xlast; /* exchange ids: JS sees the connection's generation + xoff (per
+                           slot: a new connection in a reused slot continues after the last
+                           id its predecessor delivered, so a late RESPOND fails STALE) */
   uint8_t peer[TC_ADDR_MAX]; /* the handle the core sees: the peer's address with the slot
                                 in place of the port (per-host bounds of the pipeline still
                                 see the host; unique per connection), alen bytes */
@@ -124,6 +127,28 @@ static int same_host(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t
 static tc_conn *by_slot(const tcs_stream *s, uint32_t xslot) {
   uint32_t i = xslot / s->cc.max_exchanges;
   return i < s->lim.max_conns ? s->slots[i].c : NULL;
+}
+
+/* Exchange ids (conn.c): generation (1..XGEN) << 16 | exchange slot. */
+#define XGEN 0x3FFFu
+static uint32_t xid_to_js(tcs_slot *sl, uint32_t id) {
+  uint32_t g = (id >> 16) & XGEN;
+  if (g == 0u) return id;
+  sl->xlast = g;
+  return (id & ~(XGEN << 16)) | (((g - 1u + sl->xoff) % XGEN) + 1u) << 16;
+}
+static uint32_t xid_from_js(const tcs_slot *sl, uint32_t id) {
+  uint32_t g = (id >> 16) & XGEN;
+  if (g == 0u) return id;
+  return (id & ~(XGEN << 16)) | (((g - 1u + XGEN - sl->xoff) % XGEN) + 1u) << 16;
+}
+
+/* The open (not closed) connection owning exchange slot xslot of a TX record, or NONE. */
+static uint32_t live_xslot(const tcs_stream *s, uint32_t xslot) {
+  uint32_t i = xslot / s->cc.max_exchanges;
+  return i < s->lim.max_conns && s->slots[i].c != NULL && !(s->slots[i].flags & SF_CLOSED)
+             ? i
+             : NONE;
 }
 
 static uint32_t peer_slot(const uint8_t *peer) { return (uint32_t)peer[1] | (uint32_t)peer[2] << 8; }
@@ -288,6 +313,7 @@ static void put(tcs_stream *s, uint32_t i, const tc_ep_event *ev, const tc_rx *r
     tcb_rx_put(&s->rx, ev, NULL, 0, NULL, 0, NULL, NULL, req);
   w[TCB_RX_FAMILY] = TCB_FAMILY_CONN;
   w[TCB_RX_PORT] = s->slots[i].id;
+  if (ev->kind == TC_EV_REQUEST) w[TCB_RX_ID] = xid_to_js(&s->slots[i], ev->id);
 }
 
 static void conn_closed(tcs_stream *s, uint32_t i) {
@@ -383,6 +409,8 @@ static int open_slot(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *ad
   s->nfree--;
   sl->id = id;
   sl->flags = 0;
+  sl->xoff = (sl->xoff + sl->xlast) % XGEN;
+  sl->xlast = 0;
   memcpy(sl->addr, addr, alen);
   hash_put(s, id, i);
   s->st.opened++;
@@ -460,6 +488,11 @@ int tcs_recv(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *data, uint
   int r;
   *used = 0;
   if (i == NONE || (data == NULL && len != 0u)) return TC_E_INVALID;
+  if (s->slots[i].flags & SF_CLOSED) { /* closed (draining its output): input is ignored */
+    *used = len;
+    s->st.rx_bytes += len;
+    return s->slots[i].flags & SF_QUEUED ? TCS_WRITE : TCS_DONE;
+  }
 #ifdef TC_WITH_TLS
   if (s->slots[i].tls != NULL) {
     tcs_slot *sl = &s->slots[i];
@@ -497,6 +530,7 @@ int tcs_recv(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *data, uint
         memset(&ev, 0, sizeof ev);
         ev.kind = TC_CONN_EV_CLOSED;
         ev.status = (int32_t)got;
+        ev.flags = TCB_CONN_EVF_TLSERR;
         if (s->rx.word_cap - s->rx.word_used >= TCB_RX_MAX_WORDS) put(s, i, &ev, NULL, NULL);
         conn_closed(s, i);
       }
@@ -516,9 +550,12 @@ int tcs_recv(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *data, uint
 static int has_out(const tcs_stream *s, uint32_t i) {
   const tcs_slot *sl = &s->slots[i];
 #ifdef TC_WITH_TLS
-  if (sl->tls != NULL)
+  if (sl->tls != NULL) {
+    tc_tls_state st = tc_tls_get_state(sl->tls);
     return sl->wlen > sl->wpos || tc_tls_pending_out(sl->tls) > 0u ||
-           (tc_tls_get_state(sl->tls) == TC_TLS_OPEN && tc_conn_out_pending(sl->c) > 0u);
+           (st == TC_TLS_OPEN && tc_conn_out_pending(sl->c) > 0u) ||
+           ((sl->flags & SF_CLOSED) && (st == TC_TLS_OPEN || st == TC_TLS_PEER_CLOSED));
+  }
 #endif
   return tc_conn_out_pending(sl->c) > 0u;
 }
@@ -557,6 +594,11 @@ const uint8_t *tcs_out(tcs_stream *s, uint32_t id, uint32_t *len) {
         if (w <= 0) break;
         (void)tc_conn_out_done(sl->c, (uint32_t)w);
       }
+      /* closed and its plaintext sealed: close_notify follows the last record */
+      if ((sl->flags & SF_CLOSED) &&
+          (tc_tls_get_state(sl->tls) == TC_TLS_PEER_CLOSED ||
+           (tc_tls_get_state(sl->tls) == TC_TLS_OPEN && tc_conn_out_pending(sl->c) == 0u)))
+        (void)tc_tls_close(sl->tls);
       t = tc_tls_take_out(sl->tls, sl->wbuf, TLS_CHUNK);
       if (t > 0) sl->wlen = (uint32_t)t;
     }
@@ -588,7 +630,7 @@ int tcs_written(tcs_stream *s, uint32_t id, uint32_t n) {
   return TCS_DONE;
 }
 
-int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
+int tcs_close_status(tcs_stream *s, uint64_t now, uint32_t id, int32_t status, uint32_t flags) {
   uint32_t i = slot_of(s, id);
   (void)now;
   if (i == NONE) return TC_E_INVALID;
@@ -597,6 +639,8 @@ int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
       tc_ep_event ev;
       memset(&ev, 0, sizeof ev);
       ev.kind = TC_CONN_EV_CLOSED;
+      ev.status = status;
+      ev.flags = flags;
       put(s, i, &ev, NULL, NULL);
     }
     s->slots[i].flags |= SF_CLOSED;
@@ -610,6 +654,85 @@ int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) {
   return TCS_DONE;
 }
 
+int tcs_close(tcs_stream *s, uint64_t now, uint32_t id) { return tcs_close_status(s, now, id, 0, 0); }
+
+/* The host ends connection i: CLOSED (status 0) now, then its output drains. */
+static int host_end(tcs_stream *s, uint32_t i) {
+  if (!(s->slots[i].flags & SF_CLOSED)) {
+    tc_ep_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = TC_CONN_EV_CLOSED;
+    put(s, i, &ev, NULL, NULL);
+    conn_closed(s, i);
+  }
+  queue_out(s, i);
+  return TCS_WRITE;
+}
+
+int tcs_shutdown(tcs_stream *s, uint64_t now, uint32_t id) {
+  uint32_t i = slot_of(s, id);
+  (void)now;
+  if (i == NONE) return TC_E_INVALID;
+  if (!(s->slots[i].flags & SF_CLOSED) && s->rx.word_cap - s->rx.word_used < TCB_RX_MAX_WORDS)
+    return TCS_DELIVER;
+  return host_end(s, i);
+}
+
+int tcs_abort(tcs_stream *s, uint64_t now, uint32_t id, const char *diag) {
+  uint32_t i = slot_of(s, id);
+  if (i == NONE) return TC_E_INVALID;
+  if (!(s->slots[i].flags & SF_CLOSED)) {
+    if (s->rx.word_cap - s->rx.word_used < TCB_RX_MAX_WORDS) return TCS_DELIVER;
+    if (tc_conn_state(s->slots[i].c) != TC_CONN_CLOSED)
+      (void)tc_conn_abort(s->slots[i].c, now, diag);
+  }
+  return host_end(s, i);
+}
+
+int tcs_release(tcs_stream *s, uint64_t now, uint32_t id, uint32_t hold_off_s, const char *diag) {
+  uint32_t i = slot_of(s, id);
+  int r;
+  if (i == NONE) return TC_E_INVALID;
+  if (s->slots[i].flags & SF_CLOSED) return TC_E_STALE;
+  r = tc_conn_release(s->slots[i].c, now, NULL, 0, hold_off_s, diag);
+  if (r == 0) {
+    queue_out(s, i);
+    return TCS_WRITE;
+  }
+  return r;
+}
+
+int tcs_host_event(tcs_stream *s, uint32_t kind, uint32_t id, const uint8_t *addr, uint32_t alen,
+                   int32_t status, uint32_t flags, const uint8_t *data, uint32_t dlen) {
+  uint32_t *w;
+  if ((kind != TCB_CONN_EV_OPEN && kind != TC_CONN_EV_CLOSED) || (data == NULL && dlen != 0u) ||
+      (kind == TCB_CONN_EV_OPEN && (addr == NULL || alen < 3u || alen > TC_ADDR_MAX)))
+    return TC_E_INVALID;
+  if (kind != TCB_CONN_EV_OPEN) dlen = 0;
+  if (s->rx.word_cap - s->rx.word_used < TCB_RX_WORDS ||
+      s->rx.data_cap - s->rx.data_used < dlen + 3u)
+    return TC_E_FULL;
+  w = s->rx.words + s->rx.word_used;
+  memset(w, 0, TCB_RX_WORDS * 4u);
+  w[TCB_RX_KIND] = kind;
+  w[TCB_RX_STATUS] = (uint32_t)status;
+  w[TCB_RX_FLAGS] = flags;
+  if (kind == TCB_CONN_EV_OPEN) {
+    w[TCB_RX_ID] = id;
+    tcb_addr_to_words(addr, alen, w + TCB_RX_FAMILY);
+    if (dlen > 0u) memcpy(s->rx.data + s->rx.data_used, data, dlen);
+    w[TCB_RX_DATA] = s->rx.data_used;
+    w[TCB_RX_LEN] = dlen;
+    s->rx.data_used += (dlen + 3u) & ~3u;
+  } else {
+    w[TCB_RX_FAMILY] = TCB_FAMILY_CONN;
+    w[TCB_RX_PORT] = id;
+  }
+  s->rx.word_used += TCB_RX_WORDS;
+  s->rx.count++;
+  return 0;
+}
+
 /* ------------------------------------------------------------------ time */
 
 int tcs_timer(tcs_stream *s, uint64_t now) {
@@ -620,7 +743,7 @@ int tcs_timer(tcs_stream *s, uint64_t now) {
     uint32_t i = s->timer_pos;
     tcs_slot *sl = &s->slots[i];
     int n, k;
-    if (sl->c == NULL || tc_conn_next_deadline(sl->c) > now) {
+    if (sl->c == NULL || (sl->flags & SF_CLOSED) || tc_conn_next_deadline(sl->c) > now) {
       s->timer_pos++;
       continue;
     }
@@ -648,7 +771,8 @@ uint64_t tcs_deadline(const tcs_stream *s) {
 /* ------------------------------------------------------------------ TX records */
 
 static uint32_t conn_arg(const tcs_stream *s, const uint32_t *fam) {
-  return fam[0] == TCB_FAMILY_CONN ? slot_of(s, fam[1]) : NONE;
+  uint32_t i = fam[0] == TCB_FAMILY_CONN ? slot_of(s, fam[1]) : NONE;
+  return i != NONE && !(s->slots[i].flags & SF_CLOSED) ? i : NONE;
 }
 
 int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const uint8_t *b,
@@ -675,15 +799,17 @@ int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const u
                         TCB_TX_RESPOND_PAYLOAD_LEN, TCB_TX_RESPOND_OPT_COUNT,
                         TCB_TX_RESPOND_WORDS, b, nbytes, &m, &out);
       if (rc != 0) break;
-      i = (r[TCB_TX_RESPOND_ID] & 0xFFFFu) / s->cc.max_exchanges;
-      c = by_slot(s, r[TCB_TX_RESPOND_ID] & 0xFFFFu);
+      i = live_xslot(s, r[TCB_TX_RESPOND_ID] & 0xFFFFu);
+      c = i != NONE ? s->slots[i].c : NULL;
       if (c == NULL || tc_conn_messaging(c, &cm) != 0) {
         rc = TC_E_STALE;
+        s->st.stale_ids++;
         i = NONE;
         break;
       }
-      rc = tc_srv_respond(s->srv, &cm, now, r[TCB_TX_RESPOND_ID], &out,
+      rc = tc_srv_respond(s->srv, &cm, now, xid_from_js(&s->slots[i], r[TCB_TX_RESPOND_ID]), &out,
                           r[TCB_TX_RESPOND_RESOURCE]);
+      if (rc == TC_E_STALE) s->st.stale_ids++;
       if (rc == TC_E_FULL) {
         if (!s->tx_retry) { /* write that connection's output, then once more */
           s->tx_retry = 1;
@@ -731,10 +857,11 @@ int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const u
         i = NONE;
       } else {
         tc_messaging cm;
-        tc_conn *c = by_slot(s, r[TCB_TX_SMALL_ID] & 0xFFFFu);
-        rc = c == NULL || tc_conn_messaging(c, &cm) != 0
+        uint32_t x = live_xslot(s, r[TCB_TX_SMALL_ID] & 0xFFFFu);
+        rc = x == NONE || tc_conn_messaging(s->slots[x].c, &cm) != 0
                  ? TC_E_STALE
-                 : tc_srv_drop(s->srv, &cm, r[TCB_TX_SMALL_ID]);
+                 : tc_srv_drop(s->srv, &cm, xid_from_js(&s->slots[x], r[TCB_TX_SMALL_ID]));
+        if (rc == TC_E_STALE) s->st.stale_ids++;
       }
       break;
     case TCB_TX_PING: {

@@ -77,20 +77,8 @@ typedef struct tcs_limits {
   uint32_t rx_bytes;     /**< batch byte area, >= max_message_size + 3 */
 } tcs_limits;
 
-/** Counters of the object (the core's are per connection: tcs_conn_stats). */
-typedef struct tcs_stats {
-  uint64_t batches, records;  /**< batches handed to JS, records in them */
-  uint64_t rx_bytes, tx_bytes;/**< stream bytes in and out (ciphertext with TLS) */
-  uint32_t conns;             /**< open now */
-  uint32_t opened, closed;    /**< in total */
-  uint32_t refused_total;     /**< tcs_open refused: max_conns */
-  uint32_t refused_host;      /**< tcs_open refused: max_per_host */
-  uint32_t paused;            /**< tcs_recv answered TCS_PAUSE */
-  uint32_t notify_skipped;    /**< notifications not sent: the observer's output was full */
-  uint32_t respond_full;      /**< RESPOND records failed TC_E_FULL after a write attempt */
-  uint32_t timer_runs;
-  uint32_t reserved;
-} tcs_stats;
+/* tcs_stats, the object's counters (the core's are per connection: tcs_conn_stats), is
+ * declared in abi.h (TCA_STREAM_STATS): JS reads it. */
 
 typedef struct tcs_stream tcs_stream;
 
@@ -154,6 +142,43 @@ int tcs_written(tcs_stream *s, uint32_t id, uint32_t n);
  * is full. Returns TCS_DONE, or TC_E_INVALID (no such connection).
  */
 int tcs_close(tcs_stream *s, uint64_t now, uint32_t id);
+
+/**
+ * The host closes connection id gracefully (JS asked: no Release, no Abort): a CLOSED record
+ * (status 0) now, its observers and exchanges end, input is ignored from now on; its output
+ * drains (with TLS: then close_notify), then tcs_next_out gives TCS_OUT_CLOSE (send FIN, close
+ * the socket, tcs_close). Returns TCS_WRITE, TCS_DELIVER (the batch has no room for the
+ * record: hand it over, call again), or TC_E_INVALID. On a closed connection: TCS_WRITE.
+ */
+int tcs_shutdown(tcs_stream *s, uint64_t now, uint32_t id);
+
+/** As tcs_shutdown, after an Abort signal (RFC 8323 §5.6) with the diagnostic diag (may be
+ *  NULL) queued. */
+int tcs_abort(tcs_stream *s, uint64_t now, uint32_t id, const char *diag);
+
+/** A Release signal (§5.5) with Hold-Off hold_off_s (TC_CONN_NO_VALUE: none) and a diagnostic
+ *  (may be NULL): no new requests from us; the peer closes. TCS_WRITE, TC_E_STALE (closed),
+ *  TC_E_FULL (no room in the output), TC_E_INVALID. */
+int tcs_release(tcs_stream *s, uint64_t now, uint32_t id, uint32_t hold_off_s, const char *diag);
+
+/** As tcs_close, with status and flags in its CLOSED record (e.g. TCB_CONN_EVF_SYSERR with a
+ *  negative errno when the socket failed); tcs_close is status 0, flags 0. */
+int tcs_close_status(tcs_stream *s, uint64_t now, uint32_t id, int32_t status, uint32_t flags);
+
+/**
+ * A host record about a connection, appended to the batch:
+ *  - TCB_CONN_EV_OPEN: connection id's transport is up (TCP connected; TLS: handshake done).
+ *    ID = id, FAMILY..SCOPE = the peer's real address addr[0..alen) (canonical, addr.h),
+ *    STATUS = the listener index (0 for a client), FLAGS = TCB_CONN_EVF_TLS when secured,
+ *    DATA/LEN = data[0..dlen) copied into the byte area (the peer's identity, UTF-8).
+ *  - TC_CONN_EV_CLOSED: a connection the host never opened here (a connect that failed
+ *    before tcs_open, an accepted socket refused): FAMILY = TCB_FAMILY_CONN, PORT = id,
+ *    STATUS / FLAGS as given (TCB_CONN_EVF_SYSERR, TCB_CONN_EVF_TLSERR); addr, data ignored.
+ * Returns 0, TC_E_FULL (the batch is full: deliver it first, then call again) or
+ * TC_E_INVALID.
+ */
+int tcs_host_event(tcs_stream *s, uint32_t kind, uint32_t id, const uint8_t *addr, uint32_t alen,
+                   int32_t status, uint32_t flags, const uint8_t *data, uint32_t dlen);
 
 /** Runs what is due at now on every connection (CSM waits, idle Pings, dead peers, request
  *  timeouts) and the pipeline's timers. TCS_DONE, TCS_WRITE or TCS_DELIVER (act, call again:

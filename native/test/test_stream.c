@@ -757,6 +757,101 @@ static void t_create(void) {
         "max_conns * max_exchanges over 65535");
 }
 
+/* The host closes connections (graceful, Abort); a late RESPOND for a connection whose slot
+ * was reused fails STALE instead of answering the new connection's request. */
+static void t_host_close(void) {
+  node c, s;
+  uint32_t old_id, new_id, rc;
+  node_init(&s, 1, stream_new(1, 1, 1152, 4, 4));
+  node_init(&c, 0, stream_new(4, 4, 1152, 4, 4));
+  if (s.s == NULL || c.s == NULL) goto out;
+  connect_pair(&c, 1, &s, 101, 2, 40001);
+  tx_request(&c, 1, 1, "hold", NULL, 0, NULL, 0, 0);
+  run(&c, &s);
+  CHECK_EQ(s.held, 1, "a request held");
+  old_id = s.held_ids[0];
+  CHECK_EQ(tcs_shutdown(c.s, g_now, 1), TCS_WRITE, "graceful close");
+  CHECK_EQ(tcs_batch(c.s)->count, 1, "CLOSED at once");
+  tx_request(&c, 1, 1, "hello", NULL, 0, NULL, 0, 0);
+  CHECK_EQ(tcs_flush(c.s, g_now, c.w, c.nw, c.b, c.nb), TCS_DONE, "flush");
+  CHECK_EQ((int32_t)c.w[TCB_TX_REQUEST_RC], TC_E_STALE, "no requests on a closing connection");
+  c.nw = c.nb = 0;
+  run(&c, &s);
+  CHECK_EQ(c.evs[TC_CONN_EV_CLOSED], 1, "client: one CLOSED");
+  CHECK_EQ(s.evs[TC_CONN_EV_CLOSED], 1, "server: CLOSED on EOF");
+  CHECK_EQ(tcs_conn_state(s.s, 101), 0, "gone");
+  connect_pair(&c, 2, &s, 102, 2, 40002); /* the server's only slot again */
+  tx_request(&c, 2, 1, "hold", NULL, 0, NULL, 0, 0);
+  run(&c, &s);
+  CHECK_EQ(s.held, 2, "the new connection's request held");
+  new_id = s.held_ids[1];
+  CHECK((new_id & 0xFFFFu) == (old_id & 0xFFFFu), "same exchange slot");
+  CHECK(new_id != old_id, "a different exchange id (%08x, %08x)", new_id, old_id);
+  tx_respond(&s, old_id, 0x45, "late", 4, 0);
+  CHECK_EQ(tcs_flush(s.s, g_now, s.w, s.nw, s.b, s.nb), TCS_DONE, "flush");
+  rc = s.w[TCB_TX_RESPOND_RC];
+  CHECK_EQ((int32_t)rc, TC_E_STALE, "a late RESPOND for the old connection: STALE");
+  CHECK_EQ(tcs_get_stats(s.s)->stale_ids, 1, "counted");
+  s.nw = s.nb = 0;
+  run(&c, &s);
+  CHECK_EQ(c.resp_count[2], 0, "the new request was not answered by it");
+  tx_respond(&s, new_id, 0x45, "ok", 2, 0);
+  run(&c, &s);
+  CHECK_EQ(c.resp_count[2], 1, "the new id answers");
+  CHECK_EQ(c.resp_code[2], 0x45, "2.05");
+  /* Abort from the server: the client sees ABORT, then CLOSED */
+  CHECK_EQ(tcs_abort(s.s, g_now, 102, "bye"), TCS_WRITE, "abort");
+  run(&c, &s);
+  CHECK_EQ(c.evs[TC_CONN_EV_ABORT], 1, "client: ABORT");
+  CHECK_EQ(c.evs[TC_CONN_EV_CLOSED], 2, "client: CLOSED");
+  CHECK_EQ(tcs_conn_state(c.s, 2), 0, "client connection gone");
+  CHECK_EQ(tcs_abort(s.s, g_now, 102, NULL), TC_E_INVALID, "gone");
+out:
+  node_free(&c);
+  node_free(&s);
+}
+
+/* Host records: OPEN with the real address and identity, CLOSED with a status and flags. */
+static void t_host_records(void) {
+  tcs_stream *s = stream_new(4, 4, 1152, 4, 4);
+  const tcb_rx *b;
+  uint8_t a[7];
+  uint32_t n = 0;
+  int r;
+  if (s == NULL) return;
+  b = tcs_batch(s);
+  addr4(a, 9, 40009);
+  CHECK_EQ(tcs_host_event(s, TCB_CONN_EV_OPEN, 77, a, 7, 3, TCB_CONN_EVF_TLS,
+                          (const uint8_t *)"client-1", 8), 0, "OPEN");
+  CHECK_EQ(b->count, 1, "one record");
+  CHECK_EQ(b->words[TCB_RX_KIND], TCB_CONN_EV_OPEN, "kind");
+  CHECK_EQ(b->words[TCB_RX_ID], 77, "id");
+  CHECK_EQ(b->words[TCB_RX_STATUS], 3, "listener index");
+  CHECK_EQ(b->words[TCB_RX_FLAGS], TCB_CONN_EVF_TLS, "TLS flag");
+  CHECK_EQ(b->words[TCB_RX_FAMILY], 4, "real address");
+  CHECK_EQ(b->words[TCB_RX_PORT], 40009, "real port");
+  CHECK_EQ(b->words[TCB_RX_LEN], 8, "identity length");
+  CHECK(memcmp(b->data + b->words[TCB_RX_DATA], "client-1", 8) == 0, "identity bytes");
+  CHECK_EQ(tcs_host_event(s, TC_CONN_EV_CLOSED, 78, NULL, 0, -111, TCB_CONN_EVF_SYSERR, NULL, 0),
+           0, "CLOSED of a connect that failed");
+  CHECK_EQ(b->words[TCB_RX_WORDS + TCB_RX_FAMILY], TCB_FAMILY_CONN, "FAMILY_CONN");
+  CHECK_EQ(b->words[TCB_RX_WORDS + TCB_RX_PORT], 78, "PORT = id");
+  CHECK_EQ((int32_t)b->words[TCB_RX_WORDS + TCB_RX_STATUS], -111, "errno");
+  CHECK_EQ(tcs_host_event(s, 5, 1, a, 7, 0, 0, NULL, 0), TC_E_INVALID, "other kinds");
+  while ((r = tcs_host_event(s, TC_CONN_EV_CLOSED, 1, NULL, 0, 0, 0, NULL, 0)) == 0) n++;
+  CHECK_EQ(r, TC_E_FULL, "a full batch says so");
+  CHECK(n > 10, "until it was full (%u)", n);
+  tcs_delivered(s);
+  CHECK_EQ(tcs_open(s, g_now, 5, a, 7), TCS_WRITE, "open");
+  CHECK_EQ(tcs_close_status(s, g_now, 5, -104, TCB_CONN_EVF_SYSERR), TCS_DONE, "close with a status");
+  CHECK_EQ(b->count, 1, "its CLOSED record");
+  CHECK_EQ(b->words[TCB_RX_KIND], TC_CONN_EV_CLOSED, "CLOSED");
+  CHECK_EQ((int32_t)b->words[TCB_RX_STATUS], -104, "status");
+  CHECK_EQ(b->words[TCB_RX_FLAGS], TCB_CONN_EVF_SYSERR, "flags");
+  CHECK_EQ(b->words[TCB_RX_PORT], 5, "its id");
+  tcs_destroy(s);
+}
+
 #ifdef TC_WITH_TLS
 /* A handshake that fails ends that connection only (a CLOSED record with the TLS error). */
 static void t_tls_fail(void) {
@@ -814,6 +909,8 @@ void STREAM_TEST_NAME(void) {
   }
   g_now = 0;
   t_create();
+  t_host_records();
+  t_host_close();
   t_basic();
   t_bounds();
 #ifdef TC_WITH_TLS

@@ -51,7 +51,18 @@ export const TX_PING = 5;
 export const TX_NOTIFY = 6;
 export const TX_OBSERVERS = 7;
 export const FAMILY_CONN = 255;
+export const CONN_EV_OPEN = 22;
+export const CONN_EVF_TLS = 16;
+export const CONN_EVF_SYSERR = 32;
+export const CONN_EVF_TLSERR = 64;
 export const WASM_IN_DATA = 32;
+export const TLS_E_HANDSHAKE = -104;
+export const TLS_E_VERIFY = -105;
+export const TLS_E_PEER_CERT_REQUIRED = -106;
+export const TLS_E_PSK = -107;
+export const TLS_E_ALPN = -108;
+export const TLS_E_ALERT = -109;
+export const TLS_E_PROTOCOL = -110;
 
 // Error codes (TC_E_*)
 /** fewer bytes than the fixed header needs */
@@ -223,6 +234,35 @@ export const WASM_SEND_LEN = 8;
 /** words */
 export const WASM_SEND_WORDS = 9;
 
+// WASM_STREAM record: word indices
+export const WASM_STREAM_RX_WORDS = 0;
+export const WASM_STREAM_RX_USED = 1;
+export const WASM_STREAM_RX_DATA = 2;
+export const WASM_STREAM_RX_DATA_USED = 3;
+export const WASM_STREAM_RX_COUNT = 4;
+export const WASM_STREAM_IN = 5;
+export const WASM_STREAM_IN_CAP = 6;
+export const WASM_STREAM_IN_USED = 7;
+export const WASM_STREAM_TXW = 8;
+export const WASM_STREAM_TXW_CAP = 9;
+export const WASM_STREAM_TXB = 10;
+export const WASM_STREAM_TXB_CAP = 11;
+export const WASM_STREAM_TX_FAILED = 12;
+export const WASM_STREAM_OUT = 13;
+export const WASM_STREAM_STATS = 14;
+export const WASM_STREAM_MAX_BODY = 15;
+/** words */
+export const WASM_STREAM_WORDS = 16;
+
+// WASM_OUT record: word indices
+export const WASM_OUT_ID = 0;
+export const WASM_OUT_OP = 1;
+export const WASM_OUT_OFF = 2;
+export const WASM_OUT_LEN = 3;
+export const WASM_OUT_DONE = 4;
+/** words */
+export const WASM_OUT_WORDS = 5;
+
 // Driver config: tc_ep_config words, then tc_srv_config words
 export const EPC_ACK_TIMEOUT_MS = 0;
 export const EPC_ACK_RANDOM_FACTOR_X1000 = 1;
@@ -284,6 +324,73 @@ export const CONFIG_WORDS = 54;
 /** seed bytes a driver takes: 32 for tc_ep, 16 for tc_srv */
 export const SEED_BYTES = 48;
 
+// Stream config (what JS hands a stream host): tc_conn_config words, then tc_srv_config words,
+// then tcs_limits words. CONNC_* / SLIM_* index their block; tc_srv_config word SRVC_X is at
+// STREAM_CONFIG_SRV + SRVC_X - EP_CONFIG_WORDS.
+export const CONNC_TRANSPORT = 0;
+export const CONNC_FLAGS = 1;
+export const CONNC_MAX_MESSAGE_SIZE = 2;
+export const CONNC_OUT_BYTES = 3;
+export const CONNC_MAX_EXCHANGES = 4;
+export const CONNC_EXCHANGE_BASE = 5;
+export const CONNC_MAX_REQUESTS = 6;
+export const CONNC_REQUEST_TIMEOUT_MS = 7;
+export const CONNC_CSM_TIMEOUT_MS = 8;
+export const CONNC_IDLE_MS = 9;
+export const CONNC_PING_TIMEOUT_MS = 10;
+export const CONNC_OVERLOAD_MAX_AGE = 11;
+export const CONN_CONFIG_WORDS = 12;
+export const SLIM_MAX_CONNS = 0;
+export const SLIM_MAX_PER_HOST = 1;
+export const SLIM_RX_WORDS = 2;
+export const SLIM_RX_BYTES = 3;
+export const STREAM_LIMITS_WORDS = 4;
+export const STREAM_CONFIG_CONN = 0;
+export const STREAM_CONFIG_SRV = 12;
+export const STREAM_CONFIG_LIMITS = 46;
+export const STREAM_CONFIG_WORDS = 50;
+
+// Stream host stats (tcs_host_stats): byte offsets; 64-bit fields are listed in STREAM_STATS_U64
+export const SST_BATCHES = 0;
+export const SST_RECORDS = 8;
+export const SST_RX_BYTES = 16;
+export const SST_TX_BYTES = 24;
+export const SST_CONNS = 32;
+export const SST_OPENED = 36;
+export const SST_CLOSED = 40;
+export const SST_REFUSED_TOTAL = 44;
+export const SST_REFUSED_HOST = 48;
+export const SST_PAUSED = 52;
+export const SST_NOTIFY_SKIPPED = 56;
+export const SST_RESPOND_FULL = 60;
+export const SST_TIMER_RUNS = 64;
+export const SST_STALE_IDS = 68;
+export const SST_UPLOADS = 72;
+export const SST_UPLOADS_DONE = 76;
+export const SST_BLOCKS_IN = 80;
+export const SST_REPS = 84;
+export const SST_BLOCKS_OUT = 88;
+export const SST_OBSERVERS = 92;
+export const SST_NOTIFICATIONS = 96;
+export const SST_OBSERVERS_REMOVED = 100;
+export const SST_OBSERVERS_REFUSED = 104;
+export const SST_UPLOADS_REFUSED = 108;
+export const SST_UPLOADS_RECLAIMED = 112;
+export const SST_NOTIFICATIONS_SKIPPED = 116;
+export const SST_BLOCKS_REUSED = 120;
+export const SST_ACCEPTED = 128;
+export const SST_CONNECTS = 136;
+export const SST_CONNECT_ERRORS = 144;
+export const SST_REFUSED = 152;
+export const SST_READ_ERRORS = 160;
+export const SST_WRITE_ERRORS = 168;
+export const SST_WRITES = 176;
+export const SST_WRITES_QUEUED = 184;
+export const SST_READ_PAUSES = 192;
+export const STREAM_STATS_BYTES = 200;
+/** Byte offsets of the 64-bit stream stats fields. */
+export const STREAM_STATS_U64: readonly number[] = [0, 8, 16, 24, 128, 136, 144, 152, 160, 168, 176, 184, 192];
+
 // Stats (tcd_stats): byte offsets; 64-bit fields are listed in STATS_U64
 export const ST_RX = 0;
 export const ST_TX = 8;
@@ -340,24 +447,32 @@ export const STATS_U64: readonly number[] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 7
 export const ABI_LAYOUT: readonly number[] = [
   9, 3, 3, 22, 28, 32, 0, 1, 2, 3, 4, 5, 1, 2, 1, 2,
   4, 1, 2, 1, 16, 17, 18, 19, 20, 21, 4, 8, 7, 23, 128, 256,
-  6, 1, 2, 3, 4, 5, 6, 7, 255, 32, 4294967295, 4294967294, 4294967293, 4294967292, 4294967291, 4294967290,
-  4294967289, 4294967288, 4294967287, 4294967286, 4294967285, 4294967284, 4294967283, 4294967282, 4294967281, 4294967280, 4294967279, 4294967278, 4294967277, 4294967276, 4294967275, 4294967274,
-  0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-  19, 20, 21, 22, 23, 24, 25, 0, 1, 2, 3, 4, 5, 6, 7, 8,
-  0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, 0, 1,
-  2, 3, 4, 0, 1, 2, 3, 4, 5, 9, 10, 0, 1, 2, 3, 4,
-  5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12,
-  13, 14, 15, 16, 17, 18, 0, 1, 2, 6, 7, 8, 9, 0, 1, 2,
-  3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-  19, 20, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-  14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
-  30, 31, 32, 33, 34, 0, 8, 8, 8, 16, 8, 24, 8, 32, 8, 40,
-  8, 48, 8, 56, 8, 64, 8, 72, 8, 80, 8, 88, 8, 96, 4, 100,
-  4, 104, 4, 108, 4, 112, 4, 116, 4, 120, 8, 128, 8, 136, 8, 144,
-  8, 152, 4, 156, 4, 160, 4, 164, 4, 168, 4, 172, 4, 176, 4, 180,
-  4, 184, 4, 188, 4, 192, 4, 196, 4, 200, 4, 204, 4, 208, 4, 216,
-  8, 224, 8, 232, 8, 240, 8, 248, 8, 256, 8, 264, 8, 272, 8, 280,
-  8, 288, 8, 296, 48,
+  6, 1, 2, 3, 4, 5, 6, 7, 255, 22, 16, 32, 64, 32, 4294967192, 4294967191,
+  4294967190, 4294967189, 4294967188, 4294967187, 4294967186, 4294967295, 4294967294, 4294967293, 4294967292, 4294967291, 4294967290, 4294967289, 4294967288, 4294967287, 4294967286, 4294967285,
+  4294967284, 4294967283, 4294967282, 4294967281, 4294967280, 4294967279, 4294967278, 4294967277, 4294967276, 4294967275, 4294967274, 0, 1, 2, 3, 4,
+  5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+  24, 25, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4,
+  5, 6, 7, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3, 4, 0, 1,
+  2, 3, 4, 5, 9, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0,
+  1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+  18, 0, 1, 2, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7,
+  8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3, 4, 5, 0,
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+  17, 18, 19, 20, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+  12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+  28, 29, 30, 31, 32, 33, 34, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+  9, 10, 11, 12, 0, 1, 2, 3, 4, 0, 8, 8, 8, 16, 8, 24,
+  8, 32, 4, 36, 4, 40, 4, 44, 4, 48, 4, 52, 4, 56, 4, 60,
+  4, 64, 4, 68, 4, 72, 4, 76, 4, 80, 4, 84, 4, 88, 4, 92,
+  4, 96, 4, 100, 4, 104, 4, 108, 4, 112, 4, 116, 4, 120, 4, 128,
+  8, 136, 8, 144, 8, 152, 8, 160, 8, 168, 8, 176, 8, 184, 8, 192,
+  8, 200, 0, 8, 8, 8, 16, 8, 24, 8, 32, 8, 40, 8, 48, 8,
+  56, 8, 64, 8, 72, 8, 80, 8, 88, 8, 96, 4, 100, 4, 104, 4,
+  108, 4, 112, 4, 116, 4, 120, 8, 128, 8, 136, 8, 144, 8, 152, 4,
+  156, 4, 160, 4, 164, 4, 168, 4, 172, 4, 176, 4, 180, 4, 184, 4,
+  188, 4, 192, 4, 196, 4, 200, 4, 204, 4, 208, 4, 216, 8, 224, 8,
+  232, 8, 240, 8, 248, 8, 256, 8, 264, 8, 272, 8, 280, 8, 288, 8,
+  296, 48,
 ];
 /** FNV-1a of ABI_LAYOUT (tca_hash). */
-export const ABI_HASH = 0xf2f2ed21;
+export const ABI_HASH = 0x3c6b62b4;

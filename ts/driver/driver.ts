@@ -40,9 +40,12 @@ export interface RemoteInfo {
   readonly family: 'IPv4' | 'IPv6';
 }
 
-/** A peer to send to: family, port, 16 address bytes (IPv4 in the first 4) and IPv6 scope id. */
+/**
+ * A peer to send to: family, port, 16 address bytes (IPv4 in the first 4) and IPv6 scope id;
+ * or, on a connection-oriented driver, family {@link FAMILY_CONN} and port = the connection id.
+ */
 export interface Peer {
-  readonly family: 4 | 6;
+  readonly family: 4 | 6 | 255;
   readonly port: number;
   readonly ip: Uint8Array;
   readonly scope: number;
@@ -91,6 +94,76 @@ export interface Received {
   message(r: number): Uint8Array;
 }
 
+/** A connection of a reliable transport (RFC 8323) came up: what its OPEN record says. */
+export interface ConnectionOpen {
+  /** The driver's connection id (the `port` of a {@link Peer} with family {@link FAMILY_CONN}). */
+  readonly id: number;
+  /** The peer's real address (for WebSockets: the socket's remote address). */
+  readonly remote: RemoteInfo;
+  /** Index of the listener that accepted it (0 for a connection we made). */
+  readonly listener: number;
+  /** Whether TLS secures it. */
+  readonly secure: boolean;
+  /** The peer's identity: its PSK identity, or its certificate's subject CN (undefined: none). */
+  readonly identity: string | undefined;
+}
+
+/**
+ * Why a connection closed. `code` undefined: closed normally (by either side, or a Release
+ * followed by the peer's close); else a stable upper-case name: an errno name such as
+ * `'ECONNREFUSED'`, `'TIMEOUT'` (the peer stopped answering Pings), `'PROTOCOL'` (the peer broke
+ * RFC 8323: no CSM, a frame too large...), or a TLS failure: `'HANDSHAKE'`, `'VERIFY'`, `'PSK'`,
+ * `'ALPN'`, `'TLS'` (another TLS error).
+ */
+export interface ConnectionClose {
+  readonly code: string | undefined;
+  /** What happened, for messages. */
+  readonly message: string;
+  /** Whether the connection had come up (OPEN) before it closed. */
+  readonly opened: boolean;
+}
+
+/** The address family of a {@link Peer} that names a connection: `port` is its id. */
+export const FAMILY_CONN = 255;
+
+/**
+ * Normalized security settings of a secured transport (TLS, DTLS, WSS), from the public
+ * options in Node's TLS vocabulary (ts/security.ts).
+ */
+export interface TlsSettings {
+  /** Own certificate chain, PEM. */
+  certPem?: string;
+  /** Own private key, PEM. */
+  keyPem?: string;
+  /** Trusted CAs, PEM text (several CAs concatenated). */
+  caPem?: string;
+  /** Server: ask for (and verify) a client certificate. */
+  requestCert?: boolean;
+  /** Verify the peer's certificate (client default true). */
+  rejectUnauthorized?: boolean;
+  /** Server: PSK identity -> key. */
+  pskTable?: ReadonlyMap<string, Uint8Array>;
+  /** Server: asked for identities not in the table (after it). */
+  pskCallback?: (identity: string) => Uint8Array | undefined;
+  /** Client: PSK identity. */
+  pskIdentity?: string;
+  /** Client: PSK key. */
+  pskKey?: Uint8Array;
+  /** Client: SNI + name check (not for IP literals). */
+  servername?: string;
+}
+
+/** Where a connection-oriented driver connects (see {@link ConnectingDriver.connect}). */
+export interface ConnectTarget {
+  /** IP literal (names are resolved before). */
+  readonly host: string;
+  readonly port: number;
+  /** WebSockets: the full ws:// or wss:// URL. */
+  readonly url?: string;
+  /** TLS / WSS. */
+  readonly security?: TlsSettings;
+}
+
 /** What a driver delivers. Implementations must not throw. */
 export interface DriverListener {
   /** A new request: answer it with {@link Driver.respond} (or {@link Driver.drop} it). */
@@ -101,6 +174,30 @@ export interface DriverListener {
   onFailed(id: number, status: number): void;
   /** A response to exchange `id` was refused with a {@link Status} (MESSAGE_TOO_LARGE, INVALID): answer again. */
   onRespondFailed(id: number, status: number): void;
+  /** Reliable transports: a connection's transport is up (TCP connected, TLS handshake done). */
+  onConnOpen?(c: ConnectionOpen): void;
+  /** Reliable transports: the peer's first CSM (its Max-Message-Size, whether it offered BERT). */
+  onConnReady?(id: number, maxMessageSize: number, bert: boolean): void;
+  /** Reliable transports: the peer sent Release (RFC 8323 §5.5; Hold-Off in s, or undefined). */
+  onConnRelease?(id: number, holdOff: number | undefined): void;
+  /** Reliable transports: the peer sent Abort (RFC 8323 §5.6) with this diagnostic. */
+  onConnAbort?(id: number, diagnostic: string): void;
+  /**
+   * Reliable transports: connection `id` closed (or could not be made). `requests`: the ids
+   * of the client requests that were outstanding on it (the core failed them all; no
+   * onFailed follows for them).
+   */
+  onConnClosed?(id: number, why: ConnectionClose, requests: readonly number[]): void;
+}
+
+/** A driver of a connection-oriented transport (RFC 8323: TCP, TLS, WebSockets). */
+export interface ConnectingDriver extends Driver {
+  /** The transport's framing. */
+  readonly framing: 'tcp' | 'ws';
+  /** Starts a connection; returns its id at once (onConnOpen then onConnReady, or onConnClosed follow). */
+  connect(t: ConnectTarget): number;
+  /** Closes a connection: gracefully, or with an Abort carrying `diagnostic`. */
+  closeConn(id: number, abort: boolean, diagnostic?: string): void;
 }
 
 /**
@@ -195,11 +292,19 @@ export interface Driver {
   close(): Promise<void>;
 }
 
+/** What a driver is opened with: the messaging-layer options, and for a secured transport its security. */
+export interface DriverOptions extends EndpointOptions {
+  /** TLS / DTLS / WSS settings (server: its own; client: defaults for its connections). */
+  readonly security?: TlsSettings;
+  /** WebSockets (server): serve on this existing node:http(s) server instead of opening a port. */
+  readonly httpServer?: unknown;
+}
+
 /** Opens a driver (unbound) for an address family. */
 export type DriverFactory = (
   family: 4 | 6,
   backend: BackendKind | undefined,
-  options: EndpointOptions | undefined,
+  options: DriverOptions | undefined,
   listener: DriverListener,
   role: 'server' | 'client',
 ) => Driver;

@@ -40,7 +40,7 @@ export class UdpBatch implements Received {
   private w8: Uint8Array | undefined;
 
   constructor(
-    private readonly u32: Uint32Array,
+    protected readonly u32: Uint32Array,
     u8: Uint8Array,
     private readonly base: number,
   ) {
