@@ -896,8 +896,9 @@ static void on_event(uint32_t i, uint32_t evs) {
 #ifdef TCB_TLS
   if (c->state == C_TLS) {
     tls_step(i);
-    if (c->state != C_CLOSED && c->state != C_TLS) flush(i);
-    return;
+    if (c->state == C_CLOSED || c->state == C_TLS) return;
+    flush(i);
+    evs |= EPOLLIN; /* the server's first records may already sit in OpenSSL's buffer */
   }
 #endif
   if (evs & EPOLLOUT) flush(i);
