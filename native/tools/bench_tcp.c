@@ -20,7 +20,8 @@
  *
  * TLS (coaps+tcp, coaps+ws) through OpenSSL when built with TCB_TLS: ALPN "coap", PSK
  * (--psk-id ID --psk-key KEY: TLS 1.2 PSK suites, RFC 7925) or certificates (--ca FILE
- * verifies the server, name or IP of the URL; without --ca the certificate is not checked).
+ * verifies the server, name or IP of the URL; without --ca the certificate is not checked;
+ * --cert/--key for mutual authentication).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -146,7 +147,7 @@ static struct {
   uint32_t nconns, depth, idle, at_once;
   double duration, warmup;
   int64_t timeout_ms;
-  const char *url, *psk_id, *psk_key, *ca;
+  const char *url, *psk_id, *psk_key, *ca, *cert, *key_file;
   char host[256];
   int host_is_name;
   char port[8];
@@ -722,6 +723,10 @@ static void tls_setup(void) {
       fail("no PSK cipher suite%s", "");
     SSL_CTX_set_psk_client_callback(T.ctx, psk_cb);
   }
+  if (T.cert) { /* mutual authentication */
+    if (SSL_CTX_use_certificate_chain_file(T.ctx, T.cert) != 1) fail("cannot load the certificate %s", T.cert);
+    if (SSL_CTX_use_PrivateKey_file(T.ctx, T.key_file, SSL_FILETYPE_PEM) != 1) fail("cannot load the key %s", T.key_file);
+  }
   if (T.ca) {
     if (SSL_CTX_load_verify_locations(T.ctx, T.ca, NULL) != 1) fail("cannot load the CA file %s", T.ca);
     SSL_CTX_set_verify(T.ctx, SSL_VERIFY_PEER, NULL);
@@ -753,7 +758,9 @@ static void tls_step(uint32_t i) {
     if (T.st.tls_failed++ == 0) {
       char b[256];
       ERR_error_string_n(ERR_peek_error(), b, sizeof b);
-      fprintf(stderr, "coap-bench: TLS handshake failed: %s\n", b);
+      long v = SSL_get_verify_result(c->ssl);
+      fprintf(stderr, "coap-bench: TLS handshake failed: %s%s%s\n", b, v != X509_V_OK ? ": " : "",
+              v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
     }
     conn_close(i, 2);
   }
@@ -1150,6 +1157,7 @@ static void usage(FILE *f) {
           "  --open-at-once M  connections being set up at a time (default 4)\n"
           "  --psk-id ID, --psk-key KEY   TLS PSK (TLS 1.2 PSK suites)\n"
           "  --ca FILE   verify the server's certificate (without it: not verified)\n"
+          "  --cert FILE --key FILE  our certificate (chain) and key, for mutual authentication\n"
           "  -h, --help  this help\n");
 }
 
@@ -1164,6 +1172,7 @@ int tcpb_main(int argc, char **argv) {
                                      {"idle", required_argument, NULL, 'I'}, {"psk-id", required_argument, NULL, 'i'},
                                      {"psk-key", required_argument, NULL, 'K'}, {"ca", required_argument, NULL, 'A'},
                                      {"open-at-once", required_argument, NULL, 'O'},
+                                     {"cert", required_argument, NULL, 'C'}, {"key", required_argument, NULL, 'Y'},
                                      {NULL, 0, NULL, 0}};
   int o, depth_set = 0;
   optind = 1;
@@ -1179,6 +1188,8 @@ int tcpb_main(int argc, char **argv) {
     case 'i': T.psk_id = optarg; break;
     case 'K': T.psk_key = optarg; break;
     case 'A': T.ca = optarg; break;
+    case 'C': T.cert = optarg; break;
+    case 'Y': T.key_file = optarg; break;
     case 'O': T.at_once = (uint32_t)num(optarg, "--open-at-once", 1, CONNECTING_MAX); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -1197,7 +1208,8 @@ int tcpb_main(int argc, char **argv) {
 #else
   if (T.tls) fail("this coap-bench was built without OpenSSL: %s needs TLS", T.url);
 #endif
-  if (!T.tls && (T.psk_id || T.ca)) fail("--psk-id/--ca need a coaps+tcp:// or coaps+ws:// URL%s", "");
+  if (!T.tls && (T.psk_id || T.ca || T.cert)) fail("--psk-id/--ca/--cert need a coaps+tcp:// or coaps+ws:// URL%s", "");
+  if (!T.cert != !T.key_file) fail("--cert and --key go together%s", "");
   if (T.idle && depth_set) fail("--idle holds connections without requests: no -c%s", "");
   if (!T.idle && T.nconns > T.depth) fail("-k must not exceed -c%s", "");
   build_messages(T.idle ? IDLE_MMS : LOAD_MMS);
