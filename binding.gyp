@@ -35,12 +35,20 @@
     {
       "target_name": "coap-bench",
       "type": "executable",
+      "variables": {
+        "bench_openssl%": "<!(pkg-config --exists libssl libcrypto 2>/dev/null && echo 1 || echo 0)"
+      },
       "conditions": [
         ["OS==\"linux\"", {
           "sources": [
             "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
-            "native/tools/coap-bench.c"
+            "native/tools/coap-bench.c",
+            "native/tools/bench_tcp.c"
           ]
+        }],
+        ["OS==\"linux\" and bench_openssl==1", {
+          "defines": ["TCB_TLS"],
+          "libraries": ["-lssl", "-lcrypto"]
         }]
       ],
       "include_dirs": ["native/include"],

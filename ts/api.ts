@@ -17,6 +17,7 @@ export {
   CoapTimeoutError,
   CoapResetError,
   CoapNetworkError,
+  CoapConnectionError,
   CoapAbortError,
   CoapOptionError,
   CoapResponseError,

@@ -20,8 +20,12 @@ import { BWC_CONFIG_WORDS, type BwcHandle, type ClientTransfers } from './backen
 import { loadWasmBackend } from './backend/wasm';
 import { CODE_STRINGS } from './codes';
 import {
+  FAMILY_CONN,
   Status,
   type BackendKind,
+  type ConnectingDriver,
+  type ConnectionClose,
+  type ConnectionOpen,
   type Driver,
   type DriverFactory,
   type DriverListener,
@@ -34,6 +38,7 @@ import {
 import {
   CoapAbortError,
   CoapBlockwiseError,
+  CoapConnectionError,
   CoapEncodeError,
   CoapNetworkError,
   CoapResetError,
@@ -49,6 +54,7 @@ import { methodIndexAnyCase, type MethodName } from './methods';
 import { parseIPv4, parseIPv6, splitZone } from './net/ip';
 import { OptionNumber } from './options';
 import { formatOf, payloadOf, putOption, valueBound, type ContentFormatInit, type OptionInit, type PayloadInit } from './outgoing';
+import { clientTls, securityKey, type ClientSecurityOptions } from './security';
 import { defaultBackend } from './state';
 import { checkEndpointOptions, driverFactory } from './transports';
 import { parseUri, uriToOptions, type CoapUri } from './uri';
@@ -63,8 +69,13 @@ export interface TransferProgress {
   readonly total?: number;
 }
 
-/** Options of one request. */
-export interface RequestOptions {
+/**
+ * Options of one request. For the secured schemes (`coaps+tcp://`, `coaps+ws://`, `coaps://`)
+ * the security options ({@link ClientSecurityOptions}: `psk`, `ca`, `cert`, `key`,
+ * `rejectUnauthorized`) apply; requests with the same scheme, host, port and security share one
+ * connection of their agent.
+ */
+export interface RequestOptions extends ClientSecurityOptions {
   /** Method (default `'GET'`), in upper or lower case (`'GET'`, `'get'`). */
   readonly method?: MethodName;
   /**
@@ -287,6 +298,25 @@ export interface Route extends Peer {
   readonly s: AgentSocket;
   readonly t: Target;
   readonly tokenLength: number;
+  /** A connection whose peer offered BERT (RFC 8323 §6): block-wise transfers may use SZX 7. */
+  readonly bert?: boolean;
+}
+
+const NO_IP = new Uint8Array(16);
+
+/** The route of requests down connection `conn` of `s`'s driver, to `url` (its path and query). @internal */
+export function connectionRoute(s: AgentSocket, conn: number, url: string, bert: boolean): Route {
+  return { s, t: target(url), family: FAMILY_CONN, port: conn, ip: NO_IP, scope: 0, tokenLength: 8, bert };
+}
+
+/** The error of requests on a connection that closed. @internal */
+export function connectionError(why: ConnectionClose): CoapConnectionError {
+  return new CoapConnectionError(why.code ?? 'CLOSED', why.message);
+}
+
+/** Whether a scheme runs over connections (RFC 8323). @internal */
+export function isStreamScheme(scheme: string): boolean {
+  return scheme === 'coap+tcp' || scheme === 'coaps+tcp' || scheme === 'coap+ws' || scheme === 'coaps+ws';
 }
 
 /** A validated request, written again for every request of a transfer. @internal */
@@ -721,7 +751,7 @@ export class Call extends Op {
     cfg[0] = this.spec.maxBody;
     cfg[1] = this.spec.szx;
     cfg[2] = MAX_RESTARTS;
-    cfg[3] = 0;
+    cfg[3] = this.route.bert === true ? 1 : 0; // TC_BWC_BERT: accept SZX 7 blocks
     cfg[4] = 1024;
     const h = tx.bwcCreate(cfg);
     if (typeof h === 'number') {
@@ -894,9 +924,12 @@ function direction(x: Transfer): 'upload' | 'download' {
 
 /** One socket of an agent, with the requests outstanding on it. @internal */
 export class AgentSocket implements DriverListener {
-  readonly ep: Driver;
+  ep!: Driver;
   ready: Promise<void> | undefined;
   bound = false;
+  /** Whether outstanding requests (and holds) keep the event loop alive (false: the owner decides). */
+  refs = true;
+  private holds = 0;
   /**
    * Outstanding requests by core id. Keyed by the whole id (slot + generation): with the
    * WASM driver a response record can reach JS after its core slot was reused by a newer
@@ -904,18 +937,38 @@ export class AgentSocket implements DriverListener {
    */
   private readonly pending = new Map<number, Exchange>();
 
-  constructor(open: DriverFactory, family: 4 | 6, opts: AgentOptions) {
-    this.ep = open(family, opts.backend, opts, this, 'client');
+  /** Opens its driver with `open`; without, the owner attaches one (ep) itself. */
+  constructor(open?: DriverFactory, family: 4 | 6 = 4, opts: AgentOptions = {}) {
+    if (open !== undefined) this.ep = open(family, opts.backend, opts, this, 'client');
   }
 
   add(id: number, x: Exchange): void {
     this.pending.set(id, x);
-    if (this.pending.size === 1) this.ep.setRef(true);
+    if (this.pending.size + this.holds === 1 && this.refs) this.ep.setRef(true);
   }
 
   remove(id: number): void {
     if (!this.pending.delete(id)) return;
-    if (this.pending.size === 0 && !this.ep.closed) this.ep.setRef(false);
+    if (this.pending.size + this.holds === 0 && this.refs && !this.ep.closed) this.ep.setRef(false);
+  }
+
+  /** Keeps the event loop alive (a connection being made) until {@link unhold}. */
+  hold(): void {
+    if (++this.holds + this.pending.size === 1 && this.refs) this.ep.setRef(true);
+  }
+
+  unhold(): void {
+    if (--this.holds + this.pending.size === 0 && this.refs && !this.ep.closed) this.ep.setRef(false);
+  }
+
+  /** Fails the requests `ids` (outstanding on a connection that closed). */
+  failIds(ids: readonly number[], e: () => unknown): void {
+    for (const id of ids) {
+      const x = this.pending.get(id);
+      if (x === undefined) continue;
+      this.remove(id);
+      x.onFailure(e());
+    }
   }
 
   /** Fails everything outstanding. */
@@ -926,8 +979,11 @@ export class AgentSocket implements DriverListener {
   }
 
   onRequest(b: Received, r: number): void {
-    // A client socket serves nothing: forget the exchange (duplicates are then ignored).
-    this.ep.drop(b.id(r));
+    const d = this.ep;
+    // A client serves nothing: over UDP forget the exchange (duplicates are then ignored); a
+    // peer's request down a connection gets 4.04 (it would wait for an answer until it times out).
+    if ('framing' in d && d.beginRespond(0, 0)) d.respond(b.id(r), 0x84, d.mark(), 0, 0, 0);
+    else d.drop(b.id(r));
   }
 
   onResponse(b: Received, r: number): void {
@@ -951,6 +1007,99 @@ export class AgentSocket implements DriverListener {
   }
 }
 
+/** A connection of an agent's pool. */
+interface Pooled {
+  readonly id: number;
+  readonly key: string;
+  readonly ready: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  bert: boolean;
+  settled: boolean;
+}
+
+/**
+ * The connections of an agent for one scheme (RFC 8323): one driver, one connection per
+ * origin (host, port and security), made on first use and again after it closed or was released.
+ */
+class StreamSide extends AgentSocket {
+  readonly byKey = new Map<string, Pooled>();
+  readonly byId = new Map<number, Pooled>();
+
+  constructor(open: DriverFactory, opts: AgentOptions) {
+    super(open, 4, opts);
+    this.bound = true;
+  }
+
+  get driver(): ConnectingDriver {
+    return this.ep as ConnectingDriver;
+  }
+
+  /** The pooled connection for `key`, made with `connect` when there is none. */
+  conn(key: string, connect: () => number): Pooled {
+    let p = this.byKey.get(key);
+    if (p !== undefined) return p;
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const ready = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    ready.catch(() => {});
+    const id = connect();
+    p = { id, key, ready, resolve, reject, bert: false, settled: false };
+    this.byKey.set(key, p);
+    this.byId.set(id, p);
+    this.hold();
+    return p;
+  }
+
+  private settle(p: Pooled): boolean {
+    if (p.settled) return false;
+    p.settled = true;
+    this.unhold();
+    return true;
+  }
+
+  onConnOpen(_c: ConnectionOpen): void {
+    /* ready once the peer's CSM came */
+  }
+
+  onConnReady(id: number, _mms: number, bert: boolean): void {
+    const p = this.byId.get(id);
+    if (p === undefined) return;
+    p.bert = bert;
+    if (this.settle(p)) p.resolve();
+  }
+
+  onConnRelease(id: number): void {
+    // no new requests down it: the next one opens another connection
+    const p = this.byId.get(id);
+    if (p !== undefined && this.byKey.get(p.key) === p) this.byKey.delete(p.key);
+  }
+
+  onConnClosed(id: number, why: ConnectionClose, requests: readonly number[]): void {
+    const p = this.byId.get(id);
+    if (p !== undefined) {
+      this.byId.delete(id);
+      if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
+      if (this.settle(p)) p.reject(connectionError(why));
+    }
+    this.failIds(requests, () => connectionError(why));
+  }
+
+  /** Closes the driver; everything outstanding fails with CLOSED. */
+  close(): Promise<void> {
+    const done = this.ep.close();
+    const err = (): CoapConnectionError => new CoapConnectionError('CLOSED', 'CLOSED: the agent was closed');
+    for (const p of this.byId.values()) if (this.settle(p)) p.reject(err());
+    this.byId.clear();
+    this.byKey.clear();
+    this.failAll(err);
+    return done;
+  }
+}
+
 /**
  * A client: reuses one socket per address family for all its requests, and enforces the
  * RFC's congestion control (NSTART outstanding CON requests per server, default 1; more
@@ -961,6 +1110,8 @@ export class Agent {
   private readonly opts: AgentOptions;
   private readonly tokenLength: number;
   private readonly sockets: (AgentSocket | undefined)[] = [undefined, undefined];
+  /** Connections (RFC 8323) by scheme. */
+  private readonly streams = new Map<string, StreamSide>();
   /** Bumped by close(): requests routed before it (DNS, bind under way) fail with CLOSED. */
   private epoch = 0;
 
@@ -981,7 +1132,36 @@ export class Agent {
 
   /** The driver in use once a socket exists (`'native'` or `'wasm'`). */
   get backend(): BackendKind | undefined {
-    return (this.sockets[0] ?? this.sockets[1])?.ep.backend;
+    return (this.sockets[0] ?? this.sockets[1] ?? this.streams.values().next().value)?.ep.backend;
+  }
+
+  private streamSide(scheme: string): StreamSide {
+    let s = this.streams.get(scheme);
+    if (s === undefined) {
+      s = new StreamSide(driverFactory(scheme) as DriverFactory, this.opts);
+      this.streams.set(scheme, s);
+    }
+    return s;
+  }
+
+  /** Routes a request of a stream scheme: down the pooled connection to the origin (made if needed). */
+  private streamRoute(t: Target, sec: ClientSecurityOptions | undefined, addr: string, isName: boolean, go: (route: Route) => void, reject: (e: unknown) => void): void {
+    const uri = t.uri;
+    let tls;
+    try {
+      tls = uri.secure ? clientTls(sec ?? {}, isName ? uri.host : undefined) : undefined;
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const side = this.streamSide(uri.scheme);
+    const key = `${uri.scheme}|${addr}|${uri.port}|${securityKey(tls)}`;
+    const p = side.conn(key, () => side.driver.connect({ host: addr, port: uri.port, security: tls, url: uri.wsUrl }));
+    const tokenLength = this.tokenLength;
+    p.ready.then(
+      () => go({ s: side, t, family: FAMILY_CONN, port: p.id, ip: NO_IP, scope: 0, tokenLength, bert: p.bert }),
+      reject,
+    );
   }
 
   private socket(family: 4 | 6): AgentSocket {
@@ -1022,7 +1202,7 @@ export class Agent {
           return;
         }
         new Call(route, spec, options.onProgress, options.signal, resolve, reject).start(options.timeout);
-      });
+      }, options);
     });
   }
 
@@ -1047,7 +1227,7 @@ export class Agent {
    * agent's socket for that family is bound, then calls `go`. Failures go to `reject`.
    * @internal
    */
-  _route(url: string | URL, signal: AbortSignal | undefined, reject: (e: unknown) => void, go: (route: Route) => void): void {
+  _route(url: string | URL, signal: AbortSignal | undefined, reject: (e: unknown) => void, go: (route: Route) => void, sec?: ClientSecurityOptions): void {
     if (signal?.aborted) throw new CoapAbortError(undefined, { cause: signal.reason });
     const t = target(url);
     const tokenLength = this.tokenLength;
@@ -1057,6 +1237,20 @@ export class Agent {
       if (this.epoch !== epoch) reject(new CoapNetworkError('CLOSED', 'the agent was closed'));
       else go(route);
     };
+    if (isStreamScheme(t.uri.scheme)) {
+      if (t.family !== 0) {
+        this.streamRoute(t, sec, t.uri.host, false, goIfOpen, reject);
+        return;
+      }
+      lookup(t.uri.host).then(
+        (a) => {
+          if (this.epoch !== epoch) reject(new CoapNetworkError('CLOSED', 'the agent was closed'));
+          else this.streamRoute(t, sec, a.address, true, goIfOpen, reject);
+        },
+        (e: NodeJS.ErrnoException) => reject(new CoapNetworkError(e.code ?? 'ENOTFOUND', `cannot resolve ${t.uri.host}: ${e.code ?? e.message}`, { cause: e })),
+      );
+      return;
+    }
     if (t.family !== 0) {
       const family = t.family;
       const s = this.socket(family);
@@ -1119,6 +1313,8 @@ export class Agent {
       all.push(s.ep.close());
       s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
     }
+    for (const s of this.streams.values()) all.push(s.close());
+    this.streams.clear();
     await Promise.all(all);
   }
 }

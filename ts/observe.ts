@@ -63,7 +63,10 @@ const DEREGISTER_TIMEOUT_MS = 5000;
 
 /** Options of {@link observe}. */
 export interface ObserveOptions
-  extends Pick<RequestOptions, 'confirmable' | 'options' | 'accept' | 'contentFormat' | 'signal' | 'agent' | 'blockSize' | 'maxBodySize'> {
+  extends Pick<
+    RequestOptions,
+    'confirmable' | 'options' | 'accept' | 'contentFormat' | 'signal' | 'agent' | 'blockSize' | 'maxBodySize' | 'psk' | 'ca' | 'cert' | 'key' | 'rejectUnauthorized'
+  > {
   /** `'GET'` (default) or `'FETCH'` (RFC 8132; give its `payload`), in either case. */
   readonly method?: 'GET' | 'FETCH' | 'get' | 'fetch';
   /** The FETCH payload: a string, or bytes (Uint8Array, ArrayBuffer, any ArrayBufferView). */
@@ -267,6 +270,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
           this.spec = spec;
           this.reg = this.register();
         },
+        init,
       );
     } catch (e) {
       this.end(e);

@@ -10,9 +10,14 @@
  * RFC's answers to bad input (RST, 4.02, 4.05, 5.03) are the C core's.
  */
 import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { AgentSocket } from './client';
+import { CoapConnection, type ConnectionTransport } from './connection';
 import {
   Status,
   type BackendKind,
+  type ConnectingDriver,
+  type ConnectionClose,
   type Driver,
   type DriverListener,
   type EndpointOptions,
@@ -21,14 +26,25 @@ import {
   type RemoteInfo,
   type SocketAddress,
 } from './driver/driver';
-import { CoapNetworkError, CoapResponseError, CoapServerError, invalidArgType, notBoolean, outOfRange } from './errors';
+import {
+  CoapConnectionError,
+  CoapNetworkError,
+  CoapResponseError,
+  CoapSchemeError,
+  CoapServerError,
+  invalidArgType,
+  invalidArgValue,
+  notBoolean,
+  outOfRange,
+} from './errors';
 import { CoapRequestError, IncomingRequest } from './incoming';
 import { ipFamily } from './net/ip';
 import { OptionNumber } from './options';
 import { codeOf, formatOf, locationOptions, payloadOf, putOption, valueBound, type OptionInit, type PayloadInit, type ResponseInit } from './outgoing';
 import { Router } from './router';
+import { clientTls, serverTls, type ClientSecurityOptions, type ServerSecurityOptions } from './security';
 import { checkEndpointOptions, driverFactory } from './transports';
-import { CoapUriError } from './uri';
+import { CoapUriError, type CoapUri } from './uri';
 
 export type { ResponseInit };
 
@@ -95,12 +111,28 @@ export interface ServerStats extends EndpointStats {
   readonly observableResources: number;
 }
 
-/** Where to listen. */
-export interface ListenOptions {
-  /** UDP port (default 5683; 0 picks a free one). */
+/**
+ * Where and how to listen: the transport, the address, and for `'tls'`, `'wss'` and `'dtls'`
+ * the security in Node's TLS vocabulary ({@link ServerSecurityOptions}: `cert`, `key`, `ca`,
+ * `requestCert`, `rejectUnauthorized`, `psk`).
+ */
+export interface ListenOptions extends ServerSecurityOptions {
+  /** `'udp'` (default), `'tcp'`, `'tls'`, `'ws'`, `'wss'` or `'dtls'`: at most one listener each. */
+  readonly transport?: ListenTransport;
+  /** Port (default: the scheme's: 5683 udp/tcp, 5684 tls/dtls, 80 ws, 443 wss; 0 picks a free one). */
   readonly port?: number;
   /** Local address or host name (default `'::'`, dual-stack). */
   readonly host?: string;
+  /** `'ws'` / `'wss'`: serve on this existing node:http / node:https server instead of opening a port. */
+  readonly httpServer?: unknown;
+}
+
+/** Sums the counters of several listeners. */
+function sumStats(all: EndpointStats[]): EndpointStats {
+  if (all.length === 1) return all[0] as EndpointStats;
+  const out: Record<string, number> = {};
+  for (const st of all) for (const [k, v] of Object.entries(st)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
+  return out as unknown as EndpointStats;
 }
 
 const CODE_INTERNAL = 0xa0; // 5.00
@@ -267,15 +299,36 @@ export class ObservableResource {
   }
 }
 
+/** A transport a server listens on. */
+export type ListenTransport = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss' | 'dtls';
+
+const SCHEME_OF: Record<ListenTransport, string> = { udp: 'coap', tcp: 'coap+tcp', tls: 'coaps+tcp', ws: 'coap+ws', wss: 'coaps+ws', dtls: 'coaps' };
+const DEFAULT_PORT: Record<ListenTransport, number> = { udp: 5683, tcp: 5683, tls: 5684, ws: 80, wss: 443, dtls: 5684 };
+const TRANSPORT_OF: Record<string, ListenTransport> = { coap: 'udp', 'coap+tcp': 'tcp', 'coaps+tcp': 'tls', 'coap+ws': 'ws', 'coaps+ws': 'wss', coaps: 'dtls' };
+
+/** One listener (or the client side of connect()): its driver and its connections. */
+interface Listener {
+  readonly transport: ListenTransport;
+  driver: Driver | undefined;
+  /** Requests the server sends down connections (their responses and failures). */
+  readonly sock: AgentSocket;
+  readonly conns: Map<number, CoapConnection>;
+  /** connect(): the connection being made. */
+  connecting?: { id: number; resolve: (c: CoapConnection) => void; reject: (e: unknown) => void };
+}
+
 /**
- * A CoAP server. Create it with {@link createServer}, start it with {@link CoapServer.listen};
- * it can listen again after {@link CoapServer.close}.
+ * A CoAP server. Create it with {@link createServer}, start it with {@link CoapServer.listen}
+ * (once per transport: one server, one router, several listeners); it can listen again after
+ * {@link CoapServer.close}. Event `'connection'` ({@link CoapConnection}): a client connected
+ * over TCP, TLS or WebSockets; the server may send requests down it.
  */
-export class CoapServer implements DriverListener {
+export class CoapServer extends EventEmitter {
   private readonly handler: RequestHandler | undefined;
   private readonly router: ServerRouter | undefined;
   private readonly options: ServerOptions;
-  private ep: Driver | undefined;
+  /** Listeners by transport, in the order they were asked for. */
+  private readonly openListeners = new Map<ListenTransport, Listener>();
   private state: 'idle' | 'listening' | 'closing' | 'closed' = 'idle';
   private inflight = 0;
   private idle: (() => void) | undefined;
@@ -295,6 +348,7 @@ export class CoapServer implements DriverListener {
 
   /** @internal use {@link createServer} */
   constructor(handler: RequestHandler | ServerRouter, options: ServerOptions = {}) {
+    super();
     if (handler instanceof Router) this.router = handler as ServerRouter;
     else if (typeof handler === 'function') this.handler = handler;
     else throw invalidArgType('createServer: handler', 'a function or a Router', handler);
@@ -309,9 +363,17 @@ export class CoapServer implements DriverListener {
     this.options = { ...options };
   }
 
+  /** The open drivers. */
+  private drivers(): Driver[] {
+    const out: Driver[] = [];
+    for (const l of this.openListeners.values()) if (l.driver !== undefined && !l.driver.closed) out.push(l.driver);
+    return out;
+  }
+
   /** The driver in use (`'native'` or `'wasm'`), once listening. */
   get backend(): BackendKind | undefined {
-    return this.ep?.backend;
+    for (const l of this.openListeners.values()) if (l.driver !== undefined) return l.driver.backend;
+    return undefined;
   }
 
   /** Whether the server is listening. */
@@ -320,20 +382,32 @@ export class CoapServer implements DriverListener {
   }
 
   /**
-   * Binds the socket and starts serving. A listening server keeps the process alive
-   * until {@link CoapServer.close}; a closed server may listen again (a close under way is
-   * awaited first).
+   * Opens a listener and starts serving on it: `transport` `'udp'` (default), `'tcp'`,
+   * `'tls'`, `'ws'`, `'wss'` or `'dtls'`, each at most once. A listening server keeps the
+   * process alive until {@link CoapServer.close}; a closed server may listen again (a close
+   * under way is awaited first).
    * @throws CoapNetworkError (e.g. `EADDRINUSE`, `ENOTFOUND`) when it cannot listen,
-   *   CoapServerError `ALREADY_LISTENING` when it listens already.
+   *   CoapServerError `ALREADY_LISTENING` when it listens on that transport already,
+   *   `UNSUPPORTED_TRANSPORT` for a transport not built in here.
    */
   async listen(opts: ListenOptions | number = {}): Promise<this> {
     if (this.state === 'closing') await this.closing;
-    if (this.state === 'listening') throw new CoapServerError('ALREADY_LISTENING', 'listen: the server is listening already');
     const o: ListenOptions = typeof opts === 'number' ? { port: opts } : opts;
-    const port = o.port ?? 5683;
+    if (o === null || typeof o !== 'object') throw invalidArgType('listen: options', 'an object or a port number', opts);
+    const transport = o.transport ?? 'udp';
+    if (!Object.prototype.hasOwnProperty.call(SCHEME_OF, transport)) throw invalidArgValue('listen: transport', "'udp', 'tcp', 'tls', 'ws', 'wss' or 'dtls'", transport);
+    if (this.openListeners.has(transport)) throw new CoapServerError('ALREADY_LISTENING', `listen: the server is listening on ${transport} already`);
+    const port = o.port ?? DEFAULT_PORT[transport];
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw outOfRange('listen: port', 'an integer in 0..65535', port);
+    const scheme = SCHEME_OF[transport];
+    const open = driverFactory(scheme);
+    if (open === undefined) throw new CoapServerError('UNSUPPORTED_TRANSPORT', `listen: no ${transport} transport (${scheme}://) here${transport === 'dtls' ? ': DTLS needs the native addon' : ''}`);
+    const secured = transport === 'tls' || transport === 'wss' || transport === 'dtls';
+    const security = secured ? serverTls(o) : undefined;
     let host = o.host ?? '::';
     let family: number = ipFamily(host);
+    const l = this.newListener(transport);
+    this.openListeners.set(transport, l);
     this.state = 'listening';
     this.closing = undefined;
     try {
@@ -346,33 +420,122 @@ export class CoapServer implements DriverListener {
           throw new CoapNetworkError((e as NodeJS.ErrnoException).code ?? 'ENOTFOUND', `listen: cannot resolve ${host}`, { cause: e });
         }
       }
-      const open = driverFactory('coap');
-      if (open === undefined) throw new CoapNetworkError('UNSUPPORTED', 'no transport for coap://');
-      const ep = open(family === 6 ? 6 : 4, this.options.backend, this.options, this, 'server');
-      this.ep = ep;
+      const ep = open(family === 6 ? 6 : 4, this.options.backend, { ...this.options, security, httpServer: o.httpServer }, this.adapter(l), 'server');
+      l.driver = ep;
+      l.sock.ep = ep;
       try {
         await ep.bind(host, port, { ipv6Only: this.options.ipv6Only, reuseAddr: this.options.reuseAddr });
       } catch (e) {
         await ep.close();
         throw e;
       }
-      if (this.state !== 'listening') {
+      if (this.state !== 'listening' || this.openListeners.get(transport) !== l) {
         await ep.close(); // closed while binding
         return this;
       }
       ep.setRef(true);
     } catch (e) {
-      this.ep = undefined;
-      if (this.state === 'listening') this.state = 'idle';
+      if (this.openListeners.get(transport) === l) this.openListeners.delete(transport);
+      if (this.state === 'listening' && this.openListeners.size === 0) this.state = 'idle';
       throw e;
     }
     return this;
   }
 
-  /** The bound address. @throws CoapServerError `NOT_LISTENING` if not listening. */
-  address(): SocketAddress {
-    if (this.ep === undefined || this.state === 'closed') throw new CoapServerError('NOT_LISTENING', 'address: the server is not listening');
-    return this.ep.address();
+  private newListener(transport: ListenTransport): Listener {
+    const sock = new AgentSocket();
+    sock.refs = false; // the listener keeps the process alive, not its requests
+    return { transport, driver: undefined, sock, conns: new Map() };
+  }
+
+  /** What a listener's driver delivers, and to whom. */
+  private adapter(l: Listener): DriverListener {
+    return {
+      onRequest: (b, r) => this.serve(l.driver as Driver, b, r),
+      onResponse: (b, r) => l.sock.onResponse(b, r),
+      onFailed: (id, st) => l.sock.onFailed(id, st),
+      onRespondFailed: (id, st) => this.respondFailed(l.driver as Driver, id, st),
+      onConnOpen: (c) => {
+        const conn = new CoapConnection(l.driver as ConnectingDriver, l.sock, c.id, l.transport as ConnectionTransport, c.remote, c.identity);
+        l.conns.set(c.id, conn);
+        const want = l.connecting;
+        if (want !== undefined && want.id === c.id) return; // connect(): resolved once ready
+        this.emit('connection', conn);
+      },
+      onConnReady: (id, mms, bert) => {
+        const conn = l.conns.get(id);
+        if (conn === undefined) return;
+        conn._ready(mms, bert);
+        const want = l.connecting;
+        if (want !== undefined && want.id === id) {
+          l.connecting = undefined;
+          want.resolve(conn);
+        }
+      },
+      onConnRelease: (id, holdOff) => l.conns.get(id)?._release(holdOff),
+      onConnClosed: (id, why, requests) => {
+        const conn = l.conns.get(id);
+        l.conns.delete(id);
+        const want = l.connecting;
+        if (want !== undefined && want.id === id) {
+          l.connecting = undefined;
+          want.reject(new CoapConnectionError(why.code ?? 'CLOSED', why.message));
+        }
+        if (conn !== undefined) conn._closed(why, requests);
+        else l.sock.failIds(requests, () => new CoapConnectionError(why.code ?? 'CLOSED', why.message));
+      },
+    };
+  }
+
+  /**
+   * @internal connect(): opens a connection to `uri` (a stream scheme) whose peer's requests
+   * this server serves; resolves once both CSMs were exchanged.
+   */
+  async _connect(uri: CoapUri, sec: ClientSecurityOptions): Promise<CoapConnection> {
+    const transport = TRANSPORT_OF[uri.scheme];
+    const open = driverFactory(uri.scheme);
+    if (transport === undefined || transport === 'udp' || transport === 'dtls' || open === undefined) throw new CoapSchemeError(uri.scheme);
+    const isName = uri.hostType === 'name';
+    const tls = uri.secure ? clientTls(sec, isName ? uri.host : undefined) : undefined;
+    let host = uri.host;
+    if (isName) {
+      try {
+        host = (await lookup(host)).address;
+      } catch (e) {
+        throw new CoapNetworkError((e as NodeJS.ErrnoException).code ?? 'ENOTFOUND', `connect: cannot resolve ${host}`, { cause: e });
+      }
+    }
+    const l = this.newListener(transport);
+    this.openListeners.set(transport, l);
+    this.state = 'listening';
+    const ep = open(4, this.options.backend, this.options, this.adapter(l), 'client') as ConnectingDriver;
+    l.driver = ep;
+    l.sock.ep = ep;
+    ep.setRef(true);
+    let conn: CoapConnection;
+    try {
+      conn = await new Promise<CoapConnection>((resolve, reject) => {
+        const id = ep.connect({ host, port: uri.port, security: tls, url: uri.wsUrl });
+        l.connecting = { id, resolve, reject };
+      });
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    conn.once('close', () => void this.close());
+    return conn;
+  }
+
+  /**
+   * The bound address of the listener on `transport` (default: the first one opened).
+   * @throws CoapServerError `NOT_LISTENING` if not listening (on that transport).
+   */
+  address(transport?: ListenTransport): SocketAddress {
+    const l = transport === undefined ? this.openListeners.values().next().value : this.openListeners.get(transport);
+    if (l === undefined || l.driver === undefined || this.state === 'closed') {
+      throw new CoapServerError('NOT_LISTENING', `address: the server is not listening${transport !== undefined ? ` on ${transport}` : ''}`);
+    }
+    return l.driver.address();
   }
 
   /**
@@ -403,54 +566,60 @@ export class CoapServer implements DriverListener {
   }
 
   /**
-   * Forgets the entries whose resource has no observer left in the core. The core counts
-   * them (OBSERVERS records, run after every response written before them, so a
-   * registration on its way is counted) in one flush; an entry found empty is gone before
-   * any later response could register on its id.
+   * Forgets the entries whose resource has no observer left in the core of any listener. The
+   * cores count them (OBSERVERS records, run after every response written before them, so a
+   * registration on its way is counted) in one flush each, one after the other in this call;
+   * an entry found empty everywhere is gone before any later response could register on its id.
    */
   private sweep(): void {
-    const ep = this.ep;
+    const eps = this.drivers();
     if (this.sweeping) return;
-    if (ep === undefined || ep.closed) {
+    if (eps.length === 0) {
       // no registry: nobody observes anything
       this.resources.clear();
       this.resourceIds.clear();
       return;
     }
     this.sweeping = true;
+    const counts = new Map<ObservableResource, number>();
     try {
-      for (const r of this.resources.values()) {
-        ep.observers(r._id, (_id, count) => {
-          if (count !== 0 || this.resources.get(r.path) !== r) return;
-          this.resources.delete(r.path);
-          this.resourceIds.delete(r._id);
-        });
+      for (const ep of eps) {
+        for (const r of this.resources.values()) {
+          ep.observers(r._id, (_id, count) => counts.set(r, (counts.get(r) ?? 0) + (count > 0 ? count : 0)));
+        }
+        ep.flush();
       }
-      ep.flush();
+      for (const [r, count] of counts) {
+        if (count !== 0 || this.resources.get(r.path) !== r) continue;
+        this.resources.delete(r.path);
+        this.resourceIds.delete(r._id);
+      }
     } finally {
       this.sweeping = false;
     }
   }
 
   /**
-   * Messaging-layer counters and the server's own: live while listening, the last values
-   * after {@link close} (until the next listen), undefined before the first listen.
+   * Messaging-layer counters (summed over the listeners) and the server's own: live while
+   * listening, the last values after {@link close} (until the next listen), undefined before
+   * the first listen.
    */
   stats(): ServerStats | undefined {
-    const ep = this.ep;
-    const st = ep !== undefined && !ep.closed ? ep.stats() : this.lastStats;
+    const eps = this.drivers();
+    const st = eps.length > 0 ? sumStats(eps.map((d) => d.stats())) : this.lastStats;
     return st === undefined ? undefined : { ...st, observableResources: this.resources.size };
   }
 
   /**
    * Stops serving: new requests get 5.03, handlers in flight get up to `closeTimeout` ms
-   * to answer (their responses are sent), then the socket closes. Resolves when closed.
+   * to answer (their responses are sent), then every listener and connection closes.
+   * Resolves when closed.
    */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing;
-    const ep = this.ep;
-    if (this.state === 'idle' || ep === undefined) {
+    if (this.state === 'idle' || this.openListeners.size === 0) {
       this.state = 'closed'; // never listened, or closed while listen() resolves the host
+      this.openListeners.clear();
       return (this.closing = Promise.resolve());
     }
     this.state = 'closing';
@@ -466,29 +635,37 @@ export class CoapServer implements DriverListener {
         this.idle = undefined;
       }
       this.state = 'closed';
-      ep.flush();
-      this.lastStats = ep.stats();
-      await ep.close();
-      if (this.ep === ep) this.ep = undefined;
+      const ls = [...this.openListeners.values()];
+      this.openListeners.clear();
+      const eps = ls.map((l) => l.driver).filter((d): d is Driver => d !== undefined && !d.closed);
+      for (const ep of eps) ep.flush();
+      if (eps.length > 0) this.lastStats = sumStats(eps.map((d) => d.stats()));
+      await Promise.all(eps.map((ep) => ep.close()));
+      const closed: ConnectionClose = { code: undefined, message: 'CLOSED: the server closed', opened: true };
+      for (const l of ls) {
+        for (const conn of l.conns.values()) conn._closed(closed, []);
+        l.conns.clear();
+        l.sock.failAll(() => new CoapConnectionError('CLOSED', 'CLOSED: the server closed'));
+      }
     })();
     return this.closing;
   }
 
   // ----------------------------------------------------------------- dispatch
 
-  /** @internal */
-  onRequest(b: Received, r: number): void {
+  /** A request delivered by driver d. */
+  private serve(d: Driver, b: Received, r: number): void {
     const req = new IncomingRequest(b, r);
     const id = req._id;
     if (this.state !== 'listening') {
-      this.writeResponse(id, CODE_UNAVAILABLE, 'server closing', 0);
+      this.writeResponse(d, id, CODE_UNAVAILABLE, 'server closing', 0);
       return;
     }
     if (b.hasBody(r)) {
       // A block-wise upload (RFC 7959 Block1): the core reassembled the body.
-      const body = (this.ep as Driver).readBody(b.bodyId(r), b.bodyLength(r));
+      const body = d.readBody(b.bodyId(r), b.bodyLength(r));
       if (typeof body === 'number') {
-        this.writeResponse(id, CODE_INCOMPLETE, 'upload no longer available', 0);
+        this.writeResponse(d, id, CODE_INCOMPLETE, 'upload no longer available', 0);
         return;
       }
       req._setBody(body);
@@ -499,16 +676,16 @@ export class CoapServer implements DriverListener {
     try {
       res = this.router !== undefined ? this.route(req) : (this.handler as RequestHandler)(req);
     } catch (e) {
-      this.fail(id, e, req);
+      this.fail(d, id, e, req);
       return;
     }
     if (isThenable(res)) {
       res.then(
-        (v) => this.finish(id, v, req),
-        (e: unknown) => this.fail(id, e, req),
+        (v) => this.finish(d, id, v, req),
+        (e: unknown) => this.fail(d, id, e, req),
       );
     } else {
-      this.finish(id, res, req);
+      this.finish(d, id, res, req);
     }
   }
 
@@ -529,18 +706,8 @@ export class CoapServer implements DriverListener {
     return NOT_ALLOWED;
   }
 
-  /** @internal */
-  onResponse(): void {
-    /* a server sends no requests */
-  }
-
-  /** @internal */
-  onFailed(): void {
-    /* a server sends no requests */
-  }
-
-  /** @internal the core rejected a response (too large, invalid): answer 5.00 instead. */
-  onRespondFailed(id: number, status: number): void {
+  /** The core rejected a response (too large, invalid): answer 5.00 instead. */
+  private respondFailed(d: Driver, id: number, status: number): void {
     let err: CoapResponseError | undefined;
     if (status === Status.MESSAGE_TOO_LARGE) {
       err = new CoapResponseError('TOO_LARGE', 'the response is larger than the endpoint can send (maxMessageSize, or the block-wise cache: blockwise.cacheMemory)');
@@ -549,35 +716,34 @@ export class CoapServer implements DriverListener {
     }
     if (err === undefined) return;
     this.reportError(err, undefined);
-    this.writeResponse(id, CODE_INTERNAL, this.options.exposeErrors === true ? err.message : undefined, 0);
+    this.writeResponse(d, id, CODE_INTERNAL, this.options.exposeErrors === true ? err.message : undefined, 0);
   }
 
   private done(): void {
     if (--this.inflight === 0 && this.idle !== undefined) this.idle();
   }
 
-  private fail(id: number, err: unknown, req: IncomingRequest): void {
+  private fail(d: Driver, id: number, err: unknown, req: IncomingRequest): void {
     this.done();
     const expose = this.options.exposeErrors === true;
     if (err instanceof CoapRequestError || err instanceof CoapUriError) {
       // The client's mistake (a payload that is not JSON or UTF-8): 4.00 with the code.
       if (this.options.onError !== undefined) this.reportError(err, req);
-      this.writeResponse(id, CODE_BAD_REQUEST, expose ? message(err) : err.code, 0);
+      this.writeResponse(d, id, CODE_BAD_REQUEST, expose ? message(err) : err.code, 0);
       return;
     }
     this.reportError(err, req);
-    this.writeResponse(id, CODE_INTERNAL, expose ? message(err) : undefined, 0);
+    this.writeResponse(d, id, CODE_INTERNAL, expose ? message(err) : undefined, 0);
   }
 
   /** A handler's result: write it (or, with its error reported, a 5.00). */
-  private finish(id: number, res: ResponseInit, req: IncomingRequest): void {
+  private finish(ep: Driver, id: number, res: ResponseInit, req: IncomingRequest): void {
     this.done();
-    const ep = this.ep;
-    if (ep === undefined || ep.closed) return;
+    if (ep.closed) return;
     const err = this.respondWith(ep, id, res, req);
     if (err === undefined) return;
     this.reportError(err, req);
-    this.writeResponse(id, CODE_INTERNAL, this.options.exposeErrors === true ? err.message : undefined, 0);
+    this.writeResponse(ep, id, CODE_INTERNAL, this.options.exposeErrors === true ? err.message : undefined, 0);
   }
 
   /** Validates and writes a handler's response to exchange `id`; the error, or undefined. */
@@ -618,7 +784,7 @@ export class CoapServer implements DriverListener {
       throw new CoapServerError('NOT_OBSERVABLE', `notify ${r.path}: no GET route with the obs attribute serves this path (router.get(path, handler, { obs: true }))`);
     }
     // listen() under way: not bound yet, so nobody observes anything yet.
-    if (this.ep === undefined || this.ep.closed) return;
+    if (this.drivers().length === 0) return;
     this.notifyNow(r, init);
   }
 
@@ -642,8 +808,8 @@ export class CoapServer implements DriverListener {
       } else this.notifyNow(r, res ?? null);
       return;
     }
-    const ep = this.ep;
-    if (ep === undefined || ep.closed || this.state !== 'listening') return;
+    const eps = this.drivers();
+    if (eps.length === 0 || this.state !== 'listening') return;
     const p = payloadOf(init);
     const res = (p !== undefined ? { code: '2.05', payload: p } : init) as NotifyInit;
     let err: CoapResponseError | undefined;
@@ -655,7 +821,8 @@ export class CoapServer implements DriverListener {
       else {
         // the path's entry now (0 when nobody observes it: the core then sends nothing)
         const id = this.resources.get(r.path)?._id ?? 0;
-        err = this.writeInit(ep, 0, code, res, id, true, res.confirmable === true);
+        // every listener's core has its own observers of it
+        for (const ep of eps) if (err === undefined) err = this.writeInit(ep, 0, code, res, id, true, res.confirmable === true);
       }
     }
     if (err !== undefined) this.reportError(err, undefined);
@@ -694,7 +861,7 @@ export class CoapServer implements DriverListener {
     // Fast path: code and a string payload only.
     if (!notify && options === undefined && cf === undefined && maxAge === undefined && etag === undefined && location === undefined) {
       if (payload === undefined || typeof payload === 'string') {
-        return this.writeResponse(id, code, payload, 0, resource) ? undefined : tooLarge(payload);
+        return this.writeResponse(d, id, code, payload, 0, resource) ? undefined : tooLarge(payload);
       }
     }
     let n = 0;
@@ -766,9 +933,8 @@ export class CoapServer implements DriverListener {
    * > 0). False if it does not fit (then nothing is written; with `payload` undefined the
    * exchange is dropped).
    */
-  private writeResponse(id: number, code: number, payload: string | undefined, maxAge: number, resource = 0): boolean {
-    const d = this.ep;
-    if (d === undefined || d.closed) return true;
+  private writeResponse(d: Driver, id: number, code: number, payload: string | undefined, maxAge: number, resource = 0): boolean {
+    if (d.closed) return true;
     const nopt = maxAge > 0 ? 1 : 0;
     if (!d.beginRespond(nopt, 4 + (payload === undefined ? 0 : 3 * payload.length))) {
       if (payload === undefined) d.drop(id);

@@ -1,9 +1,14 @@
 /**
- * CoAP over UDP for Node: server, client and their types. Exported by the Node entry
- * point (index.ts) only: browsers have no UDP.
+ * The network API for Node: server, client, connections and their types, over UDP and the
+ * reliable transports (RFC 8323). Exported by the Node entry point (index.ts) only.
  */
 export { createServer, CoapServer, ObservableResource } from './server';
-export type { ResponseInit, NotifyInit, RequestHandler, ServerRouter, ServerOptions, ServerStats, ListenOptions } from './server';
+export type { ResponseInit, NotifyInit, RequestHandler, ServerRouter, ServerOptions, ServerStats, ListenOptions, ListenTransport } from './server';
+export { CoapConnection } from './connection';
+export type { ConnectionTransport, ConnectionRequestInit } from './connection';
+export { connect } from './connect';
+export type { ConnectOptions } from './connect';
+export type { PemInput, ServerPsk, ClientPsk, CertificateOptions, ServerSecurityOptions, ClientSecurityOptions } from './security';
 export { request, Agent, globalAgent } from './client';
 export type { RequestOptions, AgentOptions, CoapResponse } from './client';
 export { IncomingRequest, IncomingResponse, CoapRequestError } from './incoming';
