@@ -43,7 +43,8 @@
           "sources": [
             "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
             "native/tools/coap-bench.c",
-            "native/tools/bench_tcp.c"
+            "native/tools/bench_tcp.c",
+            "native/tools/bench_dtls.c"
           ]
         }],
         ["OS==\"linux\" and bench_openssl==1", {
