@@ -785,6 +785,8 @@ static tc_tls *session_alloc(tc_tls_ctx *c) {
   if (s->dgram) {
     DTLS_set_timer_cb(s->ssl, dtls_timer_cb);
     SSL_set_mtu(s->ssl, (long)c->mtu);
+    /* a record never exceeds the MTU: the write buffer need not be sized for 16 KiB records */
+    SSL_set_max_send_fragment(s->ssl, (unsigned)c->mtu);
   }
   return s;
 }
@@ -1064,6 +1066,12 @@ int tc_tls_on_timeout(tc_tls *s) {
   if (r < 0) fail_from_openssl(s, SSL_ERROR_SSL, s->state == TC_TLS_HANDSHAKING);
   ERR_clear_error();
   return s->state == TC_TLS_FAILED ? s->err : (r > 0 ? 1 : 0);
+}
+
+void tc_tls_shrink(tc_tls *s) {
+  if (s == NULL || s->state == TC_TLS_HANDSHAKING || s->state == TC_TLS_FAILED) return;
+  if (s->din.count == 0 && s->dout.count == 0) (void)SSL_free_buffers(s->ssl); /* refused while data is pending */
+  ERR_clear_error();
 }
 
 size_t tc_tls_max_plaintext(const tc_tls *s) {
