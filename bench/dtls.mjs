@@ -5,8 +5,8 @@
 // server in its own child process, loaded by coap-bench's DTLS mode (native/tools/bench_dtls.c):
 //   1. requests/s over 4 sessions (64 CON GETs in flight) and over 1,000 sessions (1,000 in flight)
 //   2. handshakes/s: 16 at a time, each a full handshake with the cookie exchange on a fresh port
-//   3. memory per session (last): RSS before, coap-bench --idle -k N (handshake + one GET each),
-//      RSS 5 s later; (after - before) / sessions open
+//   3. memory per session (on a fresh server process): RSS before, coap-bench --idle -k N
+//      (handshake + one GET each), RSS 5 s later; (after - before) / sessions open
 //   4. bytes a record adds to a CoAP message and bytes of one handshake on the wire (both ways),
 //      printed beside the IETF comparison of CoAP security protocols (DTLS 1.2 AES-CCM-8: 29 bytes
 //      per record, 30 with a Connection ID)
@@ -97,36 +97,50 @@ async function idleMemory(child, url) {
 }
 
 const results = new Map();
+/** Runs `body(child, url)` against a fresh server process of `s`. */
+async function withServer(s, body) {
+  const port = await freePort();
+  const [cmd, args] = s.cmd(port);
+  const url = `coaps://${HOST}:${s.dtlsPort(port)}/time`;
+  const child = start(s.label, cmd, args);
+  try {
+    await ready(url, child);
+    await body(child, url);
+    if (child.exited) throw new Error(`${s.label} died\n${child.output()}`);
+  } finally {
+    await child.kill();
+  }
+  return [cmd === process.execPath ? 'node' : cmd, ...args].join(' ').replace(root + '/', '');
+}
+
 for (const s of servers) {
   if (!want(s.key)) continue;
   if (s.missing) {
     log(`skip ${s.label}: ${s.missing}`);
     continue;
   }
-  const port = await freePort();
-  const [cmd, args] = s.cmd(port);
-  const url = `coaps://${HOST}:${s.dtlsPort(port)}/time`;
-  log(`== ${s.label}: ${url}`);
-  const child = start(s.label, cmd, args);
-  const r = { label: s.label, server: [cmd === process.execPath ? 'node' : cmd, ...args].join(' ').replace(root + '/', '') };
+  log(`== ${s.label}`);
+  const r = { label: s.label };
   try {
-    await ready(url, child);
     const t = ['-d', String(SECONDS), '-w', String(WARMUP)];
-    r.load4 = await bench([...psk, '-k', '4', '-c', '64', ...t, url], (SECONDS + WARMUP + 30) * 1000);
-    log(`   4 sessions: ${r.load4.requests_per_s} req/s (${r.load4.cipher})`);
-    r.loadMany = await bench([...psk, '-k', String(MANY), '-c', String(MANY), ...t, url], (SECONDS + WARMUP + 60) * 1000);
-    log(`   ${MANY} sessions: ${r.loadMany.requests_per_s} req/s`);
-    r.hs = await bench([...psk, '--handshakes', '-c', '16', ...t, url], (SECONDS + WARMUP + 30) * 1000);
-    log(`   handshakes: ${r.hs.handshakes_per_s}/s`);
-    await sleep(1000);
-    r.idle = await idleMemory(child, url);
-    log(`   memory: ${r.idle.open} sessions, RSS ${r.idle.rss0} -> ${r.idle.rss1} KiB = ${r.idle.kibPerSession?.toFixed(1)} KiB/session`);
-    if (child.exited) throw new Error(`${s.label} died\n${child.output()}`);
+    // throughput and handshakes on one process; memory on a fresh one
+    r.server = await withServer(s, async (child, url) => {
+      r.load4 = await bench([...psk, '-k', '4', '-c', '64', ...t, url], (SECONDS + WARMUP + 30) * 1000);
+      log(`   4 sessions: ${r.load4.requests_per_s} req/s (${r.load4.cipher})`);
+      r.hs = await bench([...psk, '--handshakes', '-c', '16', ...t, url], (SECONDS + WARMUP + 30) * 1000);
+      log(`   handshakes: ${r.hs.handshakes_per_s}/s`);
+      await sleep(1000);
+      r.loadMany = await bench([...psk, '-k', String(MANY), '-c', String(MANY), ...t, url], (SECONDS + WARMUP + 60) * 1000);
+      log(`   ${MANY} sessions: ${r.loadMany.requests_per_s} req/s`);
+    });
+    await withServer(s, async (child, url) => {
+      await sleep(1000);
+      r.idle = await idleMemory(child, url);
+      log(`   memory: ${r.idle.open} sessions, RSS ${r.idle.rss0} -> ${r.idle.rss1} KiB = ${r.idle.kibPerSession?.toFixed(1)} KiB/session`);
+    });
   } catch (e) {
     r.error = String(e?.message ?? e).split('\n')[0];
     log(`!! ${s.label}: ${e?.message ?? e}`);
-  } finally {
-    await child.kill();
   }
   results.set(s.key, r);
 }
@@ -164,6 +178,6 @@ out.push('Commands:');
 for (const r of [tc, lc]) {
   if (r === undefined) continue;
   out.push(`- ${r.label}: \`${r.server}\`${r.error ? ` (failed: ${r.error})` : ''}`);
-  for (const k of ['idle', 'load4', 'loadMany', 'hs']) if (r[k]?.cmd) out.push(`  - \`${r[k].cmd.replace(/\/\S*\/coap-bench/, 'coap-bench')}\``);
+  for (const k of ['load4', 'hs', 'loadMany', 'idle']) if (r[k]?.cmd) out.push(`  - \`${r[k].cmd.replace(/\/\S*\/coap-bench/, 'coap-bench')}\``);
 }
 process.stdout.write(out.join('\n') + '\n');

@@ -8,7 +8,7 @@
  * Load mode (default): -k sessions (default 4), each a connected UDP socket with its own DTLS
  * session, -c requests in flight in all (default 64, spread over the sessions): CON GETs, each
  * response issues the next. Every session first completes its handshake; the window starts
- * after -w seconds. One SSL_write per request (one record, one datagram), one SSL_read per
+ * after every session's handshake is done and -w seconds have passed. One SSL_write per request (one record, one datagram), one SSL_read per
  * response. A request unanswered for 2 s is re-issued (counted as lost).
  * --handshakes: for -d seconds, -c handshakes at a time (default 16), each on a fresh socket:
  *   ClientHello, HelloVerifyRequest, ..., Finished both ways, then close_notify; counts those
@@ -396,11 +396,23 @@ int dtlsb_main(int argc, char **argv) {
       }
     }
   }
+  /* load: the window opens once every session's handshake is done (and the warm-up is over) */
   int64_t stop = B.mode == 2 ? B.t0 + 30000000000LL : B.t_end + 200000000LL;
-  int printed = 0;
+  int printed = 0, window = B.mode != 0;
+  if (B.mode == 0) B.t_start = B.t_end = stop = INT64_MAX;
   for (;;) {
     struct epoll_event evs[256];
     int64_t t = now_ns();
+    if (!window) {
+      int open = 0;
+      for (int i = 0; i < B.sessions; i++) open += B.s[i].open;
+      if (open == B.sessions || t - B.t0 > 30000000000LL) {
+        window = 1;
+        B.t_start = t > B.t0 + (int64_t)B.warmup * 1000000000LL ? t : B.t0 + (int64_t)B.warmup * 1000000000LL;
+        B.t_end = B.t_start + (int64_t)B.duration * 1000000000LL;
+        stop = B.t_end + 200000000LL;
+      }
+    }
     if (t >= stop) break;
     int n = epoll_wait(B.ep, evs, 256, 10);
     t = now_ns();
