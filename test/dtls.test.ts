@@ -165,6 +165,32 @@ describe('turbocoap client ↔ turbocoap server over DTLS', () => {
   }, 25_000);
 });
 
+describe('coaps configuration errors', () => {
+  const listener = { onRequest() {}, onResponse() {}, onFailed() {}, onRespondFailed() {} };
+  it('under WASM, coaps fails with TLS_UNSUPPORTED naming the native addon', () => {
+    let e: unknown;
+    try {
+      dtlsDriverFactory()(4, 'wasm', { security: pskClient() }, listener, 'client');
+    } catch (x) {
+      e = x;
+    }
+    expect((e as { code?: string }).code).toBe('TLS_UNSUPPORTED');
+    expect((e as Error).message).toMatch(/native addon/);
+  });
+  it('a server without credentials, and a bad certificate, fail with TLS_CONFIG', () => {
+    const codeOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (x) {
+        return (x as { code?: string }).code;
+      }
+      return 'no error';
+    };
+    expect(codeOf(() => dtlsDriverFactory()(4, 'native', {}, listener, 'server'))).toBe('TLS_CONFIG');
+    expect(codeOf(() => dtlsDriverFactory()(4, 'native', { security: { certPem: 'not a PEM', keyPem: 'nor this' } }, listener, 'server'))).toBe('TLS_CONFIG');
+  });
+});
+
 // ------------------------------------------------------------------ libcoap interop
 
 const builds = ['openssl', 'gnutls'] as const;

@@ -138,7 +138,13 @@ export function dtlsDriverFactory(limits?: DtlsLimits): DriverFactory {
     // the cookie exchange proved the peer's address: no Echo challenges over DTLS (RFC 9175
     // §2.4 is for unsecured endpoints) unless asked for
     const opts: EndpointOptions = { amplificationLimit: 0, ...options, maxMessageSize: mtu - DTLS_RECORD_OVERHEAD };
-    return new Endpoint(family, 'native', opts, listener, role, { kind: 'native', create });
+    try {
+      return new Endpoint(family, 'native', opts, listener, role, { kind: 'native', create });
+    } catch (e) {
+      // the addon throws Error with code CONFIG (TC_TLS_E_CONFIG) and OpenSSL's reason
+      if ((e as { code?: unknown }).code === 'CONFIG') throw new CoapConnectionError('TLS_CONFIG', `TLS_CONFIG: ${(e as Error).message}`, { cause: e });
+      throw e;
+    }
   };
 }
 
