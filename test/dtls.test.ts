@@ -7,9 +7,10 @@
  *  - a ClientHello flood from thousands of distinct ports keeps no session while a legitimate
  *    client is served during and right after it; a wrong PSK gets nothing.
  *
- * Until the public API names `transport: 'dtls'` / `coaps://` (server.ts / client.ts), the
- * server and the Agent are opened over the `coaps` driver factory by routing their `coap`
- * factory to it here (vi.mock of ts/transports); the wire is DTLS throughout.
+ * Servers listen through the public API (`server.listen({ transport: 'dtls', psk | cert, key,
+ * ca })`). Until the Agent routes `coaps://` to the `coaps` driver (ts/client.ts), the client
+ * side opens its `coap` sockets over that factory here (vi.mock of ts/transports); the wire is
+ * DTLS throughout.
  * Outside CI, missing libcoap DTLS builds skip their tests with one line; with CI=true they fail.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,18 +23,23 @@ import type { Driver, DriverFactory, DriverOptions, TlsSettings } from '../ts/dr
 import { dtlsDriverFactory, dtlsFailure, dtlsStats } from '../ts/transport/dtls';
 import { findBinary, inCI, run, sleep } from './support/peers';
 
-/** What the next server / client drivers are opened with. */
-const env: { server?: TlsSettings; client?: TlsSettings; drivers: Driver[] } = { drivers: [] };
+/** What the next client drivers are opened with; the drivers opened (for dtlsStats). */
+const env: { client?: TlsSettings; drivers: Driver[] } = { drivers: [] };
 const dtls = dtlsDriverFactory({ retransmitMs: 200, handshakeMs: 3000 });
-const viaDtls: DriverFactory = (family, backend, options, listener, role) => {
-  const security = role === 'server' ? env.server : env.client;
-  const d = dtls(family, backend, { ...(options as DriverOptions), security }, listener, role);
-  env.drivers.push(d);
-  return d;
-};
 vi.mock('../ts/transports', async (importOriginal) => {
   const m = await importOriginal<typeof import('../ts/transports')>();
-  return { ...m, driverFactory: (scheme: string) => (scheme === 'coap' ? viaDtls : m.driverFactory(scheme)) };
+  const record = (d: Driver): Driver => (env.drivers.push(d), d);
+  // servers: server.listen({ transport: 'dtls', psk | cert, key, ca }) through the real `coaps`
+  // factory (recorded). Clients: until the Agent routes coaps:// to the coaps factory
+  // (ts/client.ts), its `coap` sockets are opened over it with env.client.
+  const clientViaDtls: DriverFactory = (family, backend, options, listener, role) =>
+    record(
+      role === 'client'
+        ? dtls(family, backend, { ...(options as DriverOptions), security: env.client }, listener, role)
+        : (m.driverFactory('coap') as DriverFactory)(family, backend, options, listener, role),
+    );
+  const coaps: DriverFactory = (...a) => record((m.driverFactory('coaps') as DriverFactory)(...a));
+  return { ...m, driverFactory: (scheme: string) => (scheme === 'coap' ? clientViaDtls : scheme === 'coaps' ? coaps : m.driverFactory(scheme)) };
 });
 
 const { createServer } = await import('../ts/server');
@@ -62,12 +68,12 @@ function makeCerts(): void {
   pem = { ca: f('ca.pem'), cert: f('srv.pem'), key: f('srv.key'), caPath: join(dir, 'ca.pem'), certPath: join(dir, 'srv.pem'), keyPath: join(dir, 'srv.key') };
 }
 
-const pskServer = (): TlsSettings => ({ pskTable: new Map([[PSK_ID, utf8.encode(PSK)]]) });
+type ServerSecurity = import('../ts/security').ServerSecurityOptions;
+const pskServer = (): ServerSecurity => ({ psk: { [PSK_ID]: PSK } });
 const pskClient = (key = PSK): TlsSettings => ({ pskIdentity: PSK_ID, pskKey: utf8.encode(key) });
 
 /** A server with /hello, /big (1 MiB), /upload (PUT: answers the length), /obs (observable). */
-async function startServer(security: TlsSettings): Promise<{ server: Server; port: number; driver: Driver; uploads: number[]; notify: () => void }> {
-  env.server = security;
+async function startServer(security: ServerSecurity): Promise<{ server: Server; port: number; driver: Driver; uploads: number[]; notify: () => void }> {
   const uploads: number[] = [];
   let n = 0;
   const router = new Router()
@@ -79,9 +85,9 @@ async function startServer(security: TlsSettings): Promise<{ server: Server; por
     })
     .get('/obs', () => ({ code: '2.05', payload: `n=${n}` }), { obs: true });
   const server = createServer(router, { backend: 'native', blockwise: { maxBodySize: 2 << 20 } });
-  await server.listen({ port: 0, host: '127.0.0.1' });
+  await server.listen({ transport: 'dtls', port: 0, host: '127.0.0.1', ...security });
   const driver = env.drivers[env.drivers.length - 1] as Driver;
-  const port = server.address()!.port;
+  const port = server.address('dtls').port;
   return {
     server,
     port,
@@ -216,7 +222,7 @@ describe.each(builds)('libcoap coap-client-%s → turbocoap DTLS server', (build
   beforeAll(async () => {
     if (bin === undefined) return;
     psk = await startServer(pskServer());
-    pki = await startServer({ certPem: pem.cert, keyPem: pem.key, caPem: pem.ca });
+    pki = await startServer({ cert: pem.cert, key: pem.key, ca: pem.ca });
   });
   afterAll(async () => {
     await psk?.server.close();
