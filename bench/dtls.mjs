@@ -6,7 +6,7 @@
 //   1. requests/s over 4 sessions (64 CON GETs in flight) and over 1,000 sessions (1,000 in flight)
 //   2. handshakes/s: 16 at a time, each a full handshake with the cookie exchange on a fresh port
 //   3. memory per session (on a fresh server process): RSS before, coap-bench --idle -k N
-//      (handshake + one GET each), RSS 5 s later; (after - before) / sessions open
+//      (handshake + one GET each), RSS 2 s later; (after - before) / sessions open
 //   4. bytes a record adds to a CoAP message and bytes of one handshake on the wire (both ways),
 //      printed beside the IETF comparison of CoAP security protocols (DTLS 1.2 AES-CCM-8: 29 bytes
 //      per record, 30 with a Connection ID)
@@ -89,7 +89,7 @@ async function idleMemory(child, url) {
     await c.kill();
     throw new Error(`coap-bench ${args.join(' ')}: no idle line\n${c.output()}`);
   }
-  await sleep(5000); // idle sessions settle (turbocoap gives back record buffers after 2 s idle)
+  await sleep(2000); // let the server settle (late allocations, GC)
   const rss1 = rssKiB(child.pid);
   await c.kill();
   const r = JSON.parse(line);

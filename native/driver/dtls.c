@@ -15,8 +15,7 @@
 #define PT_CAP 65536u
 #define HVR_CAP 512u
 #define MAX_FAILS 32u
-#define SWEEP_MAX_MS 2000u
-#define SHRINK_IDLE_MS 2000u /* an open session this idle gives back its record buffers */
+#define SWEEP_MAX_MS 10000u
 
 typedef struct host {
   struct host *next;
@@ -584,11 +583,7 @@ int tcdt_timer(tcdt *t, uint64_t now) {
       for (i = 0; i <= t->tab_mask; i++) {
         for (s = t->tab[i]; s != NULL; s = next) {
           next = s->next;
-          if (!s->open) continue;
-          if (now - s->last < t->lim.idle_ms) {
-            if (now - s->last >= SHRINK_IDLE_MS) tc_tls_shrink(s->tls);
-            continue;
-          }
+          if (!s->open || now - s->last < t->lim.idle_ms) continue;
           if (out_half_full(t)) return TCD_SEND;
           tc_tls_close(s->tls);
           drain(t, s);

@@ -21,8 +21,7 @@
  * TC_EV_FAILED records whose status is the TC_TLS_E_* code (HANDSHAKE, VERIFY, PSK, ...).
  * Server role: a datagram for a peer without a session is dropped.
  *
- * Open sessions idle for 2 s give back OpenSSL's record buffers (tc_tls_shrink); idle for
- * idle_ms they are closed (close_notify); a peer's close_notify is answered
+ * Open sessions idle for idle_ms are closed (close_notify); a peer's close_notify is answered
  * and its session freed. A new ClientHello (epoch 0) from the address of an open session goes
  * through the cookie exchange again and, once proven, replaces it (a restarted client).
  *

@@ -1068,12 +1068,6 @@ int tc_tls_on_timeout(tc_tls *s) {
   return s->state == TC_TLS_FAILED ? s->err : (r > 0 ? 1 : 0);
 }
 
-void tc_tls_shrink(tc_tls *s) {
-  if (s == NULL || s->state == TC_TLS_HANDSHAKING || s->state == TC_TLS_FAILED) return;
-  if (s->din.count == 0 && s->dout.count == 0) (void)SSL_free_buffers(s->ssl); /* refused while data is pending */
-  ERR_clear_error();
-}
-
 size_t tc_tls_max_plaintext(const tc_tls *s) {
   if (s == NULL) return 0;
   return s->dgram ? DTLS_get_data_mtu(s->ssl) : SSL3_RT_MAX_PLAIN_LENGTH;

@@ -229,9 +229,6 @@ long tc_tls_timeout_ms(tc_tls *s);
 /** Datagram session: retransmit the last flight if its time has come (1), nothing to do (0),
  *  or a negative code when the handshake gave up (12 timeouts). Stream: 0. */
 int tc_tls_on_timeout(tc_tls *s);
-/** An idle open session gives back OpenSSL's record buffers (about 30 KiB with a DTLS MTU;
- *  they come back with the next record). Nothing while records are pending. */
-void tc_tls_shrink(tc_tls *s);
 /** The largest plaintext one write() takes: the DTLS record payload for the MTU (what CoAP's
  *  message size must stay under), or 16384 for TLS (larger TLS writes are split). */
 size_t tc_tls_max_plaintext(const tc_tls *s);
