@@ -9,7 +9,8 @@
         "native/binding/udp.c",
         "native/binding/stream.c",
         "native/binding/stream_feed.c",
-        "native/driver/tls.c"
+        "native/driver/tls.c",
+        "native/driver/dtls.c"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -36,12 +37,21 @@
     {
       "target_name": "coap-bench",
       "type": "executable",
+      "variables": {
+        "bench_openssl%": "<!(pkg-config --exists libssl libcrypto 2>/dev/null && echo 1 || echo 0)"
+      },
       "conditions": [
         ["OS==\"linux\"", {
           "sources": [
             "<!@(node -p \"require('./native/sources.json').core.join(' ')\")",
-            "native/tools/coap-bench.c"
+            "native/tools/coap-bench.c",
+            "native/tools/bench_tcp.c",
+            "native/tools/bench_dtls.c"
           ]
+        }],
+        ["OS==\"linux\" and bench_openssl==1", {
+          "defines": ["TCB_TLS"],
+          "libraries": ["-lssl", "-lcrypto"]
         }]
       ],
       "include_dirs": ["native/include"],

@@ -1,12 +1,13 @@
 /**
  * The transports by URI scheme: the one module above ts/transport/ that names them. The
  * server, the client and everything else above the drivers are written against
- * ts/driver/driver.ts; they get a driver from here: `coap` (CoAP over UDP), `coap+tcp` and
+ * ts/driver/driver.ts; they get a driver from here: `coap` (CoAP over UDP), `coaps` (over DTLS, native only), `coap+tcp` and
  * `coaps+tcp` (RFC 8323 over TCP and TLS), `coap+ws` and `coaps+ws` (over WebSockets).
  *
  * @internal
  */
 import type { BackendKind, DriverFactory, EndpointOptions } from './driver/driver';
+import { dtlsDriverFactory } from './transport/dtls';
 import { Endpoint } from './transport/endpoint';
 import type { StreamFraming } from './transport/stream-core';
 import { StreamEndpoint } from './transport/stream-endpoint';
@@ -24,6 +25,7 @@ function stream(framing: StreamFraming): DriverFactory {
 
 const BY_SCHEME: ReadonlyMap<string, DriverFactory> = new Map([
   ['coap', udp],
+  ['coaps', dtlsDriverFactory()],
   ['coap+tcp', stream('tcp')],
   ['coaps+tcp', stream('tcp')],
   ['coap+ws', stream('ws')],

@@ -1,4 +1,4 @@
-// Client throughput for bench/udp.mjs: keeps CONCURRENCY CON GETs outstanding against URL
+// Client throughput for bench/udp.mjs and bench/tcp.mjs: keeps CONCURRENCY CON GETs outstanding against URL
 // for SECONDS (after WARMUP seconds not counted) and prints one JSON line.
 //   [TURBOCOAP_BACKEND=native|wasm] node bench/lib/client.mjs turbocoap|npm-coap URL CONCURRENCY SECONDS [WARMUP]
 import { createRequire } from 'node:module';
@@ -25,8 +25,10 @@ if (impl === 'turbocoap') {
   // NSTART (RFC 7252 §4.7) defaults to 1 outstanding request per peer; the benchmark keeps
   // `concurrency` in flight, as coap-bench and npm coap do, so the agent allows that many.
   const agent = new tc.Agent({ nstart: concurrency });
+  // coaps+tcp / coaps+ws (bench/tcp.mjs): BENCH_PSK=IDENTITY:KEY
+  const psk = process.env.BENCH_PSK ? { identity: process.env.BENCH_PSK.split(':')[0], key: process.env.BENCH_PSK.split(':').slice(1).join(':') } : undefined;
   one = async () => {
-    const res = await tc.request(url, { agent, timeout: 10000 });
+    const res = await tc.request(url, { agent, timeout: 10000, ...(psk ? { psk } : {}) });
     return res.code;
   };
 } else if (impl === 'npm-coap') {

@@ -19,6 +19,12 @@
  *
  * Time: a uv_timer armed to tcd_deadline drives tcd_timer; now = uv_now (ms).
  *
+ * DTLS mode (udpCreate with a security object; TC_WITH_TLS): the DTLS layer
+ * (native/driver/dtls.h) sits between the socket and the driver: received datagrams go to
+ * tcdt_recv, the driver's tx queue is sealed per peer (tcdt_seal) and the ciphertext queue is
+ * what the socket sends; deadlines and the end-of-turn check are the layer's (which fold in
+ * the driver's). Nothing else changes.
+ *
  * No allocation per datagram: every buffer is allocated at creation (the only per-batch
  * allocation is the JS ArrayBuffer handed to the callback).
  *
@@ -31,6 +37,7 @@
 #define _GNU_SOURCE /* sendmmsg */
 #endif
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +49,9 @@
 
 #include "addr.h"
 #include "dgram.h"
+#ifdef TC_WITH_TLS
+#include "dtls.h"
+#endif
 #include "turbocoap.h"
 
 #ifndef TCU_MMSG /* -DTCU_MMSG=0 builds the portable path on Linux too */
@@ -94,6 +104,10 @@ typedef struct tcu {
   napi_async_context actx;
   int64_t ext_mem;    /* bytes reported to V8 as external memory */
   tcd_dgram *d;       /* the driver; NULL once closed */
+#ifdef TC_WITH_TLS
+  tcdt *t;            /* DTLS mode: the layer over d; NULL for plain UDP */
+  napi_ref psk_cb_ref; /* DTLS server: the JS PSK callback */
+#endif
   tcd_stats last;     /* its counters when it closed */
   uint8_t *recvbuf;
   uint64_t armed;
@@ -135,11 +149,11 @@ static void fallback_done(uv_udp_send_t *req, int status) {
 }
 
 /* One datagram through libuv's send queue (copied); returns 1 if it was queued. */
-static int fallback_send(tcu *u, const tc_tx *t) {
+static int fallback_send(tcu *u, const tc_txq *q, const tc_tx *t) {
   struct sockaddr_in6 sa;
   fallback_req *f;
   uv_buf_t b;
-  const uint8_t *buf = u->d->txq.buf;
+  const uint8_t *buf = q->buf;
   if (u->udp.send_queue_count >= FALLBACK_MAX ||
       tcb_addr_to_sockaddr(buf + t->addr_offset, t->addr_length, &sa) == 0) {
     u->d->stats.drv.dropped++;
@@ -175,8 +189,7 @@ static int same_dest(const tc_txq *q, uint32_t i, uint32_t j) {
  * (UDP_SEGMENT): the kernel cuts it up, saving a stack traversal per datagram. Order per
  * destination is kept. If the kernel refuses GSO, it is turned off for this socket.
  */
-static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
-  tc_txq *q = &u->d->txq;
+static void send_queue(tcu *u, tc_txq *q, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
   tcd_counters *st = &u->d->stats.drv;
   uint32_t n = q->count, first = 0, i;
   memset(u->taken, 0, n);
@@ -257,7 +270,7 @@ static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
                                               errno == ENOPROTOOPT || errno == EMSGSIZE)) {
         uint32_t v;
         u->gso = 0;
-        for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, &q->items[u->iov_item[v]]);
+        for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, q, &q->items[u->iov_item[v]]);
       } else {
         st->send_errors++;
       }
@@ -266,18 +279,17 @@ static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
     /* messages the socket would not take now: their datagrams via libuv's queue */
     for (; k < nmsg; k++) {
       uint32_t v;
-      for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, &q->items[u->iov_item[v]]);
+      for (v = u->msg_iov0[k]; v < u->msg_iov0[k + 1]; v++) fallback_send(u, q, &q->items[u->iov_item[v]]);
     }
   }
   /* whatever is left (behind queued fallback sends) keeps its order through libuv */
   for (i = first; i < n; i++)
-    if (!u->taken[i]) fallback_send(u, &q->items[i]);
+    if (!u->taken[i]) fallback_send(u, q, &q->items[i]);
 }
 #else
 /* Send the tx queue one datagram per sendto; from the first the socket would not take (or
  * once libuv queues sends), the rest keep their order through libuv's queue. */
-static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
-  tc_txq *q = &u->d->txq;
+static void send_queue(tcu *u, tc_txq *q, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
   uint32_t n = q->count, i = 0;
   for (; i < n && u->udp.send_queue_count == 0; i++) {
     const tc_tx *t = &q->items[i];
@@ -292,18 +304,61 @@ static void send_queue(tcu *u, uv_os_fd_t fd, uint32_t *sent, uint32_t *calls) {
     else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
     else u->d->stats.drv.send_errors++;
   }
-  for (; i < n; i++) fallback_send(u, &q->items[i]);
+  for (; i < n; i++) fallback_send(u, q, &q->items[i]);
 }
 #endif
 
-/* Send and empty the tx queue. */
+#ifdef TC_WITH_TLS
+/* DTLS mode: send and empty the layer's ciphertext queue. */
+static void send_out(tcu *u) {
+  uint32_t sent = 0, calls = 0;
+  uv_os_fd_t fd;
+  tc_txq *q = tcdt_out(u->t);
+  if (q->count == 0) return;
+  if (!u->closing && uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0) send_queue(u, q, fd, &sent, &calls);
+  tcdt_out_sent(u->t, sent, calls);
+}
+#endif
+
+/* Send and empty the tx queue (DTLS mode: seal it per peer, then send the ciphertext). */
 static void send_txq(tcu *u) {
   uint32_t sent = 0, calls = 0;
   uv_os_fd_t fd;
-  if (u->d == NULL || u->d->txq.count == 0) return;
+  if (u->d == NULL) return;
+#ifdef TC_WITH_TLS
+  if (u->t != NULL) {
+    uint64_t now = uv_now(u->loop);
+    while (tcdt_seal(u->t, now) == TCD_SEND) send_out(u);
+    send_out(u);
+    return;
+  }
+#endif
+  if (u->d->txq.count == 0) return;
   if (!u->closing && uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0)
-    send_queue(u, fd, &sent, &calls);
+    send_queue(u, &u->d->txq, fd, &sent, &calls);
   tcd_tx_sent(u->d, sent, calls);
+}
+
+/* The layer's (DTLS) or the driver's deadline, timer run and end-of-turn work. */
+static uint64_t deadline_of(const tcu *u) {
+#ifdef TC_WITH_TLS
+  if (u->t != NULL) return tcdt_deadline(u->t);
+#endif
+  return tcd_deadline(u->d);
+}
+
+static int timer_of(tcu *u, uint64_t now) {
+#ifdef TC_WITH_TLS
+  if (u->t != NULL) return tcdt_timer(u->t, now);
+#endif
+  return tcd_timer(u->d, now);
+}
+
+static int pending_of(const tcu *u) {
+#ifdef TC_WITH_TLS
+  if (u->t != NULL) return tcdt_pending(u->t);
+#endif
+  return tcd_pending(u->d);
 }
 
 /* ------------------------------------------------------------------- to JS */
@@ -372,7 +427,7 @@ static void timer_cb(uv_timer_t *t);
 static void rearm(tcu *u) {
   uint64_t dl, now;
   if (u->closing) return;
-  dl = tcd_deadline(u->d);
+  dl = deadline_of(u);
   if (dl == NEVER) {
     if (u->armed != NEVER) uv_timer_stop(&u->timer);
     u->armed = NEVER;
@@ -390,12 +445,12 @@ static void timer_cb(uv_timer_t *t) {
   int a;
   u->armed = NEVER;
   if (u->closing) return;
-  while ((a = tcd_timer(u->d, now)) > 0)
+  while ((a = timer_of(u, now)) > 0)
     if (!act(u, a)) return;
   dispatch(u);
   if (u->closing) return;
   send_txq(u);
-  if (tcd_deadline(u->d) <= uv_now(u->loop)) {
+  if (deadline_of(u) <= uv_now(u->loop)) {
     /* still due after bounded rounds: retry soon rather than spin */
     u->armed = uv_now(u->loop) + 1;
     uv_timer_start(&u->timer, timer_cb, 1, 0);
@@ -419,7 +474,7 @@ static void check_cb(uv_check_t *c) {
 /* ------------------------------------------------------------------ receiving */
 
 static void schedule_check(tcu *u) {
-  if (tcd_pending(u->d) && !u->check_on) {
+  if (pending_of(u) && !u->check_on) {
     u->check_on = 1;
     uv_check_start(&u->check, check_cb);
   }
@@ -509,6 +564,14 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
   alen = tcb_sockaddr_to_addr(sa, addr);
   if (alen == 0) return;
   now = uv_now(u->loop);
+#ifdef TC_WITH_TLS
+  if (u->t != NULL) {
+    while ((a = tcdt_recv(u->t, now, addr, alen, (const uint8_t *)buf->base, (uint32_t)nread)) > 0)
+      if (!act(u, a)) return;
+    schedule_check(u);
+    return;
+  }
+#endif
   while ((a = tcd_recv(u->d, now, addr, alen, (const uint8_t *)buf->base, (uint32_t)nread)) > 0)
     if (!act(u, a)) return;
   schedule_check(u);
@@ -518,6 +581,10 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 
 static void free_state(tcu *u) {
   if (u->d != NULL) u->last = *tcd_get_stats(u->d); /* stats() still answers after close */
+#ifdef TC_WITH_TLS
+  tcdt_destroy(u->t);
+  u->t = NULL;
+#endif
   tcd_destroy(u->d);
   u->d = NULL;
   free(u->recvbuf);
@@ -526,7 +593,11 @@ static void free_state(tcu *u) {
 
 static void drop_refs(tcu *u) {
   napi_env env = u->env;
-  napi_ref *refs[] = {&u->self_ref, &u->cb_ref, &u->txw_ref, &u->txb_ref, &u->close_cb_ref};
+  napi_ref *refs[] = {&u->self_ref, &u->cb_ref, &u->txw_ref, &u->txb_ref, &u->close_cb_ref,
+#ifdef TC_WITH_TLS
+                      &u->psk_cb_ref,
+#endif
+  };
   size_t i;
   for (i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
@@ -630,13 +701,218 @@ static int u32arg(napi_env env, napi_value v, uint32_t *out) {
   return 1;
 }
 
+#ifdef TC_WITH_TLS
+/* ------------------------------------------------------------------ DTLS mode */
+
+/* A string property as a malloc'd NUL-terminated copy (NULL when absent or not a string). */
+static char *str_prop(napi_env env, napi_value o, const char *name, size_t *len) {
+  napi_value v;
+  napi_valuetype t;
+  size_t n = 0;
+  char *p;
+  if (len != NULL) *len = 0;
+  if (napi_get_named_property(env, o, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok ||
+      t != napi_string || napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok)
+    return NULL;
+  p = (char *)malloc(n + 1);
+  if (p == NULL) return NULL;
+  napi_get_value_string_utf8(env, v, p, n + 1, &n);
+  if (len != NULL) *len = n;
+  return p;
+}
+
+static int bool_prop(napi_env env, napi_value o, const char *name, int dflt) {
+  napi_value v;
+  bool b;
+  if (napi_get_named_property(env, o, name, &v) != napi_ok || napi_get_value_bool(env, v, &b) != napi_ok) return dflt;
+  return b ? 1 : 0;
+}
+
+static uint32_t u32_prop(napi_env env, napi_value o, const char *name) {
+  napi_value v;
+  uint32_t x = 0;
+  if (napi_get_named_property(env, o, name, &v) != napi_ok || napi_get_value_uint32(env, v, &x) != napi_ok) return 0;
+  return x;
+}
+
+/* A Uint8Array property's bytes (borrowed; NULL when absent). */
+static const uint8_t *bytes_prop(napi_env env, napi_value o, const char *name, size_t *len) {
+  napi_value v;
+  napi_typedarray_type t;
+  void *p = NULL;
+  *len = 0;
+  if (napi_get_named_property(env, o, name, &v) != napi_ok ||
+      napi_get_typedarray_info(env, v, &t, len, &p, NULL, NULL) != napi_ok || t != napi_uint8_array) {
+    *len = 0;
+    return NULL;
+  }
+  return (const uint8_t *)p;
+}
+
+/* The server's PSK callback: JS pskCallback(identity) -> Uint8Array | undefined. Runs inside
+ * tcdt_recv (a libuv callback), so it opens its own handle scope; a throw counts as unknown. */
+static size_t psk_js(void *user, const char *identity, uint8_t *key, size_t cap) {
+  tcu *u = (tcu *)user;
+  napi_env env = u->env;
+  napi_handle_scope scope;
+  napi_value fn = NULL, arg, res, undef;
+  napi_typedarray_type t;
+  void *p = NULL;
+  size_t n = 0, out = 0;
+  if (u->env_gone || u->psk_cb_ref == NULL) return 0;
+  napi_open_handle_scope(env, &scope);
+  if (napi_get_reference_value(env, u->psk_cb_ref, &fn) == napi_ok && fn != NULL &&
+      napi_create_string_utf8(env, identity, NAPI_AUTO_LENGTH, &arg) == napi_ok) {
+    napi_get_undefined(env, &undef);
+    if (napi_call_function(env, undef, fn, 1, &arg, &res) == napi_ok) {
+      if (napi_get_typedarray_info(env, res, &t, &n, &p, NULL, NULL) == napi_ok && t == napi_uint8_array &&
+          p != NULL && n > 0 && n <= cap) {
+        memcpy(key, p, n);
+        out = n;
+      }
+    } else {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e); /* a throwing callback: unknown identity */
+    }
+  }
+  napi_close_handle_scope(env, scope);
+  return out;
+}
+
+/* DTLS mode from the security object (TS: ts/transport/dtls.ts normalizes TlsSettings into it):
+ *   certPem, keyPem, caPem: string; requestCert, rejectUnauthorized: boolean;
+ *   pskIdentity: string, pskKey: Uint8Array (client); pskIdentities: string[], pskKeys:
+ *   Uint8Array[], pskCallback: function (server); servername: string (client);
+ *   mtu, retransmitMs, maxSessions, maxPerHost, maxHalfOpen, idleMs, handshakeMs: number.
+ * Throws (returns 0) on a bad configuration, with OpenSSL's reason. */
+static int dtls_attach(napi_env env, tcu *u, napi_value server_v, napi_value o) {
+  tc_tls_config c;
+  tc_tls_ctx *ctx = NULL;
+  tcdt_limits lim;
+  bool server = false;
+  char err[320], *cert, *key, *ca, *pid, *sni, *hint;
+  size_t klen = 0;
+  const uint8_t *pkey;
+  napi_value v;
+  napi_valuetype vt;
+  int rc, e;
+  napi_get_value_bool(env, server_v, &server);
+  memset(&c, 0, sizeof c);
+  memset(&lim, 0, sizeof lim);
+  c.role = server ? TC_TLS_SERVER : TC_TLS_CLIENT;
+  c.transport = TC_TLS_DATAGRAM;
+  cert = str_prop(env, o, "certPem", &c.cert_len);
+  key = str_prop(env, o, "keyPem", &c.key_len);
+  ca = str_prop(env, o, "caPem", &c.ca_len);
+  pid = str_prop(env, o, "pskIdentity", NULL);
+  sni = str_prop(env, o, "servername", NULL);
+  hint = str_prop(env, o, "pskHint", NULL);
+  c.cert_pem = cert;
+  c.key_pem = key;
+  c.ca_pem = ca;
+  c.request_cert = bool_prop(env, o, "requestCert", 0);
+  c.reject_unauthorized = bool_prop(env, o, "rejectUnauthorized", server ? 0 : 1);
+  c.alpn = TC_TLS_ALPN_OFF;
+  pkey = bytes_prop(env, o, "pskKey", &klen);
+  if (!server && pid != NULL && pkey != NULL) {
+    c.psk_identity = pid;
+    c.psk_key = pkey;
+    c.psk_key_len = klen;
+    lim.flags |= TCDT_PSK;
+  }
+  c.psk_hint = server ? hint : NULL;
+  if (server && napi_get_named_property(env, o, "pskCallback", &v) == napi_ok && napi_typeof(env, v, &vt) == napi_ok &&
+      vt == napi_function) {
+    napi_create_reference(env, v, 1, &u->psk_cb_ref);
+    c.psk_fn = psk_js;
+    c.psk_user = u;
+  }
+  c.mtu = u32_prop(env, o, "mtu");
+  c.retransmit_ms = u32_prop(env, o, "retransmitMs");
+  rc = tc_tls_ctx_new(&c, &ctx, err, sizeof err);
+  if (rc == 0 && server && napi_get_named_property(env, o, "pskIdentities", &v) == napi_ok) {
+    napi_value keys;
+    uint32_t i, n = 0;
+    bool isarr = false;
+    napi_is_array(env, v, &isarr);
+    if (isarr && napi_get_named_property(env, o, "pskKeys", &keys) == napi_ok) {
+      napi_get_array_length(env, v, &n);
+      for (i = 0; i < n && rc == 0; i++) {
+        napi_value idv, kv;
+        char id[160];
+        size_t idl = 0, kl = 0;
+        void *kp = NULL;
+        napi_typedarray_type kt;
+        if (napi_get_element(env, v, i, &idv) != napi_ok || napi_get_element(env, keys, i, &kv) != napi_ok ||
+            napi_get_value_string_utf8(env, idv, id, sizeof id, &idl) != napi_ok ||
+            napi_get_typedarray_info(env, kv, &kt, &kl, &kp, NULL, NULL) != napi_ok || kt != napi_uint8_array ||
+            tc_tls_ctx_add_psk(ctx, id, (const uint8_t *)kp, kl) != 0) {
+          rc = TC_TLS_E_CONFIG;
+          snprintf(err, sizeof err, "bad PSK entry %u (identity 1..128 bytes, key 1..64 bytes, at most 64 entries)", i);
+        }
+      }
+    }
+  }
+  free(cert);
+  free(key);
+  free(ca);
+  free(pid);
+  free(hint);
+  if (rc != 0) {
+    napi_value msg, code, ex;
+    tc_tls_ctx_free(ctx);
+    free(sni);
+    if (u->psk_cb_ref != NULL) napi_delete_reference(env, u->psk_cb_ref);
+    u->psk_cb_ref = NULL;
+    napi_create_string_utf8(env, err, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, tc_tls_error_name(rc), NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &ex);
+    napi_throw(env, ex);
+    return 0;
+  }
+  lim.max_sessions = u32_prop(env, o, "maxSessions");
+  lim.max_per_host = u32_prop(env, o, "maxPerHost");
+  lim.max_half_open = u32_prop(env, o, "maxHalfOpen");
+  lim.idle_ms = u32_prop(env, o, "idleMs");
+  lim.handshake_ms = u32_prop(env, o, "handshakeMs");
+  u->t = tcdt_create(u->d, ctx, server ? 1 : 0, server ? NULL : sni, &lim, &e); /* takes ctx */
+  free(sni);
+  if (u->t == NULL) {
+    throw_err(env, e == TC_E_FULL ? "turbocoap: out of memory" : "turbocoap: bad DTLS configuration");
+    return 0;
+  }
+  return 1;
+}
+
+/* dtlsStats(h): the DTLS layer's counters as an object (undefined for a plain UDP driver). */
+static napi_value dtls_stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  size_t argc = 1;
+  tcu *u;
+  const tcdt_stats *st;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_state(env, argv[0], &u))
+    return NULL;
+  if (u->t == NULL) return NULL;
+  st = tcdt_get_stats(u->t);
+  napi_create_object(env, &out);
+#define DS_(f) napi_set_named_property(env, out, #f, num(env, (double)st->f))
+  DS_(sessions); DS_(half_open); DS_(hosts); DS_(hello_verify); DS_(handshakes); DS_(handshake_failures);
+  DS_(refused); DS_(evicted); DS_(expired); DS_(closed); DS_(dropped_in); DS_(dropped_out);
+  DS_(records_in); DS_(records_out); DS_(bytes_in); DS_(bytes_out); DS_(handshake_bytes);
+#undef DS_
+  napi_set_named_property(env, out, "memory", num(env, (double)tcdt_memory(u->t)));
+  return out;
+}
+#endif
+
 /* udpCreate(family 4|6, config: Uint32Array(CONFIG_WORDS), seed: Uint8Array(TCA_SEED_BYTES),
- *           self: object, onBatch: function, txWords: Uint32Array, txBytes: Uint8Array):
- *           external */
+ *           self: object, onBatch: function, txWords: Uint32Array, txBytes: Uint8Array
+ *           [, server: boolean, security: object]): external. With security: DTLS mode
+ *           (dtls_attach: the object's fields). */
 static napi_value udp_create(napi_env env, napi_callback_info info) {
   static const tcd_limits lim = {RX_WORDS, RX_DATA, TXQ_ITEMS, TXQ_BYTES};
-  napi_value argv[7], ext, name;
-  size_t argc = 7, ncfg, nseed, n;
+  napi_value argv[9], ext, name;
+  size_t argc = 9, ncfg, nseed, n;
   uint32_t family;
   void *cfg, *seed, *p;
   tcu *u;
@@ -683,6 +959,13 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
       throw_err(env, "turbocoap: out of memory");
     goto fail_js;
   }
+#ifdef TC_WITH_TLS
+  if (argc >= 9) {
+    napi_valuetype st;
+    napi_typeof(env, argv[8], &st);
+    if (st == napi_object && !dtls_attach(env, u, argv[7], argv[8])) goto fail_js;
+  }
+#endif
   if (napi_get_uv_event_loop(env, &u->loop) != napi_ok) {
     throw_err(env, "turbocoap: no event loop");
     goto fail_js;
@@ -924,6 +1207,12 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
     return NULL;
   if (u->closing) return NULL;
   napi_create_reference(env, argv[1], 1, &u->close_cb_ref);
+#ifdef TC_WITH_TLS
+  if (u->t != NULL) { /* close_notify to every open session, as far as the socket takes them */
+    while (tcdt_close_all(u->t) == TCD_SEND) send_out(u);
+    send_out(u);
+  }
+#endif
   if (u->refd) { /* the close callback keeps what it needs alive */
     uint32_t rc;
     u->refd = 0;
@@ -962,6 +1251,9 @@ napi_value tc_udp_register(napi_env env, napi_value exports) {
       {"udpCreate", udp_create}, {"udpBind", udp_bind},   {"udpAddress", udp_address},
       {"udpFlush", udp_flush},   {"udpRef", udp_ref},     {"udpClose", udp_close},
       {"udpStats", udp_stats},   {"udpReadBody", udp_read_body},
+#ifdef TC_WITH_TLS
+      {"dtlsStats", dtls_stats},
+#endif
   };
   size_t i;
   napi_value v;

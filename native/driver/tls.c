@@ -785,6 +785,8 @@ static tc_tls *session_alloc(tc_tls_ctx *c) {
   if (s->dgram) {
     DTLS_set_timer_cb(s->ssl, dtls_timer_cb);
     SSL_set_mtu(s->ssl, (long)c->mtu);
+    /* a record never exceeds the MTU: the write buffer need not be sized for 16 KiB records */
+    SSL_set_max_send_fragment(s->ssl, (unsigned)c->mtu);
   }
   return s;
 }

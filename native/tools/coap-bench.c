@@ -2072,7 +2072,17 @@ static void print_table(double elapsed) {
 
 /* -------------------------------------------------------------------- main */
 
+/* CoAP over TCP, TLS and WebSockets (RFC 8323, coap+tcp:// ... URLs): bench_tcp.c */
+int tcpb_wanted(int argc, char **argv);
+int tcpb_main(int argc, char **argv);
+
+/* CoAP over DTLS (coaps:// URLs): bench_dtls.c */
+int dtlsb_wanted(int argc, char **argv);
+int dtlsb_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+  if (tcpb_wanted(argc, argv)) return tcpb_main(argc, argv);
+  if (dtlsb_wanted(argc, argv)) return dtlsb_main(argc, argv);
   G.conns = 64;
   G.nsocks = 4;
   G.duration = 10;

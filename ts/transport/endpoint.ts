@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BindOptions, Driver, DriverListener, EndpointOptions, EndpointStats, SocketAddress } from '../driver/driver';
 import { UdpBatch } from './udp-batch';
-import { EV_FAILED, EV_REQUEST, EV_RESPONSE, RX_ID, RX_KIND, RX_OPT_COUNT, RX_STATUS, RX_WORDS, SEED_BYTES, endpointConfig, zoneScope, type UdpDriver } from './udp-records';
+import { EV_FAILED, EV_REQUEST, EV_RESPONSE, RX_ID, RX_KIND, RX_OPT_COUNT, RX_STATUS, RX_WORDS, SEED_BYTES, endpointConfig, zoneScope, type UdpDriver, type UdpDriverFactory } from './udp-records';
 import { udpFactory, type UdpBackendKind } from './udp-select';
 import { TxWriter } from './tx-writer';
 
@@ -22,9 +22,11 @@ export class Endpoint extends TxWriter implements Driver {
     opts: EndpointOptions | undefined,
     listener: DriverListener,
     role: 'server' | 'client' = 'server',
+    /** A driver of another kind over the same records (DTLS: ts/transport/dtls.ts). */
+    driverFactory?: { kind: UdpBackendKind; create: UdpDriverFactory },
   ) {
     super(listener);
-    const f = udpFactory(kind);
+    const f = driverFactory ?? udpFactory(kind);
     this.kind = f.kind;
     this.driver = f.create(family, endpointConfig(opts, role), new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch);
     this.attach(this.driver);

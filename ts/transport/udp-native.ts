@@ -33,6 +33,8 @@ export interface UdpAddon {
     onBatch: (ab: ArrayBuffer, count: number, base: number) => void,
     txWords: Uint32Array,
     txBytes: Uint8Array,
+    server?: boolean,
+    security?: object,
   ): unknown;
   udpBind(h: unknown, host: string, port: number, flags: number): number;
   udpAddress(h: unknown): [number, number, string] | number;
@@ -41,6 +43,8 @@ export interface UdpAddon {
   udpClose(h: unknown, done: () => void): void;
   udpStats(h: unknown, out: Uint8Array): void;
   udpReadBody(h: unknown, id: number, length: number): Uint8Array | number;
+  /** DTLS mode only (ts/transport/dtls.ts): the DTLS layer's counters. */
+  dtlsStats?(h: unknown): Record<string, number> | undefined;
 }
 
 /** An Error for a negative libuv / errno code. */
@@ -54,7 +58,7 @@ export function sysError(rc: number, what: string): CoapNetworkError {
   return new CoapNetworkError(name, `${what}: ${name}`);
 }
 
-class NativeUdpDriver implements UdpDriver {
+export class NativeUdpDriver implements UdpDriver {
   readonly kind = 'native' as const;
   readonly txWords = new Uint32Array(TX_TABLE_WORDS);
   readonly txBytes = new Uint8Array(TX_AREA_BYTES);
@@ -71,11 +75,16 @@ class NativeUdpDriver implements UdpDriver {
     config: Uint32Array,
     seed: Uint8Array,
     onBatch: BatchHandler,
+    /** DTLS mode (ts/transport/dtls.ts): the role and the addon's security object. */
+    dtls?: { server: boolean; security: object },
   ) {
     // The addon holds the callback weakly while the socket is unref'd: keep it reachable
     // from this object (which the endpoint keeps) so it lives as long as the driver.
     this.onNative = (ab, count, base) => onBatch(new Uint32Array(ab, 0, base >>> 2), new Uint8Array(ab), count, base);
-    this.h = addon.udpCreate(family, config, seed, this, this.onNative, this.txWords, this.txBytes);
+    this.h =
+      dtls === undefined
+        ? addon.udpCreate(family, config, seed, this, this.onNative, this.txWords, this.txBytes)
+        : addon.udpCreate(family, config, seed, this, this.onNative, this.txWords, this.txBytes, dtls.server, dtls.security);
   }
 
   bind(host: string, port: number, flags: number): Promise<void> {
@@ -104,6 +113,11 @@ class NativeUdpDriver implements UdpDriver {
 
   close(): Promise<void> {
     return (this.closed ??= new Promise<void>((resolve) => this.addon.udpClose(this.h, resolve)));
+  }
+
+  /** DTLS mode: the DTLS layer's counters (sessions, handshakes, bytes...). */
+  dtlsStats(): Record<string, number> | undefined {
+    return this.addon.dtlsStats?.(this.h);
   }
 
   stats(): EndpointStats {
