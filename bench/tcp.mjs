@@ -159,7 +159,7 @@ async function idleMemory(server, url, t, n) {
   const rss0 = rssKiB(server.pid);
   const args = ['--idle', String(n), '-d', '120', ...secArgs(t), url];
   const c = start('coap-bench --idle', bin, args);
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 150_000;
   while (!c.exited && !c.stdout.includes('"phase":"ready"') && Date.now() < deadline) await sleep(100);
   if (!c.stdout.includes('"phase":"ready"')) {
     await c.kill();
