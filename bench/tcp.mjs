@@ -281,6 +281,8 @@ for (const s of servers) {
 // ------------------------------------------------------------------------- clients
 
 const clientResults = [];
+/** 2.xx responses per second of a client result (client.mjs: ok over seconds). */
+const okRate = (r) => (r.seconds > 0 ? r.ok / r.seconds : undefined);
 if (want('clients')) {
   // [against, transport, server definition]
   const targetsC = [];
@@ -324,7 +326,7 @@ if (want('clients')) {
       const cb = await runToEnd('coap-bench', bin, cbArgs, (SECONDS + WARMUP + 30) * 1000);
       try {
         const j = JSON.parse(cb.stdout.trim().split('\n').pop());
-        clientResults.push({ label: 'coap-bench (C, 1 connection)', against: tag, rps: j.rps, errors: j.timeouts + j.lost });
+        clientResults.push({ label: 'coap-bench (C, 1 connection)', against: tag, rps: j.rps, requests: j.requests, ok: j.status['2xx'], seconds: j.elapsed_s, errors: j.timeouts + j.lost });
       } catch {
         clientResults.push({ label: 'coap-bench (C, 1 connection)', against: tag, error: `no result (exit ${cb.exitCode})` });
       }
@@ -390,12 +392,13 @@ if (clientResults.length) {
   out.push('');
   out.push(`## Clients over TCP / TLS (${PIPELINE} GETs /${PATH} in flight on one connection, ${SECONDS} s)`);
   out.push('');
-  out.push('| client | against | req/s | errors | vs coap-bench (C) |');
-  out.push('|---|---|---:|---:|---:|');
+  out.push('| client | against | 2.xx/s | non-2.xx | errors | vs coap-bench (C) |');
+  out.push('|---|---|---:|---:|---:|---:|');
   for (const r of clientResults) {
-    const yard = clientResults.find((x) => x.against === r.against && x.label.startsWith('coap-bench'))?.rps;
-    if (r.error) out.push(`| ${r.label} | ${r.against} | failed: ${r.error.replace(/\|/g, '/')} | | |`);
-    else out.push(`| ${r.label} | ${r.against} | ${f0(r.rps)} | ${r.errors} | ${ratio(r.rps, yard)} |`);
+    const y = clientResults.find((x) => x.against === r.against && x.label.startsWith('coap-bench') && !x.error);
+    const yard = y ? okRate(y) : undefined;
+    if (r.error) out.push(`| ${r.label} | ${r.against} | failed: ${r.error.replace(/\|/g, '/')} | | | |`);
+    else out.push(`| ${r.label} | ${r.against} | ${f0(okRate(r))} | ${r.requests - r.ok} | ${r.errors} | ${ratio(okRate(r), yard)} |`);
   }
 }
 out.push('', 'Commands (PORT picked free on 127.0.0.1; libcoap TLS listens on PORT+1):', '', '```sh');
