@@ -19,10 +19,11 @@ if (!['tcp', 'tls', 'ws'].includes(transport) || !(port > 0) || (transport === '
   process.stderr.write('usage: server-turbocoap-stream.mjs tcp|tls|ws PORT [PSK_ID PSK_KEY]\n');
   process.exit(2);
 }
-const server = tc.createServer(() => ({ code: '2.05', payload: PAYLOAD, contentFormat: 0 }));
-// the idle-connection run opens BENCH_MAX_CONNS connections from one host (127.0.0.1)
+// the idle-connection run opens BENCH_MAX_CONNS connections from one host (127.0.0.1); the
+// stream drivers take their limits from the server options (ts/transport/stream-endpoint.ts)
 const maxConns = Number(process.env.BENCH_MAX_CONNS) || undefined;
-const options = { transport, port, host: '127.0.0.1', ...(maxConns ? { maxConnections: maxConns, maxConnectionsPerHost: maxConns } : {}) };
+const server = tc.createServer(() => ({ code: '2.05', payload: PAYLOAD, contentFormat: 0 }), maxConns ? { maxConnections: maxConns, maxConnectionsPerHost: maxConns } : undefined);
+const options = { transport, port, host: '127.0.0.1' };
 if (transport === 'tls') options.psk = { [pskId]: pskKey };
 await server.listen(options);
 process.stdout.write(`ready ${tc.backend.kind} ${transport}\n`);

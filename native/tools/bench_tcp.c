@@ -66,7 +66,7 @@ int tcpb_main(int argc, char **argv);
 #define LOAD_MMS 65536u   /* our Max-Message-Size (and deframer bound) in load mode */
 #define IDLE_MMS 2048u    /* in --idle mode: only signals come in */
 #define CONNECTING_MAX 4096u /* --open-at-once bound */
-#define SETUP_NS (30LL * 1000000000LL) /* every connection up (CSM exchanged) within this */
+#define SETUP_NS (120LL * 1000000000LL) /* every connection up (CSM exchanged) within this */
 #define WS_MAX_FRAME (LOAD_MMS + 14u)
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
