@@ -19,7 +19,7 @@ import { WebSocket as WsClient } from 'ws';
 import { wsNodeSocketHost } from '../ts/transport/ws-node';
 import * as net from 'node:net';
 import { wsBrowserSocketHost } from '../ts/transport/ws-browser';
-import { CONNC_CSM_TIMEOUT_MS, CONN_EV_ABORT, STREAM_CONFIG_CONN } from '../ts/driver/abi';
+import { CONNC_CSM_TIMEOUT_MS, CONNC_IDLE_MS, CONNC_PING_TIMEOUT_MS, CONN_EV_ABORT, E_TIMEOUT, STREAM_CONFIG_CONN } from '../ts/driver/abi';
 import { loadNativeAddon } from '../ts/backend/native';
 import type { StreamFeedFactory } from '../ts/transport/stream-feed';
 import { nativeStreamFeed, type StreamFeedAddon } from '../ts/transport/stream-feed-native';
@@ -564,6 +564,33 @@ for (const [feedKind, feed] of FEEDS) {
       await srv.closed(sopen.conn);
     });
 
+    it('a peer that never reads is found dead by the idle Ping; its socket and slot are freed', async () => {
+      const srv = new Harness(tcp, 'tcp', 'server', {}, (cfg) => {
+        cfg[STREAM_CONFIG_CONN + CONNC_IDLE_MS] = 300;
+        cfg[STREAM_CONFIG_CONN + CONNC_PING_TIMEOUT_MS] = 300;
+      });
+      cores.push(srv);
+      const big = 'x'.repeat(16000);
+      srv.autoRespond = () => big;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const c = await rawClient(address.port);
+      c.sock.pause();
+      c.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
+      let sent = 0;
+      while (srv.core.stats().readPauses === 0 && sent < 60000) {
+        c.sock.write(Buffer.concat(Array.from({ length: 8 }, () => Buffer.from([0x22, 0x01, (sent >> 8) & 0xff, sent++ & 0xff, 0xb1, 0x70]))));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+      const closed = await srv.closed(open.conn, 10000);
+      expect(closed.status).toBe(E_TIMEOUT);
+      // the server lets go of the socket (the client, not reading, does not notice yet)
+      const t0 = Date.now();
+      while (srv.core.stats().conns !== 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      expect(srv.core.stats().conns).toBe(0);
+      c.sock.destroy();
+    }, 30000);
+
     it('a peer that sends no CSM is aborted when the CSM wait ends (the timer)', async () => {
       const srv = new Harness(tcp, 'tcp', 'server', {}, (cfg) => {
         cfg[STREAM_CONFIG_CONN + CONNC_CSM_TIMEOUT_MS] = 150;
@@ -597,6 +624,13 @@ for (const [feedKind, feed] of FEEDS) {
       b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
       await bClosed;
       expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+      const e = await open();
+      const egot: Buffer[] = [];
+      e.on('message', (d: Buffer) => egot.push(d));
+      const eClosed = new Promise<number>((r) => e.on('close', (code) => r(code)));
+      e.send(Buffer.alloc(0)); // no CoAP message at all
+      await eClosed;
+      expect(egot.map((m) => m[1])).toContain(0xe5);
     });
   });
 }

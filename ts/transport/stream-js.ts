@@ -22,11 +22,19 @@
  */
 import type { SocketAddress } from '../driver/driver';
 import {
+  CONNC_PING_TIMEOUT_MS,
   CONN_EVF_TLS,
   CONN_EV_CLOSED,
   CONN_EV_OPEN,
   E_FULL,
   E_STALE,
+  FAMILY_CONN,
+  RX_FAMILY,
+  RX_KIND,
+  RX_OPT_COUNT,
+  RX_PORT,
+  RX_WORDS,
+  STREAM_CONFIG_CONN,
   SLIM_MAX_CONNS,
   SLIM_MAX_PER_HOST,
   STREAM_CONFIG_LIMITS,
@@ -148,6 +156,8 @@ class Link implements HostLink {
   /** the socket was ended: later output is dropped */
   ended = false;
   corked = false;
+  /** the driver closed it: its last bytes may linger this long (a peer that never reads) */
+  lingering = false;
 
   constructor(
     readonly core: JsStreamCore,
@@ -186,6 +196,7 @@ class JsStreamCore implements StreamCore {
   private readonly listeners: HostListener[] = [];
   private readonly maxConns: number;
   private readonly maxPerHost: number;
+  private readonly linger: number;
   private readonly hostCounters = new Array<number>(9).fill(0);
   private nextId = 1;
   private closed = false;
@@ -211,6 +222,7 @@ class JsStreamCore implements StreamCore {
     this.txBytes = this.feed.txBytes;
     this.maxConns = config[STREAM_CONFIG_LIMITS + SLIM_MAX_CONNS] as number;
     this.maxPerHost = config[STREAM_CONFIG_LIMITS + SLIM_MAX_PER_HOST] as number;
+    this.linger = Math.max(1, config[STREAM_CONFIG_CONN + CONNC_PING_TIMEOUT_MS] as number);
   }
 
   // ------------------------------------------------------------------ bookkeeping
@@ -267,7 +279,30 @@ class JsStreamCore implements StreamCore {
   private dispatch(): void {
     if (this.feed.batchCount() === 0) return;
     const b = this.feed.takeBatch();
+    this.noteClosed(b.words, b.count);
     this.onBatch(b.words, b.data, b.count, 0);
+  }
+
+  /**
+   * Connections the driver closed (CLOSED records) still drain their last bytes (an Abort)
+   * before OUT_CLOSE; a peer that never reads would hold the socket and its slot forever, so
+   * they get at most the Ping timeout for it, then the socket is destroyed.
+   */
+  private noteClosed(w: Uint32Array, count: number): void {
+    let r = 0;
+    for (let i = 0; i < count; i++) {
+      if (w[r + RX_KIND] === CONN_EV_CLOSED && w[r + RX_FAMILY] === FAMILY_CONN) {
+        const l = this.links.get(w[r + RX_PORT] as number);
+        if (l !== undefined && l.st === St.Open && !l.lingering) {
+          l.lingering = true;
+          const t = setTimeout(() => {
+            if (l.st !== St.Gone) l.conn?.destroy();
+          }, this.linger) as { unref?: () => void };
+          t.unref?.();
+        }
+      }
+      r += RX_WORDS + 3 * (w[r + RX_OPT_COUNT] as number);
+    }
   }
 
   // ------------------------------------------------------------------ sockets → driver
@@ -304,8 +339,9 @@ class JsStreamCore implements StreamCore {
   /** Runs chunk[off..) through the driver; false when the connection paused (rest queued). */
   private feedChunk(l: Link, chunk: Uint8Array, off: number): boolean {
     const feed = this.feed;
-    if (this.framing === 'ws' && chunk.length > feed.inCap) {
-      this.endConn(l, true, 'message too large');
+    if (this.framing === 'ws' && (chunk.length > feed.inCap || chunk.length === 0)) {
+      // one CoAP message per WebSocket message (RFC 8323 §4.2): none, or one we cannot take
+      this.endConn(l, true, chunk.length === 0 ? 'empty message' : 'message too large');
       return true;
     }
     let stalls = 0;
