@@ -304,8 +304,9 @@ class JsStreamCore implements StreamCore {
   /** Runs chunk[off..) through the driver; false when the connection paused (rest queued). */
   private feedChunk(l: Link, chunk: Uint8Array, off: number): boolean {
     const feed = this.feed;
-    if (this.framing === 'ws' && chunk.length > feed.inCap) {
-      this.endConn(l, true, 'message too large');
+    if (this.framing === 'ws' && (chunk.length > feed.inCap || chunk.length === 0)) {
+      // one CoAP message per WebSocket message (RFC 8323 §4.2): none, or one we cannot take
+      this.endConn(l, true, chunk.length === 0 ? 'empty message' : 'message too large');
       return true;
     }
     let stalls = 0;
@@ -380,7 +381,10 @@ class JsStreamCore implements StreamCore {
         if (n === 0) break;
         for (let i = 0; i < n; i++) {
           const l = this.links.get(feed.outId(i));
-          if (l === undefined || l.conn === undefined) continue;
+          if (l === undefined || l.conn === undefined) {
+            feed.setDone(i, 0);
+            continue;
+          }
           if (feed.outOp(i) === OUT_CLOSE) {
             // the driver closed it (Abort sent, dead peer, error): end after what was written
             l.ending = true;
@@ -395,6 +399,7 @@ class JsStreamCore implements StreamCore {
             continue;
           }
           if (l.conn.congested()) {
+            feed.setDone(i, 0); // kept in the driver until 'drain'
             l.blocked = true;
             this.hostCounters[H_WRITES_QUEUED]++;
             continue;
