@@ -235,7 +235,9 @@ static void send_request(sess *s, int k, int64_t t) {
   memset(buf + 4, 0, TOKEN_LEN);
   buf[4] = (uint8_t)k;
   buf[5] = 0xB5;
-  if (SSL_write(s->ssl, buf, (int)B.req_len) <= 0) {
+  int wr = SSL_write(s->ssl, buf, (int)B.req_len);
+  if (wr <= 0) {
+    if (getenv("BENCH_DEBUG")) fprintf(stderr, "SSL_write: error %d errno %d\n", SSL_get_error(s->ssl, wr), errno);
     ERR_clear_error();
     return;
   }
@@ -245,8 +247,10 @@ static void send_request(sess *s, int k, int64_t t) {
 }
 
 /* Drives the handshake; 1 once open. */
+static int dbg_hs_ok, dbg_sends, dbg_readable;
 static int handshake(sess *s) {
   int r = SSL_do_handshake(s->ssl);
+  if (r == 1) dbg_hs_ok++;
   if (r == 1) {
     BIO *b = SSL_get_rbio(s->ssl);
     s->open = 1;
@@ -272,6 +276,7 @@ static int handshake(sess *s) {
 static void on_readable(sess *s, int idx, int64_t t) {
   uint8_t buf[2048];
   (void)idx;
+  dbg_readable++;
   if (!s->open) {
     if (handshake(s) != 1) return;
     if (B.mode == 1) { /* handshakes mode: done with this one */
@@ -281,7 +286,10 @@ static void on_readable(sess *s, int idx, int64_t t) {
       handshake(s);
       return;
     }
-    for (uint32_t k = 0; k < s->want; k++) send_request(s, (int)k, t);
+    for (uint32_t k = 0; k < s->want; k++) {
+      dbg_sends++;
+      send_request(s, (int)k, t);
+    }
   }
   for (int rounds = 0; rounds < 64; rounds++) {
     int n = SSL_read(s->ssl, buf, sizeof buf);
@@ -428,6 +436,18 @@ int dtlsb_main(int argc, char **argv) {
         stop = t + (int64_t)B.duration * 1000000000LL;
       }
     }
+  }
+  if (getenv("BENCH_DEBUG")) {
+    int open = 0;
+    uint32_t want = 0, out = 0;
+    for (int i = 0; i < B.sessions; i++) {
+      open += B.s[i].open;
+      want += B.s[i].want;
+      for (uint32_t k = 0; k < B.s[i].want; k++) out += B.s[i].slots[k].sent_ns != 0;
+    }
+    fprintf(stderr, "debug: hs_ok %d sends %d readable %d; ", dbg_hs_ok, dbg_sends, dbg_readable);
+    fprintf(stderr, "debug: open %d want %u outstanding %u done %" PRIu64 " rec_pt %" PRIu64 " window %.3f..%.3f s\n", open, want, out, B.done,
+            B.rec_pt, (double)(B.t_start - B.t0) / 1e9, (double)(B.t_end - B.t0) / 1e9);
   }
   double secs = (double)B.duration;
   if (B.mode == 0)
