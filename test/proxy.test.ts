@@ -15,7 +15,7 @@ import { OptionNumber } from '../ts/options';
 import { createProxy, type CoapProxy, type ProxyOptions } from '../ts/proxy';
 import { Router } from '../ts/router';
 import { createServer, type CoapServer } from '../ts/server';
-import { killAll, libcoap, runCoapClient } from './support/peers';
+import { cliPath, killAll, libcoap, runCli, runCoapClient, spawnPeer, waitForOutput } from './support/peers';
 import { sleep, udpBackends, within } from './support/udp';
 
 const peers = libcoap();
@@ -251,6 +251,32 @@ describe.each(udpBackends)('proxy (%s)', (backend) => {
     expect(big.code).toBe(0);
     expect(Buffer.compare(readFileSync(out), Buffer.from(BIG))).toBe(0);
   }, 60_000);
+});
+
+describe('turbocoap proxy (CLI)', () => {
+  it('listens on coap+tcp and coap+ws and forwards to --to; --help; usage errors exit 2', async () => {
+    const origin = createServer(() => ({ code: '2.05', payload: 'from udp' }));
+    await origin.listen({ port: 0, host: '127.0.0.1' });
+    const peer = spawnPeer('proxy', process.execPath, [cliPath, 'proxy', '--listen', 'coap+tcp://127.0.0.1:0', '--listen', 'coap+ws://127.0.0.1:0', '--to', `coap://127.0.0.1:${origin.address().port}`]);
+    try {
+      const tcp = await waitForOutput(peer, /listening on coap\+tcp:\/\/127\.0\.0\.1:(\d+)/);
+      const ws = await waitForOutput(peer, /listening on coap\+ws:\/\/127\.0\.0\.1:(\d+)/);
+      const agent = new Agent();
+      expect((await request(`coap+tcp://127.0.0.1:${tcp[1]}/x`, { agent })).text()).toBe('from udp');
+      expect((await request(`coap+ws://127.0.0.1:${ws[1]}/x`, { agent })).text()).toBe('from udp');
+      await agent.close();
+    } finally {
+      await peer.kill();
+      await origin.close();
+    }
+    const help = await runCli(['proxy', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--allow HOST\[:PORT\]/);
+    const bad = await runCli(['proxy', '--listen', 'http://x']);
+    expect(bad.code).toBe(2);
+    const twice = await runCli(['proxy', '--listen', 'coap://127.0.0.1:0', '--listen', 'coap://127.0.0.1:0', '--to', 'coap://127.0.0.1']);
+    expect([twice.code, twice.stderr]).toEqual([2, expect.stringMatching(/one listener per transport/)]);
+  }, 30_000);
 });
 
 describe('createProxy options', () => {
