@@ -155,6 +155,43 @@ describe.each(udpBackends)('proxy (%s)', (backend) => {
     expect(seen.registrations - regs0).toBe(1);
   }, 30_000);
 
+  it('observe: an observer whose connection closes is gone too (upstream cancelled); upstream end (4.04) ends the downstream observation', async () => {
+    const p = await proxyOn(['ws'], { target: `coap://127.0.0.1:${originPort}`, observeCheckInterval: 100 });
+    const deregs0 = seen.deregistrations;
+    const own = new Agent({ backend });
+    const o = observe(url(p, 'ws', '/obs'), { agent: own });
+    const it1 = o[Symbol.asyncIterator]();
+    expect((await within(it1.next(), 10_000, 'first')).value?.code).toBe('2.05');
+    expect(p.stats().observations).toBe(1);
+    await own.close(); // the ws connection closes: the core forgets its observers
+    for (let i = 0; i < 50 && p.stats().observations > 0; i++) await sleep(100);
+    expect(p.stats().observations).toBe(0);
+    for (let i = 0; i < 50 && seen.deregistrations === deregs0; i++) await sleep(100);
+    expect(seen.deregistrations - deregs0).toBe(1);
+
+    const o2 = observe(url(p, 'ws', '/obs'), { agent });
+    const it2 = o2[Symbol.asyncIterator]();
+    expect((await within(it2.next(), 10_000, 'first')).value?.text()).toBe('v0');
+    origin.resource('/obs').notify({ code: '4.04', payload: 'gone' });
+    const end = await within(it2.next().catch((e: unknown) => e), 10_000, 'end');
+    expect((end as { code?: string }).code).toBe('OBSERVE_ENDED');
+    expect((end as { response?: { code: string } }).response?.code).toBe('4.04');
+    for (let i = 0; i < 50 && p.stats().observations > 0; i++) await sleep(100);
+    expect(p.stats().observations).toBe(0);
+  }, 30_000);
+
+  it('observe: past maxObservations a registration is forwarded as a plain GET', async () => {
+    const p = await proxyOn(['tcp'], { target: `coap://127.0.0.1:${originPort}`, maxObservations: 1 });
+    const a = observe(url(p, 'tcp', '/obs'), { agent });
+    const fa = await within(a[Symbol.asyncIterator]().next(), 10_000, 'a');
+    expect(fa.value?.option(OptionNumber.Observe)).toBeDefined();
+    const r = await request(url(p, 'tcp', '/hello'), { agent, options: [{ number: OptionNumber.Observe, value: 0 }] });
+    expect(r.code).toBe('2.05');
+    expect(r.option(OptionNumber.Observe)).toBeUndefined();
+    expect(p.stats().observations).toBe(1);
+    await a.cancel();
+  }, 20_000);
+
   it('forward mode: Proxy-Uri over UDP and coap+tcp, Proxy-Scheme + Uri-Host, to an allowed origin', async () => {
     const p = await proxyOn(['udp', 'tcp'], { allow: [`127.0.0.1:${originPort}`] });
     const target = `coap://127.0.0.1:${originPort}/hello?x=y`;

@@ -446,6 +446,7 @@ export class CoapProxy {
     this.checkTimer ??= setInterval(() => this.checkObservers(), this.checkEvery).unref();
     void (async () => {
       let n = 0;
+      let accepted = false;
       let end: ResponseInit | undefined;
       try {
         for await (const res of obs) {
@@ -454,6 +455,7 @@ export class CoapProxy {
             u.latest = init;
             resolveFirst(res);
             if (res.option(OptionNumber.Observe) === undefined || !res.ok) break; // not observable upstream
+            accepted = true;
             continue;
           }
           if (u.ended) break;
@@ -468,7 +470,7 @@ export class CoapProxy {
       const wasEnded = u.ended;
       this.endObservation(u);
       // the upstream ended it: so do the downstream observers (a non-2.xx notification, RFC 7641 §3.2)
-      if (!wasEnded && n > 1 && !this.closed) this.fanOut(u, end ?? { code: '5.02', payload: 'upstream observation ended' });
+      if (!wasEnded && accepted && !this.closed) this.fanOut(u, end ?? { code: '5.02', payload: 'upstream observation ended' });
     })();
     return u;
   }
