@@ -55,6 +55,7 @@ describe.each(udpBackends)('proxy (%s)', (backend) => {
       return { code: '2.05', payload: `hello ${req.query.join('&')}`, contentFormat: 0, maxAge: 30, etag: 'v1' };
     });
     router.get('/large', () => ({ code: '2.05', payload: BIG }));
+    router.get('/hop', (req) => ({ code: '2.05', payload: String(req.option(OptionNumber.HopLimit)?.[0]) }));
     router.post('/upload', (req) => {
       seen.uploads.push(req.payload.length);
       const want = body(req.payload.length, 9);
@@ -227,6 +228,17 @@ describe.each(udpBackends)('proxy (%s)', (backend) => {
     const r = await request(url(closed, 'udp', '/'), { agent, options: [{ number: OptionNumber.ProxyUri, value: `coap://127.0.0.1:${originPort}/hello` }] });
     expect(r.code).toBe('4.03');
     expect(closed.stats().forwarded).toBe(0);
+  });
+
+  it('Hop-Limit (RFC 8768): inserted (16), decremented by each proxy, 5.08 when it runs out; unknown unsafe option 5.02', async () => {
+    const b = await proxyOn(['udp'], { target: `coap://127.0.0.1:${originPort}` });
+    const a = await proxyOn(['tcp'], { target: `coap://127.0.0.1:${b.address('udp').port}` });
+    expect((await request(url(a, 'tcp', '/hop'), { agent })).text()).toBe('15');
+    expect((await request(url(a, 'tcp', '/hop'), { agent, options: [{ number: OptionNumber.HopLimit, value: 3 }] })).text()).toBe('1');
+    const out = await request(url(a, 'tcp', '/hop'), { agent, options: [{ number: OptionNumber.HopLimit, value: 2 }] });
+    expect(out.code).toBe('5.08'); // b got 1
+    expect((await request(url(a, 'tcp', '/hop'), { agent, options: [{ number: OptionNumber.HopLimit, value: 1 }] })).code).toBe('5.08');
+    expect((await request(url(a, 'tcp', '/hop'), { agent, options: [{ number: 2050, value: 'x' }] })).code).toBe('5.02');
   });
 
   it('a plain server still answers Proxy-Uri 5.05 (the core, without the proxy flag)', async () => {

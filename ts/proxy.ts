@@ -103,19 +103,16 @@ const HOP_BY_HOP = new Set<number>([
   OptionNumber.RequestTag,
   OptionNumber.NoResponse,
 ]);
-/** Unsafe options a proxy understands and forwards (RFC 7252 §5.7.2): none besides the hop-by-hop ones. */
-const UNSAFE_FORWARDED = new Set<number>([]);
+/** Hop-Limit (RFC 8768) a proxy inserts in a request that has none. */
+const HOP_LIMIT_DEFAULT = 16;
 
-/** A failed forward as an answer. */
+/** A request the proxy answers itself. */
 class Refusal {
-  constructor(
-    readonly res: ResponseInit,
-    readonly upstream: boolean,
-  ) {}
+  constructor(readonly res: ResponseInit) {}
 }
 
 function refuse(code: string, diagnostic: string): Refusal {
-  return new Refusal({ code, payload: diagnostic }, false);
+  return new Refusal({ code, payload: diagnostic });
 }
 
 const utf8d = new TextDecoder('utf-8', { fatal: true });
@@ -245,6 +242,7 @@ export class CoapProxy {
     } else throw invalidArgType('createProxy: allow', 'an array of hosts or a function', allow);
     const all = ['coap', 'coap+tcp', 'coaps+tcp', 'coap+ws', 'coaps+ws', 'coaps'].filter((s) => driverFactory(s) !== undefined);
     if (schemes !== undefined && !Array.isArray(schemes)) throw invalidArgType('createProxy: schemes', 'an array of schemes', schemes);
+    for (const x of schemes ?? []) if (typeof x !== 'string' || !isCoapScheme(x)) throw invalidArgValue('createProxy: schemes', 'CoAP schemes (coap, coaps, coap+tcp, coaps+tcp, coap+ws, coaps+ws)', x);
     this.schemes = new Set((schemes ?? all).filter((s) => all.includes(s)));
     if (this.target !== undefined && !this.schemes.has(this.target.scheme)) {
       throw invalidArgValue('createProxy: target', `a URI of a scheme this proxy speaks (${[...this.schemes].join(', ')})`, target);
@@ -300,9 +298,12 @@ export class CoapProxy {
     for (const o of req.options) {
       if (o.number === OptionNumber.ProxyUri) proxyUri = o.value;
       else if (o.number === OptionNumber.ProxyScheme) proxyScheme = o.value;
-      else if (isUnsafe(o.number) && !HOP_BY_HOP.has(o.number) && !UNSAFE_FORWARDED.has(o.number)) {
+      else if (o.number === OptionNumber.HopLimit) {
+        // RFC 8768: decremented by every proxy; 0 left: not forwarded (a loop between proxies)
+        if (o.value.length !== 1 || (o.value[0] as number) <= 1) return refuse('5.08', 'Hop-Limit reached');
+      } else if (isUnsafe(o.number) && !HOP_BY_HOP.has(o.number)) {
         // §5.7.2: an unsafe option the proxy does not understand
-        return new Refusal({ code: '5.02', payload: `unsafe option ${o.number} not understood` }, false);
+        return refuse('5.02', `unsafe option ${o.number} not understood`);
       }
     }
     if (proxyUri === undefined && proxyScheme === undefined) {
@@ -352,10 +353,18 @@ export class CoapProxy {
     return false;
   }
 
-  /** The request options forwarded upstream (end-to-end ones, values copied). */
+  /** The request options forwarded upstream (end-to-end ones, values copied; Hop-Limit decremented or inserted). */
   private forwardedOptions(req: IncomingRequest): OptionInit[] {
     const out: OptionInit[] = [];
-    for (const o of req.options) if (!HOP_BY_HOP.has(o.number)) out.push({ number: o.number, value: o.value.slice() });
+    let hop = false;
+    for (const o of req.options) {
+      if (HOP_BY_HOP.has(o.number)) continue;
+      if (o.number === OptionNumber.HopLimit) {
+        hop = true;
+        out.push({ number: o.number, value: (o.value[0] as number) - 1 });
+      } else out.push({ number: o.number, value: o.value.slice() });
+    }
+    if (!hop) out.push({ number: OptionNumber.HopLimit, value: HOP_LIMIT_DEFAULT });
     return out;
   }
 
