@@ -97,16 +97,23 @@ export async function proxyCommand(argv: readonly string[], io: Io): Promise<num
       if (seen.has(l.transport)) throw new ProxyUsageError(`--listen: one listener per transport (${l.transport} twice)`);
       seen.add(l.transport);
     }
-    let psk: { identity: string; key: string } | undefined;
+    let psk: { identity: string; key: Uint8Array | string } | undefined;
     if (values.psk !== undefined) {
+      // as `serve --psk`: split at the first colon; a key written 0x... is hex
       const i = values.psk.indexOf(':');
-      if (i <= 0) throw new ProxyUsageError('--psk must be IDENTITY:KEY');
-      psk = { identity: values.psk.slice(0, i), key: values.psk.slice(i + 1) };
+      const k = values.psk.slice(i + 1);
+      if (i <= 0 || k === '') throw new ProxyUsageError(`--psk must be IDENTITY:KEY, not ${JSON.stringify(values.psk)}`);
+      psk = { identity: values.psk.slice(0, i), key: /^0x([0-9a-fA-F]{2})+$/.test(k) ? new Uint8Array(Buffer.from(k.slice(2), 'hex')) : k };
     }
     const cert = pemFile('--cert', values.cert);
     const key = pemFile('--key', values.key);
     if ((cert === undefined) !== (key === undefined)) throw new ProxyUsageError('--cert and --key go together');
     const ca = pemFile('--ca', values.ca);
+    for (const l of listens) {
+      if ((l.transport === 'tls' || l.transport === 'wss' || l.transport === 'dtls') && psk === undefined && cert === undefined) {
+        throw new ProxyUsageError(`--listen ${l.transport}: a secured listener needs --psk or --cert/--key`);
+      }
+    }
     const t = values.timeout;
     if (t !== undefined && !/^\d+$/.test(t)) throw new ProxyUsageError(`--timeout must be a number of ms, not ${JSON.stringify(t)}`);
     if (values.to === undefined && (values.allow ?? []).length === 0) {
