@@ -291,6 +291,22 @@ describe.each(udpBackends)('proxy (%s)', (backend) => {
     expect(p.stats().upstreamErrors).toBe(3);
   }, 20_000);
 
+  it('secured upstream: a coap+tcp client reaches a coaps+tcp (TLS PSK) origin; a wrong key is 5.02', async () => {
+    const tls = createServer(() => ({ code: '2.05', payload: 'secret hello' }), { backend });
+    await tls.listen({ transport: 'tls', port: 0, host: '127.0.0.1', psk: { proxy: 'k3y-of-the-proxy' } });
+    try {
+      const to = `coaps+tcp://127.0.0.1:${tls.address('tls').port}`;
+      const good = await proxyOn(['tcp'], { target: to, upstream: { psk: { identity: 'proxy', key: 'k3y-of-the-proxy' } } });
+      expect((await request(url(good, 'tcp', '/x'), { agent })).text()).toBe('secret hello');
+      const bad = await proxyOn(['tcp'], { target: to, upstream: { psk: { identity: 'proxy', key: 'wrong' } }, timeout: 5000 });
+      const r = await request(url(bad, 'tcp', '/x'), { agent });
+      expect(r.code).toBe('5.02');
+      expect(r.text()).toMatch(/^upstream: (PSK|HANDSHAKE)$/);
+    } finally {
+      await tls.close();
+    }
+  }, 20_000);
+
   it.skipIf(tools === undefined)('libcoap coap-client-notls -P through the proxy to the UDP origin', async () => {
     const p = await proxyOn(['udp'], { allow: ['127.0.0.1'] });
     const r = await runCoapClient((tools as { client: string }).client, ['-P', `coap://127.0.0.1:${p.address('udp').port}`, `coap://127.0.0.1:${originPort}/hello?q=1`], 5, 15_000);
