@@ -176,9 +176,10 @@ describe('endpointConfig', () => {
   it('is tc_ep_config then tc_srv_config, with the core defaults', () => {
     const c = endpointConfig({ maxMessageSize: 1152, maxInProgress: 100 });
     expect(c.length).toBe(CONFIG_WORDS);
-    expect(CONFIG_WORDS).toBe(54);
-    // the amplification defence: factor, verified endpoints, echo and verified lifetimes
-    expect(Array.from(c.subarray(16, 20))).toEqual([3, 4096, 30000, 3600000]);
+    expect(CONFIG_WORDS).toBe(55);
+    // the amplification defence: factor, verified endpoints, echo and verified lifetimes; flags
+    expect(Array.from(c.subarray(16, 21))).toEqual([3, 4096, 30000, 3600000, 0]);
+    expect(endpointConfig({ acceptProxy: true } as object)[20]).toBe(1); // TC_EPF_PROXY (ts/proxy.ts)
     expect(Array.from(endpointConfig({ amplificationLimit: 0, verifiedPeers: 8, echoLifetime: 5000, verifiedLifetime: 9000 }).subarray(16, 20))).toEqual([0, 8, 5000, 9000]);
     const s = Array.from(c.subarray(EP_CONFIG_WORDS));
     // bw1: max_transfers, max_per_peer, max_body, pool_bytes, chunk, max_key, idle, szx, busy_max_age,

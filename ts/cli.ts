@@ -20,6 +20,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PROXY_HELP, proxyCommand } from './cli-proxy';
 import {
   ContentFormat,
   OptionNumber,
@@ -79,6 +80,7 @@ const MAIN_HELP = `usage: turbocoap <command> [options]
 commands:
   get|post|put|delete|fetch|patch|ipatch <uri>   send one request and print the response
   serve [--listen URI]... [...]                   run the demo server (UDP, TCP, TLS, WebSockets, DTLS)
+  proxy --listen URI [--to URI] [--allow HOST]    run a cross-transport proxy
   bench <uri> [coap-bench options...]             load-test a CoAP server with coap-bench
   backend                                         print the backend in use: native or wasm
   help [command]                                  help for a command
@@ -931,6 +933,7 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
       const topic = rest[0];
       if (topic === undefined) io.stdout.write(MAIN_HELP);
       else if (topic === 'serve') io.stdout.write(SERVE_HELP);
+      else if (topic === 'proxy') io.stdout.write(PROXY_HELP);
       else if (topic === 'bench') return await benchCommand(['--help'], io);
       else if (topic === 'backend') io.stdout.write(BACKEND_HELP);
       else if (METHOD_NAMES[topic.toLowerCase()] !== undefined) io.stdout.write(REQUEST_HELP);
@@ -946,6 +949,7 @@ export async function main(argv: readonly string[], io: Io = { stdout: process.s
     const method = METHOD_NAMES[cmd.toLowerCase()];
     if (method !== undefined) return await requestCommand(method, rest, io);
     if (cmd === 'serve') return await serveCommand(rest, io);
+    if (cmd === 'proxy') return await proxyCommand(rest, io);
     if (cmd === 'bench') return await benchCommand(rest, io);
     throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
   } catch (e) {

@@ -308,6 +308,8 @@ export class IncomingRequest extends IncomingMessage {
 
   /** @internal the core flagged a registration request (GET/FETCH with Observe 0) */
   _observeAsked = false;
+  /** @internal the resource an observer registered by the response joins (default: the path; ts/proxy.ts) */
+  _observeKey: string | undefined = undefined;
   /** @internal the matched route is observable */
   _observable = false;
 }

@@ -599,6 +599,20 @@ export class CoapServer extends EventEmitter {
     }
   }
 
+  /** @internal observers of a path's resource over every listener (ts/proxy.ts) */
+  _observers(path: string): number {
+    const r = this.resources.get(path);
+    if (r === undefined) return 0;
+    let n = 0;
+    for (const ep of this.drivers()) {
+      ep.observers(r._id, (_id, count) => {
+        if (count > 0) n += count;
+      });
+      ep.flush();
+    }
+    return n;
+  }
+
   /**
    * Messaging-layer counters (summed over the listeners) and the server's own: live while
    * listening, the last values after {@link close} (until the next listen), undefined before
@@ -757,7 +771,7 @@ export class CoapServer extends EventEmitter {
     if (notBoolean('observe', res.observe) !== undefined) return new CoapResponseError('INVALID_OPTION', `observe must be a boolean, not ${JSON.stringify(res.observe)}`);
     let resource = 0;
     if (req._observeAsked && cls === 2 && (res.observe ?? req._observable)) {
-      const r = this.resource(req.path);
+      const r = this.resource(req._observeKey ?? req.path);
       resource = r._id;
       if (res.observe === true) r._registered = true;
     }

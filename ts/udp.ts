@@ -17,3 +17,5 @@ export type { OptionInit, ContentFormatInit, BytesInit, PayloadInit } from './ou
 export type { BlockwiseOptions, EndpointOptions, EndpointStats, SocketAddress } from './driver/driver';
 /** `'native'` or `'wasm'`: which build of the C core runs an endpoint. */
 export type { BackendKind as UdpBackendKind } from './driver/driver';
+export { createProxy, CoapProxy } from './proxy';
+export type { ProxyOptions, ProxyStats, ProxyTarget } from './proxy';

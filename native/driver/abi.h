@@ -56,7 +56,10 @@
   X(CONN_EV_ABORT, 20, TC_CONN_EV_ABORT) \
   X(CONN_EV_CLOSED, 21, TC_CONN_EV_CLOSED) \
   X(CONN_EVF_BERT, 4, TC_CONN_EVF_BERT) \
-  X(CONN_EVF_CUSTODY, 8, TC_CONN_EVF_CUSTODY)
+  X(CONN_EVF_CUSTODY, 8, TC_CONN_EVF_CUSTODY) \
+  X(EPF_PROXY, 1, TC_EPF_PROXY)       /* tc_ep_config.flags: deliver Proxy-Uri/-Scheme requests */ \
+  X(CONNF_BERT, 1, TC_CONNF_BERT)     /* tc_conn_config.flags */ \
+  X(CONNF_PROXY, 2, TC_CONNF_PROXY)
 
 /* X(NAME, value): the records' own constants (C: TCB_<NAME>). */
 #define TCA_CONSTANTS(X) \
@@ -279,7 +282,8 @@ enum tcb_constant { TCA_CONSTANTS(TCA_CONST_) };
   X(amplification_factor) \
   X(verified_peers) \
   X(echo_lifetime_ms) \
-  X(verified_lifetime_ms)
+  X(verified_lifetime_ms) \
+  X(flags)
 
 /* X(field): tc_srv_config, word by word (TypeScript SRVC_<FIELD>, dots as underscores, an
  * index into the driver config). */

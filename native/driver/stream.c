@@ -854,6 +854,11 @@ int tcs_flush(tcs_stream *s, uint64_t now, uint32_t *w, uint32_t nwords, const u
       r[TCB_TX_REQUEST_ID] = rc == 0 ? res.id : 0;
       break;
     }
+    case TCB_TX_OBSERVERS: /* a count, not a status (as ep_batch.h) */
+      if (left < TCB_TX_SMALL_WORDS) goto bad;
+      r[TCB_TX_SMALL_RC] = tc_obs_count(tc_srv_obs(s->srv), r[TCB_TX_SMALL_ID]);
+      s->tx_pos += TCB_TX_SMALL_WORDS;
+      continue;
     case TCB_TX_CANCEL:
     case TCB_TX_DROP:
       if (left < TCB_TX_SMALL_WORDS) goto bad;

@@ -69,6 +69,8 @@ extern "C" {
 
 /** tc_conn_config.flags */
 #define TC_CONNF_BERT 1u /**< offer BERT: our CSM carries Block-Wise-Transfer (§5.3.2) */
+#define TC_CONNF_PROXY 2u /**< deliver requests carrying Proxy-Uri or Proxy-Scheme (a proxy,
+                               RFC 8323 §8) instead of answering them 5.05 */
 
 /** Bounds and behaviour of a connection. Defaults from tc_conn_config_default(). All uint32
  *  words (bindings pass a flat table of TC_CONN_CONFIG_WORDS). */

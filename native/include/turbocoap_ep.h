@@ -87,7 +87,12 @@ typedef struct tc_ep_config {
                                         30000, 1000..3600000 */
   uint32_t verified_lifetime_ms;   /**< how long an endpoint stays verified after it echoed,
                                         default 3600000 (1 h), >= 1000 */
+  uint32_t flags;                  /**< TC_EPF_*, default 0 */
 } tc_ep_config;
+
+/** tc_ep_config.flags: deliver requests carrying Proxy-Uri or Proxy-Scheme to the application
+ *  (a proxy, RFC 7252 §5.7) instead of answering them 5.05 Proxying Not Supported. */
+#define TC_EPF_PROXY 1u
 
 /** Fill cfg with the defaults above. */
 void tc_ep_config_default(tc_ep_config *cfg);
@@ -214,7 +219,7 @@ typedef struct tc_ep_event {
  *  - request with an unknown method (0.08..0.31) -> 4.05; with an unrecognized critical
  *    option (also OSCORE, Q-Block1, Q-Block2: known but not implemented), a critical option
  *    of bad length or a non-repeatable critical option repeated: CON -> 4.02 with a diagnostic payload, NON -> rejected (ignored, §5.4.1);
- *    with Proxy-Uri or Proxy-Scheme -> 5.05 (we are not a proxy); amplification defence on
+ *    with Proxy-Uri or Proxy-Scheme -> 5.05 unless cfg.flags has TC_EPF_PROXY; amplification defence on
  *    (amplification_factor) and a GET/FETCH with Observe 0 from an endpoint neither verified
  *    nor carrying a valid Echo -> 4.01 with a fresh Echo option (RFC 9175 §2.4); table full
  *    -> 5.03 with Max-Age overload_max_age. Checked in that order. These responses are piggybacked for a

@@ -136,7 +136,7 @@ static int layout_of(const tc_conn_config *c, conn_layout *l) {
   uint64_t o;
   size_t dfs = 0;
   if (c == NULL || (c->transport != TC_TCP && c->transport != TC_WS) ||
-      (c->flags & ~TC_CONNF_BERT) != 0u || c->max_message_size < 64u ||
+      (c->flags & ~(TC_CONNF_BERT | TC_CONNF_PROXY)) != 0u || c->max_message_size < 64u ||
       c->max_message_size > (16u << 20) || c->out_bytes < 1024u || c->out_bytes > (1u << 30) ||
       c->max_exchanges < 1u || c->max_exchanges > 65535u ||
       (uint64_t)c->exchange_base + c->max_exchanges > 65536u || c->max_requests < 1u ||
@@ -897,7 +897,7 @@ static int on_message(tc_conn *c, uint64_t now, const uint8_t *data, uint32_t le
       auto_respond(c, data, &msg, CODE_BAD_OPTION, bad);
       return 0;
     }
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n && !(c->cfg.flags & TC_CONNF_PROXY); i++)
       if (opts[i].number == OPT_PROXY_URI || opts[i].number == OPT_PROXY_SCHEME) proxy = 1;
     if (proxy) {
       auto_respond(c, data, &msg, CODE_PROXYING_NOT_SUPPORTED, -1);

@@ -281,6 +281,7 @@ static int config_ok(const tc_ep_config *c) {
   if (c->verified_peers < VER_WAYS || c->verified_peers > (1u << 20)) return 0;
   if (c->echo_lifetime_ms < 1000u || c->echo_lifetime_ms > 3600000u) return 0;
   if (c->verified_lifetime_ms < 1000u) return 0;
+  if ((c->flags & ~TC_EPF_PROXY) != 0u) return 0;
   return 1;
 }
 
@@ -338,6 +339,7 @@ void tc_ep_config_default(tc_ep_config *c) {
   c->verified_peers = 4096u;
   c->echo_lifetime_ms = 30000u;
   c->verified_lifetime_ms = 3600000u;
+  c->flags = 0;
 }
 
 /* ACK_TIMEOUT * (2^k - 1) * ACK_RANDOM_FACTOR, in ms (k <= 21: no overflow). */
@@ -1300,7 +1302,7 @@ static void on_request(tc_ep *ep, uint64_t now, tc_txq *tx, uint64_t h, const ui
     if (num == OPT_NO_RESPONSE && opts[i].length <= 1u)
       nores = opts[i].length ? data[opts[i].offset] : 0u;
     else if (num == OPT_PROXY_URI || num == OPT_PROXY_SCHEME)
-      proxy = 1;
+      proxy = !(ep->cfg.flags & TC_EPF_PROXY);
     else if (num == OPT_ECHO)
       echo = &opts[i];
     else if (num == OPT_OBSERVE) {

@@ -1217,6 +1217,34 @@ out:
   side_free(&b);
 }
 
+/* a proxy (TC_CONNF_PROXY) gets Proxy-Uri / Proxy-Scheme requests delivered */
+static void t_proxy_flag(void) {
+  tc_conn_config cc, sc;
+  side a, b;
+  req q;
+  uint32_t i, id;
+  cfg_default(&cc, TC_TCP, 1152, 0);
+  cfg_default(&sc, TC_TCP, 1152, TC_CONNF_PROXY);
+  if (side_init(&a, &cc, "client", 0, 0) || side_init(&b, &sc, "server", 0, 0)) {
+    CHECK(0, "setup");
+    return;
+  }
+  run(&a, &b, 0, CH_WHOLE);
+  for (i = 0; i < 2; i++) {
+    req_init(&q, 0x01, NULL);
+    req_bytes(&q, i == 0 ? 35 : 39, i == 0 ? "coap://x/" : "coap", i == 0 ? 9 : 4);
+    CHECK_EQ(req_send(&a, 1, &q, 0, &id), 0, "send");
+    a.resp_id = 0;
+    run(&a, &b, 1, CH_WHOLE);
+    CHECK_EQ(a.resp_id, 0, "not answered by the connection");
+  }
+  CHECK_EQ(count_kind(&b, TC_EV_REQUEST), 2, "delivered to the proxy");
+  side_free(&a);
+  side_free(&b);
+  sc.flags = 4u;
+  CHECK_EQ(tc_conn_size(&sc), 0, "unknown flag");
+}
+
 void test_conn(void);
 void test_conn(void) {
   unsigned long p0 = tc_test_passed, f0 = tc_test_failed;
@@ -1234,5 +1262,6 @@ void test_conn(void) {
   t_bounds();
   t_slow_reader();
   t_router();
+  t_proxy_flag();
   printf("conn-tests: %lu passed, %lu failed\n", tc_test_passed - p0, tc_test_failed - f0);
 }

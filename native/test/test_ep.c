@@ -929,6 +929,21 @@ static void t_auto_responses(void) {
   CHECK_EQ(DG_CODE(s, 1), 0xA5);
   CHECK_EQ(ev.kind, TC_EV_NONE);
   node_free(s);
+
+  /* a proxy (TC_EPF_PROXY) gets them delivered, with their options */
+  cfg.flags = TC_EPF_PROXY;
+  s = node_new(&cfg, 20, 2);
+  n = mk(b, TC_CON, 1, 130, TOK, 4, &proxy, 1, NULL);
+  CHECK_EQ(raw(s, b, n, 7, &ev), 0);
+  CHECK_EQ(ev.kind, TC_EV_REQUEST);
+  CHECK_EQ(tc_ep_drop(s->ep, ev.id), 0);
+  n = mk(b, TC_NON, 2, 131, TOK, 4, &scheme, 1, NULL);
+  CHECK_EQ(raw(s, b, n, 7, &ev), 0);
+  CHECK_EQ(ev.kind, TC_EV_REQUEST);
+  CHECK_EQ(tc_ep_drop(s->ep, ev.id), 0);
+  node_free(s);
+  cfg.flags = 2u; /* an unknown flag: invalid */
+  CHECK_EQ(tc_ep_size(&cfg), 0);
 }
 
 static void t_overload(void) {

@@ -581,6 +581,19 @@ static void t_basic(void) {
     run(&c, &s);
     CHECK_EQ(c.resp_count[1], r1 + 2, "connection 1 still notified");
     CHECK_EQ(c.resp_count[2], r2 + 1, "connection 2 gone");
+    { /* OBSERVERS: the count into RC, and the records after it still run */
+      uint32_t *r = tx_reserve(&s, TCB_TX_SMALL_WORDS), pos = (uint32_t)(r - s.w);
+      r[TCB_TX_SMALL_KIND] = TCB_TX_OBSERVERS;
+      r[TCB_TX_SMALL_ID] = 7;
+      r[TCB_TX_SMALL_RC] = 99;
+      r[TCB_TX_SMALL_CONN] = 0;
+      tx_notify(&s, 7, "n3");
+      CHECK_EQ(tcs_flush(s.s, g_now, s.w, s.nw, s.b, s.nb), TCS_DONE, "flush");
+      CHECK_EQ(s.w[pos + TCB_TX_SMALL_RC], 1, "one observer left");
+      s.nw = s.nb = 0;
+      run(&c, &s);
+      CHECK_EQ(c.resp_count[1], r1 + 3, "the NOTIFY after it ran");
+    }
   }
   CHECK_EQ(tcs_get_stats(s.s)->conns, 2, "two connections open");
   CHECK(tcs_memory(s.s) > 0, "memory");

@@ -36,6 +36,9 @@ export const CONN_EV_ABORT = 20;
 export const CONN_EV_CLOSED = 21;
 export const CONN_EVF_BERT = 4;
 export const CONN_EVF_CUSTODY = 8;
+export const EPF_PROXY = 1;
+export const CONNF_BERT = 1;
+export const CONNF_PROXY = 2;
 
 // Constants of the records
 export const ADDR4_LEN = 7;
@@ -284,43 +287,44 @@ export const EPC_AMPLIFICATION_FACTOR = 16;
 export const EPC_VERIFIED_PEERS = 17;
 export const EPC_ECHO_LIFETIME_MS = 18;
 export const EPC_VERIFIED_LIFETIME_MS = 19;
-export const EP_CONFIG_WORDS = 20;
-export const SRVC_BW1_MAX_TRANSFERS = 20;
-export const SRVC_BW1_MAX_PER_PEER = 21;
-export const SRVC_BW1_MAX_BODY = 22;
-export const SRVC_BW1_POOL_BYTES = 23;
-export const SRVC_BW1_CHUNK_SIZE = 24;
-export const SRVC_BW1_MAX_KEY = 25;
-export const SRVC_BW1_IDLE_TIMEOUT_MS = 26;
-export const SRVC_BW1_PREFERRED_SZX = 27;
-export const SRVC_BW1_BUSY_MAX_AGE = 28;
-export const SRVC_BW1_MAX_PER_HOST = 29;
-export const SRVC_BW1_PORT_OFFSET = 30;
-export const SRVC_BW1_RECLAIM_IDLE_MS = 31;
-export const SRVC_BW2_MAX_REPS = 32;
-export const SRVC_BW2_POOL_BYTES = 33;
-export const SRVC_BW2_CHUNK_SIZE = 34;
-export const SRVC_BW2_MAX_KEY = 35;
-export const SRVC_BW2_MAX_OPT_BYTES = 36;
-export const SRVC_BW2_MAX_OPTS = 37;
-export const SRVC_BW2_PREFERRED_SZX = 38;
-export const SRVC_BW2_DEFAULT_LIFETIME_MS = 39;
-export const SRVC_OBS_MAX_OBSERVERS = 40;
-export const SRVC_OBS_MAX_PER_RESOURCE = 41;
-export const SRVC_OBS_MAX_RESOURCES = 42;
-export const SRVC_OBS_CON_EVERY = 43;
-export const SRVC_OBS_CON_INTERVAL_MS = 44;
-export const SRVC_OBS_MAX_JOBS = 45;
-export const SRVC_OBS_MAX_MESSAGE_SIZE = 46;
-export const SRVC_OBS_MAX_OPTS = 47;
-export const SRVC_OBS_MAX_PER_HOST = 48;
-export const SRVC_OBS_PORT_OFFSET = 49;
-export const SRVC_OBS_CONFIRM_FIRST = 50;
-export const SRVC_MAX_IN_PROGRESS = 51;
-export const SRVC_MAX_MESSAGE_SIZE = 52;
-export const SRVC_MAX_RESOURCE_KEYS = 53;
+export const EPC_FLAGS = 20;
+export const EP_CONFIG_WORDS = 21;
+export const SRVC_BW1_MAX_TRANSFERS = 21;
+export const SRVC_BW1_MAX_PER_PEER = 22;
+export const SRVC_BW1_MAX_BODY = 23;
+export const SRVC_BW1_POOL_BYTES = 24;
+export const SRVC_BW1_CHUNK_SIZE = 25;
+export const SRVC_BW1_MAX_KEY = 26;
+export const SRVC_BW1_IDLE_TIMEOUT_MS = 27;
+export const SRVC_BW1_PREFERRED_SZX = 28;
+export const SRVC_BW1_BUSY_MAX_AGE = 29;
+export const SRVC_BW1_MAX_PER_HOST = 30;
+export const SRVC_BW1_PORT_OFFSET = 31;
+export const SRVC_BW1_RECLAIM_IDLE_MS = 32;
+export const SRVC_BW2_MAX_REPS = 33;
+export const SRVC_BW2_POOL_BYTES = 34;
+export const SRVC_BW2_CHUNK_SIZE = 35;
+export const SRVC_BW2_MAX_KEY = 36;
+export const SRVC_BW2_MAX_OPT_BYTES = 37;
+export const SRVC_BW2_MAX_OPTS = 38;
+export const SRVC_BW2_PREFERRED_SZX = 39;
+export const SRVC_BW2_DEFAULT_LIFETIME_MS = 40;
+export const SRVC_OBS_MAX_OBSERVERS = 41;
+export const SRVC_OBS_MAX_PER_RESOURCE = 42;
+export const SRVC_OBS_MAX_RESOURCES = 43;
+export const SRVC_OBS_CON_EVERY = 44;
+export const SRVC_OBS_CON_INTERVAL_MS = 45;
+export const SRVC_OBS_MAX_JOBS = 46;
+export const SRVC_OBS_MAX_MESSAGE_SIZE = 47;
+export const SRVC_OBS_MAX_OPTS = 48;
+export const SRVC_OBS_MAX_PER_HOST = 49;
+export const SRVC_OBS_PORT_OFFSET = 50;
+export const SRVC_OBS_CONFIRM_FIRST = 51;
+export const SRVC_MAX_IN_PROGRESS = 52;
+export const SRVC_MAX_MESSAGE_SIZE = 53;
+export const SRVC_MAX_RESOURCE_KEYS = 54;
 export const SRV_CONFIG_WORDS = 34;
-export const CONFIG_WORDS = 54;
+export const CONFIG_WORDS = 55;
 /** seed bytes a driver takes: 32 for tc_ep, 16 for tc_srv */
 export const SEED_BYTES = 48;
 
@@ -446,33 +450,33 @@ export const STATS_U64: readonly number[] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 7
 /** The layout table native/driver/abi.c compiles (tca_layout); both backends report theirs. */
 export const ABI_LAYOUT: readonly number[] = [
   9, 3, 3, 22, 28, 32, 0, 1, 2, 3, 4, 5, 1, 2, 1, 2,
-  4, 1, 2, 1, 16, 17, 18, 19, 20, 21, 4, 8, 7, 23, 128, 256,
-  6, 1, 2, 3, 4, 5, 6, 7, 255, 22, 16, 32, 64, 32, 4294967192, 4294967191,
-  4294967190, 4294967189, 4294967188, 4294967187, 4294967186, 4294967295, 4294967294, 4294967293, 4294967292, 4294967291, 4294967290, 4294967289, 4294967288, 4294967287, 4294967286, 4294967285,
-  4294967284, 4294967283, 4294967282, 4294967281, 4294967280, 4294967279, 4294967278, 4294967277, 4294967276, 4294967275, 4294967274, 0, 1, 2, 3, 4,
-  5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-  24, 25, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4,
-  5, 6, 7, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3, 4, 0, 1,
-  2, 3, 4, 5, 9, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0,
-  1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
-  18, 0, 1, 2, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7,
-  8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3, 4, 5, 0,
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-  17, 18, 19, 20, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-  12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
-  28, 29, 30, 31, 32, 33, 34, 0, 1, 2, 3, 4, 5, 6, 7, 8,
-  9, 10, 11, 12, 0, 1, 2, 3, 4, 0, 8, 8, 8, 16, 8, 24,
-  8, 32, 4, 36, 4, 40, 4, 44, 4, 48, 4, 52, 4, 56, 4, 60,
-  4, 64, 4, 68, 4, 72, 4, 76, 4, 80, 4, 84, 4, 88, 4, 92,
-  4, 96, 4, 100, 4, 104, 4, 108, 4, 112, 4, 116, 4, 120, 4, 128,
-  8, 136, 8, 144, 8, 152, 8, 160, 8, 168, 8, 176, 8, 184, 8, 192,
-  8, 200, 0, 8, 8, 8, 16, 8, 24, 8, 32, 8, 40, 8, 48, 8,
-  56, 8, 64, 8, 72, 8, 80, 8, 88, 8, 96, 4, 100, 4, 104, 4,
-  108, 4, 112, 4, 116, 4, 120, 8, 128, 8, 136, 8, 144, 8, 152, 4,
-  156, 4, 160, 4, 164, 4, 168, 4, 172, 4, 176, 4, 180, 4, 184, 4,
-  188, 4, 192, 4, 196, 4, 200, 4, 204, 4, 208, 4, 216, 8, 224, 8,
-  232, 8, 240, 8, 248, 8, 256, 8, 264, 8, 272, 8, 280, 8, 288, 8,
-  296, 48,
+  4, 1, 2, 1, 16, 17, 18, 19, 20, 21, 4, 8, 1, 1, 2, 7,
+  23, 128, 256, 6, 1, 2, 3, 4, 5, 6, 7, 255, 22, 16, 32, 64,
+  32, 4294967192, 4294967191, 4294967190, 4294967189, 4294967188, 4294967187, 4294967186, 4294967295, 4294967294, 4294967293, 4294967292, 4294967291, 4294967290, 4294967289, 4294967288,
+  4294967287, 4294967286, 4294967285, 4294967284, 4294967283, 4294967282, 4294967281, 4294967280, 4294967279, 4294967278, 4294967277, 4294967276, 4294967275, 4294967274, 0, 1,
+  2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+  21, 22, 23, 24, 25, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1,
+  2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3,
+  4, 0, 1, 2, 3, 4, 5, 9, 10, 0, 1, 2, 3, 4, 5, 6,
+  7, 8, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14,
+  15, 16, 17, 18, 0, 1, 2, 6, 7, 8, 9, 0, 1, 2, 3, 4,
+  5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 1, 2, 3,
+  4, 5, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+  14, 15, 16, 17, 18, 19, 20, 21, 0, 1, 2, 3, 4, 5, 6, 7,
+  8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+  24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 0, 1, 2, 3, 4,
+  5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4, 0, 8, 8,
+  8, 16, 8, 24, 8, 32, 4, 36, 4, 40, 4, 44, 4, 48, 4, 52,
+  4, 56, 4, 60, 4, 64, 4, 68, 4, 72, 4, 76, 4, 80, 4, 84,
+  4, 88, 4, 92, 4, 96, 4, 100, 4, 104, 4, 108, 4, 112, 4, 116,
+  4, 120, 4, 128, 8, 136, 8, 144, 8, 152, 8, 160, 8, 168, 8, 176,
+  8, 184, 8, 192, 8, 200, 0, 8, 8, 8, 16, 8, 24, 8, 32, 8,
+  40, 8, 48, 8, 56, 8, 64, 8, 72, 8, 80, 8, 88, 8, 96, 4,
+  100, 4, 104, 4, 108, 4, 112, 4, 116, 4, 120, 8, 128, 8, 136, 8,
+  144, 8, 152, 4, 156, 4, 160, 4, 164, 4, 168, 4, 172, 4, 176, 4,
+  180, 4, 184, 4, 188, 4, 192, 4, 196, 4, 200, 4, 204, 4, 208, 4,
+  216, 8, 224, 8, 232, 8, 240, 8, 248, 8, 256, 8, 264, 8, 272, 8,
+  280, 8, 288, 8, 296, 48,
 ];
 /** FNV-1a of ABI_LAYOUT (tca_hash). */
-export const ABI_HASH = 0x3c6b62b4;
+export const ABI_HASH = 0x53282737;

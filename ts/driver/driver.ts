@@ -298,6 +298,11 @@ export interface DriverOptions extends EndpointOptions {
   readonly security?: TlsSettings;
   /** WebSockets (server): serve on this existing node:http(s) server instead of opening a port. */
   readonly httpServer?: unknown;
+  /**
+   * Deliver requests carrying Proxy-Uri or Proxy-Scheme to the server (a proxy: ts/proxy.ts)
+   * instead of the core answering them 5.05 (tc_ep_config / tc_conn_config flags).
+   */
+  readonly acceptProxy?: boolean;
 }
 
 /** Opens a driver (unbound) for an address family. */

@@ -36,6 +36,8 @@ import {
   CONNC_CSM_TIMEOUT_MS,
   CONNC_EXCHANGE_BASE,
   CONNC_FLAGS,
+  CONNF_BERT,
+  CONNF_PROXY,
   CONNC_IDLE_MS,
   CONNC_MAX_EXCHANGES,
   CONNC_MAX_MESSAGE_SIZE,
@@ -100,7 +102,6 @@ import { UdpBatch } from './udp-batch';
 const NO_VALUE = 0xffffffff;
 const TC_TCP = 1;
 const TC_WS = 2;
-const CONNF_BERT = 1;
 const utf8 = new TextDecoder();
 
 /** Names of negative errno values (Linux numbering), from Node's own table. */
@@ -156,7 +157,7 @@ export function streamConfig(framing: StreamFraming, o: DriverOptions & StreamLi
   const exchanges = Math.max(1, Math.min(client ? 16 : 16, Math.floor(65535 / maxConns)));
   const c = STREAM_CONFIG_CONN;
   cfg[c + CONNC_TRANSPORT] = framing === 'ws' ? TC_WS : TC_TCP;
-  cfg[c + CONNC_FLAGS] = CONNF_BERT;
+  cfg[c + CONNC_FLAGS] = CONNF_BERT | (o.acceptProxy === true ? CONNF_PROXY : 0);
   cfg[c + CONNC_MAX_MESSAGE_SIZE] = mms;
   cfg[c + CONNC_OUT_BYTES] = outBytes;
   cfg[c + CONNC_MAX_EXCHANGES] = exchanges;

@@ -33,6 +33,8 @@ import {
   EPC_RESPONSE_TIMEOUT_MS,
   EPC_SEPARATE_ACK_DELAY_MS,
   EPC_VERIFIED_LIFETIME_MS,
+  EPC_FLAGS,
+  EPF_PROXY,
   EPC_VERIFIED_PEERS,
   RX_WORDS,
   SRVC_BW1_BUSY_MAX_AGE,
@@ -253,7 +255,7 @@ function group<T extends object>(name: string, v: T | undefined): Partial<T> {
  * max_resource_keys; all in struct order). Throws RangeError for bad values (TypeError for a
  * group that is not an object).
  */
-export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client' = 'server'): Uint32Array {
+export function endpointConfig(o: EndpointOptions & { readonly acceptProxy?: boolean } = {}, role: 'server' | 'client' = 'server'): Uint32Array {
   // A client endpoint serves no uploads, downloads or observers of its own: its server-side
   // tables default to their minimum (a few KiB instead of megabytes); options still apply.
   const client = role === 'client';
@@ -293,6 +295,7 @@ export function endpointConfig(o: EndpointOptions = {}, role: 'server' | 'client
   cfg[EPC_VERIFIED_PEERS] = uint('verifiedPeers', o.verifiedPeers, client ? 16 : 4096, 4, 1 << 20);
   cfg[EPC_ECHO_LIFETIME_MS] = uint('echoLifetime', o.echoLifetime, 30000, 1000, 3600000);
   cfg[EPC_VERIFIED_LIFETIME_MS] = uint('verifiedLifetime', o.verifiedLifetime, 3600000, 1000, 0xffffffff);
+  cfg[EPC_FLAGS] = o.acceptProxy === true ? EPF_PROXY : 0;
 
   // tc_srv_config; the fields not exposed keep the core's defaults (tc_*_config_default)
   const bw = group('blockwise', o.blockwise);
