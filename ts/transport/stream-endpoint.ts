@@ -227,6 +227,24 @@ class StreamBatch extends UdpBatch {
     if (u32[r + RX_FAMILY] !== FAMILY_CONN) return super.remote(r);
     return this.ep.remoteOf(u32[r + RX_PORT] as number);
   }
+  /**
+   * The message as the client-transfer (block-wise) calls take it: RFC 7252 framing. A record
+   * holds it as received (RFC 8323: Len/TKL, extended length, Code, token, ...): the same
+   * bytes after the Code, under a UDP header (an ACK, Message ID 0).
+   */
+  override message(r: number): Uint8Array {
+    const m = super.message(r);
+    if (m.length < 2) return m;
+    const len = (m[0] as number) >> 4;
+    const ext = this.ep.framing === 'ws' ? 0 : len === 13 ? 1 : len === 14 ? 2 : len === 15 ? 4 : 0;
+    const code = 1 + ext;
+    if (m.length <= code) return m;
+    const out = new Uint8Array(m.length - code + 3);
+    out[0] = 0x60 | ((m[0] as number) & 0x0f);
+    out[1] = m[code] as number;
+    out.set(m.subarray(code + 1), 4);
+    return out;
+  }
 }
 
 /** A {@link ConnectingDriver} over a stream host. */
