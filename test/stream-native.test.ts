@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as abi from '../ts/driver/abi';
 import { endpointConfig } from '../ts/transport/udp-records';
 import { nativeStreamFactory, type StreamAddon } from '../ts/transport/stream-native';
+import { nativeStreamFeed, type StreamFeedAddon } from '../ts/transport/stream-feed-native';
+import { OUT_CLOSE, OUT_WRITE, TCS_DELIVER, type StreamFeed } from '../ts/transport/stream-feed';
 import type { StreamCore, TlsSettings } from '../ts/transport/stream-core';
 import { loadNativeAddon } from '../ts/backend/native';
 import { hasNative, nativeMissing, nativePath } from './support/backends';
@@ -29,13 +31,15 @@ interface Limits {
   maxConns?: number;
   perHost?: number;
   csmTimeoutMs?: number;
+  /** TC_TCP (1, default) or TC_WS (2) */
+  transport?: number;
 }
 
 function streamConfig(l: Limits = {}): Uint32Array {
   const maxConns = l.maxConns ?? 64;
   const cfg = new Uint32Array(abi.STREAM_CONFIG_WORDS);
   const c = abi.STREAM_CONFIG_CONN;
-  cfg[c + abi.CONNC_TRANSPORT] = 1; // TC_TCP
+  cfg[c + abi.CONNC_TRANSPORT] = l.transport ?? 1; // TC_TCP
   cfg[c + abi.CONNC_FLAGS] = 1; // BERT
   cfg[c + abi.CONNC_MAX_MESSAGE_SIZE] = 8192;
   cfg[c + abi.CONNC_OUT_BYTES] = 65536;
@@ -82,6 +86,8 @@ class Host {
   private waiters: (() => void)[] = [];
   /** answers REQUEST records: path -> payload (2.05) */
   routes = new Map<string, string>();
+  /** RESPOND records that failed (TC_E_FULL for a peer that does not read) */
+  failed = 0;
 
   constructor(l: Limits = {}) {
     this.core = factory!('tcp', streamConfig(l), randomBytes(abi.SEED_BYTES), (u32, u8, count, base) => this.onBatch(u32, u8, count, base), 'server');
@@ -130,7 +136,7 @@ class Host {
       }
       p += abi.RX_WORDS + 3 * opts;
     }
-    if (nw > 0) expect(this.core.flush(nw, nb)).toBe(0);
+    if (nw > 0) this.failed += this.core.flush(nw, nb);
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
@@ -210,7 +216,7 @@ async function roundTrip(server: Host, client: Host, cid: number, path = 'hello'
 /* ------------------------------------------------------------------ certificates */
 
 let certDir = '';
-let pki: { ca: string; cert: string; key: string; otherCa: string } | undefined;
+let pki: { ca: string; cert: string; key: string; otherCa: string; cliCert: string; cliKey: string } | undefined;
 
 function makePki(): void {
   const openssl = findBinary('openssl');
@@ -226,7 +232,12 @@ function makePki(): void {
   run('req', '-new', '-key', f('srv.key'), '-subj', '/CN=turbocoap-test-server', '-out', f('srv.csr'));
   writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   run('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('srv.pem'));
+  run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('cli.key'));
+  run('req', '-new', '-key', f('cli.key'), '-subj', '/CN=turbocoap-test-client', '-out', f('cli.csr'));
+  run('x509', '-req', '-in', f('cli.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-out', f('cli.pem'));
   pki = {
+    cliCert: readFileSync(f('cli.pem'), 'utf8'),
+    cliKey: readFileSync(f('cli.key'), 'utf8'),
     ca: readFileSync(f('ca.pem'), 'utf8'),
     cert: readFileSync(f('srv.pem'), 'utf8'),
     key: readFileSync(f('srv.key'), 'utf8'),
@@ -246,6 +257,13 @@ async function freePort(): Promise<number> {
 
 /* ------------------------------------------------------------------ tests */
 
+beforeAll(() => {
+  if (hasNative) makePki();
+});
+afterAll(() => {
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
+});
+
 describe.skipIf(!hasNative)('native stream host', () => {
   const hosts: Host[] = [];
   const host = (l?: Limits) => {
@@ -253,10 +271,8 @@ describe.skipIf(!hasNative)('native stream host', () => {
     hosts.push(h);
     return h;
   };
-  beforeAll(() => makePki());
   afterAll(async () => {
     await Promise.all(hosts.map((h) => h.close()));
-    if (certDir) rmSync(certDir, { recursive: true, force: true });
   });
 
   it('TCP: OPEN and READY on both sides, a request through, the response back, stats', async () => {
@@ -357,6 +373,33 @@ describe.skipIf(!hasNative)('native stream host', () => {
     expect(closed.status).toBe(-105); // TC_TLS_E_VERIFY
   });
 
+  it('TLS: mutual authentication (requestCert) gives the client CN; SNI servername checked by DNS name', async (ctx) => {
+    if (pki === undefined) {
+      if (inCI) throw new Error('CI: openssl not found');
+      ctx.skip();
+      return;
+    }
+    const server = host();
+    const client = host();
+    const { address } = await server.core.listen({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { certPem: pki.cert, keyPem: pki.key, caPem: pki.ca, requestCert: true, rejectUnauthorized: true },
+    });
+    const { cid, sid } = await pair(server, client, address.port, { caPem: pki.ca, certPem: pki.cliCert, keyPem: pki.cliKey, servername: 'localhost' });
+    expect(server.recs.find(isOpen(sid))!.data.toString()).toBe('turbocoap-test-client');
+    await roundTrip(server, client, cid, 'mutual');
+    // without a client certificate the server refuses the handshake
+    const anon = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: pki.ca } });
+    const closed = await client.wait(isKind(abi.CONN_EV_CLOSED, anon), 'CLOSED (no client certificate)');
+    expect(closed.flags & abi.CONN_EVF_TLSERR).toBe(abi.CONN_EVF_TLSERR);
+    await server.wait((r) => r.kind === abi.CONN_EV_CLOSED && (r.flags & abi.CONN_EVF_TLSERR) !== 0, 'server CLOSED with TLSERR');
+    // a servername the certificate does not name fails verification
+    const wrong = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: pki.ca, certPem: pki.cliCert, keyPem: pki.cliKey, servername: 'example.org' } });
+    const c2 = await client.wait(isKind(abi.CONN_EV_CLOSED, wrong), 'CLOSED (name mismatch)');
+    expect(c2.status).toBe(-105);
+  });
+
   it('a refused connect gives CLOSED with SYSERR -111 (ECONNREFUSED)', async () => {
     const client = host();
     const port = await freePort();
@@ -417,6 +460,55 @@ describe.skipIf(!hasNative)('native stream host', () => {
     expect(closed.status).toBeLessThan(0); // the connection error it aborted with
   });
 
+  it('a peer that never reads: its input pauses, its memory stays bounded, others are still served', async () => {
+    const server = host();
+    const client = host();
+    server.routes.set('big', 'x'.repeat(7000));
+    const { address } = await server.core.listen({ host: '127.0.0.1', port: 0 });
+    // a raw peer: its CSM (Max-Message-Size 65535), then thousands of GET /big, never reading
+    const csm = Buffer.from([0x30, 0xe1, 0x22, 0xff, 0xff]); // Len 3, 7.01, option 2 (MMS) = 65535
+    const get = Buffer.from([0x41, 0x01, 0x7a, 0xb3, 0x62, 0x69, 0x67]); // Len 4, TKL 1, GET, token, Uri-Path "big"
+    const wave = Buffer.concat(Array.from({ length: 16 }, () => get)); // the exchange bound: 16
+    const raw = netConnect(address.port, '127.0.0.1');
+    raw.pause(); // never reads
+    raw.on('error', () => {});
+    await new Promise<void>((res) => raw.on('connect', () => res()));
+    raw.write(csm);
+    const served = () => server.recs.filter((r) => r.kind === abi.EV_REQUEST && r.path === 'big').length;
+    // waves of 16 requests, each answered with 7000 bytes, until the kernel's buffers are full
+    // and the server stops reading the peer
+    for (let w = 0; w < 300 && server.core.stats().readPauses === 0; w++) {
+      const before = served();
+      raw.write(wave);
+      const end = Date.now() + 300;
+      while (served() < before + 16 && server.core.stats().readPauses === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+    }
+    const st = server.core.stats();
+    expect(st.readPauses).toBeGreaterThan(0);
+    // another connection is served meanwhile
+    const { cid } = await pair(server, client, address.port);
+    await roundTrip(server, client, cid, 'other');
+    // requests the peer keeps sending are not read: nothing more reaches the application
+    const n = served();
+    raw.write(Buffer.concat(Array.from({ length: 64 }, () => wave)));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(served()).toBeLessThanOrEqual(n + 16);
+    raw.destroy();
+  });
+
+  it('close() with connections open: every handle closes, the promise resolves', async () => {
+    const server = new Host();
+    const client = new Host();
+    const key = Buffer.from('k1');
+    const { address } = await server.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['a', key]]) } });
+    await pair(server, client, address.port, { pskIdentity: 'a', pskKey: key });
+    const pending = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'a', pskKey: key } });
+    expect(pending).toBeGreaterThan(0);
+    await Promise.all([server.close(), client.close()]);
+    expect(server.core.stats().conns).toBe(0);
+    expect(server.core.flush(0, 0)).toBe(abi.E_STALE);
+  });
+
   it('closeConn with abort sends Abort with the diagnostic; the client sees ABORT then CLOSED', async () => {
     const server = host();
     const client = host();
@@ -473,4 +565,134 @@ describe.skipIf(!hasNative || coapClient === undefined)('libcoap coap-client-ope
     const open = server.recs.find((r) => r.kind === abi.CONN_EV_OPEN && r.status === tls.index);
     expect(open?.data.toString()).toBe('libcoap');
   });
+
+  it('GET coaps+tcp:// with certificates made by openssl (-R CA)', async (ctx) => {
+    if (pki === undefined) {
+      if (inCI) throw new Error('CI: openssl not found');
+      ctx.skip();
+      return;
+    }
+    const server = new Host();
+    hosts.push(server);
+    server.routes.set('hello', 'world over tls');
+    const tls = await server.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: pki.cert, keyPem: pki.key } });
+    const out = await runClient(['-m', 'get', '-B', '5', '-R', join(certDir, 'ca.pem'), `coaps+tcp://127.0.0.1:${tls.address.port}/hello`]);
+    expect(out).toContain('world over tls');
+    expect(server.recs.some((r) => r.kind === abi.CONN_EV_OPEN && (r.flags & abi.CONN_EVF_TLS) !== 0)).toBe(true);
+  });
+});
+
+/* ------------------------------------------------------------------ feed (JS-owned sockets) */
+
+describe.skipIf(!hasNative)('native stream feed (sockets JavaScript owns)', () => {
+  /** Two feeds joined in memory: a's connection 1 is b's connection 101. */
+  function link(transport: number) {
+    const feedOf = nativeStreamFeed(addon as unknown as StreamFeedAddon);
+    const a = feedOf(streamConfig({ transport }), randomBytes(abi.SEED_BYTES));
+    const b = feedOf(streamConfig({ transport }), randomBytes(abi.SEED_BYTES));
+    const got: { side: string; words: Uint32Array; data: Uint8Array; count: number }[] = [];
+    const addr = (port: number) => new Uint32Array([4, port, 0x0100007f, 0, 0, 0, 0]);
+    const take = (f: StreamFeed, side: string) => {
+      if (f.batchCount() > 0) got.push({ side, ...f.takeBatch() });
+    };
+    // move every pending message from `from` to `to` (whole messages for ws)
+    const pump = () => {
+      for (let round = 0; round < 50; round++) {
+        let moved = 0;
+        for (const [from, to, fromSide, toId, toSide] of [
+          [a, b, 'a', 101, 'b'],
+          [b, a, 'b', 1, 'a'],
+        ] as const) {
+          const n = from.collect();
+          for (let i = 0; i < n; i++) {
+            if (from.outOp(i) !== OUT_WRITE) continue;
+            const bytes = from.outBytes(i).slice();
+            let at = 0;
+            while (at < bytes.length || at === 0) {
+              const r = to.recv(Date.now(), toId, bytes, at);
+              at += to.used;
+              if (r === TCS_DELIVER) take(to, toSide);
+              else if (to.used === 0) break;
+              if (at >= bytes.length) break;
+            }
+            from.setDone(i, bytes.length);
+            moved++;
+          }
+          from.wrote(n);
+          take(to, toSide);
+          void fromSide;
+        }
+        if (moved === 0) break;
+      }
+    };
+    expect(b.open(Date.now(), 101, addr(40000))).toBe(1);
+    expect(a.open(Date.now(), 1, addr(5683))).toBe(1);
+    return { a, b, got, pump, take };
+  }
+
+  for (const [name, transport] of [
+    ['tcp', 1],
+    ['ws', 2],
+  ] as const) {
+    it(`${name} framing: CSM both ways (READY), a request through, the response back, graceful close`, () => {
+      const { a, b, got, pump, take } = link(transport);
+      pump();
+      const kinds = (side: string) => got.filter((g) => g.side === side).flatMap((g) => {
+        const out: number[] = [];
+        let p = 0;
+        for (let n = 0; n < g.count; n++) {
+          const k = g.words[p + abi.RX_KIND]!;
+          out.push(k);
+          p += abi.RX_WORDS + (k === abi.EV_REQUEST || k === abi.EV_RESPONSE ? 3 * g.words[p + abi.RX_OPT_COUNT]! : 0);
+        }
+        return out;
+      });
+      expect(kinds('a')).toContain(abi.CONN_EV_READY);
+      expect(kinds('b')).toContain(abi.CONN_EV_READY);
+      // a GET from a
+      const w = a.txWords;
+      w.fill(0, 0, abi.TX_REQUEST_WORDS);
+      w[abi.TX_REQUEST_KIND] = abi.TX_REQUEST;
+      w[abi.TX_REQUEST_CODE] = 1;
+      w[abi.TX_REQUEST_FAMILY] = abi.FAMILY_CONN;
+      w[abi.TX_REQUEST_PORT] = 1;
+      w[abi.TX_REQUEST_TOKEN] = 2;
+      a.flushStart(abi.TX_REQUEST_WORDS, 0);
+      expect(a.flushRun(Date.now())).toBe(0);
+      expect(a.flushEnd(abi.TX_REQUEST_WORDS)).toBe(0);
+      pump();
+      const req = got.find((g) => g.side === 'b' && g.words[abi.RX_KIND] === abi.EV_REQUEST)!;
+      expect(req).toBeDefined();
+      const r = b.txWords;
+      r.fill(0, 0, abi.TX_RESPOND_WORDS);
+      r[abi.TX_RESPOND_KIND] = abi.TX_RESPOND;
+      r[abi.TX_RESPOND_ID] = req.words[abi.RX_ID]!;
+      r[abi.TX_RESPOND_CODE] = 0x45;
+      r[abi.TX_RESPOND_PAYLOAD_LEN] = 2;
+      b.txBytes.set([0x6f, 0x6b]);
+      b.flushStart(abi.TX_RESPOND_WORDS, 2);
+      expect(b.flushRun(Date.now())).toBe(0);
+      expect(b.flushEnd(abi.TX_RESPOND_WORDS)).toBe(0);
+      pump();
+      const resp = got.find((g) => g.side === 'a' && g.words[abi.RX_KIND] === abi.EV_RESPONSE)!;
+      expect(resp.words[abi.RX_CODE]).toBe(0x45);
+      const po = resp.words[abi.RX_PAYLOAD_OFF]!;
+      expect(Buffer.from(resp.data.subarray(po, po + 2)).toString()).toBe('ok');
+      // graceful close of a's connection: CLOSED now, then OUT_CLOSE once drained
+      expect(a.shutdown(Date.now(), 1)).toBe(1);
+      take(a, 'a');
+      expect(kinds('a')).toContain(abi.CONN_EV_CLOSED);
+      const n = a.collect();
+      expect(Array.from({ length: n }, (_, i) => a.outOp(i))).toContain(OUT_CLOSE);
+      a.wrote(n);
+      expect(a.close(Date.now(), 1, 0, 0)).toBe(0);
+      expect(b.close(Date.now(), 101, 0, 0)).toBe(0);
+      take(b, 'b');
+      expect(kinds('b').filter((k) => k === abi.CONN_EV_CLOSED).length).toBe(1);
+      expect(b.stats([3]).getBigUint64(abi.SST_ACCEPTED, true)).toBe(3n);
+      a.free();
+      b.free();
+      expect(a.collect()).toBe(0);
+    });
+  }
 });

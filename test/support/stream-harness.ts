@@ -69,8 +69,16 @@ export class Harness {
   /** answers requests automatically with 2.05 and this payload (by path) */
   autoRespond: ((path: string, payload: Uint8Array) => string | undefined) | undefined;
 
-  constructor(factory: StreamCoreFactory, framing: StreamFraming, role: 'server' | 'client', limits: StreamLimits & { maxMessageSize?: number } = {}) {
-    this.core = factory(framing, streamConfig(framing, limits, role), new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch, role);
+  constructor(
+    factory: StreamCoreFactory,
+    framing: StreamFraming,
+    role: 'server' | 'client',
+    limits: StreamLimits & { maxMessageSize?: number } = {},
+    tweak?: (config: Uint32Array) => void,
+  ) {
+    const cfg = streamConfig(framing, limits, role);
+    tweak?.(cfg);
+    this.core = factory(framing, cfg, new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch, role);
   }
 
   private readonly onBatch = (u32: Uint32Array, u8: Uint8Array, count: number, base: number): void => {
@@ -136,7 +144,7 @@ export class Harness {
   }
 
   /** A GET (or code) to path over connection conn; returns the RX id of the response wait. */
-  request(conn: number, path: string, code = 1, payload: Uint8Array = new Uint8Array(0)): number {
+  request(conn: number, path: string, code = 1, payload: Uint8Array = new Uint8Array(0)): [number, number] {
     const w = this.core.txWords;
     const b = this.core.txBytes;
     const segs = path.split('/').filter((s) => s !== '');
@@ -169,7 +177,7 @@ export class Harness {
     }
     const rc = this.core.flush(p, bp);
     if (rc !== 0 || w[TX_REQUEST_RC] !== 0) throw new Error(`REQUEST failed: flush ${rc}, rc ${w[TX_REQUEST_RC] | 0}`);
-    return w[TX_REQUEST_ID] as number;
+    return [conn, w[TX_REQUEST_ID] as number];
   }
 
   respond(exchange: number, code: number, payload: Uint8Array): number {
@@ -187,7 +195,8 @@ export class Harness {
     return rc !== 0 ? rc : (w[TX_RESPOND_RC] as number) | 0;
   }
 
-  response(reqId: number): Promise<Rec> {
-    return this.waitFor((r) => r.kind === EV_RESPONSE && r.id === reqId, `RESPONSE ${reqId}`);
+  /** The response to request(conn, ...). */
+  response([conn, reqId]: [number, number], ms = 5000): Promise<Rec> {
+    return this.waitFor((r) => r.kind === EV_RESPONSE && r.id === reqId && r.conn === conn, `RESPONSE ${conn}/${reqId}`, ms);
   }
 }

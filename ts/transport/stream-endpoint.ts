@@ -227,24 +227,31 @@ class StreamBatch extends UdpBatch {
     if (u32[r + RX_FAMILY] !== FAMILY_CONN) return super.remote(r);
     return this.ep.remoteOf(u32[r + RX_PORT] as number);
   }
-  /**
-   * The message as the client-transfer (block-wise) calls take it: RFC 7252 framing. A record
-   * holds it as received (RFC 8323: Len/TKL, extended length, Code, token, ...): the same
-   * bytes after the Code, under a UDP header (an ACK, Message ID 0).
-   */
+  /** The message in datagram form, as the client-transfer calls take it (see {@link toDatagram}). */
   override message(r: number): Uint8Array {
-    const m = super.message(r);
-    if (m.length < 2) return m;
-    const len = (m[0] as number) >> 4;
-    const ext = this.ep.framing === 'ws' ? 0 : len === 13 ? 1 : len === 14 ? 2 : len === 15 ? 4 : 0;
-    const code = 1 + ext;
-    if (m.length <= code) return m;
-    const out = new Uint8Array(m.length - code + 3);
-    out[0] = 0x60 | ((m[0] as number) & 0x0f);
-    out[1] = m[code] as number;
-    out.set(m.subarray(code + 1), 4);
-    return out;
+    return toDatagram(super.message(r));
   }
+}
+
+/**
+ * A message of RFC 8323 framing (TCP: Len/TKL nibbles, extended length, code, token; WebSocket:
+ * the same with Len 0) rewritten with the RFC 7252 header (version 1, ACK, Message ID 0): what
+ * follows the token (options, payload) is encoded alike in both. The client-transfer calls of
+ * the core decode datagrams.
+ */
+export function toDatagram(m: Uint8Array): Uint8Array {
+  if (m.length === 0) return m;
+  const b0 = m[0] as number;
+  const len = b0 >> 4;
+  let at = 1 + (len === 13 ? 1 : len === 14 ? 2 : len === 15 ? 4 : 0);
+  const code = m[at++] ?? 0;
+  const tkl = b0 & 0x0f;
+  const rest = m.subarray(at); // extended token length (RFC 8974), token, options, payload
+  const out = new Uint8Array(4 + rest.length);
+  out[0] = 0x60 | tkl;
+  out[1] = code;
+  out.set(rest, 4);
+  return out;
 }
 
 /** A {@link ConnectingDriver} over a stream host. */

@@ -95,10 +95,11 @@ export interface HostListener {
 /** Where sockets come from. */
 export interface SocketHost {
   readonly framing: StreamFraming;
-  /** accept(remote address): a link for a new socket, or undefined (over a bound: destroy it). */
-  listen(o: StreamListenOptions, accept: (address: string) => HostLink | undefined): Promise<HostListener>;
+  /** accept(remote address): a link for a new socket, or undefined (over a bound: destroy it).
+   *  maxMessage: the largest WebSocket message the driver takes (ws: refuse larger ones). */
+  listen(o: StreamListenOptions, accept: (address: string) => HostLink | undefined, maxMessage: number): Promise<HostListener>;
   /** Starts a connection; calls link.attach synchronously, then opened / data / closed. */
-  connect(o: StreamConnectOptions, link: HostLink): void;
+  connect(o: StreamConnectOptions, link: HostLink, maxMessage: number): void;
 }
 
 /** Host counters (the SST_* host block, in order). */
@@ -320,6 +321,8 @@ class JsStreamCore implements StreamCore {
           l.queue.unshift(off === 0 ? chunk : chunk.subarray(off));
           this.hostCounters[H_READ_PAUSES]++;
           l.conn?.pause();
+          // not congested, yet nothing moved: no 'drain' will come, so look again shortly
+          if (!l.blocked) setTimeout(() => this.unpause(l), 5);
           return false;
         }
       } else if (rc < 0) return true; // no such connection (closed meanwhile)
@@ -406,7 +409,9 @@ class JsStreamCore implements StreamCore {
           this.hostCounters[H_WRITES]++;
           feed.setDone(i, b.length);
         }
-        if (feed.wrote(n) === 0) break;
+        // until collect finds nothing: connections that wrote are queued again when they have
+        // more (or are closed and drained: CLOSE); congested ones wait for 'drain'
+        feed.wrote(n);
       }
     } finally {
       this.writing = false;
@@ -460,7 +465,7 @@ class JsStreamCore implements StreamCore {
       else this.hostCounters[H_ACCEPTED]++;
       return l;
     };
-    const listener = await this.host.listen(o, accept);
+    const listener = await this.host.listen(o, accept, this.feed.inCap);
     if (!this.refd) listener.setRef(false);
     this.listeners.push(listener);
     return { index, address: listener.address };
@@ -475,7 +480,7 @@ class JsStreamCore implements StreamCore {
       return id;
     }
     try {
-      this.host.connect(o, l);
+      this.host.connect(o, l, this.feed.inCap);
     } catch (e) {
       this.forget(l);
       l.st = St.Gone;
@@ -543,7 +548,8 @@ class JsStreamCore implements StreamCore {
     this.closing = (async () => {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
-      await Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
+      // listeners stop accepting now; their close completes once the connections are gone
+      const listening = Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
       const links = [...this.links.values()];
       for (const l of links) {
         // the driver's output first, then FIN
@@ -560,6 +566,7 @@ class JsStreamCore implements StreamCore {
         poll();
       });
       for (const l of this.links.values()) l.conn?.destroy();
+      await listening;
       this.dispatchFinal();
       this.closed = true;
       this.feed.free();
