@@ -20,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from '../ts/client';
 import type { CoapMessage } from '../ts/codec';
@@ -123,11 +123,11 @@ class RawPeer {
         host: '127.0.0.1',
         localAddress,
         ALPNProtocols: ['coap'],
-        maxVersion: 'TLSv1.2',
+        maxVersion: 'TLSv1.2' as const,
         ciphers: 'PSK-AES128-GCM-SHA256:PSK-AES128-CCM8',
         checkServerIdentity: () => undefined,
         pskCallback: () => ({ identity: psk.identity, psk: Buffer.from(psk.key) }),
-      }),
+      } as ConnectionOptions),
     );
     await p.opened;
     return p;
