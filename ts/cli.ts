@@ -783,8 +783,10 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
   const seen = new Set<string>();
   for (const l of listens) {
     let u;
+    // port 0 (pick a free one) is no URI port: parse without it
+    const zero = /^([a-z+]+:\/\/(?:\[[^\]]*\]|[^/:?#]*)):0+(?=[/?#]|$)/i.exec(l);
     try {
-      u = parseUri(l);
+      u = parseUri(zero === null ? l : (zero[1] as string) + l.slice(zero[0].length));
     } catch (e) {
       if (e instanceof CoapUriError) throw new UsageError(`--listen ${l}: ${e.message}`);
       throw e;
@@ -793,7 +795,7 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
     if (seen.has(transport)) throw new UsageError(`--listen: one listener per transport (${transport} given twice)`);
     seen.add(transport);
     if (u.secure && !secured) throw new UsageError(`--listen ${l}: a secured listener needs --psk or --cert/--key`);
-    targets.push({ uri: l, opts: { transport, host: u.host, port: u.port, ...(u.secure ? security : {}) } });
+    targets.push({ uri: l, opts: { transport, host: u.host, port: zero === null ? u.port : 0, ...(u.secure ? security : {}) } });
   }
   if (targets.length === 0) targets.push({ uri: 'coap://', opts: { transport: 'udp', host: hostArg ?? '::', port: Number(portArg ?? '5683') } });
   const server = createDemoServer(amp === undefined ? {} : { server: { amplificationLimit: Number(amp) } });
