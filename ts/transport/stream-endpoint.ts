@@ -136,6 +136,12 @@ export interface StreamLimits {
   readonly maxConnections?: number;
   /** Connections per client host address. */
   readonly maxConnectionsPerHost?: number;
+  /** ms the peer's CSM may take before the connection is aborted (default 10000). */
+  readonly csmTimeout?: number;
+  /** ms without input before a Ping checks the peer (default 30000; 0: never). */
+  readonly idleTimeout?: number;
+  /** ms a Ping waits for its Pong before the peer counts as dead (default 10000). */
+  readonly pingTimeout?: number;
 }
 
 function clamp(v: number | undefined, dflt: number, min: number, max: number): number {
@@ -164,9 +170,9 @@ export function streamConfig(framing: StreamFraming, o: DriverOptions & StreamLi
   cfg[c + CONNC_EXCHANGE_BASE] = 0;
   cfg[c + CONNC_MAX_REQUESTS] = clamp(o.maxClientRequests, client ? 1024 : 64, 1, 65535);
   cfg[c + CONNC_REQUEST_TIMEOUT_MS] = clamp(o.responseTimeout, 60000, 1, 0xffffffff);
-  cfg[c + CONNC_CSM_TIMEOUT_MS] = 10000;
-  cfg[c + CONNC_IDLE_MS] = 30000;
-  cfg[c + CONNC_PING_TIMEOUT_MS] = 10000;
+  cfg[c + CONNC_CSM_TIMEOUT_MS] = clamp(o.csmTimeout, 10000, 1, 0xffffffff);
+  cfg[c + CONNC_IDLE_MS] = clamp(o.idleTimeout, 30000, 0, 0xffffffff);
+  cfg[c + CONNC_PING_TIMEOUT_MS] = clamp(o.pingTimeout, 10000, 1, 0xffffffff);
   cfg[c + CONNC_OVERLOAD_MAX_AGE] = clamp(o.overloadMaxAge, 2, 0, 0xffffffff);
   // tc_srv_config as over UDP, with the pipeline's bounds made to fit the connections
   const s = STREAM_CONFIG_SRV;

@@ -9,36 +9,10 @@
  */
 import { loadNativeAddon } from '../backend/native';
 import { checkAbi } from '../driver/abi-check';
-import {
-  SST_ACCEPTED,
-  SST_BATCHES,
-  SST_CLOSED,
-  SST_CONNECTS,
-  SST_CONNECT_ERRORS,
-  SST_CONNS,
-  SST_NOTIFY_SKIPPED,
-  SST_OBSERVERS,
-  SST_OPENED,
-  SST_PAUSED,
-  SST_READ_ERRORS,
-  SST_READ_PAUSES,
-  SST_RECORDS,
-  SST_REFUSED,
-  SST_REFUSED_HOST,
-  SST_REFUSED_TOTAL,
-  SST_RESPOND_FULL,
-  SST_RX_BYTES,
-  SST_STALE_IDS,
-  SST_TIMER_RUNS,
-  SST_TX_BYTES,
-  SST_UPLOADS,
-  SST_WRITES,
-  SST_WRITES_QUEUED,
-  SST_WRITE_ERRORS,
-  STREAM_STATS_BYTES,
-} from '../driver/abi';
+import { STREAM_STATS_BYTES } from '../driver/abi';
 import type { SocketAddress } from '../driver/driver';
 import { TX_AREA_BYTES, TX_TABLE_WORDS } from './udp-records';
+import { streamStatsFromView } from './stream-stats';
 import { sysError } from './udp-native';
 import type {
   StreamBatchHandler,
@@ -95,43 +69,8 @@ export interface StreamAddon {
   tlsContextFree(ctx: unknown): void;
 }
 
-/** The stats a native stream host reports (every SST_* counter worth reading). */
-const STAT_FIELDS: readonly [string, number, 4 | 8][] = [
-  ['batches', SST_BATCHES, 8],
-  ['records', SST_RECORDS, 8],
-  ['rxBytes', SST_RX_BYTES, 8],
-  ['txBytes', SST_TX_BYTES, 8],
-  ['conns', SST_CONNS, 4],
-  ['opened', SST_OPENED, 4],
-  ['closed', SST_CLOSED, 4],
-  ['refusedTotal', SST_REFUSED_TOTAL, 4],
-  ['refusedHost', SST_REFUSED_HOST, 4],
-  ['paused', SST_PAUSED, 4],
-  ['notifySkipped', SST_NOTIFY_SKIPPED, 4],
-  ['respondFull', SST_RESPOND_FULL, 4],
-  ['timerRuns', SST_TIMER_RUNS, 4],
-  ['staleIds', SST_STALE_IDS, 4],
-  ['uploads', SST_UPLOADS, 4],
-  ['observers', SST_OBSERVERS, 4],
-  ['accepted', SST_ACCEPTED, 8],
-  ['connects', SST_CONNECTS, 8],
-  ['connectErrors', SST_CONNECT_ERRORS, 8],
-  ['refused', SST_REFUSED, 8],
-  ['readErrors', SST_READ_ERRORS, 8],
-  ['writeErrors', SST_WRITE_ERRORS, 8],
-  ['writes', SST_WRITES, 8],
-  ['writesQueued', SST_WRITES_QUEUED, 8],
-  ['readPauses', SST_READ_PAUSES, 8],
-];
-
-/** Stats from a tcs_host_stats view. */
-export function streamStatsFromView(v: DataView): StreamStats {
-  const out: StreamStats = {};
-  for (const [name, at, size] of STAT_FIELDS) {
-    out[name] = size === 8 ? Number(v.getBigUint64(at, true)) : v.getUint32(at, true);
-  }
-  return out;
-}
+/** Stats from a tcs_host_stats view: every SST_* counter (the shared reader of ./stream-stats). */
+export { streamStatsFromView };
 
 function tlsOptions(t: TlsSettings, role: 'server' | 'client'): NativeTlsOptions {
   const o: NativeTlsOptions = { role };

@@ -84,7 +84,8 @@ export function hasPsk(t: TlsSettings): boolean {
 
 export function ciphers(t: TlsSettings): string | undefined {
   if (!hasPsk(t)) return undefined;
-  return t.certPem !== undefined ? `${tls.DEFAULT_CIPHERS}:${PSK_CIPHERS}` : PSK_CIPHERS;
+  // Node's default list ends in !PSK, which would delete the PSK suites for good: drop it.
+  return t.certPem !== undefined ? `${PSK_CIPHERS}:${tls.DEFAULT_CIPHERS.replace(':!PSK', '')}` : PSK_CIPHERS;
 }
 
 /** A net/tls socket as a HostConn, forwarding its events to link. */
@@ -127,7 +128,8 @@ function serverContext(t: TlsSettings): tls.SecureContext {
     key: pem(t.keyPem),
     ca: pem(t.caPem),
     ciphers: ciphers(t),
-    maxVersion: t.certPem === undefined && hasPsk(t) ? 'TLSv1.2' : undefined,
+    // PSK is TLS 1.2 here; with certificates too, a TLS 1.3 handshake fails under pskCallback
+    maxVersion: hasPsk(t) ? 'TLSv1.2' : undefined,
   });
 }
 
