@@ -7,6 +7,7 @@
         "<!@(node -p \"require('./native/sources.json').driver.join(' ')\")",
         "native/binding/addon.cc",
         "native/binding/udp.c",
+        "native/binding/stream.c",
         "native/driver/tls.c"
       ],
       "include_dirs": [

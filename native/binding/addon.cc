@@ -26,6 +26,8 @@
 
 // The CoAP/UDP driver (udp.c): registers udpCreate, udpBind, ... on exports.
 extern "C" napi_value tc_udp_register(napi_env env, napi_value exports);
+// The CoAP over TCP/TLS host (stream.c): streamCreate, streamListen, ..., tlsContext.
+extern "C" napi_value tc_stream_register(napi_env env, napi_value exports);
 
 namespace {
 
@@ -630,6 +632,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   exports.Set("bwcResWords", Napi::Number::New(env, kBwcResWords));
   tc_udp_register(env, exports); /* also abiHash / abiLayout (native/driver/abi.h) */
+  tc_stream_register(env, exports);
   return exports;
 }
 

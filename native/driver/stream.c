@@ -11,6 +11,7 @@
 #define SF_QUEUED 1u  /* in the out list */
 #define SF_CLOSED 2u  /* tc_conn closed: CLOSED reported, observers forgotten */
 #define SF_RETRIED 4u /* tcs_flush: the current record already had its write attempt */
+#define SF_TLS_UP 8u  /* TLS: the handshake completed and tcs_recv said TCS_OPEN */
 #define EV_CAP 2u     /* one message event per tc_conn_recv call (conn.c) */
 #ifdef TC_WITH_TLS
 #define TLS_CHUNK 16384u
@@ -499,6 +500,12 @@ int tcs_recv(tcs_stream *s, uint64_t now, uint32_t id, const uint8_t *data, uint
     uint8_t *plain = sl->wbuf + TLS_CHUNK;
     for (;;) {
       long got;
+      if (!(sl->flags & SF_TLS_UP) && tc_tls_get_state(sl->tls) != TC_TLS_HANDSHAKING &&
+          tc_tls_get_state(sl->tls) != TC_TLS_FAILED) {
+        sl->flags |= SF_TLS_UP; /* before any record of the connection: the host says OPEN */
+        if (has_out(s, i)) queue_out(s, i);
+        return TCS_OPEN;
+      }
       if (sl->ppos < sl->plen) { /* decrypted bytes first */
         uint32_t u = 0;
         r = conn_input(s, i, now, plain + sl->ppos, sl->plen - sl->ppos, &u);

@@ -23,6 +23,7 @@
  *   TCS_WRITE    connections have bytes to write: loop tcs_next_out / tcs_out / tcs_written,
  *                then call again
  *   TCS_DELIVER  the batch is full: hand it to JS, tcs_delivered, call again
+ *   TCS_OPEN     (tcs_recv, TLS) the handshake just completed: add the OPEN record, call again
  *   TCS_PAUSE    (tcs_recv) this connection's output has no room for the answers its next
  *                message may need: keep the rest of the chunk, stop reading this socket, write
  *                its output; call tcs_recv with the rest once tcs_written made room. A peer
@@ -61,6 +62,9 @@ extern "C" {
 #define TCS_WRITE 1
 #define TCS_DELIVER 2
 #define TCS_PAUSE 3
+#define TCS_OPEN 4 /* (tcs_recv, TLS) the handshake completed: the host adds its OPEN record
+                      (tcs_host_event) before any record of the connection, then calls
+                      tcs_recv again with the rest (possibly none) */
 
 /** tcs_next_out: what to do with a connection. */
 #define TCS_OUT_NONE 0  /**< nothing (no connection has work) */

@@ -1039,7 +1039,22 @@ int tc_tls_get_info(const tc_tls *s, tc_tls_info *o) {
     const char *id = s->ctx->role == TC_TLS_CLIENT ? s->ctx->psk_identity : SSL_get_psk_identity(s->ssl);
     if (id != NULL) snprintf(o->psk_identity, sizeof o->psk_identity, "%s", id);
   }
-  o->peer_cert = SSL_get0_peer_certificate(s->ssl) != NULL;
+  X509 *pc = SSL_get0_peer_certificate(s->ssl);
+  o->peer_cert = pc != NULL;
+  if (pc != NULL) {
+    X509_NAME *subj = X509_get_subject_name(pc);
+    int k = subj != NULL ? X509_NAME_get_index_by_NID(subj, NID_commonName, -1) : -1;
+    ASN1_STRING *d = k >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, k)) : NULL;
+    unsigned char *u = NULL;
+    int ul = d != NULL ? ASN1_STRING_to_UTF8(&u, d) : -1;
+    if (ul > 0) {
+      size_t n = (size_t)ul < sizeof o->peer_cn - 1u ? (size_t)ul : sizeof o->peer_cn - 1u;
+      memcpy(o->peer_cn, u, n);
+      o->peer_cn[n] = '\0';
+    }
+    OPENSSL_free(u);
+    ERR_clear_error();
+  }
   o->verify_result = !o->peer_cert ? -1 : s->first_verify_error != 0 ? s->first_verify_error : SSL_get_verify_result(s->ssl);
   o->alert_sent = s->alert_sent;
   o->alert_received = s->alert_received;

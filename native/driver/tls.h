@@ -207,6 +207,7 @@ typedef struct tc_tls_info {
   int alert_sent;         /**< last alert we sent: (level << 8) | description, 0 if none */
   int alert_received;     /**< last alert received, as above (close_notify = 0x100) */
   int session_reused;
+  char peer_cn[129];      /**< the peer certificate's subject CN (UTF-8, truncated), "" if none */
 } tc_tls_info;
 int tc_tls_get_info(const tc_tls *s, tc_tls_info *out);
 

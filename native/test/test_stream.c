@@ -37,6 +37,7 @@ typedef struct node {
   int32_t last_closed_status;
   uint32_t last_closed_conn;
   uint32_t requests, uploads, body_len, held;
+  uint32_t tls_up; /* TCS_OPEN answers (TLS handshakes completed) */
   uint32_t held_ids[64];
   uint8_t *body;
   /* the last response, per connection id (ids < 16) */
@@ -395,6 +396,13 @@ static int transfer(node *n) {
       if (used) moved = 1;
       if (rc == TCS_DELIVER) {
         on_batch(peer);
+        continue;
+      }
+      if (rc == TCS_OPEN) { /* call again with the rest, even when there is none */
+        uint32_t u2;
+        peer->tls_up++;
+        if (used == len)
+          while ((rc = tcs_recv(peer->s, g_now, pid, NULL, 0, &u2)) == TCS_DELIVER) on_batch(peer);
         continue;
       }
       if (rc == TCS_PAUSE || rc < 0 || used < len) break;
@@ -769,6 +777,13 @@ static void t_host_close(void) {
   tx_request(&c, 1, 1, "hold", NULL, 0, NULL, 0, 0);
   run(&c, &s);
   CHECK_EQ(s.held, 1, "a request held");
+#ifdef TC_WITH_TLS
+  if (g_stream_tls_srv != NULL) {
+    CHECK_EQ(c.tls_up, 1, "client: TCS_OPEN once");
+    CHECK_EQ(s.tls_up, 1, "server: TCS_OPEN once");
+  } else
+#endif
+    CHECK_EQ(c.tls_up + s.tls_up, 0, "TCS_OPEN with TLS only");
   old_id = s.held_ids[0];
   CHECK_EQ(tcs_shutdown(c.s, g_now, 1), TCS_WRITE, "graceful close");
   CHECK_EQ(tcs_batch(c.s)->count, 1, "CLOSED at once");

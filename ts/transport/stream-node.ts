@@ -187,9 +187,14 @@ export const tcpSocketHost: SocketHost = {
       hs.unref();
       s.once('secure', () => {
         clearTimeout(hs);
-        if (t.requestCert === true && t.rejectUnauthorized !== false && !s.authorized) {
-          s.destroy(Object.assign(new Error('client certificate rejected'), { code: 'CERT_REJECTED' }));
-          return;
+        if (t.requestCert === true) {
+          // what tls.Server does for its sockets (onServerSocketSecure): the handshake
+          // accepted any certificate; the verification result decides here
+          const ve = (s as unknown as { _handle?: { verifyError?: () => Error | null } })._handle?.verifyError?.() ?? null;
+          if (ve !== null && t.rejectUnauthorized !== false) {
+            s.destroy(ve);
+            return;
+          }
         }
         open = true;
         const identity = ids.get(s) ?? (t.requestCert === true ? peerCN(s) : '');
