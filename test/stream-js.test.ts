@@ -3,7 +3,7 @@
 // record level, and libcoap's coap-client over coap+tcp.
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadWasmBackend, wasmRaw } from '../ts/backend/wasm';
-import { CONN_EVF_SYSERR, CONN_EVF_TLS, CONN_EVF_TLSERR, CONN_EV_CLOSED, CONN_EV_OPEN, TLS_E_PSK, TLS_E_VERIFY } from '../ts/driver/abi';
+import { CONN_EVF_SYSERR, CONN_EVF_TLS, CONN_EVF_TLSERR, CONN_EV_OPEN, TLS_E_PSK, TLS_E_VERIFY } from '../ts/driver/abi';
 import { jsStreamCore } from '../ts/transport/stream-js';
 import { tcpSocketHost } from '../ts/transport/stream-node';
 import { wasmStreamFeed } from '../ts/transport/stream-wasm';
@@ -166,6 +166,103 @@ describe('JS stream host: CoAP over TLS (WASM driver)', () => {
       const c = await cli.closed(id);
       expect(c.flags).toBe(CONN_EVF_TLSERR);
       expect(c.status).toBe(TLS_E_VERIFY);
+    }
+  });
+});
+
+// ----------------------------------------------------------------------------- WebSockets
+
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { WebSocket as WsClient } from 'ws';
+import { wsNodeSocketHost } from '../ts/transport/ws-node';
+
+const ws = jsStreamCore(wasmStreamFeed(raw), wsNodeSocketHost);
+function wsHarness(role: 'server' | 'client'): Harness {
+  const h = new Harness(ws, 'ws', role);
+  cores.push(h);
+  return h;
+}
+
+describe('JS stream host: CoAP over WebSockets (ws, WASM driver)', () => {
+  it('standalone server: round trip; OPEN / READY / CLOSED', async () => {
+    const srv = wsHarness('server');
+    srv.autoRespond = (p) => `ws ${p}`;
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const cli = wsHarness('client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+    await cli.opened(id);
+    await cli.ready(id);
+    const res = await cli.response(cli.request(id, '/q'));
+    expect(Buffer.from(res.payload).toString()).toBe('ws q');
+    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
+    cli.core.closeConn(id, false);
+    await cli.closed(id);
+    await srv.closed(sopen.conn);
+  });
+
+  it('attached to an existing http server (other paths untouched); subprotocol coap required', async () => {
+    const hs = http.createServer((_req, res) => res.end('plain http'));
+    await new Promise<void>((r) => hs.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (hs.address() as { port: number }).port;
+      const srv = wsHarness('server');
+      srv.autoRespond = () => 'attached';
+      await srv.core.listen({ host: '127.0.0.1', port: 0, httpServer: hs });
+      const cli = wsHarness('client');
+      const id = cli.core.connect({ host: '127.0.0.1', port, url: `ws://127.0.0.1:${port}/.well-known/coap` });
+      await cli.ready(id);
+      expect(Buffer.from((await cli.response(cli.request(id, '/a'))).payload).toString()).toBe('attached');
+      const body = await new Promise<string>((r) => http.get(`http://127.0.0.1:${port}/x`, (res) => res.on('data', (d) => r(String(d)))));
+      expect(body).toBe('plain http');
+      // no "coap" subprotocol: refused
+      const bad = new WsClient(`ws://127.0.0.1:${port}/.well-known/coap`, 'mqtt');
+      const code = await new Promise<number>((r) => bad.on('unexpected-response', (_q, res) => r(res.statusCode ?? 0)).on('error', () => r(-1)));
+      expect(code).toBe(400);
+      bad.terminate();
+      await cli.core.close();
+      await srv.core.close();
+    } finally {
+      hs.closeAllConnections();
+      await new Promise<void>((r) => hs.close(() => r()));
+    }
+  });
+
+  it.skipIf(typeof pki === 'string')('wss: certificates, standalone and attached to an https server', async () => {
+    const p = pki as Pki;
+    const srv = wsHarness('server');
+    srv.autoRespond = () => 'wss';
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+    const cli = wsHarness('client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca } });
+    const open = await cli.opened(id);
+    expect(open.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+    expect(Buffer.from(open.data).toString()).toBe('server');
+    await cli.ready(id);
+    expect(Buffer.from((await cli.response(cli.request(id, '/s'))).payload).toString()).toBe('wss');
+    // an untrusted server
+    const bad = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.otherCa } });
+    const c = await cli.closed(bad);
+    expect([c.flags, c.status]).toEqual([CONN_EVF_TLSERR, TLS_E_VERIFY]);
+    // attached to an https server
+    const hs = https.createServer({ cert: p.cert, key: p.key });
+    await new Promise<void>((r) => hs.listen(0, '127.0.0.1', () => r()));
+    try {
+      const srv2 = wsHarness('server');
+      srv2.autoRespond = () => 'wss attached';
+      await srv2.core.listen({ host: '127.0.0.1', port: 0, httpServer: hs });
+      const port = (hs.address() as { port: number }).port;
+      const id2 = cli.core.connect({ host: '127.0.0.1', port, tls: { caPem: p.ca } });
+      await cli.ready(id2);
+      expect(Buffer.from((await cli.response(cli.request(id2, '/t'))).payload).toString()).toBe('wss attached');
+      const sopen = await srv2.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+      expect(sopen.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+      await cli.core.close();
+      await srv2.core.close();
+    } finally {
+      await Promise.all(cores.map((h) => h.core.close()));
+      hs.closeAllConnections();
+      await new Promise<void>((r) => hs.close(() => r()));
     }
   });
 });

@@ -92,6 +92,8 @@ typedef struct tcn_sock {
   int writing;           /* a uv_write in flight */
   int close_after_write; /* TCS_OUT_CLOSE came while writing */
   int in_map;
+  int resume_queued;     /* in the host's resume list */
+  struct tcn_sock *resume_next;
   tcn_tls *tctx;
   char *servername;
   uv_connect_t creq;
@@ -130,6 +132,7 @@ struct tcn {
   uint32_t nlisteners;
   tcn_sock **buckets;
   uint32_t bmask, nsocks, next_id;
+  tcn_sock *resume_list; /* paused connections with room again, found while JS ran */
 };
 
 /* ------------------------------------------------------------------ the id map */
@@ -362,6 +365,7 @@ static uint32_t write_sock(tcn_sock *k) {
 }
 
 static void resume(tcn_sock *k);
+static void want_resume(tcn_sock *k);
 
 static void write_cb(uv_write_t *req, int status) {
   tcn_sock *k = (tcn_sock *)req->data;
@@ -378,7 +382,7 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   (void)write_sock(k);
-  if (k->paused && !k->writing) resume(k);
+  want_resume(k);
   flush_out(h);
   schedule_check(h);
 }
@@ -396,7 +400,7 @@ static void flush_out(tcn *h) {
     }
     if (a == TCS_OUT_WRITE) {
       (void)write_sock(k);
-      if (k->paused && !k->writing && k->state == SK_OPEN) resume(k);
+      want_resume(k);
     } else if (k->writing) {
       k->close_after_write = 1;
     } else {
@@ -444,23 +448,26 @@ static void feed(tcn_sock *k, const uint8_t *data, uint32_t len, int from_pend) 
     case TCS_DONE:
     case TCS_WRITE:
       break;
-    case TCS_DELIVER:
-      if (!dispatch(h)) return; /* cannot happen: feed never runs inside JS */
-      again = 1;
-      break;
     case TCS_OPEN:
       emit_open(k);
       again = 1;
       break;
+    case TCS_DELIVER:
+      again = 1;
+      if (dispatch(h)) break;
+      /* inside a JS call (cannot happen: feed runs from libuv callbacks): keep the rest */
+      /* fall through */
     case TCS_PAUSE:
-      h->hc.read_pauses++;
-      if (write_sock(k) > 0u && !k->writing) { /* made room at once: go on */
-        again = 1;
-        break;
+      if (r == TCS_PAUSE) {
+        h->hc.read_pauses++;
+        if (write_sock(k) > 0u && !k->writing) { /* made room at once: go on */
+          again = 1;
+          break;
+        }
       }
       if (from_pend) {
         k->ppos += pos;
-      } else {
+      } else if (pos < len) {
         uint8_t *nb = (uint8_t *)malloc(len - pos);
         if (nb == NULL) {
           conn_end(k, -ENOMEM, TCB_CONN_EVF_SYSERR);
@@ -474,27 +481,50 @@ static void feed(tcn_sock *k, const uint8_t *data, uint32_t len, int from_pend) 
       }
       if (!k->paused) {
         k->paused = 1;
-        uv_read_stop((uv_stream_t *)&k->tcp);
+        if (!from_pend) uv_read_stop((uv_stream_t *)&k->tcp);
       }
+      if (r == TCS_DELIVER) want_resume(k);
       return;
     default: /* TC_E_INVALID: the driver does not know it (cannot happen) */
       conn_end(k, r, 0);
       return;
     }
   }
-  if (from_pend) k->ppos = k->plen;
+  if (from_pend && k->pend != NULL) k->ppos = k->plen;
 }
 
 static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
+/* A paused connection has room again: resume it now, or (inside a JS call, where its records
+ * cannot be handed over) at the end of the loop turn. */
+static void want_resume(tcn_sock *k) {
+  tcn *h = k->h;
+  if (!k->paused || k->state != SK_OPEN || k->writing) return;
+  if (!h->in_dispatch) {
+    resume(k);
+    return;
+  }
+  if (!k->resume_queued) {
+    k->resume_queued = 1;
+    k->resume_next = h->resume_list;
+    h->resume_list = k;
+  }
+  if (!h->check_on && !h->closing) {
+    h->check_on = 1;
+    uv_check_start(&h->check, check_cb);
+  }
+}
+
 /* A paused connection whose output made room: the kept input, then reading again. */
 static void resume(tcn_sock *k) {
+  static const uint8_t none[1] = {0};
   if (!k->paused || k->state != SK_OPEN) return;
-  if (k->pend != NULL && k->ppos < k->plen) {
-    feed(k, k->pend + k->ppos, k->plen - k->ppos, 1);
-    if (k->state != SK_OPEN || k->ppos < k->plen) return; /* paused again */
-  }
+  /* the kept input, or none: the driver may hold decrypted bytes of its own */
+  k->paused = 0;
+  if (k->pend != NULL) feed(k, k->pend + k->ppos, k->plen - k->ppos, 1);
+  else feed(k, none, 0, 1);
+  if (k->state != SK_OPEN || k->paused) return; /* paused again */
   free(k->pend);
   k->pend = NULL;
   k->plen = k->ppos = 0;
@@ -653,6 +683,13 @@ static void check_cb(uv_check_t *c) {
   uv_check_stop(c);
   h->check_on = 0;
   if (h->closing) return;
+  while (h->resume_list != NULL) {
+    tcn_sock *k = h->resume_list;
+    h->resume_list = k->resume_next;
+    k->resume_queued = 0;
+    resume(k);
+    if (h->closing) return;
+  }
   dispatch(h);
   if (h->closing) return;
   flush_out(h);
@@ -720,6 +757,14 @@ static void sock_closed_cb(uv_handle_t *hd) {
   tcn *h = k->h;
   if (k->in_tcs && h->s != NULL) (void)tcs_close(h->s, uv_now(h->loop), k->id);
   map_del(h, k);
+  if (k->resume_queued) {
+    tcn_sock **q;
+    for (q = &h->resume_list; *q != NULL; q = &(*q)->resume_next)
+      if (*q == k) {
+        *q = k->resume_next;
+        break;
+      }
+  }
   tls_unref(k->tctx);
   free(k->servername);
   free(k->wbuf);

@@ -136,7 +136,7 @@ export class Harness {
   }
 
   /** A GET (or code) to path over connection conn; returns the RX id of the response wait. */
-  request(conn: number, path: string, code = 1, payload: Uint8Array = new Uint8Array(0)): number {
+  request(conn: number, path: string, code = 1, payload: Uint8Array = new Uint8Array(0)): [number, number] {
     const w = this.core.txWords;
     const b = this.core.txBytes;
     const segs = path.split('/').filter((s) => s !== '');
@@ -169,7 +169,7 @@ export class Harness {
     }
     const rc = this.core.flush(p, bp);
     if (rc !== 0 || w[TX_REQUEST_RC] !== 0) throw new Error(`REQUEST failed: flush ${rc}, rc ${w[TX_REQUEST_RC] | 0}`);
-    return w[TX_REQUEST_ID] as number;
+    return [conn, w[TX_REQUEST_ID] as number];
   }
 
   respond(exchange: number, code: number, payload: Uint8Array): number {
@@ -187,7 +187,8 @@ export class Harness {
     return rc !== 0 ? rc : (w[TX_RESPOND_RC] as number) | 0;
   }
 
-  response(reqId: number): Promise<Rec> {
-    return this.waitFor((r) => r.kind === EV_RESPONSE && r.id === reqId, `RESPONSE ${reqId}`);
+  /** The response to request(conn, ...). */
+  response([conn, reqId]: [number, number], ms = 5000): Promise<Rec> {
+    return this.waitFor((r) => r.kind === EV_RESPONSE && r.id === reqId && r.conn === conn, `RESPONSE ${conn}/${reqId}`, ms);
   }
 }

@@ -95,10 +95,11 @@ export interface HostListener {
 /** Where sockets come from. */
 export interface SocketHost {
   readonly framing: StreamFraming;
-  /** accept(remote address): a link for a new socket, or undefined (over a bound: destroy it). */
-  listen(o: StreamListenOptions, accept: (address: string) => HostLink | undefined): Promise<HostListener>;
+  /** accept(remote address): a link for a new socket, or undefined (over a bound: destroy it).
+   *  maxMessage: the largest WebSocket message the driver takes (ws: refuse larger ones). */
+  listen(o: StreamListenOptions, accept: (address: string) => HostLink | undefined, maxMessage: number): Promise<HostListener>;
   /** Starts a connection; calls link.attach synchronously, then opened / data / closed. */
-  connect(o: StreamConnectOptions, link: HostLink): void;
+  connect(o: StreamConnectOptions, link: HostLink, maxMessage: number): void;
 }
 
 /** Host counters (the SST_* host block, in order). */
@@ -460,7 +461,7 @@ class JsStreamCore implements StreamCore {
       else this.hostCounters[H_ACCEPTED]++;
       return l;
     };
-    const listener = await this.host.listen(o, accept);
+    const listener = await this.host.listen(o, accept, this.feed.inCap);
     if (!this.refd) listener.setRef(false);
     this.listeners.push(listener);
     return { index, address: listener.address };
@@ -475,7 +476,7 @@ class JsStreamCore implements StreamCore {
       return id;
     }
     try {
-      this.host.connect(o, l);
+      this.host.connect(o, l, this.feed.inCap);
     } catch (e) {
       this.forget(l);
       l.st = St.Gone;

@@ -63,12 +63,12 @@ export function tlsError(err: unknown, psk: boolean, open: boolean): number {
   return open ? TLS_E_PROTOCOL : TLS_E_HANDSHAKE;
 }
 
-function pem(s: string | undefined): string | undefined {
+export function pem(s: string | undefined): string | undefined {
   return s === undefined || s === '' ? undefined : s;
 }
 
 /** The subject CN of the peer's certificate, or ''. */
-function peerCN(s: tls.TLSSocket): string {
+export function peerCN(s: tls.TLSSocket): string {
   try {
     const c = s.getPeerCertificate();
     const cn = c?.subject?.CN;
@@ -78,17 +78,17 @@ function peerCN(s: tls.TLSSocket): string {
   }
 }
 
-function hasPsk(t: TlsSettings): boolean {
+export function hasPsk(t: TlsSettings): boolean {
   return t.pskTable !== undefined || t.pskCallback !== undefined || t.pskKey !== undefined;
 }
 
-function ciphers(t: TlsSettings): string | undefined {
+export function ciphers(t: TlsSettings): string | undefined {
   if (!hasPsk(t)) return undefined;
   return t.certPem !== undefined ? `${tls.DEFAULT_CIPHERS}:${PSK_CIPHERS}` : PSK_CIPHERS;
 }
 
 /** A net/tls socket as a HostConn, forwarding its events to link. */
-function wire(sock: net.Socket, link: HostLink, onFail: (err: Error) => [number, number]): HostConn {
+export function wire(sock: net.Socket, link: HostLink, onFail: (err: Error) => [number, number]): HostConn {
   let status: [number, number] = [0, 0];
   sock.setNoDelay(true);
   sock.on('data', (b: Buffer) => link.data(b));
@@ -114,7 +114,7 @@ function wire(sock: net.Socket, link: HostLink, onFail: (err: Error) => [number,
   };
 }
 
-function failStatus(err: unknown, t: TlsSettings | undefined, open: () => boolean): [number, number] {
+export function failStatus(err: unknown, t: TlsSettings | undefined, open: () => boolean): [number, number] {
   const sys = sysError(err);
   if (sys !== undefined) return sys;
   if (t !== undefined) return [tlsError(err, hasPsk(t), open()), CONN_EVF_TLSERR];
@@ -131,7 +131,7 @@ function serverContext(t: TlsSettings): tls.SecureContext {
   });
 }
 
-function serverPsk(t: TlsSettings, ids: WeakMap<object, string>) {
+export function serverPsk(t: TlsSettings, ids: WeakMap<object, string>) {
   if (t.pskTable === undefined && t.pskCallback === undefined) return undefined;
   return (socket: tls.TLSSocket, identity: string): Buffer | null => {
     const key = t.pskTable?.get(identity) ?? t.pskCallback?.(identity);
