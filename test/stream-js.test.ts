@@ -3,7 +3,7 @@
 // record level, and libcoap's coap-client over coap+tcp.
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadWasmBackend, wasmRaw } from '../ts/backend/wasm';
-import { CONN_EVF_SYSERR, CONN_EVF_TLS, CONN_EVF_TLSERR, CONN_EV_OPEN, TLS_E_PSK, TLS_E_VERIFY } from '../ts/driver/abi';
+import { CONN_EVF_SYSERR, CONN_EVF_TLS, CONN_EVF_TLSERR, CONN_EV_CLOSED, CONN_EV_OPEN, TLS_E_PSK, TLS_E_VERIFY } from '../ts/driver/abi';
 import { jsStreamCore } from '../ts/transport/stream-js';
 import { tcpSocketHost } from '../ts/transport/stream-node';
 import { wasmStreamFeed } from '../ts/transport/stream-wasm';
@@ -57,8 +57,8 @@ describe('JS stream host: CoAP over TCP (WASM driver)', () => {
 
 // ----------------------------------------------------------------------------- TLS
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary, inCI } from './support/peers';
@@ -90,7 +90,7 @@ function makePki(): Pki | string {
     const leaf = (name: string, cn: string, ext: string): void => {
       run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
       run('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-      require('node:fs').writeFileSync(join(dir, `${name}.ext`), ext);
+      writeFileSync(join(dir, `${name}.ext`), ext);
       run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
     };
     ca('ca');
@@ -264,5 +264,168 @@ describe('JS stream host: CoAP over WebSockets (ws, WASM driver)', () => {
       hs.closeAllConnections();
       await new Promise<void>((r) => hs.close(() => r()));
     }
+  });
+});
+
+// ------------------------------------------------------------- bounds, garbage, slow readers
+
+import * as net from 'node:net';
+import { wsBrowserSocketHost } from '../ts/transport/ws-browser';
+
+/** RFC 8323 §3.2 frames in buf: [code, token length, whole frame length]; stops at a partial one. */
+function frames(buf: Buffer): { codes: number[]; used: number } {
+  const codes: number[] = [];
+  let p = 0;
+  for (;;) {
+    if (p + 2 > buf.length) break;
+    const len = (buf[p] as number) >> 4;
+    const tkl = (buf[p] as number) & 15;
+    const ext = len === 13 ? 1 : len === 14 ? 2 : len === 15 ? 4 : 0;
+    if (p + 1 + ext + 1 > buf.length) break;
+    let n = len;
+    if (ext === 1) n = (buf[p + 1] as number) + 13;
+    else if (ext === 2) n = buf.readUInt16BE(p + 1) + 269;
+    else if (ext === 4) n = buf.readUInt32BE(p + 1) + 65805;
+    const total = 1 + ext + 1 + tkl + n;
+    if (p + total > buf.length) break;
+    codes.push(buf[p + 1 + ext] as number);
+    p += total;
+  }
+  return { codes, used: p };
+}
+
+/** A raw client: connects, optionally sends our CSM, collects frames. */
+function rawClient(port: number): Promise<{ sock: net.Socket; codes: number[]; ended: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const codes: number[] = [];
+    let pending = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      const f = frames(pending);
+      codes.push(...f.codes);
+      pending = pending.subarray(f.used);
+    });
+    const ended = new Promise<void>((r) => sock.on('close', () => r()));
+    sock.on('error', () => undefined);
+    sock.once('connect', () => resolve({ sock, codes, ended }));
+    sock.once('error', reject);
+  });
+}
+
+describe('JS stream host: bounds and misbehaving peers (WASM driver)', () => {
+  it('connections over the total or per-host bound are refused (socket destroyed)', async () => {
+    const srv = new Harness(tcp, 'tcp', 'server', { maxConnections: 2, maxConnectionsPerHost: 2 });
+    cores.push(srv);
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const cli = harness('tcp', 'client');
+    const ids = [0, 1, 2].map(() => cli.core.connect({ host: '127.0.0.1', port: address.port }));
+    const third = await cli.closed(ids[2] as number);
+    expect(third.kind).toBe(CONN_EV_CLOSED);
+    await cli.ready(ids[0] as number);
+    await cli.ready(ids[1] as number);
+    const st = srv.core.stats();
+    expect(st.refused).toBeGreaterThanOrEqual(1);
+    expect(st.conns).toBe(2);
+    expect(srv.recs.filter((r) => r.kind === CONN_EV_OPEN).length).toBe(2);
+
+    const one = new Harness(tcp, 'tcp', 'server', { maxConnections: 8, maxConnectionsPerHost: 1 });
+    cores.push(one);
+    const a2 = await one.core.listen({ host: '127.0.0.1', port: 0 });
+    const x = cli.core.connect({ host: '127.0.0.1', port: a2.address.port });
+    await cli.ready(x);
+    const y = cli.core.connect({ host: '127.0.0.1', port: a2.address.port });
+    await cli.closed(y);
+    expect(one.core.stats().refused).toBe(1);
+  });
+
+  it('garbage instead of a CSM is answered with Abort (7.05) and the connection closes', async () => {
+    const srv = harness('tcp', 'server');
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const c = await rawClient(address.port);
+    c.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.ended;
+    expect(c.codes[0]).toBe(0xe1); // the server's CSM
+    expect(c.codes).toContain(0xe5); // Abort
+    const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+    const closed = await srv.closed(open.conn);
+    expect(closed.status).not.toBe(0);
+  });
+
+  it('a slow reader pauses its connection; every request is answered once it reads', async () => {
+    const srv = harness('tcp', 'server');
+    const big = 'x'.repeat(16000);
+    srv.autoRespond = () => big;
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const c = await rawClient(address.port);
+    c.sock.pause(); // reads nothing
+    // CSM: Max-Message-Size 65536 (so that responses of 16 kB may be sent)
+    c.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
+    const req = (i: number): Buffer => Buffer.from([0x22, 0x01, i >> 8, i & 0xff, 0xb1, 0x70]); // GET /p, 2-byte token
+    let sent = 0;
+    // a few requests at a time (within the connection's exchange slots) until the server paused
+    while (srv.core.stats().readPauses === 0 && sent < 60000) {
+      c.sock.write(Buffer.concat(Array.from({ length: 8 }, () => req(sent++ & 0xffff))));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(srv.core.stats().readPauses).toBeGreaterThan(0);
+    c.sock.resume();
+    const t1 = Date.now();
+    while (c.codes.length < sent + 1 && Date.now() - t1 < 30000) await new Promise((r) => setTimeout(r, 20));
+    const answers = c.codes.slice(1);
+    expect(answers.length).toBe(sent);
+    // 2.05, or 5.03 while every exchange slot of the connection was busy (RFC 8323 answers all)
+    expect(answers.every((k) => k === 0x45 || k === 0xa3)).toBe(true);
+    expect(answers.filter((k) => k === 0x45).length).toBeGreaterThan(sent / 2);
+    c.sock.destroy();
+  }, 60000);
+});
+
+describe('JS stream host: the browser WebSocket host (WHATWG API, here from ws)', () => {
+  it('connects with subprotocol coap; round trip; a refused connect is SYSERR', async () => {
+    const g = globalThis as { WebSocket?: unknown };
+    const saved = g.WebSocket;
+    g.WebSocket = WsClient;
+    try {
+      const srv = wsHarness('server');
+      srv.autoRespond = (p) => `browser ${p}`;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const bws = jsStreamCore(wasmStreamFeed(raw), wsBrowserSocketHost);
+      const cli = new Harness(bws, 'ws', 'client');
+      cores.push(cli);
+      const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+      await cli.ready(id);
+      expect(Buffer.from((await cli.response(cli.request(id, '/b'))).payload).toString()).toBe('browser b');
+      const bad = cli.core.connect({ host: '127.0.0.1', port: 1 });
+      const c = await cli.closed(bad);
+      expect([c.flags, c.status]).toEqual([CONN_EVF_SYSERR, -111]);
+      await expect(cli.core.listen({ host: '127.0.0.1', port: 0 })).rejects.toThrow(/cannot listen/);
+    } finally {
+      g.WebSocket = saved;
+    }
+  });
+});
+
+// ------------------------------------------------------------------------- libcoap interop
+
+const coapClient = findBinary('coap-client-notls');
+if (coapClient === undefined) {
+  if (inCI) throw new Error('CI: coap-client-notls not found (apt-get install libcoap3-bin)');
+  console.warn('stream-js libcoap interop: SKIPPED (coap-client-notls not found on PATH)');
+}
+
+describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS stream host (coap+tcp, WASM driver)', () => {
+  it('GET coap+tcp:// is answered', async () => {
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = (p) => `libcoap ${p}`;
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const r = await new Promise<{ out: string; code: number | null }>((resolve) => {
+      const p = spawn(coapClient as string, ['-m', 'get', '-B', '5', `coap+tcp://127.0.0.1:${address.port}/hello/world`]);
+      let out = '';
+      p.stdout.on('data', (d) => (out += String(d)));
+      p.on('close', (code) => resolve({ out, code }));
+    });
+    expect(r.out.trim()).toBe('libcoap hello/world');
+    expect(r.code).toBe(0);
   });
 });

@@ -82,6 +82,8 @@ class Host {
   private waiters: (() => void)[] = [];
   /** answers REQUEST records: path -> payload (2.05) */
   routes = new Map<string, string>();
+  /** RESPOND records that failed (TC_E_FULL for a peer that does not read) */
+  failed = 0;
 
   constructor(l: Limits = {}) {
     this.core = factory!('tcp', streamConfig(l), randomBytes(abi.SEED_BYTES), (u32, u8, count, base) => this.onBatch(u32, u8, count, base), 'server');
@@ -130,7 +132,7 @@ class Host {
       }
       p += abi.RX_WORDS + 3 * opts;
     }
-    if (nw > 0) expect(this.core.flush(nw, nb)).toBe(0);
+    if (nw > 0) this.failed += this.core.flush(nw, nb);
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
@@ -210,7 +212,7 @@ async function roundTrip(server: Host, client: Host, cid: number, path = 'hello'
 /* ------------------------------------------------------------------ certificates */
 
 let certDir = '';
-let pki: { ca: string; cert: string; key: string; otherCa: string } | undefined;
+let pki: { ca: string; cert: string; key: string; otherCa: string; cliCert: string; cliKey: string } | undefined;
 
 function makePki(): void {
   const openssl = findBinary('openssl');
@@ -226,7 +228,12 @@ function makePki(): void {
   run('req', '-new', '-key', f('srv.key'), '-subj', '/CN=turbocoap-test-server', '-out', f('srv.csr'));
   writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   run('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('srv.pem'));
+  run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('cli.key'));
+  run('req', '-new', '-key', f('cli.key'), '-subj', '/CN=turbocoap-test-client', '-out', f('cli.csr'));
+  run('x509', '-req', '-in', f('cli.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-out', f('cli.pem'));
   pki = {
+    cliCert: readFileSync(f('cli.pem'), 'utf8'),
+    cliKey: readFileSync(f('cli.key'), 'utf8'),
     ca: readFileSync(f('ca.pem'), 'utf8'),
     cert: readFileSync(f('srv.pem'), 'utf8'),
     key: readFileSync(f('srv.key'), 'utf8'),
@@ -246,6 +253,13 @@ async function freePort(): Promise<number> {
 
 /* ------------------------------------------------------------------ tests */
 
+beforeAll(() => {
+  if (hasNative) makePki();
+});
+afterAll(() => {
+  if (certDir) rmSync(certDir, { recursive: true, force: true });
+});
+
 describe.skipIf(!hasNative)('native stream host', () => {
   const hosts: Host[] = [];
   const host = (l?: Limits) => {
@@ -253,10 +267,8 @@ describe.skipIf(!hasNative)('native stream host', () => {
     hosts.push(h);
     return h;
   };
-  beforeAll(() => makePki());
   afterAll(async () => {
     await Promise.all(hosts.map((h) => h.close()));
-    if (certDir) rmSync(certDir, { recursive: true, force: true });
   });
 
   it('TCP: OPEN and READY on both sides, a request through, the response back, stats', async () => {
@@ -357,6 +369,33 @@ describe.skipIf(!hasNative)('native stream host', () => {
     expect(closed.status).toBe(-105); // TC_TLS_E_VERIFY
   });
 
+  it('TLS: mutual authentication (requestCert) gives the client CN; SNI servername checked by DNS name', async (ctx) => {
+    if (pki === undefined) {
+      if (inCI) throw new Error('CI: openssl not found');
+      ctx.skip();
+      return;
+    }
+    const server = host();
+    const client = host();
+    const { address } = await server.core.listen({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { certPem: pki.cert, keyPem: pki.key, caPem: pki.ca, requestCert: true, rejectUnauthorized: true },
+    });
+    const { cid, sid } = await pair(server, client, address.port, { caPem: pki.ca, certPem: pki.cliCert, keyPem: pki.cliKey, servername: 'localhost' });
+    expect(server.recs.find(isOpen(sid))!.data.toString()).toBe('turbocoap-test-client');
+    await roundTrip(server, client, cid, 'mutual');
+    // without a client certificate the server refuses the handshake
+    const anon = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: pki.ca } });
+    const closed = await client.wait(isKind(abi.CONN_EV_CLOSED, anon), 'CLOSED (no client certificate)');
+    expect(closed.flags & abi.CONN_EVF_TLSERR).toBe(abi.CONN_EVF_TLSERR);
+    await server.wait((r) => r.kind === abi.CONN_EV_CLOSED && (r.flags & abi.CONN_EVF_TLSERR) !== 0, 'server CLOSED with TLSERR');
+    // a servername the certificate does not name fails verification
+    const wrong = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: pki.ca, certPem: pki.cliCert, keyPem: pki.cliKey, servername: 'example.org' } });
+    const c2 = await client.wait(isKind(abi.CONN_EV_CLOSED, wrong), 'CLOSED (name mismatch)');
+    expect(c2.status).toBe(-105);
+  });
+
   it('a refused connect gives CLOSED with SYSERR -111 (ECONNREFUSED)', async () => {
     const client = host();
     const port = await freePort();
@@ -417,6 +456,55 @@ describe.skipIf(!hasNative)('native stream host', () => {
     expect(closed.status).toBeLessThan(0); // the connection error it aborted with
   });
 
+  it('a peer that never reads: its input pauses, its memory stays bounded, others are still served', async () => {
+    const server = host();
+    const client = host();
+    server.routes.set('big', 'x'.repeat(7000));
+    const { address } = await server.core.listen({ host: '127.0.0.1', port: 0 });
+    // a raw peer: its CSM (Max-Message-Size 65535), then thousands of GET /big, never reading
+    const csm = Buffer.from([0x30, 0xe1, 0x22, 0xff, 0xff]); // Len 3, 7.01, option 2 (MMS) = 65535
+    const get = Buffer.from([0x41, 0x01, 0x7a, 0xb3, 0x62, 0x69, 0x67]); // Len 4, TKL 1, GET, token, Uri-Path "big"
+    const wave = Buffer.concat(Array.from({ length: 16 }, () => get)); // the exchange bound: 16
+    const raw = netConnect(address.port, '127.0.0.1');
+    raw.pause(); // never reads
+    raw.on('error', () => {});
+    await new Promise<void>((res) => raw.on('connect', () => res()));
+    raw.write(csm);
+    const served = () => server.recs.filter((r) => r.kind === abi.EV_REQUEST && r.path === 'big').length;
+    // waves of 16 requests, each answered with 7000 bytes, until the kernel's buffers are full
+    // and the server stops reading the peer
+    for (let w = 0; w < 300 && server.core.stats().readPauses === 0; w++) {
+      const before = served();
+      raw.write(wave);
+      const end = Date.now() + 300;
+      while (served() < before + 16 && server.core.stats().readPauses === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+    }
+    const st = server.core.stats();
+    expect(st.readPauses).toBeGreaterThan(0);
+    // another connection is served meanwhile
+    const { cid } = await pair(server, client, address.port);
+    await roundTrip(server, client, cid, 'other');
+    // requests the peer keeps sending are not read: nothing more reaches the application
+    const n = served();
+    raw.write(Buffer.concat(Array.from({ length: 64 }, () => wave)));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(served()).toBeLessThanOrEqual(n + 16);
+    raw.destroy();
+  });
+
+  it('close() with connections open: every handle closes, the promise resolves', async () => {
+    const server = new Host();
+    const client = new Host();
+    const key = Buffer.from('k1');
+    const { address } = await server.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['a', key]]) } });
+    await pair(server, client, address.port, { pskIdentity: 'a', pskKey: key });
+    const pending = client.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'a', pskKey: key } });
+    expect(pending).toBeGreaterThan(0);
+    await Promise.all([server.close(), client.close()]);
+    expect(server.core.stats().conns).toBe(0);
+    expect(server.core.flush(0, 0)).toBe(abi.E_STALE);
+  });
+
   it('closeConn with abort sends Abort with the diagnostic; the client sees ABORT then CLOSED', async () => {
     const server = host();
     const client = host();
@@ -472,5 +560,20 @@ describe.skipIf(!hasNative || coapClient === undefined)('libcoap coap-client-ope
     expect(out2).toContain('world over tcp');
     const open = server.recs.find((r) => r.kind === abi.CONN_EV_OPEN && r.status === tls.index);
     expect(open?.data.toString()).toBe('libcoap');
+  });
+
+  it('GET coaps+tcp:// with certificates made by openssl (-R CA)', async (ctx) => {
+    if (pki === undefined) {
+      if (inCI) throw new Error('CI: openssl not found');
+      ctx.skip();
+      return;
+    }
+    const server = new Host();
+    hosts.push(server);
+    server.routes.set('hello', 'world over tls');
+    const tls = await server.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: pki.cert, keyPem: pki.key } });
+    const out = await runClient(['-m', 'get', '-B', '5', '-R', join(certDir, 'ca.pem'), `coaps+tcp://127.0.0.1:${tls.address.port}/hello`]);
+    expect(out).toContain('world over tls');
+    expect(server.recs.some((r) => r.kind === abi.CONN_EV_OPEN && (r.flags & abi.CONN_EVF_TLS) !== 0)).toBe(true);
   });
 });

@@ -223,6 +223,31 @@ class StreamBatch extends UdpBatch {
     if (u32[r + RX_FAMILY] !== FAMILY_CONN) return super.remote(r);
     return this.ep.remoteOf(u32[r + RX_PORT] as number);
   }
+  /** The message in datagram form, as the client-transfer calls take it (see {@link toDatagram}). */
+  override message(r: number): Uint8Array {
+    return toDatagram(super.message(r));
+  }
+}
+
+/**
+ * A message of RFC 8323 framing (TCP: Len/TKL nibbles, extended length, code, token; WebSocket:
+ * the same with Len 0) rewritten with the RFC 7252 header (version 1, ACK, Message ID 0): what
+ * follows the token (options, payload) is encoded alike in both. The client-transfer calls of
+ * the core decode datagrams.
+ */
+export function toDatagram(m: Uint8Array): Uint8Array {
+  if (m.length === 0) return m;
+  const b0 = m[0] as number;
+  const len = b0 >> 4;
+  let at = 1 + (len === 13 ? 1 : len === 14 ? 2 : len === 15 ? 4 : 0);
+  const code = m[at++] ?? 0;
+  const tkl = b0 & 0x0f;
+  const rest = m.subarray(at); // extended token length (RFC 8974), token, options, payload
+  const out = new Uint8Array(4 + rest.length);
+  out[0] = 0x60 | tkl;
+  out[1] = code;
+  out.set(rest, 4);
+  return out;
 }
 
 /** A {@link ConnectingDriver} over a stream host. */

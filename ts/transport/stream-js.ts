@@ -321,6 +321,8 @@ class JsStreamCore implements StreamCore {
           l.queue.unshift(off === 0 ? chunk : chunk.subarray(off));
           this.hostCounters[H_READ_PAUSES]++;
           l.conn?.pause();
+          // not congested, yet nothing moved: no 'drain' will come, so look again shortly
+          if (!l.blocked) setTimeout(() => this.unpause(l), 5);
           return false;
         }
       } else if (rc < 0) return true; // no such connection (closed meanwhile)
@@ -544,7 +546,8 @@ class JsStreamCore implements StreamCore {
     this.closing = (async () => {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
-      await Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
+      // listeners stop accepting now; their close completes once the connections are gone
+      const listening = Promise.all(this.listeners.map((l) => l.close().catch(() => undefined)));
       const links = [...this.links.values()];
       for (const l of links) {
         // the driver's output first, then FIN
@@ -561,6 +564,7 @@ class JsStreamCore implements StreamCore {
         poll();
       });
       for (const l of this.links.values()) l.conn?.destroy();
+      await listening;
       this.dispatchFinal();
       this.closed = true;
       this.feed.free();

@@ -171,8 +171,9 @@ class NativeStreamCore implements StreamCore {
   private readonly statsBuf = new Uint8Array(STREAM_STATS_BYTES);
   private readonly statsView = new DataView(this.statsBuf.buffer);
   private readonly onNative: (ab: ArrayBuffer, count: number, base: number) => void;
-  /** Client TLS contexts by settings object (one per origin's settings, freed with the core). */
-  private readonly clientCtx = new Map<TlsSettings, unknown>();
+  /** Client TLS contexts by settings object (a context is freed by its finalizer once unused;
+   *  connections hold their own reference). */
+  private readonly clientCtx = new WeakMap<TlsSettings, unknown>();
 
   constructor(
     private readonly addon: StreamAddon,
@@ -246,11 +247,7 @@ class NativeStreamCore implements StreamCore {
 
   close(): Promise<void> {
     return (this.closed ??= new Promise<void>((resolve) => {
-      this.addon.streamClose(this.h, () => {
-        for (const c of this.clientCtx.values()) this.addon.tlsContextFree(c);
-        this.clientCtx.clear();
-        resolve();
-      });
+      this.addon.streamClose(this.h, () => resolve());
     }));
   }
 }
