@@ -14,6 +14,7 @@ import type { StreamFeedFactory } from './stream-feed';
 import { jsStreamCore } from './stream-js';
 import { tcpSocketHost } from './stream-node';
 import { wasmStreamFeed } from './stream-wasm';
+import { wsNodeSocketHost } from './ws-node';
 import { udpFactory } from './udp-select';
 
 let wasmFeed: StreamFeedFactory | undefined;
@@ -35,7 +36,7 @@ function wasmFeedFactory(): StreamFeedFactory {
 /** The stream host factory for a framing and backend (default: the process backend's kind). */
 export function streamFactory(framing: StreamFraming, backend: BackendKind | undefined): { kind: BackendKind; create: StreamCoreFactory } {
   const kind = udpFactory(backend).kind;
-  if (framing === 'ws') throw new Error('turbocoap: CoAP over WebSockets is not built in yet');
+  if (framing === 'ws') return { kind: 'wasm', create: jsStreamCore(wasmFeedFactory(), wsNodeSocketHost) };
   // TODO(S1 merge): native -> nativeStreamCore
   return { kind, create: jsStreamCore(wasmFeedFactory(), tcpSocketHost) };
 }
