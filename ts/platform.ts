@@ -32,6 +32,8 @@ export interface Platform {
   /** errno names -> numbers as the hosts report them (CONN_EVF_SYSERR statuses). */
   readonly errno: Readonly<Record<string, number>>;
   networkInterfaces(): InterfaceTable;
+  /** Throws for client security options the platform cannot honour (browsers: their TLS is their own). */
+  checkClientSecurity?(o: { readonly psk?: unknown; readonly ca?: unknown; readonly cert?: unknown; readonly key?: unknown; readonly rejectUnauthorized?: unknown }): void;
 }
 
 let current: Platform | undefined;

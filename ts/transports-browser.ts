@@ -68,6 +68,12 @@ export const browserPlatform: Platform = {
   },
   errno: ERRNO,
   networkInterfaces: () => ({}),
+  checkClientSecurity(o) {
+    for (const k of ['psk', 'ca', 'cert', 'key'] as const) {
+      if (o[k] !== undefined) throw invalidArgValue(k, "undefined in browsers (coaps+ws is the browser's TLS, with its own certificate checks)", o[k]);
+    }
+    if (o.rejectUnauthorized === false) throw invalidArgValue('rejectUnauthorized', 'true or undefined in browsers (the browser checks certificates)', false);
+  },
 };
 
 setPlatform(browserPlatform);

@@ -209,6 +209,27 @@ describe.skipIf(missing !== undefined)('browser bundle over CoAP over WebSockets
     expect((errs['coaps+tcp://127.0.0.1/x'] as { message: string }).message).toMatch(/browsers cannot open TCP connections/);
   }, 60_000);
 
+  it("Node's TLS options reject with ERR_INVALID_ARG_VALUE (the browser's TLS is its own)", async () => {
+    const r = await page.evaluate(`(async () => {
+      const t = await import('/turbocoap.browser.mjs');
+      const out = [];
+      for (const [uri, opts] of [['coaps+ws://127.0.0.1:1/x', { ca: 'PEM' }], ['coaps+ws://localhost:1/x', { psk: { identity: 'a', key: 'b' } }], ['coaps+ws://localhost:1/x', { rejectUnauthorized: false }]]) {
+        try {
+          await t.request(uri, opts);
+          out.push('resolved');
+        } catch (e) {
+          out.push(e.code + ' ' + e.message);
+        }
+      }
+      return out;
+    })()`);
+    expect(r).toEqual([
+      expect.stringMatching(/^ERR_INVALID_ARG_VALUE ca must be undefined in browsers/),
+      expect.stringMatching(/^ERR_INVALID_ARG_VALUE psk must be undefined in browsers/),
+      expect.stringMatching(/^ERR_INVALID_ARG_VALUE rejectUnauthorized must be true or undefined in browsers/),
+    ]);
+  }, 60_000);
+
   it('a refused connection rejects with CoapConnectionError', async () => {
     const r = await page.evaluate(`(async () => {
       const t = await import('/turbocoap.browser.mjs');
