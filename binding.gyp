@@ -8,6 +8,7 @@
         "native/binding/addon.cc",
         "native/binding/udp.c",
         "native/binding/stream.c",
+        "native/binding/stream_feed.c",
         "native/driver/tls.c"
       ],
       "include_dirs": [

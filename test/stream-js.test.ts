@@ -42,7 +42,12 @@ describe('JS stream host: CoAP over TCP (WASM driver)', () => {
     const c = await cli.closed(id);
     expect(c.status).toBe(0);
     await srv.closed(sopen.conn);
-    expect(srv.core.stats().conns).toBe(0);
+    const st = srv.core.stats();
+    expect(st.conns).toBe(0);
+    expect([st.opened, st.closed, st.accepted]).toEqual([1, 1, 1]);
+    expect(st.rxBytes).toBeGreaterThan(0);
+    expect(st.txBytes).toBeGreaterThan(0);
+    expect(cli.core.stats().connects).toBe(1);
   });
 
   it('a refused connect is CLOSED with SYSERR -ECONNREFUSED', async () => {
@@ -414,6 +419,53 @@ if (coapClient === undefined) {
   console.warn('stream-js libcoap interop: SKIPPED (coap-client-notls not found on PATH)');
 }
 
+/** Runs a libcoap client; its stdout and exit code. */
+function libcoapRun(bin: string, args: string[]): Promise<{ out: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn(bin, args);
+    let out = '';
+    p.stdout.on('data', (d) => (out += String(d)));
+    const t = setTimeout(() => p.kill('SIGKILL'), 15000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ out, code });
+    });
+  });
+}
+
+const coapClientTls = findBinary('coap-client-openssl');
+if (coapClientTls === undefined) {
+  if (inCI) throw new Error('CI: coap-client-openssl not found (apt-get install libcoap3-bin)');
+  console.warn('stream-js libcoap TLS interop: SKIPPED (coap-client-openssl not found on PATH)');
+}
+
+describe.skipIf(coapClientTls === undefined)('libcoap coap-client-openssl -> JS stream host (coaps+tcp, WASM driver)', () => {
+  it('PSK', async () => {
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = (p) => `psk ${p}`;
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
+    const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-u', 'dev-7', '-k', 'secret-key-7', `coaps+tcp://127.0.0.1:${address.port}/a`]);
+    expect(r.out).toContain('psk a');
+    const open = await srv.waitFor((x) => x.kind === CONN_EV_OPEN, 'OPEN');
+    expect(Buffer.from(open.data).toString()).toBe('dev-7');
+  });
+
+  it.skipIf(typeof pki === 'string')('certificates (-R CA)', async () => {
+    const p = pki as Pki;
+    const dir = mkdtempSync(join(tmpdir(), 'tc-ca-'));
+    try {
+      writeFileSync(join(dir, 'ca.pem'), p.ca);
+      const srv = harness('tcp', 'server');
+      srv.autoRespond = (x) => `pki ${x}`;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+      const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-R', join(dir, 'ca.pem'), `coaps+tcp://127.0.0.1:${address.port}/b`]);
+      expect(r.out).toContain('pki b');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS stream host (coap+tcp, WASM driver)', () => {
   it('GET coap+tcp:// is answered', async () => {
     const srv = harness('tcp', 'server');
@@ -427,5 +479,84 @@ describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS strea
     });
     expect(r.out.trim()).toBe('libcoap hello/world');
     expect(r.code).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------- closing, timers, ws abuse
+
+import { CONNC_CSM_TIMEOUT_MS, CONN_EV_ABORT, STREAM_CONFIG_CONN } from '../ts/driver/abi';
+
+describe('JS stream host: closing, timers, WebSocket misuse (WASM driver)', () => {
+  it('two listeners on one core (OPEN STATUS = index); closeConn(abort) sends Abort with its diagnostic', async () => {
+    const srv = harness('tcp', 'server');
+    await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const second = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    expect(second.index).toBe(1);
+    const cli = harness('tcp', 'client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: second.address.port });
+    await cli.ready(id);
+    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+    expect(sopen.status).toBe(1);
+    await srv.ready(sopen.conn);
+    cli.core.closeConn(id, true, 'going away');
+    expect((await cli.closed(id)).status).toBe(0);
+    await srv.waitFor((r) => r.kind === CONN_EV_ABORT && r.conn === sopen.conn, 'ABORT at the server');
+    await srv.closed(sopen.conn);
+  });
+
+  it('a peer that sends no CSM is aborted when the CSM wait ends (the timer)', async () => {
+    const srv = new Harness(tcp, 'tcp', 'server', {}, (cfg) => {
+      cfg[STREAM_CONFIG_CONN + CONNC_CSM_TIMEOUT_MS] = 150;
+    });
+    cores.push(srv);
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const c = await rawClient(address.port);
+    await c.ended; // closed by the server
+    expect(c.codes).toEqual([0xe1, 0xe5]); // CSM, then Abort
+    const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+    expect((await srv.closed(open.conn)).status).not.toBe(0);
+  });
+
+  it('WebSockets: a text message or a message over Max-Message-Size ends the connection', async () => {
+    const srv = wsHarness('server');
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const open = (): Promise<WsClient> =>
+      new Promise((r, j) => {
+        const w = new WsClient(`ws://127.0.0.1:${address.port}/.well-known/coap`, 'coap');
+        w.on('open', () => r(w)).on('error', j);
+      });
+    const a = await open();
+    const aClosed = new Promise<number>((r) => a.on('close', (code) => r(code)));
+    a.send('hello');
+    expect(await aClosed).toBe(1003);
+    const b = await open();
+    const got: Buffer[] = [];
+    b.on('message', (d: Buffer) => got.push(d));
+    const bClosed = new Promise<number>((r) => b.on('close', (code) => r(code)));
+    b.send(Buffer.from([0x00, 0xe1])); // CSM
+    b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
+    await bClosed;
+    expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+  });
+});
+
+describe('JS stream host: the browser side', () => {
+  it('stream-js, stream-wasm and ws-browser bundle for browsers without Node built-ins or npm ws', async () => {
+    const esbuild = await import('esbuild');
+    const r = await esbuild.build({
+      stdin: {
+        contents: "export { jsStreamCore } from './ts/transport/stream-js'; export { wasmStreamFeed } from './ts/transport/stream-wasm'; export { wsBrowserSocketHost } from './ts/transport/ws-browser';",
+        resolveDir: join(__dirname, '..'),
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      metafile: true,
+    });
+    const inputs = Object.keys(r.metafile.inputs);
+    expect(inputs.some((f) => f.endsWith('ts/transport/ws-browser.ts'))).toBe(true);
+    expect(inputs.filter((f) => f.startsWith('node:') || f.includes('node_modules/ws/') || f.endsWith('stream-node.ts') || f.endsWith('ws-node.ts'))).toEqual([]);
   });
 });

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as abi from '../ts/driver/abi';
 import { endpointConfig } from '../ts/transport/udp-records';
 import { nativeStreamFactory, type StreamAddon } from '../ts/transport/stream-native';
+import { nativeStreamFeed, type StreamFeedAddon } from '../ts/transport/stream-feed-native';
+import { OUT_CLOSE, OUT_WRITE, TCS_DELIVER, type StreamFeed } from '../ts/transport/stream-feed';
 import type { StreamCore, TlsSettings } from '../ts/transport/stream-core';
 import { loadNativeAddon } from '../ts/backend/native';
 import { hasNative, nativeMissing, nativePath } from './support/backends';
@@ -29,13 +31,15 @@ interface Limits {
   maxConns?: number;
   perHost?: number;
   csmTimeoutMs?: number;
+  /** TC_TCP (1, default) or TC_WS (2) */
+  transport?: number;
 }
 
 function streamConfig(l: Limits = {}): Uint32Array {
   const maxConns = l.maxConns ?? 64;
   const cfg = new Uint32Array(abi.STREAM_CONFIG_WORDS);
   const c = abi.STREAM_CONFIG_CONN;
-  cfg[c + abi.CONNC_TRANSPORT] = 1; // TC_TCP
+  cfg[c + abi.CONNC_TRANSPORT] = l.transport ?? 1; // TC_TCP
   cfg[c + abi.CONNC_FLAGS] = 1; // BERT
   cfg[c + abi.CONNC_MAX_MESSAGE_SIZE] = 8192;
   cfg[c + abi.CONNC_OUT_BYTES] = 65536;
@@ -576,4 +580,119 @@ describe.skipIf(!hasNative || coapClient === undefined)('libcoap coap-client-ope
     expect(out).toContain('world over tls');
     expect(server.recs.some((r) => r.kind === abi.CONN_EV_OPEN && (r.flags & abi.CONN_EVF_TLS) !== 0)).toBe(true);
   });
+});
+
+/* ------------------------------------------------------------------ feed (JS-owned sockets) */
+
+describe.skipIf(!hasNative)('native stream feed (sockets JavaScript owns)', () => {
+  /** Two feeds joined in memory: a's connection 1 is b's connection 101. */
+  function link(transport: number) {
+    const feedOf = nativeStreamFeed(addon as unknown as StreamFeedAddon);
+    const a = feedOf(streamConfig({ transport }), randomBytes(abi.SEED_BYTES));
+    const b = feedOf(streamConfig({ transport }), randomBytes(abi.SEED_BYTES));
+    const got: { side: string; words: Uint32Array; data: Uint8Array; count: number }[] = [];
+    const addr = (port: number) => new Uint32Array([4, port, 0x0100007f, 0, 0, 0, 0]);
+    const take = (f: StreamFeed, side: string) => {
+      if (f.batchCount() > 0) got.push({ side, ...f.takeBatch() });
+    };
+    // move every pending message from `from` to `to` (whole messages for ws)
+    const pump = () => {
+      for (let round = 0; round < 50; round++) {
+        let moved = 0;
+        for (const [from, to, fromSide, toId, toSide] of [
+          [a, b, 'a', 101, 'b'],
+          [b, a, 'b', 1, 'a'],
+        ] as const) {
+          const n = from.collect();
+          for (let i = 0; i < n; i++) {
+            if (from.outOp(i) !== OUT_WRITE) continue;
+            const bytes = from.outBytes(i).slice();
+            let at = 0;
+            while (at < bytes.length || at === 0) {
+              const r = to.recv(Date.now(), toId, bytes, at);
+              at += to.used;
+              if (r === TCS_DELIVER) take(to, toSide);
+              else if (to.used === 0) break;
+              if (at >= bytes.length) break;
+            }
+            from.setDone(i, bytes.length);
+            moved++;
+          }
+          from.wrote(n);
+          take(to, toSide);
+          void fromSide;
+        }
+        if (moved === 0) break;
+      }
+    };
+    expect(b.open(Date.now(), 101, addr(40000))).toBe(1);
+    expect(a.open(Date.now(), 1, addr(5683))).toBe(1);
+    return { a, b, got, pump, take };
+  }
+
+  for (const [name, transport] of [
+    ['tcp', 1],
+    ['ws', 2],
+  ] as const) {
+    it(`${name} framing: CSM both ways (READY), a request through, the response back, graceful close`, () => {
+      const { a, b, got, pump, take } = link(transport);
+      pump();
+      const kinds = (side: string) => got.filter((g) => g.side === side).flatMap((g) => {
+        const out: number[] = [];
+        let p = 0;
+        for (let n = 0; n < g.count; n++) {
+          const k = g.words[p + abi.RX_KIND]!;
+          out.push(k);
+          p += abi.RX_WORDS + (k === abi.EV_REQUEST || k === abi.EV_RESPONSE ? 3 * g.words[p + abi.RX_OPT_COUNT]! : 0);
+        }
+        return out;
+      });
+      expect(kinds('a')).toContain(abi.CONN_EV_READY);
+      expect(kinds('b')).toContain(abi.CONN_EV_READY);
+      // a GET from a
+      const w = a.txWords;
+      w.fill(0, 0, abi.TX_REQUEST_WORDS);
+      w[abi.TX_REQUEST_KIND] = abi.TX_REQUEST;
+      w[abi.TX_REQUEST_CODE] = 1;
+      w[abi.TX_REQUEST_FAMILY] = abi.FAMILY_CONN;
+      w[abi.TX_REQUEST_PORT] = 1;
+      w[abi.TX_REQUEST_TOKEN] = 2;
+      a.flushStart(abi.TX_REQUEST_WORDS, 0);
+      expect(a.flushRun(Date.now())).toBe(0);
+      expect(a.flushEnd(abi.TX_REQUEST_WORDS)).toBe(0);
+      pump();
+      const req = got.find((g) => g.side === 'b' && g.words[abi.RX_KIND] === abi.EV_REQUEST)!;
+      expect(req).toBeDefined();
+      const r = b.txWords;
+      r.fill(0, 0, abi.TX_RESPOND_WORDS);
+      r[abi.TX_RESPOND_KIND] = abi.TX_RESPOND;
+      r[abi.TX_RESPOND_ID] = req.words[abi.RX_ID]!;
+      r[abi.TX_RESPOND_CODE] = 0x45;
+      r[abi.TX_RESPOND_PAYLOAD_LEN] = 2;
+      b.txBytes.set([0x6f, 0x6b]);
+      b.flushStart(abi.TX_RESPOND_WORDS, 2);
+      expect(b.flushRun(Date.now())).toBe(0);
+      expect(b.flushEnd(abi.TX_RESPOND_WORDS)).toBe(0);
+      pump();
+      const resp = got.find((g) => g.side === 'a' && g.words[abi.RX_KIND] === abi.EV_RESPONSE)!;
+      expect(resp.words[abi.RX_CODE]).toBe(0x45);
+      const po = resp.words[abi.RX_PAYLOAD_OFF]!;
+      expect(Buffer.from(resp.data.subarray(po, po + 2)).toString()).toBe('ok');
+      // graceful close of a's connection: CLOSED now, then OUT_CLOSE once drained
+      expect(a.shutdown(Date.now(), 1)).toBe(1);
+      take(a, 'a');
+      expect(kinds('a')).toContain(abi.CONN_EV_CLOSED);
+      const n = a.collect();
+      expect(Array.from({ length: n }, (_, i) => a.outOp(i))).toContain(OUT_CLOSE);
+      a.wrote(n);
+      expect(a.close(Date.now(), 1, 0, 0)).toBe(0);
+      expect(b.close(Date.now(), 101, 0, 0)).toBe(0);
+      take(b, 'b');
+      expect(kinds('b').filter((k) => k === abi.CONN_EV_CLOSED).length).toBe(1);
+      expect(b.stats([3]).getBigUint64(abi.SST_ACCEPTED, true)).toBe(3n);
+      a.free();
+      b.free();
+      expect(a.collect()).toBe(0);
+    });
+  }
 });

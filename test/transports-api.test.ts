@@ -5,7 +5,7 @@
  * listeners on one server. Every wait is bounded.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +42,7 @@ function makePki(): Pki {
     }
     const leaf = (name: string, cn: string, ext: string): void => {
       run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-      require('node:fs').writeFileSync(join(d, `${name}.ext`), ext);
+      writeFileSync(join(d, `${name}.ext`), ext);
       run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
     };
     leaf('server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
@@ -106,6 +106,8 @@ describe.each(udpBackends)('transports API (%s)', (backend) => {
     ['tcp', 'psk'],
     ['tls', 'psk'],
     ['tls', 'cert'],
+    ['ws', 'psk'],
+    ['wss', 'cert'],
   ];
 
   describe.each(cases)('%s (%s)', (kind, auth) => {

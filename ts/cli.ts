@@ -4,13 +4,14 @@
  *
  * ```
  * turbocoap get|post|put|delete|fetch|patch|ipatch <uri> [options]
- * turbocoap serve [--port 5683] [--host ::] [--amplification-limit 3]
+ * turbocoap serve [--listen URI]... [--port 5683] [--host ::] [--psk ID:KEY] [--cert F --key F [--ca F]]
  * turbocoap bench <uri> [coap-bench options...]
  * turbocoap backend
  * ```
  *
  * Exit status: 0 for a 2.xx response, 1 for 4.xx / 5.xx, 2 for a usage
- * error, 3 for a timeout, reset or network error.
+ * error, 3 for a timeout, reset or network error (a refused connection, a TLS handshake or
+ * certificate verification failure included).
  *
  * @packageDocumentation
  */
@@ -40,6 +41,7 @@ import {
   CoapTimeoutError,
   CoapResetError,
   CoapNetworkError,
+  CoapConnectionError,
   CoapAbortError,
   CoapUriError,
   CoapEncodeError,
@@ -47,7 +49,7 @@ import {
   backend,
 } from './index';
 import { nativeFallbackReason } from './backend/select';
-import type { CoapMessage, CoapOption, CoapResponse, Method, RequestOptions, TransferProgress } from './index';
+import type { CoapMessage, CoapOption, CoapResponse, ClientSecurityOptions, ListenOptions, Method, RequestOptions, TransferProgress } from './index';
 import { createDemoServer } from './demo';
 
 /** Exit status: success (a 2.xx response). */
@@ -56,7 +58,7 @@ export const EXIT_OK = 0;
 export const EXIT_ERROR_RESPONSE = 1;
 /** Exit status: bad command line. */
 export const EXIT_USAGE = 2;
-/** Exit status: timeout, reset or network error. */
+/** Exit status: timeout, reset or network error (refused connections, TLS handshake and certificate failures too). */
 export const EXIT_NETWORK = 3;
 
 /** A command-line error: printed with a hint to `--help`, exit status 2. */
@@ -76,8 +78,8 @@ const MAIN_HELP = `usage: turbocoap <command> [options]
 
 commands:
   get|post|put|delete|fetch|patch|ipatch <uri>   send one request and print the response
-  serve [--port 5683] [--host ::] [...]           run the demo server
-  bench <uri> [coap-bench options...]             load-test a CoAP/UDP server with coap-bench
+  serve [--listen URI]... [...]                   run the demo server (UDP, TCP, TLS, WebSockets, DTLS)
+  bench <uri> [coap-bench options...]             load-test a CoAP server with coap-bench
   backend                                         print the backend in use: native or wasm
   help [command]                                  help for a command
 
@@ -89,8 +91,9 @@ Exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/ne
 
 const REQUEST_HELP = `usage: turbocoap <get|post|put|delete|fetch|patch|ipatch> <uri> [options]
 
-Sends one request to a coap:// URI and prints the payload of a 2.xx response
-on stdout, or the code and its name (e.g. "4.04 Not Found") on stderr.
+Sends one request and prints the payload of a 2.xx response on stdout, or the code
+and its name (e.g. "4.04 Not Found") on stderr. URIs: coap:// (UDP), coaps:// (DTLS,
+native backend), coap+tcp://, coaps+tcp:// (TLS), coap+ws://, coaps+ws:// (RFC 8323).
 
 options:
   -p, --payload TEXT          request payload
@@ -120,18 +123,35 @@ options:
       --progress              report the progress of block-wise transfers on stderr:
                               on a terminal one line per direction, updated in place;
                               otherwise one final line per direction
+      --psk IDENTITY:KEY      secured schemes: pre-shared key (the key's UTF-8 bytes;
+                              0x... for hex)
+      --ca FILE               secured schemes: trusted CA certificates (PEM)
+      --cert FILE             secured schemes: client certificate (PEM)
+      --key FILE              secured schemes: client private key (PEM)
+      --insecure              secured schemes: do not verify the server's certificate
   -h, --help                  this help
 
-exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network errors.
+exit status: 0 on 2.xx, 1 on 4.xx/5.xx, 2 on usage errors, 3 on timeout/reset/network
+errors (a refused connection, a TLS/DTLS handshake or certificate verification failure).
 `;
 
-const SERVE_HELP = `usage: turbocoap serve [--port PORT] [--host HOST] [--amplification-limit N]
+const SERVE_HELP = `usage: turbocoap serve [--listen URI]... [--port PORT] [--host HOST] [security] [--amplification-limit N]
 
-Runs the demo server until SIGINT or SIGTERM.
+Runs the demo server until SIGINT or SIGTERM, its resources on every listener.
 
 options:
-  --port PORT                UDP port (default 5683; 0 picks a free one)
-  --host HOST                address to bind (default ::, all IPv6 and IPv4 addresses)
+  --listen URI               listen on URI (repeatable, one per transport), e.g.
+                             coap://[::]:5683, coap+tcp://127.0.0.1:5683,
+                             coaps+tcp://127.0.0.1:5684, coap+ws://0.0.0.0:8080,
+                             coaps+ws://..., coaps://... (DTLS); default coap://[::]:5683
+  --port PORT                without --listen: UDP port (default 5683; 0 picks a free one)
+  --host HOST                without --listen: address to bind (default ::, all IPv6 and
+                             IPv4 addresses)
+  --psk IDENTITY:KEY         secured listeners: a pre-shared key (repeatable; the key's
+                             UTF-8 bytes, 0x... for hex)
+  --cert FILE --key FILE     secured listeners: certificate chain and private key (PEM)
+  --ca FILE                  secured listeners: ask clients for a certificate and verify it
+                             against these CAs (PEM)
   --amplification-limit N    RFC 9175 amplification defence: a response to a client not
                              yet verified is at most N times its request, else 4.01 with
                              Echo (default 3; 0 turns it off, for clients that do not
@@ -247,6 +267,11 @@ const REQUEST_FLAGS: FlagTable = {
   'block-size': { type: 'string', short: 'b' },
   'max-body': { type: 'string' },
   progress: { type: 'boolean' },
+  psk: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  insecure: { type: 'boolean' },
 };
 
 const SERVE_FLAGS: FlagTable = {
@@ -254,7 +279,47 @@ const SERVE_FLAGS: FlagTable = {
   port: { type: 'string', short: 'P' },
   host: { type: 'string', short: 'H' },
   'amplification-limit': { type: 'string' },
+  listen: { type: 'string', multiple: true },
+  psk: { type: 'string', multiple: true },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  ca: { type: 'string' },
 };
+
+/** `--psk IDENTITY:KEY`: split at the first colon; a key written 0x... is hex. */
+export function parsePsk(s: string): { identity: string; key: Uint8Array | string } {
+  const i = s.indexOf(':');
+  if (i <= 0) throw new UsageError(`--psk must be IDENTITY:KEY, not ${JSON.stringify(s)}`);
+  const identity = s.slice(0, i);
+  const key = s.slice(i + 1);
+  if (key === '') throw new UsageError('--psk: the key is empty');
+  if (/^0x([0-9a-fA-F]{2})+$/.test(key)) return { identity, key: new Uint8Array(Buffer.from(key.slice(2), 'hex')) };
+  return { identity, key };
+}
+
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** The client security options of --psk / --ca / --cert / --key / --insecure. */
+function clientSecurity(p: Parsed): ClientSecurityOptions {
+  const psk = str(p, 'psk');
+  const ca = str(p, 'ca');
+  const cert = str(p, 'cert');
+  const key = str(p, 'key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('give --cert and --key together');
+  return {
+    ...(psk === undefined ? {} : { psk: parsePsk(psk) }),
+    ...(ca === undefined ? {} : { ca: readPem(ca, '--ca') }),
+    ...(cert === undefined ? {} : { cert: readPem(cert, '--cert') }),
+    ...(key === undefined ? {} : { key: readPem(key, '--key') }),
+    ...(has(p, 'insecure') ? { rejectUnauthorized: false } : {}),
+  };
+}
 
 /** A Content-Format argument: a number 0..65535 or a media type (`text/plain`, `application/json`, ...). */
 export function parseContentFormat(s: string, what = 'content format'): number {
@@ -466,7 +531,10 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
   }
   if (p.positionals.length !== 1) throw new UsageError(p.positionals.length === 0 ? 'missing <uri>' : `unexpected argument ${JSON.stringify(p.positionals[1])}`);
   const uri = p.positionals[0] as string;
-  if (!/^coap:\/\//i.test(uri)) throw new UsageError(`only coap:// URIs are supported, not ${JSON.stringify(uri)}`);
+  if (!/^coaps?(\+tcp|\+ws)?:\/\//i.test(uri)) {
+    throw new UsageError(`only coap://, coaps://, coap+tcp://, coaps+tcp://, coap+ws:// and coaps+ws:// URIs are supported, not ${JSON.stringify(uri)}`);
+  }
+  const security = clientSecurity(p);
 
   let payload: Uint8Array | undefined;
   const text = str(p, 'payload');
@@ -518,6 +586,7 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     ...(blockSizeN === undefined ? {} : { blockSize: blockSizeN }),
     ...(maxBody === undefined ? {} : { maxBodySize: parsePositiveInt(maxBody, '--max-body', 2 ** 30) }),
     ...(onProgress === undefined ? {} : { onProgress }),
+    ...security,
   };
   if (observeFor !== undefined) {
     if (method !== 'GET' && method !== 'FETCH') throw new UsageError('--observe works with get and fetch only');
@@ -575,6 +644,10 @@ async function requestCommand(method: Method, argv: readonly string[], io: Io): 
     }
     if (e instanceof CoapResetError) {
       io.stderr.write('turbocoap: the server answered with a Reset (RST)\n');
+      return EXIT_NETWORK;
+    }
+    if (e instanceof CoapConnectionError) {
+      io.stderr.write(`turbocoap: connection failed: ${e.message}\n`);
       return EXIT_NETWORK;
     }
     if (e instanceof CoapNetworkError) {
@@ -643,6 +716,11 @@ async function observeCommand(uri: string, o: RequestOptions, seconds: number, i
     ...(o.timeout === undefined ? {} : { timeout: o.timeout }),
     ...(o.blockSize === undefined ? {} : { blockSize: o.blockSize }),
     ...(o.maxBodySize === undefined ? {} : { maxBodySize: o.maxBodySize }),
+    ...(o.psk === undefined ? {} : { psk: o.psk }),
+    ...(o.ca === undefined ? {} : { ca: o.ca }),
+    ...(o.cert === undefined ? {} : { cert: o.cert }),
+    ...(o.key === undefined ? {} : { key: o.key }),
+    ...(o.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: o.rejectUnauthorized }),
     signal,
   });
   try {
@@ -679,22 +757,60 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
     return EXIT_OK;
   }
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(p.positionals[0])}`);
-  const portArg = str(p, 'port') ?? '5683';
-  if (!/^\d+$/.test(portArg) || Number(portArg) > 65535) throw new UsageError(`--port must be 0..65535, not ${JSON.stringify(portArg)}`);
-  const host = str(p, 'host') ?? '::';
+  const listens = strs(p, 'listen');
+  const portArg = str(p, 'port');
+  const hostArg = str(p, 'host');
+  if (listens.length > 0 && (portArg !== undefined || hostArg !== undefined)) throw new UsageError('--port and --host go without --listen (give the address in the --listen URI)');
+  if (portArg !== undefined && (!/^\d+$/.test(portArg) || Number(portArg) > 65535)) throw new UsageError(`--port must be 0..65535, not ${JSON.stringify(portArg)}`);
   const amp = str(p, 'amplification-limit');
   if (amp !== undefined && (!/^\d+$/.test(amp) || Number(amp) > 1000)) {
     throw new UsageError(`--amplification-limit must be 0..1000, not ${JSON.stringify(amp)}`);
   }
-  const server = createDemoServer(amp === undefined ? {} : { server: { amplificationLimit: Number(amp) } });
-  try {
-    await server.listen({ port: Number(portArg), host });
-  } catch (e) {
-    io.stderr.write(`turbocoap: cannot listen on ${host} port ${portArg}: ${(e as Error).message}\n`);
-    return EXIT_NETWORK;
+  // security of the secured listeners
+  const psks = strs(p, 'psk').map(parsePsk);
+  const certFile = str(p, 'cert');
+  const keyFile = str(p, 'key');
+  const caFile = str(p, 'ca');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('give --cert and --key together');
+  const security: Partial<ListenOptions> = {
+    ...(psks.length === 0 ? {} : { psk: Object.fromEntries(psks.map((k) => [k.identity, k.key])) }),
+    ...(certFile === undefined ? {} : { cert: readPem(certFile, '--cert') }),
+    ...(keyFile === undefined ? {} : { key: readPem(keyFile as string, '--key') }),
+    ...(caFile === undefined ? {} : { ca: readPem(caFile, '--ca'), requestCert: true }),
+  };
+  const secured = psks.length > 0 || certFile !== undefined;
+  const targets: { uri: string; opts: ListenOptions }[] = [];
+  const seen = new Set<string>();
+  for (const l of listens) {
+    let u;
+    // port 0 (pick a free one) is no URI port: parse without it
+    const zero = /^([a-z+]+:\/\/(?:\[[^\]]*\]|[^/:?#]*)):0+(?=[/?#]|$)/i.exec(l);
+    try {
+      u = parseUri(zero === null ? l : (zero[1] as string) + l.slice(zero[0].length));
+    } catch (e) {
+      if (e instanceof CoapUriError) throw new UsageError(`--listen ${l}: ${e.message}`);
+      throw e;
+    }
+    const transport = u.transport;
+    if (seen.has(transport)) throw new UsageError(`--listen: one listener per transport (${transport} given twice)`);
+    seen.add(transport);
+    if (u.secure && !secured) throw new UsageError(`--listen ${l}: a secured listener needs --psk or --cert/--key`);
+    targets.push({ uri: l, opts: { transport, host: u.host, port: zero === null ? u.port : 0, ...(u.secure ? security : {}) } });
   }
-  const a = server.address();
-  io.stdout.write(`turbocoap demo server listening on coap://${hostPort(a.address, a.port)}/ (${server.backend ?? 'unknown'} backend)\n`);
+  if (targets.length === 0) targets.push({ uri: 'coap://', opts: { transport: 'udp', host: hostArg ?? '::', port: Number(portArg ?? '5683') } });
+  const server = createDemoServer(amp === undefined ? {} : { server: { amplificationLimit: Number(amp) } });
+  for (const t of targets) {
+    try {
+      await server.listen(t.opts);
+    } catch (e) {
+      io.stderr.write(`turbocoap: cannot listen on ${t.opts.transport} ${t.opts.host} port ${t.opts.port}: ${(e as Error).message}\n`);
+      await server.close();
+      return EXIT_NETWORK;
+    }
+    const a = server.address(t.opts.transport);
+    const scheme = { udp: 'coap', tcp: 'coap+tcp', tls: 'coaps+tcp', ws: 'coap+ws', wss: 'coaps+ws', dtls: 'coaps' }[t.opts.transport ?? 'udp'];
+    io.stdout.write(`turbocoap demo server listening on ${scheme}://${hostPort(a.address, a.port)}/ (${server.backend ?? 'unknown'} backend)\n`);
+  }
   return new Promise<number>((resolveExit) => {
     let closing = false;
     const stop = (sig: NodeJS.Signals): void => {

@@ -167,8 +167,9 @@ TCW_API uint32_t tcw_stream_collect(tcw_stream *h) {
 }
 
 /** The first count entries of the out list were handled: tcs_written with each WRITE entry's
- *  DONE word (0: none written, the connection waits for tcw_stream_kick). Returns the entries
- *  whose connection has more to write (call tcw_stream_collect again). */
+ *  DONE word (0: none written, the connection waits for tcw_stream_kick). Connections with
+ *  more to do are queued again (call tcw_stream_collect until it finds none). Returns the
+ *  entries whose connection has more bytes to write. */
 TCW_API uint32_t tcw_stream_wrote(tcw_stream *h, uint32_t count) {
   uint32_t i, more = 0;
   if (count > h->out_count) count = h->out_count;

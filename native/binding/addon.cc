@@ -28,6 +28,8 @@
 extern "C" napi_value tc_udp_register(napi_env env, napi_value exports);
 // The CoAP over TCP/TLS host (stream.c): streamCreate, streamListen, ..., tlsContext.
 extern "C" napi_value tc_stream_register(napi_env env, napi_value exports);
+// The connection driver for JS-owned sockets (stream_feed.c): streamFeed*.
+extern "C" napi_value tc_stream_feed_register(napi_env env, napi_value exports);
 
 namespace {
 
@@ -633,6 +635,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bwcResWords", Napi::Number::New(env, kBwcResWords));
   tc_udp_register(env, exports); /* also abiHash / abiLayout (native/driver/abi.h) */
   tc_stream_register(env, exports);
+  tc_stream_feed_register(env, exports);
   return exports;
 }
 

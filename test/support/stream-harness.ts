@@ -69,8 +69,16 @@ export class Harness {
   /** answers requests automatically with 2.05 and this payload (by path) */
   autoRespond: ((path: string, payload: Uint8Array) => string | undefined) | undefined;
 
-  constructor(factory: StreamCoreFactory, framing: StreamFraming, role: 'server' | 'client', limits: StreamLimits & { maxMessageSize?: number } = {}) {
-    this.core = factory(framing, streamConfig(framing, limits, role), new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch, role);
+  constructor(
+    factory: StreamCoreFactory,
+    framing: StreamFraming,
+    role: 'server' | 'client',
+    limits: StreamLimits & { maxMessageSize?: number } = {},
+    tweak?: (config: Uint32Array) => void,
+  ) {
+    const cfg = streamConfig(framing, limits, role);
+    tweak?.(cfg);
+    this.core = factory(framing, cfg, new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch, role);
   }
 
   private readonly onBatch = (u32: Uint32Array, u8: Uint8Array, count: number, base: number): void => {

@@ -409,7 +409,9 @@ class JsStreamCore implements StreamCore {
           this.hostCounters[H_WRITES]++;
           feed.setDone(i, b.length);
         }
-        if (feed.wrote(n) === 0) break;
+        // until collect finds nothing: connections that wrote are queued again when they have
+        // more (or are closed and drained: CLOSE); congested ones wait for 'drain'
+        feed.wrote(n);
       }
     } finally {
       this.writing = false;

@@ -1,26 +1,32 @@
 /**
  * Picks the host of a stream driver: framing 'tcp' (TCP, TLS) on the native backend runs the
- * addon's libuv host; on WASM, the connection driver in WebAssembly under node:net / node:tls
- * sockets (./stream-js.ts over ./stream-node.ts); framing 'ws' runs JavaScript-owned
- * WebSockets on either backend.
+ * addon's libuv host (./stream-native.ts); on WASM, the connection driver in WebAssembly under
+ * node:net / node:tls sockets (./stream-js.ts over ./stream-node.ts). Framing 'ws' runs
+ * JavaScript-owned WebSockets (the `ws` package, ./ws-node.ts) over the backend's connection
+ * driver: the addon's feed exports on native, the WASM module's on WASM.
  *
  * @internal
  */
+import { loadNativeAddon } from '../backend/native';
 import { loadWasmBackend, wasmRaw } from '../backend/wasm';
 import type { BackendKind } from '../driver/driver';
 import { defaultBackend } from '../state';
 import type { StreamCoreFactory, StreamFraming } from './stream-core';
 import type { StreamFeedFactory } from './stream-feed';
+import { nativeStreamFeed, type StreamFeedAddon } from './stream-feed-native';
 import { jsStreamCore } from './stream-js';
+import { nativeStreamCore } from './stream-native';
 import { tcpSocketHost } from './stream-node';
 import { wasmStreamFeed } from './stream-wasm';
-import { wsNodeSocketHost } from './ws-node';
 import { udpFactory } from './udp-select';
+import { wsNodeSocketHost } from './ws-node';
 
-let wasmFeed: StreamFeedFactory | undefined;
+const feeds: { native?: StreamFeedFactory; wasm?: StreamFeedFactory } = {};
 
-function wasmFeedFactory(): StreamFeedFactory {
-  if (wasmFeed !== undefined) return wasmFeed;
+function feedFactory(kind: BackendKind): StreamFeedFactory {
+  const f = feeds[kind];
+  if (f !== undefined) return f;
+  if (kind === 'native') return (feeds.native = nativeStreamFeed(loadNativeAddon() as StreamFeedAddon));
   let raw;
   try {
     const be = defaultBackend();
@@ -30,13 +36,20 @@ function wasmFeedFactory(): StreamFeedFactory {
   }
   raw ??= wasmRaw(loadWasmBackend());
   if (raw === undefined) throw new Error('turbocoap: WebAssembly module unavailable');
-  return (wasmFeed = wasmStreamFeed(raw));
+  return (feeds.wasm = wasmStreamFeed(raw));
 }
+
+const cores = new Map<string, StreamCoreFactory>();
 
 /** The stream host factory for a framing and backend (default: the process backend's kind). */
 export function streamFactory(framing: StreamFraming, backend: BackendKind | undefined): { kind: BackendKind; create: StreamCoreFactory } {
   const kind = udpFactory(backend).kind;
-  if (framing === 'ws') return { kind: 'wasm', create: jsStreamCore(wasmFeedFactory(), wsNodeSocketHost) };
-  // TODO(S1 merge): native -> nativeStreamCore
-  return { kind, create: jsStreamCore(wasmFeedFactory(), tcpSocketHost) };
+  const key = `${framing}:${kind}`;
+  let create = cores.get(key);
+  if (create === undefined) {
+    if (framing === 'tcp') create = kind === 'native' ? nativeStreamCore : jsStreamCore(feedFactory('wasm'), tcpSocketHost);
+    else create = jsStreamCore(feedFactory(kind), wsNodeSocketHost);
+    cores.set(key, create);
+  }
+  return { kind, create };
 }
