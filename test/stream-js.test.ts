@@ -8,65 +8,98 @@ import { jsStreamCore } from '../ts/transport/stream-js';
 import { tcpSocketHost } from '../ts/transport/stream-node';
 import { wasmStreamFeed } from '../ts/transport/stream-wasm';
 import { Harness } from './support/stream-harness';
-
-const raw = wasmRaw(loadWasmBackend())!;
-const tcp = jsStreamCore(wasmStreamFeed(raw), tcpSocketHost);
-const cores: Harness[] = [];
-function harness(...a: ConstructorParameters<typeof Harness> extends [unknown, ...infer R] ? R : never): Harness {
-  const h = new Harness(tcp, ...a);
-  cores.push(h);
-  return h;
-}
-afterAll(async () => {
-  await Promise.all(cores.map((h) => h.core.close()));
-});
-
-describe('JS stream host: CoAP over TCP (WASM driver)', () => {
-  it('request -> response, OPEN / READY / CLOSED', async () => {
-    const srv = harness('tcp', 'server');
-    srv.autoRespond = (path) => `hello ${path}`;
-    const { index, address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    expect(index).toBe(0);
-    const cli = harness('tcp', 'client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
-    const open = await cli.opened(id);
-    expect(open.flags & CONN_EVF_TLS).toBe(0);
-    await cli.ready(id);
-    const rq = cli.request(id, '/a/b');
-    const res = await cli.response(rq);
-    expect(res.code).toBe(0x45);
-    expect(Buffer.from(res.payload).toString()).toBe('hello a/b');
-    const sopen = srv.recs.find((r) => r.kind === CONN_EV_OPEN)!;
-    expect(sopen.status).toBe(0); // listener index
-    cli.core.closeConn(id, false);
-    const c = await cli.closed(id);
-    expect(c.status).toBe(0);
-    await srv.closed(sopen.conn);
-    const st = srv.core.stats();
-    expect(st.conns).toBe(0);
-    expect([st.opened, st.closed, st.accepted]).toEqual([1, 1, 1]);
-    expect(st.rxBytes).toBeGreaterThan(0);
-    expect(st.txBytes).toBeGreaterThan(0);
-    expect(cli.core.stats().connects).toBe(1);
-  });
-
-  it('a refused connect is CLOSED with SYSERR -ECONNREFUSED', async () => {
-    const cli = harness('tcp', 'client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: 1 });
-    const c = await cli.closed(id);
-    expect(c.flags).toBe(CONN_EVF_SYSERR);
-    expect(c.status).toBe(-111);
-    expect(cli.recs.some((r) => r.kind === CONN_EV_OPEN)).toBe(false);
-  });
-});
-
-// ----------------------------------------------------------------------------- TLS
-
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary, inCI } from './support/peers';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { WebSocket as WsClient } from 'ws';
+import { wsNodeSocketHost } from '../ts/transport/ws-node';
+import * as net from 'node:net';
+import { wsBrowserSocketHost } from '../ts/transport/ws-browser';
+import { CONNC_CSM_TIMEOUT_MS, CONN_EV_ABORT, STREAM_CONFIG_CONN } from '../ts/driver/abi';
+import { loadNativeAddon } from '../ts/backend/native';
+import type { StreamFeedFactory } from '../ts/transport/stream-feed';
+import { nativeStreamFeed, type StreamFeedAddon } from '../ts/transport/stream-feed-native';
+
+const raw = wasmRaw(loadWasmBackend())!;
+const cores: Harness[] = [];
+
+/** The connection driver under the JS sockets: WebAssembly, and the addon's feed exports. */
+const FEEDS: [string, StreamFeedFactory][] = [['WASM', wasmStreamFeed(raw)]];
+try {
+  FEEDS.push(['native', nativeStreamFeed(loadNativeAddon() as unknown as StreamFeedAddon)]);
+} catch (e) {
+  if (inCI) throw e;
+  console.warn(`stream-js over the addon's feed: SKIPPED (${String((e as Error).message).split('\n')[0]})`);
+}
+
+/** Factories and harness makers over one feed. */
+function kit(feed: StreamFeedFactory) {
+  const tcp = jsStreamCore(feed, tcpSocketHost);
+  const ws = jsStreamCore(feed, wsNodeSocketHost);
+  const harness = (...a: ConstructorParameters<typeof Harness> extends [unknown, ...infer R] ? R : never): Harness => {
+    const h = new Harness(tcp, ...a);
+    cores.push(h);
+    return h;
+  };
+  const wsHarness = (role: 'server' | 'client'): Harness => {
+    const h = new Harness(ws, 'ws', role);
+    cores.push(h);
+    return h;
+  };
+  return { tcp, ws, harness, wsHarness };
+}
+afterAll(async () => {
+  await Promise.all(cores.map((h) => h.core.close()));
+});
+
+for (const [feedKind, feed] of FEEDS) {
+  describe(`JS stream host: CoAP over TCP [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('request -> response, OPEN / READY / CLOSED', async () => {
+      const srv = harness('tcp', 'server');
+      srv.autoRespond = (path) => `hello ${path}`;
+      const { index, address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      expect(index).toBe(0);
+      const cli = harness('tcp', 'client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+      const open = await cli.opened(id);
+      expect(open.flags & CONN_EVF_TLS).toBe(0);
+      await cli.ready(id);
+      const rq = cli.request(id, '/a/b');
+      const res = await cli.response(rq);
+      expect(res.code).toBe(0x45);
+      expect(Buffer.from(res.payload).toString()).toBe('hello a/b');
+      const sopen = srv.recs.find((r) => r.kind === CONN_EV_OPEN)!;
+      expect(sopen.status).toBe(0); // listener index
+      cli.core.closeConn(id, false);
+      const c = await cli.closed(id);
+      expect(c.status).toBe(0);
+      await srv.closed(sopen.conn);
+      const st = srv.core.stats();
+      expect(st.conns).toBe(0);
+      expect([st.opened, st.closed, st.accepted]).toEqual([1, 1, 1]);
+      expect(st.rxBytes).toBeGreaterThan(0);
+      expect(st.txBytes).toBeGreaterThan(0);
+      expect(cli.core.stats().connects).toBe(1);
+    });
+
+    it('a refused connect is CLOSED with SYSERR -ECONNREFUSED', async () => {
+      const cli = harness('tcp', 'client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: 1 });
+      const c = await cli.closed(id);
+      expect(c.flags).toBe(CONN_EVF_SYSERR);
+      expect(c.status).toBe(-111);
+      expect(cli.recs.some((r) => r.kind === CONN_EV_OPEN)).toBe(false);
+    });
+  });
+}
+
+// ----------------------------------------------------------------------------- TLS
 
 interface Pki {
   ca: string;
@@ -113,169 +146,162 @@ const pki = makePki();
 if (typeof pki === 'string') console.warn(`stream-js TLS certificates: SKIPPED (${pki})`);
 const key7 = new Uint8Array(Buffer.from('secret-key-7'));
 
-describe('JS stream host: CoAP over TLS (WASM driver)', () => {
-  it('PSK: round trip, OPEN carries TLS and the identity on both sides', async () => {
-    const srv = harness('tcp', 'server');
-    srv.autoRespond = () => 'psk ok';
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
-    const cli = harness('tcp', 'client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'dev-7', pskKey: key7 } });
-    const open = await cli.opened(id);
-    expect(open.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
-    await cli.ready(id);
-    const res = await cli.response(cli.request(id, '/x'));
-    expect(Buffer.from(res.payload).toString()).toBe('psk ok');
-    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
-    expect(Buffer.from(sopen.data).toString()).toBe('dev-7');
-    expect(sopen.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
-  });
+for (const [feedKind, feed] of FEEDS) {
+  describe(`JS stream host: CoAP over TLS [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('PSK: round trip, OPEN carries TLS and the identity on both sides', async () => {
+      const srv = harness('tcp', 'server');
+      srv.autoRespond = () => 'psk ok';
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
+      const cli = harness('tcp', 'client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'dev-7', pskKey: key7 } });
+      const open = await cli.opened(id);
+      expect(open.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+      await cli.ready(id);
+      const res = await cli.response(cli.request(id, '/x'));
+      expect(Buffer.from(res.payload).toString()).toBe('psk ok');
+      const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
+      expect(Buffer.from(sopen.data).toString()).toBe('dev-7');
+      expect(sopen.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+    });
 
-  it('PSK: a wrong key or an unknown identity is CLOSED with TLSERR PSK', async () => {
-    const srv = harness('tcp', 'server');
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskCallback: (id) => (id === 'dev-7' ? key7 : undefined) } });
-    const cli = harness('tcp', 'client');
-    const a = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'dev-7', pskKey: new Uint8Array(Buffer.from('wrong')) } });
-    const b = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'nobody', pskKey: key7 } });
-    for (const id of [a, b]) {
-      const c = await cli.closed(id);
-      expect(c.flags).toBe(CONN_EVF_TLSERR);
-      expect(c.status).toBe(TLS_E_PSK);
-    }
-    expect(srv.recs.some((r) => r.kind === CONN_EV_OPEN)).toBe(false);
-  });
+    it('PSK: a wrong key or an unknown identity is CLOSED with TLSERR PSK', async () => {
+      const srv = harness('tcp', 'server');
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskCallback: (id) => (id === 'dev-7' ? key7 : undefined) } });
+      const cli = harness('tcp', 'client');
+      const a = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'dev-7', pskKey: new Uint8Array(Buffer.from('wrong')) } });
+      const b = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { pskIdentity: 'nobody', pskKey: key7 } });
+      for (const id of [a, b]) {
+        const c = await cli.closed(id);
+        expect(c.flags).toBe(CONN_EVF_TLSERR);
+        expect(c.status).toBe(TLS_E_PSK);
+      }
+      expect(srv.recs.some((r) => r.kind === CONN_EV_OPEN)).toBe(false);
+    });
 
-  it.skipIf(typeof pki === 'string')('certificates: server cert (IP SAN) and a client certificate; OPEN carries the CN', async () => {
-    const p = pki as Pki;
-    const srv = harness('tcp', 'server');
-    srv.autoRespond = () => 'cert ok';
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key, caPem: p.ca, requestCert: true } });
-    const cli = harness('tcp', 'client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca, certPem: p.clientCert, keyPem: p.clientKey } });
-    const open = await cli.opened(id);
-    expect(Buffer.from(open.data).toString()).toBe('server');
-    await cli.ready(id);
-    const res = await cli.response(cli.request(id, '/c'));
-    expect(Buffer.from(res.payload).toString()).toBe('cert ok');
-    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
-    expect(Buffer.from(sopen.data).toString()).toBe('client-7');
-  });
+    it.skipIf(typeof pki === 'string')('certificates: server cert (IP SAN) and a client certificate; OPEN carries the CN', async () => {
+      const p = pki as Pki;
+      const srv = harness('tcp', 'server');
+      srv.autoRespond = () => 'cert ok';
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key, caPem: p.ca, requestCert: true } });
+      const cli = harness('tcp', 'client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca, certPem: p.clientCert, keyPem: p.clientKey } });
+      const open = await cli.opened(id);
+      expect(Buffer.from(open.data).toString()).toBe('server');
+      await cli.ready(id);
+      const res = await cli.response(cli.request(id, '/c'));
+      expect(Buffer.from(res.payload).toString()).toBe('cert ok');
+      const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
+      expect(Buffer.from(sopen.data).toString()).toBe('client-7');
+    });
 
-  it.skipIf(typeof pki === 'string')('certificates: an untrusted server, or a name mismatch, is CLOSED with TLSERR VERIFY', async () => {
-    const p = pki as Pki;
-    const srv = harness('tcp', 'server');
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
-    const cli = harness('tcp', 'client');
-    const a = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.otherCa } });
-    const b = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca, servername: 'example.org' } });
-    for (const id of [a, b]) {
-      const c = await cli.closed(id);
-      expect(c.flags).toBe(CONN_EVF_TLSERR);
-      expect(c.status).toBe(TLS_E_VERIFY);
-    }
+    it.skipIf(typeof pki === 'string')('certificates: an untrusted server, or a name mismatch, is CLOSED with TLSERR VERIFY', async () => {
+      const p = pki as Pki;
+      const srv = harness('tcp', 'server');
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+      const cli = harness('tcp', 'client');
+      const a = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.otherCa } });
+      const b = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca, servername: 'example.org' } });
+      for (const id of [a, b]) {
+        const c = await cli.closed(id);
+        expect(c.flags).toBe(CONN_EVF_TLSERR);
+        expect(c.status).toBe(TLS_E_VERIFY);
+      }
+    });
   });
-});
+}
 
 // ----------------------------------------------------------------------------- WebSockets
 
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { WebSocket as WsClient } from 'ws';
-import { wsNodeSocketHost } from '../ts/transport/ws-node';
+for (const [feedKind, feed] of FEEDS) {
+  describe(`JS stream host: CoAP over WebSockets (ws) [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('standalone server: round trip; OPEN / READY / CLOSED', async () => {
+      const srv = wsHarness('server');
+      srv.autoRespond = (p) => `ws ${p}`;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const cli = wsHarness('client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+      await cli.opened(id);
+      await cli.ready(id);
+      const res = await cli.response(cli.request(id, '/q'));
+      expect(Buffer.from(res.payload).toString()).toBe('ws q');
+      const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
+      cli.core.closeConn(id, false);
+      await cli.closed(id);
+      await srv.closed(sopen.conn);
+    });
 
-const ws = jsStreamCore(wasmStreamFeed(raw), wsNodeSocketHost);
-function wsHarness(role: 'server' | 'client'): Harness {
-  const h = new Harness(ws, 'ws', role);
-  cores.push(h);
-  return h;
+    it('attached to an existing http server (other paths untouched); subprotocol coap required', async () => {
+      const hs = http.createServer((_req, res) => res.end('plain http'));
+      await new Promise<void>((r) => hs.listen(0, '127.0.0.1', () => r()));
+      try {
+        const port = (hs.address() as { port: number }).port;
+        const srv = wsHarness('server');
+        srv.autoRespond = () => 'attached';
+        await srv.core.listen({ host: '127.0.0.1', port: 0, httpServer: hs });
+        const cli = wsHarness('client');
+        const id = cli.core.connect({ host: '127.0.0.1', port, url: `ws://127.0.0.1:${port}/.well-known/coap` });
+        await cli.ready(id);
+        expect(Buffer.from((await cli.response(cli.request(id, '/a'))).payload).toString()).toBe('attached');
+        const body = await new Promise<string>((r) => http.get(`http://127.0.0.1:${port}/x`, (res) => res.on('data', (d) => r(String(d)))));
+        expect(body).toBe('plain http');
+        // no "coap" subprotocol: refused
+        const bad = new WsClient(`ws://127.0.0.1:${port}/.well-known/coap`, 'mqtt');
+        const code = await new Promise<number>((r) => bad.on('unexpected-response', (_q, res) => r(res.statusCode ?? 0)).on('error', () => r(-1)));
+        expect(code).toBe(400);
+        bad.terminate();
+        await cli.core.close();
+        await srv.core.close();
+      } finally {
+        hs.closeAllConnections();
+        await new Promise<void>((r) => hs.close(() => r()));
+      }
+    });
+
+    it.skipIf(typeof pki === 'string')('wss: certificates, standalone and attached to an https server', async () => {
+      const p = pki as Pki;
+      const srv = wsHarness('server');
+      srv.autoRespond = () => 'wss';
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+      const cli = wsHarness('client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca } });
+      const open = await cli.opened(id);
+      expect(open.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+      expect(Buffer.from(open.data).toString()).toBe('server');
+      await cli.ready(id);
+      expect(Buffer.from((await cli.response(cli.request(id, '/s'))).payload).toString()).toBe('wss');
+      // an untrusted server
+      const bad = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.otherCa } });
+      const c = await cli.closed(bad);
+      expect([c.flags, c.status]).toEqual([CONN_EVF_TLSERR, TLS_E_VERIFY]);
+      // attached to an https server
+      const hs = https.createServer({ cert: p.cert, key: p.key });
+      await new Promise<void>((r) => hs.listen(0, '127.0.0.1', () => r()));
+      try {
+        const srv2 = wsHarness('server');
+        srv2.autoRespond = () => 'wss attached';
+        await srv2.core.listen({ host: '127.0.0.1', port: 0, httpServer: hs });
+        const port = (hs.address() as { port: number }).port;
+        const id2 = cli.core.connect({ host: '127.0.0.1', port, tls: { caPem: p.ca } });
+        await cli.ready(id2);
+        expect(Buffer.from((await cli.response(cli.request(id2, '/t'))).payload).toString()).toBe('wss attached');
+        const sopen = await srv2.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+        expect(sopen.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
+        await cli.core.close();
+        await srv2.core.close();
+      } finally {
+        await Promise.all(cores.map((h) => h.core.close()));
+        hs.closeAllConnections();
+        await new Promise<void>((r) => hs.close(() => r()));
+      }
+    });
+  });
 }
 
-describe('JS stream host: CoAP over WebSockets (ws, WASM driver)', () => {
-  it('standalone server: round trip; OPEN / READY / CLOSED', async () => {
-    const srv = wsHarness('server');
-    srv.autoRespond = (p) => `ws ${p}`;
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const cli = wsHarness('client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
-    await cli.opened(id);
-    await cli.ready(id);
-    const res = await cli.response(cli.request(id, '/q'));
-    expect(Buffer.from(res.payload).toString()).toBe('ws q');
-    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'server OPEN');
-    cli.core.closeConn(id, false);
-    await cli.closed(id);
-    await srv.closed(sopen.conn);
-  });
-
-  it('attached to an existing http server (other paths untouched); subprotocol coap required', async () => {
-    const hs = http.createServer((_req, res) => res.end('plain http'));
-    await new Promise<void>((r) => hs.listen(0, '127.0.0.1', () => r()));
-    try {
-      const port = (hs.address() as { port: number }).port;
-      const srv = wsHarness('server');
-      srv.autoRespond = () => 'attached';
-      await srv.core.listen({ host: '127.0.0.1', port: 0, httpServer: hs });
-      const cli = wsHarness('client');
-      const id = cli.core.connect({ host: '127.0.0.1', port, url: `ws://127.0.0.1:${port}/.well-known/coap` });
-      await cli.ready(id);
-      expect(Buffer.from((await cli.response(cli.request(id, '/a'))).payload).toString()).toBe('attached');
-      const body = await new Promise<string>((r) => http.get(`http://127.0.0.1:${port}/x`, (res) => res.on('data', (d) => r(String(d)))));
-      expect(body).toBe('plain http');
-      // no "coap" subprotocol: refused
-      const bad = new WsClient(`ws://127.0.0.1:${port}/.well-known/coap`, 'mqtt');
-      const code = await new Promise<number>((r) => bad.on('unexpected-response', (_q, res) => r(res.statusCode ?? 0)).on('error', () => r(-1)));
-      expect(code).toBe(400);
-      bad.terminate();
-      await cli.core.close();
-      await srv.core.close();
-    } finally {
-      hs.closeAllConnections();
-      await new Promise<void>((r) => hs.close(() => r()));
-    }
-  });
-
-  it.skipIf(typeof pki === 'string')('wss: certificates, standalone and attached to an https server', async () => {
-    const p = pki as Pki;
-    const srv = wsHarness('server');
-    srv.autoRespond = () => 'wss';
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
-    const cli = wsHarness('client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.ca } });
-    const open = await cli.opened(id);
-    expect(open.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
-    expect(Buffer.from(open.data).toString()).toBe('server');
-    await cli.ready(id);
-    expect(Buffer.from((await cli.response(cli.request(id, '/s'))).payload).toString()).toBe('wss');
-    // an untrusted server
-    const bad = cli.core.connect({ host: '127.0.0.1', port: address.port, tls: { caPem: p.otherCa } });
-    const c = await cli.closed(bad);
-    expect([c.flags, c.status]).toEqual([CONN_EVF_TLSERR, TLS_E_VERIFY]);
-    // attached to an https server
-    const hs = https.createServer({ cert: p.cert, key: p.key });
-    await new Promise<void>((r) => hs.listen(0, '127.0.0.1', () => r()));
-    try {
-      const srv2 = wsHarness('server');
-      srv2.autoRespond = () => 'wss attached';
-      await srv2.core.listen({ host: '127.0.0.1', port: 0, httpServer: hs });
-      const port = (hs.address() as { port: number }).port;
-      const id2 = cli.core.connect({ host: '127.0.0.1', port, tls: { caPem: p.ca } });
-      await cli.ready(id2);
-      expect(Buffer.from((await cli.response(cli.request(id2, '/t'))).payload).toString()).toBe('wss attached');
-      const sopen = await srv2.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
-      expect(sopen.flags & CONN_EVF_TLS).toBe(CONN_EVF_TLS);
-      await cli.core.close();
-      await srv2.core.close();
-    } finally {
-      await Promise.all(cores.map((h) => h.core.close()));
-      hs.closeAllConnections();
-      await new Promise<void>((r) => hs.close(() => r()));
-    }
-  });
-});
-
 // ------------------------------------------------------------- bounds, garbage, slow readers
-
-import * as net from 'node:net';
-import { wsBrowserSocketHost } from '../ts/transport/ws-browser';
 
 /** RFC 8323 §3.2 frames in buf: [code, token length, whole frame length]; stops at a partial one. */
 function frames(buf: Buffer): { codes: number[]; used: number } {
@@ -318,98 +344,123 @@ function rawClient(port: number): Promise<{ sock: net.Socket; codes: number[]; e
   });
 }
 
-describe('JS stream host: bounds and misbehaving peers (WASM driver)', () => {
-  it('connections over the total or per-host bound are refused (socket destroyed)', async () => {
-    const srv = new Harness(tcp, 'tcp', 'server', { maxConnections: 2, maxConnectionsPerHost: 2 });
-    cores.push(srv);
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const cli = harness('tcp', 'client');
-    const ids = [0, 1, 2].map(() => cli.core.connect({ host: '127.0.0.1', port: address.port }));
-    const third = await cli.closed(ids[2] as number);
-    expect(third.kind).toBe(CONN_EV_CLOSED);
-    await cli.ready(ids[0] as number);
-    await cli.ready(ids[1] as number);
-    const st = srv.core.stats();
-    expect(st.refused).toBeGreaterThanOrEqual(1);
-    expect(st.conns).toBe(2);
-    expect(srv.recs.filter((r) => r.kind === CONN_EV_OPEN).length).toBe(2);
+for (const [feedKind, feed] of FEEDS) {
+  describe(`JS stream host: bounds and misbehaving peers [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('connections over the total or per-host bound are refused (socket destroyed)', async () => {
+      const srv = new Harness(tcp, 'tcp', 'server', { maxConnections: 2, maxConnectionsPerHost: 2 });
+      cores.push(srv);
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const cli = harness('tcp', 'client');
+      const ids = [0, 1, 2].map(() => cli.core.connect({ host: '127.0.0.1', port: address.port }));
+      const third = await cli.closed(ids[2] as number);
+      expect(third.kind).toBe(CONN_EV_CLOSED);
+      await cli.ready(ids[0] as number);
+      await cli.ready(ids[1] as number);
+      const st = srv.core.stats();
+      expect(st.refused).toBeGreaterThanOrEqual(1);
+      expect(st.conns).toBe(2);
+      expect(srv.recs.filter((r) => r.kind === CONN_EV_OPEN).length).toBe(2);
 
-    const one = new Harness(tcp, 'tcp', 'server', { maxConnections: 8, maxConnectionsPerHost: 1 });
-    cores.push(one);
-    const a2 = await one.core.listen({ host: '127.0.0.1', port: 0 });
-    const x = cli.core.connect({ host: '127.0.0.1', port: a2.address.port });
-    await cli.ready(x);
-    const y = cli.core.connect({ host: '127.0.0.1', port: a2.address.port });
-    await cli.closed(y);
-    expect(one.core.stats().refused).toBe(1);
+      const one = new Harness(tcp, 'tcp', 'server', { maxConnections: 8, maxConnectionsPerHost: 1 });
+      cores.push(one);
+      const a2 = await one.core.listen({ host: '127.0.0.1', port: 0 });
+      const x = cli.core.connect({ host: '127.0.0.1', port: a2.address.port });
+      await cli.ready(x);
+      const y = cli.core.connect({ host: '127.0.0.1', port: a2.address.port });
+      await cli.closed(y);
+      expect(one.core.stats().refused).toBe(1);
+    });
+
+    it('hundreds of idle connections and a slow reader do not starve a client', async () => {
+    const srv = harness('tcp', 'server');
+    srv.autoRespond = () => 'served';
+    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+    const idle = await Promise.all(Array.from({ length: 300 }, () => rawClient(address.port)));
+    const slow = await rawClient(address.port);
+    slow.sock.pause();
+    slow.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
+    const cli = harness('tcp', 'client');
+    const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+    await cli.ready(id);
+    for (let k = 0; k < 20; k++) expect(Buffer.from((await cli.response(cli.request(id, '/p'))).payload).toString()).toBe('served');
+    expect(srv.core.stats().conns).toBe(302);
+    for (const c of idle) c.sock.destroy();
+    slow.sock.destroy();
   });
 
   it('garbage instead of a CSM is answered with Abort (7.05) and the connection closes', async () => {
-    const srv = harness('tcp', 'server');
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const c = await rawClient(address.port);
-    c.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    await c.ended;
-    expect(c.codes[0]).toBe(0xe1); // the server's CSM
-    expect(c.codes).toContain(0xe5); // Abort
-    const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
-    const closed = await srv.closed(open.conn);
-    expect(closed.status).not.toBe(0);
-  });
-
-  it('a slow reader pauses its connection; every request is answered once it reads', async () => {
-    const srv = harness('tcp', 'server');
-    const big = 'x'.repeat(16000);
-    srv.autoRespond = () => big;
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const c = await rawClient(address.port);
-    c.sock.pause(); // reads nothing
-    // CSM: Max-Message-Size 65536 (so that responses of 16 kB may be sent)
-    c.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
-    const req = (i: number): Buffer => Buffer.from([0x22, 0x01, i >> 8, i & 0xff, 0xb1, 0x70]); // GET /p, 2-byte token
-    let sent = 0;
-    // a few requests at a time (within the connection's exchange slots) until the server paused
-    while (srv.core.stats().readPauses === 0 && sent < 60000) {
-      c.sock.write(Buffer.concat(Array.from({ length: 8 }, () => req(sent++ & 0xffff))));
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    expect(srv.core.stats().readPauses).toBeGreaterThan(0);
-    c.sock.resume();
-    const t1 = Date.now();
-    while (c.codes.length < sent + 1 && Date.now() - t1 < 30000) await new Promise((r) => setTimeout(r, 20));
-    const answers = c.codes.slice(1);
-    expect(answers.length).toBe(sent);
-    // 2.05, or 5.03 while every exchange slot of the connection was busy (RFC 8323 answers all)
-    expect(answers.every((k) => k === 0x45 || k === 0xa3)).toBe(true);
-    expect(answers.filter((k) => k === 0x45).length).toBeGreaterThan(sent / 2);
-    c.sock.destroy();
-  }, 60000);
-});
-
-describe('JS stream host: the browser WebSocket host (WHATWG API, here from ws)', () => {
-  it('connects with subprotocol coap; round trip; a refused connect is SYSERR', async () => {
-    const g = globalThis as { WebSocket?: unknown };
-    const saved = g.WebSocket;
-    g.WebSocket = WsClient;
-    try {
-      const srv = wsHarness('server');
-      srv.autoRespond = (p) => `browser ${p}`;
+      const srv = harness('tcp', 'server');
       const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-      const bws = jsStreamCore(wasmStreamFeed(raw), wsBrowserSocketHost);
-      const cli = new Harness(bws, 'ws', 'client');
-      cores.push(cli);
-      const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
-      await cli.ready(id);
-      expect(Buffer.from((await cli.response(cli.request(id, '/b'))).payload).toString()).toBe('browser b');
-      const bad = cli.core.connect({ host: '127.0.0.1', port: 1 });
-      const c = await cli.closed(bad);
-      expect([c.flags, c.status]).toEqual([CONN_EVF_SYSERR, -111]);
-      await expect(cli.core.listen({ host: '127.0.0.1', port: 0 })).rejects.toThrow(/cannot listen/);
-    } finally {
-      g.WebSocket = saved;
-    }
+      const c = await rawClient(address.port);
+      c.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await c.ended;
+      expect(c.codes[0]).toBe(0xe1); // the server's CSM
+      expect(c.codes).toContain(0xe5); // Abort
+      const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+      const closed = await srv.closed(open.conn);
+      expect(closed.status).not.toBe(0);
+    });
+
+    it('a slow reader pauses its connection; every request is answered once it reads', async () => {
+      const srv = harness('tcp', 'server');
+      const big = 'x'.repeat(16000);
+      srv.autoRespond = () => big;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const c = await rawClient(address.port);
+      c.sock.pause(); // reads nothing
+      // CSM: Max-Message-Size 65536 (so that responses of 16 kB may be sent)
+      c.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
+      const req = (i: number): Buffer => Buffer.from([0x22, 0x01, i >> 8, i & 0xff, 0xb1, 0x70]); // GET /p, 2-byte token
+      let sent = 0;
+      // a few requests at a time (within the connection's exchange slots) until the server paused
+      while (srv.core.stats().readPauses === 0 && sent < 60000) {
+        c.sock.write(Buffer.concat(Array.from({ length: 8 }, () => req(sent++ & 0xffff))));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      expect(srv.core.stats().readPauses).toBeGreaterThan(0);
+      c.sock.resume();
+      const t1 = Date.now();
+      while (c.codes.length < sent + 1 && Date.now() - t1 < 30000) await new Promise((r) => setTimeout(r, 20));
+      const answers = c.codes.slice(1);
+      expect(answers.length).toBe(sent);
+      // 2.05, or 5.03 while every exchange slot of the connection was busy (RFC 8323 answers all)
+      expect(answers.every((k) => k === 0x45 || k === 0xa3)).toBe(true);
+      expect(answers.filter((k) => k === 0x45).length).toBeGreaterThan(sent / 2);
+      c.sock.destroy();
+    }, 60000);
   });
-});
+}
+
+for (const [feedKind, feed] of FEEDS) {
+  describe(`JS stream host: the browser WebSocket host (WHATWG API, here from ws) [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('connects with subprotocol coap; round trip; a refused connect is SYSERR', async () => {
+      const g = globalThis as { WebSocket?: unknown };
+      const saved = g.WebSocket;
+      g.WebSocket = WsClient;
+      try {
+        const srv = wsHarness('server');
+        srv.autoRespond = (p) => `browser ${p}`;
+        const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+        const bws = jsStreamCore(feed, wsBrowserSocketHost);
+        const cli = new Harness(bws, 'ws', 'client');
+        cores.push(cli);
+        const id = cli.core.connect({ host: '127.0.0.1', port: address.port });
+        await cli.ready(id);
+        expect(Buffer.from((await cli.response(cli.request(id, '/b'))).payload).toString()).toBe('browser b');
+        const bad = cli.core.connect({ host: '127.0.0.1', port: 1 });
+        const c = await cli.closed(bad);
+        expect([c.flags, c.status]).toEqual([CONN_EVF_SYSERR, -111]);
+        await expect(cli.core.listen({ host: '127.0.0.1', port: 0 })).rejects.toThrow(/cannot listen/);
+      } finally {
+        g.WebSocket = saved;
+      }
+    });
+  });
+}
 
 // ------------------------------------------------------------------------- libcoap interop
 
@@ -439,106 +490,116 @@ if (coapClientTls === undefined) {
   console.warn('stream-js libcoap TLS interop: SKIPPED (coap-client-openssl not found on PATH)');
 }
 
-describe.skipIf(coapClientTls === undefined)('libcoap coap-client-openssl -> JS stream host (coaps+tcp, WASM driver)', () => {
-  it('PSK', async () => {
-    const srv = harness('tcp', 'server');
-    srv.autoRespond = (p) => `psk ${p}`;
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
-    const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-u', 'dev-7', '-k', 'secret-key-7', `coaps+tcp://127.0.0.1:${address.port}/a`]);
-    expect(r.out).toContain('psk a');
-    const open = await srv.waitFor((x) => x.kind === CONN_EV_OPEN, 'OPEN');
-    expect(Buffer.from(open.data).toString()).toBe('dev-7');
-  });
-
-  it.skipIf(typeof pki === 'string')('certificates (-R CA)', async () => {
-    const p = pki as Pki;
-    const dir = mkdtempSync(join(tmpdir(), 'tc-ca-'));
-    try {
-      writeFileSync(join(dir, 'ca.pem'), p.ca);
+for (const [feedKind, feed] of FEEDS) {
+  describe.skipIf(coapClientTls === undefined)(`libcoap coap-client-openssl -> JS stream host (coaps+tcp) [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('PSK', async () => {
       const srv = harness('tcp', 'server');
-      srv.autoRespond = (x) => `pki ${x}`;
-      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
-      const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-R', join(dir, 'ca.pem'), `coaps+tcp://127.0.0.1:${address.port}/b`]);
-      expect(r.out).toContain('pki b');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
-describe.skipIf(coapClient === undefined)('libcoap coap-client-notls -> JS stream host (coap+tcp, WASM driver)', () => {
-  it('GET coap+tcp:// is answered', async () => {
-    const srv = harness('tcp', 'server');
-    srv.autoRespond = (p) => `libcoap ${p}`;
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const r = await new Promise<{ out: string; code: number | null }>((resolve) => {
-      const p = spawn(coapClient as string, ['-m', 'get', '-B', '5', `coap+tcp://127.0.0.1:${address.port}/hello/world`]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += String(d)));
-      p.on('close', (code) => resolve({ out, code }));
+      srv.autoRespond = (p) => `psk ${p}`;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { pskTable: new Map([['dev-7', key7]]) } });
+      const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-u', 'dev-7', '-k', 'secret-key-7', `coaps+tcp://127.0.0.1:${address.port}/a`]);
+      expect(r.out).toContain('psk a');
+      const open = await srv.waitFor((x) => x.kind === CONN_EV_OPEN, 'OPEN');
+      expect(Buffer.from(open.data).toString()).toBe('dev-7');
     });
-    expect(r.out.trim()).toBe('libcoap hello/world');
-    expect(r.code).toBe(0);
+
+    it.skipIf(typeof pki === 'string')('certificates (-R CA)', async () => {
+      const p = pki as Pki;
+      const dir = mkdtempSync(join(tmpdir(), 'tc-ca-'));
+      try {
+        writeFileSync(join(dir, 'ca.pem'), p.ca);
+        const srv = harness('tcp', 'server');
+        srv.autoRespond = (x) => `pki ${x}`;
+        const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0, tls: { certPem: p.cert, keyPem: p.key } });
+        const r = await libcoapRun(coapClientTls as string, ['-m', 'get', '-B', '5', '-R', join(dir, 'ca.pem'), `coaps+tcp://127.0.0.1:${address.port}/b`]);
+        expect(r.out).toContain('pki b');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
-});
+}
+
+for (const [feedKind, feed] of FEEDS) {
+  describe.skipIf(coapClient === undefined)(`libcoap coap-client-notls -> JS stream host (coap+tcp) [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('GET coap+tcp:// is answered', async () => {
+      const srv = harness('tcp', 'server');
+      srv.autoRespond = (p) => `libcoap ${p}`;
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const r = await new Promise<{ out: string; code: number | null }>((resolve) => {
+        const p = spawn(coapClient as string, ['-m', 'get', '-B', '5', `coap+tcp://127.0.0.1:${address.port}/hello/world`]);
+        let out = '';
+        p.stdout.on('data', (d) => (out += String(d)));
+        p.on('close', (code) => resolve({ out, code }));
+      });
+      expect(r.out.trim()).toBe('libcoap hello/world');
+      expect(r.code).toBe(0);
+    });
+  });
+}
 
 // ------------------------------------------------------------------- closing, timers, ws abuse
 
-import { CONNC_CSM_TIMEOUT_MS, CONN_EV_ABORT, STREAM_CONFIG_CONN } from '../ts/driver/abi';
-
-describe('JS stream host: closing, timers, WebSocket misuse (WASM driver)', () => {
-  it('two listeners on one core (OPEN STATUS = index); closeConn(abort) sends Abort with its diagnostic', async () => {
-    const srv = harness('tcp', 'server');
-    await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const second = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    expect(second.index).toBe(1);
-    const cli = harness('tcp', 'client');
-    const id = cli.core.connect({ host: '127.0.0.1', port: second.address.port });
-    await cli.ready(id);
-    const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
-    expect(sopen.status).toBe(1);
-    await srv.ready(sopen.conn);
-    cli.core.closeConn(id, true, 'going away');
-    expect((await cli.closed(id)).status).toBe(0);
-    await srv.waitFor((r) => r.kind === CONN_EV_ABORT && r.conn === sopen.conn, 'ABORT at the server');
-    await srv.closed(sopen.conn);
-  });
-
-  it('a peer that sends no CSM is aborted when the CSM wait ends (the timer)', async () => {
-    const srv = new Harness(tcp, 'tcp', 'server', {}, (cfg) => {
-      cfg[STREAM_CONFIG_CONN + CONNC_CSM_TIMEOUT_MS] = 150;
+for (const [feedKind, feed] of FEEDS) {
+  describe(`JS stream host: closing, timers, WebSocket misuse [${feedKind} driver]`, () => {
+    const { tcp, harness, wsHarness } = kit(feed);
+    void tcp; void harness; void wsHarness;
+    it('two listeners on one core (OPEN STATUS = index); closeConn(abort) sends Abort with its diagnostic', async () => {
+      const srv = harness('tcp', 'server');
+      await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const second = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      expect(second.index).toBe(1);
+      const cli = harness('tcp', 'client');
+      const id = cli.core.connect({ host: '127.0.0.1', port: second.address.port });
+      await cli.ready(id);
+      const sopen = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+      expect(sopen.status).toBe(1);
+      await srv.ready(sopen.conn);
+      cli.core.closeConn(id, true, 'going away');
+      expect((await cli.closed(id)).status).toBe(0);
+      await srv.waitFor((r) => r.kind === CONN_EV_ABORT && r.conn === sopen.conn, 'ABORT at the server');
+      await srv.closed(sopen.conn);
     });
-    cores.push(srv);
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const c = await rawClient(address.port);
-    await c.ended; // closed by the server
-    expect(c.codes).toEqual([0xe1, 0xe5]); // CSM, then Abort
-    const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
-    expect((await srv.closed(open.conn)).status).not.toBe(0);
-  });
 
-  it('WebSockets: a text message or a message over Max-Message-Size ends the connection', async () => {
-    const srv = wsHarness('server');
-    const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
-    const open = (): Promise<WsClient> =>
-      new Promise((r, j) => {
-        const w = new WsClient(`ws://127.0.0.1:${address.port}/.well-known/coap`, 'coap');
-        w.on('open', () => r(w)).on('error', j);
+    it('a peer that sends no CSM is aborted when the CSM wait ends (the timer)', async () => {
+      const srv = new Harness(tcp, 'tcp', 'server', {}, (cfg) => {
+        cfg[STREAM_CONFIG_CONN + CONNC_CSM_TIMEOUT_MS] = 150;
       });
-    const a = await open();
-    const aClosed = new Promise<number>((r) => a.on('close', (code) => r(code)));
-    a.send('hello');
-    expect(await aClosed).toBe(1003);
-    const b = await open();
-    const got: Buffer[] = [];
-    b.on('message', (d: Buffer) => got.push(d));
-    const bClosed = new Promise<number>((r) => b.on('close', (code) => r(code)));
-    b.send(Buffer.from([0x00, 0xe1])); // CSM
-    b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
-    await bClosed;
-    expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+      cores.push(srv);
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const c = await rawClient(address.port);
+      await c.ended; // closed by the server
+      expect(c.codes).toEqual([0xe1, 0xe5]); // CSM, then Abort
+      const open = await srv.waitFor((r) => r.kind === CONN_EV_OPEN, 'OPEN');
+      expect((await srv.closed(open.conn)).status).not.toBe(0);
+    });
+
+    it('WebSockets: a text message or a message over Max-Message-Size ends the connection', async () => {
+      const srv = wsHarness('server');
+      const { address } = await srv.core.listen({ host: '127.0.0.1', port: 0 });
+      const open = (): Promise<WsClient> =>
+        new Promise((r, j) => {
+          const w = new WsClient(`ws://127.0.0.1:${address.port}/.well-known/coap`, 'coap');
+          w.on('open', () => r(w)).on('error', j);
+        });
+      const a = await open();
+      const aClosed = new Promise<number>((r) => a.on('close', (code) => r(code)));
+      a.send('hello');
+      expect(await aClosed).toBe(1003);
+      const b = await open();
+      const got: Buffer[] = [];
+      b.on('message', (d: Buffer) => got.push(d));
+      const bClosed = new Promise<number>((r) => b.on('close', (code) => r(code)));
+      b.send(Buffer.from([0x00, 0xe1])); // CSM
+      b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
+      await bClosed;
+      expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+    });
   });
-});
+}
 
 describe('JS stream host: the browser side', () => {
   it('stream-js, stream-wasm and ws-browser bundle for browsers without Node built-ins or npm ws', async () => {

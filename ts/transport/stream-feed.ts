@@ -62,7 +62,8 @@ export interface StreamFeed {
   outOp(i: number): number;
   /** Entry i's bytes: a view valid until the next call on the feed. */
   outBytes(i: number): Uint8Array;
-  /** How many of entry i's bytes the socket took (0: congested, keep them). */
+  /** How many of entry i's bytes the socket took (0: congested, keep them). The host sets it
+   *  for every WRITE entry before {@link wrote}. */
   setDone(i: number, n: number): void;
   /** Reports the list (tcs_written); returns how many connections have more to write. */
   wrote(count: number): number;

@@ -380,7 +380,10 @@ class JsStreamCore implements StreamCore {
         if (n === 0) break;
         for (let i = 0; i < n; i++) {
           const l = this.links.get(feed.outId(i));
-          if (l === undefined || l.conn === undefined) continue;
+          if (l === undefined || l.conn === undefined) {
+            feed.setDone(i, 0);
+            continue;
+          }
           if (feed.outOp(i) === OUT_CLOSE) {
             // the driver closed it (Abort sent, dead peer, error): end after what was written
             l.ending = true;
@@ -395,6 +398,7 @@ class JsStreamCore implements StreamCore {
             continue;
           }
           if (l.conn.congested()) {
+            feed.setDone(i, 0); // kept in the driver until 'drain'
             l.blocked = true;
             this.hostCounters[H_WRITES_QUEUED]++;
             continue;
