@@ -160,6 +160,34 @@ describe.each(udpBackends)('transports API (%s)', (backend) => {
     });
   });
 
+  it('one connection per origin; a request outstanding when the server closes fails CLOSED; the agent reconnects', async () => {
+    let release: (() => void) | undefined;
+    const server = createServer(
+      (req) => (req.path === '/hang' ? new Promise((resolve) => (release = () => resolve({ code: '2.05' }))) : { code: '2.05', payload: 'ok' }),
+      { backend, closeTimeout: 100 },
+    );
+    servers.push(server);
+    await server.listen({ transport: 'tcp', port: 0, host: '127.0.0.1' });
+    const port = server.address('tcp').port;
+    let connections = 0;
+    server.on('connection', () => connections++);
+    const url = `coap+tcp://127.0.0.1:${port}`;
+    for (let i = 0; i < 3; i++) expect((await within(agent.request(`${url}/x`), 10000, 'request')).text()).toBe('ok');
+    expect(connections).toBe(1);
+    const hanging = agent.request(`${url}/hang`).catch((x: unknown) => x);
+    await new Promise((r) => setTimeout(r, 100));
+    await within(server.close(), 10000, 'close');
+    release?.();
+    const e = await within(hanging, 10000, 'outstanding');
+    expect(e).toBeInstanceOf(CoapConnectionError);
+    expect(['CLOSED', 'ECONNRESET']).toContain((e as CoapConnectionError).code);
+    // a new server on the same port: the agent opens a new connection
+    const again = createServer(() => ({ code: '2.05', payload: 'again' }), { backend });
+    servers.push(again);
+    await again.listen({ transport: 'tcp', port, host: '127.0.0.1' });
+    expect((await within(agent.request(`${url}/x`), 10000, 'reconnect')).text()).toBe('again');
+  });
+
   it('a refused connection rejects with CoapConnectionError ECONNREFUSED', async () => {
     const probe = createServer(() => ({ code: '2.05' }), { backend });
     await probe.listen({ transport: 'tcp', port: 0, host: '127.0.0.1' });

@@ -30,11 +30,13 @@ import {
   type IdCallback,
   type Peer,
   type Received,
+  type TlsSettings,
 } from './driver/driver';
 import {
   CoapAbortError,
   CoapBlockwiseError,
   CoapConnectionError,
+  tlsFailure,
   CoapEncodeError,
   CoapNetworkError,
   CoapResetError,
@@ -261,6 +263,7 @@ export function failure(rc: number): Error {
     case Status.STALE:
       return new CoapNetworkError('CLOSED', 'the agent was closed');
     default:
+      if (rc <= -100 && rc >= -111) return tlsFailure(rc); // a DTLS session failed (TC_TLS_E_*)
       return new CoapEncodeError('INVALID', 'INVALID: the core rejected the request');
   }
 }
@@ -1107,6 +1110,8 @@ export class Agent {
   private readonly sockets: (AgentSocket | undefined)[] = [undefined, undefined];
   /** Connections (RFC 8323) by scheme. */
   private readonly streams = new Map<string, StreamSide>();
+  /** DTLS sockets (`coaps://`) by family and security. */
+  private readonly dtlsSockets = new Map<string, AgentSocket>();
   /** Bumped by close(): requests routed before it (DNS, bind under way) fail with CLOSED. */
   private epoch = 0;
 
@@ -1159,18 +1164,24 @@ export class Agent {
     );
   }
 
-  private socket(family: 4 | 6): AgentSocket {
+  /** The socket for a family: plain UDP, or with `dtls` a DTLS one (`coaps://`) per security. */
+  private socket(family: 4 | 6, dtls?: TlsSettings): AgentSocket {
     const i = family === 4 ? 0 : 1;
-    let s = this.sockets[i];
+    const key = dtls === undefined ? '' : `${family}|${securityKey(dtls)}`;
+    let s = dtls === undefined ? this.sockets[i] : this.dtlsSockets.get(key);
     if (s === undefined) {
-      s = new AgentSocket(driverFactory('coap') as DriverFactory, family, this.opts);
-      this.sockets[i] = s;
+      const open = driverFactory(dtls === undefined ? 'coap' : 'coaps');
+      if (open === undefined) throw schemeError('coaps');
+      s = new AgentSocket(open, family, dtls === undefined ? this.opts : { ...this.opts, security: dtls } as AgentOptions);
+      if (dtls === undefined) this.sockets[i] = s;
+      else this.dtlsSockets.set(key, s);
       const sock = s;
       s.ready = s.ep.bind(family === 4 ? '0.0.0.0' : '::', 0, { ipv6Only: family === 6 }).then(() => {
         sock.bound = true;
       });
       s.ready.catch(() => {
         if (this.sockets[i] === sock) this.sockets[i] = undefined;
+        if (this.dtlsSockets.get(key) === sock) this.dtlsSockets.delete(key);
         void sock.ep.close();
       });
     }
@@ -1246,9 +1257,11 @@ export class Agent {
       );
       return;
     }
+    let dtls: TlsSettings | undefined;
+    if (t.uri.scheme === 'coaps') dtls = clientTls(sec ?? {}, t.family === 0 ? t.uri.host : undefined);
     if (t.family !== 0) {
       const family = t.family;
-      const s = this.socket(family);
+      const s = this.socket(family, dtls);
       let route = t.route;
       if (route === undefined || route.s !== s || route.tokenLength !== tokenLength) {
         const scope = t.zone === undefined ? 0 : s.ep.zoneScope(t.zone);
@@ -1277,7 +1290,7 @@ export class Agent {
           reject(new CoapNetworkError('CLOSED', 'the agent was closed'));
           return;
         }
-        const s = this.socket(family);
+        const s = this.socket(family, dtls);
         const zone = splitZone(a.address)[1];
         const scope = zone === undefined ? 0 : s.ep.zoneScope(zone);
         return (s.ready as Promise<void>).then(() => goIfOpen({ s, t, family, port: t.uri.port, ip, scope, tokenLength }));
@@ -1308,6 +1321,11 @@ export class Agent {
       all.push(s.ep.close());
       s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
     }
+    for (const s of this.dtlsSockets.values()) {
+      all.push(s.ep.close());
+      s.failAll(() => new CoapNetworkError('CLOSED', 'the agent was closed'));
+    }
+    this.dtlsSockets.clear();
     for (const s of this.streams.values()) all.push(s.close());
     this.streams.clear();
     await Promise.all(all);

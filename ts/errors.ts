@@ -198,6 +198,35 @@ export class CoapConnectionError extends CoapNetworkError {
   }
 }
 
+/** TC_TLS_E_* (native/driver/tls.h) -> CoapConnectionError codes. */
+const TLS_CODES: Readonly<Record<number, string>> = {
+  [-102]: 'TLS_CONFIG',
+  [-103]: 'TLS_UNSUPPORTED',
+  [-104]: 'HANDSHAKE',
+  [-105]: 'VERIFY',
+  [-106]: 'VERIFY',
+  [-107]: 'PSK',
+  [-108]: 'ALPN',
+  [-109]: 'HANDSHAKE',
+  [-110]: 'HANDSHAKE',
+  [-111]: 'CLOSED',
+};
+const TLS_MESSAGES: Readonly<Record<string, string>> = {
+  TLS_CONFIG: 'bad TLS configuration (certificate, key, CA bundle or PSK)',
+  TLS_UNSUPPORTED: 'a TLS feature this build or OpenSSL lacks',
+  HANDSHAKE: 'the TLS/DTLS handshake failed',
+  VERIFY: "the peer's certificate failed verification (or none was sent where one is required)",
+  PSK: 'PSK: unknown identity or wrong key',
+  ALPN: 'the peer did not agree on ALPN "coap"',
+  CLOSED: 'the secure session was closed',
+};
+
+/** The connection error of a TC_TLS_E_* status (-100 and below; native/driver/tls.h). @internal */
+export function tlsFailure(status: number): CoapConnectionError {
+  const code = TLS_CODES[status] ?? 'TLS';
+  return new CoapConnectionError(code, `${code}: ${TLS_MESSAGES[code] ?? `TLS error ${status}`}`);
+}
+
 /** Whether a connection error is a TLS/DTLS handshake or certificate failure. */
 export function isSecurityFailure(code: string): boolean {
   return code === 'HANDSHAKE' || code === 'VERIFY' || code === 'PSK' || code === 'ALPN' || code === 'TLS_CONFIG' || code === 'TLS';

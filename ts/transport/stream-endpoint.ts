@@ -91,6 +91,7 @@ import {
   formatRecordAddress,
   zoneScope,
 } from './udp-records';
+import { tlsFailure } from '../errors';
 import type { StreamCore, StreamCoreFactory, StreamFraming } from './stream-core';
 import { TxWriter } from './tx-writer';
 import { UdpBatch } from './udp-batch';
@@ -101,25 +102,6 @@ const TC_WS = 2;
 const CONNF_BERT = 1;
 const utf8 = new TextDecoder();
 
-/** TC_TLS_E_* (native/driver/tls.h) -> the codes of CoapConnectionError. */
-const TLS_CODES: Record<number, string> = {
-  [-102]: 'TLS_CONFIG',
-  [-103]: 'TLS_UNSUPPORTED',
-  [-104]: 'HANDSHAKE',
-  [-105]: 'VERIFY',
-  [-106]: 'VERIFY',
-  [-107]: 'PSK',
-  [-108]: 'ALPN',
-  [-109]: 'HANDSHAKE',
-};
-const TLS_MESSAGES: Record<string, string> = {
-  TLS_CONFIG: 'bad TLS configuration (certificate, key, CA bundle or PSK)',
-  TLS_UNSUPPORTED: 'a TLS feature this OpenSSL lacks',
-  HANDSHAKE: 'the TLS handshake failed',
-  VERIFY: "the peer's certificate failed verification",
-  PSK: 'PSK: unknown identity or wrong key',
-  ALPN: 'the peer did not agree on ALPN "coap"',
-};
 
 /**
  * Why a connection closed, from its CLOSED record (STATUS, FLAGS) and what the connection
@@ -131,8 +113,8 @@ export function closeReason(status: number, flags: number, opened: boolean, abor
     return { code, message: `${code}: the connection failed`, opened };
   }
   if ((flags & CONN_EVF_TLSERR) !== 0) {
-    const code = TLS_CODES[status] ?? 'TLS';
-    return { code, message: `${code}: ${TLS_MESSAGES[code] ?? `TLS error ${status}`}`, opened };
+    const e = tlsFailure(status);
+    return { code: e.code, message: e.message, opened };
   }
   if (aborted) return { code: 'ABORTED', message: 'ABORTED: the peer aborted the connection', opened };
   if (status === E_TIMEOUT) return { code: 'TIMEOUT', message: 'TIMEOUT: the peer stopped answering (no Pong)', opened };
