@@ -597,6 +597,13 @@ for (const [feedKind, feed] of FEEDS) {
       b.send(Buffer.concat([Buffer.from([0x00, 0x02, 0xff]), Buffer.alloc(4000)])); // POST, 4000-byte payload
       await bClosed;
       expect(got.map((m) => m[1])).toContain(0xe5); // Abort
+      const e = await open();
+      const egot: Buffer[] = [];
+      e.on('message', (d: Buffer) => egot.push(d));
+      const eClosed = new Promise<number>((r) => e.on('close', (code) => r(code)));
+      e.send(Buffer.alloc(0)); // no CoAP message at all
+      await eClosed;
+      expect(egot.map((m) => m[1])).toContain(0xe5);
     });
   });
 }

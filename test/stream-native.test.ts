@@ -33,6 +33,7 @@ interface Limits {
   csmTimeoutMs?: number;
   /** TC_TCP (1, default) or TC_WS (2) */
   transport?: number;
+  pingTimeoutMs?: number;
 }
 
 function streamConfig(l: Limits = {}): Uint32Array {
@@ -48,7 +49,7 @@ function streamConfig(l: Limits = {}): Uint32Array {
   cfg[c + abi.CONNC_REQUEST_TIMEOUT_MS] = 10000;
   cfg[c + abi.CONNC_CSM_TIMEOUT_MS] = l.csmTimeoutMs ?? 5000;
   cfg[c + abi.CONNC_IDLE_MS] = 30000;
-  cfg[c + abi.CONNC_PING_TIMEOUT_MS] = 10000;
+  cfg[c + abi.CONNC_PING_TIMEOUT_MS] = l.pingTimeoutMs ?? 10000;
   cfg[c + abi.CONNC_OVERLOAD_MAX_AGE] = 2;
   const udp = endpointConfig({}, 'server');
   cfg.set(udp.subarray(abi.EP_CONFIG_WORDS), abi.STREAM_CONFIG_SRV);
@@ -460,8 +461,8 @@ describe.skipIf(!hasNative)('native stream host', () => {
     expect(closed.status).toBeLessThan(0); // the connection error it aborted with
   });
 
-  it('a peer that never reads: its input pauses, its memory stays bounded, others are still served', async () => {
-    const server = host();
+  it('a peer that never reads: its input pauses, others are still served; closed, its socket goes after the linger', async () => {
+    const server = host({ pingTimeoutMs: 400 });
     const client = host();
     server.routes.set('big', 'x'.repeat(7000));
     const { address } = await server.core.listen({ host: '127.0.0.1', port: 0 });
@@ -493,6 +494,16 @@ describe.skipIf(!hasNative)('native stream host', () => {
     raw.write(Buffer.concat(Array.from({ length: 64 }, () => wave)));
     await new Promise((r) => setTimeout(r, 200));
     expect(served()).toBeLessThanOrEqual(n + 16);
+    // closed by the application: its output cannot drain (the peer reads nothing); after the
+    // linger (ping_timeout_ms) the socket is closed and the slot is free
+    const rawId = server.recs.find((r) => r.kind === abi.CONN_EV_OPEN)!.id;
+    expect(server.core.stats().conns).toBe(2);
+    server.core.closeConn(rawId, false);
+    await server.wait(isKind(abi.CONN_EV_CLOSED, rawId), 'CLOSED of the slow peer');
+    const until = Date.now() + 3000;
+    while (server.core.stats().conns > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(server.core.stats().conns).toBe(1);
+    await roundTrip(server, client, cid, 'still');
     raw.destroy();
   });
 

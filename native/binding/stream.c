@@ -94,6 +94,9 @@ typedef struct tcn_sock {
   int in_map;
   int resume_queued;     /* in the host's resume list */
   struct tcn_sock *resume_next;
+  int lingering;         /* in the host's linger list: closing, its last write pending */
+  uint64_t linger_until;
+  struct tcn_sock *linger_next;
   tcn_tls *tctx;
   char *servername;
   uv_connect_t creq;
@@ -126,6 +129,8 @@ struct tcn {
   tcs_host_stats last; /* counters at close */
   tcs_host_counters hc;
   uint32_t max_body, max_conns;
+  uint32_t linger_ms; /* a closed connection's last bytes wait this long for the peer (the
+                         connection config's ping_timeout_ms: how long a live peer answers) */
   uint8_t *recvbuf;
   uint64_t armed;
   tcn_listener *listeners[MAX_LISTENERS];
@@ -133,7 +138,33 @@ struct tcn {
   tcn_sock **buckets;
   uint32_t bmask, nsocks, next_id;
   tcn_sock *resume_list; /* paused connections with room again, found while JS ran */
+  tcn_sock *linger_list; /* closing connections whose last bytes wait for the peer */
 };
+
+static void rearm(tcn *h);
+
+/* A closed connection waits at most linger_ms for the peer to take its last bytes (a peer
+ * that never reads cannot hold a socket forever). */
+static void linger(tcn_sock *k) {
+  tcn *h = k->h;
+  if (k->lingering) return;
+  k->lingering = 1;
+  k->linger_until = uv_now(h->loop) + h->linger_ms;
+  k->linger_next = h->linger_list;
+  h->linger_list = k;
+  rearm(h);
+}
+
+static void unlinger(tcn_sock *k) {
+  tcn_sock **q;
+  if (!k->lingering) return;
+  for (q = &k->h->linger_list; *q != NULL; q = &(*q)->linger_next)
+    if (*q == k) {
+      *q = k->linger_next;
+      break;
+    }
+  k->lingering = 0;
+}
 
 /* ------------------------------------------------------------------ the id map */
 
@@ -224,6 +255,19 @@ static int dispatch(tcn *h) {
   }
   memcpy(p, rx->words, wbytes);
   memcpy((uint8_t *)p + wbytes, rx->data, rx->data_used);
+  { /* connections the driver closed: their last bytes get linger_ms, then the socket goes */
+    uint32_t at = 0, n;
+    for (n = 0; n < count && at < rx->word_used; n++) {
+      const uint32_t *r = rx->words + at;
+      if (r[TCB_RX_KIND] == TC_CONN_EV_CLOSED && r[TCB_RX_FAMILY] == TCB_FAMILY_CONN) {
+        tcn_sock *k = lookup(h, r[TCB_RX_PORT]);
+        if (k != NULL && k->in_tcs) linger(k);
+      }
+      at += TCB_RX_WORDS + (r[TCB_RX_KIND] == TC_EV_REQUEST || r[TCB_RX_KIND] == TC_EV_RESPONSE
+                                ? 3u * r[TCB_RX_OPT_COUNT]
+                                : 0u);
+    }
+  }
   tcs_delivered(h->s);
   argv[0] = ab;
   napi_create_uint32(env, count, &argv[1]);
@@ -311,6 +355,8 @@ static void graceful_close(tcn_sock *k) {
   k->sreq.data = k;
   if (uv_shutdown(&k->sreq, (uv_stream_t *)&k->tcp, shutdown_cb) != 0)
     uv_close((uv_handle_t *)&k->tcp, sock_closed_cb);
+  else if (k->writing)
+    linger(k);
 }
 
 static void write_cb(uv_write_t *req, int status);
@@ -403,6 +449,7 @@ static void flush_out(tcn *h) {
       want_resume(k);
     } else if (k->writing) {
       k->close_after_write = 1;
+      linger(k);
     } else {
       graceful_close(k);
     }
@@ -645,6 +692,11 @@ static void rearm(tcn *h) {
   uint64_t dl, now;
   if (h->closing || h->s == NULL) return;
   dl = tcs_deadline(h->s);
+  {
+    const tcn_sock *k;
+    for (k = h->linger_list; k != NULL; k = k->linger_next)
+      if (k->linger_until < dl) dl = k->linger_until;
+  }
   if (dl == NEVER) {
     if (h->armed != NEVER) uv_timer_stop(&h->timer);
     h->armed = NEVER;
@@ -662,6 +714,24 @@ static void timer_cb(uv_timer_t *t) {
   int a, rounds = 0;
   h->armed = NEVER;
   if (h->closing) return;
+  {
+    tcn_sock **q = &h->linger_list;
+    while (*q != NULL) {
+      tcn_sock *k = *q;
+      if (k->linger_until > now) {
+        q = &k->linger_next;
+        continue;
+      }
+      *q = k->linger_next;
+      k->lingering = 0;
+      h->hc.write_errors++;
+      if (k->in_tcs) (void)tcs_close(h->s, now, k->id); /* CLOSED was reported already */
+      k->in_tcs = 0;
+      map_del(h, k);
+      k->state = SK_CLOSING;
+      if (!uv_is_closing((uv_handle_t *)&k->tcp)) uv_close((uv_handle_t *)&k->tcp, sock_closed_cb);
+    }
+  }
   while ((a = tcs_timer(h->s, now)) != TCS_DONE && rounds++ < 1000) {
     if (a == TCS_DELIVER) dispatch(h);
     else flush_out(h);
@@ -757,6 +827,7 @@ static void sock_closed_cb(uv_handle_t *hd) {
   tcn *h = k->h;
   if (k->in_tcs && h->s != NULL) (void)tcs_close(h->s, uv_now(h->loop), k->id);
   map_del(h, k);
+  unlinger(k);
   if (k->resume_queued) {
     tcn_sock **q;
     for (q = &h->resume_list; *q != NULL; q = &(*q)->resume_next)
@@ -1166,6 +1237,7 @@ static napi_value stream_create(napi_env env, napi_callback_info info) {
   h->next_id = 1;
   h->max_body = sc.bw1.max_body;
   h->max_conns = lim.max_conns;
+  h->linger_ms = cc.ping_timeout_ms > 0u ? cc.ping_timeout_ms : 1u;
   h->s = tcs_create(&cc, &sc, &lim, (const uint8_t *)seed, (uint32_t)nseed, &err);
   h->recvbuf = (uint8_t *)malloc(RECV_BUF);
   for (bsize = 64; bsize < 2u * lim.max_conns && bsize < (1u << 20); bsize <<= 1) {

@@ -58,7 +58,7 @@ static void check_batch(tcs_stream *s) {
   uint32_t p = 0, n = 0;
   while (p < b->word_used) {
     const uint32_t *r = b->words + p;
-    REQUIRE(r[TCB_RX_FAMILY] == TCB_FAMILY_CONN);
+    REQUIRE(r[TCB_RX_FAMILY] == TCB_FAMILY_CONN || r[TCB_RX_KIND] == TCB_CONN_EV_OPEN);
     REQUIRE(r[TCB_RX_DATA] + r[TCB_RX_LEN] <= b->data_used);
     p += TCB_RX_WORDS + 3u * r[TCB_RX_OPT_COUNT];
     n++;
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   g_s = make();
   REQUIRE(g_s != NULL);
   while (in.n > 0 && steps++ < 2000) {
-    uint32_t op = take(&in) % 11u, arg = take(&in), used = 0, id, len;
+    uint32_t op = take(&in) % 15u, arg = take(&in), used = 0, id, len;
     int rc;
     switch (op) {
     case 0: {
@@ -199,6 +199,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rc = tcs_flush(g_s, now, w, nw, g_payload, sizeof g_payload);
         REQUIRE(rc == TCS_DONE || rc == TCS_WRITE);
         if (rc == TCS_DONE) break;
+      }
+      break;
+    }
+    case 11: /* the host closes gracefully, aborts, releases; host records */
+      rc = tcs_shutdown(g_s, now, arg % 6u);
+      REQUIRE(rc == TCS_WRITE || rc == TCS_DELIVER || rc == TC_E_INVALID);
+      break;
+    case 12:
+      rc = tcs_abort(g_s, now, arg % 6u, (arg & 64u) ? "fuzz" : NULL);
+      REQUIRE(rc == TCS_WRITE || rc == TCS_DELIVER || rc == TC_E_INVALID);
+      break;
+    case 13:
+      rc = tcs_release(g_s, now, arg % 6u, arg % 3u == 0u ? TC_CONN_NO_VALUE : arg % 100u, NULL);
+      REQUIRE(rc == TCS_WRITE || rc == TC_E_FULL || rc == TC_E_STALE || rc == TC_E_INVALID);
+      break;
+    case 14: {
+      uint8_t a[7] = {4, 0, (uint8_t)arg, 10, 0, 0, 1};
+      rc = tcs_host_event(g_s, (arg & 1u) ? TCB_CONN_EV_OPEN : TC_CONN_EV_CLOSED, arg % 6u, a, 7,
+                          (int32_t)arg, arg >> 8, g_payload, arg % 200u);
+      REQUIRE(rc == 0 || rc == TC_E_FULL);
+      if (rc == TC_E_FULL) {
+        check_batch(g_s);
+        tcs_delivered(g_s);
       }
       break;
     }

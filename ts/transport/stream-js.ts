@@ -304,8 +304,9 @@ class JsStreamCore implements StreamCore {
   /** Runs chunk[off..) through the driver; false when the connection paused (rest queued). */
   private feedChunk(l: Link, chunk: Uint8Array, off: number): boolean {
     const feed = this.feed;
-    if (this.framing === 'ws' && chunk.length > feed.inCap) {
-      this.endConn(l, true, 'message too large');
+    if (this.framing === 'ws' && (chunk.length > feed.inCap || chunk.length === 0)) {
+      // one CoAP message per WebSocket message (RFC 8323 §4.2): none, or one we cannot take
+      this.endConn(l, true, chunk.length === 0 ? 'empty message' : 'message too large');
       return true;
     }
     let stalls = 0;

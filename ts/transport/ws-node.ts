@@ -137,7 +137,13 @@ export const wsNodeSocketHost: SocketHost = {
         return;
       }
       const secured = (raw as { encrypted?: boolean }).encrypted === true;
+      // a handshake ws refuses (bad headers) never calls back: the slot ends with the socket
+      let upgraded = false;
+      socket.once('close', () => {
+        if (!upgraded) link.closed(0, 0);
+      });
       wss.handleUpgrade(req, socket, head, (ws) => {
+        upgraded = true;
         conns.add(ws);
         ws.on('close', () => conns.delete(ws));
         link.attach(wireWs(ws, link, t, () => true));
