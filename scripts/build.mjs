@@ -9,9 +9,10 @@
 //                                    WebSockets; no Node built-ins) + its .d.mts
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { builtinModules, createRequire } from 'node:module';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BROWSER_SUBSTITUTES, noNodeBuiltinsPlugin } from './lib/browser-bundle.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -53,22 +54,7 @@ step(`dist/index.mjs (${names.length} exports)`);
 //    ts/events-browser.ts (the EventEmitter subset CoapConnection offers); any other
 //    built-in, prefixed or not, fails the build, as does a package that needs one.
 const esbuild = require('esbuild');
-const BROWSER_SUBSTITUTES = { 'node:events': join(root, 'ts', 'events-browser.ts') };
-const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-const noNodeBuiltins = {
-  name: 'no-node-builtins',
-  setup(b) {
-    b.onResolve({ filter: /.*/ }, (args) => {
-      const sub = BROWSER_SUBSTITUTES[args.path];
-      if (sub !== undefined) return { path: sub };
-      const bare = args.path.split('/')[0];
-      if (args.path.startsWith('node:') || builtins.has(args.path) || builtins.has(bare)) {
-        return { errors: [{ text: `Node built-in "${args.path}" imported by ${relative(root, args.importer)}: the browser bundle must not use Node built-ins` }] };
-      }
-      return undefined;
-    });
-  },
-};
+const noNodeBuiltins = noNodeBuiltinsPlugin(root);
 const bundle = await esbuild.build({
   entryPoints: [join(root, 'ts', 'browser.ts')],
   outfile: join(root, 'dist', 'turbocoap.browser.mjs'),

@@ -8,7 +8,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
+import { noNodeBuiltinsPlugin } from '../scripts/lib/browser-bundle.mjs';
+import { EventEmitter } from '../ts/events-browser';
 import { root } from './support/backends';
 
 const bundle = join(root, 'dist', 'turbocoap.browser.mjs');
@@ -96,5 +99,58 @@ export async function main(): Promise<string[]> {
     expect(d).toContain("export * from './types-browser/browser.js'");
     const conn = readFileSync(join(root, 'dist', 'types-browser', 'connection.d.ts'), 'utf8');
     expect(conn).toMatch(/from '\.\/events-browser'/);
+  });
+});
+
+describe('the bundle rule: no Node built-ins', () => {
+  /** esbuild with the build's plugin on one module's text; the error texts ([] when it builds). */
+  async function bundleErrors(code: string): Promise<string[]> {
+    try {
+      await build({ stdin: { contents: code, resolveDir: join(root, 'ts'), sourcefile: 'entry.ts', loader: 'ts' }, bundle: true, write: false, platform: 'browser', format: 'esm', logLevel: 'silent', plugins: [noNodeBuiltinsPlugin(root)] });
+      return [];
+    } catch (e) {
+      return ((e as { errors?: { text: string }[] }).errors ?? []).map((x) => x.text);
+    }
+  }
+
+  it('fails on a built-in, prefixed or not, and on a subpath of one', async () => {
+    for (const spec of ['node:fs', 'fs', 'path/posix', 'events', 'node:crypto']) {
+      expect(await bundleErrors(`import * as m from '${spec}'; console.log(m);`), spec).toEqual([
+        expect.stringMatching(new RegExp(`^Node built-in "${spec}" imported by .*: the browser bundle must not use Node built-ins$`)),
+      ]);
+    }
+  });
+
+  it('resolves node:events to the browser EventEmitter, and builds the entry', async () => {
+    expect(await bundleErrors(`import { EventEmitter } from 'node:events'; console.log(new EventEmitter());`)).toEqual([]);
+    expect(await bundleErrors(`export * from './browser';`)).toEqual([]);
+  });
+});
+
+describe('ts/events-browser (node:events in the bundle)', () => {
+  it('on / once / off / emit / listenerCount as Node', () => {
+    const e = new EventEmitter();
+    const got: string[] = [];
+    const a = (x: string): void => void got.push(`a${x}`);
+    e.on('x', a);
+    e.once('x', (x: string) => got.push(`once${x}`));
+    expect(e.listenerCount('x')).toBe(2);
+    expect(e.emit('x', '1')).toBe(true);
+    expect(e.emit('x', '2')).toBe(true);
+    e.off('x', a);
+    expect(e.emit('x', '3')).toBe(false);
+    expect(got).toEqual(['a1', 'once1', 'a2']);
+    const f = (): void => void got.push('f');
+    e.once('y', f);
+    e.removeListener('y', f); // a once listener is removed by the function it wraps
+    expect(e.emit('y')).toBe(false);
+  });
+
+  it("an 'error' without a listener throws it", () => {
+    const e = new EventEmitter();
+    const err = new Error('boom');
+    expect(() => e.emit('error', err)).toThrow(err);
+    e.on('error', () => undefined);
+    expect(e.emit('error', err)).toBe(true);
   });
 });
