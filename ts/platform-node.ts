@@ -1,9 +1,11 @@
 /**
  * The platform of Node, registered when this module loads (index.ts imports it first): every transport of ./transports.ts, DNS
- * through node:dns, errno names and interfaces from node:os, the addon's client transfers.
+ * through node:dns, errno names and interfaces from node:os, the addon's client transfers,
+ * node:crypto where there is no global WebCrypto (Node 18).
  *
  * @internal
  */
+import { randomFillSync } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { constants as osConstants, networkInterfaces } from 'node:os';
 import { loadNativeTransfers } from './backend/native';
@@ -19,6 +21,7 @@ export const nodePlatform: Platform = {
   clientTransfers: (kind) => (kind === 'native' ? loadNativeTransfers() : loadWasmBackend()),
   errno: osConstants.errno as Record<string, number>,
   networkInterfaces,
+  randomFill: (b) => void randomFillSync(b),
 };
 
 setPlatform(nodePlatform);

@@ -32,6 +32,8 @@ export interface Platform {
   /** errno names -> numbers as the hosts report them (CONN_EVF_SYSERR statuses). */
   readonly errno: Readonly<Record<string, number>>;
   networkInterfaces(): InterfaceTable;
+  /** Random bytes where there is no global WebCrypto (Node 18 without --experimental-global-webcrypto). */
+  randomFill?(b: Uint8Array): void;
   /** Throws for client security options the platform cannot honour (browsers: their TLS is their own). */
   checkClientSecurity?(o: { readonly psk?: unknown; readonly ca?: unknown; readonly cert?: unknown; readonly key?: unknown; readonly rejectUnauthorized?: unknown }): void;
 }
@@ -82,9 +84,11 @@ export function errnoName(n: number): string | undefined {
   return errnoNames.get(n);
 }
 
-/** n cryptographically random bytes (WebCrypto: Node and browsers alike). */
+/** n cryptographically random bytes (WebCrypto: browsers and Node 19+; else the platform's). */
 export function randomBytes(n: number): Uint8Array {
   const b = new Uint8Array(n);
-  globalThis.crypto.getRandomValues(b);
+  const c = (globalThis as { crypto?: Crypto }).crypto;
+  if (c !== undefined) c.getRandomValues(b);
+  else (platform().randomFill as (b: Uint8Array) => void)(b);
   return b;
 }

@@ -142,6 +142,12 @@ describe.skipIf(missing !== undefined)('browser bundle over CoAP over WebSockets
     expect(await page.inputValue('#base')).toBe(ex.ws);
   });
 
+  it("the page's buttons work (GET /hello, printed)", async () => {
+    await page.click('button[data-fn=hello]');
+    await page.waitForFunction(() => document.getElementById('out')?.textContent?.includes('Hello from turbocoap over a WebSocket'), undefined, { timeout: 30_000 });
+    expect(await page.textContent('#out')).toContain('"code":"2.05"');
+  }, 60_000);
+
   for (const where of ['main thread', 'worker'] as const) {
     const call = (fn: string, ...args: unknown[]): Promise<any> => (where === 'worker' ? inWorker(fn, ...args) : onPage(fn, ...args));
 
