@@ -188,6 +188,18 @@ describe.each(udpBackends)('transports API (%s)', (backend) => {
     expect((await within(agent.request(`${url}/x`), 10000, 'reconnect')).text()).toBe('again');
   });
 
+  it('an Abort from the server closes the client connection with ABORTED', async () => {
+    const server = createServer(() => ({ code: '2.05' }), { backend });
+    servers.push(server);
+    await server.listen({ transport: 'tcp', port: 0, host: '127.0.0.1' });
+    server.on('connection', (c: CoapConnection) => setTimeout(() => c.abort('go away'), 50));
+    const conn = await within(connect(`coap+tcp://127.0.0.1:${server.address('tcp').port}`, { backend }), 10000, 'connect');
+    const err = await within(new Promise<unknown>((resolve) => conn.once('close', resolve)), 10000, 'abort');
+    expect(err).toBeInstanceOf(CoapConnectionError);
+    expect((err as CoapConnectionError).code).toBe('ABORTED');
+    await expect(conn.request('/x')).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
   it('a refused connection rejects with CoapConnectionError ECONNREFUSED', async () => {
     const probe = createServer(() => ({ code: '2.05' }), { backend });
     await probe.listen({ transport: 'tcp', port: 0, host: '127.0.0.1' });
