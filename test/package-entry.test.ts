@@ -91,7 +91,7 @@ describe('package.json', () => {
     expect(pkg.name).toBe('turbocoap');
     expect(pkg.type).toBe('commonjs');
     const e = pkg.exports['.'];
-    for (const f of [pkg.main, pkg.types, e.types, e.import, e.require, e.browser]) {
+    for (const f of [pkg.main, pkg.types, e.types, e.import, e.require, e.browser.default, e.browser.types]) {
       expect(existsSync(join(root, f)), f).toBe(true);
     }
   });

@@ -13,11 +13,7 @@
  * core's (tc_bwc, native/include/turbocoap_bw.h), fed one received datagram at a time; this
  * file only sends the requests it asks for.
  */
-import { randomBytes } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { loadNativeTransfers } from './backend/native';
 import { BWC_CONFIG_WORDS, type BwcHandle, type ClientTransfers } from './backend/types';
-import { loadWasmBackend } from './backend/wasm';
 import { CODE_STRINGS } from './codes';
 import {
   FAMILY_CONN,
@@ -44,7 +40,6 @@ import {
   CoapEncodeError,
   CoapNetworkError,
   CoapResetError,
-  CoapSchemeError,
   CoapTimeoutError,
   invalidArgValue,
   notBoolean,
@@ -58,7 +53,7 @@ import { OptionNumber } from './options';
 import { formatOf, payloadOf, putOption, valueBound, type ContentFormatInit, type OptionInit, type PayloadInit } from './outgoing';
 import { clientTls, securityKey, type ClientSecurityOptions } from './security';
 import { defaultBackend } from './state';
-import { checkEndpointOptions, driverFactory } from './transports';
+import { checkEndpointOptions, clientTransfers, driverFactory, lookup, randomBytes, schemeError } from './platform';
 import { parseUri, uriToOptions, type CoapUri } from './uri';
 
 /** Progress of a block-wise transfer (RFC 7959), for {@link RequestOptions.onProgress}. */
@@ -235,7 +230,7 @@ function target(url: string | URL): Target {
   let t = targets.get(key);
   if (t !== undefined) return t;
   const uri = parseUri(key);
-  if (driverFactory(uri.scheme) === undefined) throw new CoapSchemeError(uri.scheme);
+  if (driverFactory(uri.scheme) === undefined) throw schemeError(uri.scheme);
   const ip = new Uint8Array(16);
   let family: 0 | 4 | 6 = 0;
   let zone: string | undefined;
@@ -290,7 +285,7 @@ export function transfers(kind: BackendKind): ClientTransfers {
   } catch {
     /* no provider registered (internal use) */
   }
-  t ??= kind === 'native' ? loadNativeTransfers() : loadWasmBackend();
+  t ??= clientTransfers(kind);
   return (transferImpls[kind] = t);
 }
 
@@ -779,7 +774,7 @@ export class Call extends Op {
     const x = this.begin(MODE_UPLOAD);
     if (x === undefined) return;
     x.body = body;
-    const rc = x.tx.bwcPutBegin(x.h, body.length, new Uint8Array(randomBytes(REQUEST_TAG_BYTES)));
+    const rc = x.tx.bwcPutBegin(x.h, body.length, randomBytes(REQUEST_TAG_BYTES));
     x.tag = x.tx.bwcRequestTag(x.h);
     this.step(x, rc, undefined, -1);
   }
@@ -1176,7 +1171,7 @@ export class Agent {
     let s = dtls === undefined ? this.sockets[i] : this.dtlsSockets.get(key);
     if (s === undefined) {
       const open = driverFactory(dtls === undefined ? 'coap' : 'coaps');
-      if (open === undefined) throw new CoapSchemeError('coaps');
+      if (open === undefined) throw schemeError('coaps');
       s = new AgentSocket(open, family, dtls === undefined ? this.opts : { ...this.opts, security: dtls } as AgentOptions);
       if (dtls === undefined) this.sockets[i] = s;
       else this.dtlsSockets.set(key, s);

@@ -241,8 +241,9 @@ export class CoapSchemeError extends CoapError {
   declare readonly code: 'UNSUPPORTED_SCHEME';
   /** The scheme, e.g. `'coaps'`. */
   readonly scheme: string;
-  constructor(scheme: string) {
-    super(`UNSUPPORTED_SCHEME: ${JSON.stringify(scheme)}: no transport for this scheme here`, 'UNSUPPORTED_SCHEME');
+  /** @param reason why there is no transport for it here (default: none is built in). */
+  constructor(scheme: string, reason?: string) {
+    super(`UNSUPPORTED_SCHEME: ${JSON.stringify(scheme)}: ${reason ?? 'no transport for this scheme here'}`, 'UNSUPPORTED_SCHEME');
     this.scheme = scheme;
   }
 }

@@ -6,6 +6,8 @@
  *
  * @packageDocumentation
  */
+// First: registers Node's platform (modules below create the global Agent as they load).
+import './platform-node';
 import { pickNodeBackend } from './backend/select';
 import { setBackendProvider } from './state';
 

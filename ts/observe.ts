@@ -418,7 +418,7 @@ export class Observation implements AsyncIterable<IncomingResponse> {
       this.reg?.cancel();
       this.reg = this.register(this.token);
     }, Math.max(0, ms));
-    this.renewTimer.unref();
+    (this.renewTimer as { unref?: () => void }).unref?.(); // Node: not kept alive by it
   }
 
   /** Yields notification r, completed block-wise first when it carries Block2. */

@@ -4,6 +4,7 @@
  */
 import type { TlsSettings } from './driver/driver';
 import { invalidArgType, notBoolean } from './errors';
+import { platform } from './platform';
 
 /** PEM text: a string, or its bytes (a Buffer or Uint8Array). */
 export type PemInput = string | Uint8Array;
@@ -106,6 +107,7 @@ export function serverTls(o: ServerSecurityOptions): TlsSettings {
 
 /** The driver settings of a client's security options; `servername`: the URL's host when it is a name. @internal */
 export function clientTls(o: ClientSecurityOptions, servername: string | undefined): TlsSettings {
+  platform().checkClientSecurity?.(o);
   const s: TlsSettings = {
     certPem: pem('cert', o.cert),
     keyPem: pem('key', o.key),

@@ -9,7 +9,6 @@
  * one flush. Deduplication, piggybacked / separate responses, retransmission, and the
  * RFC's answers to bad input (RST, 4.02, 4.05, 5.03) are the C core's.
  */
-import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { AgentSocket } from './client';
 import { CoapConnection, type ConnectionTransport } from './connection';
@@ -30,7 +29,6 @@ import {
   CoapConnectionError,
   CoapNetworkError,
   CoapResponseError,
-  CoapSchemeError,
   CoapServerError,
   invalidArgType,
   invalidArgValue,
@@ -43,7 +41,7 @@ import { OptionNumber } from './options';
 import { codeOf, formatOf, locationOptions, payloadOf, putOption, valueBound, type OptionInit, type PayloadInit, type ResponseInit } from './outgoing';
 import { Router } from './router';
 import { clientTls, serverTls, type ClientSecurityOptions, type ServerSecurityOptions } from './security';
-import { checkEndpointOptions, driverFactory } from './transports';
+import { checkEndpointOptions, driverFactory, lookup, schemeError } from './platform';
 import { CoapUriError, type CoapUri } from './uri';
 
 export type { ResponseInit };
@@ -494,7 +492,7 @@ export class CoapServer extends EventEmitter {
   async _connect(uri: CoapUri, sec: ClientSecurityOptions): Promise<CoapConnection> {
     const transport = TRANSPORT_OF[uri.scheme];
     const open = driverFactory(uri.scheme);
-    if (transport === undefined || transport === 'udp' || transport === 'dtls' || open === undefined) throw new CoapSchemeError(uri.scheme);
+    if (transport === undefined || transport === 'udp' || transport === 'dtls' || open === undefined) throw schemeError(uri.scheme);
     const isName = uri.hostType === 'name';
     const tls = uri.secure ? clientTls(sec, isName ? uri.host : undefined) : undefined;
     let host = uri.host;

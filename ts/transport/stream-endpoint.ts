@@ -14,8 +14,6 @@
  *
  * @internal
  */
-import { constants as osConstants } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import {
   FAMILY_CONN,
   type BackendKind,
@@ -32,6 +30,7 @@ import {
   type SocketAddress,
   type TlsSettings,
 } from '../driver/driver';
+import { errnoName, randomBytes } from '../platform';
 import {
   CONNC_CSM_TIMEOUT_MS,
   CONNC_EXCHANGE_BASE,
@@ -104,8 +103,6 @@ const TC_TCP = 1;
 const TC_WS = 2;
 const utf8 = new TextDecoder();
 
-/** Names of negative errno values (Linux numbering), from Node's own table. */
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v as number, k]));
 
 /**
  * Why a connection closed, from its CLOSED record (STATUS, FLAGS) and what the connection
@@ -113,7 +110,7 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).ma
  */
 export function closeReason(status: number, flags: number, opened: boolean, aborted: boolean, released: boolean): ConnectionClose {
   if ((flags & CONN_EVF_SYSERR) !== 0) {
-    const code = ERRNO_NAMES.get(-status) ?? `ERRNO_${-status}`;
+    const code = errnoName(-status) ?? `ERRNO_${-status}`;
     return { code, message: `${code}: the connection failed`, opened };
   }
   if ((flags & CONN_EVF_TLSERR) !== 0) {
@@ -260,7 +257,7 @@ export class StreamEndpoint extends TxWriter implements ConnectingDriver {
     this.framing = framing;
     this.security = options?.security;
     this.httpServer = options?.httpServer;
-    this.core = factory(framing, streamConfig(framing, options, role), new Uint8Array(randomBytes(SEED_BYTES)), this.onBatch, role);
+    this.core = factory(framing, streamConfig(framing, options, role), randomBytes(SEED_BYTES), this.onBatch, role);
     this.attach(this.core);
   }
 

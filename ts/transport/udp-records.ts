@@ -7,8 +7,8 @@
  *
  * @internal
  */
-import { networkInterfaces } from 'node:os';
 import { formatIp } from '../net/ip';
+import { networkInterfaces } from '../platform';
 import type { EndpointOptions, EndpointStats, SocketAddress } from '../driver/driver';
 
 export type { BlockwiseOptions, EndpointOptions, EndpointStats, ObserveOptions, SocketAddress } from '../driver/driver';
