@@ -8,7 +8,23 @@
 import { randomBytes } from 'node:crypto';
 import type { BindOptions, Driver, DriverListener, EndpointOptions, EndpointStats, SocketAddress } from '../driver/driver';
 import { UdpBatch } from './udp-batch';
-import { EV_FAILED, EV_REQUEST, EV_RESPONSE, RX_ID, RX_KIND, RX_OPT_COUNT, RX_STATUS, RX_WORDS, SEED_BYTES, endpointConfig, zoneScope, type UdpDriver, type UdpDriverFactory } from './udp-records';
+import {
+  EV_FAILED,
+  EV_REQUEST,
+  EV_RESPONSE,
+  RX_ID,
+  RX_KIND,
+  RX_OPT_COUNT,
+  RX_STATUS,
+  RX_WORDS,
+  SEED_BYTES,
+} from '../driver/abi';
+import {
+  endpointConfig,
+  zoneScope,
+  type UdpDriver,
+  type UdpDriverFactory,
+} from './udp-records';
 import { udpFactory, type UdpBackendKind } from './udp-select';
 import { TxWriter } from './tx-writer';
 

@@ -89,6 +89,8 @@ import {
   STREAM_CONFIG_SRV,
   STREAM_CONFIG_WORDS,
   TX_CANCEL,
+} from '../driver/abi';
+import {
   endpointConfig,
   formatRecordAddress,
   zoneScope,

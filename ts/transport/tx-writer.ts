@@ -67,7 +67,7 @@ import {
   TX_SMALL_KIND,
   TX_SMALL_RC,
   TX_SMALL_WORDS,
-} from './udp-records';
+} from '../driver/abi';
 
 const utf8 = new TextEncoder();
 

@@ -18,7 +18,6 @@ import {
   RX_IP,
   RX_LEN,
   RX_MID,
-  RX_OPTS,
   RX_OPT_COUNT,
   RX_PAYLOAD_LEN,
   RX_PAYLOAD_OFF,
@@ -30,6 +29,9 @@ import {
   RX_TYPE,
   SRVF_BODY,
   SRVF_OBSERVE,
+} from '../driver/abi';
+import {
+  RX_OPTS,
   formatRecordAddress,
 } from './udp-records';
 

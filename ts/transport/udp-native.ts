@@ -11,6 +11,8 @@ import { CoapNetworkError } from '../errors';
 import { checkAbi } from '../driver/abi-check';
 import {
   STATS_BYTES,
+} from '../driver/abi';
+import {
   TX_AREA_BYTES,
   TX_TABLE_WORDS,
   statsFromView,

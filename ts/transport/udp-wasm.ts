@@ -25,8 +25,6 @@ import {
   E_STALE,
   SEED_BYTES,
   STATS_BYTES,
-  TX_AREA_BYTES,
-  TX_TABLE_WORDS,
   WASM_INFO_DEADLINE,
   WASM_INFO_IN,
   WASM_INFO_IN_CAP,
@@ -50,6 +48,10 @@ import {
   WASM_SEND_PORT,
   WASM_SEND_SCOPE,
   WASM_SEND_WORDS,
+} from '../driver/abi';
+import {
+  TX_AREA_BYTES,
+  TX_TABLE_WORDS,
   formatRecordAddress,
   statsFromView,
   zoneScope,
