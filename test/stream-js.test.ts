@@ -577,7 +577,10 @@ for (const [feedKind, feed] of FEEDS) {
       c.sock.pause();
       c.sock.write(Buffer.from([0x40, 0xe1, 0x23, 0x01, 0x00, 0x00]));
       let sent = 0;
-      while (srv.core.stats().readPauses === 0 && sent < 60000) {
+      const tl = Date.now();
+      // until the server paused the connection (or, on a loaded machine, found it dead first:
+      // this client answers no Ping)
+      while (srv.core.stats().readPauses === 0 && !srv.recs.some((r) => r.kind === CONN_EV_CLOSED) && Date.now() - tl < 10000) {
         c.sock.write(Buffer.concat(Array.from({ length: 8 }, () => Buffer.from([0x22, 0x01, (sent >> 8) & 0xff, sent++ & 0xff, 0xb1, 0x70]))));
         await new Promise((r) => setTimeout(r, 1));
       }
