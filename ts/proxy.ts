@@ -201,7 +201,8 @@ interface Upstream {
 export class CoapProxy {
   /** The server the proxy listens with. */
   readonly server: CoapServer;
-  private readonly agent: Agent;
+  private agent: Agent;
+  private readonly agentOptions: AgentOptions;
   private readonly target: CoapUri | undefined;
   private readonly allowFn: ((t: ProxyTarget) => boolean) | undefined;
   private readonly allowAny: boolean;
@@ -255,13 +256,15 @@ export class CoapProxy {
     this.maxBodySize = positive('maxBodySize', maxBodySize, 4 << 20, 1 << 30);
     this.checkEvery = positive('observeCheckInterval', observeCheckInterval, 2000);
     this.overloadMaxAge = serverOptions.overloadMaxAge ?? 2;
-    this.agent = new Agent({ backend: serverOptions.backend, ...agent });
+    this.agentOptions = { backend: serverOptions.backend, ...agent };
+    this.agent = new Agent(this.agentOptions);
     const opts = { ...serverOptions, acceptProxy: true } as ServerOptions & EndpointOptions;
     this.server = new CoapServer((req) => this.handle(req), opts);
   }
 
   /** Opens a listener (see {@link CoapServer.listen}): once per transport. */
   async listen(opts: ListenOptions | number = {}): Promise<this> {
+    if (this.closed) this.agent = new Agent(this.agentOptions); // listening again after close()
     this.closed = false;
     await this.server.listen(opts);
     return this;
