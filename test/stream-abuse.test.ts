@@ -27,7 +27,7 @@ import type { CoapMessage } from '../ts/codec';
 import type { CoapConnection } from '../ts/connection';
 import { CoapConnectionError } from '../ts/errors';
 import { Router } from '../ts/router';
-import { createServer, type CoapServer, type ServerOptions } from '../ts/server';
+import { createServer, type CoapServer } from '../ts/server';
 import { anyCodec as codec } from './support/backends';
 import { udpBackends, within } from './support/udp';
 
@@ -225,7 +225,7 @@ describe.each(udpBackends)('stream abuse (%s)', (backend) => {
         await hold;
         return { code: '2.05', payload: 'released' };
       });
-    server = createServer(router, { backend, ...LIMITS } as ServerOptions);
+    server = createServer(router, { backend, ...LIMITS });
     server.on('connection', (c: CoapConnection) => conns.push(c));
     await server.listen({ transport: 'tcp', port: 0, host: '127.0.0.1' });
     await server.listen({ transport: 'tls', port: 0, host: '127.0.0.1', psk: { [PSK.identity]: PSK.key } });
@@ -530,7 +530,7 @@ describe.each(udpBackends)('stream abuse: misbehaving servers against our client
 
   /** The request's failure; `got` receives our Abort before the agent closes. */
   async function failure(port: number, got: Frame[]): Promise<unknown> {
-    const agent = new Agent({ backend, maxMessageSize: 2048, csmTimeout: 500 } as ConstructorParameters<typeof Agent>[0]);
+    const agent = new Agent({ backend, maxMessageSize: 2048, csmTimeout: 500 });
     try {
       const e = await within(
         request(`coap+tcp://127.0.0.1:${port}/x`, { agent, timeout: 4000 }).then(

@@ -19,6 +19,7 @@ import {
   type ConnectionClose,
   type Driver,
   type DriverListener,
+  type ConnectionOptions,
   type EndpointOptions,
   type EndpointStats,
   type Received,
@@ -65,7 +66,7 @@ export type RequestHandler = (req: IncomingRequest) => ResponseInit | Promise<Re
 export type ServerRouter = Router<IncomingRequest, ResponseInit | Promise<ResponseInit>>;
 
 /** Server options: the messaging layer's knobs ({@link EndpointOptions}) and these. */
-export interface ServerOptions extends EndpointOptions {
+export interface ServerOptions extends EndpointOptions, ConnectionOptions {
   /** Driver: `'native'` (addon) or `'wasm'`; default as for the codec (native if it loads). */
   readonly backend?: BackendKind;
   /** With host `'::'`: accept IPv6 only (default false: dual-stack). */
