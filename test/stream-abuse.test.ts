@@ -27,7 +27,7 @@ import type { CoapMessage } from '../ts/codec';
 import type { CoapConnection } from '../ts/connection';
 import { CoapConnectionError } from '../ts/errors';
 import { Router } from '../ts/router';
-import { createServer, type CoapServer, type ServerOptions } from '../ts/server';
+import { createServer, type CoapServer } from '../ts/server';
 import { anyCodec as codec } from './support/backends';
 import { udpBackends, within } from './support/udp';
 
@@ -225,7 +225,7 @@ describe.each(udpBackends)('stream abuse (%s)', (backend) => {
         await hold;
         return { code: '2.05', payload: 'released' };
       });
-    server = createServer(router, { backend, ...LIMITS } as ServerOptions);
+    server = createServer(router, { backend, ...LIMITS });
     server.on('connection', (c: CoapConnection) => conns.push(c));
     await server.listen({ transport: 'tcp', port: 0, host: '127.0.0.1' });
     await server.listen({ transport: 'tls', port: 0, host: '127.0.0.1', psk: { [PSK.identity]: PSK.key } });
@@ -334,7 +334,9 @@ describe.each(udpBackends)('stream abuse (%s)', (backend) => {
     expect(refused.length).toBe(4);
     for (const p of refused) expect(p.frames).toEqual([]);
     const after = stats();
-    expect((after.refusedHost ?? 0) + (after.refused ?? 0) - (before.refusedHost ?? 0) - (before.refused ?? 0)).toBeGreaterThanOrEqual(4);
+    // both hosts count a refusal by the per-host bound the same way
+    expect((after.refusedHost ?? 0) - (before.refusedHost ?? 0)).toBeGreaterThanOrEqual(4);
+    expect((after.refused ?? 0) - (before.refused ?? 0)).toBeGreaterThanOrEqual(4);
     // the accepted ones work
     accepted[0]!.send(GET('/hello', [9]));
     await accepted[0]!.until(() => accepted[0]!.frame('2.05') !== undefined, 'a response on an accepted connection');
@@ -364,7 +366,8 @@ describe.each(udpBackends)('stream abuse (%s)', (backend) => {
     expect(open.length).toBeGreaterThan(0);
     const st = stats();
     expect(st.conns).toBeLessThanOrEqual(LIMITS.maxConnections);
-    expect(st.refused + (st.refusedTotal ?? 0) + (st.refusedHost ?? 0)).toBeGreaterThan(0);
+    expect(st.refused).toBeGreaterThan(0);
+    expect(st.refusedTotal).toBeGreaterThan(0);
     await served();
     for (const p of ps) p.close();
     // their slots come back
@@ -528,9 +531,10 @@ describe.each(udpBackends)('stream abuse: misbehaving servers against our client
     return { port: (srv.address() as { port: number }).port, got };
   }
 
-  /** The request's failure; `got` receives our Abort before the agent closes. */
+  /** The request's failure; the agent closes at once, and `got` still receives our Abort. */
   async function failure(port: number, got: Frame[]): Promise<unknown> {
-    const agent = new Agent({ backend, maxMessageSize: 2048, csmTimeout: 500 } as ConstructorParameters<typeof Agent>[0]);
+    const agent = new Agent({ backend, maxMessageSize: 2048, csmTimeout: 500 });
+    let closed = false;
     try {
       const e = await within(
         request(`coap+tcp://127.0.0.1:${port}/x`, { agent, timeout: 4000 }).then(
@@ -540,10 +544,13 @@ describe.each(udpBackends)('stream abuse: misbehaving servers against our client
         8000,
         'the request to fail',
       );
+      // closing right after the connection error: the Abort it queued is sent all the same
+      await agent.close();
+      closed = true;
       await waitFor(() => got.some((f) => f.code === '7.05'), 'our Abort', 3000);
       return e;
     } finally {
-      await agent.close();
+      if (!closed) await agent.close();
     }
   }
 

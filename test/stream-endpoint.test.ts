@@ -59,9 +59,9 @@ describe('stream driver', () => {
     const tcp = streamConfig('tcp', {}, 'server');
     expect(tcp.length).toBe(STREAM_CONFIG_WORDS);
     expect(tcp[STREAM_CONFIG_CONN + CONNC_TRANSPORT]).toBe(1);
-    expect(tcp[STREAM_CONFIG_CONN + CONNC_MAX_MESSAGE_SIZE]).toBe(1152);
+    expect(tcp[STREAM_CONFIG_CONN + CONNC_MAX_MESSAGE_SIZE]).toBe(4224);
     expect((tcp[STREAM_CONFIG_LIMITS + SLIM_MAX_CONNS] as number) * (tcp[STREAM_CONFIG_CONN + CONNC_MAX_EXCHANGES] as number)).toBeLessThanOrEqual(65535);
-    const ws = streamConfig('ws', { maxMessageSize: 8192, maxConnections: 60000 } as never, 'client');
+    const ws = streamConfig('ws', { maxMessageSize: 8192, maxConnections: 60000 }, 'client');
     expect(ws[STREAM_CONFIG_CONN + CONNC_TRANSPORT]).toBe(2);
     expect(ws[STREAM_CONFIG_CONN + CONNC_MAX_MESSAGE_SIZE]).toBe(8192);
     expect((ws[STREAM_CONFIG_LIMITS + SLIM_MAX_CONNS] as number) * (ws[STREAM_CONFIG_CONN + CONNC_MAX_EXCHANGES] as number)).toBeLessThanOrEqual(65535);

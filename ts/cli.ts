@@ -22,6 +22,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+// First: Node's platform (./cli-proxy loads the client, whose global Agent needs it).
+import './platform-node';
 import { PROXY_HELP, proxyCommand } from './cli-proxy';
 import {
   ContentFormat,

@@ -25,7 +25,10 @@ import {
   type Driver,
   type DriverFactory,
   type DriverListener,
+  type ConnectionOptions,
   type EndpointOptions,
+  BASE_MAX_MESSAGE_SIZE,
+  DEFAULT_STREAM_MAX_MESSAGE_SIZE,
   type EndpointStats,
   type IdCallback,
   type Peer,
@@ -135,7 +138,7 @@ export interface RequestOptions extends ClientSecurityOptions {
  * server tables: maxInProgress 16, dedupEntries 1024 (remembered separate responses),
  * responseCacheBytes 0.
  */
-export interface AgentOptions extends EndpointOptions {
+export interface AgentOptions extends EndpointOptions, ConnectionOptions {
   /** Driver: `'native'` (addon) or `'wasm'`; default as for the codec (native if it loads). */
   readonly backend?: BackendKind;
   /** Length of the generated tokens in bytes, 0..8 (default 8; tokens are unpredictable). */
@@ -298,13 +301,38 @@ export interface Route extends Peer {
   readonly tokenLength: number;
   /** A connection whose peer offered BERT (RFC 8323 §6): block-wise transfers may use SZX 7. */
   readonly bert?: boolean;
+  /** A connection's Max-Message-Size: the smaller of the peer's and ours (RFC 8323 §5.3.1). */
+  readonly mms?: number;
 }
 
 const NO_IP = new Uint8Array(16);
 
 /** The route of requests down connection `conn` of `s`'s driver, to `url` (its path and query). @internal */
-export function connectionRoute(s: AgentSocket, conn: number, url: string, bert: boolean): Route {
-  return { s, t: target(url), family: FAMILY_CONN, port: conn, ip: NO_IP, scope: 0, tokenLength: 8, bert };
+export function connectionRoute(s: AgentSocket, conn: number, url: string, bert: boolean, mms = BASE_MMS): Route {
+  return { s, t: target(url), family: FAMILY_CONN, port: conn, ip: NO_IP, scope: 0, tokenLength: 8, bert, mms };
+}
+
+/** RFC 8323 §5.3.1: the Max-Message-Size every connection allows. */
+const BASE_MMS = BASE_MAX_MESSAGE_SIZE;
+/** Requests an agent sends down one connection at once by default (a server's default slots). */
+const DEFAULT_REQUESTS_PER_CONNECTION = 16;
+const noop = (): void => {};
+/** Bytes of a message besides its payload that BERT sizing leaves room for (1152 - 1024). */
+const BERT_HEADROOM = 128;
+/** tc_bwc_config.bert_bytes at most. */
+const BERT_MAX = 1 << 24;
+
+/**
+ * BERT payload bytes per request of a transfer down `route` (RFC 8323 §6), 0 for no BERT:
+ * over a connection whose both CSMs allowed it, unless the caller chose a block size, the
+ * most multiples of 1024 bytes that fit the connection's Max-Message-Size with room for the
+ * header and options (at least 1024: a 1024-byte BERT block is as large as an SZX 6 one).
+ * @internal
+ */
+export function bertBytes(route: Route, spec: RequestSpec): number {
+  if (route.bert !== true || spec.early) return 0;
+  const room = (route.mms ?? BASE_MMS) - Math.max(BERT_HEADROOM, spec.bound + 5 * spec.count + 64);
+  return Math.min(BERT_MAX, Math.max(1024, Math.floor(room / 1024) * 1024));
 }
 
 /** The error of requests on a connection that closed. @internal */
@@ -680,7 +708,8 @@ export class Call extends Op {
     if (this.settled) return;
     const sp = this.spec;
     const payload = sp.payload;
-    if (sp.auto && payload instanceof Uint8Array && payload.length > 16 << sp.szx) {
+    const bert = bertBytes(this.route, sp);
+    if (sp.auto && payload instanceof Uint8Array && payload.length > (bert > 0 ? bert : 16 << sp.szx)) {
       this.upload(payload);
       return;
     }
@@ -746,11 +775,12 @@ export class Call extends Op {
   private begin(mode: number): Transfer | undefined {
     const tx = transfers(this.s.ep.backend);
     const cfg = new Uint32Array(BWC_CONFIG_WORDS);
+    const bert = bertBytes(this.route, this.spec);
     cfg[0] = this.spec.maxBody;
-    cfg[1] = this.spec.szx;
+    cfg[1] = bert > 0 ? 7 : this.spec.szx; // SZX 7: BERT blocks up and down
     cfg[2] = MAX_RESTARTS;
     cfg[3] = this.route.bert === true ? 1 : 0; // TC_BWC_BERT: accept SZX 7 blocks
-    cfg[4] = 1024;
+    cfg[4] = bert > 0 ? bert : 1024;
     const h = tx.bwcCreate(cfg);
     if (typeof h === 'number') {
       this.fail(new CoapBlockwiseError('PROTOCOL', mode === MODE_UPLOAD ? 'upload' : 'download', `cannot start a block-wise transfer in the core (${h})`));
@@ -1013,7 +1043,18 @@ interface Pooled {
   resolve: () => void;
   reject: (e: unknown) => void;
   bert: boolean;
+  /** The connection's Max-Message-Size (the smaller of the two CSMs'). */
+  mms: number;
   settled: boolean;
+  /** Requests (whole transfers) under way down it, and those waiting for one of them to end. */
+  active: number;
+  readonly waiting: Waiter[];
+}
+
+/** A request waiting for its turn on a connection. */
+interface Waiter {
+  readonly run: (done: () => void) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 /**
@@ -1024,9 +1065,43 @@ class StreamSide extends AgentSocket {
   readonly byKey = new Map<string, Pooled>();
   readonly byId = new Map<number, Pooled>();
 
+  /** Our Max-Message-Size (advertised in our CSM). */
+  private readonly mms: number;
+  /** Requests under way down one connection at once (maxRequestsPerConnection). */
+  private readonly perConn: number;
+
   constructor(open: DriverFactory, opts: AgentOptions) {
     super(open, 4, opts);
     this.bound = true;
+    this.mms = opts.maxMessageSize ?? DEFAULT_STREAM_MAX_MESSAGE_SIZE;
+    this.perConn = opts.maxRequestsPerConnection ?? DEFAULT_REQUESTS_PER_CONNECTION;
+  }
+
+  /**
+   * Runs `run` once the connection has a free request slot (at most maxRequestsPerConnection
+   * requests under way down it: a server refuses more than its slots with 5.03); `run` gets
+   * the function to call when its request is over, which lets the next one go.
+   */
+  admit(id: number, run: (done: () => void) => void, reject: (e: unknown) => void): void {
+    const p = this.byId.get(id);
+    if (p === undefined) {
+      run(() => {});
+      return;
+    }
+    if (p.active < this.perConn) this.start(p, run);
+    else p.waiting.push({ run, reject });
+  }
+
+  private start(p: Pooled, run: (done: () => void) => void): void {
+    p.active++;
+    let over = false;
+    run(() => {
+      if (over) return;
+      over = true;
+      p.active--;
+      const next = p.waiting.shift();
+      if (next !== undefined) this.start(p, next.run);
+    });
   }
 
   get driver(): ConnectingDriver {
@@ -1045,7 +1120,7 @@ class StreamSide extends AgentSocket {
     });
     ready.catch(() => {});
     const id = connect();
-    p = { id, key, ready, resolve, reject, bert: false, settled: false };
+    p = { id, key, ready, resolve, reject, bert: false, mms: BASE_MMS, settled: false, active: 0, waiting: [] };
     this.byKey.set(key, p);
     this.byId.set(id, p);
     this.hold();
@@ -1063,10 +1138,11 @@ class StreamSide extends AgentSocket {
     /* ready once the peer's CSM came */
   }
 
-  onConnReady(id: number, _mms: number, bert: boolean): void {
+  onConnReady(id: number, mms: number, bert: boolean): void {
     const p = this.byId.get(id);
     if (p === undefined) return;
     p.bert = bert;
+    p.mms = Math.min(mms, this.mms);
     if (this.settle(p)) p.resolve();
   }
 
@@ -1082,6 +1158,7 @@ class StreamSide extends AgentSocket {
       this.byId.delete(id);
       if (this.byKey.get(p.key) === p) this.byKey.delete(p.key);
       if (this.settle(p)) p.reject(connectionError(why));
+      for (const w of p.waiting.splice(0)) w.reject(connectionError(why));
     }
     this.failIds(requests, () => connectionError(why));
   }
@@ -1090,7 +1167,10 @@ class StreamSide extends AgentSocket {
   close(): Promise<void> {
     const done = this.ep.close();
     const err = (): CoapConnectionError => new CoapConnectionError('CLOSED', 'CLOSED: the agent was closed');
-    for (const p of this.byId.values()) if (this.settle(p)) p.reject(err());
+    for (const p of this.byId.values()) {
+      if (this.settle(p)) p.reject(err());
+      for (const w of p.waiting.splice(0)) w.reject(err());
+    }
     this.byId.clear();
     this.byKey.clear();
     this.failAll(err);
@@ -1159,7 +1239,7 @@ export class Agent {
     const p = side.conn(key, () => side.driver.connect({ host: addr, port: uri.port, security: tls, url: uri.wsUrl }));
     const tokenLength = this.tokenLength;
     p.ready.then(
-      () => go({ s: side, t, family: FAMILY_CONN, port: p.id, ip: NO_IP, scope: 0, tokenLength, bert: p.bert }),
+      () => go({ s: side, t, family: FAMILY_CONN, port: p.id, ip: NO_IP, scope: 0, tokenLength, bert: p.bert, mms: p.mms }),
       reject,
     );
   }
@@ -1197,17 +1277,32 @@ export class Agent {
    */
   request(url: string | URL, options: RequestOptions = {}): Promise<IncomingResponse> {
     return new Promise<IncomingResponse>((resolve, reject) => {
-      this._route(url, options.signal, reject, (route) => {
+      const run = (route: Route, done: () => void): void => {
         if (options.signal?.aborted) {
+          done();
           reject(new CoapAbortError(undefined, { cause: options.signal.reason }));
           return;
         }
         const spec = prepare(route.t, options);
         if (spec instanceof Error) {
+          done();
           reject(spec);
           return;
         }
-        new Call(route, spec, options.onProgress, options.signal, resolve, reject).start(options.timeout);
+        const ok = done === noop ? resolve : (r: IncomingResponse): void => {
+          done();
+          resolve(r);
+        };
+        const fail = done === noop ? reject : (e: unknown): void => {
+          done();
+          reject(e);
+        };
+        new Call(route, spec, options.onProgress, options.signal, ok, fail).start(options.timeout);
+      };
+      this._route(url, options.signal, reject, (route) => {
+        // down a connection: at most maxRequestsPerConnection at once, the others wait their turn
+        if (route.s instanceof StreamSide) route.s.admit(route.port, (done) => run(route, done), reject);
+        else run(route, noop);
       }, options);
     });
   }

@@ -2,7 +2,7 @@
  * `connect(uri, { handler })`: a connection (RFC 8323: CoAP over TCP, TLS or WebSockets) from
  * the client side whose peer may send requests down it, served by `handler`.
  */
-import type { BackendKind, EndpointOptions } from './driver/driver';
+import type { BackendKind, ConnectionOptions, EndpointOptions } from './driver/driver';
 import type { CoapConnection } from './connection';
 import { CoapSchemeError, invalidArgType } from './errors';
 import type { ClientSecurityOptions } from './security';
@@ -10,7 +10,7 @@ import { CoapServer, type RequestHandler, type ServerOptions, type ServerRouter 
 import { parseUri } from './uri';
 
 /** Options of {@link connect}: the security of secured schemes, the handler, messaging knobs. */
-export interface ConnectOptions extends ClientSecurityOptions, EndpointOptions {
+export interface ConnectOptions extends ClientSecurityOptions, EndpointOptions, ConnectionOptions {
   /**
    * Serves the requests the peer sends down the connection: a function or a Router (as for
    * `createServer`). Without it they are answered 4.04.

@@ -9,7 +9,7 @@
  * @internal
  */
 import type { ClientTransfers } from './backend/types';
-import type { BackendKind, DriverFactory, EndpointOptions } from './driver/driver';
+import type { BackendKind, DriverFactory, DriverOptions } from './driver/driver';
 import { CoapSchemeError } from './errors';
 
 /** The interfaces of the host, as node:os networkInterfaces() lists them (IPv6 scope ids). */
@@ -24,7 +24,7 @@ export interface Platform {
    * Checks a backend and endpoint options the way the scheme's driver will when it opens.
    * Throws TypeError / RangeError with a Node-style `code`.
    */
-  checkEndpointOptions(scheme: string, backend: BackendKind | undefined, options: EndpointOptions, role: 'server' | 'client'): void;
+  checkEndpointOptions(scheme: string, backend: BackendKind | undefined, options: DriverOptions, role: 'server' | 'client'): void;
   /** Resolves a host name (browsers: the name itself, the WebSocket resolves it). */
   lookup(host: string): Promise<{ address: string; family: number }>;
   /** The core's client-transfer functions (tc_bwc) of a backend kind loaded on its own. */
@@ -55,7 +55,7 @@ export function driverFactory(scheme: string): DriverFactory | undefined {
   return platform().driverFactory(scheme);
 }
 
-export function checkEndpointOptions(scheme: string, backend: BackendKind | undefined, options: EndpointOptions, role: 'server' | 'client'): void {
+export function checkEndpointOptions(scheme: string, backend: BackendKind | undefined, options: DriverOptions, role: 'server' | 'client'): void {
   platform().checkEndpointOptions(scheme, backend, options, role);
 }
 

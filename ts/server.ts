@@ -19,6 +19,7 @@ import {
   type ConnectionClose,
   type Driver,
   type DriverListener,
+  type ConnectionOptions,
   type EndpointOptions,
   type EndpointStats,
   type Received,
@@ -65,7 +66,7 @@ export type RequestHandler = (req: IncomingRequest) => ResponseInit | Promise<Re
 export type ServerRouter = Router<IncomingRequest, ResponseInit | Promise<ResponseInit>>;
 
 /** Server options: the messaging layer's knobs ({@link EndpointOptions}) and these. */
-export interface ServerOptions extends EndpointOptions {
+export interface ServerOptions extends EndpointOptions, ConnectionOptions {
   /** Driver: `'native'` (addon) or `'wasm'`; default as for the codec (native if it loads). */
   readonly backend?: BackendKind;
   /** With host `'::'`: accept IPv6 only (default false: dual-stack). */
@@ -114,7 +115,11 @@ export interface ServerStats extends EndpointStats {
  * the security in Node's TLS vocabulary ({@link ServerSecurityOptions}: `cert`, `key`, `ca`,
  * `requestCert`, `rejectUnauthorized`, `psk`).
  */
-export interface ListenOptions extends ServerSecurityOptions {
+/**
+ * Options of one listener. For `'tcp'`, `'tls'`, `'ws'` and `'wss'` the connection bounds and
+ * timers ({@link ConnectionOptions}) given here override the server's for this listener.
+ */
+export interface ListenOptions extends ServerSecurityOptions, ConnectionOptions {
   /** `'udp'` (default), `'tcp'`, `'tls'`, `'ws'`, `'wss'` or `'dtls'`: at most one listener each. */
   readonly transport?: ListenTransport;
   /** Port (default: the scheme's: 5683 udp/tcp, 5684 tls/dtls, 80 ws, 443 wss; 0 picks a free one). */
@@ -132,6 +137,9 @@ function sumStats(all: EndpointStats[]): EndpointStats {
   for (const st of all) for (const [k, v] of Object.entries(st)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
   return out as unknown as EndpointStats;
 }
+
+/** The {@link ConnectionOptions} a listen() may set for its listener. */
+const CONNECTION_OPTIONS = ['maxConnections', 'maxConnectionsPerHost', 'csmTimeout', 'idleTimeout', 'pingTimeout', 'maxRequestsPerConnection'] as const satisfies readonly (keyof ConnectionOptions)[];
 
 const CODE_INTERNAL = 0xa0; // 5.00
 const CODE_BAD_REQUEST = 0x80; // 4.00
@@ -402,6 +410,13 @@ export class CoapServer extends EventEmitter {
     if (open === undefined) throw new CoapServerError('UNSUPPORTED_TRANSPORT', `listen: no ${transport} transport (${scheme}://) here${transport === 'dtls' ? ': DTLS needs the native addon' : ''}`);
     const secured = transport === 'tls' || transport === 'wss' || transport === 'dtls';
     const security = secured ? serverTls(o) : undefined;
+    let options = this.options;
+    if (CONNECTION_OPTIONS.some((k) => o[k] !== undefined)) {
+      const mine: Record<string, unknown> = { ...options };
+      for (const k of CONNECTION_OPTIONS) if (o[k] !== undefined) mine[k] = o[k];
+      options = mine as ServerOptions;
+      checkEndpointOptions(scheme, options.backend, options, 'server');
+    }
     let host = o.host ?? '::';
     let family: number = ipFamily(host);
     const l = this.newListener(transport);
@@ -418,7 +433,7 @@ export class CoapServer extends EventEmitter {
           throw new CoapNetworkError((e as NodeJS.ErrnoException).code ?? 'ENOTFOUND', `listen: cannot resolve ${host}`, { cause: e });
         }
       }
-      const ep = open(family === 6 ? 6 : 4, this.options.backend, { ...this.options, security, httpServer: o.httpServer }, this.adapter(l), 'server');
+      const ep = open(family === 6 ? 6 : 4, options.backend, { ...options, security, httpServer: o.httpServer }, this.adapter(l), 'server');
       l.driver = ep;
       l.sock.ep = ep;
       try {

@@ -12,11 +12,11 @@
  * @internal
  */
 import { loadWasmBackend, wasmRaw } from './backend/wasm';
-import type { BackendKind, DriverFactory, EndpointOptions } from './driver/driver';
+import type { BackendKind, DriverFactory, DriverOptions } from './driver/driver';
 import { invalidArgValue } from './errors';
 import { setPlatform, type Platform } from './platform';
 import { defaultBackend } from './state';
-import { StreamEndpoint } from './transport/stream-endpoint';
+import { StreamEndpoint, streamConfig } from './transport/stream-endpoint';
 import { jsStreamCore } from './transport/stream-js';
 import { wasmStreamFeed } from './transport/stream-wasm';
 import { endpointConfig } from './transport/udp-records';
@@ -57,9 +57,10 @@ const ERRNO: Readonly<Record<string, number>> = { ECONNREFUSED: 111, ECONNRESET:
 export const browserPlatform: Platform = {
   driverFactory: (scheme) => (scheme === 'coap+ws' || scheme === 'coaps+ws' ? ws : undefined),
   schemeReason: (scheme) => REASONS[scheme] ?? `no transport for ${scheme}:// in browsers: ${WS_ONLY}`,
-  checkEndpointOptions(_scheme: string, backend: BackendKind | undefined, options: EndpointOptions, role: 'server' | 'client'): void {
+  checkEndpointOptions(_scheme: string, backend: BackendKind | undefined, options: DriverOptions, role: 'server' | 'client'): void {
     checkBackend(backend);
     endpointConfig(options, role);
+    streamConfig('ws', options, role);
   },
   lookup: (host) => Promise.resolve({ address: host, family: 0 }),
   clientTransfers(kind: BackendKind) {

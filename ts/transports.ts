@@ -6,11 +6,11 @@
  *
  * @internal
  */
-import type { BackendKind, DriverFactory, EndpointOptions } from './driver/driver';
+import type { BackendKind, DriverFactory, DriverOptions } from './driver/driver';
 import { dtlsDriverFactory } from './transport/dtls';
 import { Endpoint } from './transport/endpoint';
 import type { StreamFraming } from './transport/stream-core';
-import { StreamEndpoint } from './transport/stream-endpoint';
+import { StreamEndpoint, streamConfig } from './transport/stream-endpoint';
 import { streamFactory } from './transport/stream-select';
 import { endpointConfig } from './transport/udp-records';
 import { checkBackendKind } from './transport/udp-select';
@@ -42,7 +42,8 @@ export function driverFactory(scheme: string): DriverFactory | undefined {
  * same checker, run early: at createServer / new Agent instead of listen / the first request).
  * Throws TypeError / RangeError with a Node-style `code`.
  */
-export function checkEndpointOptions(_scheme: string, backend: BackendKind | undefined, options: EndpointOptions, role: 'server' | 'client'): void {
+export function checkEndpointOptions(_scheme: string, backend: BackendKind | undefined, options: DriverOptions, role: 'server' | 'client'): void {
   checkBackendKind(backend);
   endpointConfig(options, role);
+  streamConfig('tcp', options, role); // connection options (RFC 8323), ignored by UDP and DTLS
 }

@@ -14,7 +14,7 @@ export type { RequestOptions, AgentOptions, CoapResponse } from './client';
 export { IncomingRequest, IncomingResponse, CoapRequestError } from './incoming';
 export type { RemoteInfo } from './incoming';
 export type { OptionInit, ContentFormatInit, BytesInit, PayloadInit } from './outgoing';
-export type { BlockwiseOptions, EndpointOptions, EndpointStats, SocketAddress } from './driver/driver';
+export type { BlockwiseOptions, ConnectionOptions, EndpointOptions, EndpointStats, SocketAddress } from './driver/driver';
 /** `'native'` or `'wasm'`: which build of the C core runs an endpoint. */
 export type { BackendKind as UdpBackendKind } from './driver/driver';
 export { createProxy, CoapProxy } from './proxy';

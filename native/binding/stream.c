@@ -854,6 +854,21 @@ static void listener_closed_cb(uv_handle_t *hd) {
 
 static void plain_closed_cb(uv_handle_t *hd) { handle_closed((tcn *)hd->data); }
 
+/* Closing: hand the socket what the driver still has for k (an Abort after a connection
+ * error, the last responses), as far as the socket takes it now; no waiting. */
+static void write_last(tcn_sock *k) {
+  tcn *h = k->h;
+  uint32_t len = 0;
+  const uint8_t *p;
+  if (k->writing || k->state != SK_OPEN || !k->in_tcs || h->s == NULL) return;
+  while ((p = tcs_out(h->s, k->id, &len)) != NULL && len > 0u) {
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, len);
+    int n = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+    if (n <= 0) return;
+    (void)tcs_written(h->s, k->id, (uint32_t)n);
+  }
+}
+
 static void start_close(tcn *h) {
   uint32_t i;
   if (h->closing) return;
@@ -867,6 +882,7 @@ static void start_close(tcn *h) {
     for (i = 0; i <= h->bmask; i++)
       while (h->buckets[i] != NULL) {
         tcn_sock *k = h->buckets[i];
+        write_last(k);
         if (k->in_tcs && h->s != NULL) (void)tcs_close(h->s, uv_now(h->loop), k->id);
         k->in_tcs = 0;
         map_del(h, k);

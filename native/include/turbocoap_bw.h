@@ -405,7 +405,7 @@ typedef struct tc_msgbuf {
  * Build the response carrying one block of representation id into caller memory (out).
  *
  * ask->block2: the request's Block2 value when ask->flags has TC_BW_HAS_BLOCK2 (else block 0
- * at preferred_szx). The block size is the smaller of the client's and preferred_szx (RFC 7959
+ * at preferred_szx; with TC_BW_BERT and preferred_szx 6, block 0 as BERT). The block size is the smaller of the client's and preferred_szx (RFC 7959
  * §2.4 early negotiation), reduced further until the message fits msg_limit; NUM is rescaled
  * to the chosen size. SZX 7 with TC_BW_BERT: BERT, as many 1024-byte blocks as fit msg_limit
  * (at least one; one when msg_limit is 0). msg_limit: the largest encoded message without

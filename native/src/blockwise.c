@@ -1383,9 +1383,11 @@ static int bw2_serve(tc_bw2 *s, uint64_t now, uint32_t id, uint32_t block2, uint
   if (flags & TC_BW_HAS_BLOCK2) {
     if (tc_block_from_value(block2, &b) < 0) return TC_E_INVALID;
   } else {
+    /* the client did not ask: BERT when the connection allows it (RFC 8323 §6) and the
+     * preferred size is 1024, else the preferred size */
     b.num = 0;
     b.more = 0;
-    b.szx = s->cfg.preferred_szx;
+    b.szx = (flags & TC_BW_BERT) && s->cfg.preferred_szx >= 6u ? TC_SZX_BERT : s->cfg.preferred_szx;
   }
   if (b.szx == TC_SZX_BERT && !(flags & TC_BW_BERT))
     return bw2_error(msg, buf, cap, TC_CODE_BAD_REQUEST, "SZX 7 is reserved");

@@ -46,7 +46,8 @@ import {
   TX_RESPOND_WORDS,
 } from '../../ts/driver/abi';
 import type { StreamCore, StreamCoreFactory, StreamFraming } from '../../ts/transport/stream-core';
-import { streamConfig, type StreamLimits } from '../../ts/transport/stream-endpoint';
+import { streamConfig } from '../../ts/transport/stream-endpoint';
+import type { ConnectionOptions } from '../../ts/driver/driver';
 
 export interface Rec {
   kind: number;
@@ -73,7 +74,7 @@ export class Harness {
     factory: StreamCoreFactory,
     framing: StreamFraming,
     role: 'server' | 'client',
-    limits: StreamLimits & { maxMessageSize?: number } = {},
+    limits: ConnectionOptions & { maxMessageSize?: number } = {},
     tweak?: (config: Uint32Array) => void,
   ) {
     const cfg = streamConfig(framing, limits, role);

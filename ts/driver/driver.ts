@@ -293,7 +293,7 @@ export interface Driver {
 }
 
 /** What a driver is opened with: the messaging-layer options, and for a secured transport its security. */
-export interface DriverOptions extends EndpointOptions {
+export interface DriverOptions extends EndpointOptions, ConnectionOptions {
   /** TLS / DTLS / WSS settings (server: its own; client: defaults for its connections). */
   readonly security?: TlsSettings;
   /** WebSockets (server): serve on this existing node:http(s) server instead of opening a port. */
@@ -478,6 +478,42 @@ export interface ObserveOptions {
   readonly conEvery?: number;
   /** An observer not sent a CON notification for this many ms gets the next one as CON (RFC 7641 §4.5). Default 86400000 (24 h), >= 1. */
   readonly conInterval?: number;
+}
+
+/** RFC 8323's base Max-Message-Size (§5.3.1), the least every connection allows. */
+export const BASE_MAX_MESSAGE_SIZE = 1152;
+/**
+ * The Max-Message-Size our connections advertise and accept by default: 4 KiB of BERT payload
+ * (RFC 8323 §6) plus 128 bytes for the header and options, so two turbocoap peers move
+ * block-wise bodies 4 KiB per round trip (about 3 KiB more memory per connection than 1152).
+ */
+export const DEFAULT_STREAM_MAX_MESSAGE_SIZE = 4224;
+
+/**
+ * Bounds and timers of connections (CoAP over TCP, TLS and WebSockets, RFC 8323): on a server
+ * (`createServer`, and per `listen()`), on an `Agent`, on `connect()`. Ignored over UDP / DTLS.
+ * `maxMessageSize` (of {@link EndpointOptions}) is the Max-Message-Size a connection advertises
+ * in its CSM and accepts (96..65507, default 4224 on connections; BERT blocks are sized to fit
+ * the smaller of the two sides').
+ */
+export interface ConnectionOptions {
+  /** Connections open at once (more are refused). Default 4000 (server), 64 (agent); 1..65535. */
+  readonly maxConnections?: number;
+  /** Connections from one host address at once. Default min(1024, maxConnections) (server), maxConnections (agent). */
+  readonly maxConnectionsPerHost?: number;
+  /** ms the peer's CSM may take before the connection is aborted. Default 10000. */
+  readonly csmTimeout?: number;
+  /** ms without input before a Ping checks that the peer is alive; 0: never. Default 30000. */
+  readonly idleTimeout?: number;
+  /** ms a Ping waits for its Pong before the peer counts as dead and the connection closes. Default 10000. */
+  readonly pingTimeout?: number;
+  /**
+   * Requests in progress per connection. Server: the peer's requests it handles at once on one
+   * connection (more get 5.03 with Max-Age); default min(16, floor(65535 / maxConnections)), at
+   * most that bound. Agent: the requests it sends down one connection at once (more wait their
+   * turn, so a server's 16 slots are never overrun); default 16, 1..65535.
+   */
+  readonly maxRequestsPerConnection?: number;
 }
 
 /**

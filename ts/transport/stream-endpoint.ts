@@ -29,6 +29,7 @@ import {
   type RemoteInfo,
   type SocketAddress,
   type TlsSettings,
+  DEFAULT_STREAM_MAX_MESSAGE_SIZE,
 } from '../driver/driver';
 import { errnoName, randomBytes } from '../platform';
 import {
@@ -92,6 +93,7 @@ import {
 } from '../driver/abi';
 import {
   endpointConfig,
+  uint,
   formatRecordAddress,
   zoneScope,
 } from './udp-records';
@@ -129,37 +131,27 @@ export function closeReason(status: number, flags: number, opened: boolean, abor
   return { code: undefined, message: 'CLOSED: the connection closed', opened };
 }
 
-/** Bounds of a stream driver's connections (defaults by role). */
-export interface StreamLimits {
-  /** Connections at once. */
-  readonly maxConnections?: number;
-  /** Connections per client host address. */
-  readonly maxConnectionsPerHost?: number;
-  /** ms the peer's CSM may take before the connection is aborted (default 10000). */
-  readonly csmTimeout?: number;
-  /** ms without input before a Ping checks the peer (default 30000; 0: never). */
-  readonly idleTimeout?: number;
-  /** ms a Ping waits for its Pong before the peer counts as dead (default 10000). */
-  readonly pingTimeout?: number;
-}
-
 function clamp(v: number | undefined, dflt: number, min: number, max: number): number {
   return v === undefined ? dflt : Math.min(max, Math.max(min, Math.floor(v)));
 }
 
 /**
  * The stream host config (STREAM_CONFIG_WORDS): tc_conn_config, tc_srv_config (from the
- * endpoint options, as over UDP) and tcs_limits. Throws RangeError for bad options.
+ * endpoint options, as over UDP) and tcs_limits. Throws the typed arg errors (RangeError /
+ * TypeError with a `code`) for bad options: checkEndpointOptions runs it early.
  */
-export function streamConfig(framing: StreamFraming, o: DriverOptions & StreamLimits = {}, role: 'server' | 'client'): Uint32Array {
-  const ep = endpointConfig(o, role);
+export function streamConfig(framing: StreamFraming, o: DriverOptions = {}, role: 'server' | 'client'): Uint32Array {
   const client = role === 'client';
+  // Max-Message-Size we accept and advertise (RFC 8323 §5.3.1; validated by endpointConfig)
+  const mms = o.maxMessageSize ?? DEFAULT_STREAM_MAX_MESSAGE_SIZE;
+  const ep = endpointConfig({ ...o, maxMessageSize: mms }, role);
   const cfg = new Uint32Array(STREAM_CONFIG_WORDS);
-  // Max-Message-Size we accept and advertise: maxMessageSize (default RFC 8323's 1152).
-  const mms = clamp(o.maxMessageSize, 1152, 64, 16 << 20);
   const outBytes = Math.max(16384, 2 * mms + 256);
-  const maxConns = clamp(o.maxConnections, client ? 64 : 4000, 1, 65535);
-  const exchanges = Math.max(1, Math.min(client ? 16 : 16, Math.floor(65535 / maxConns)));
+  const maxConns = uint('maxConnections', o.maxConnections, client ? 64 : 4000, 1, 65535);
+  // the core numbers exchanges of all connections in 16 bits
+  const slots = Math.floor(65535 / maxConns);
+  const exchanges = client ? Math.min(16, slots) : uint('maxRequestsPerConnection', o.maxRequestsPerConnection, Math.min(16, slots), 1, slots);
+  if (client) uint('maxRequestsPerConnection', o.maxRequestsPerConnection, 16, 1, 65535);
   const c = STREAM_CONFIG_CONN;
   cfg[c + CONNC_TRANSPORT] = framing === 'ws' ? TC_WS : TC_TCP;
   cfg[c + CONNC_FLAGS] = CONNF_BERT | (o.acceptProxy === true ? CONNF_PROXY : 0);
@@ -169,9 +161,9 @@ export function streamConfig(framing: StreamFraming, o: DriverOptions & StreamLi
   cfg[c + CONNC_EXCHANGE_BASE] = 0;
   cfg[c + CONNC_MAX_REQUESTS] = clamp(o.maxClientRequests, client ? 1024 : 64, 1, 65535);
   cfg[c + CONNC_REQUEST_TIMEOUT_MS] = clamp(o.responseTimeout, 60000, 1, 0xffffffff);
-  cfg[c + CONNC_CSM_TIMEOUT_MS] = clamp(o.csmTimeout, 10000, 1, 0xffffffff);
-  cfg[c + CONNC_IDLE_MS] = clamp(o.idleTimeout, 30000, 0, 0xffffffff);
-  cfg[c + CONNC_PING_TIMEOUT_MS] = clamp(o.pingTimeout, 10000, 1, 0xffffffff);
+  cfg[c + CONNC_CSM_TIMEOUT_MS] = uint('csmTimeout', o.csmTimeout, 10000, 1, 0xffffffff);
+  cfg[c + CONNC_IDLE_MS] = uint('idleTimeout', o.idleTimeout, 30000, 0, 0xffffffff);
+  cfg[c + CONNC_PING_TIMEOUT_MS] = uint('pingTimeout', o.pingTimeout, 10000, 1, 0xffffffff);
   cfg[c + CONNC_OVERLOAD_MAX_AGE] = clamp(o.overloadMaxAge, 2, 0, 0xffffffff);
   // tc_srv_config as over UDP, with the pipeline's bounds made to fit the connections
   const s = STREAM_CONFIG_SRV;
@@ -181,7 +173,7 @@ export function streamConfig(framing: StreamFraming, o: DriverOptions & StreamLi
   cfg[s + SRVC_OBS_MAX_MESSAGE_SIZE - EP_CONFIG_WORDS] = outBytes - 256;
   const l = STREAM_CONFIG_LIMITS;
   cfg[l + SLIM_MAX_CONNS] = maxConns;
-  cfg[l + SLIM_MAX_PER_HOST] = clamp(o.maxConnectionsPerHost, client ? maxConns : Math.min(maxConns, 1024), 1, maxConns);
+  cfg[l + SLIM_MAX_PER_HOST] = uint('maxConnectionsPerHost', o.maxConnectionsPerHost, client ? maxConns : Math.min(maxConns, 1024), 1, maxConns);
   cfg[l + SLIM_RX_WORDS] = 1 << 15;
   cfg[l + SLIM_RX_BYTES] = Math.max(256 * 1024, 2 * mms + 8);
   return cfg;
@@ -254,7 +246,7 @@ export class StreamEndpoint extends TxWriter implements ConnectingDriver {
   private readonly security: TlsSettings | undefined;
   private readonly httpServer: unknown;
 
-  constructor(factory: StreamCoreFactory, framing: StreamFraming, options: (DriverOptions & StreamLimits) | undefined, listener: DriverListener, role: 'server' | 'client') {
+  constructor(factory: StreamCoreFactory, framing: StreamFraming, options: DriverOptions | undefined, listener: DriverListener, role: 'server' | 'client') {
     super(listener);
     this.framing = framing;
     this.security = options?.security;

@@ -34,6 +34,8 @@ import {
   RX_OPT_COUNT,
   RX_PORT,
   RX_WORDS,
+  SST_REFUSED_HOST,
+  SST_REFUSED_TOTAL,
   STREAM_CONFIG_CONN,
   SLIM_MAX_CONNS,
   SLIM_MAX_PER_HOST,
@@ -198,6 +200,9 @@ class JsStreamCore implements StreamCore {
   private readonly maxPerHost: number;
   private readonly linger: number;
   private readonly hostCounters = new Array<number>(9).fill(0);
+  /** Connections this host refused for the total and the per-host bound (before the driver saw them). */
+  private refusedTotal = 0;
+  private refusedHost = 0;
   private nextId = 1;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -237,7 +242,16 @@ class JsStreamCore implements StreamCore {
   /** A link within the bounds, or undefined. */
   private admit(host: string, index: number, client: boolean): Link | undefined {
     const n = this.perHost.get(host) ?? 0;
-    if (this.closed || this.links.size >= this.maxConns || n >= this.maxPerHost) return undefined;
+    if (this.closed) return undefined;
+    // refused by a bound: counted as the addon's host counts it (tcs refused_total / _host)
+    if (this.links.size >= this.maxConns) {
+      this.refusedTotal++;
+      return undefined;
+    }
+    if (n >= this.maxPerHost) {
+      this.refusedHost++;
+      return undefined;
+    }
     const l = new Link(this, this.newId(), index, host, client);
     this.links.set(l.id, l);
     this.perHost.set(host, n + 1);
@@ -580,7 +594,10 @@ class JsStreamCore implements StreamCore {
   }
 
   stats(): StreamStats {
-    return streamStatsFromView(this.feed.stats(this.hostCounters));
+    const v = this.feed.stats(this.hostCounters);
+    v.setUint32(SST_REFUSED_TOTAL, v.getUint32(SST_REFUSED_TOTAL, true) + this.refusedTotal, true);
+    v.setUint32(SST_REFUSED_HOST, v.getUint32(SST_REFUSED_HOST, true) + this.refusedHost, true);
+    return streamStatsFromView(v);
   }
 
   close(): Promise<void> {

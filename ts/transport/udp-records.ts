@@ -228,7 +228,8 @@ export function statsFromView(v: DataView, at = 0): EndpointStats {
 
 // ------------------------------------------------------------------- configuration
 
-function uint(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+/** An integer option in min..max (dflt when undefined); throws the typed arg errors otherwise. */
+export function uint(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number') throw invalidArgType(name, `an integer in ${min}..${max}`, v);
   if (!Number.isInteger(v) || v < min || v > max) {
