@@ -15,8 +15,6 @@
  *
  * @packageDocumentation
  */
-// The Node platform (transports, DNS, randomness) first: the CLI is an entry point.
-import './platform-node';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
