@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Driver, TlsSettings } from '../ts/driver/driver';
-import { dtlsDriverFactory, dtlsFailure, dtlsStats } from '../ts/transport/dtls';
+import { dtlsDriverFactory, dtlsStats } from '../ts/transport/dtls';
 import '../ts/platform-node';
 import { findBinary, inCI, run, sleep } from './support/peers';
 
@@ -155,7 +155,6 @@ describe('turbocoap client ↔ turbocoap server over DTLS', () => {
       // no session was established (a half-open one may wait out its handshake deadline:
       // records with a bad MAC are dropped silently, RFC 6347 §4.1.2.7)
       expect(st.sessions - st.half_open).toBe(before.sessions - before.half_open);
-      expect(dtlsFailure(-107)?.code).toBe('PSK');
     } finally {
       await agent.close();
     }
