@@ -216,7 +216,7 @@ const TLS_MESSAGES: Readonly<Record<string, string>> = {
   TLS_UNSUPPORTED: 'a TLS feature this build or OpenSSL lacks',
   HANDSHAKE: 'the TLS/DTLS handshake failed',
   VERIFY: "the peer's certificate failed verification (or none was sent where one is required)",
-  PSK: 'PSK: unknown identity or wrong key',
+  PSK: 'unknown identity or wrong key',
   ALPN: 'the peer did not agree on ALPN "coap"',
   CLOSED: 'the secure session was closed',
 };

@@ -7,7 +7,8 @@
  * Security comes in the factory's options as `security` ({@link TlsSettings}): a PSK
  * (client: identity + key; server: a table and/or a callback) and/or certificates. A handshake
  * that fails fails the requests waiting for it with a core status that is a TC_TLS_E_* code;
- * {@link dtlsFailure} turns it into a CoapConnectionError (`HANDSHAKE`, `VERIFY`, `PSK`...).
+ * the client turns it into a CoapConnectionError (`HANDSHAKE`, `VERIFY`, `PSK`...: tlsFailure
+ * in ts/errors.ts).
  *
  * Native only: under WebAssembly, opening a `coaps` driver throws CoapConnectionError
  * `TLS_UNSUPPORTED` naming the native addon it needs.
@@ -41,36 +42,6 @@ export interface DtlsLimits {
 /** Worst-case DTLS 1.2 record overhead: header 13 + explicit IV 16 + HMAC-SHA384 48 + padding 16
  *  (AES-CCM-8, the RFC 7925 suite, needs 29). The CoAP message size is lowered by it. */
 export const DTLS_RECORD_OVERHEAD = 93;
-
-/** TC_TLS_E_* (native/driver/tls.h) -> CoapConnectionError codes. */
-const TLS_CODES: Readonly<Record<number, string>> = {
-  [-102]: 'TLS_CONFIG',
-  [-103]: 'TLS_UNSUPPORTED',
-  [-104]: 'HANDSHAKE',
-  [-105]: 'VERIFY',
-  [-106]: 'VERIFY',
-  [-107]: 'PSK',
-  [-108]: 'ALPN',
-  [-109]: 'HANDSHAKE',
-  [-110]: 'HANDSHAKE',
-  [-111]: 'CLOSED',
-};
-const TLS_MESSAGES: Readonly<Record<string, string>> = {
-  HANDSHAKE: 'the DTLS handshake failed (or the server did not answer it)',
-  VERIFY: "the peer's certificate failed verification",
-  PSK: 'PSK: unknown identity or wrong key (the handshake got no answer after the key exchange)',
-  CLOSED: 'the DTLS session was closed by the peer',
-};
-
-/**
- * The error for a request's failure status when it is a DTLS one (a TC_TLS_E_* code, -100 and
- * below), else undefined (a core status: handle it as for `coap://`).
- */
-export function dtlsFailure(status: number): CoapConnectionError | undefined {
-  if (status > -100 || status < -111) return undefined;
-  const code = TLS_CODES[status] ?? 'TLS';
-  return new CoapConnectionError(code, `${code}: ${TLS_MESSAGES[code] ?? `DTLS error ${status}`}`);
-}
 
 /** The addon's DTLS security object (native/binding/udp.c dtls_attach) from TlsSettings. */
 function addonSecurity(s: TlsSettings | undefined, role: 'server' | 'client', mtu: number, lim: DtlsLimits | undefined): object {
