@@ -1,7 +1,10 @@
 /*
  * glue.c: the N-API helpers shared by the addon's drivers (see glue.h).
  */
+#define _GNU_SOURCE /* libuv's headers want POSIX types under -std=c11 */
 #include "glue.h"
+
+#include <uv.h>
 
 napi_value tcg_num(napi_env env, double v) {
   napi_value out;
@@ -116,4 +119,25 @@ void tcg_register(napi_env env, napi_value exports, const tcg_fn *fns, size_t n)
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &v);
     napi_set_named_property(env, exports, fns[i].name, v);
   }
+}
+
+napi_value tcg_sockname(napi_env env, const struct sockaddr_storage *ss) {
+  napi_value out, v;
+  char name[64];
+  int port;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    uv_ip4_name(s4, name, sizeof name);
+    port = ntohs(s4->sin_port);
+  } else {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    uv_ip6_name(s6, name, sizeof name);
+    port = ntohs(s6->sin6_port);
+  }
+  napi_create_array_with_length(env, 3, &out);
+  napi_set_element(env, out, 0, tcg_num(env, ss->ss_family == AF_INET ? 4 : 6));
+  napi_set_element(env, out, 1, tcg_num(env, port));
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
+  napi_set_element(env, out, 2, v);
+  return out;
 }

@@ -50,6 +50,10 @@ int tcg_area(napi_env env, napi_ref ref, napi_typedarray_type want, void **data,
  * 0 and a TypeError or RangeError otherwise. */
 int tcg_out_bytes(napi_env env, napi_value v, size_t need, void **data, int need_data);
 
+/* [family (4 or 6), port, address text] of a socket name (getsockname's answer). */
+struct sockaddr_storage;
+napi_value tcg_sockname(napi_env env, const struct sockaddr_storage *ss);
+
 /* Sets each fns[i] on exports as a function under its name. */
 typedef struct tcg_fn {
   const char *name;

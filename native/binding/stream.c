@@ -1313,34 +1313,19 @@ static napi_value stream_listen(napi_env env, napi_callback_info info) {
 
 /* streamAddress(h, index): [family, port, address] or a negative errno */
 static napi_value stream_address(napi_env env, napi_callback_info info) {
-  napi_value argv[2], out, v;
+  napi_value argv[2];
   size_t argc = 2;
   tcn *h;
   uint32_t index;
   struct sockaddr_storage ss;
-  int len = sizeof ss, err, port;
-  char name[64];
+  int len = sizeof ss, err;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
       !get_state(env, argv[0], &h) || !tcg_u32arg(env, argv[1], &index))
     return NULL;
   if (h->closing || index >= h->nlisteners || h->listeners[index] == NULL) return tcg_num(env, UV_EBADF);
   err = uv_tcp_getsockname(&h->listeners[index]->tcp, (struct sockaddr *)&ss, &len);
   if (err != 0) return tcg_num(env, err);
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(s4, name, sizeof name);
-    port = ntohs(s4->sin_port);
-  } else {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(s6, name, sizeof name);
-    port = ntohs(s6->sin6_port);
-  }
-  napi_create_array_with_length(env, 3, &out);
-  napi_set_element(env, out, 0, tcg_num(env, ss.ss_family == AF_INET ? 4 : 6));
-  napi_set_element(env, out, 1, tcg_num(env, port));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
-  napi_set_element(env, out, 2, v);
-  return out;
+  return tcg_sockname(env, &ss);
 }
 
 /* streamConnect(h, host: IP literal, port, tlsCtx | null, servername | null): the connection's

@@ -1003,33 +1003,18 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
 
 /* udpAddress(h): [family, port, address] or a negative errno */
 static napi_value udp_address(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out, v;
+  napi_value argv[1];
   size_t argc = 1;
   tcu *u;
   struct sockaddr_storage ss;
-  int len = sizeof ss, err, port;
-  char name[64];
+  int len = sizeof ss, err;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       !get_state(env, argv[0], &u))
     return NULL;
   if (u->closing) return tcg_num(env, UV_EBADF);
   err = uv_udp_getsockname(&u->udp, (struct sockaddr *)&ss, &len);
   if (err != 0) return tcg_num(env, err);
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(s, name, sizeof name);
-    port = ntohs(s->sin_port);
-  } else {
-    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(s, name, sizeof name);
-    port = ntohs(s->sin6_port);
-  }
-  napi_create_array_with_length(env, 3, &out);
-  napi_set_element(env, out, 0, tcg_num(env, ss.ss_family == AF_INET ? 4 : 6));
-  napi_set_element(env, out, 1, tcg_num(env, port));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
-  napi_set_element(env, out, 2, v);
-  return out;
+  return tcg_sockname(env, &ss);
 }
 
 /* udpFlush(h, nwords, nbytes): number of records that failed (rc != 0), or a negative
