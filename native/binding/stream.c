@@ -894,7 +894,10 @@ static void finalize(napi_env env, void *data, void *hint) {
 /* ------------------------------------------------------------------ argument helpers */
 
 static int get_state(napi_env env, napi_value v, tcn **out) {
-  return tcg_external(env, v, "turbocoap: expected a stream host handle", (void **)out);
+  void *p;
+  if (!tcg_external(env, v, "turbocoap: expected a stream host handle", &p)) return 0;
+  *out = (tcn *)p;
+  return 1;
 }
 
 /* an empty array passes */
@@ -1123,13 +1126,10 @@ out:
 }
 
 static int get_tls(napi_env env, napi_value v, tcn_tls **out) {
-  void *p = NULL;
+  void *p;
   *out = NULL;
   if (is_nullish(env, v)) return 1;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
-    napi_throw_type_error(env, NULL, "turbocoap: expected a TLS context or null");
-    return 0;
-  }
+  if (!tcg_external(env, v, "turbocoap: expected a TLS context or null", &p)) return 0;
   *out = (tcn_tls *)p;
   if ((*out)->ctx == NULL) {
     napi_throw_error(env, NULL, "turbocoap: the TLS context was freed");

@@ -646,7 +646,10 @@ static void finalize(napi_env env, void *data, void *hint) {
 /* ------------------------------------------------------------------ JS API */
 
 static int get_state(napi_env env, napi_value v, tcu **out) {
-  return tcg_external(env, v, "turbocoap: expected a UDP driver handle", (void **)out);
+  void *p;
+  if (!tcg_external(env, v, "turbocoap: expected a UDP driver handle", &p)) return 0;
+  *out = (tcu *)p;
+  return 1;
 }
 
 /* an empty (NULL-data) array is refused */
