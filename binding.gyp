@@ -9,6 +9,7 @@
         "native/binding/udp.c",
         "native/binding/stream.c",
         "native/binding/stream_feed.c",
+        "native/binding/glue.c",
         "native/driver/tls.c",
         "native/driver/dtls.c"
       ],

@@ -37,6 +37,7 @@
 #include <uv.h>
 
 #include "addr.h"
+#include "glue.h"
 #include "stream.h"
 #include "tls.h"
 #include "turbocoap.h"
@@ -205,24 +206,8 @@ static uint32_t alloc_id(tcn *h) {
 
 /* ------------------------------------------------------------------ to JS */
 
-static napi_value num(napi_env env, double v) {
-  napi_value out;
-  napi_create_double(env, v, &out);
-  return out;
-}
-
 static void make_callback(tcn *h, napi_value fn, size_t argc, const napi_value *argv) {
-  napi_env env = h->env;
-  napi_value self = NULL, result;
-  napi_status st;
-  if (h->self_ref == NULL || napi_get_reference_value(env, h->self_ref, &self) != napi_ok ||
-      self == NULL)
-    napi_get_undefined(env, &self);
-  st = napi_make_callback(env, h->actx, self, fn, argc, argv, &result);
-  if (st == napi_pending_exception) {
-    napi_value e;
-    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
-  }
+  tcg_make_callback(h->env, h->actx, h->self_ref, fn, argc, argv);
 }
 
 /* Hand the batch to JS: callback(arrayBuffer, count, dataBase). Not re-entered: records made
@@ -786,13 +771,7 @@ static void free_state(tcn *h) {
 static void drop_refs(tcn *h) {
   napi_env env = h->env;
   napi_ref *refs[] = {&h->self_ref, &h->cb_ref, &h->txw_ref, &h->txb_ref, &h->close_cb_ref};
-  size_t i;
-  for (i = 0; i < sizeof refs / sizeof refs[0]; i++) {
-    if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
-    *refs[i] = NULL;
-  }
-  if (h->actx != NULL) napi_async_destroy(env, h->actx);
-  h->actx = NULL;
+  tcg_drop_refs(env, refs, sizeof refs / sizeof refs[0], &h->actx);
 }
 
 static void env_cleanup(void *arg);
@@ -811,14 +790,7 @@ static void handle_closed(tcn *h) {
   }
   if (h->env_gone) return;
   napi_remove_env_cleanup_hook(h->env, env_cleanup, h);
-  if (h->close_cb_ref != NULL) {
-    napi_handle_scope scope;
-    napi_value fn = NULL;
-    napi_open_handle_scope(h->env, &scope);
-    if (napi_get_reference_value(h->env, h->close_cb_ref, &fn) == napi_ok && fn != NULL)
-      make_callback(h, fn, 0, NULL);
-    napi_close_handle_scope(h->env, scope);
-  }
+  tcg_call_ref(h->env, h->actx, h->self_ref, h->close_cb_ref);
   drop_refs(h);
 }
 
@@ -922,31 +894,15 @@ static void finalize(napi_env env, void *data, void *hint) {
 /* ------------------------------------------------------------------ argument helpers */
 
 static int get_state(napi_env env, napi_value v, tcn **out) {
-  void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
-    napi_throw_type_error(env, NULL, "turbocoap: expected a stream host handle");
-    return 0;
-  }
+  void *p;
+  if (!tcg_external(env, v, "turbocoap: expected a stream host handle", &p)) return 0;
   *out = (tcn *)p;
   return 1;
 }
 
+/* an empty array passes */
 static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n) {
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, n, data, NULL, NULL) != napi_ok || type != want ||
-      (*data == NULL && *n > 0)) {
-    napi_throw_type_error(env, NULL, "turbocoap: bad typed array argument");
-    return 0;
-  }
-  return 1;
-}
-
-static int u32arg(napi_env env, napi_value v, uint32_t *out) {
-  if (napi_get_value_uint32(env, v, out) != napi_ok) {
-    napi_throw_type_error(env, NULL, "turbocoap: expected a number");
-    return 0;
-  }
-  return 1;
+  return tcg_typed(env, v, want, data, n, 0);
 }
 
 static int is_nullish(napi_env env, napi_value v) {
@@ -1170,13 +1126,10 @@ out:
 }
 
 static int get_tls(napi_env env, napi_value v, tcn_tls **out) {
-  void *p = NULL;
+  void *p;
   *out = NULL;
   if (is_nullish(env, v)) return 1;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
-    napi_throw_type_error(env, NULL, "turbocoap: expected a TLS context or null");
-    return 0;
-  }
+  if (!tcg_external(env, v, "turbocoap: expected a TLS context or null", &p)) return 0;
   *out = (tcn_tls *)p;
   if ((*out)->ctx == NULL) {
     napi_throw_error(env, NULL, "turbocoap: the TLS context was freed");
@@ -1322,23 +1275,23 @@ static napi_value stream_listen(napi_env env, napi_callback_info info) {
   int err;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
       !get_state(env, argv[0], &h) || !strarg(env, argv[1], host, sizeof host) ||
-      !u32arg(env, argv[2], &port) || !u32arg(env, argv[3], &flags) || !get_tls(env, argv[4], &tt))
+      !tcg_u32arg(env, argv[2], &port) || !tcg_u32arg(env, argv[3], &flags) || !get_tls(env, argv[4], &tt))
     return NULL;
-  if (h->closing) return num(env, UV_EBADF);
-  if (h->nlisteners >= MAX_LISTENERS) return num(env, UV_EMFILE);
+  if (h->closing) return tcg_num(env, UV_EBADF);
+  if (h->nlisteners >= MAX_LISTENERS) return tcg_num(env, UV_EMFILE);
   if (tt != NULL && !tt->server) {
     napi_throw_type_error(env, NULL, "turbocoap: streamListen: a client TLS context");
     return NULL;
   }
   memset(&ss, 0, sizeof ss);
   err = parse_addr(host, port, &ss);
-  if (err != 0) return num(env, err);
+  if (err != 0) return tcg_num(env, err);
   l = (tcn_listener *)calloc(1, sizeof *l);
-  if (l == NULL) return num(env, UV_ENOMEM);
+  if (l == NULL) return tcg_num(env, UV_ENOMEM);
   l->h = h;
   if ((err = uv_tcp_init(h->loop, &l->tcp)) != 0) {
     free(l);
-    return num(env, err);
+    return tcg_num(env, err);
   }
   l->tcp.data = l;
   h->handles++;
@@ -1346,7 +1299,7 @@ static napi_value stream_listen(napi_env env, napi_callback_info info) {
   if (err == 0) err = uv_listen((uv_stream_t *)&l->tcp, BACKLOG, connection_cb);
   if (err != 0) {
     uv_close((uv_handle_t *)&l->tcp, listener_closed_cb);
-    return num(env, err);
+    return tcg_num(env, err);
   }
   if (tt != NULL) {
     l->tctx = tt;
@@ -1355,39 +1308,24 @@ static napi_value stream_listen(napi_env env, napi_callback_info info) {
   if (!h->refd) uv_unref((uv_handle_t *)&l->tcp);
   l->index = h->nlisteners;
   h->listeners[h->nlisteners++] = l;
-  return num(env, l->index);
+  return tcg_num(env, l->index);
 }
 
 /* streamAddress(h, index): [family, port, address] or a negative errno */
 static napi_value stream_address(napi_env env, napi_callback_info info) {
-  napi_value argv[2], out, v;
+  napi_value argv[2];
   size_t argc = 2;
   tcn *h;
   uint32_t index;
   struct sockaddr_storage ss;
-  int len = sizeof ss, err, port;
-  char name[64];
+  int len = sizeof ss, err;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !get_state(env, argv[0], &h) || !u32arg(env, argv[1], &index))
+      !get_state(env, argv[0], &h) || !tcg_u32arg(env, argv[1], &index))
     return NULL;
-  if (h->closing || index >= h->nlisteners || h->listeners[index] == NULL) return num(env, UV_EBADF);
+  if (h->closing || index >= h->nlisteners || h->listeners[index] == NULL) return tcg_num(env, UV_EBADF);
   err = uv_tcp_getsockname(&h->listeners[index]->tcp, (struct sockaddr *)&ss, &len);
-  if (err != 0) return num(env, err);
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(s4, name, sizeof name);
-    port = ntohs(s4->sin_port);
-  } else {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(s6, name, sizeof name);
-    port = ntohs(s6->sin6_port);
-  }
-  napi_create_array_with_length(env, 3, &out);
-  napi_set_element(env, out, 0, num(env, ss.ss_family == AF_INET ? 4 : 6));
-  napi_set_element(env, out, 1, num(env, port));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
-  napi_set_element(env, out, 2, v);
-  return out;
+  if (err != 0) return tcg_num(env, err);
+  return tcg_sockname(env, &ss);
 }
 
 /* streamConnect(h, host: IP literal, port, tlsCtx | null, servername | null): the connection's
@@ -1406,7 +1344,7 @@ static napi_value stream_connect(napi_env env, napi_callback_info info) {
   int err, has_sn;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
       !get_state(env, argv[0], &h) || !strarg(env, argv[1], host, sizeof host) ||
-      !u32arg(env, argv[2], &port) || !get_tls(env, argv[3], &tt))
+      !tcg_u32arg(env, argv[2], &port) || !get_tls(env, argv[3], &tt))
     return NULL;
   has_sn = !is_nullish(env, argv[4]);
   if (has_sn && !strarg(env, argv[4], sn, sizeof sn)) return NULL;
@@ -1414,7 +1352,7 @@ static napi_value stream_connect(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "turbocoap: streamConnect: a server TLS context");
     return NULL;
   }
-  if (h->closing) return num(env, TC_E_STALE);
+  if (h->closing) return tcg_num(env, TC_E_STALE);
   id = alloc_id(h);
   h->hc.connects++;
   memset(&ss, 0, sizeof ss);
@@ -1426,7 +1364,7 @@ static napi_value stream_connect(napi_env env, napi_callback_info info) {
     h->hc.connect_errors++;
     host_event(h, TC_CONN_EV_CLOSED, id, NULL, 0, err, err == TC_E_FULL ? 0u : TCB_CONN_EVF_SYSERR,
                NULL, 0);
-    return num(env, id);
+    return tcg_num(env, id);
   }
   k->id = id;
   k->state = SK_CONNECTING;
@@ -1448,7 +1386,7 @@ static napi_value stream_connect(napi_env env, napi_callback_info info) {
     h->hc.connect_errors++;
     conn_end(k, err, TCB_CONN_EVF_SYSERR);
   }
-  return num(env, id);
+  return tcg_num(env, id);
 }
 
 /* streamCloseConn(h, id, abort: boolean, diagnostic: string | null): 0, or TC_E_INVALID (no
@@ -1464,7 +1402,7 @@ static napi_value stream_close_conn(napi_env env, napi_callback_info info) {
   char diag[DIAG_MAX];
   int r, tries;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !get_state(env, argv[0], &h) || !u32arg(env, argv[1], &id))
+      !get_state(env, argv[0], &h) || !tcg_u32arg(env, argv[1], &id))
     return NULL;
   napi_get_value_bool(env, argv[2], &abort);
   diag[0] = '\0';
@@ -1472,10 +1410,10 @@ static napi_value stream_close_conn(napi_env env, napi_callback_info info) {
     size_t n = 0;
     napi_get_value_string_utf8(env, argv[3], diag, sizeof diag, &n);
   }
-  if (h->closing || (k = lookup(h, id)) == NULL || k->state == SK_CLOSING) return num(env, TC_E_INVALID);
+  if (h->closing || (k = lookup(h, id)) == NULL || k->state == SK_CLOSING) return tcg_num(env, TC_E_INVALID);
   if (!k->in_tcs) { /* still connecting */
     conn_end(k, 0, 0);
-    return num(env, 0);
+    return tcg_num(env, 0);
   }
   for (tries = 0; tries < 2; tries++) {
     r = abort ? tcs_abort(h->s, uv_now(h->loop), id, diag[0] != '\0' ? diag : NULL)
@@ -1484,23 +1422,7 @@ static napi_value stream_close_conn(napi_env env, napi_callback_info info) {
   }
   flush_out(h);
   schedule_check(h);
-  return num(env, 0);
-}
-
-static int tx_area(napi_env env, napi_ref ref, napi_typedarray_type want, void **data, uint32_t *n) {
-  napi_value v = NULL;
-  napi_typedarray_type type;
-  size_t len = 0;
-  *data = NULL;
-  *n = 0;
-  if (ref == NULL || napi_get_reference_value(env, ref, &v) != napi_ok || v == NULL ||
-      napi_get_typedarray_info(env, v, &type, &len, data, NULL, NULL) != napi_ok || type != want ||
-      *data == NULL) {
-    *data = NULL;
-    return 0;
-  }
-  *n = len > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)len;
-  return 1;
+  return tcg_num(env, 0);
 }
 
 /* streamFlush(h, nwords, nbytes): records that failed (RC != 0), a negative TC_E_* for a
@@ -1514,11 +1436,11 @@ static napi_value stream_flush(napi_env env, napi_callback_info info) {
   uint64_t now;
   int rc, rounds = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !get_state(env, argv[0], &h) || !u32arg(env, argv[1], &nwords) || !u32arg(env, argv[2], &nbytes))
+      !get_state(env, argv[0], &h) || !tcg_u32arg(env, argv[1], &nwords) || !tcg_u32arg(env, argv[2], &nbytes))
     return NULL;
-  if (h->closing || h->s == NULL) return num(env, TC_E_STALE);
-  (void)tx_area(env, h->txw_ref, napi_uint32_array, &wp, &wcap);
-  (void)tx_area(env, h->txb_ref, napi_uint8_array, &bp, &bcap);
+  if (h->closing || h->s == NULL) return tcg_num(env, TC_E_STALE);
+  (void)tcg_area(env, h->txw_ref, napi_uint32_array, &wp, &wcap);
+  (void)tcg_area(env, h->txb_ref, napi_uint8_array, &bp, &bcap);
   if (nwords > 0 && (wp == NULL || bp == NULL)) {
     napi_throw_type_error(env, NULL, "turbocoap: the tx areas are detached");
     return NULL;
@@ -1535,7 +1457,7 @@ static napi_value stream_flush(napi_env env, napi_callback_info info) {
   flush_out(h);
   schedule_check(h);
   rearm(h);
-  return num(env, rc < 0 ? rc : (double)tcs_tx_failed(h->s));
+  return tcg_num(env, rc < 0 ? rc : (double)tcs_tx_failed(h->s));
 }
 
 /* streamReadBody(h, id, length): the Block1 body of a delivered request as a Uint8Array, or a
@@ -1548,16 +1470,16 @@ static napi_value stream_read_body(napi_env env, napi_callback_info info) {
   void *p = NULL;
   int rc;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !get_state(env, argv[0], &h) || !u32arg(env, argv[1], &id) || !u32arg(env, argv[2], &length))
+      !get_state(env, argv[0], &h) || !tcg_u32arg(env, argv[1], &id) || !tcg_u32arg(env, argv[2], &length))
     return NULL;
-  if (h->closing || h->s == NULL) return num(env, TC_E_STALE);
+  if (h->closing || h->s == NULL) return tcg_num(env, TC_E_STALE);
   if (length > h->max_body) length = h->max_body;
   if (napi_create_arraybuffer(env, length > 0 ? length : 1, &p, &ab) != napi_ok || p == NULL) {
     napi_throw_error(env, NULL, "turbocoap: out of memory");
     return NULL;
   }
   rc = tcs_read_body(h->s, id, (uint8_t *)p, length);
-  if (rc < 0) return num(env, rc);
+  if (rc < 0) return tcg_num(env, rc);
   if (napi_create_typedarray(env, napi_uint8_array, (size_t)rc, ab, 0, &out) != napi_ok) return NULL;
   return out;
 }
@@ -1568,7 +1490,7 @@ static napi_value stream_ref(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   tcn *h;
   bool on;
-  uint32_t rc, i;
+  uint32_t i;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
       !get_state(env, argv[0], &h) || napi_get_value_bool(env, argv[1], &on) != napi_ok)
     return NULL;
@@ -1586,29 +1508,19 @@ static napi_value stream_ref(napi_env env, napi_callback_info info) {
       else uv_unref((uv_handle_t *)&k->tcp);
     }
   }
-  if (on) {
-    napi_reference_ref(env, h->self_ref, &rc);
-    napi_reference_ref(env, h->cb_ref, &rc);
-  } else {
-    napi_reference_unref(env, h->self_ref, &rc);
-    napi_reference_unref(env, h->cb_ref, &rc);
-  }
+  tcg_ref_pair(env, h->self_ref, h->cb_ref, on);
   return NULL;
 }
 
 /* streamStats(h, out: Uint8Array(STREAM_STATS_BYTES)): tcs_host_stats at the generated offsets */
 static napi_value stream_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  size_t argc = 2, n;
+  size_t argc = 2;
   tcn *h;
   void *p;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !get_state(env, argv[0], &h) || !typed(env, argv[1], napi_uint8_array, &p, &n))
+      !get_state(env, argv[0], &h) || !tcg_out_bytes(env, argv[1], sizeof(tcs_host_stats), &p, 0))
     return NULL;
-  if (n < sizeof(tcs_host_stats)) {
-    napi_throw_range_error(env, NULL, "turbocoap: stats array too small");
-    return NULL;
-  }
   if (h->s != NULL) {
     tcs_host_stats st;
     st.st = *tcs_get_stats(h->s);
@@ -1633,10 +1545,8 @@ static napi_value stream_close(napi_env env, napi_callback_info info) {
   if (h->closing) return NULL;
   napi_create_reference(env, argv[1], 1, &h->close_cb_ref);
   if (h->refd) {
-    uint32_t rc;
     h->refd = 0;
-    napi_reference_unref(env, h->self_ref, &rc);
-    napi_reference_unref(env, h->cb_ref, &rc);
+    tcg_ref_pair(env, h->self_ref, h->cb_ref, 0);
   }
   start_close(h);
   return NULL;
@@ -1644,10 +1554,7 @@ static napi_value stream_close(napi_env env, napi_callback_info info) {
 
 napi_value tc_stream_register(napi_env env, napi_value exports);
 napi_value tc_stream_register(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback cb;
-  } fns[] = {
+  static const tcg_fn fns[] = {
       {"streamCreate", stream_create},       {"streamListen", stream_listen},
       {"streamAddress", stream_address},     {"streamConnect", stream_connect},
       {"streamCloseConn", stream_close_conn}, {"streamFlush", stream_flush},
@@ -1655,11 +1562,6 @@ napi_value tc_stream_register(napi_env env, napi_value exports) {
       {"streamStats", stream_stats},         {"streamClose", stream_close},
       {"tlsContext", tls_context},           {"tlsContextFree", tls_context_free},
   };
-  size_t i;
-  napi_value v;
-  for (i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &v);
-    napi_set_named_property(env, exports, fns[i].name, v);
-  }
+  tcg_register(env, exports, fns, sizeof fns / sizeof fns[0]);
   return exports;
 }

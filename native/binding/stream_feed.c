@@ -23,6 +23,7 @@
 #include <node_api.h>
 
 #include "addr.h"
+#include "glue.h"
 #include "stream.h"
 #include "turbocoap.h"
 
@@ -47,34 +48,9 @@ static void tcf_finalize(napi_env env, void *data, void *hint) {
   free(f);
 }
 
-static napi_value num(napi_env env, double v) {
-  napi_value out;
-  napi_create_double(env, v, &out);
-  return out;
-}
-
-static int area(napi_env env, napi_ref ref, napi_typedarray_type want, void **data, uint32_t *n) {
-  napi_value v = NULL;
-  napi_typedarray_type type;
-  size_t len = 0;
-  *data = NULL;
-  *n = 0;
-  if (ref == NULL || napi_get_reference_value(env, ref, &v) != napi_ok || v == NULL ||
-      napi_get_typedarray_info(env, v, &type, &len, data, NULL, NULL) != napi_ok || type != want ||
-      *data == NULL)
-    return 0;
-  *n = len > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)len;
-  return 1;
-}
-
+/* an empty array passes (with *n 0) */
 static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n) {
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, n, data, NULL, NULL) != napi_ok || type != want) {
-    napi_throw_type_error(env, NULL, "turbocoap: bad typed array argument");
-    return 0;
-  }
-  if (*data == NULL) *n = 0;
-  return 1;
+  return tcg_typed(env, v, want, data, n, 0);
 }
 
 /* Arguments: the feed handle first, then numbers (as doubles: `now` exceeds 32 bits). */
@@ -193,8 +169,8 @@ static napi_value feed_open(napi_env env, napi_callback_info info) {
   uint32_t alen;
   if (!args(env, info, 4, argv, &f)) return NULL;
   alen = addr_arg(env, argv[3], a);
-  if (alen == 0) return num(env, TC_E_INVALID);
-  return num(env, tcs_open(f->s, u64(env, argv[1]), u32(env, argv[2]), a, alen));
+  if (alen == 0) return tcg_num(env, TC_E_INVALID);
+  return tcg_num(env, tcs_open(f->s, u64(env, argv[1]), u32(env, argv[2]), a, alen));
 }
 
 /* streamFeedRecv(f, now, id, chunk: Uint8Array, start): an action; info[0] = bytes taken */
@@ -210,8 +186,8 @@ static napi_value feed_recv(napi_env env, napi_callback_info info) {
   if (start > n) start = (uint32_t)n;
   r = tcs_recv(f->s, u64(env, argv[1]), u32(env, argv[2]), n > 0 ? (const uint8_t *)p + start : NULL,
                (uint32_t)(n - start), &used);
-  if (area(env, f->info_ref, napi_uint32_array, &ip, &ni) && ni >= INFO_WORDS) ((uint32_t *)ip)[0] = used;
-  return num(env, r);
+  if (tcg_area(env, f->info_ref, napi_uint32_array, &ip, &ni) && ni >= INFO_WORDS) ((uint32_t *)ip)[0] = used;
+  return tcg_num(env, r);
 }
 
 /* streamFeedHostEvent(f, kind, id, addrWords | null, status, flags, data: Uint8Array | null) */
@@ -228,7 +204,7 @@ static napi_value feed_host_event(napi_env env, napi_callback_info info) {
   if (napi_typeof(env, argv[6], &t) == napi_ok && t != napi_null && t != napi_undefined &&
       !typed(env, argv[6], napi_uint8_array, &p, &n))
     return NULL;
-  return num(env, tcs_host_event(f->s, u32(env, argv[1]), u32(env, argv[2]), alen ? a : NULL, alen,
+  return tcg_num(env, tcs_host_event(f->s, u32(env, argv[1]), u32(env, argv[2]), alen ? a : NULL, alen,
                                  i32(env, argv[4]), u32(env, argv[5]), (const uint8_t *)p, (uint32_t)n));
 }
 
@@ -237,7 +213,7 @@ static napi_value feed_close(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   tcf *f;
   if (!args(env, info, 5, argv, &f)) return NULL;
-  return num(env, tcs_close_status(f->s, u64(env, argv[1]), u32(env, argv[2]), i32(env, argv[3]), u32(env, argv[4])));
+  return tcg_num(env, tcs_close_status(f->s, u64(env, argv[1]), u32(env, argv[2]), i32(env, argv[3]), u32(env, argv[4])));
 }
 
 /* streamFeedShutdown(f, now, id) / streamFeedAbort(f, now, id, diagnostic) */
@@ -245,7 +221,7 @@ static napi_value feed_shutdown(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   tcf *f;
   if (!args(env, info, 3, argv, &f)) return NULL;
-  return num(env, tcs_shutdown(f->s, u64(env, argv[1]), u32(env, argv[2])));
+  return tcg_num(env, tcs_shutdown(f->s, u64(env, argv[1]), u32(env, argv[2])));
 }
 
 static napi_value feed_abort(napi_env env, napi_callback_info info) {
@@ -256,7 +232,7 @@ static napi_value feed_abort(napi_env env, napi_callback_info info) {
   if (!args(env, info, 4, argv, &f)) return NULL;
   diag[0] = '\0';
   napi_get_value_string_utf8(env, argv[3], diag, sizeof diag, &n);
-  return num(env, tcs_abort(f->s, u64(env, argv[1]), u32(env, argv[2]), diag[0] ? diag : NULL));
+  return tcg_num(env, tcs_abort(f->s, u64(env, argv[1]), u32(env, argv[2]), diag[0] ? diag : NULL));
 }
 
 /* streamFeedCollect(f): ArrayBuffer with every connection's bytes to write (entries in out,
@@ -268,8 +244,8 @@ static napi_value feed_collect(napi_env env, napi_callback_info info) {
   uint32_t no, ni, count = 0, id, total = 0, k;
   int a;
   if (!args(env, info, 1, argv, &f)) return NULL;
-  if (!area(env, f->out_ref, napi_uint32_array, &op, &no) || no < 4u * OUT_MAX ||
-      !area(env, f->info_ref, napi_uint32_array, &ip, &ni) || ni < INFO_WORDS) {
+  if (!tcg_area(env, f->out_ref, napi_uint32_array, &op, &no) || no < 4u * OUT_MAX ||
+      !tcg_area(env, f->info_ref, napi_uint32_array, &ip, &ni) || ni < INFO_WORDS) {
     napi_throw_type_error(env, NULL, "turbocoap: the feed's arrays are detached");
     return NULL;
   }
@@ -306,15 +282,15 @@ static napi_value feed_wrote(napi_env env, napi_callback_info info) {
   void *op, *ip;
   uint32_t no, ni, k, count, more = 0;
   if (!args(env, info, 1, argv, &f)) return NULL;
-  if (!area(env, f->out_ref, napi_uint32_array, &op, &no) || !area(env, f->info_ref, napi_uint32_array, &ip, &ni))
-    return num(env, 0);
+  if (!tcg_area(env, f->out_ref, napi_uint32_array, &op, &no) || !tcg_area(env, f->info_ref, napi_uint32_array, &ip, &ni))
+    return tcg_num(env, 0);
   count = ((uint32_t *)ip)[3];
   for (k = 0; k < count && k < OUT_MAX; k++) {
     const uint32_t *e = (const uint32_t *)op + 4 * k;
     if (e[1] == TCS_OUT_WRITE && e[3] > 0 && tcs_written(f->s, e[0], e[3]) == TCS_WRITE) more++;
   }
   ((uint32_t *)ip)[3] = 0;
-  return num(env, more);
+  return tcg_num(env, more);
 }
 
 /* streamFeedKick(f, id): the socket drained: its connection's output is queued again */
@@ -322,7 +298,7 @@ static napi_value feed_kick(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   tcf *f;
   if (!args(env, info, 2, argv, &f)) return NULL;
-  return num(env, tcs_written(f->s, u32(env, argv[1]), 0));
+  return tcg_num(env, tcs_written(f->s, u32(env, argv[1]), 0));
 }
 
 /* streamFeedTimer(f, now): an action; streamFeedDeadline(f): ms, or Infinity */
@@ -330,7 +306,7 @@ static napi_value feed_timer(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   tcf *f;
   if (!args(env, info, 2, argv, &f)) return NULL;
-  return num(env, tcs_timer(f->s, u64(env, argv[1])));
+  return tcg_num(env, tcs_timer(f->s, u64(env, argv[1])));
 }
 
 static napi_value feed_deadline(napi_env env, napi_callback_info info) {
@@ -339,7 +315,7 @@ static napi_value feed_deadline(napi_env env, napi_callback_info info) {
   uint64_t d;
   if (!args(env, info, 1, argv, &f)) return NULL;
   d = tcs_deadline(f->s);
-  return num(env, d == UINT64_MAX ? (double)INFINITY : (double)d);
+  return tcg_num(env, d == UINT64_MAX ? (double)INFINITY : (double)d);
 }
 
 /* streamFeedFlush(f, now, nwords, nbytes): one tcs_flush round over the TX areas in place: an
@@ -352,13 +328,13 @@ static napi_value feed_flush(napi_env env, napi_callback_info info) {
   if (!args(env, info, 4, argv, &f)) return NULL;
   nw = u32(env, argv[2]);
   nb = u32(env, argv[3]);
-  (void)area(env, f->txw_ref, napi_uint32_array, &wp, &wcap);
-  (void)area(env, f->txb_ref, napi_uint8_array, &bp, &bcap);
+  (void)tcg_area(env, f->txw_ref, napi_uint32_array, &wp, &wcap);
+  (void)tcg_area(env, f->txb_ref, napi_uint8_array, &bp, &bcap);
   if (nw > wcap || nb > bcap || (nw > 0 && (wp == NULL || bp == NULL))) {
     napi_throw_range_error(env, NULL, "turbocoap: flush past the tx areas");
     return NULL;
   }
-  return num(env, tcs_flush(f->s, u64(env, argv[1]), (uint32_t *)wp, nw, (const uint8_t *)bp, nb));
+  return tcg_num(env, tcs_flush(f->s, u64(env, argv[1]), (uint32_t *)wp, nw, (const uint8_t *)bp, nb));
 }
 
 /* streamFeedTxFailed(f): records of the last complete flush that failed */
@@ -366,7 +342,7 @@ static napi_value feed_tx_failed(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   tcf *f;
   if (!args(env, info, 1, argv, &f)) return NULL;
-  return num(env, tcs_tx_failed(f->s));
+  return tcg_num(env, tcs_tx_failed(f->s));
 }
 
 /* streamFeedBatchCount(f) */
@@ -374,7 +350,7 @@ static napi_value feed_batch_count(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   tcf *f;
   if (!args(env, info, 1, argv, &f)) return NULL;
-  return num(env, tcs_batch(f->s)->count);
+  return tcg_num(env, tcs_batch(f->s)->count);
 }
 
 /* streamFeedTakeBatch(f): the batch as one ArrayBuffer (words, then data; info[1] = count,
@@ -393,7 +369,7 @@ static napi_value feed_take_batch(napi_env env, napi_callback_info info) {
   if (napi_create_arraybuffer(env, wbytes + rx->data_used, &p, &ab) != napi_ok) return NULL;
   memcpy(p, rx->words, wbytes);
   memcpy((uint8_t *)p + wbytes, rx->data, rx->data_used);
-  if (area(env, f->info_ref, napi_uint32_array, &ip, &ni) && ni >= INFO_WORDS) {
+  if (tcg_area(env, f->info_ref, napi_uint32_array, &ip, &ni) && ni >= INFO_WORDS) {
     ((uint32_t *)ip)[1] = rx->count;
     ((uint32_t *)ip)[2] = (uint32_t)wbytes;
   }
@@ -413,7 +389,7 @@ static napi_value feed_read_body(napi_env env, napi_callback_info info) {
   if (length > f->max_body) length = f->max_body;
   if (napi_create_arraybuffer(env, length > 0 ? length : 1, &p, &ab) != napi_ok) return NULL;
   rc = tcs_read_body(f->s, u32(env, argv[1]), (uint8_t *)p, length);
-  if (rc < 0) return num(env, rc);
+  if (rc < 0) return tcg_num(env, rc);
   if (napi_create_typedarray(env, napi_uint8_array, (size_t)rc, ab, 0, &out) != napi_ok) return NULL;
   return out;
 }
@@ -424,12 +400,8 @@ static napi_value feed_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   tcf *f;
   void *p;
-  size_t n;
-  if (!args(env, info, 2, argv, &f) || !typed(env, argv[1], napi_uint8_array, &p, &n)) return NULL;
-  if (n < sizeof(tcs_host_stats)) {
-    napi_throw_range_error(env, NULL, "turbocoap: stats array too small");
+  if (!args(env, info, 2, argv, &f) || !tcg_out_bytes(env, argv[1], sizeof(tcs_host_stats), &p, 0))
     return NULL;
-  }
   {
     tcs_host_stats st;
     memset(&st, 0, sizeof st);
@@ -442,10 +414,7 @@ static napi_value feed_stats(napi_env env, napi_callback_info info) {
 
 napi_value tc_stream_feed_register(napi_env env, napi_value exports);
 napi_value tc_stream_feed_register(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback cb;
-  } fns[] = {
+  static const tcg_fn fns[] = {
       {"streamFeedCreate", feed_create},   {"streamFeedFree", feed_free},
       {"streamFeedOpen", feed_open},       {"streamFeedRecv", feed_recv},
       {"streamFeedHostEvent", feed_host_event}, {"streamFeedClose", feed_close},
@@ -457,11 +426,6 @@ napi_value tc_stream_feed_register(napi_env env, napi_value exports) {
       {"streamFeedTakeBatch", feed_take_batch}, {"streamFeedReadBody", feed_read_body},
       {"streamFeedStats", feed_stats},
   };
-  size_t i;
-  napi_value v;
-  for (i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &v);
-    napi_set_named_property(env, exports, fns[i].name, v);
-  }
+  tcg_register(env, exports, fns, sizeof fns / sizeof fns[0]);
   return exports;
 }

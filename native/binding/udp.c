@@ -49,6 +49,7 @@
 
 #include "addr.h"
 #include "dgram.h"
+#include "glue.h"
 #ifdef TC_WITH_TLS
 #include "dtls.h"
 #endif
@@ -132,12 +133,6 @@ typedef struct fallback_req {
 } fallback_req;
 
 /* ------------------------------------------------------------------ helpers */
-
-static napi_value num(napi_env env, double v) {
-  napi_value out;
-  napi_create_double(env, v, &out);
-  return out;
-}
 
 static void throw_err(napi_env env, const char *msg) { napi_throw_error(env, NULL, msg); }
 
@@ -364,17 +359,7 @@ static int pending_of(const tcu *u) {
 /* ------------------------------------------------------------------- to JS */
 
 static void make_callback(tcu *u, napi_value fn, size_t argc, const napi_value *argv) {
-  napi_env env = u->env;
-  napi_value self = NULL, result;
-  napi_status s;
-  if (u->self_ref == NULL || napi_get_reference_value(env, u->self_ref, &self) != napi_ok ||
-      self == NULL)
-    napi_get_undefined(env, &self);
-  s = napi_make_callback(env, u->actx, self, fn, argc, argv, &result);
-  if (s == napi_pending_exception) {
-    napi_value e;
-    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
-  }
+  tcg_make_callback(u->env, u->actx, u->self_ref, fn, argc, argv);
 }
 
 /* Hand the pending records to JS: callback(arrayBuffer, count, dataBase). */
@@ -598,13 +583,7 @@ static void drop_refs(tcu *u) {
                       &u->psk_cb_ref,
 #endif
   };
-  size_t i;
-  for (i = 0; i < sizeof refs / sizeof refs[0]; i++) {
-    if (*refs[i] != NULL) napi_delete_reference(env, *refs[i]);
-    *refs[i] = NULL;
-  }
-  if (u->actx != NULL) napi_async_destroy(env, u->actx);
-  u->actx = NULL;
+  tcg_drop_refs(env, refs, sizeof refs / sizeof refs[0], &u->actx);
 }
 
 static void env_cleanup(void *arg);
@@ -624,14 +603,7 @@ static void closed_cb(uv_handle_t *h) {
   }
   if (u->env_gone) return; /* the external's finalizer (if it ever runs) frees u */
   napi_remove_env_cleanup_hook(u->env, env_cleanup, u);
-  if (u->close_cb_ref != NULL) {
-    napi_handle_scope scope;
-    napi_value fn = NULL;
-    napi_open_handle_scope(u->env, &scope);
-    if (napi_get_reference_value(u->env, u->close_cb_ref, &fn) == napi_ok && fn != NULL)
-      make_callback(u, fn, 0, NULL);
-    napi_close_handle_scope(u->env, scope);
-  }
+  tcg_call_ref(u->env, u->actx, u->self_ref, u->close_cb_ref);
   drop_refs(u);
 }
 
@@ -674,32 +646,17 @@ static void finalize(napi_env env, void *data, void *hint) {
 /* ------------------------------------------------------------------ JS API */
 
 static int get_state(napi_env env, napi_value v, tcu **out) {
-  void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
-    napi_throw_type_error(env, NULL, "turbocoap: expected a UDP driver handle");
-    return 0;
-  }
+  void *p;
+  if (!tcg_external(env, v, "turbocoap: expected a UDP driver handle", &p)) return 0;
   *out = (tcu *)p;
   return 1;
 }
 
+/* an empty (NULL-data) array is refused */
 static int typed(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *n) {
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, n, data, NULL, NULL) != napi_ok || type != want ||
-      *data == NULL) {
-    napi_throw_type_error(env, NULL, "turbocoap: bad typed array argument");
-    return 0;
-  }
-  return 1;
+  return tcg_typed(env, v, want, data, n, 1);
 }
 
-static int u32arg(napi_env env, napi_value v, uint32_t *out) {
-  if (napi_get_value_uint32(env, v, out) != napi_ok) {
-    napi_throw_type_error(env, NULL, "turbocoap: expected a number");
-    return 0;
-  }
-  return 1;
-}
 
 #ifdef TC_WITH_TLS
 /* ------------------------------------------------------------------ DTLS mode */
@@ -895,12 +852,12 @@ static napi_value dtls_stats(napi_env env, napi_callback_info info) {
   if (u->t == NULL) return NULL;
   st = tcdt_get_stats(u->t);
   napi_create_object(env, &out);
-#define DS_(f) napi_set_named_property(env, out, #f, num(env, (double)st->f))
+#define DS_(f) napi_set_named_property(env, out, #f, tcg_num(env, (double)st->f))
   DS_(sessions); DS_(half_open); DS_(hosts); DS_(hello_verify); DS_(handshakes); DS_(handshake_failures);
   DS_(refused); DS_(evicted); DS_(expired); DS_(closed); DS_(dropped_in); DS_(dropped_out);
   DS_(records_in); DS_(records_out); DS_(bytes_in); DS_(bytes_out); DS_(handshake_bytes);
 #undef DS_
-  napi_set_named_property(env, out, "memory", num(env, (double)tcdt_memory(u->t)));
+  napi_set_named_property(env, out, "memory", tcg_num(env, (double)tcdt_memory(u->t)));
   return out;
 }
 #endif
@@ -922,7 +879,7 @@ static napi_value udp_create(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "turbocoap: udpCreate: missing arguments");
     return NULL;
   }
-  if (!u32arg(env, argv[0], &family)) return NULL;
+  if (!tcg_u32arg(env, argv[0], &family)) return NULL;
   if (family != 4 && family != 6) {
     napi_throw_range_error(env, NULL, "turbocoap: family must be 4 or 6");
     return NULL;
@@ -1019,23 +976,23 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
   int err, size;
   uv_os_fd_t fd;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
-      !get_state(env, argv[0], &u) || !u32arg(env, argv[2], &port) ||
-      !u32arg(env, argv[3], &flags))
+      !get_state(env, argv[0], &u) || !tcg_u32arg(env, argv[2], &port) ||
+      !tcg_u32arg(env, argv[3], &flags))
     return NULL;
   if (napi_get_value_string_utf8(env, argv[1], host, sizeof host, &hl) != napi_ok) {
     napi_throw_type_error(env, NULL, "turbocoap: host must be a string");
     return NULL;
   }
-  if (u->closing) return num(env, UV_EBADF);
-  if (port > 65535) return num(env, UV_EINVAL);
+  if (u->closing) return tcg_num(env, UV_EBADF);
+  if (port > 65535) return tcg_num(env, UV_EINVAL);
   if (u->family == 4) err = uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss);
   else err = uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss);
-  if (err != 0) return num(env, err);
+  if (err != 0) return tcg_num(env, err);
   if (flags & 1u) uvf |= UV_UDP_IPV6ONLY;
   if (flags & 2u) uvf |= UV_UDP_REUSEADDR;
   uvf |= UV_UDP_LINUX_RECVERR; /* ICMP port unreachable reported (Linux; elsewhere a no-op) */
   err = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, uvf);
-  if (err != 0) return num(env, err);
+  if (err != 0) return tcg_num(env, err);
   if (uv_fileno((const uv_handle_t *)&u->udp, &fd) == 0) {
     size = SOCK_BUF;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -1044,60 +1001,23 @@ static napi_value udp_bind(napi_env env, napi_callback_info info) {
   }
   err = uv_udp_recv_start(&u->udp, alloc_cb, recv_cb);
   if (err == 0 && !u->refd) uv_unref((uv_handle_t *)&u->udp);
-  return num(env, err);
+  return tcg_num(env, err);
 }
 
 /* udpAddress(h): [family, port, address] or a negative errno */
 static napi_value udp_address(napi_env env, napi_callback_info info) {
-  napi_value argv[1], out, v;
+  napi_value argv[1];
   size_t argc = 1;
   tcu *u;
   struct sockaddr_storage ss;
-  int len = sizeof ss, err, port;
-  char name[64];
+  int len = sizeof ss, err;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       !get_state(env, argv[0], &u))
     return NULL;
-  if (u->closing) return num(env, UV_EBADF);
+  if (u->closing) return tcg_num(env, UV_EBADF);
   err = uv_udp_getsockname(&u->udp, (struct sockaddr *)&ss, &len);
-  if (err != 0) return num(env, err);
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
-    uv_ip4_name(s, name, sizeof name);
-    port = ntohs(s->sin_port);
-  } else {
-    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
-    uv_ip6_name(s, name, sizeof name);
-    port = ntohs(s->sin6_port);
-  }
-  napi_create_array_with_length(env, 3, &out);
-  napi_set_element(env, out, 0, num(env, ss.ss_family == AF_INET ? 4 : 6));
-  napi_set_element(env, out, 1, num(env, port));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
-  napi_set_element(env, out, 2, v);
-  return out;
-}
-
-/*
- * The current data and element count of the typed array behind ref. Looked up on every
- * flush, never cached: JS can detach the buffer (structuredClone / postMessage with
- * transfer), which leaves a cached pointer dangling. A detached array reports length 0.
- */
-static int tx_area(napi_env env, napi_ref ref, napi_typedarray_type want, void **data,
-                   uint32_t *n) { /* 1, or 0 with *data NULL and *n 0 */
-  napi_value v = NULL;
-  napi_typedarray_type type;
-  size_t len = 0;
-  *data = NULL;
-  *n = 0;
-  if (ref == NULL || napi_get_reference_value(env, ref, &v) != napi_ok || v == NULL ||
-      napi_get_typedarray_info(env, v, &type, &len, data, NULL, NULL) != napi_ok ||
-      type != want || *data == NULL) {
-    *data = NULL;
-    return 0;
-  }
-  *n = len > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)len;
-  return 1;
+  if (err != 0) return tcg_num(env, err);
+  return tcg_sockname(env, &ss);
 }
 
 /* udpFlush(h, nwords, nbytes): number of records that failed (rc != 0), or a negative
@@ -1116,13 +1036,13 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
   uint64_t now;
   int rc;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !get_state(env, argv[0], &u) || !u32arg(env, argv[1], &nwords) ||
-      !u32arg(env, argv[2], &nbytes))
+      !get_state(env, argv[0], &u) || !tcg_u32arg(env, argv[1], &nwords) ||
+      !tcg_u32arg(env, argv[2], &nbytes))
     return NULL;
-  if (u->closing || u->d == NULL) return num(env, TC_E_STALE);
-  (void)tx_area(env, u->txw_ref, napi_uint32_array, &p, &txw_cap);
+  if (u->closing || u->d == NULL) return tcg_num(env, TC_E_STALE);
+  (void)tcg_area(env, u->txw_ref, napi_uint32_array, &p, &txw_cap);
   txw = (uint32_t *)p;
-  (void)tx_area(env, u->txb_ref, napi_uint8_array, &p, &txb_cap);
+  (void)tcg_area(env, u->txb_ref, napi_uint8_array, &p, &txb_cap);
   txb = (uint8_t *)p;
   if (nwords > 0 && (txw == NULL || txb == NULL)) {
     napi_throw_type_error(env, NULL, "turbocoap: the tx areas are detached");
@@ -1137,7 +1057,7 @@ static napi_value udp_flush(napi_env env, napi_callback_info info) {
   while ((rc = tcd_flush(u->d, now, txw, nwords, txb, nbytes)) == TCD_SEND) send_txq(u);
   send_txq(u);
   rearm(u);
-  return num(env, rc < 0 ? rc : (double)u->d->tx_failed);
+  return tcg_num(env, rc < 0 ? rc : (double)u->d->tx_failed);
 }
 
 /* udpReadBody(h, id, length): the Block1 body id of a delivered request (TC_SRVF_BODY,
@@ -1151,17 +1071,17 @@ static napi_value udp_read_body(napi_env env, napi_callback_info info) {
   void *p = NULL;
   int rc;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !get_state(env, argv[0], &u) || !u32arg(env, argv[1], &id) ||
-      !u32arg(env, argv[2], &length))
+      !get_state(env, argv[0], &u) || !tcg_u32arg(env, argv[1], &id) ||
+      !tcg_u32arg(env, argv[2], &length))
     return NULL;
-  if (u->closing || u->d == NULL) return num(env, TC_E_STALE);
+  if (u->closing || u->d == NULL) return tcg_num(env, TC_E_STALE);
   if (length > u->d->max_body) length = u->d->max_body; /* no body is longer */
   if (napi_create_arraybuffer(env, length > 0 ? length : 1, &p, &ab) != napi_ok || p == NULL) {
     throw_err(env, "turbocoap: out of memory");
     return NULL;
   }
   rc = tcd_read_body(u->d, id, (uint8_t *)p, length);
-  if (rc < 0) return num(env, rc);
+  if (rc < 0) return tcg_num(env, rc);
   if (napi_create_typedarray(env, napi_uint8_array, (size_t)rc, ab, 0, &out) != napi_ok) {
     throw_err(env, "turbocoap: cannot create the body array");
     return NULL;
@@ -1175,7 +1095,6 @@ static napi_value udp_ref(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   tcu *u;
   bool on;
-  uint32_t rc;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
       !get_state(env, argv[0], &u))
     return NULL;
@@ -1185,15 +1104,9 @@ static napi_value udp_ref(napi_env env, napi_callback_info info) {
   }
   if (u->closing || (on ? 1 : 0) == u->refd) return NULL;
   u->refd = on ? 1 : 0;
-  if (on) {
-    uv_ref((uv_handle_t *)&u->udp);
-    napi_reference_ref(env, u->self_ref, &rc);
-    napi_reference_ref(env, u->cb_ref, &rc);
-  } else {
-    uv_unref((uv_handle_t *)&u->udp);
-    napi_reference_unref(env, u->self_ref, &rc);
-    napi_reference_unref(env, u->cb_ref, &rc);
-  }
+  if (on) uv_ref((uv_handle_t *)&u->udp);
+  else uv_unref((uv_handle_t *)&u->udp);
+  tcg_ref_pair(env, u->self_ref, u->cb_ref, on);
   return NULL;
 }
 
@@ -1214,10 +1127,8 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   }
 #endif
   if (u->refd) { /* the close callback keeps what it needs alive */
-    uint32_t rc;
     u->refd = 0;
-    napi_reference_unref(env, u->self_ref, &rc);
-    napi_reference_unref(env, u->cb_ref, &rc);
+    tcg_ref_pair(env, u->self_ref, u->cb_ref, 0);
   }
   start_close(u);
   return NULL;
@@ -1227,16 +1138,12 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
  * the generated offsets (ts/driver/abi.ts ST_*); after close, the counters at close. */
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  size_t argc = 2, n;
+  size_t argc = 2;
   tcu *u;
   void *p;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !get_state(env, argv[0], &u) || !typed(env, argv[1], napi_uint8_array, &p, &n))
+      !get_state(env, argv[0], &u) || !tcg_out_bytes(env, argv[1], sizeof(tcd_stats), &p, 1))
     return NULL;
-  if (n < sizeof(tcd_stats)) {
-    napi_throw_range_error(env, NULL, "turbocoap: stats array too small");
-    return NULL;
-  }
   memcpy(p, u->d != NULL ? tcd_get_stats(u->d) : &u->last, sizeof(tcd_stats));
   return NULL;
 }
@@ -1244,10 +1151,7 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
 /* Registers the driver functions on exports (called by addon.cc). */
 napi_value tc_udp_register(napi_env env, napi_value exports);
 napi_value tc_udp_register(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback cb;
-  } fns[] = {
+  static const tcg_fn fns[] = {
       {"udpCreate", udp_create}, {"udpBind", udp_bind},   {"udpAddress", udp_address},
       {"udpFlush", udp_flush},   {"udpRef", udp_ref},     {"udpClose", udp_close},
       {"udpStats", udp_stats},   {"udpReadBody", udp_read_body},
@@ -1255,12 +1159,8 @@ napi_value tc_udp_register(napi_env env, napi_value exports) {
       {"dtlsStats", dtls_stats},
 #endif
   };
-  size_t i;
   napi_value v;
-  for (i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &v);
-    napi_set_named_property(env, exports, fns[i].name, v);
-  }
+  tcg_register(env, exports, fns, sizeof fns / sizeof fns[0]);
   /* the layout this addon was compiled with (abi.h), for ts/driver/abi.ts to compare */
   napi_create_uint32(env, tca_hash(), &v);
   napi_set_named_property(env, exports, "abiHash", v);
