@@ -17,10 +17,9 @@
 //   BENCH_WARMUP=1         warm-up seconds (default 1)
 //   BENCH_MANY=1000        sessions of the many-sessions run and of the memory run (default 1000)
 //   BENCH_ONLY=turbocoap,libcoap
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { HOST, coapBenchPath, log, num, root, wanted } from './lib/bench-env.mjs';
-import { freePort, installCleanup, runToEnd, sleep, start, which } from './lib/proc.mjs';
+import { freePort, installCleanup, rssKiB, runToEnd, sleep, start, which } from './lib/proc.mjs';
 
 installCleanup();
 const SECONDS = num('BENCH_SECONDS', 5, 1, 600);
@@ -48,15 +47,6 @@ const servers = [
     dtlsPort: (port) => port + 1,
   },
 ];
-
-function rssKiB(pid) {
-  try {
-    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 async function bench(args, timeoutMs, retries = 2) {
   // a run that measured nothing is run again (twice at most): coap-bench's DTLS mode has an

@@ -28,7 +28,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createTcpServer, connect as tcpConnect } from 'node:net';
 import { resolve } from 'node:path';
 import { HOST, coapBenchPath, commandLine, die, f0, f1, log, num, printReport, ratio, root, targetLine, wanted } from './lib/bench-env.mjs';
-import { freePort, installCleanup, runToEnd, sleep, start, which } from './lib/proc.mjs';
+import { freePort, installCleanup, rssKiB, runToEnd, sleep, start, which } from './lib/proc.mjs';
 
 installCleanup();
 
@@ -78,16 +78,6 @@ function cpuSeconds(pid) {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
     return (Number(f[11]) + Number(f[12])) / CLK_TCK; // 14 utime, 15 stime
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resident set size of a live process in KiB, or undefined. */
-function rssKiB(pid) {
-  try {
-    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }

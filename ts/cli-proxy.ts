@@ -4,11 +4,9 @@
  *
  * @internal
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { LISTEN_SCHEME, UsageError, closeOnSignal, hostPort, parseListens, parsePsk, readPem } from './cli-args';
 import { createProxy, type CoapProxy, type ProxyOptions } from './proxy';
-import type { ListenOptions, ListenTransport } from './server';
-import { parseUri } from './uri';
 
 export const PROXY_HELP = `usage: turbocoap proxy --listen URI [--listen URI ...] [--to URI] [--allow HOST[:PORT] ...]
                        [--psk IDENTITY:KEY] [--cert FILE --key FILE] [--ca FILE] [--timeout MS]
@@ -35,41 +33,14 @@ Upstream failures answer 5.02 Bad Gateway (refused, unreachable, handshake), 5.0
 schemes not spoken here 5.05; a bad Proxy-Uri 4.00; over the proxy's bounds 5.03 + Max-Age.
 `;
 
-const TRANSPORT: Readonly<Record<string, ListenTransport>> = { coap: 'udp', 'coap+tcp': 'tcp', 'coaps+tcp': 'tls', 'coap+ws': 'ws', 'coaps+ws': 'wss', coaps: 'dtls' };
-
 interface Io {
   readonly stdout: { write(s: string): unknown };
   readonly stderr: { write(s: string): unknown };
 }
 
-class ProxyUsageError extends Error {}
-
-/** A listen URI as listen options (transport, host, port). */
-function listenOf(uri: string): ListenOptions & { transport: ListenTransport; host: string; port: number } {
-  // port 0 (any free port) is no URI port: parsed without it
-  const zero = /^([a-z+]+:\/\/(?:\[[^\]]*\]|[^/:?]*)):0(?=[/?]|$)(.*)$/i.exec(uri);
-  let u;
-  try {
-    u = parseUri(zero === null ? uri : `${zero[1]}${zero[2]}`);
-  } catch (e) {
-    throw new ProxyUsageError(`--listen ${uri}: ${(e as Error).message}`);
-  }
-  return { transport: TRANSPORT[u.scheme] as ListenTransport, host: u.host, port: zero === null ? u.port : 0 };
-}
-
-function pemFile(what: string, f: string | undefined): string | undefined {
-  if (f === undefined) return undefined;
-  try {
-    return readFileSync(f, 'utf8');
-  } catch (e) {
-    throw new ProxyUsageError(`${what} ${f}: ${(e as Error).message}`);
-  }
-}
-
 /** Runs `turbocoap proxy ARGS`; resolves with the exit status once closed by a signal. */
 export async function proxyCommand(argv: readonly string[], io: Io): Promise<number> {
   let proxy: CoapProxy;
-  const listens: ReturnType<typeof listenOf>[] = [];
   try {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -90,32 +61,15 @@ export async function proxyCommand(argv: readonly string[], io: Io): Promise<num
       io.stdout.write(PROXY_HELP);
       return 0;
     }
-    if (positionals.length > 0) throw new ProxyUsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    for (const l of values.listen ?? ['coap://[::]:5683']) listens.push(listenOf(l));
-    const seen = new Set<string>();
-    for (const l of listens) {
-      if (seen.has(l.transport)) throw new ProxyUsageError(`--listen: one listener per transport (${l.transport} twice)`);
-      seen.add(l.transport);
-    }
-    let psk: { identity: string; key: Uint8Array | string } | undefined;
-    if (values.psk !== undefined) {
-      // as `serve --psk`: split at the first colon; a key written 0x... is hex
-      const i = values.psk.indexOf(':');
-      const k = values.psk.slice(i + 1);
-      if (i <= 0 || k === '') throw new ProxyUsageError(`--psk must be IDENTITY:KEY, not ${JSON.stringify(values.psk)}`);
-      psk = { identity: values.psk.slice(0, i), key: /^0x([0-9a-fA-F]{2})+$/.test(k) ? new Uint8Array(Buffer.from(k.slice(2), 'hex')) : k };
-    }
-    const cert = pemFile('--cert', values.cert);
-    const key = pemFile('--key', values.key);
-    if ((cert === undefined) !== (key === undefined)) throw new ProxyUsageError('--cert and --key go together');
-    const ca = pemFile('--ca', values.ca);
-    for (const l of listens) {
-      if ((l.transport === 'tls' || l.transport === 'wss' || l.transport === 'dtls') && psk === undefined && cert === undefined) {
-        throw new ProxyUsageError(`--listen ${l.transport}: a secured listener needs --psk or --cert/--key`);
-      }
-    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    const psk = values.psk === undefined ? undefined : parsePsk(values.psk);
+    if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('give --cert and --key together');
+    const cert = values.cert === undefined ? undefined : readPem(values.cert, '--cert');
+    const key = values.key === undefined ? undefined : readPem(values.key, '--key');
+    const ca = values.ca === undefined ? undefined : readPem(values.ca, '--ca');
+    const listens = parseListens(values.listen ?? ['coap://[::]:5683'], psk !== undefined || cert !== undefined);
     const t = values.timeout;
-    if (t !== undefined && !/^\d+$/.test(t)) throw new ProxyUsageError(`--timeout must be a number of ms, not ${JSON.stringify(t)}`);
+    if (t !== undefined && !/^\d+$/.test(t)) throw new UsageError(`--timeout must be a number of ms, not ${JSON.stringify(t)}`);
     if (values.to === undefined && (values.allow ?? []).length === 0) {
       io.stderr.write('turbocoap proxy: neither --to nor --allow: every request will be refused\n');
     }
@@ -128,49 +82,26 @@ export async function proxyCommand(argv: readonly string[], io: Io): Promise<num
     try {
       proxy = createProxy(opts);
     } catch (e) {
-      throw new ProxyUsageError((e as Error).message);
+      throw new UsageError((e as Error).message);
     }
     for (const l of listens) {
-      const secured = l.transport === 'tls' || l.transport === 'wss' || l.transport === 'dtls';
-      const sec = secured ? { cert, key, psk: psk === undefined ? undefined : { [psk.identity]: psk.key } } : {};
+      const sec = l.secure ? { cert, key, psk: psk === undefined ? undefined : { [psk.identity]: psk.key } } : {};
       try {
-        await proxy.listen({ ...l, ...sec });
+        await proxy.listen({ transport: l.transport, host: l.host, port: l.port, ...sec });
       } catch (e) {
         io.stderr.write(`turbocoap: cannot listen on ${l.transport} ${l.host} port ${l.port}: ${(e as Error).message}\n`);
         await proxy.close();
         return 3;
       }
       const a = proxy.address(l.transport);
-      const scheme = Object.keys(TRANSPORT).find((s) => TRANSPORT[s] === l.transport) as string;
-      io.stdout.write(`turbocoap proxy listening on ${scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}\n`);
+      io.stdout.write(`turbocoap proxy listening on ${LISTEN_SCHEME[l.transport]}://${hostPort(a.address, a.port)}\n`);
     }
   } catch (e) {
-    if (e instanceof ProxyUsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
       io.stderr.write(`turbocoap: ${(e as Error).message}\nRun 'turbocoap proxy --help' for usage.\n`);
       return 2;
     }
     throw e;
   }
-  return new Promise<number>((resolveExit) => {
-    let closing = false;
-    const stop = (sig: NodeJS.Signals): void => {
-      if (closing) return;
-      closing = true;
-      io.stdout.write(`turbocoap: ${sig}, closing\n`);
-      const force = setTimeout(() => resolveExit(0), 2000);
-      force.unref();
-      void proxy.close().then(
-        () => {
-          clearTimeout(force);
-          resolveExit(0);
-        },
-        () => {
-          clearTimeout(force);
-          resolveExit(3);
-        },
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  return closeOnSignal(io, () => proxy.close());
 }

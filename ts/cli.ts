@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 // First: Node's platform (./cli-proxy loads the client, whose global Agent needs it).
 import './platform-node';
+import { LISTEN_SCHEME, UsageError, closeOnSignal, hostPort, parseListens, parsePsk, readPem } from './cli-args';
 import { PROXY_HELP, proxyCommand } from './cli-proxy';
 import {
   ContentFormat,
@@ -65,7 +66,6 @@ export const EXIT_USAGE = 2;
 export const EXIT_NETWORK = 3;
 
 /** A command-line error: printed with a hint to `--help`, exit status 2. */
-class UsageError extends Error {}
 
 const METHOD_NAMES: Readonly<Record<string, Method>> = {
   get: 'GET',
@@ -290,24 +290,7 @@ const SERVE_FLAGS: FlagTable = {
   ca: { type: 'string' },
 };
 
-/** `--psk IDENTITY:KEY`: split at the first colon; a key written 0x... is hex. */
-export function parsePsk(s: string): { identity: string; key: Uint8Array | string } {
-  const i = s.indexOf(':');
-  if (i <= 0) throw new UsageError(`--psk must be IDENTITY:KEY, not ${JSON.stringify(s)}`);
-  const identity = s.slice(0, i);
-  const key = s.slice(i + 1);
-  if (key === '') throw new UsageError('--psk: the key is empty');
-  if (/^0x([0-9a-fA-F]{2})+$/.test(key)) return { identity, key: new Uint8Array(Buffer.from(key.slice(2), 'hex')) };
-  return { identity, key };
-}
-
-function readPem(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`${what}: cannot read ${file}: ${(e as Error).message}`);
-  }
-}
+export { parsePsk };
 
 /** The client security options of --psk / --ca / --cert / --key / --insecure. */
 function clientSecurity(p: Parsed): ClientSecurityOptions {
@@ -409,10 +392,6 @@ export function formatOptionValue(number: number, value: Uint8Array): string {
     }
   }
   return value.length === 0 ? '0x (empty)' : `0x${hex(value)}`;
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function isPrintable(b: Uint8Array): boolean {
@@ -783,24 +762,10 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
     ...(caFile === undefined ? {} : { ca: readPem(caFile, '--ca'), requestCert: true }),
   };
   const secured = psks.length > 0 || certFile !== undefined;
-  const targets: { uri: string; opts: ListenOptions }[] = [];
-  const seen = new Set<string>();
-  for (const l of listens) {
-    let u;
-    // port 0 (pick a free one) is no URI port: parse without it
-    const zero = /^([a-z+]+:\/\/(?:\[[^\]]*\]|[^/:?#]*)):0+(?=[/?#]|$)/i.exec(l);
-    try {
-      u = parseUri(zero === null ? l : (zero[1] as string) + l.slice(zero[0].length));
-    } catch (e) {
-      if (e instanceof CoapUriError) throw new UsageError(`--listen ${l}: ${e.message}`);
-      throw e;
-    }
-    const transport = u.transport;
-    if (seen.has(transport)) throw new UsageError(`--listen: one listener per transport (${transport} given twice)`);
-    seen.add(transport);
-    if (u.secure && !secured) throw new UsageError(`--listen ${l}: a secured listener needs --psk or --cert/--key`);
-    targets.push({ uri: l, opts: { transport, host: u.host, port: zero === null ? u.port : 0, ...(u.secure ? security : {}) } });
-  }
+  const targets = parseListens(listens, secured).map((l) => ({
+    uri: l.uri,
+    opts: { transport: l.transport, host: l.host, port: l.port, ...(l.secure ? security : {}) } as ListenOptions,
+  }));
   if (targets.length === 0) targets.push({ uri: 'coap://', opts: { transport: 'udp', host: hostArg ?? '::', port: Number(portArg ?? '5683') } });
   const server = createDemoServer(amp === undefined ? {} : { server: { amplificationLimit: Number(amp) } });
   for (const t of targets) {
@@ -812,32 +777,10 @@ async function serveCommand(argv: readonly string[], io: Io): Promise<number> {
       return EXIT_NETWORK;
     }
     const a = server.address(t.opts.transport);
-    const scheme = { udp: 'coap', tcp: 'coap+tcp', tls: 'coaps+tcp', ws: 'coap+ws', wss: 'coaps+ws', dtls: 'coaps' }[t.opts.transport ?? 'udp'];
+    const scheme = LISTEN_SCHEME[t.opts.transport ?? 'udp'];
     io.stdout.write(`turbocoap demo server listening on ${scheme}://${hostPort(a.address, a.port)}/ (${server.backend ?? 'unknown'} backend)\n`);
   }
-  return new Promise<number>((resolveExit) => {
-    let closing = false;
-    const stop = (sig: NodeJS.Signals): void => {
-      if (closing) return;
-      closing = true;
-      io.stdout.write(`turbocoap: ${sig}, closing\n`);
-      const force = setTimeout(() => resolveExit(EXIT_OK), 2000);
-      force.unref();
-      Promise.resolve(server.close()).then(
-        () => {
-          clearTimeout(force);
-          resolveExit(EXIT_OK);
-        },
-        (e: unknown) => {
-          clearTimeout(force);
-          io.stderr.write(`turbocoap: close failed: ${(e as Error).message}\n`);
-          resolveExit(EXIT_NETWORK);
-        },
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  return closeOnSignal(io, () => server.close());
 }
 
 /** `native backend` or `wasm backend` (loading it if need be), or why none loads. */

@@ -79,12 +79,21 @@ export async function waitReady(child, host, port, path, timeoutMs = 15000) {
   throw new Error(`${child.name} did not answer on ${host}:${port} within ${timeoutMs} ms\n${child.output()}`);
 }
 
-/** Peak resident set size (VmHWM) of a live process in MB, or undefined. */
-export function peakRssMB(pid) {
+/** A kB line of a live process's /proc status (VmRSS, VmHWM...) in KiB, or undefined. */
+function statusKiB(pid, field) {
   try {
-    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+)\s+kB/m);
-    return m ? Number(m[1]) / 1024 : undefined;
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm'));
+    return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }
 }
+
+/** Peak resident set size (VmHWM) of a live process in MB, or undefined. */
+export function peakRssMB(pid) {
+  const k = statusKiB(pid, 'VmHWM');
+  return k === undefined ? undefined : k / 1024;
+}
+
+/** Resident set size (VmRSS) of a live process in KiB, or undefined. */
+export const rssKiB = (pid) => statusKiB(pid, 'VmRSS');

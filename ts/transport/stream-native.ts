@@ -13,7 +13,7 @@ import { STREAM_STATS_BYTES } from '../driver/abi';
 import type { SocketAddress } from '../driver/driver';
 import { TX_AREA_BYTES, TX_TABLE_WORDS } from './udp-records';
 import { streamStatsFromView } from './stream-stats';
-import { sysError } from './udp-native';
+import { nativeAddress, nativeBatchCallback, sysError } from './native-host';
 import type {
   StreamBatchHandler,
   StreamConnectOptions,
@@ -120,7 +120,7 @@ class NativeStreamCore implements StreamCore {
     seed: Uint8Array,
     onBatch: StreamBatchHandler,
   ) {
-    this.onNative = (ab, count, base) => onBatch(new Uint32Array(ab, 0, base >>> 2), new Uint8Array(ab), count, base);
+    this.onNative = nativeBatchCallback(onBatch);
     this.h = addon.streamCreate(config, seed, this, this.onNative, this.txWords, this.txBytes);
   }
 
@@ -146,9 +146,7 @@ class NativeStreamCore implements StreamCore {
   }
 
   private address(index: number): SocketAddress {
-    const a = this.addon.streamAddress(this.h, index);
-    if (typeof a === 'number') throw sysError(a, 'address');
-    return { address: a[2], family: a[0] === 4 ? 'IPv4' : 'IPv6', port: a[1] };
+    return nativeAddress(this.addon.streamAddress(this.h, index));
   }
 
   connect(o: StreamConnectOptions): number {

@@ -8,9 +8,7 @@
  * @internal
  */
 import { loadNativeAddon } from '../backend/native';
-import { loadWasmBackend, wasmRaw } from '../backend/wasm';
 import type { BackendKind } from '../driver/driver';
-import { defaultBackend } from '../state';
 import type { StreamCoreFactory, StreamFraming } from './stream-core';
 import type { StreamFeedFactory } from './stream-feed';
 import { nativeStreamFeed, type StreamFeedAddon } from './stream-feed-native';
@@ -18,7 +16,7 @@ import { jsStreamCore } from './stream-js';
 import { nativeStreamCore } from './stream-native';
 import { tcpSocketHost } from './stream-node';
 import { wasmStreamFeed } from './stream-wasm';
-import { udpFactory } from './udp-select';
+import { udpFactory, wasmModule } from './udp-select';
 import { wsNodeSocketHost } from './ws-node';
 
 const feeds: { native?: StreamFeedFactory; wasm?: StreamFeedFactory } = {};
@@ -27,16 +25,7 @@ function feedFactory(kind: BackendKind): StreamFeedFactory {
   const f = feeds[kind];
   if (f !== undefined) return f;
   if (kind === 'native') return (feeds.native = nativeStreamFeed(loadNativeAddon() as StreamFeedAddon));
-  let raw;
-  try {
-    const be = defaultBackend();
-    if (be.kind === 'wasm') raw = wasmRaw(be);
-  } catch {
-    /* no provider */
-  }
-  raw ??= wasmRaw(loadWasmBackend());
-  if (raw === undefined) throw new Error('turbocoap: WebAssembly module unavailable');
-  return (feeds.wasm = wasmStreamFeed(raw));
+  return (feeds.wasm = wasmStreamFeed(wasmModule()));
 }
 
 const cores = new Map<string, StreamCoreFactory>();

@@ -10,10 +10,8 @@
  * @internal
  */
 import type { WasmRaw } from '../backend/wasm';
-import { checkAbi } from '../driver/abi-check';
 import {
   E_STALE,
-  SEED_BYTES,
   STREAM_CONFIG_WORDS,
   STREAM_STATS_BYTES,
   SST_ACCEPTED,
@@ -38,19 +36,14 @@ import {
   WASM_STREAM_TXW,
   WASM_STREAM_TX_FAILED,
 } from '../driver/abi';
-import { CoapArgRangeError, outOfRange } from '../errors';
 import type { FeedBatch, StreamFeed, StreamFeedFactory } from './stream-feed';
+import { WasmHandle, type WasmCommonExports } from './wasm-handle';
 
 /** TX areas of a stream core (as UDP's). */
 export const STREAM_TX_WORDS = 1 << 16;
 export const STREAM_TX_BYTES = 2 * 1024 * 1024 + 64 * 1024;
 
-interface StreamExports {
-  tcw_abi_hash(): number;
-  tcw_abi_layout(): number;
-  tcw_abi_layout_words(): number;
-  tcw_malloc(n: number): number;
-  tcw_free(p: number): void;
+interface StreamExports extends WasmCommonExports {
   tcw_stream_create(cfg: number, cfgWords: number, seed: number, txWords: number, txBytes: number): number;
   tcw_stream_free(h: number): void;
   tcw_stream_open(h: number, now: number, id: number): number;
@@ -75,53 +68,23 @@ const ADDR_WORDS = 7;
 const ADDR_BYTES = ADDR_WORDS * 4;
 const utf8 = new TextEncoder();
 
-class WasmStreamFeed implements StreamFeed {
+class WasmStreamFeed extends WasmHandle<StreamExports> implements StreamFeed {
   readonly kind = 'wasm' as const;
   readonly txWords = new Uint32Array(STREAM_TX_WORDS);
   readonly txBytes = new Uint8Array(STREAM_TX_BYTES);
   readonly inCap: number;
   used = 0;
-  private readonly ex: StreamExports;
-  private readonly memory: WebAssembly.Memory;
-  private ab: ArrayBuffer | undefined;
-  private u8!: Uint8Array;
-  private u32!: Uint32Array;
-  private h: number;
-  private readonly info0: number;
   private readonly inPtr: number;
-  private readonly maxBody: number;
   private lastStats: DataView | undefined;
 
   constructor(raw: WasmRaw, config: Uint32Array, seed: Uint8Array) {
-    this.ex = raw.exports as unknown as StreamExports;
-    this.memory = raw.memory;
-    this.sync();
-    const lp = this.ex.tcw_abi_layout() >>> 2;
-    checkAbi('turbocoap.wasm', this.ex.tcw_abi_hash(), this.u32.subarray(lp, lp + this.ex.tcw_abi_layout_words()), 'npm run build:wasm');
-    if (config.length !== STREAM_CONFIG_WORDS) throw outOfRange('turbocoap: stream config length', `${STREAM_CONFIG_WORDS}`, config.length);
-    if (seed.length !== SEED_BYTES) throw outOfRange('turbocoap: seed length', `${SEED_BYTES} bytes`, seed.length);
-    this.u32.set(config, raw.tablePtr >>> 2);
-    this.u8.set(seed, raw.bytesPtr);
-    this.h = this.ex.tcw_stream_create(raw.tablePtr, STREAM_CONFIG_WORDS, raw.bytesPtr, STREAM_TX_WORDS, STREAM_TX_BYTES);
-    this.sync();
-    this.u8.fill(0, raw.bytesPtr, raw.bytesPtr + SEED_BYTES);
-    if (this.h === 0) throw new CoapArgRangeError('ERR_INVALID_ARG_VALUE', 'turbocoap: invalid stream configuration (or out of WASM memory)');
-    this.info0 = this.h >>> 2;
+    super(raw);
+    this.create(raw, 'stream', config, STREAM_CONFIG_WORDS, seed, (cfg, sp) =>
+      this.ex.tcw_stream_create(cfg, STREAM_CONFIG_WORDS, sp, STREAM_TX_WORDS, STREAM_TX_BYTES),
+    );
     this.inPtr = this.info(WASM_STREAM_IN);
     this.inCap = this.info(WASM_STREAM_IN_CAP);
     this.maxBody = this.info(WASM_STREAM_MAX_BODY);
-  }
-
-  private sync(): void {
-    const ab = this.memory.buffer;
-    if (ab === this.ab) return;
-    this.ab = ab;
-    this.u8 = new Uint8Array(ab);
-    this.u32 = new Uint32Array(ab);
-  }
-
-  private info(i: number): number {
-    return this.u32[this.info0 + i] as number;
   }
 
   private stageAddr(addr: Uint32Array): void {
@@ -254,10 +217,8 @@ class WasmStreamFeed implements StreamFeed {
 
   takeBatch(): FeedBatch {
     this.sync();
-    const wp = this.info(WASM_STREAM_RX_WORDS) >>> 2;
-    const words = this.u32.slice(wp, wp + this.info(WASM_STREAM_RX_USED));
-    const dp = this.info(WASM_STREAM_RX_DATA);
-    const data = this.u8.slice(dp, dp + this.info(WASM_STREAM_RX_DATA_USED));
+    const words = this.copyWords(WASM_STREAM_RX_WORDS, WASM_STREAM_RX_USED);
+    const data = this.copyBytes(WASM_STREAM_RX_DATA, WASM_STREAM_RX_DATA_USED);
     const count = this.info(WASM_STREAM_RX_COUNT);
     this.ex.tcw_stream_delivered(this.h);
     return { words, data, count };
@@ -265,17 +226,7 @@ class WasmStreamFeed implements StreamFeed {
 
   readBody(id: number, length: number): Uint8Array | number {
     if (this.h === 0) return E_STALE;
-    const cap = Math.min(length >>> 0, this.maxBody);
-    const p = this.ex.tcw_malloc(cap);
-    if (p === 0) throw new CoapArgRangeError('ERR_MEMORY_ALLOCATION_FAILED', 'turbocoap: out of WASM memory');
-    try {
-      const rc = this.ex.tcw_stream_read_body(this.h, id >>> 0, p, cap);
-      if (rc < 0) return rc;
-      this.sync();
-      return this.u8.slice(p, p + rc);
-    } finally {
-      this.ex.tcw_free(p);
-    }
+    return this.readBodyWith(this.ex.tcw_stream_read_body, id, length);
   }
 
   stats(host: ArrayLike<number>): DataView {

@@ -6,8 +6,6 @@
  *
  * @internal
  */
-import { getSystemErrorName } from 'node:util';
-import { CoapNetworkError } from '../errors';
 import { checkAbi } from '../driver/abi-check';
 import {
   STATS_BYTES,
@@ -21,6 +19,7 @@ import {
   type SocketAddress,
   type UdpDriver,
 } from './udp-records';
+import { nativeAddress, nativeBatchCallback, sysError } from './native-host';
 
 /** The addon's driver exports. */
 export interface UdpAddon {
@@ -49,17 +48,6 @@ export interface UdpAddon {
   dtlsStats?(h: unknown): Record<string, number> | undefined;
 }
 
-/** An Error for a negative libuv / errno code. */
-export function sysError(rc: number, what: string): CoapNetworkError {
-  let name = 'EIO';
-  try {
-    name = getSystemErrorName(rc);
-  } catch {
-    /* not a known errno */
-  }
-  return new CoapNetworkError(name, `${what}: ${name}`);
-}
-
 export class NativeUdpDriver implements UdpDriver {
   readonly kind = 'native' as const;
   readonly txWords = new Uint32Array(TX_TABLE_WORDS);
@@ -80,9 +68,8 @@ export class NativeUdpDriver implements UdpDriver {
     /** DTLS mode (ts/transport/dtls.ts): the role and the addon's security object. */
     dtls?: { server: boolean; security: object },
   ) {
-    // The addon holds the callback weakly while the socket is unref'd: keep it reachable
-    // from this object (which the endpoint keeps) so it lives as long as the driver.
-    this.onNative = (ab, count, base) => onBatch(new Uint32Array(ab, 0, base >>> 2), new Uint8Array(ab), count, base);
+    // kept reachable from this object (which the endpoint keeps): see nativeBatchCallback
+    this.onNative = nativeBatchCallback(onBatch);
     this.h =
       dtls === undefined
         ? addon.udpCreate(family, config, seed, this, this.onNative, this.txWords, this.txBytes)
@@ -96,9 +83,7 @@ export class NativeUdpDriver implements UdpDriver {
   }
 
   address(): SocketAddress {
-    const a = this.addon.udpAddress(this.h);
-    if (typeof a === 'number') throw sysError(a, 'address');
-    return { address: a[2], family: a[0] === 4 ? 'IPv4' : 'IPv6', port: a[1] };
+    return nativeAddress(this.addon.udpAddress(this.h));
   }
 
   flush(nwords: number, nbytes: number): number {

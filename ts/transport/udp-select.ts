@@ -8,7 +8,7 @@
  * @internal
  */
 import { loadNativeAddon } from '../backend/native';
-import { loadWasmBackend, wasmRaw } from '../backend/wasm';
+import { loadWasmBackend, wasmRaw, type WasmRaw } from '../backend/wasm';
 import { defaultBackend } from '../state';
 import { nativeUdpFactory, type UdpAddon } from './udp-native';
 import type { UdpDriverFactory } from './udp-records';
@@ -41,6 +41,21 @@ function defaultKind(): UdpBackendKind {
   return picked;
 }
 
+/** The WASM module instance the drivers run on: the codec's when the codec runs on WASM, else
+ *  one of its own. */
+export function wasmModule(): WasmRaw {
+  let raw;
+  try {
+    const be = defaultBackend();
+    if (be.kind === 'wasm') raw = wasmRaw(be);
+  } catch {
+    /* no provider */
+  }
+  raw ??= wasmRaw(loadWasmBackend());
+  if (raw === undefined) throw new Error('turbocoap: WebAssembly module unavailable');
+  return raw;
+}
+
 /** Throws TypeError ERR_INVALID_ARG_VALUE unless `kind` is undefined, `'native'` or `'wasm'`. */
 export function checkBackendKind(kind: unknown): void {
   if (kind !== undefined && kind !== 'native' && kind !== 'wasm') {
@@ -66,17 +81,6 @@ export function udpFactory(kind?: UdpBackendKind): { kind: UdpBackendKind; creat
     }
     return { kind: k, create: nativeFactory };
   }
-  if (wasmFactory === undefined) {
-    let raw;
-    try {
-      const be = defaultBackend();
-      if (be.kind === 'wasm') raw = wasmRaw(be);
-    } catch {
-      /* no provider */
-    }
-    raw ??= wasmRaw(loadWasmBackend());
-    if (raw === undefined) throw new Error('turbocoap: WebAssembly module unavailable');
-    wasmFactory = wasmUdpFactory(raw);
-  }
+  wasmFactory ??= wasmUdpFactory(wasmModule());
   return { kind: k, create: wasmFactory };
 }

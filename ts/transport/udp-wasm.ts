@@ -18,12 +18,10 @@ import * as dgram from 'node:dgram';
 import { lookup } from 'node:dns';
 import { ipFamily, parseIPv4, parseIPv6 } from '../net/ip';
 import type { WasmRaw } from '../backend/wasm';
-import { checkAbi } from '../driver/abi-check';
-import { CoapArgRangeError, CoapNetworkError, outOfRange } from '../errors';
+import { CoapNetworkError } from '../errors';
 import {
   CONFIG_WORDS,
   E_STALE,
-  SEED_BYTES,
   STATS_BYTES,
   WASM_INFO_DEADLINE,
   WASM_INFO_IN,
@@ -60,11 +58,9 @@ import {
   type SocketAddress,
   type UdpDriver,
 } from './udp-records';
+import { WasmHandle, type WasmCommonExports } from './wasm-handle';
 
-interface UdpExports {
-  tcw_abi_hash(): number;
-  tcw_abi_layout(): number;
-  tcw_abi_layout_words(): number;
+interface UdpExports extends WasmCommonExports {
   tcw_udp_create(cfg: number, cfgWords: number, seed: number, txWords: number, txBytes: number): number;
   tcw_udp_free(h: number): void;
   tcw_udp_recv(h: number, now: number, len: number): number;
@@ -75,8 +71,6 @@ interface UdpExports {
   tcw_udp_delivered(h: number): void;
   tcw_udp_stats(h: number, sendErrors: number): void;
   tcw_udp_read_body(h: number, id: number, out: number, cap: number): number;
-  tcw_malloc(n: number): number;
-  tcw_free(p: number): void;
 }
 
 /** dgram.h actions. */
@@ -101,20 +95,10 @@ function literalLookup(host: string, opts: unknown, cb: (err: Error | null, addr
 /** A sender address as record words (family, port, 4 address words, scope), port 0. */
 type AddrWords = Uint32Array;
 
-class WasmUdpDriver implements UdpDriver {
+class WasmUdpDriver extends WasmHandle<UdpExports> implements UdpDriver {
   readonly kind = 'wasm' as const;
   readonly txWords = new Uint32Array(TX_TABLE_WORDS);
   readonly txBytes = new Uint8Array(TX_AREA_BYTES);
-  private readonly ex: UdpExports;
-  private readonly memory: WebAssembly.Memory;
-  private ab: ArrayBuffer | undefined;
-  private u8!: Uint8Array;
-  private u32!: Uint32Array;
-  private h: number;
-  /** The handle's info words, as a word index into u32. */
-  private info0: number;
-  /** tc_bw1_config.max_body: no body is longer */
-  private readonly maxBody: number;
   private sock: dgram.Socket | undefined;
   private refd = false;
   private closed = false;
@@ -161,33 +145,11 @@ class WasmUdpDriver implements UdpDriver {
     seed: Uint8Array,
     private readonly onBatch: BatchHandler,
   ) {
-    this.ex = raw.exports as unknown as UdpExports;
-    this.memory = raw.memory;
-    this.sync();
-    const lp = this.ex.tcw_abi_layout() >>> 2;
-    checkAbi('turbocoap.wasm', this.ex.tcw_abi_hash(), this.u32.subarray(lp, lp + this.ex.tcw_abi_layout_words()), 'npm run build:wasm');
-    if (config.length !== CONFIG_WORDS) throw outOfRange('turbocoap: endpoint config length', `${CONFIG_WORDS}`, config.length);
-    if (seed.length !== SEED_BYTES) throw outOfRange('turbocoap: seed length', `${SEED_BYTES} bytes`, seed.length);
-    this.u32.set(config, raw.tablePtr >>> 2);
-    this.u8.set(seed, raw.bytesPtr);
-    this.h = this.ex.tcw_udp_create(raw.tablePtr, CONFIG_WORDS, raw.bytesPtr, TX_TABLE_WORDS, TX_AREA_BYTES);
-    this.info0 = this.h >>> 2;
-    this.sync(); // creation allocates: memory may have grown
-    this.u8.fill(0, raw.bytesPtr, raw.bytesPtr + SEED_BYTES);
-    if (this.h === 0) throw new CoapArgRangeError('ERR_INVALID_ARG_VALUE', 'turbocoap: invalid endpoint configuration (or out of WASM memory)');
+    super(raw);
+    this.create(raw, 'endpoint', config, CONFIG_WORDS, seed, (cfg, sp) =>
+      this.ex.tcw_udp_create(cfg, CONFIG_WORDS, sp, TX_TABLE_WORDS, TX_AREA_BYTES),
+    );
     this.maxBody = this.info(WASM_INFO_MAX_BODY);
-  }
-
-  private sync(): void {
-    const ab = this.memory.buffer;
-    if (ab === this.ab) return;
-    this.ab = ab;
-    this.u8 = new Uint8Array(ab);
-    this.u32 = new Uint32Array(ab);
-  }
-
-  private info(i: number): number {
-    return this.u32[this.info0 + i] as number;
   }
 
   /** Does what a driver call asked (TCD_SEND, TCD_DELIVER); false once closed. */
@@ -279,10 +241,8 @@ class WasmUdpDriver implements UdpDriver {
     this.sync();
     const count = this.info(WASM_INFO_RX_COUNT);
     if (count === 0) return;
-    const wp = this.info(WASM_INFO_RX_WORDS) >>> 2;
-    const words = this.u32.slice(wp, wp + this.info(WASM_INFO_RX_USED));
-    const dp = this.info(WASM_INFO_RX_DATA);
-    const data = this.u8.slice(dp, dp + this.info(WASM_INFO_RX_DATA_USED));
+    const words = this.copyWords(WASM_INFO_RX_WORDS, WASM_INFO_RX_USED);
+    const data = this.copyBytes(WASM_INFO_RX_DATA, WASM_INFO_RX_DATA_USED);
     this.ex.tcw_udp_delivered(this.h);
     this.onBatch(words, data, count, 0);
   }
@@ -352,17 +312,7 @@ class WasmUdpDriver implements UdpDriver {
 
   readBody(id: number, length: number): Uint8Array | number {
     if (this.closed || this.h === 0) return E_STALE;
-    const cap = Math.min(length >>> 0, this.maxBody);
-    const p = this.ex.tcw_malloc(cap);
-    if (p === 0) throw new CoapArgRangeError('ERR_MEMORY_ALLOCATION_FAILED', 'turbocoap: out of WASM memory');
-    try {
-      const rc = this.ex.tcw_udp_read_body(this.h, id >>> 0, p, cap);
-      if (rc < 0) return rc;
-      this.sync();
-      return this.u8.slice(p, p + rc);
-    } finally {
-      this.ex.tcw_free(p);
-    }
+    return this.readBodyWith(this.ex.tcw_udp_read_body, id, length);
   }
 
   setRef(on: boolean): void {
