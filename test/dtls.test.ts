@@ -238,6 +238,57 @@ describe('coaps configuration errors', () => {
   });
 });
 
+describe('features the OpenSSL in use lacks: Connection ID (RFC 9146), Raw Public Keys (RFC 7250)', () => {
+  const ver = process.versions.openssl ?? 'unknown';
+  const rpk = { key: '-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n' };
+  async function failure(p: () => Promise<unknown>): Promise<{ code?: string; message: string; isConn: boolean }> {
+    try {
+      await p();
+    } catch (e) {
+      return { code: (e as { code?: string }).code, message: (e as Error).message, isConn: e instanceof CoapConnectionError };
+    }
+    return { code: 'no error', message: '', isConn: false };
+  }
+  it('server: listen({ transport: dtls, connectionId | rawPublicKey }) fails with TLS_UNSUPPORTED naming the feature and OpenSSL', async () => {
+    const server = createServer(() => ({ code: '2.05' }), { backend: 'native' });
+    try {
+      const cid = await failure(() => server.listen({ transport: 'dtls', port: 0, host: '127.0.0.1', psk: { [PSK_ID]: PSK }, connectionId: true }));
+      expect(cid.isConn).toBe(true);
+      expect(cid.code).toBe('TLS_UNSUPPORTED');
+      expect(cid.message).toContain('Connection ID (RFC 9146)');
+      expect(cid.message).toContain(`OpenSSL ${ver}`);
+      const r = await failure(() => server.listen({ transport: 'dtls', port: 0, host: '127.0.0.1', rawPublicKey: rpk }));
+      expect(r.code).toBe('TLS_UNSUPPORTED');
+      expect(r.message).toContain('Raw Public Keys (RFC 7250)');
+      expect(r.message).toContain(`OpenSSL ${ver}`);
+      // connectionId: false asks for nothing: the listener opens
+      const ok = await failure(() => server.listen({ transport: 'dtls', port: 0, host: '127.0.0.1', psk: { [PSK_ID]: PSK }, connectionId: false }));
+      expect(ok.code).toBe('no error');
+    } finally {
+      await server.close();
+    }
+  });
+  it('client: request(coaps://, { connectionId | rawPublicKey }) rejects with TLS_UNSUPPORTED; nothing is sent', async () => {
+    const sock = dgram.createSocket('udp4');
+    let got = 0;
+    sock.on('message', () => got++);
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const port = sock.address().port;
+    try {
+      const cid = await failure(() => request(`coaps://127.0.0.1:${port}/x`, { psk: { identity: PSK_ID, key: PSK }, connectionId: true, timeout: 2000 }));
+      expect(cid.isConn).toBe(true);
+      expect(cid.code).toBe('TLS_UNSUPPORTED');
+      expect(cid.message).toContain(`DTLS Connection ID (RFC 9146) needs an OpenSSL with DTLS CID support; this Node carries OpenSSL ${ver}`);
+      const r = await failure(() => request(`coaps://127.0.0.1:${port}/x`, { rawPublicKey: rpk, timeout: 2000 }));
+      expect(r.code).toBe('TLS_UNSUPPORTED');
+      expect(r.message).toContain('Raw Public Keys (RFC 7250)');
+      expect(got).toBe(0);
+    } finally {
+      sock.close();
+    }
+  });
+});
+
 // ------------------------------------------------------------------ libcoap interop
 
 const builds = ['openssl', 'gnutls'] as const;

@@ -28,7 +28,7 @@ export { IncomingRequest, IncomingResponse, CoapRequestError } from './incoming'
 export type { RemoteInfo } from './incoming';
 export type { RequestHandler, ServerRouter, ResponseInit, NotifyInit } from './server';
 export type { OptionInit, ContentFormatInit, BytesInit, PayloadInit } from './outgoing';
-export type { ClientSecurityOptions, ClientPsk, PemInput } from './security';
+export type { ClientSecurityOptions, ClientPsk, PemInput, RawPublicKeyOptions, FutureSecurityOptions } from './security';
 export type { BlockwiseOptions, ConnectionOptions, EndpointOptions } from './driver/driver';
 export { CoapBlockwiseError } from './errors';
 export type { BlockwiseFailure } from './errors';

@@ -3,7 +3,7 @@
  * in Node's own TLS vocabulary, and their conversion into the drivers' {@link TlsSettings}.
  */
 import type { TlsSettings } from './driver/driver';
-import { invalidArgType, notBoolean } from './errors';
+import { CoapConnectionError, invalidArgType, notBoolean } from './errors';
 import { platform } from './platform';
 
 /** PEM text: a string, or its bytes (a Buffer or Uint8Array). */
@@ -32,8 +32,31 @@ export interface CertificateOptions {
   readonly ca?: PemInput | readonly PemInput[];
 }
 
+/**
+ * Raw Public Keys (RFC 7250): the own private key and the peers' public keys (PEM,
+ * SubjectPublicKeyInfo) that are trusted, instead of certificates.
+ */
+export interface RawPublicKeyOptions {
+  /** Own private key (PEM). */
+  readonly key: PemInput;
+  /** Trusted peer public keys (PEM). */
+  readonly peerKeys?: readonly PemInput[];
+}
+
+/**
+ * Options of features that need more than the OpenSSL inside Node 20 (3.0.x) has. Where the
+ * OpenSSL in use lacks them, listen() and request() fail with CoapConnectionError
+ * `TLS_UNSUPPORTED` naming the feature and the OpenSSL version.
+ */
+export interface FutureSecurityOptions {
+  /** DTLS Connection ID (RFC 9146): sessions that survive a NAT rebinding (DTLS only). */
+  readonly connectionId?: boolean;
+  /** Raw Public Keys (RFC 7250) instead of certificates. */
+  readonly rawPublicKey?: RawPublicKeyOptions;
+}
+
 /** Security of a TLS / WSS / DTLS listener. */
-export interface ServerSecurityOptions extends CertificateOptions {
+export interface ServerSecurityOptions extends CertificateOptions, FutureSecurityOptions {
   /** Ask clients for a certificate and verify it against `ca` (default false). */
   readonly requestCert?: boolean;
   /** With requestCert: refuse clients without a valid certificate (default true). */
@@ -43,7 +66,7 @@ export interface ServerSecurityOptions extends CertificateOptions {
 }
 
 /** Security of a client's secured requests (`coaps+tcp://`, `coaps+ws://`, `coaps://`). */
-export interface ClientSecurityOptions extends CertificateOptions {
+export interface ClientSecurityOptions extends CertificateOptions, FutureSecurityOptions {
   /** Pre-shared key (TLS 1.2 / DTLS 1.2 PSK) instead of certificates. */
   readonly psk?: ClientPsk;
   /** Verify the server's certificate against `ca` (or the system's CAs) and its name (default true). */
@@ -76,8 +99,42 @@ function bool(name: string, v: unknown): boolean | undefined {
   return v as boolean | undefined;
 }
 
+/** The OpenSSL version of this host ('unknown' where there is none, e.g. a browser). */
+function opensslVersion(): string {
+  const p = (globalThis as { process?: { versions?: Record<string, string | undefined> } }).process;
+  return p?.versions?.openssl ?? 'unknown';
+}
+
+/**
+ * Throws CoapConnectionError TLS_UNSUPPORTED for a requested feature that neither the OpenSSL in
+ * use (OpenSSL has no DTLS Connection ID in any release; RPK came in 3.2) nor turbocoap's TLS
+ * layer (native/driver/tls.c) provides. @internal
+ */
+export function checkFutureSecurity(o: FutureSecurityOptions): void {
+  const ver = opensslVersion();
+  const cid = bool('connectionId', o.connectionId);
+  if (cid === true) {
+    throw new CoapConnectionError(
+      'TLS_UNSUPPORTED',
+      `TLS_UNSUPPORTED: DTLS Connection ID (RFC 9146) needs an OpenSSL with DTLS CID support; this Node carries OpenSSL ${ver}`,
+    );
+  }
+  if (o.rawPublicKey !== undefined) {
+    if (o.rawPublicKey === null || typeof o.rawPublicKey !== 'object') throw invalidArgType('rawPublicKey', 'an object { key, peerKeys }', o.rawPublicKey);
+    const major = /^(\d+)\.(\d+)/.exec(ver);
+    const has = major !== null && (Number(major[1]) > 3 || (Number(major[1]) === 3 && Number(major[2]) >= 2));
+    throw new CoapConnectionError(
+      'TLS_UNSUPPORTED',
+      has
+        ? `TLS_UNSUPPORTED: Raw Public Keys (RFC 7250) are not implemented by turbocoap's TLS layer yet (OpenSSL ${ver} has them)`
+        : `TLS_UNSUPPORTED: Raw Public Keys (RFC 7250) need OpenSSL 3.2 or later; this Node carries OpenSSL ${ver}`,
+    );
+  }
+}
+
 /** The driver settings of a listener's security options. @internal */
 export function serverTls(o: ServerSecurityOptions): TlsSettings {
+  checkFutureSecurity(o);
   const s: TlsSettings = {
     certPem: pem('cert', o.cert),
     keyPem: pem('key', o.key),
@@ -108,6 +165,7 @@ export function serverTls(o: ServerSecurityOptions): TlsSettings {
 /** The driver settings of a client's security options; `servername`: the URL's host when it is a name. @internal */
 export function clientTls(o: ClientSecurityOptions, servername: string | undefined): TlsSettings {
   platform().checkClientSecurity?.(o);
+  checkFutureSecurity(o);
   const s: TlsSettings = {
     certPem: pem('cert', o.cert),
     keyPem: pem('key', o.key),

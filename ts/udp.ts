@@ -8,7 +8,7 @@ export { CoapConnection } from './connection';
 export type { ConnectionTransport, ConnectionRequestInit } from './connection';
 export { connect } from './connect';
 export type { ConnectOptions } from './connect';
-export type { PemInput, ServerPsk, ClientPsk, CertificateOptions, ServerSecurityOptions, ClientSecurityOptions } from './security';
+export type { PemInput, ServerPsk, ClientPsk, CertificateOptions, ServerSecurityOptions, ClientSecurityOptions, RawPublicKeyOptions, FutureSecurityOptions } from './security';
 export { request, Agent, globalAgent } from './client';
 export type { RequestOptions, AgentOptions, CoapResponse } from './client';
 export { IncomingRequest, IncomingResponse, CoapRequestError } from './incoming';
