@@ -855,7 +855,7 @@ static napi_value dtls_stats(napi_env env, napi_callback_info info) {
 #define DS_(f) napi_set_named_property(env, out, #f, tcg_num(env, (double)st->f))
   DS_(sessions); DS_(half_open); DS_(hosts); DS_(hello_verify); DS_(handshakes); DS_(handshake_failures);
   DS_(refused); DS_(evicted); DS_(expired); DS_(closed); DS_(dropped_in); DS_(dropped_out);
-  DS_(records_in); DS_(records_out); DS_(bytes_in); DS_(bytes_out); DS_(handshake_bytes);
+  DS_(records_in); DS_(records_out); DS_(bytes_in); DS_(bytes_out); DS_(handshake_bytes); DS_(resumed);
 #undef DS_
   napi_set_named_property(env, out, "memory", tcg_num(env, (double)tcdt_memory(u->t)));
   return out;

@@ -294,6 +294,7 @@ static int update(tcdt *t, sess *s, uint64_t now) {
     ho_unlink(t, s);
     s->due = NEVER;
     t->st.handshakes++;
+    if (tc_tls_session_reused(s->tls)) t->st.resumed++;
     while (off + 2u <= s->qlen) {
       uint32_t n = (uint32_t)s->q[off] << 8 | s->q[off + 1];
       write_one(t, s, s->q + off + 2, n);
@@ -498,7 +499,7 @@ static sess *client_session(tcdt *t, uint64_t now, const uint8_t *addr, uint32_t
     if (addr[0] == 4u && alen == TCB_ADDR4_LEN) name = inet_ntop(AF_INET, addr + 3, ip, sizeof ip);
     else if (addr[0] == 6u && alen == TCB_ADDR6_LEN) name = inet_ntop(AF_INET6, addr + 3, ip, sizeof ip);
   }
-  tls = tc_tls_new(t->ctx, name, err, sizeof err);
+  tls = tc_tls_new_keyed(t->ctx, name, addr, alen, err, sizeof err); /* resumes per server address */
   if (tls == NULL) return NULL;
   s = sess_new(t, now, addr, alen, h, tls);
   if (s == NULL) return NULL;

@@ -75,6 +75,7 @@ typedef struct tcdt_stats {
   uint64_t records_out;     /**< application records sealed */
   uint64_t bytes_in, bytes_out; /**< ciphertext bytes received / queued to send */
   uint64_t handshake_bytes; /**< ciphertext bytes of handshake flights, both ways */
+  uint64_t resumed;         /**< handshakes that resumed an earlier session (abbreviated) */
 } tcdt_stats;
 
 typedef struct tcdt tcdt;

@@ -8,7 +8,7 @@
  *      any session exists, and retransmission driven by the caller (DTLSv1_get_timeout /
  *      DTLSv1_handle_timeout): OpenSSL never owns a socket or a timer. (OpenSSL still reads
  *      the clock: a read after the deadline retransmits by itself, which is harmless.)
- * Not here yet: session resumption (no cache, no tickets), Connection ID, raw public keys.
+ * Not here: Connection ID, raw public keys (OpenSSL 3.0 has neither for DTLS).
  */
 #include "tls.h"
 
@@ -70,8 +70,21 @@ static const unsigned char coap_alpn[] = { 4, 'c', 'o', 'a', 'p' };
 typedef struct { char id[TC_TLS_PSK_ID_MAX + 1]; uint8_t key[TC_TLS_PSK_KEY_MAX]; size_t key_len; } psk_entry;
 typedef struct { char name[256]; tc_tls_ctx *ctx; } sni_entry;
 
+/* Client session resumption: the last resumable session per server (key: the caller's
+ * resume key, else the host), TC_TLS_RESUME_MAX entries, the least recently used replaced. */
+#define TC_TLS_RESUME_MAX 32
+#define TC_TLS_RESUME_KEY_MAX 64
+typedef struct {
+  uint8_t key[TC_TLS_RESUME_KEY_MAX];
+  size_t len;
+  SSL_SESSION *sess;
+  uint64_t used;
+} resume_entry;
+
 struct tc_tls_ctx {
   SSL_CTX *ssl_ctx;
+  resume_entry resume[TC_TLS_RESUME_MAX]; /* client */
+  uint64_t resume_tick;
   BIO_METHOD *dgram_meth; /* datagram contexts: the record-preserving BIO */
   int refs;
   size_t mtu;                   /* datagram: the largest UDP payload */
@@ -115,6 +128,8 @@ struct tc_tls {
   int alert_sent, alert_received;
   int psk_used, psk_unknown, alpn_failed, sent_close;
   int host_is_ip;
+  uint8_t rkey[TC_TLS_RESUME_KEY_MAX]; /* client: the resume key ("" = none) */
+  size_t rkey_len;
   long first_verify_error; /* X509_V_ERR_* of the first failure when failures are allowed */
   char host[256];
   char psk_id[TC_TLS_PSK_ID_MAX + 1]; /* server: the identity the client sent */
@@ -412,12 +427,17 @@ int tc_tls_ctx_new(const tc_tls_config *cfg, tc_tls_ctx **out, char *err, size_t
     return ctx_fail(c, TC_TLS_E_CONFIG, err, errcap, "protocol version");
   /* Idle connections keep no record buffers. The chain sent is the configured one (leaf +
    * intermediates), not one completed from the trust store with its root (bytes on the wire).
-   * No renegotiation, no compression. Session
-   * resumption is not offered yet (no cache, no tickets): nothing grows with past sessions. */
+   * No renegotiation, no compression. Resumption (TLS 1.2 / DTLS 1.2) by session ID, no
+   * tickets: a server keeps a bounded cache (TC_TLS_SERVER_CACHE sessions, TC_TLS_SESSION_TIMEOUT
+   * s), a client the last session per server in the context (TC_TLS_RESUME_MAX). */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
                                (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_session_cache_mode(ctx, server ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
+  if (server) {
+    SSL_CTX_sess_set_cache_size(ctx, TC_TLS_SERVER_CACHE);
+    SSL_CTX_set_timeout(ctx, TC_TLS_SESSION_TIMEOUT);
+  }
   if (server) SSL_CTX_set_num_tickets(ctx, 0);
   if (dgram) {
     /* MTU from the config, never queried from a socket; a server answers a ClientHello without
@@ -485,6 +505,7 @@ void tc_tls_ctx_free(tc_tls_ctx *c) {
     OPENSSL_cleanse(c->psk_tab, sizeof(psk_entry) * TC_TLS_PSK_TABLE_MAX);
     free(c->psk_tab);
   }
+  for (unsigned i = 0; i < TC_TLS_RESUME_MAX; i++) SSL_SESSION_free(c->resume[i].sess);
   OPENSSL_cleanse(c->psk_key, sizeof c->psk_key);
   OPENSSL_cleanse(c->cookie_key, sizeof c->cookie_key);
   SSL_CTX_free(c->ssl_ctx);
@@ -579,8 +600,42 @@ static void fail_from_openssl(tc_tls *s, int ssl_error, int in_handshake) {
   fail(s, code, msg);
 }
 
+static resume_entry *resume_find(tc_tls_ctx *c, const uint8_t *key, size_t len) {
+  for (unsigned i = 0; i < TC_TLS_RESUME_MAX; i++)
+    if (c->resume[i].sess != NULL && c->resume[i].len == len && memcmp(c->resume[i].key, key, len) == 0) return &c->resume[i];
+  return NULL;
+}
+
+/* Client: keep the session just established as the one to offer to this server next time. */
+static void resume_store(tc_tls *s) {
+  tc_tls_ctx *c = s->ctx;
+  if (s->rkey_len == 0) return;
+  SSL_SESSION *ss = SSL_get1_session(s->ssl);
+  if (ss == NULL || !SSL_SESSION_is_resumable(ss)) {
+    SSL_SESSION_free(ss);
+    return;
+  }
+  resume_entry *e = resume_find(c, s->rkey, s->rkey_len);
+  if (e == NULL) { /* a free entry, else the least recently used */
+    e = &c->resume[0];
+    for (unsigned i = 0; i < TC_TLS_RESUME_MAX; i++) {
+      if (c->resume[i].sess == NULL) {
+        e = &c->resume[i];
+        break;
+      }
+      if (c->resume[i].used < e->used) e = &c->resume[i];
+    }
+  }
+  SSL_SESSION_free(e->sess);
+  e->sess = ss;
+  memcpy(e->key, s->rkey, s->rkey_len);
+  e->len = s->rkey_len;
+  e->used = ++c->resume_tick;
+}
+
 static void handshake_done(tc_tls *s) {
   s->state = TC_TLS_OPEN;
+  if (s->ctx->role == TC_TLS_CLIENT) resume_store(s);
   if (s->ctx->role == TC_TLS_CLIENT && s->ctx->alpn == TC_TLS_ALPN_REQUIRE) {
     const unsigned char *p = NULL;
     unsigned int n = 0;
@@ -829,6 +884,10 @@ size_t tc_tls_buffer_bytes(const tc_tls *s) {
 }
 
 tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
+  return tc_tls_new_keyed(c, host, NULL, 0, err, errcap);
+}
+
+tc_tls *tc_tls_new_keyed(tc_tls_ctx *c, const char *host, const uint8_t *rkey, size_t rkey_len, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
   if (c != NULL && c->transport == TC_TLS_DATAGRAM && c->role == TC_TLS_SERVER) {
     set_msg(err, errcap, "tc_tls_new: a DTLS server session starts from tc_dtls_listen (cookie exchange)", NULL);
@@ -847,6 +906,19 @@ tc_tls *tc_tls_new(tc_tls_ctx *c, const char *host, char *err, size_t errcap) {
   }
   if (c->role == TC_TLS_CLIENT) {
     SSL_set_connect_state(s->ssl);
+    if (rkey == NULL && host != NULL) {
+      rkey = (const uint8_t *)host;
+      rkey_len = strlen(host);
+    }
+    if (rkey != NULL && rkey_len > 0 && rkey_len <= sizeof s->rkey) {
+      memcpy(s->rkey, rkey, rkey_len);
+      s->rkey_len = rkey_len;
+      resume_entry *e = resume_find(c, rkey, rkey_len);
+      if (e != NULL) {
+        e->used = ++c->resume_tick;
+        (void)SSL_set_session(s->ssl, e->sess); /* offered; a server that lost it does a full handshake */
+      }
+    }
     if (host != NULL) {
       memcpy(s->host, host, strlen(host) + 1);
       ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
@@ -1063,6 +1135,8 @@ int tc_tls_get_info(const tc_tls *s, tc_tls_info *o) {
   o->session_reused = SSL_session_reused(s->ssl);
   return 0;
 }
+
+int tc_tls_session_reused(const tc_tls *s) { return s != NULL && SSL_session_reused(s->ssl) == 1; }
 
 /* ================================================================ DTLS: timers and listen */
 

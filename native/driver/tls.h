@@ -159,6 +159,15 @@ typedef enum {
  *  (ClientHello) is pending in the output as soon as this returns. Server: host must be NULL.
  *  Returns NULL on allocation failure or bad arguments (message in err as for tc_tls_ctx_new). */
 tc_tls *tc_tls_new(tc_tls_ctx *ctx, const char *host, char *err, size_t errcap);
+/** tc_tls_new with a resume key (client; e.g. the server's address bytes, at most 64): the
+ *  context keeps the last resumable TLS 1.2 / DTLS 1.2 session per key (the
+ *  TC_TLS_RESUME_MAX = 32 most recently used) and offers it on the next session with the same
+ *  key; tc_tls_info.session_reused tells whether the server resumed it. tc_tls_new keys by
+ *  `host` (none when NULL). A server keeps up to TC_TLS_SERVER_CACHE sessions for
+ *  TC_TLS_SESSION_TIMEOUT seconds (OpenSSL's session-ID cache; no tickets). */
+tc_tls *tc_tls_new_keyed(tc_tls_ctx *ctx, const char *host, const uint8_t *rkey, size_t rkey_len, char *err, size_t errcap);
+#define TC_TLS_SERVER_CACHE 4096
+#define TC_TLS_SESSION_TIMEOUT 7200
 void tc_tls_free(tc_tls *s);
 
 /** Bytes received from the socket. Accepts at most in_cap minus what is buffered and returns
@@ -210,6 +219,8 @@ typedef struct tc_tls_info {
   char peer_cn[129];      /**< the peer certificate's subject CN (UTF-8, truncated), "" if none */
 } tc_tls_info;
 int tc_tls_get_info(const tc_tls *s, tc_tls_info *out);
+/** 1 when the handshake resumed an earlier session (SSL_session_reused), else 0. */
+int tc_tls_session_reused(const tc_tls *s);
 
 /* -------------------------------------------------------------------- DTLS */
 

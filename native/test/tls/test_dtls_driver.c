@@ -456,8 +456,53 @@ static void test_bounds_and_time(void) {
   CLIENT = saved_c;
 }
 
+/* Session resumption: a client that closed its session offers it on the next handshake to the
+ * same server, which resumes it from its cache (abbreviated handshake: fewer bytes). */
+static void test_resume(void) {
+  node *srv = make(1, NULL, 0, NULL), *saved_s = SERVER, *saved_c = CLIENT;
+  node *c = make(0, KEY, 45000, NULL);
+  int a;
+  SERVER = srv;
+  CLIENT = c;
+  request(c, 8000);
+  pump(8000);
+  CHECK_EQ(srv->requests, 1, "first session: served");
+  CHECK_EQ(tcdt_get_stats(c->t)->resumed, 0, "a full handshake first");
+  uint64_t full = tcdt_get_stats(c->t)->handshake_bytes;
+  while ((a = tcdt_close_all(c->t)) > 0) send_out(c);
+  send_out(c);
+  pump(8001);
+  CHECK_EQ(tcdt_get_stats(srv->t)->sessions, 0, "closed on the server");
+  CHECK_EQ(tcdt_get_stats(c->t)->sessions, 0, "closed on the client");
+  request(c, 8002);
+  pump(8002);
+  CHECK_EQ(srv->requests, 2, "second session: served");
+  CHECK_EQ(tcdt_get_stats(c->t)->handshakes, 2, "client: two handshakes");
+  CHECK_EQ(tcdt_get_stats(c->t)->resumed, 1, "client: the second resumed the first session");
+  CHECK_EQ(tcdt_get_stats(srv->t)->resumed, 1, "server: resumed from its cache");
+  uint64_t abbrev = tcdt_get_stats(c->t)->handshake_bytes - full;
+  CHECK(abbrev < full, "the abbreviated handshake is smaller: %llu < %llu", (unsigned long long)abbrev,
+        (unsigned long long)full);
+  /* a new server (empty cache) does a full handshake although the client offers the session */
+  while ((a = tcdt_close_all(c->t)) > 0) send_out(c);
+  send_out(c);
+  pump(8003);
+  drop(srv);
+  srv = make(1, NULL, 0, NULL);
+  SERVER = srv;
+  request(c, 8004);
+  pump(8004);
+  CHECK_EQ(srv->requests, 1, "the new server serves");
+  CHECK_EQ(tcdt_get_stats(c->t)->resumed, 1, "no resumption against an unknown session");
+  drop(c);
+  drop(srv);
+  SERVER = saved_s;
+  CLIENT = saved_c;
+}
+
 int main(void) {
   test_roundtrip();
+  test_resume();
   test_bad_records();
   test_flood();
   test_wrong_psk();
