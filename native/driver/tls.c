@@ -1109,7 +1109,8 @@ int tc_tls_get_info(const tc_tls *s, tc_tls_info *o) {
   const char *sn = s->ctx->role == TC_TLS_CLIENT ? (s->host_is_ip ? NULL : s->host)
                                                  : SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
   if (sn != NULL) snprintf(o->servername, sizeof o->servername, "%s", sn);
-  if (s->psk_used) {
+  const SSL_CIPHER *cs = SSL_get_current_cipher(s->ssl);
+  if (s->psk_used || (SSL_session_reused(s->ssl) && cs != NULL && SSL_CIPHER_get_auth_nid(cs) == NID_auth_psk)) {
     const char *id = s->ctx->role == TC_TLS_CLIENT ? s->ctx->psk_identity : SSL_get_psk_identity(s->ssl);
     if (id != NULL) snprintf(o->psk_identity, sizeof o->psk_identity, "%s", id);
   }
