@@ -119,6 +119,7 @@ describe('turbocoap client ↔ turbocoap server over DTLS', () => {
       const st = dtlsStats(s.driver)!;
       expect(st.sessions).toBe(1);
       expect(st.handshakes).toBe(1);
+      expect(st.resumed).toBe(0); // the counter is exposed; resumption itself: native/test/tls/test_dtls_driver.c test_resume
       expect(st.records_in).toBeGreaterThan(300);
     } finally {
       await agent.close();
